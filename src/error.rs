@@ -1,0 +1,180 @@
+//! Error types, one per operation. Each variant says what went wrong in terms a
+//! user can act on; none of them is ever turned into a panic.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Creating or opening a queue failed.
+#[derive(Debug)]
+pub enum OpenError {
+    /// No file at the path.
+    NotFound(PathBuf),
+    /// `create` found a file at the path and was not asked to replace it.
+    AlreadyExists(PathBuf),
+    /// The file does not start with the shmq magic bytes.
+    NotAQueue(PathBuf),
+    /// The file is a shmq queue of another format version.
+    WrongVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        expected: u32,
+    },
+    /// The file is shorter (or longer) than its header says.
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Size the header implies.
+        expected: u64,
+        /// Actual size.
+        found: u64,
+    },
+    /// The geometry is invalid (at creation) or inconsistent (in a file).
+    BadGeometry(String),
+    /// The file uses features this build does not know.
+    Incompatible(String),
+    /// This CPU has no lock-free 128-bit atomics, which the protocol needs.
+    Unsupported,
+    /// An I/O error, with the operation that failed.
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::NotFound(p) => write!(f, "{}: no such queue file", p.display()),
+            OpenError::AlreadyExists(p) => write!(f, "{}: file exists (use --force to replace it)", p.display()),
+            OpenError::NotAQueue(p) => write!(f, "{}: not a shmq queue (bad magic)", p.display()),
+            OpenError::WrongVersion { path, found, expected } => write!(
+                f,
+                "{}: queue format version {found}, this build reads version {expected}",
+                path.display()
+            ),
+            OpenError::Truncated { path, expected, found } => write!(
+                f,
+                "{}: file is {found} bytes but its header describes {expected} bytes (truncated or damaged)",
+                path.display()
+            ),
+            OpenError::BadGeometry(s) => write!(f, "bad queue geometry: {s}"),
+            OpenError::Incompatible(s) => write!(f, "incompatible queue: {s}"),
+            OpenError::Unsupported => write!(f, "this CPU lacks lock-free 128-bit atomics (cmpxchg16b / casp)"),
+            OpenError::Io { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Sending failed. The caller still owns the message bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The message is longer than the queue's maximum.
+    TooLarge {
+        /// Length given.
+        len: usize,
+        /// The queue's maximum.
+        max: usize,
+    },
+    /// The ring is full (a group has not consumed what would be overwritten).
+    Full,
+    /// The ring stayed full until the timeout.
+    Timeout,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::TooLarge { len, max } => write!(f, "message of {len} bytes exceeds the queue maximum of {max}"),
+            SendError::Full => write!(f, "queue full: a consumer group has not read what would be overwritten"),
+            SendError::Timeout => write!(f, "queue stayed full until the timeout"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Receiving failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecvError {
+    /// Nothing to receive now (`try_recv`).
+    Empty,
+    /// Nothing arrived before the timeout.
+    Timeout,
+    /// The queue memory holds something the protocol did not write.
+    Corrupt(String),
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Empty => write!(f, "no message available"),
+            RecvError::Timeout => write!(f, "no message before the timeout"),
+            RecvError::Corrupt(s) => write!(f, "queue corrupt: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+/// A group operation failed.
+#[derive(Debug)]
+pub enum GroupError {
+    /// No group of that name.
+    Unknown(String),
+    /// A group of that name exists already.
+    Exists(String),
+    /// Every group slot is taken.
+    TableFull {
+        /// The queue's group limit.
+        max: u32,
+    },
+    /// Every member slot of the group is taken by a live member.
+    MembersFull {
+        /// The group.
+        group: String,
+        /// The queue's member limit.
+        max: u32,
+    },
+    /// Names are 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
+    InvalidName(String),
+    /// The group has live members; stop them first.
+    HasMembers {
+        /// The group.
+        group: String,
+        /// How many.
+        count: usize,
+    },
+    /// Taking the queue's admin lock failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for GroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupError::Unknown(g) => write!(f, "unknown group '{g}'"),
+            GroupError::Exists(g) => write!(f, "group '{g}' exists already"),
+            GroupError::TableFull { max } => write!(f, "group table full ({max} groups); remove one or create the queue with a larger --max-groups"),
+            GroupError::MembersFull { group, max } => write!(f, "group '{group}' has {max} live members already (the queue's --max-members)"),
+            GroupError::InvalidName(g) => write!(f, "invalid group name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
+            GroupError::HasMembers { group, count } => write!(f, "group '{group}' has {count} live member(s); stop them first"),
+            GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for GroupError {}

@@ -1,0 +1,397 @@
+//! Consumer groups: broadcast between groups, unicast within a group.
+//!
+//! Each group has a `CURSOR = (seq, pos)`: the next message it hands out. Every
+//! group reads every record; members of one group compete for the cursor.
+//!
+//! # Taking a message (members)
+//! A member loads the cursor, checks the commit stamp of the record there,
+//! publishes the record's position as its *inflight hazard*, issues a SeqCst
+//! fence, and CASes the cursor past the record. The CAS succeeding means the
+//! cursor never moved while the member looked, so the record is its alone; the
+//! hazard then keeps producers from overwriting it until the member clears it.
+//!
+//! Producers scan every group's cursor, then a SeqCst fence, then every hazard
+//! ([`Ring::scan_groups`]). Either the member's fence comes first, and the
+//! scan sees its hazard; or the scan's fence comes first, and then the scan's
+//! Acquire cursor load cannot have seen the member's CAS (that would make the
+//! member's fence happen before the scan's), so the scan's limit is at or below
+//! the record. Either way the record is not overwritten while read.
+//!
+//! # Adding a group
+//! A new group must start at a position no producer will overwrite. It writes
+//! its cursor (HEAD for `earliest`, TAIL for `latest`) and then CASes HEAD to
+//! the same position with its generation incremented. A producer advances HEAD
+//! only by a CAS from the value it loaded before scanning, so a producer whose
+//! scan missed the new group loaded HEAD before the group's CAS and its own CAS
+//! fails; one whose load saw the group's CAS (Acquire/Release) sees the group.
+//!
+//! Group add, remove and member attach are rare and run under the queue's admin
+//! lock (flock); the hot paths never take it.
+
+use crate::layout::*;
+use crate::region::Region;
+use crate::ring::{pack_head, unpack_head, widen_seq, Ring};
+use crate::sync::{fence, AtomicU128, AtomicU64, Ordering};
+use crate::wait::Event;
+
+/// What a producer's scan found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scan {
+    /// Lowest `(seq, pos)` cursor over registered groups, if any.
+    pub min_cursor: Option<(u64, u64)>,
+    /// Lowest inflight hazard (IDLE when none).
+    pub min_inflight: u64,
+}
+
+/// Where a new group starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest message the ring still holds.
+    Earliest,
+    /// The next message to be published.
+    Latest,
+}
+
+/// A message a member has taken: it holds the hazard until released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// Sequence number.
+    pub seq: u64,
+    /// Ring position of the record.
+    pub pos: u64,
+    /// Payload length.
+    pub len: u32,
+    /// Publish timestamp.
+    pub ts_ns: u64,
+}
+
+/// The shared memory does not hold what the protocol put there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corrupt(pub String);
+
+/// A registered group's state, as `stat` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Slot index.
+    pub slot: usize,
+    /// Name.
+    pub name: String,
+    /// Next sequence number the group will deliver.
+    pub next_seq: u64,
+    /// Ring position of that message.
+    pub next_pos: u64,
+    /// Attached member slots.
+    pub members: Vec<MemberInfo>,
+}
+
+/// An attached member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Member slot index.
+    pub slot: usize,
+    /// Process id.
+    pub pid: u64,
+    /// Process start time (clock ticks since boot).
+    pub start_time: u64,
+    /// Messages handed to this member.
+    pub delivered: u64,
+    /// Position being read, if any.
+    pub inflight: Option<u64>,
+}
+
+impl<R: Region> Ring<R> {
+    fn slot_word(&self, g: usize, field: usize) -> &AtomicU64 {
+        self.region.u64_at(self.geo.slot_off(g) + field)
+    }
+
+    pub(crate) fn cursor(&self, g: usize) -> &AtomicU128 {
+        self.region.u128_at(self.geo.slot_off(g) + G_CURSOR)
+    }
+
+    fn member_word(&self, g: usize, m: usize, field: usize) -> &AtomicU64 {
+        self.region.u64_at(self.geo.member_off(g, m) + field)
+    }
+
+    fn slot_state(&self, g: usize) -> u64 {
+        // Acquire pairs with the Release state stores in add/remove: the name and
+        // cursor written before them are visible.
+        self.slot_word(g, G_STATE).load(Ordering::Acquire) & 0xff
+    }
+
+    /// Cursors of every registered group, then (after a fence) every hazard.
+    pub(crate) fn scan_groups(&self) -> Scan {
+        let mut min_cursor: Option<(u64, u64)> = None;
+        for g in 0..self.geo.max_groups as usize {
+            let st = self.slot_state(g);
+            if st != SLOT_CREATING && st != SLOT_ACTIVE {
+                continue;
+            }
+            // SYNC POINT cursor: Acquire pairs with the members' cursor CAS
+            // (Release): see the module docs for why this matters to hazards.
+            let (seq, pos) = unpack(self.cursor(g).load(Ordering::Acquire));
+            if min_cursor.is_none_or(|(_, p)| pos < p) {
+                min_cursor = Some((seq, pos));
+            }
+        }
+        // SYNC POINT hazard: pairs with the fence in `try_take` between a
+        // member's hazard store and its cursor CAS.
+        fence(Ordering::SeqCst);
+        let mut min_inflight = IDLE;
+        for g in 0..self.geo.max_groups as usize {
+            let st = self.slot_state(g);
+            if st != SLOT_CREATING && st != SLOT_ACTIVE {
+                continue;
+            }
+            for m in 0..self.geo.max_members as usize {
+                // Acquire pairs with the Release in `release`: the member's
+                // reads of the record happen before anything we then overwrite.
+                let h = self.member_word(g, m, M_INFLIGHT).load(Ordering::Acquire);
+                min_inflight = min_inflight.min(h);
+            }
+        }
+        Scan { min_cursor, min_inflight }
+    }
+
+    /// Takes the next message for member `m` of group `g`, if one is committed.
+    /// On `Ok(Some(_))` the member holds a hazard on the record: copy it out,
+    /// then call [`Ring::release`].
+    pub fn try_take(&self, g: usize, m: usize) -> Result<Option<Taken>, Corrupt> {
+        let cursor = self.cursor(g);
+        let hazard = self.member_word(g, m, M_INFLIGHT);
+        let mut hazard_set = false;
+        let result = loop {
+            // Acquire pairs with other members' cursor CAS (Release).
+            let cur = cursor.load(Ordering::Acquire);
+            let (seq, pos) = unpack(cur);
+            let off = self.geo.ring_at(pos);
+            // SYNC POINT commit (reader side): Acquire pairs with the Release
+            // store in `Ring::commit`; the header and payload are visible.
+            let w = self.commit_word(pos).load(Ordering::Acquire);
+            if w == self.stamp(pos, KIND_PAD) {
+                let next = pack(seq, pos + self.geo.room_to_end(pos));
+                if cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    self.notify(Event::Space);
+                }
+                continue;
+            }
+            let kind = if w == self.stamp(pos, KIND_MSG) {
+                KIND_MSG
+            } else if w == self.stamp(pos, KIND_ABORT) {
+                KIND_ABORT
+            } else {
+                break Ok(None); // not committed yet
+            };
+            let len = self.region.u64_at(off + 8).load(Ordering::Relaxed);
+            let size = record_size(len & 0xffff_ffff);
+            if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
+                // A bad length is only real corruption if the cursor did not move
+                // meanwhile (otherwise the record may have been reused under us).
+                if cursor.load(Ordering::Acquire) == cur {
+                    break Err(Corrupt(format!("record at position {pos} has length {len}")));
+                }
+                continue;
+            }
+            let next = pack(seq + 1, pos + size);
+            if kind == KIND_ABORT {
+                // An abandoned claim: skip it (its sequence number stays unused).
+                if cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    self.notify(Event::Space);
+                }
+                continue;
+            }
+            // Relaxed store: ordered before the CAS by the fence.
+            hazard.store(pos, Ordering::Relaxed);
+            hazard_set = true;
+            // SYNC POINT hazard: pairs with the fence in `scan_groups`.
+            fence(Ordering::SeqCst);
+            // AcqRel: Release so a scan that sees the new cursor is ordered after
+            // our fence (see module docs); Acquire to chain with the previous CAS.
+            if cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                continue; // another member took it
+            }
+            let rseq = self.region.u64_at(off + 16).load(Ordering::Relaxed);
+            let ts_ns = self.region.u64_at(off + 24).load(Ordering::Relaxed);
+            if rseq != seq {
+                break Err(Corrupt(format!("record at position {pos} has sequence {rseq}, expected {seq}")));
+            }
+            let delivered = self.member_word(g, m, M_DELIVERED);
+            // Only this member writes its counter: load + store, no RMW needed.
+            delivered.store(delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            return Ok(Some(Taken { seq, pos, len: len as u32, ts_ns }));
+        };
+        if hazard_set {
+            self.release(g, m);
+        }
+        result
+    }
+
+    /// Copies the payload of a taken record into `dst` (`dst.len()` must be the
+    /// record's length).
+    pub fn read_payload(&self, t: &Taken, dst: &mut [u8]) {
+        debug_assert_eq!(dst.len(), t.len as usize);
+        // SAFETY: the caller holds the hazard on `t` (taken, not yet released),
+        // so no producer writes these bytes; the length was bounds-checked.
+        unsafe { self.region.read(self.geo.ring_at(t.pos) + RECORD_HEADER, dst) }
+    }
+
+    /// Drops member `m`'s hazard and wakes producers waiting for space.
+    pub fn release(&self, g: usize, m: usize) {
+        // SYNC POINT hazard release: Release pairs with the Acquire hazard load in
+        // `scan_groups`; our reads of the record happen before its overwrite.
+        self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Release);
+        self.notify(Event::Space);
+    }
+
+    /// Whether a record (message, pad or abort) is committed at group `g`'s
+    /// cursor: the condition a sleeping consumer waits for.
+    pub fn has_next(&self, g: usize) -> bool {
+        let (_, pos) = unpack(self.cursor(g).load(Ordering::Acquire));
+        let w = self.commit_word(pos).load(Ordering::Acquire);
+        w == self.stamp(pos, KIND_MSG) || w == self.stamp(pos, KIND_PAD) || w == self.stamp(pos, KIND_ABORT)
+    }
+
+    // ----- registry (callers hold the admin lock) -----
+
+    /// Reads the name of slot `g` with atomic loads (another process may be
+    /// rewriting a slot that is being freed and reused).
+    fn slot_name(&self, g: usize) -> Vec<u8> {
+        let len = (self.slot_word(g, G_NAME_LEN).load(Ordering::Relaxed) as usize).min(MAX_NAME);
+        let mut out = Vec::with_capacity(MAX_NAME);
+        for i in 0..MAX_NAME / 8 {
+            let w = self.slot_word(g, G_NAME + 8 * i).load(Ordering::Relaxed);
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn write_name(&self, g: usize, name: &[u8]) {
+        let mut buf = [0u8; MAX_NAME];
+        buf[..name.len()].copy_from_slice(name);
+        for i in 0..MAX_NAME / 8 {
+            let w = u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+            self.slot_word(g, G_NAME + 8 * i).store(w, Ordering::Relaxed);
+        }
+        self.slot_word(g, G_NAME_LEN).store(name.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Slot of the active group called `name`.
+    pub fn find_group(&self, name: &[u8]) -> Option<usize> {
+        (0..self.geo.max_groups as usize).find(|&g| self.slot_state(g) == SLOT_ACTIVE && self.slot_name(g) == name)
+    }
+
+    /// Registers a group in a free slot (the caller checked the name is new and
+    /// valid). Returns the slot, or `None` when the table is full.
+    pub fn add_group(&self, name: &[u8], start: StartAt, created_ns: u64) -> Option<usize> {
+        let g = (0..self.geo.max_groups as usize).find(|&g| self.slot_state(g) == SLOT_FREE)?;
+        let state = self.slot_word(g, G_STATE);
+        let gen = state.load(Ordering::Relaxed) >> 8;
+        self.write_name(g, name);
+        self.slot_word(g, G_CREATED).store(created_ns, Ordering::Relaxed);
+        for m in 0..self.geo.max_members as usize {
+            self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Relaxed);
+            self.member_word(g, m, M_STATE).store(MEMBER_FREE, Ordering::Relaxed);
+            self.member_word(g, m, M_DELIVERED).store(0, Ordering::Relaxed);
+        }
+        // Park the cursor at the tail so that scans between the state store and
+        // the loop below see a harmless value.
+        self.cursor(g).store(self.tail().load(Ordering::Acquire), Ordering::Relaxed);
+        // Release: scans that see CREATING also see the name and cursor.
+        state.store(((gen + 1) << 8) | SLOT_CREATING, Ordering::Release);
+        loop {
+            let v = self.head().load(Ordering::Acquire);
+            let (hpos, hseq, hgen) = unpack_head(v);
+            let tail = self.tail().load(Ordering::Acquire);
+            let (tseq, _) = unpack(tail);
+            let start_word = match start {
+                StartAt::Earliest => pack(widen_seq(tseq, hseq), hpos),
+                StartAt::Latest => tail,
+            };
+            self.cursor(g).store(start_word, Ordering::Release);
+            // SYNC POINT head (group add): Release pairs with the Acquire HEAD
+            // load in `refresh_limit`. The generation bump makes any CAS based on
+            // a scan that missed this group fail.
+            let bumped = pack_head(hpos, hseq, hgen.wrapping_add(1));
+            if self.head().compare_exchange(v, bumped, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                break;
+            }
+        }
+        state.store(((gen + 1) << 8) | SLOT_ACTIVE, Ordering::Release);
+        Some(g)
+    }
+
+    /// Unregisters group `g` (the caller checked it has no live members).
+    pub fn remove_group(&self, g: usize) {
+        let state = self.slot_word(g, G_STATE);
+        let gen = state.load(Ordering::Relaxed) >> 8;
+        for m in 0..self.geo.max_members as usize {
+            self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Release);
+            self.member_word(g, m, M_STATE).store(MEMBER_FREE, Ordering::Release);
+        }
+        // Release: a scan that no longer sees the group was ordered after it.
+        state.store(((gen + 1) << 8) | SLOT_FREE, Ordering::Release);
+        // Removing a slow group may free space.
+        self.notify(Event::Space);
+    }
+
+    /// Attached members of group `g` as (slot, pid, start_time).
+    pub fn members(&self, g: usize) -> Vec<MemberInfo> {
+        (0..self.geo.max_members as usize)
+            .filter(|&m| self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_ATTACHED)
+            .map(|m| {
+                let inflight = self.member_word(g, m, M_INFLIGHT).load(Ordering::Relaxed);
+                MemberInfo {
+                    slot: m,
+                    pid: self.member_word(g, m, M_PID).load(Ordering::Relaxed),
+                    start_time: self.member_word(g, m, M_START).load(Ordering::Relaxed),
+                    delivered: self.member_word(g, m, M_DELIVERED).load(Ordering::Relaxed),
+                    inflight: (inflight != IDLE).then_some(inflight),
+                }
+            })
+            .collect()
+    }
+
+    /// Takes a free member slot of group `g` for process `pid`.
+    pub fn attach(&self, g: usize, pid: u64, start_time: u64) -> Option<usize> {
+        let m = (0..self.geo.max_members as usize)
+            .find(|&m| self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_FREE)?;
+        self.member_word(g, m, M_PID).store(pid, Ordering::Relaxed);
+        self.member_word(g, m, M_START).store(start_time, Ordering::Relaxed);
+        self.member_word(g, m, M_DELIVERED).store(0, Ordering::Relaxed);
+        self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Relaxed);
+        // Release: readers of the state see the identity written above.
+        self.member_word(g, m, M_STATE).store(MEMBER_ATTACHED, Ordering::Release);
+        Some(m)
+    }
+
+    /// Frees member slot `m` (its owner leaving, or a dead owner being reaped).
+    /// A message it had taken but not finished is lost to the group (no
+    /// acknowledgements yet; see the README).
+    pub fn detach(&self, g: usize, m: usize) {
+        self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Release);
+        self.member_word(g, m, M_STATE).store(MEMBER_FREE, Ordering::Release);
+        self.notify(Event::Space);
+    }
+
+    /// Registered groups, for `stat`.
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        (0..self.geo.max_groups as usize)
+            .filter(|&g| self.slot_state(g) == SLOT_ACTIVE)
+            .map(|g| {
+                let (next_seq, next_pos) = unpack(self.cursor(g).load(Ordering::Acquire));
+                GroupInfo {
+                    slot: g,
+                    name: String::from_utf8_lossy(&self.slot_name(g)).into_owned(),
+                    next_seq,
+                    next_pos,
+                    members: self.members(g),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether slot `g` holds an active group (members check this on attach).
+    pub fn is_active(&self, g: usize) -> bool {
+        self.slot_state(g) == SLOT_ACTIVE
+    }
+}

@@ -1,0 +1,327 @@
+//! The queue file format, byte by byte. Everything else computes offsets through
+//! this module; nothing here touches memory.
+//!
+//! All integers are native-endian (the file never leaves the host). Offsets are
+//! from the start of the file. "Line" means a 128-byte block: hot words that
+//! different parties write live on lines of their own so they do not
+//! false-share (128 bytes, not 64, because of adjacent-line prefetch).
+//!
+//! ```text
+//! HEADER (4096 bytes)
+//!   0   magic            [u8; 8]  b"SHMQUEUE"
+//!   8   version          u32      FORMAT_VERSION (a reader refuses any other)
+//!   12  header_size      u32      4096
+//!   16  capacity         u64      ring bytes, a power of two
+//!   24  max_msg          u32      largest payload in bytes
+//!   28  max_groups       u32
+//!   32  max_members      u32      per group
+//!   36  compat_flags     u32      features a reader must understand (none yet; a
+//!                                 reader refuses unknown bits). Reserved: bit 0 spill
+//!                                 log configured, bit 1 producer identity in records.
+//!   40  group_table_off  u64      = 4096
+//!   48  group_slot_size  u64
+//!   56  ring_off         u64      page aligned
+//!   64  file_size        u64      = ring_off + capacity
+//!   72  created_ns       u64      CLOCK_REALTIME at creation
+//!   80  nonce            u64      random, mixed into every commit stamp
+//!   88  (reserved up to 256, zero)
+//!   256 TAIL     line: u128 = seq << 64 | pos   next sequence number and byte
+//!                      position to be claimed (advanced by producers' CAS)
+//!   384 HEAD     line: u128 = (gen << 32 | seq_lo32) << 64 | pos   oldest record
+//!                      the ring still holds; gen changes whenever a group is added
+//!   512 DATA     line: u32 futex word, u32 sleeping consumers (at 516)
+//!   640 SPACE    line: u32 futex word, u32 sleeping producers (at 644)
+//!   768 COUNTERS line: u64 full_waits (times a producer found the ring full),
+//!                      u64 aborted (claims abandoned without a message)
+//!   896..4096    reserved for the spill log and producer registry (zero)
+//!
+//! GROUP TABLE at group_table_off: max_groups slots of group_slot_size bytes
+//!   +0   state      u64   low 8 bits SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE,
+//!                         upper bits a generation bumped on every change
+//!   +8   name_len   u64
+//!   +16  name       [u8; 64]
+//!   +80  created_ns u64
+//!   +128 CURSOR line: u128 = seq << 64 | pos   next message the group hands out
+//!   +256 members: max_members member slots of 128 bytes
+//!        +0   state      u64  MEMBER_FREE / MEMBER_ATTACHED (+ generation)
+//!        +8   pid        u64
+//!        +16  start_time u64  process start time (clock ticks since boot), so a
+//!                             reused pid is not mistaken for the member
+//!        +24  inflight   u64  position of the record the member is reading, or
+//!                             IDLE; producers never overwrite it (a hazard)
+//!        +32  delivered  u64  messages handed to this member
+//!        +40..128 reserved (acknowledgement window)
+//!
+//! RING at ring_off: `capacity` bytes of records. A record at byte position `pos`
+//! (a u64 that only grows; its offset in the ring is pos & (capacity - 1)) is
+//! 8-byte aligned and never wraps around the end of the ring:
+//!   +0   commit  u64  stamp(pos, kind): written last, with Release
+//!   +8   len     u32  payload bytes;   +12 flags u32 (none defined; reserved)
+//!   +16  seq     u64
+//!   +24  ts_ns   u64  publish time, CLOCK_REALTIME
+//!   +32  payload, then zero padding to a multiple of 8
+//! A PAD record (kind KIND_PAD) is only its commit word: it fills the ring from
+//! its position to the end, and the next record starts at offset 0.
+//! ```
+//!
+//! The stamp is `(pos | kind) ^ nonce`. A word left from an earlier lap holds a
+//! different position and so never looks committed; the nonce makes it
+//! vanishingly unlikely that stale payload bytes look like a stamp.
+
+/// The eight bytes every queue file starts with.
+pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
+/// Format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of the header block.
+pub const HEADER_SIZE: usize = 4096;
+/// Size of a record header.
+pub const RECORD_HEADER: usize = 32;
+/// Record alignment.
+pub const ALIGN: usize = 8;
+/// Longest group name in bytes.
+pub const MAX_NAME: usize = 64;
+/// Smallest ring (loom models use tiny rings; real queues are far larger).
+pub const MIN_CAPACITY: u64 = 64;
+/// Largest ring: keeps (tail.seq - head.seq) below 2^31, which the 32-bit
+/// sequence field of HEAD relies on (records are at least 32 bytes).
+pub const MAX_CAPACITY: u64 = 1 << 36;
+/// Most groups a queue may be created with.
+pub const MAX_GROUPS_LIMIT: u32 = 1024;
+/// Most members per group a queue may be created with.
+pub const MAX_MEMBERS_LIMIT: u32 = 1024;
+
+// Header field offsets.
+pub(crate) const OFF_MAGIC: usize = 0;
+pub(crate) const OFF_VERSION: usize = 8;
+pub(crate) const OFF_HEADER_SIZE: usize = 12;
+pub(crate) const OFF_CAPACITY: usize = 16;
+pub(crate) const OFF_MAX_MSG: usize = 24;
+pub(crate) const OFF_MAX_GROUPS: usize = 28;
+pub(crate) const OFF_MAX_MEMBERS: usize = 32;
+pub(crate) const OFF_COMPAT: usize = 36;
+pub(crate) const OFF_GROUP_TABLE: usize = 40;
+pub(crate) const OFF_SLOT_SIZE: usize = 48;
+pub(crate) const OFF_RING: usize = 56;
+pub(crate) const OFF_FILE_SIZE: usize = 64;
+pub(crate) const OFF_CREATED: usize = 72;
+pub(crate) const OFF_NONCE: usize = 80;
+
+/// Hot control words.
+pub const OFF_TAIL: usize = 256;
+/// See the module docs.
+pub const OFF_HEAD: usize = 384;
+/// Futex word consumers sleep on.
+pub const OFF_DATA_FUTEX: usize = 512;
+/// Number of consumers asleep (or about to be).
+pub const OFF_DATA_WAITERS: usize = 516;
+/// Futex word producers sleep on when the ring is full.
+pub const OFF_SPACE_FUTEX: usize = 640;
+/// Number of producers asleep (or about to be).
+pub const OFF_SPACE_WAITERS: usize = 644;
+/// Counter: times a producer found the ring full.
+pub const OFF_FULL_WAITS: usize = 768;
+/// Counter: claims abandoned without a message.
+pub const OFF_ABORTED: usize = 776;
+
+// Group slot field offsets (relative to the slot).
+pub(crate) const G_STATE: usize = 0;
+pub(crate) const G_NAME_LEN: usize = 8;
+pub(crate) const G_NAME: usize = 16;
+pub(crate) const G_CREATED: usize = 80;
+pub(crate) const G_CURSOR: usize = 128;
+pub(crate) const G_MEMBERS: usize = 256;
+/// Size of one member slot.
+pub(crate) const MEMBER_SIZE: usize = 128;
+
+// Member slot field offsets (relative to the member slot).
+pub(crate) const M_STATE: usize = 0;
+pub(crate) const M_PID: usize = 8;
+pub(crate) const M_START: usize = 16;
+pub(crate) const M_INFLIGHT: usize = 24;
+pub(crate) const M_DELIVERED: usize = 32;
+
+/// Group slot states (low 8 bits of the state word).
+pub(crate) const SLOT_FREE: u64 = 0;
+pub(crate) const SLOT_CREATING: u64 = 1;
+pub(crate) const SLOT_ACTIVE: u64 = 2;
+/// Member slot states.
+pub(crate) const MEMBER_FREE: u64 = 0;
+pub(crate) const MEMBER_ATTACHED: u64 = 1;
+/// `inflight` value of a member that is reading nothing.
+pub const IDLE: u64 = u64::MAX;
+
+/// Record kinds, in the low 3 bits of a stamp.
+pub(crate) const KIND_MSG: u64 = 1;
+pub(crate) const KIND_PAD: u64 = 2;
+/// Reserved for claims abandoned by a producer (written by `SendGuard` drop).
+pub(crate) const KIND_ABORT: u64 = 3;
+
+/// Rounds `n` up to a multiple of `a` (a power of two).
+#[inline]
+pub const fn align_up(n: u64, a: u64) -> u64 {
+    (n + a - 1) & !(a - 1)
+}
+
+/// Bytes a record with `len` payload bytes occupies in the ring.
+#[inline]
+pub const fn record_size(len: u64) -> u64 {
+    align_up(RECORD_HEADER as u64 + len, ALIGN as u64)
+}
+
+/// The commit stamp of a record of `kind` at `pos`.
+#[inline]
+pub const fn stamp(pos: u64, kind: u64, nonce: u64) -> u64 {
+    (pos | kind) ^ nonce
+}
+
+/// Packs a (seq, pos) pair into one 128-bit word.
+#[inline]
+pub const fn pack(seq: u64, pos: u64) -> u128 {
+    ((seq as u128) << 64) | pos as u128
+}
+
+/// Unpacks a (seq, pos) pair.
+#[inline]
+pub const fn unpack(w: u128) -> (u64, u64) {
+    ((w >> 64) as u64, w as u64)
+}
+
+/// The shape of a queue, fixed at creation. Always validated before use, and
+/// kept in process memory: the protocol never re-reads it from the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Ring size in bytes, a power of two.
+    pub capacity: u64,
+    /// Largest payload in bytes.
+    pub max_msg: u32,
+    /// Number of group slots.
+    pub max_groups: u32,
+    /// Member slots per group.
+    pub max_members: u32,
+}
+
+/// Why a geometry is unusable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeometryError(pub String);
+
+impl Geometry {
+    /// Checks every bound the protocol relies on.
+    pub fn validate(&self) -> Result<(), GeometryError> {
+        let e = |s: String| Err(GeometryError(s));
+        if !self.capacity.is_power_of_two() {
+            return e(format!("capacity {} is not a power of two", self.capacity));
+        }
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&self.capacity) {
+            return e(format!(
+                "capacity {} is outside {MIN_CAPACITY}..={MAX_CAPACITY} bytes",
+                self.capacity
+            ));
+        }
+        // A claim may need padding up to the end of the ring plus the record,
+        // so a record larger than half the ring could never be placed.
+        if record_size(self.max_msg as u64) > self.capacity / 2 {
+            return e(format!(
+                "max message {} does not fit: a record ({} bytes with its header) must be at most half the capacity ({})",
+                self.max_msg,
+                record_size(self.max_msg as u64),
+                self.capacity
+            ));
+        }
+        if !(1..=MAX_GROUPS_LIMIT).contains(&self.max_groups) {
+            return e(format!("max groups {} is outside 1..={MAX_GROUPS_LIMIT}", self.max_groups));
+        }
+        if !(1..=MAX_MEMBERS_LIMIT).contains(&self.max_members) {
+            return e(format!("max members {} is outside 1..={MAX_MEMBERS_LIMIT}", self.max_members));
+        }
+        Ok(())
+    }
+
+    /// Bytes of one group slot.
+    pub const fn slot_size(&self) -> usize {
+        G_MEMBERS + self.max_members as usize * MEMBER_SIZE
+    }
+
+    /// Offset of the group table.
+    pub const fn group_table_off(&self) -> usize {
+        HEADER_SIZE
+    }
+
+    /// Offset of the ring.
+    pub const fn ring_off(&self) -> usize {
+        let end = self.group_table_off() + self.max_groups as usize * self.slot_size();
+        align_up(end as u64, 4096) as usize
+    }
+
+    /// Total file size.
+    pub const fn file_size(&self) -> usize {
+        self.ring_off() + self.capacity as usize
+    }
+
+    /// Offset of group slot `g`.
+    #[inline]
+    pub fn slot_off(&self, g: usize) -> usize {
+        debug_assert!(g < self.max_groups as usize);
+        self.group_table_off() + g * self.slot_size()
+    }
+
+    /// Offset of member slot `m` of group `g`.
+    #[inline]
+    pub fn member_off(&self, g: usize, m: usize) -> usize {
+        debug_assert!(m < self.max_members as usize);
+        self.slot_off(g) + G_MEMBERS + m * MEMBER_SIZE
+    }
+
+    /// Offset in the file of the byte at ring position `pos`.
+    #[inline]
+    pub fn ring_at(&self, pos: u64) -> usize {
+        self.ring_off() + (pos & (self.capacity - 1)) as usize
+    }
+
+    /// Where a record of `len` payload bytes starts if the tail is at `pos`:
+    /// `pos` itself, or the start of the next lap when it does not fit.
+    #[inline]
+    pub fn place(&self, pos: u64, len: u64) -> u64 {
+        let room = self.room_to_end(pos);
+        if room < record_size(len) {
+            pos + room
+        } else {
+            pos
+        }
+    }
+
+    /// Bytes from `pos` to the end of the ring.
+    #[inline]
+    pub fn room_to_end(&self, pos: u64) -> u64 {
+        self.capacity - (pos & (self.capacity - 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_sizes_are_aligned() {
+        assert_eq!(record_size(0), 32);
+        assert_eq!(record_size(1), 40);
+        assert_eq!(record_size(8), 40);
+        assert_eq!(record_size(9), 48);
+    }
+
+    #[test]
+    fn geometry_bounds() {
+        let g = Geometry { capacity: 1 << 16, max_msg: 1024, max_groups: 4, max_members: 4 };
+        assert!(g.validate().is_ok());
+        assert_eq!(g.ring_off() % 4096, 0);
+        assert_eq!(g.file_size(), g.ring_off() + (1 << 16));
+        assert!(Geometry { capacity: 1000, ..g }.validate().is_err());
+        assert!(Geometry { max_msg: 1 << 15, ..g }.validate().is_err());
+        assert!(Geometry { max_groups: 0, ..g }.validate().is_err());
+        assert!(Geometry { max_members: 5000, ..g }.validate().is_err());
+    }
+
+    #[test]
+    fn pack_roundtrip() {
+        assert_eq!(unpack(pack(7, 1 << 40)), (7, 1 << 40));
+    }
+}

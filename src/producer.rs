@@ -1,0 +1,222 @@
+//! Producers: copying send, zero-copy claim, batch send.
+
+use crate::clock::now_ns;
+use crate::error::SendError;
+use crate::layout::*;
+use crate::queue::Queue;
+use crate::region::Region;
+use crate::ring::{Claim, ProducerCursor};
+use crate::sync::Ordering;
+use crate::wait::{Event, WaitStrategy};
+use std::time::{Duration, Instant};
+
+/// How long a producer waits on a full ring before checking for dead members
+/// whose hazards may be what holds it back.
+const REAP_EVERY: Duration = Duration::from_millis(100);
+
+/// Publishes messages. Any number of producers, in any processes and threads,
+/// publish concurrently without locks. A producer is `Send` (move it to a
+/// thread); give each thread its own.
+pub struct Producer {
+    q: Queue,
+    pc: ProducerCursor,
+    wait: WaitStrategy,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Try,
+    Until(Option<Instant>),
+}
+
+impl Producer {
+    pub(crate) fn new(q: Queue) -> Self {
+        let pc = q.ring().producer_cursor();
+        Producer { q, pc, wait: WaitStrategy::default() }
+    }
+
+    /// How this producer waits when the ring is full.
+    pub fn set_wait_strategy(&mut self, w: WaitStrategy) {
+        self.wait = w;
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), SendError> {
+        let max = self.q.geometry().max_msg as usize;
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    fn claim(&mut self, count: u64, mode: Mode, end_of: impl Fn(u64) -> u64) -> Result<Claim, SendError> {
+        let ring = self.q.ring();
+        if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {
+            return Ok(c);
+        }
+        ring.region.u64_at(OFF_FULL_WAITS).fetch_add(1, Ordering::Relaxed);
+        let deadline = match mode {
+            Mode::Try => return Err(SendError::Full),
+            Mode::Until(d) => d,
+        };
+        loop {
+            let slice_end = Instant::now() + REAP_EVERY;
+            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+            let pc = &mut self.pc;
+            let got = ring.wait_for(Event::Space, self.wait, Some(until), || ring.try_claim(pc, count, &end_of).ok());
+            if let Some(c) = got {
+                return Ok(c);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(SendError::Timeout);
+            }
+            // A member that died holding a hazard pins the ring: free it.
+            self.q.reap_dead_members();
+        }
+    }
+
+    fn send_mode(&mut self, msg: &[u8], mode: Mode) -> Result<u64, SendError> {
+        self.check_len(msg.len())?;
+        let len = msg.len() as u64;
+        let geo = self.q.geometry();
+        let claim = self.claim(1, mode, |p| geo.place(p, len) + record_size(len))?;
+        let ring = self.q.ring();
+        let rec = ring.place(claim.start, len);
+        // SAFETY: `rec` is the single record of the claim we just made, placed
+        // for exactly `msg.len()` bytes.
+        unsafe { ring.write_record(rec, claim.seq, now_ns(), msg) };
+        ring.commit_claim(&claim, std::iter::once((rec, len, KIND_MSG)));
+        Ok(claim.seq)
+    }
+
+    /// Publishes `msg`, waiting while the ring is full. Returns its sequence
+    /// number.
+    ///
+    /// # Errors
+    /// [`SendError::TooLarge`] if `msg` is longer than the queue's maximum.
+    pub fn send(&mut self, msg: &[u8]) -> Result<u64, SendError> {
+        self.send_mode(msg, Mode::Until(None))
+    }
+
+    /// Publishes `msg`, waiting at most `timeout` for space.
+    ///
+    /// # Errors
+    /// [`SendError::TooLarge`], or [`SendError::Timeout`] if the ring stayed full.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<u64, SendError> {
+        self.send_mode(msg, Mode::Until(Some(Instant::now() + timeout)))
+    }
+
+    /// Publishes `msg` only if there is room now.
+    ///
+    /// # Errors
+    /// [`SendError::TooLarge`], or [`SendError::Full`].
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<u64, SendError> {
+        self.send_mode(msg, Mode::Try)
+    }
+
+    /// Publishes `msgs` with one claim: consecutive sequence numbers, one
+    /// atomic operation on the tail, one wake-up. Returns the first sequence
+    /// number. Waits while the ring is full.
+    ///
+    /// # Errors
+    /// [`SendError::TooLarge`] if a message exceeds the maximum or the batch
+    /// exceeds half the ring.
+    pub fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<u64, SendError> {
+        for m in msgs {
+            self.check_len(m.len())?;
+        }
+        let total: u64 = msgs.iter().map(|m| record_size(m.len() as u64)).sum();
+        let half = self.q.geometry().capacity / 2;
+        if total > half {
+            return Err(SendError::TooLarge { len: total as usize, max: half as usize });
+        }
+        if msgs.is_empty() {
+            return Ok(self.q.ring().tail_now().0);
+        }
+        let geo = self.q.geometry();
+        let layout = |mut p: u64| {
+            for m in msgs {
+                p = geo.place(p, m.len() as u64) + record_size(m.len() as u64);
+            }
+            p
+        };
+        let claim = self.claim(msgs.len() as u64, Mode::Until(None), layout)?;
+        let ring = self.q.ring();
+        let ts = now_ns();
+        let mut p = claim.start;
+        let mut placed = Vec::with_capacity(msgs.len());
+        for (i, m) in msgs.iter().enumerate() {
+            let rec = ring.place(p, m.len() as u64);
+            // SAFETY: `rec` is record i of our claim, placed for m.len() bytes.
+            unsafe { ring.write_record(rec, claim.seq + i as u64, ts, m) };
+            placed.push((rec, m.len() as u64, KIND_MSG));
+            p = rec + record_size(m.len() as u64);
+        }
+        ring.commit_claim(&claim, placed.into_iter());
+        Ok(claim.seq)
+    }
+
+    /// Claims room for a `len`-byte message to be written in place (zero copy),
+    /// waiting while the ring is full. Write through [`SendGuard::as_mut_slice`]
+    /// and [`SendGuard::commit`]; dropping the guard uncommitted abandons the
+    /// claim (consumers skip it; its sequence number goes unused).
+    ///
+    /// # Errors
+    /// [`SendError::TooLarge`].
+    pub fn claim_send(&mut self, len: usize) -> Result<SendGuard<'_>, SendError> {
+        self.check_len(len)?;
+        let l = len as u64;
+        let geo = self.q.geometry();
+        let claim = self.claim(1, Mode::Until(None), |p| geo.place(p, l) + record_size(l))?;
+        let rec = self.q.ring().place(claim.start, l);
+        Ok(SendGuard { p: self, claim, rec, len, done: false })
+    }
+}
+
+/// Room for one message in the ring, claimed and not yet published.
+pub struct SendGuard<'a> {
+    p: &'a mut Producer,
+    claim: Claim,
+    rec: u64,
+    len: usize,
+    done: bool,
+}
+
+impl SendGuard<'_> {
+    /// The message's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.claim.seq
+    }
+
+    /// The payload bytes, to fill in. Their initial content is unspecified.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let ring = self.p.q.ring();
+        let off = ring.geo.ring_at(self.rec) + RECORD_HEADER;
+        // SAFETY: these bytes lie inside our claim (placed for `len` bytes, never
+        // across the ring's end), which no consumer reads before our commit and
+        // no other producer overlaps: they are ours alone until `commit`. Any byte
+        // value is a valid u8.
+        unsafe { std::slice::from_raw_parts_mut(ring.region.ptr_at(off, self.len), self.len) }
+    }
+
+    /// Publishes the message; returns its sequence number.
+    pub fn commit(mut self) -> u64 {
+        self.finish(KIND_MSG);
+        self.claim.seq
+    }
+
+    fn finish(&mut self, kind: u64) {
+        let ring = self.p.q.ring();
+        ring.write_header(self.rec, self.claim.seq, now_ns(), self.len as u32);
+        ring.commit_claim(&self.claim, std::iter::once((self.rec, self.len as u64, kind)));
+        self.done = true;
+    }
+}
+
+impl Drop for SendGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.p.q.ring().region.u64_at(OFF_ABORTED).fetch_add(1, Ordering::Relaxed);
+            self.finish(KIND_ABORT);
+        }
+    }
+}

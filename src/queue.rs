@@ -1,0 +1,503 @@
+//! Creating and opening queue files, the admin lock, groups and `stat`.
+
+use crate::error::{GroupError, OpenError};
+use crate::group::{GroupInfo, StartAt};
+use crate::layout::*;
+use crate::liveness;
+use crate::raw_region::RawRegion;
+use crate::region::Region;
+use crate::ring::Ring;
+use crate::sync::{wide_atomics_lock_free, Ordering};
+use crate::{Consumer, Producer};
+use memmap2::MmapOptions;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How to create a queue.
+#[derive(Clone, Debug)]
+pub struct QueueOptions {
+    /// Ring size in bytes (a power of two). Default 1 MiB.
+    pub capacity: u64,
+    /// Largest payload in bytes. Default 64 KiB.
+    pub max_msg: u32,
+    /// Group slots. Default 16.
+    pub max_groups: u32,
+    /// Member slots per group. Default 16.
+    pub max_members: u32,
+    /// Replace an existing file at the path. Default false.
+    pub replace: bool,
+    /// File mode. Default 0o600.
+    pub mode: u32,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions { capacity: 1 << 20, max_msg: 64 << 10, max_groups: 16, max_members: 16, replace: false, mode: 0o600 }
+    }
+}
+
+impl QueueOptions {
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            capacity: self.capacity,
+            max_msg: self.max_msg,
+            max_groups: self.max_groups,
+            max_members: self.max_members,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) ring: Ring<RawRegion>,
+    file: Option<File>,
+    path: Option<PathBuf>,
+    admin: Mutex<()>,
+}
+
+/// A handle to a queue; cheap to clone, shareable between threads. Producers and
+/// consumers are made from it.
+///
+/// ```
+/// use shmq::{Queue, QueueOptions, StartAt};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("q");
+/// let q = Queue::create(&path, &QueueOptions::default()).unwrap();
+/// q.add_group("audit", StartAt::Latest).unwrap();
+/// let mut consumer = q.consumer("audit").unwrap();
+/// let mut producer = Queue::open(&path).unwrap().producer();
+/// let seq = producer.send(b"hello").unwrap();
+/// let msg = consumer.recv().unwrap();
+/// assert_eq!((msg.seq, &msg.payload[..]), (seq, &b"hello"[..]));
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Live state of a queue, as `shmq stat` shows it.
+#[derive(Clone, Debug)]
+pub struct Stat {
+    /// The geometry.
+    pub geometry: Geometry,
+    /// Next sequence number to be assigned.
+    pub tail_seq: u64,
+    /// Byte position of the tail.
+    pub tail_pos: u64,
+    /// Oldest sequence number the ring still holds.
+    pub head_seq: u64,
+    /// Times a producer found the ring full and had to wait or fail.
+    pub full_waits: u64,
+    /// Claims abandoned without a message (their sequence numbers are skipped).
+    pub aborted: u64,
+    /// Registered groups.
+    pub groups: Vec<GroupStat>,
+}
+
+/// One group in [`Stat`].
+#[derive(Clone, Debug)]
+pub struct GroupStat {
+    /// Name.
+    pub name: String,
+    /// Next sequence number the group will deliver.
+    pub next_seq: u64,
+    /// `tail_seq - next_seq`: messages published and not yet taken by the group.
+    pub lag: u64,
+    /// Attached members, with their liveness.
+    pub members: Vec<MemberStat>,
+}
+
+/// One member in [`GroupStat`].
+#[derive(Clone, Debug)]
+pub struct MemberStat {
+    /// Process id.
+    pub pid: u64,
+    /// Whether that process still runs.
+    pub alive: bool,
+    /// Messages handed to it.
+    pub delivered: u64,
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
+    let what = what.into();
+    move |source| OpenError::Io { what, source }
+}
+
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom writes at most buf.len() bytes into the buffer.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n == 8 {
+        u64::from_ne_bytes(buf)
+    } else {
+        // Not security relevant (the nonce guards against stale bytes looking
+        // like a commit stamp): fall back to time and pid.
+        crate::clock::now_ns() ^ ((std::process::id() as u64) << 32)
+    }
+}
+
+/// Header bytes for a new queue.
+fn header_bytes(geo: &Geometry, nonce: u64) -> Vec<u8> {
+    let mut h = vec![0u8; 96];
+    let put = |h: &mut Vec<u8>, off: usize, b: &[u8]| h[off..off + b.len()].copy_from_slice(b);
+    put(&mut h, OFF_MAGIC, &MAGIC);
+    put(&mut h, OFF_VERSION, &FORMAT_VERSION.to_ne_bytes());
+    put(&mut h, OFF_HEADER_SIZE, &(HEADER_SIZE as u32).to_ne_bytes());
+    put(&mut h, OFF_CAPACITY, &geo.capacity.to_ne_bytes());
+    put(&mut h, OFF_MAX_MSG, &geo.max_msg.to_ne_bytes());
+    put(&mut h, OFF_MAX_GROUPS, &geo.max_groups.to_ne_bytes());
+    put(&mut h, OFF_MAX_MEMBERS, &geo.max_members.to_ne_bytes());
+    put(&mut h, OFF_COMPAT, &0u32.to_ne_bytes());
+    put(&mut h, OFF_GROUP_TABLE, &(geo.group_table_off() as u64).to_ne_bytes());
+    put(&mut h, OFF_SLOT_SIZE, &(geo.slot_size() as u64).to_ne_bytes());
+    put(&mut h, OFF_RING, &(geo.ring_off() as u64).to_ne_bytes());
+    put(&mut h, OFF_FILE_SIZE, &(geo.file_size() as u64).to_ne_bytes());
+    put(&mut h, OFF_CREATED, &crate::clock::now_ns().to_ne_bytes());
+    put(&mut h, OFF_NONCE, &nonce.to_ne_bytes());
+    h
+}
+
+/// Parses and checks a header read from `path`; returns geometry and nonce.
+fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<(Geometry, u64), OpenError> {
+    let u32_at = |off: usize| u32::from_ne_bytes(h[off..off + 4].try_into().unwrap_or_default());
+    let u64_at = |off: usize| u64::from_ne_bytes(h[off..off + 8].try_into().unwrap_or_default());
+    if h.len() < 8 || h[..8] != MAGIC {
+        return Err(OpenError::NotAQueue(path.to_owned()));
+    }
+    if h.len() < HEADER_SIZE {
+        return Err(OpenError::Truncated { path: path.to_owned(), expected: HEADER_SIZE as u64, found: file_len });
+    }
+    let version = u32_at(OFF_VERSION);
+    if version != FORMAT_VERSION {
+        return Err(OpenError::WrongVersion { path: path.to_owned(), found: version, expected: FORMAT_VERSION });
+    }
+    if u32_at(OFF_HEADER_SIZE) as usize != HEADER_SIZE {
+        return Err(OpenError::BadGeometry(format!("header size {} (expected {HEADER_SIZE})", u32_at(OFF_HEADER_SIZE))));
+    }
+    let compat = u32_at(OFF_COMPAT);
+    if compat != 0 {
+        return Err(OpenError::Incompatible(format!("unknown feature flags {compat:#x}")));
+    }
+    let geo = Geometry {
+        capacity: u64_at(OFF_CAPACITY),
+        max_msg: u32_at(OFF_MAX_MSG),
+        max_groups: u32_at(OFF_MAX_GROUPS),
+        max_members: u32_at(OFF_MAX_MEMBERS),
+    };
+    geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
+    // The stored offsets must be the ones this geometry implies: they are
+    // checked, never used.
+    let stored = (u64_at(OFF_GROUP_TABLE), u64_at(OFF_SLOT_SIZE), u64_at(OFF_RING));
+    let implied = (geo.group_table_off() as u64, geo.slot_size() as u64, geo.ring_off() as u64);
+    if stored != implied {
+        return Err(OpenError::BadGeometry(format!("layout offsets {stored:?} do not match the geometry ({implied:?})")));
+    }
+    let expected = geo.file_size() as u64;
+    if u64_at(OFF_FILE_SIZE) != expected {
+        return Err(OpenError::BadGeometry(format!("recorded file size {} (geometry implies {expected})", u64_at(OFF_FILE_SIZE))));
+    }
+    if file_len != expected {
+        return Err(OpenError::Truncated { path: path.to_owned(), expected, found: file_len });
+    }
+    Ok((geo, u64_at(OFF_NONCE)))
+}
+
+impl Queue {
+    /// Creates a queue file at `path` (use a path in /dev/shm for memory only).
+    /// The file appears fully initialised or not at all.
+    ///
+    /// # Errors
+    /// [`OpenError::AlreadyExists`] unless `opts.replace`; [`OpenError::BadGeometry`]
+    /// for sizes the protocol cannot use; [`OpenError::Io`] for file system errors.
+    pub fn create(path: impl AsRef<Path>, opts: &QueueOptions) -> Result<Queue, OpenError> {
+        let path = path.as_ref();
+        let geo = opts.geometry();
+        geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
+        if !wide_atomics_lock_free() {
+            return Err(OpenError::Unsupported);
+        }
+        if !opts.replace && path.symlink_metadata().is_ok() {
+            return Err(OpenError::AlreadyExists(path.to_owned()));
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let file_name = path.file_name().ok_or_else(|| OpenError::BadGeometry(format!("{}: not a file path", path.display())))?;
+        let nonce = random_u64();
+        let tmp = dir.join(format!(".{}.{}.{:x}.tmp", file_name.to_string_lossy(), std::process::id(), nonce));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(opts.mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(io_err(format!("{}: cannot create", tmp.display())))?;
+        let result = (|| {
+            file.set_len(geo.file_size() as u64).map_err(io_err(format!("{}: cannot size the file", path.display())))?;
+            file.write_all_at(&header_bytes(&geo, nonce), 0).map_err(io_err(format!("{}: cannot write the header", path.display())))?;
+            let q = Self::map(file, path, geo, nonce)?;
+            // Zero-initialised memory is a valid empty queue except for HEAD and
+            // TAIL, which are (0, 0) too: nothing else to set.
+            if opts.replace {
+                std::fs::rename(&tmp, path).map_err(io_err(format!("{}: cannot replace", path.display())))?;
+            } else {
+                // link(2) fails if the name exists: no clobbering, and the file
+                // appears complete.
+                std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists => OpenError::AlreadyExists(path.to_owned()),
+                    _ => OpenError::Io { what: format!("{}: cannot create", path.display()), source: e },
+                })?;
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Ok(q)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Opens an existing queue file, checking magic, version, geometry and size.
+    ///
+    /// # Errors
+    /// [`OpenError::NotFound`], [`OpenError::NotAQueue`], [`OpenError::WrongVersion`],
+    /// [`OpenError::Truncated`], [`OpenError::BadGeometry`], [`OpenError::Incompatible`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Queue, OpenError> {
+        let path = path.as_ref();
+        if !wide_atomics_lock_free() {
+            return Err(OpenError::Unsupported);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => OpenError::NotFound(path.to_owned()),
+                _ => OpenError::Io { what: format!("{}: cannot open", path.display()), source: e },
+            })?;
+        let meta = file.metadata().map_err(io_err(format!("{}: cannot stat", path.display())))?;
+        if !meta.is_file() {
+            return Err(OpenError::NotAQueue(path.to_owned()));
+        }
+        let len = meta.len();
+        let mut h = vec![0u8; (len.min(HEADER_SIZE as u64)) as usize];
+        file.read_exact_at(&mut h, 0).map_err(io_err(format!("{}: cannot read the header", path.display())))?;
+        let (geo, nonce) = parse_header(path, &h, len)?;
+        Self::map(file, path, geo, nonce)
+    }
+
+    fn map(file: File, path: &Path, geo: Geometry, nonce: u64) -> Result<Queue, OpenError> {
+        let map = MmapOptions::new()
+            .len(geo.file_size())
+            .populate()
+            .map_raw(&file)
+            .map_err(io_err(format!("{}: cannot map", path.display())))?;
+        let region = RawRegion::from_map(map);
+        Ok(Queue {
+            inner: Arc::new(Inner { ring: Ring::new(region, geo, nonce), file: Some(file), path: Some(path.to_owned()), admin: Mutex::new(()) }),
+        })
+    }
+
+    /// A queue in this process's heap: threads only, same protocol.
+    ///
+    /// # Errors
+    /// [`OpenError::BadGeometry`] or [`OpenError::Unsupported`].
+    pub fn in_memory(opts: &QueueOptions) -> Result<Queue, OpenError> {
+        let geo = opts.geometry();
+        geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
+        if !wide_atomics_lock_free() {
+            return Err(OpenError::Unsupported);
+        }
+        let region = RawRegion::heap(geo.file_size());
+        let nonce = random_u64();
+        let h = header_bytes(&geo, nonce);
+        // SAFETY: the block was just allocated and is not shared yet.
+        unsafe { region.write(0, &h) };
+        Ok(Queue { inner: Arc::new(Inner { ring: Ring::new(region, geo, nonce), file: None, path: None, admin: Mutex::new(()) }) })
+    }
+
+    /// The queue's geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.inner.ring.geo
+    }
+
+    /// The file path, for file-backed queues.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    pub(crate) fn ring(&self) -> &Ring<RawRegion> {
+        &self.inner.ring
+    }
+
+    /// Takes the admin lock: process-local mutex, then flock on the file (the
+    /// kernel releases it if the holder dies). `block = false` gives up at once.
+    pub(crate) fn admin(&self, block: bool) -> io::Result<Option<AdminGuard<'_>>> {
+        let local = if block {
+            self.inner.admin.lock().unwrap_or_else(|p| p.into_inner())
+        } else {
+            match self.inner.admin.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            }
+        };
+        if let Some(f) = &self.inner.file {
+            let op = if block { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+            loop {
+                // SAFETY: flock on a descriptor we own; no memory is passed.
+                let r = unsafe { libc::flock(f.as_raw_fd(), op) };
+                if r == 0 {
+                    break;
+                }
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EWOULDBLOCK) if !block => return Ok(None),
+                    _ => return Err(e),
+                }
+            }
+        }
+        Ok(Some(AdminGuard { q: self, _local: local }))
+    }
+
+    /// Registers a consumer group. It receives every message published from
+    /// `start` on: [`StartAt::Latest`] (the next one) or [`StartAt::Earliest`]
+    /// (the oldest the ring still holds).
+    ///
+    /// # Errors
+    /// [`GroupError::InvalidName`], [`GroupError::Exists`], [`GroupError::TableFull`].
+    pub fn add_group(&self, name: &str, start: StartAt) -> Result<(), GroupError> {
+        validate_name(name)?;
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        if ring.find_group(name.as_bytes()).is_some() {
+            return Err(GroupError::Exists(name.to_owned()));
+        }
+        ring.add_group(name.as_bytes(), start, crate::clock::now_ns())
+            .map(|_| ())
+            .ok_or(GroupError::TableFull { max: ring.geo.max_groups })
+    }
+
+    /// Unregisters a group. Refused while it has live members.
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`], [`GroupError::HasMembers`].
+    pub fn remove_group(&self, name: &str) -> Result<(), GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let g = ring.find_group(name.as_bytes()).ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        let live = ring.members(g).iter().filter(|m| liveness::is_alive(m.pid, m.start_time)).count();
+        if live > 0 {
+            return Err(GroupError::HasMembers { group: name.to_owned(), count: live });
+        }
+        ring.remove_group(g);
+        Ok(())
+    }
+
+    /// A producer with the default wait strategy ([`crate::WaitStrategy::Block`]).
+    pub fn producer(&self) -> Producer {
+        Producer::new(self.clone())
+    }
+
+    /// Joins group `name` as a new member. Members of one group share its
+    /// messages; each message goes to exactly one of them.
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`], [`GroupError::MembersFull`].
+    pub fn consumer(&self, name: &str) -> Result<Consumer, GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let g = ring.find_group(name.as_bytes()).ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        reap_group(ring, g);
+        let (pid, start) = liveness::current();
+        let m = ring.attach(g, pid, start).ok_or(GroupError::MembersFull { group: name.to_owned(), max: ring.geo.max_members })?;
+        Ok(Consumer::new(self.clone(), g, m))
+    }
+
+    /// Frees member slots whose processes have died, so their hazards no longer
+    /// hold producers back. Returns how many were freed.
+    pub fn reap_dead_members(&self) -> usize {
+        match self.admin(false) {
+            Ok(Some(_g)) => {
+                let ring = self.ring();
+                (0..ring.geo.max_groups as usize).filter(|&g| ring.is_active(g)).map(|g| reap_group(ring, g)).sum()
+            }
+            _ => 0,
+        }
+    }
+
+    /// The queue's live state.
+    pub fn stat(&self) -> Stat {
+        let ring = self.ring();
+        let (tail_seq, tail_pos) = ring.tail_now();
+        let (head_seq, _) = ring.head_now();
+        let groups = ring
+            .groups()
+            .into_iter()
+            .map(|g: GroupInfo| GroupStat {
+                lag: tail_seq.saturating_sub(g.next_seq),
+                name: g.name,
+                next_seq: g.next_seq,
+                members: g
+                    .members
+                    .iter()
+                    .map(|m| MemberStat { pid: m.pid, alive: liveness::is_alive(m.pid, m.start_time), delivered: m.delivered })
+                    .collect(),
+            })
+            .collect();
+        Stat {
+            geometry: ring.geo,
+            tail_seq,
+            tail_pos,
+            head_seq,
+            full_waits: ring.region.u64_at(OFF_FULL_WAITS).load(Ordering::Relaxed),
+            aborted: ring.region.u64_at(OFF_ABORTED).load(Ordering::Relaxed),
+            groups,
+        }
+    }
+}
+
+fn reap_group(ring: &Ring<RawRegion>, g: usize) -> usize {
+    let mut n = 0;
+    for m in ring.members(g) {
+        if !liveness::is_alive(m.pid, m.start_time) {
+            ring.detach(g, m.slot);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Held while changing the group table.
+pub(crate) struct AdminGuard<'a> {
+    q: &'a Queue,
+    _local: MutexGuard<'a, ()>,
+}
+
+impl Drop for AdminGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = &self.q.inner.file {
+            // SAFETY: flock on a descriptor we own.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        }
+    }
+}
+
+/// Group names: 1..=64 bytes of `[A-Za-z0-9._-]`.
+pub(crate) fn validate_name(name: &str) -> Result<(), GroupError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(GroupError::InvalidName(name.to_owned()))
+    }
+}

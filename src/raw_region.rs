@@ -1,0 +1,134 @@
+//! The production [`Region`]: a raw pointer and a length, backed by a shared file
+//! mapping (a queue file) or a heap block (an in-process queue).
+//!
+//! No `&[u8]` or `&T` to plain data is ever formed over the block: control words
+//! are reached as atomics, and bytes are copied with raw-pointer copies.
+
+use crate::region::Region;
+use crate::sync::{AtomicU128, AtomicU32, AtomicU64};
+use memmap2::MmapRaw;
+use std::time::Duration;
+
+enum Owner {
+    /// Keeps the mapping alive; unmapped on drop.
+    Map(#[allow(dead_code)] MmapRaw),
+    /// Keeps the heap block alive; u128 elements give 16-byte alignment.
+    Heap(#[allow(dead_code)] Box<[u128]>),
+}
+
+/// A region over memory this process owns (mapped or allocated).
+pub struct RawRegion {
+    ptr: *mut u8,
+    len: usize,
+    /// Futexes on a private heap block can use the cheaper process-private keys.
+    private: bool,
+    _owner: Owner,
+}
+
+// SAFETY: the region is only accessed through atomics and through copies whose
+// exclusivity the protocol guarantees (see `Region`); the pointer itself is just
+// an address valid for the lifetime of `_owner`, which moves with the struct.
+unsafe impl Send for RawRegion {}
+// SAFETY: as above; every shared access goes through atomics.
+unsafe impl Sync for RawRegion {}
+
+impl RawRegion {
+    /// Wraps a shared mapping of a queue file.
+    pub fn from_map(map: MmapRaw) -> Self {
+        let ptr = map.as_mut_ptr();
+        let len = map.len();
+        RawRegion { ptr, len, private: false, _owner: Owner::Map(map) }
+    }
+
+    /// Allocates a zeroed, 16-byte aligned block of `len` bytes for an
+    /// in-process queue.
+    pub fn heap(len: usize) -> Self {
+        let words = len.div_ceil(16);
+        let mut block = vec![0u128; words].into_boxed_slice();
+        let ptr = block.as_mut_ptr().cast::<u8>();
+        RawRegion { ptr, len, private: true, _owner: Owner::Heap(block) }
+    }
+
+    /// Address of the byte at `off`, for zero-copy access.
+    ///
+    /// # Safety
+    /// `off + len` must be within the region; the caller must hold the protocol
+    /// claim or hazard that makes the bytes exclusive or immutable while used.
+    #[inline]
+    pub(crate) unsafe fn ptr_at(&self, off: usize, len: usize) -> *mut u8 {
+        debug_assert!(off.checked_add(len).is_some_and(|e| e <= self.len));
+        // SAFETY: in bounds by the caller's contract.
+        unsafe { self.ptr.add(off) }
+    }
+
+    #[inline]
+    fn check(&self, off: usize, size: usize) {
+        // Offsets come from validated geometry, never from shared memory; this
+        // is the backstop should that ever be violated.
+        assert!(
+            off % size == 0 && off.checked_add(size).is_some_and(|e| e <= self.len),
+            "region access out of bounds: {off}+{size} of {}",
+            self.len
+        );
+    }
+}
+
+// SAFETY: every accessor checks bounds and alignment, and the block lives as long
+// as `self` (it is owned by `_owner`). A shared mapping is the same memory in
+// every process that maps the file, so all parties see the same atomics.
+unsafe impl Region for RawRegion {
+    #[inline]
+    fn size(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn u32_at(&self, off: usize) -> &AtomicU32 {
+        self.check(off, 4);
+        // SAFETY: in bounds and 4-aligned (checked; the base is page or 16
+        // aligned); AtomicU32 has the size and alignment of u32 and permits
+        // concurrent mutation by anyone, including other processes.
+        unsafe { &*self.ptr.add(off).cast::<AtomicU32>() }
+    }
+
+    #[inline]
+    fn u64_at(&self, off: usize) -> &AtomicU64 {
+        self.check(off, 8);
+        // SAFETY: as for u32_at, with 8-byte alignment.
+        unsafe { &*self.ptr.add(off).cast::<AtomicU64>() }
+    }
+
+    #[inline]
+    fn u128_at(&self, off: usize) -> &AtomicU128 {
+        self.check(off, 16);
+        // SAFETY: as for u32_at, with 16-byte alignment, which AtomicU128 needs.
+        unsafe { &*self.ptr.add(off).cast::<AtomicU128>() }
+    }
+
+    #[inline]
+    unsafe fn write(&self, off: usize, src: &[u8]) {
+        debug_assert!(off + src.len() <= self.len);
+        // SAFETY: in bounds (the caller's offsets come from a claim inside the
+        // ring) and exclusive by the caller's contract; `src` is process memory,
+        // so the ranges cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), src.len()) }
+    }
+
+    #[inline]
+    unsafe fn read(&self, off: usize, dst: &mut [u8]) {
+        debug_assert!(off + dst.len() <= self.len);
+        // SAFETY: in bounds, and no writer runs concurrently by the caller's
+        // contract; `dst` is process memory, so the ranges cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(off), dst.as_mut_ptr(), dst.len()) }
+    }
+
+    fn wait(&self, off: usize, expected: u32, timeout: Option<Duration>) {
+        let word = self.u32_at(off);
+        crate::futex::wait(word, expected, timeout, self.private);
+    }
+
+    fn wake_all(&self, off: usize) {
+        let word = self.u32_at(off);
+        crate::futex::wake_all(word, self.private);
+    }
+}

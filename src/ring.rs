@@ -1,0 +1,308 @@
+//! The claim/commit protocol: how producers place records in the ring.
+//!
+//! # Claim
+//! `TAIL` holds `(seq, pos)`: the next sequence number and the byte position
+//! where the next record goes. A producer claims `n` records by one 128-bit CAS
+//! `(seq, pos) -> (seq + n, end)`, so sequence numbers are dense and follow byte
+//! order, with no lock: a producer that stalls after its CAS stalls nobody's
+//! claim (consumers wait for its commit, which is inherent to an ordered queue).
+//! A record never wraps: when it does not fit before the end of the ring the
+//! claim also covers a PAD record that fills the rest of the lap.
+//!
+//! # Commit
+//! The producer writes the header fields and payload, then stores the commit
+//! word `stamp(pos, kind)` with Release. A consumer that loads the stamp with
+//! Acquire sees the whole record. A word from an older lap carries an older
+//! position and so never matches.
+//!
+//! # Space
+//! A producer may write below `limit = min(HEAD.pos, lowest inflight hazard) +
+//! capacity`. `HEAD` is the oldest record the ring still holds; every group's
+//! cursor is at or above it. Each producer caches its limit and rescans the
+//! group table only when a claim would pass it ([`Ring::refresh_limit`]). The
+//! scan advances `HEAD` to the slowest group's cursor (or, with no groups, past
+//! committed records) by CAS; see `group.rs` for why a new group can never be
+//! overtaken by a stale scan.
+
+use crate::layout::*;
+use crate::region::Region;
+use crate::sync::{AtomicU128, AtomicU64, Ordering};
+
+/// The protocol's view of one queue: its memory and its validated geometry.
+pub struct Ring<R> {
+    pub(crate) region: R,
+    pub(crate) geo: Geometry,
+    pub(crate) nonce: u64,
+}
+
+/// A producer's process-local view of the tail and of its free space.
+#[derive(Clone, Copy, Debug)]
+pub struct ProducerCursor {
+    /// Last tail value seen; the first CAS attempt uses it, so an uncontended
+    /// producer claims with a single atomic instruction.
+    guess: u128,
+    /// Positions below this may be written without rescanning (see module docs).
+    limit: u64,
+}
+
+/// A successful claim of `count` records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Sequence number of the first record.
+    pub seq: u64,
+    /// Tail position the claim started at (a PAD may come first).
+    pub start: u64,
+    /// Position just past the last record.
+    pub end: u64,
+}
+
+/// The ring has no room for the claim now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
+/// HEAD packs `pos` with a 32-bit sequence field and a 32-bit generation.
+#[inline]
+pub(crate) const fn pack_head(pos: u64, seq_lo: u32, gen: u32) -> u128 {
+    ((((gen as u64) << 32) | seq_lo as u64) as u128) << 64 | pos as u128
+}
+
+/// Unpacks HEAD into (pos, seq_lo, gen).
+#[inline]
+pub(crate) const fn unpack_head(w: u128) -> (u64, u32, u32) {
+    let meta = (w >> 64) as u64;
+    (w as u64, meta as u32, (meta >> 32) as u32)
+}
+
+impl<R: Region> Ring<R> {
+    /// Wraps a region whose header has been validated (or just initialised).
+    pub fn new(region: R, geo: Geometry, nonce: u64) -> Self {
+        Ring { region, geo, nonce }
+    }
+
+    /// The memory region.
+    pub fn region(&self) -> &R {
+        &self.region
+    }
+
+    /// The geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    pub(crate) fn tail(&self) -> &AtomicU128 {
+        self.region.u128_at(OFF_TAIL)
+    }
+
+    pub(crate) fn head(&self) -> &AtomicU128 {
+        self.region.u128_at(OFF_HEAD)
+    }
+
+    /// The commit word of the record at `pos`.
+    #[inline]
+    pub(crate) fn commit_word(&self, pos: u64) -> &AtomicU64 {
+        self.region.u64_at(self.geo.ring_at(pos))
+    }
+
+    #[inline]
+    pub(crate) fn stamp(&self, pos: u64, kind: u64) -> u64 {
+        stamp(pos, kind, self.nonce)
+    }
+
+    /// `(seq, pos)` of the tail: the next sequence number to be assigned.
+    pub fn tail_now(&self) -> (u64, u64) {
+        unpack(self.tail().load(Ordering::Acquire))
+    }
+
+    /// Full `(seq, pos)` of HEAD, the oldest record the ring holds.
+    pub fn head_now(&self) -> (u64, u64) {
+        loop {
+            let v = self.head().load(Ordering::Acquire);
+            let (tseq, _) = self.tail_now();
+            // Tail was read while HEAD still held `v`, so tail.seq - head.seq is
+            // below 2^31 (see MAX_CAPACITY) and the low 32 bits determine it.
+            if self.head().load(Ordering::Acquire) == v {
+                let (pos, seq_lo, _) = unpack_head(v);
+                return (widen_seq(tseq, seq_lo), pos);
+            }
+        }
+    }
+
+    /// A fresh producer view.
+    pub fn producer_cursor(&self) -> ProducerCursor {
+        ProducerCursor { guess: self.tail().load(Ordering::Acquire), limit: 0 }
+    }
+
+    /// See [`Geometry::place`].
+    #[inline]
+    pub fn place(&self, pos: u64, len: u64) -> u64 {
+        self.geo.place(pos, len)
+    }
+
+    /// Claims `count` records whose layout from a start position is given by
+    /// `end_of(start) -> end`. Never blocks; `Err(Full)` when the ring lacks room.
+    pub fn try_claim(
+        &self,
+        pc: &mut ProducerCursor,
+        count: u64,
+        end_of: impl Fn(u64) -> u64,
+    ) -> Result<Claim, Full> {
+        let mut cur = pc.guess;
+        loop {
+            let (seq, pos) = unpack(cur);
+            let end = end_of(pos);
+            debug_assert!(end - pos <= self.geo.capacity);
+            if end > pc.limit {
+                pc.limit = self.refresh_limit(end);
+                if end > pc.limit {
+                    // `cur` may be stale, but the tail only grows, so the real
+                    // claim would end even later: Full is the right answer.
+                    pc.guess = cur;
+                    return Err(Full);
+                }
+            }
+            let next = pack(seq + count, end);
+            // AcqRel: the CAS publishes nothing itself (records are published by
+            // their commit words), but ordering it with the scan that produced
+            // `limit` keeps the space reasoning local. On x86 and aarch64 the
+            // 128-bit CAS is a full barrier anyway.
+            match self.tail().compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    pc.guess = next;
+                    return Ok(Claim { seq, start: pos, end });
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Writes the header fields (not the commit word) and the payload of a
+    /// record at `pos`.
+    ///
+    /// # Safety
+    /// `pos` must be the position of a record inside a claim this caller holds
+    /// and has not committed, and `payload` must be the length it was placed for.
+    pub unsafe fn write_record(&self, pos: u64, seq: u64, ts_ns: u64, payload: &[u8]) {
+        let off = self.geo.ring_at(pos);
+        debug_assert!(record_size(payload.len() as u64) <= self.geo.room_to_end(pos));
+        self.write_header(pos, seq, ts_ns, payload.len() as u32);
+        // SAFETY: the bytes after the header belong to the caller's claim, which
+        // no consumer reads before the commit and no producer overlaps.
+        unsafe { self.region.write(off + RECORD_HEADER, payload) };
+    }
+
+    /// Writes the header fields of a record at `pos` (zero-copy sends write the
+    /// payload themselves).
+    pub(crate) fn write_header(&self, pos: u64, seq: u64, ts_ns: u64, len: u32) {
+        let off = self.geo.ring_at(pos);
+        // Relaxed: published by the Release store of the commit word.
+        self.region.u64_at(off + 8).store(len as u64, Ordering::Relaxed);
+        self.region.u64_at(off + 16).store(seq, Ordering::Relaxed);
+        self.region.u64_at(off + 24).store(ts_ns, Ordering::Relaxed);
+    }
+
+    /// Publishes the record (or pad) at `pos`.
+    #[inline]
+    pub fn commit(&self, pos: u64, kind: u64) {
+        // SYNC POINT commit: Release pairs with the Acquire load of the commit
+        // word in `group.rs` (try_take) and in the no-group walk below, making
+        // the header and payload written before it visible to the reader.
+        self.commit_word(pos).store(self.stamp(pos, kind), Ordering::Release);
+    }
+
+    /// Commits a whole claim, given its records as (position, payload length,
+    /// kind) in order; pads are committed where a record was moved to the next
+    /// lap. Then wakes sleeping consumers.
+    pub fn commit_claim(&self, claim: &Claim, records: impl Iterator<Item = (u64, u64, u64)>) {
+        let mut pos = claim.start;
+        for (rec_pos, len, kind) in records {
+            if rec_pos != pos {
+                self.commit(pos, KIND_PAD);
+            }
+            self.commit(rec_pos, kind);
+            pos = rec_pos + record_size(len);
+        }
+        debug_assert_eq!(pos, claim.end);
+        self.notify(crate::wait::Event::Data);
+    }
+
+    /// Recomputes this producer's write limit, advancing HEAD where the groups
+    /// allow. `need_end` is the end position the caller wants to reach.
+    pub(crate) fn refresh_limit(&self, need_end: u64) -> u64 {
+        loop {
+            // SYNC POINT head: Acquire pairs with the Release of every HEAD CAS,
+            // including a group add's (group.rs): a scan after reading a value
+            // sees the groups that were registered before it was written.
+            let v = self.head().load(Ordering::Acquire);
+            let (hpos, hseq, gen) = unpack_head(v);
+            let scan = self.scan_groups();
+            let (tpos, tseq) = match scan.min_cursor {
+                Some((seq, pos)) => (pos, seq as u32),
+                None => self.walk_committed(hpos, hseq, need_end.saturating_sub(self.geo.capacity)),
+            };
+            let head_pos = if tpos > hpos {
+                let new = pack_head(tpos, tseq, gen);
+                match self.head().compare_exchange(v, new, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => tpos,
+                    // Another producer moved HEAD, or a group was added (the
+                    // generation changed): our scan may be stale, so redo it.
+                    Err(_) => continue,
+                }
+            } else {
+                hpos
+            };
+            return head_pos.min(scan.min_inflight).saturating_add(self.geo.capacity);
+        }
+    }
+
+    /// With no group registered nothing needs the old records: walk HEAD over
+    /// committed records until `want` is reached or an uncommitted one blocks.
+    fn walk_committed(&self, mut pos: u64, mut seq: u32, want: u64) -> (u64, u32) {
+        while pos < want {
+            // SYNC POINT commit (reader side): Acquire pairs with `commit`.
+            let w = self.commit_word(pos).load(Ordering::Acquire);
+            if w == self.stamp(pos, KIND_PAD) {
+                pos += self.geo.room_to_end(pos);
+            } else if w == self.stamp(pos, KIND_MSG) || w == self.stamp(pos, KIND_ABORT) {
+                let len = self.region.u64_at(self.geo.ring_at(pos) + 8).load(Ordering::Relaxed);
+                let size = record_size(len & 0xffff_ffff);
+                // Read once, checked before use. A bad length here means the
+                // record was overwritten under us (HEAD moved: the caller's CAS
+                // fails) or the file is corrupt: either way, stop walking.
+                if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
+                    break;
+                }
+                pos += size;
+                // An aborted claim used its sequence number too.
+                seq = seq.wrapping_add(1);
+            } else {
+                break;
+            }
+        }
+        (pos, seq)
+    }
+}
+
+/// Rebuilds a full sequence number from its low 32 bits and a full sequence
+/// number `reference` known to be at most 2^31 ahead of it.
+#[inline]
+pub(crate) fn widen_seq(reference: u64, lo: u32) -> u64 {
+    reference.wrapping_sub((reference as u32).wrapping_sub(lo) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widen() {
+        assert_eq!(widen_seq(100, 90), 90);
+        assert_eq!(widen_seq((1 << 32) + 5, u32::MAX - 2), (1 << 32) - 3);
+        assert_eq!(widen_seq(7, 7), 7);
+    }
+
+    #[test]
+    fn head_pack() {
+        let w = pack_head(12345, 77, 9);
+        assert_eq!(unpack_head(w), (12345, 77, 9));
+    }
+}

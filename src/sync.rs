@@ -1,0 +1,29 @@
+//! The one place the protocol code gets its atomics from.
+//!
+//! Protocol modules (`ring`, `group`, `wait`) name `crate::sync::*` only, never
+//! `std::sync::atomic` directly (`clippy.toml` enforces it). The model checker in
+//! `loom-tests/` compiles the very same protocol source files against its own
+//! `sync` module, which maps these names onto loom's types.
+#![allow(clippy::disallowed_types)]
+
+pub(crate) use portable_atomic::AtomicU128;
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// Called in every spin loop of the protocol: a CPU hint here, a scheduling
+/// point under loom.
+#[inline]
+pub(crate) fn spin_hint() {
+    std::hint::spin_loop();
+}
+
+/// Gives the CPU away for a moment.
+#[inline]
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}
+
+/// Whether 128-bit atomics are lock-free on this CPU. A queue is shared between
+/// processes, so a lock-based fallback (process-local) would be silently wrong.
+pub(crate) fn wide_atomics_lock_free() -> bool {
+    AtomicU128::is_lock_free()
+}
