@@ -1,0 +1,108 @@
+//! Command-line definitions.
+
+use crate::parse::{parse_duration, parse_size};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Brokerless shared-memory message queue.
+#[derive(Parser, Debug)]
+#[command(name = "shmq", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a queue file (in /dev/shm for memory only).
+    Create {
+        path: PathBuf,
+        /// Ring size: a power of two; plain bytes or KiB/MiB/GiB.
+        #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+        capacity: u64,
+        /// Largest message.
+        #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+        max_msg: u64,
+        /// Group slots.
+        #[arg(long, default_value_t = 16)]
+        max_groups: u32,
+        /// Member slots per group.
+        #[arg(long, default_value_t = 16)]
+        max_members: u32,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add or remove consumer groups.
+    Group {
+        #[command(subcommand)]
+        cmd: GroupCmd,
+    },
+    /// Send one message per line of stdin, or generated messages.
+    Send {
+        path: PathBuf,
+        /// Send this many generated messages instead of reading stdin.
+        #[arg(long, requires = "size")]
+        count: Option<u64>,
+        /// Size of each generated message.
+        #[arg(long, value_parser = parse_size)]
+        size: Option<u64>,
+        /// Pace generated messages: one every DURATION (e.g. 50us).
+        #[arg(long, value_parser = parse_duration, requires = "count")]
+        interval: Option<Duration>,
+    },
+    /// Receive as a member of a group; several receivers of one group share its messages.
+    Recv {
+        path: PathBuf,
+        #[arg(long)]
+        group: String,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop when nothing arrives for this long (e.g. 500ms, 2s).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// One JSON object per line: seq, len, ts_ns, payload (or payload_b64).
+        #[arg(long)]
+        json: bool,
+        /// Print nothing per message.
+        #[arg(long)]
+        quiet: bool,
+        /// At the end, print a JSON summary (count, order, latency) on stderr.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Show geometry, tail, groups, lag and members.
+    Stat {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a small end-to-end demonstration with real processes.
+    Demo {
+        /// Messages per producer.
+        #[arg(long, default_value_t = 50_000)]
+        messages: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    /// Register a group.
+    Add {
+        path: PathBuf,
+        group: String,
+        /// Start from the oldest message the ring holds, or the next one.
+        #[arg(long, value_enum, default_value_t = From::Latest)]
+        from: From,
+    },
+    /// Unregister a group (refused while it has live members).
+    Rm { path: PathBuf, group: String },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum From {
+    Earliest,
+    Latest,
+}

@@ -1,0 +1,22 @@
+//! `shmq create`
+
+use super::human_size;
+use shmq::{Queue, QueueOptions};
+use std::path::Path;
+
+pub fn run(path: &Path, capacity: u64, max_msg: u64, max_groups: u32, max_members: u32, force: bool) -> Result<(), String> {
+    let max_msg = u32::try_from(max_msg).map_err(|_| format!("--max-msg {max_msg} is too large (at most 4 GiB)"))?;
+    let opts = QueueOptions { capacity, max_msg, max_groups, max_members, replace: force, ..Default::default() };
+    let q = Queue::create(path, &opts).map_err(|e| e.to_string())?;
+    let g = q.geometry();
+    eprintln!(
+        "created {}: ring {}, max message {}, {} groups x {} members, file {}",
+        path.display(),
+        human_size(g.capacity),
+        human_size(g.max_msg as u64),
+        g.max_groups,
+        g.max_members,
+        human_size(g.file_size() as u64)
+    );
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! One file per command.
+
+mod create;
+mod demo;
+mod group;
+mod recv;
+mod send;
+mod stat;
+
+use crate::cli::{Cli, Cmd};
+
+/// Runs a parsed command line; the error is one line for stderr.
+pub fn run(cli: Cli) -> Result<(), String> {
+    match cli.cmd {
+        Cmd::Create { path, capacity, max_msg, max_groups, max_members, force } => {
+            create::run(&path, capacity, max_msg, max_groups, max_members, force)
+        }
+        Cmd::Group { cmd } => group::run(cmd),
+        Cmd::Send { path, count, size, interval } => send::run(&path, count, size, interval),
+        Cmd::Recv { path, group, count, timeout, json, quiet, stats } => {
+            recv::run(&path, &group, count, timeout, json, quiet, stats)
+        }
+        Cmd::Stat { path, json } => stat::run(&path, json),
+        Cmd::Demo { messages } => demo::run(messages),
+    }
+}
+
+/// Human-readable byte size.
+pub fn human_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
