@@ -21,9 +21,9 @@ pub enum Cmd {
         /// Ring size: a power of two; plain bytes or KiB/MiB/GiB.
         #[arg(long, default_value = "1MiB", value_parser = parse_size)]
         capacity: u64,
-        /// Largest message.
-        #[arg(long, default_value = "64KiB", value_parser = parse_size)]
-        max_msg: u64,
+        /// Largest message [default: 64KiB, or the most a ring this size allows].
+        #[arg(long, value_parser = parse_size)]
+        max_msg: Option<u64>,
         /// Group slots.
         #[arg(long, default_value_t = 16)]
         max_groups: u32,
