@@ -5,17 +5,18 @@
 //!
 //! # Taking a message (members)
 //! A member loads the cursor, checks the commit stamp of the record there,
-//! publishes the record's position as its *inflight hazard*, issues a SeqCst
-//! fence, and CASes the cursor past the record. The CAS succeeding means the
-//! cursor never moved while the member looked, so the record is its alone; the
-//! hazard then keeps producers from overwriting it until the member clears it.
+//! publishes the record's position as its *inflight hazard*, and CASes the
+//! cursor past the record. The CAS succeeding means the cursor never moved
+//! while the member looked, so the record is its alone; the hazard then keeps
+//! producers from overwriting it until the member clears it.
 //!
-//! Producers scan every group's cursor, then a SeqCst fence, then every hazard
-//! ([`Ring::scan_groups`]). Either the member's fence comes first, and the
-//! scan sees its hazard; or the scan's fence comes first, and then the scan's
-//! Acquire cursor load cannot have seen the member's CAS (that would make the
-//! member's fence happen before the scan's), so the scan's limit is at or below
-//! the record. Either way the record is not overwritten while read.
+//! Producers scan every group's cursor (Acquire), then every hazard
+//! ([`Ring::scan_groups`]). The hazard store precedes the member's CAS, a
+//! Release, and every later write of the cursor is a CAS in that release
+//! sequence: a scan that sees the cursor past the record therefore sees the
+//! hazard too, and a scan that sees the old cursor limits itself to below the
+//! record anyway. Either way the record is not overwritten while it is read,
+//! with no fence on the member's path.
 //!
 //! # Adding a group
 //! A new group must start at a position no producer will overwrite. It writes
@@ -31,7 +32,7 @@
 use crate::layout::*;
 use crate::region::Region;
 use crate::ring::{pack_head, unpack_head, widen_seq, Ring};
-use crate::sync::{fence, AtomicU128, AtomicU64, Ordering};
+use crate::sync::{AtomicU128, AtomicU64, Ordering};
 use crate::wait::Event;
 
 /// What a producer's scan found.
@@ -118,7 +119,7 @@ impl<R: Region> Ring<R> {
         self.slot_word(g, G_STATE).load(Ordering::Acquire) & 0xff
     }
 
-    /// Cursors of every registered group, then (after a fence) every hazard.
+    /// Cursors of every registered group, then every hazard.
     pub(crate) fn scan_groups(&self) -> Scan {
         let mut min_cursor: Option<(u64, u64)> = None;
         for g in 0..self.geo.max_groups as usize {
@@ -126,16 +127,14 @@ impl<R: Region> Ring<R> {
             if st != SLOT_CREATING && st != SLOT_ACTIVE {
                 continue;
             }
-            // SYNC POINT cursor: Acquire pairs with the members' cursor CAS
-            // (Release): see the module docs for why this matters to hazards.
+            // SYNC POINT hazard: Acquire pairs with the members' cursor CAS
+            // (Release) in `try_take`: if this load sees a cursor past a record,
+            // the hazard stored before that CAS is visible to the loads below.
             let (seq, pos) = unpack(self.cursor(g).load(Ordering::Acquire));
             if min_cursor.is_none_or(|(_, p)| pos < p) {
                 min_cursor = Some((seq, pos));
             }
         }
-        // SYNC POINT hazard: pairs with the fence in `try_take` between a
-        // member's hazard store and its cursor CAS.
-        fence(Ordering::SeqCst);
         let mut min_inflight = IDLE;
         for g in 0..self.geo.max_groups as usize {
             let st = self.slot_state(g);
@@ -199,13 +198,14 @@ impl<R: Region> Ring<R> {
                 }
                 continue;
             }
-            // Relaxed store: ordered before the CAS by the fence.
+            // The hazard must be visible before the cursor moves past the record.
+            // Relaxed is enough: the CAS below is a Release, and every later
+            // cursor write is an RMW in its release sequence, so any scan whose
+            // Acquire load sees the cursor past `pos` also sees this store.
             hazard.store(pos, Ordering::Relaxed);
             hazard_set = true;
-            // SYNC POINT hazard: pairs with the fence in `scan_groups`.
-            fence(Ordering::SeqCst);
-            // AcqRel: Release so a scan that sees the new cursor is ordered after
-            // our fence (see module docs); Acquire to chain with the previous CAS.
+            // SYNC POINT hazard: Release pairs with the Acquire cursor load in
+            // `scan_groups`; Acquire chains with the previous members' CAS.
             if cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire).is_err() {
                 continue; // another member took it
             }

@@ -22,6 +22,11 @@ pub(crate) fn yield_now() {
     std::thread::yield_now();
 }
 
+/// Polls before a blocking waiter starts yielding (a few microseconds).
+pub(crate) const SPIN_POLLS: u32 = 256;
+/// Yields before a blocking waiter sleeps.
+pub(crate) const YIELD_POLLS: u32 = 16;
+
 /// Whether 128-bit atomics are lock-free on this CPU. A queue is shared between
 /// processes, so a lock-based fallback (process-local) would be silently wrong.
 pub(crate) fn wide_atomics_lock_free() -> bool {

@@ -18,7 +18,7 @@
 use crate::layout::*;
 use crate::region::Region;
 use crate::ring::Ring;
-use crate::sync::{fence, spin_hint, yield_now, Ordering};
+use crate::sync::{fence, spin_hint, yield_now, Ordering, SPIN_POLLS, YIELD_POLLS};
 use std::time::{Duration, Instant};
 
 /// What a waiter is waiting for.
@@ -58,11 +58,6 @@ pub enum WaitStrategy {
     #[default]
     Block,
 }
-
-/// Polls before a `Block` waiter starts yielding (a few microseconds).
-const SPIN_POLLS: u32 = 256;
-/// Yields before a `Block` waiter sleeps.
-const YIELD_POLLS: u32 = 16;
 
 impl<R: Region> Ring<R> {
     /// The waker's half: call after the change a sleeper may wait for.

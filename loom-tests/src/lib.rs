@@ -1,1 +1,95 @@
+//! Model checking of shmq's lock-free protocols with loom.
+//!
+//! The protocol modules below are the library's own source files, compiled a
+//! second time against [`sync`] (loom's atomics) and run on [`LoomRegion`]
+//! (loom atomics instead of a mapping). Whatever loom proves here it proves of
+//! the code that runs on a mapped queue file. Tests are in `tests/`; they run
+//! with `cargo test` from the repository root, with a preemption bound of 3.
 
+#![allow(dead_code, missing_docs, clippy::all)]
+
+#[path = "../../src/group.rs"]
+pub mod group;
+#[path = "../../src/layout.rs"]
+pub mod layout;
+#[path = "../../src/region.rs"]
+pub mod region;
+#[path = "../../src/ring.rs"]
+pub mod ring;
+#[path = "../../src/wait.rs"]
+pub mod wait;
+
+pub mod loom_region;
+pub mod sync;
+
+pub use loom_region::LoomRegion;
+
+/// A model run with the project's bounds.
+pub fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(std::env::var("LOOM_MAX_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3));
+    b.max_branches = 100_000;
+    b.check(f);
+}
+
+use group::StartAt;
+use layout::{record_size, Geometry, KIND_MSG};
+use ring::{ProducerCursor, Ring};
+use wait::{Event, WaitStrategy};
+
+/// A ring of 128 bytes: three 8-byte messages (40-byte records) per lap, so
+/// four messages wrap it, pad its end and fill it.
+/// `members` member slots in one group slot: the scans producers run are
+/// model steps, so the tables are as small as each model allows.
+pub fn tiny(members: u32) -> Geometry {
+    Geometry { capacity: 128, max_msg: 8, max_groups: 1, max_members: members }
+}
+
+pub fn ring() -> Ring<LoomRegion> {
+    ring_with(1)
+}
+
+pub fn ring_with(members: u32) -> Ring<LoomRegion> {
+    let geo = tiny(members);
+    Ring::new(LoomRegion::new(&geo), geo, 0x5eed)
+}
+
+pub fn add(r: &Ring<LoomRegion>, name: &str, start: StartAt) -> usize {
+    let g = r.add_group(name.as_bytes(), start, 0).expect("group slot");
+    g
+}
+
+/// Publishes one 8-byte message carrying `value`, waiting per `w` while full.
+pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitStrategy) -> u64 {
+    let geo = r.geometry();
+    let end_of = |p: u64| geo.place(p, 8) + record_size(8);
+    let claim = r
+        .wait_for(Event::Space, w, None, || r.try_claim(pc, 1, end_of).ok())
+        .expect("no deadline");
+    let rec = geo.place(claim.start, 8);
+    // SAFETY: `rec` is the one record of our claim, placed for 8 bytes.
+    unsafe { r.write_record(rec, claim.seq, 0, &value.to_le_bytes()) };
+    r.commit_claim(&claim, std::iter::once((rec, 8, KIND_MSG)));
+    claim.seq
+}
+
+/// Receives one message as member `m` of group `g`: (seq, value).
+pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, u64) {
+    let t = r
+        .wait_for(Event::Data, w, None, || r.try_take(g, m).expect("corrupt"))
+        .expect("no deadline");
+    let mut buf = [0u8; 8];
+    assert_eq!(t.len, 8);
+    r.read_payload(&t, &mut buf);
+    r.release(g, m);
+    (t.seq, u64::from_le_bytes(buf))
+}
+
+/// Receives if a message is there now.
+pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> {
+    let t = r.try_take(g, m).expect("corrupt")?;
+    let mut buf = [0u8; 8];
+    r.read_payload(&t, &mut buf);
+    r.release(g, m);
+    Some((t.seq, u64::from_le_bytes(buf)))
+}

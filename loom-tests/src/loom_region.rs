@@ -1,0 +1,103 @@
+//! A [`Region`] made of loom objects.
+//!
+//! Every 8-byte word a protocol may touch is a loom `AtomicU64` (payload words
+//! included: they are copied with Relaxed word loads and stores, so a missing
+//! happens-before shows up as a wrong value in the models' assertions); 128-bit
+//! words and futex words are separate objects at their offsets. Futex waits are
+//! a loom mutex + condvar, which keeps futex_wait's "compare and sleep"
+//! atomic with respect to wakers, as the kernel does; a lost wake-up is a
+//! deadlock that loom reports.
+
+use crate::layout::*;
+use crate::region::Region;
+use crate::sync::{AtomicU128, AtomicU32, AtomicU64, Ordering};
+use loom::sync::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub struct LoomRegion {
+    size: usize,
+    u32s: HashMap<usize, AtomicU32>,
+    u64s: HashMap<usize, AtomicU64>,
+    u128s: HashMap<usize, AtomicU128>,
+    sleep: Mutex<()>,
+    wake: Condvar,
+}
+
+impl LoomRegion {
+    /// A zeroed region laid out for `geo`.
+    pub fn new(geo: &Geometry) -> Self {
+        let mut u128s = HashMap::new();
+        for off in [OFF_TAIL, OFF_HEAD] {
+            u128s.insert(off, AtomicU128::new(0));
+        }
+        for g in 0..geo.max_groups as usize {
+            u128s.insert(geo.slot_off(g) + G_CURSOR, AtomicU128::new(0));
+        }
+        let mut u32s = HashMap::new();
+        for off in [OFF_DATA_FUTEX, OFF_DATA_WAITERS, OFF_SPACE_FUTEX, OFF_SPACE_WAITERS] {
+            u32s.insert(off, AtomicU32::new(0));
+        }
+        let mut u64s = HashMap::new();
+        for off in [OFF_FULL_WAITS, OFF_ABORTED] {
+            u64s.insert(off, AtomicU64::new(0));
+        }
+        let table = geo.group_table_off()..geo.group_table_off() + geo.max_groups as usize * geo.slot_size();
+        for off in table.step_by(8) {
+            let in_slot = (off - geo.group_table_off()) % geo.slot_size();
+            if !(G_CURSOR..G_CURSOR + 16).contains(&in_slot) {
+                u64s.insert(off, AtomicU64::new(0));
+            }
+        }
+        for off in (geo.ring_off()..geo.file_size()).step_by(8) {
+            u64s.insert(off, AtomicU64::new(0));
+        }
+        LoomRegion { size: geo.file_size(), u32s, u64s, u128s, sleep: Mutex::new(()), wake: Condvar::new() }
+    }
+}
+
+// SAFETY: every word lives as long as the region; all threads share the maps.
+unsafe impl Region for LoomRegion {
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn u32_at(&self, off: usize) -> &AtomicU32 {
+        self.u32s.get(&off).unwrap_or_else(|| panic!("no u32 at {off}"))
+    }
+
+    fn u64_at(&self, off: usize) -> &AtomicU64 {
+        self.u64s.get(&off).unwrap_or_else(|| panic!("no u64 at {off}"))
+    }
+
+    fn u128_at(&self, off: usize) -> &AtomicU128 {
+        self.u128s.get(&off).unwrap_or_else(|| panic!("no u128 at {off}"))
+    }
+
+    unsafe fn write(&self, off: usize, src: &[u8]) {
+        for (i, chunk) in src.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.u64_at(off + 8 * i).store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+    }
+
+    unsafe fn read(&self, off: usize, dst: &mut [u8]) {
+        for (i, chunk) in dst.chunks_mut(8).enumerate() {
+            let w = self.u64_at(off + 8 * i).load(Ordering::Relaxed).to_le_bytes();
+            chunk.copy_from_slice(&w[..chunk.len()]);
+        }
+    }
+
+    fn wait(&self, off: usize, expected: u32, _timeout: Option<Duration>) {
+        let g = self.sleep.lock().unwrap();
+        if self.u32_at(off).load(Ordering::Relaxed) == expected {
+            drop(self.wake.wait(g).unwrap());
+        }
+    }
+
+    fn wake_all(&self, _off: usize) {
+        let _g = self.sleep.lock().unwrap();
+        self.wake.notify_all();
+    }
+}
