@@ -7,9 +7,21 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use shmq::{Queue, QueueOptions, StartAt, WaitStrategy};
 
 fn queue() -> (tempfile::TempDir, Queue) {
-    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm".into()
+    } else {
+        std::env::temp_dir()
+    };
     let dir = tempfile::tempdir_in(base).unwrap();
-    let q = Queue::create(dir.path().join("bench.q"), &QueueOptions { capacity: 1 << 22, max_msg: 4096, ..Default::default() }).unwrap();
+    let q = Queue::create(
+        dir.path().join("bench.q"),
+        &QueueOptions {
+            capacity: 1 << 22,
+            max_msg: 4096,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     (dir, q)
 }

@@ -7,20 +7,28 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size (use e.g. 4096, 64KiB, 1MiB)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (use e.g. 4096, 64KiB, 1MiB)"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("'{s}': unknown size unit '{unit}' (use KiB, MiB or GiB)")),
+        _ => {
+            return Err(format!(
+                "'{s}': unknown size unit '{unit}' (use KiB, MiB or GiB)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
 }
 
 /// `500ms`, `2s`, `1m`, `1h 30m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration (use e.g. 500ms, 2s): {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration (use e.g. 500ms, 2s): {e}"))
 }
 
 #[cfg(test)]

@@ -44,7 +44,12 @@ enum Mode {
 
 impl Consumer {
     pub(crate) fn new(q: Queue, g: usize, m: usize) -> Self {
-        Consumer { q, g, m, wait: WaitStrategy::default() }
+        Consumer {
+            q,
+            g,
+            m,
+            wait: WaitStrategy::default(),
+        }
     }
 
     /// How this consumer waits for messages.
@@ -63,10 +68,12 @@ impl Consumer {
             Mode::Try => return Err(RecvError::Empty),
             Mode::Until(d) => d,
         };
-        let got = ring.wait_for(Event::Data, self.wait, deadline, || match ring.try_take(g, m) {
-            Ok(Some(t)) => Some(Ok(t)),
-            Ok(None) => None,
-            Err(e) => Some(Err(corrupt(e))),
+        let got = ring.wait_for(Event::Data, self.wait, deadline, || {
+            match ring.try_take(g, m) {
+                Ok(Some(t)) => Some(Ok(t)),
+                Ok(None) => None,
+                Err(e) => Some(Err(corrupt(e))),
+            }
         });
         got.unwrap_or(Err(RecvError::Timeout))
     }
@@ -77,14 +84,21 @@ impl Consumer {
         buf.resize(t.len as usize, 0);
         ring.read_payload(&t, buf);
         ring.release(self.g, self.m);
-        Meta { seq: t.seq, ts_ns: t.ts_ns }
+        Meta {
+            seq: t.seq,
+            ts_ns: t.ts_ns,
+        }
     }
 
     fn recv_mode(&mut self, mode: Mode) -> Result<Message, RecvError> {
         let t = self.take(mode)?;
         let mut payload = Vec::new();
         let meta = self.copy_out(t, &mut payload);
-        Ok(Message { seq: meta.seq, ts_ns: meta.ts_ns, payload })
+        Ok(Message {
+            seq: meta.seq,
+            ts_ns: meta.ts_ns,
+            payload,
+        })
     }
 
     /// Receives the next message of the group, waiting for one.
@@ -116,7 +130,11 @@ impl Consumer {
     ///
     /// # Errors
     /// [`RecvError::Timeout`], [`RecvError::Corrupt`].
-    pub fn recv_into(&mut self, buf: &mut Vec<u8>, timeout: Option<Duration>) -> Result<Meta, RecvError> {
+    pub fn recv_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<Meta, RecvError> {
         let t = self.take(Mode::Until(timeout.map(|d| Instant::now() + d)))?;
         Ok(self.copy_out(t, buf))
     }

@@ -99,8 +99,14 @@ pub enum SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendError::TooLarge { len, max } => write!(f, "message of {len} bytes exceeds the queue maximum of {max}"),
-            SendError::Full => write!(f, "queue full: a consumer group has not read what would be overwritten"),
+            SendError::TooLarge { len, max } => write!(
+                f,
+                "message of {len} bytes exceeds the queue maximum of {max}"
+            ),
+            SendError::Full => write!(
+                f,
+                "queue full: a consumer group has not read what would be overwritten"
+            ),
             SendError::Timeout => write!(f, "queue stayed full until the timeout"),
         }
     }

@@ -10,12 +10,18 @@ use std::time::Duration;
 /// Sleeps while `*word == expected`; returns on wake, timeout, signal or
 /// spuriously. The caller re-checks its condition in every case.
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>, private: bool) {
-    let op = if private { libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG } else { libc::FUTEX_WAIT };
+    let op = if private {
+        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG
+    } else {
+        libc::FUTEX_WAIT
+    };
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
     });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a live, aligned 32-bit atomic; the kernel only reads it.
     // Errors (EAGAIN: value changed, ETIMEDOUT, EINTR) all mean "re-check".
     unsafe {
@@ -33,10 +39,22 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>, p
 
 /// Wakes every thread sleeping on `word`, in any process.
 pub(crate) fn wake_all(word: &AtomicU32, private: bool) {
-    let op = if private { libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG } else { libc::FUTEX_WAKE };
+    let op = if private {
+        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG
+    } else {
+        libc::FUTEX_WAKE
+    };
     // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE does not
     // access user memory beyond using its address as a key.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), op, i32::MAX, std::ptr::null::<u8>(), std::ptr::null::<u32>(), 0u32);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op,
+            i32::MAX,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
     }
 }

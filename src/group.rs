@@ -148,7 +148,10 @@ impl<R: Region> Ring<R> {
                 min_inflight = min_inflight.min(h);
             }
         }
-        Scan { min_cursor, min_inflight }
+        Scan {
+            min_cursor,
+            min_inflight,
+        }
     }
 
     /// Takes the next message for member `m` of group `g`, if one is committed.
@@ -168,7 +171,10 @@ impl<R: Region> Ring<R> {
             let w = self.commit_word(pos).load(Ordering::Acquire);
             if w == self.stamp(pos, KIND_PAD) {
                 let next = pack(seq, pos + self.geo.room_to_end(pos));
-                if cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                if cursor
+                    .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
                     self.notify(Event::Space);
                 }
                 continue;
@@ -186,14 +192,19 @@ impl<R: Region> Ring<R> {
                 // A bad length is only real corruption if the cursor did not move
                 // meanwhile (otherwise the record may have been reused under us).
                 if cursor.load(Ordering::Acquire) == cur {
-                    break Err(Corrupt(format!("record at position {pos} has length {len}")));
+                    break Err(Corrupt(format!(
+                        "record at position {pos} has length {len}"
+                    )));
                 }
                 continue;
             }
             let next = pack(seq + 1, pos + size);
             if kind == KIND_ABORT {
                 // An abandoned claim: skip it (its sequence number stays unused).
-                if cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                if cursor
+                    .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
                     self.notify(Event::Space);
                 }
                 continue;
@@ -206,18 +217,28 @@ impl<R: Region> Ring<R> {
             hazard_set = true;
             // SYNC POINT hazard: Release pairs with the Acquire cursor load in
             // `scan_groups`; Acquire chains with the previous members' CAS.
-            if cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            if cursor
+                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
                 continue; // another member took it
             }
             let rseq = self.region.u64_at(off + 16).load(Ordering::Relaxed);
             let ts_ns = self.region.u64_at(off + 24).load(Ordering::Relaxed);
             if rseq != seq {
-                break Err(Corrupt(format!("record at position {pos} has sequence {rseq}, expected {seq}")));
+                break Err(Corrupt(format!(
+                    "record at position {pos} has sequence {rseq}, expected {seq}"
+                )));
             }
             let delivered = self.member_word(g, m, M_DELIVERED);
             // Only this member writes its counter: load + store, no RMW needed.
             delivered.store(delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            return Ok(Some(Taken { seq, pos, len: len as u32, ts_ns }));
+            return Ok(Some(Taken {
+                seq,
+                pos,
+                len: len as u32,
+                ts_ns,
+            }));
         };
         if hazard_set {
             self.release(g, m);
@@ -231,14 +252,18 @@ impl<R: Region> Ring<R> {
         debug_assert_eq!(dst.len(), t.len as usize);
         // SAFETY: the caller holds the hazard on `t` (taken, not yet released),
         // so no producer writes these bytes; the length was bounds-checked.
-        unsafe { self.region.read(self.geo.ring_at(t.pos) + RECORD_HEADER, dst) }
+        unsafe {
+            self.region
+                .read(self.geo.ring_at(t.pos) + RECORD_HEADER, dst)
+        }
     }
 
     /// Drops member `m`'s hazard and wakes producers waiting for space.
     pub fn release(&self, g: usize, m: usize) {
         // SYNC POINT hazard release: Release pairs with the Acquire hazard load in
         // `scan_groups`; our reads of the record happen before its overwrite.
-        self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Release);
+        self.member_word(g, m, M_INFLIGHT)
+            .store(IDLE, Ordering::Release);
         self.notify(Event::Space);
     }
 
@@ -247,7 +272,9 @@ impl<R: Region> Ring<R> {
     pub fn has_next(&self, g: usize) -> bool {
         let (_, pos) = unpack(self.cursor(g).load(Ordering::Acquire));
         let w = self.commit_word(pos).load(Ordering::Acquire);
-        w == self.stamp(pos, KIND_MSG) || w == self.stamp(pos, KIND_PAD) || w == self.stamp(pos, KIND_ABORT)
+        w == self.stamp(pos, KIND_MSG)
+            || w == self.stamp(pos, KIND_PAD)
+            || w == self.stamp(pos, KIND_ABORT)
     }
 
     // ----- registry (callers hold the admin lock) -----
@@ -270,14 +297,17 @@ impl<R: Region> Ring<R> {
         buf[..name.len()].copy_from_slice(name);
         for i in 0..MAX_NAME / 8 {
             let w = u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
-            self.slot_word(g, G_NAME + 8 * i).store(w, Ordering::Relaxed);
+            self.slot_word(g, G_NAME + 8 * i)
+                .store(w, Ordering::Relaxed);
         }
-        self.slot_word(g, G_NAME_LEN).store(name.len() as u64, Ordering::Relaxed);
+        self.slot_word(g, G_NAME_LEN)
+            .store(name.len() as u64, Ordering::Relaxed);
     }
 
     /// Slot of the active group called `name`.
     pub fn find_group(&self, name: &[u8]) -> Option<usize> {
-        (0..self.geo.max_groups as usize).find(|&g| self.slot_state(g) == SLOT_ACTIVE && self.slot_name(g) == name)
+        (0..self.geo.max_groups as usize)
+            .find(|&g| self.slot_state(g) == SLOT_ACTIVE && self.slot_name(g) == name)
     }
 
     /// Registers a group in a free slot (the caller checked the name is new and
@@ -287,15 +317,20 @@ impl<R: Region> Ring<R> {
         let state = self.slot_word(g, G_STATE);
         let gen = state.load(Ordering::Relaxed) >> 8;
         self.write_name(g, name);
-        self.slot_word(g, G_CREATED).store(created_ns, Ordering::Relaxed);
+        self.slot_word(g, G_CREATED)
+            .store(created_ns, Ordering::Relaxed);
         for m in 0..self.geo.max_members as usize {
-            self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Relaxed);
-            self.member_word(g, m, M_STATE).store(MEMBER_FREE, Ordering::Relaxed);
-            self.member_word(g, m, M_DELIVERED).store(0, Ordering::Relaxed);
+            self.member_word(g, m, M_INFLIGHT)
+                .store(IDLE, Ordering::Relaxed);
+            self.member_word(g, m, M_STATE)
+                .store(MEMBER_FREE, Ordering::Relaxed);
+            self.member_word(g, m, M_DELIVERED)
+                .store(0, Ordering::Relaxed);
         }
         // Park the cursor at the tail so that scans between the state store and
         // the loop below see a harmless value.
-        self.cursor(g).store(self.tail().load(Ordering::Acquire), Ordering::Relaxed);
+        self.cursor(g)
+            .store(self.tail().load(Ordering::Acquire), Ordering::Relaxed);
         // Release: scans that see CREATING also see the name and cursor.
         state.store(((gen + 1) << 8) | SLOT_CREATING, Ordering::Release);
         loop {
@@ -312,7 +347,11 @@ impl<R: Region> Ring<R> {
             // load in `refresh_limit`. The generation bump makes any CAS based on
             // a scan that missed this group fail.
             let bumped = pack_head(hpos, hseq, hgen.wrapping_add(1));
-            if self.head().compare_exchange(v, bumped, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if self
+                .head()
+                .compare_exchange(v, bumped, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 break;
             }
         }
@@ -325,8 +364,10 @@ impl<R: Region> Ring<R> {
         let state = self.slot_word(g, G_STATE);
         let gen = state.load(Ordering::Relaxed) >> 8;
         for m in 0..self.geo.max_members as usize {
-            self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Release);
-            self.member_word(g, m, M_STATE).store(MEMBER_FREE, Ordering::Release);
+            self.member_word(g, m, M_INFLIGHT)
+                .store(IDLE, Ordering::Release);
+            self.member_word(g, m, M_STATE)
+                .store(MEMBER_FREE, Ordering::Release);
         }
         // Release: a scan that no longer sees the group was ordered after it.
         state.store(((gen + 1) << 8) | SLOT_FREE, Ordering::Release);
@@ -337,7 +378,9 @@ impl<R: Region> Ring<R> {
     /// Attached members of group `g` as (slot, pid, start_time).
     pub fn members(&self, g: usize) -> Vec<MemberInfo> {
         (0..self.geo.max_members as usize)
-            .filter(|&m| self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_ATTACHED)
+            .filter(|&m| {
+                self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_ATTACHED
+            })
             .map(|m| {
                 let inflight = self.member_word(g, m, M_INFLIGHT).load(Ordering::Relaxed);
                 MemberInfo {
@@ -353,14 +396,19 @@ impl<R: Region> Ring<R> {
 
     /// Takes a free member slot of group `g` for process `pid`.
     pub fn attach(&self, g: usize, pid: u64, start_time: u64) -> Option<usize> {
-        let m = (0..self.geo.max_members as usize)
-            .find(|&m| self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_FREE)?;
+        let m = (0..self.geo.max_members as usize).find(|&m| {
+            self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_FREE
+        })?;
         self.member_word(g, m, M_PID).store(pid, Ordering::Relaxed);
-        self.member_word(g, m, M_START).store(start_time, Ordering::Relaxed);
-        self.member_word(g, m, M_DELIVERED).store(0, Ordering::Relaxed);
-        self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Relaxed);
+        self.member_word(g, m, M_START)
+            .store(start_time, Ordering::Relaxed);
+        self.member_word(g, m, M_DELIVERED)
+            .store(0, Ordering::Relaxed);
+        self.member_word(g, m, M_INFLIGHT)
+            .store(IDLE, Ordering::Relaxed);
         // Release: readers of the state see the identity written above.
-        self.member_word(g, m, M_STATE).store(MEMBER_ATTACHED, Ordering::Release);
+        self.member_word(g, m, M_STATE)
+            .store(MEMBER_ATTACHED, Ordering::Release);
         Some(m)
     }
 
@@ -368,8 +416,10 @@ impl<R: Region> Ring<R> {
     /// A message it had taken but not finished is lost to the group (no
     /// acknowledgements yet; see the README).
     pub fn detach(&self, g: usize, m: usize) {
-        self.member_word(g, m, M_INFLIGHT).store(IDLE, Ordering::Release);
-        self.member_word(g, m, M_STATE).store(MEMBER_FREE, Ordering::Release);
+        self.member_word(g, m, M_INFLIGHT)
+            .store(IDLE, Ordering::Release);
+        self.member_word(g, m, M_STATE)
+            .store(MEMBER_FREE, Ordering::Release);
         self.notify(Event::Space);
     }
 

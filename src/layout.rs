@@ -228,10 +228,16 @@ impl Geometry {
             ));
         }
         if !(1..=MAX_GROUPS_LIMIT).contains(&self.max_groups) {
-            return e(format!("max groups {} is outside 1..={MAX_GROUPS_LIMIT}", self.max_groups));
+            return e(format!(
+                "max groups {} is outside 1..={MAX_GROUPS_LIMIT}",
+                self.max_groups
+            ));
         }
         if !(1..=MAX_MEMBERS_LIMIT).contains(&self.max_members) {
-            return e(format!("max members {} is outside 1..={MAX_MEMBERS_LIMIT}", self.max_members));
+            return e(format!(
+                "max members {} is outside 1..={MAX_MEMBERS_LIMIT}",
+                self.max_members
+            ));
         }
         Ok(())
     }
@@ -310,14 +316,34 @@ mod tests {
 
     #[test]
     fn geometry_bounds() {
-        let g = Geometry { capacity: 1 << 16, max_msg: 1024, max_groups: 4, max_members: 4 };
+        let g = Geometry {
+            capacity: 1 << 16,
+            max_msg: 1024,
+            max_groups: 4,
+            max_members: 4,
+        };
         assert!(g.validate().is_ok());
         assert_eq!(g.ring_off() % 4096, 0);
         assert_eq!(g.file_size(), g.ring_off() + (1 << 16));
-        assert!(Geometry { capacity: 1000, ..g }.validate().is_err());
-        assert!(Geometry { max_msg: 1 << 15, ..g }.validate().is_err());
+        assert!(Geometry {
+            capacity: 1000,
+            ..g
+        }
+        .validate()
+        .is_err());
+        assert!(Geometry {
+            max_msg: 1 << 15,
+            ..g
+        }
+        .validate()
+        .is_err());
         assert!(Geometry { max_groups: 0, ..g }.validate().is_err());
-        assert!(Geometry { max_members: 5000, ..g }.validate().is_err());
+        assert!(Geometry {
+            max_members: 5000,
+            ..g
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

@@ -32,7 +32,11 @@ enum Mode {
 impl Producer {
     pub(crate) fn new(q: Queue) -> Self {
         let pc = q.ring().producer_cursor();
-        Producer { q, pc, wait: WaitStrategy::default() }
+        Producer {
+            q,
+            pc,
+            wait: WaitStrategy::default(),
+        }
     }
 
     /// How this producer waits when the ring is full.
@@ -48,12 +52,19 @@ impl Producer {
         Ok(())
     }
 
-    fn claim(&mut self, count: u64, mode: Mode, end_of: impl Fn(u64) -> u64) -> Result<Claim, SendError> {
+    fn claim(
+        &mut self,
+        count: u64,
+        mode: Mode,
+        end_of: impl Fn(u64) -> u64,
+    ) -> Result<Claim, SendError> {
         let ring = self.q.ring();
         if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {
             return Ok(c);
         }
-        ring.region.u64_at(OFF_FULL_WAITS).fetch_add(1, Ordering::Relaxed);
+        ring.region
+            .u64_at(OFF_FULL_WAITS)
+            .fetch_add(1, Ordering::Relaxed);
         let deadline = match mode {
             Mode::Try => return Err(SendError::Full),
             Mode::Until(d) => d,
@@ -62,7 +73,9 @@ impl Producer {
             let slice_end = Instant::now() + REAP_EVERY;
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));
             let pc = &mut self.pc;
-            let got = ring.wait_for(Event::Space, self.wait, Some(until), || ring.try_claim(pc, count, &end_of).ok());
+            let got = ring.wait_for(Event::Space, self.wait, Some(until), || {
+                ring.try_claim(pc, count, &end_of).ok()
+            });
             if let Some(c) = got {
                 return Ok(c);
             }
@@ -127,7 +140,10 @@ impl Producer {
         let total: u64 = msgs.iter().map(|m| record_size(m.len() as u64)).sum();
         let half = self.q.geometry().capacity / 2;
         if total > half {
-            return Err(SendError::TooLarge { len: total as usize, max: half as usize });
+            return Err(SendError::TooLarge {
+                len: total as usize,
+                max: half as usize,
+            });
         }
         if msgs.is_empty() {
             return Ok(self.q.ring().tail_now().0);
@@ -168,7 +184,13 @@ impl Producer {
         let geo = self.q.geometry();
         let claim = self.claim(1, Mode::Until(None), |p| geo.place(p, l) + record_size(l))?;
         let rec = self.q.ring().place(claim.start, l);
-        Ok(SendGuard { p: self, claim, rec, len, done: false })
+        Ok(SendGuard {
+            p: self,
+            claim,
+            rec,
+            len,
+            done: false,
+        })
     }
 }
 
@@ -207,7 +229,10 @@ impl SendGuard<'_> {
     fn finish(&mut self, kind: u64) {
         let ring = self.p.q.ring();
         ring.write_header(self.rec, self.claim.seq, now_ns(), self.len as u32);
-        ring.commit_claim(&self.claim, std::iter::once((self.rec, self.len as u64, kind)));
+        ring.commit_claim(
+            &self.claim,
+            std::iter::once((self.rec, self.len as u64, kind)),
+        );
         self.done = true;
     }
 }
@@ -215,7 +240,12 @@ impl SendGuard<'_> {
 impl Drop for SendGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.p.q.ring().region.u64_at(OFF_ABORTED).fetch_add(1, Ordering::Relaxed);
+            self.p
+                .q
+                .ring()
+                .region
+                .u64_at(OFF_ABORTED)
+                .fetch_add(1, Ordering::Relaxed);
             self.finish(KIND_ABORT);
         }
     }

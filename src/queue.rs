@@ -36,7 +36,14 @@ pub struct QueueOptions {
 
 impl Default for QueueOptions {
     fn default() -> Self {
-        QueueOptions { capacity: 1 << 20, max_msg: 64 << 10, max_groups: 16, max_members: 16, replace: false, mode: 0o600 }
+        QueueOptions {
+            capacity: 1 << 20,
+            max_msg: 64 << 10,
+            max_groups: 16,
+            max_members: 16,
+            replace: false,
+            mode: 0o600,
+        }
     }
 }
 
@@ -151,10 +158,22 @@ fn header_bytes(geo: &Geometry, nonce: u64) -> Vec<u8> {
     put(&mut h, OFF_MAX_GROUPS, &geo.max_groups.to_ne_bytes());
     put(&mut h, OFF_MAX_MEMBERS, &geo.max_members.to_ne_bytes());
     put(&mut h, OFF_COMPAT, &0u32.to_ne_bytes());
-    put(&mut h, OFF_GROUP_TABLE, &(geo.group_table_off() as u64).to_ne_bytes());
-    put(&mut h, OFF_SLOT_SIZE, &(geo.slot_size() as u64).to_ne_bytes());
+    put(
+        &mut h,
+        OFF_GROUP_TABLE,
+        &(geo.group_table_off() as u64).to_ne_bytes(),
+    );
+    put(
+        &mut h,
+        OFF_SLOT_SIZE,
+        &(geo.slot_size() as u64).to_ne_bytes(),
+    );
     put(&mut h, OFF_RING, &(geo.ring_off() as u64).to_ne_bytes());
-    put(&mut h, OFF_FILE_SIZE, &(geo.file_size() as u64).to_ne_bytes());
+    put(
+        &mut h,
+        OFF_FILE_SIZE,
+        &(geo.file_size() as u64).to_ne_bytes(),
+    );
     put(&mut h, OFF_CREATED, &crate::clock::now_ns().to_ne_bytes());
     put(&mut h, OFF_NONCE, &nonce.to_ne_bytes());
     h
@@ -168,18 +187,31 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<(Geometry, u64),
         return Err(OpenError::NotAQueue(path.to_owned()));
     }
     if h.len() < HEADER_SIZE {
-        return Err(OpenError::Truncated { path: path.to_owned(), expected: HEADER_SIZE as u64, found: file_len });
+        return Err(OpenError::Truncated {
+            path: path.to_owned(),
+            expected: HEADER_SIZE as u64,
+            found: file_len,
+        });
     }
     let version = u32_at(OFF_VERSION);
     if version != FORMAT_VERSION {
-        return Err(OpenError::WrongVersion { path: path.to_owned(), found: version, expected: FORMAT_VERSION });
+        return Err(OpenError::WrongVersion {
+            path: path.to_owned(),
+            found: version,
+            expected: FORMAT_VERSION,
+        });
     }
     if u32_at(OFF_HEADER_SIZE) as usize != HEADER_SIZE {
-        return Err(OpenError::BadGeometry(format!("header size {} (expected {HEADER_SIZE})", u32_at(OFF_HEADER_SIZE))));
+        return Err(OpenError::BadGeometry(format!(
+            "header size {} (expected {HEADER_SIZE})",
+            u32_at(OFF_HEADER_SIZE)
+        )));
     }
     let compat = u32_at(OFF_COMPAT);
     if compat != 0 {
-        return Err(OpenError::Incompatible(format!("unknown feature flags {compat:#x}")));
+        return Err(OpenError::Incompatible(format!(
+            "unknown feature flags {compat:#x}"
+        )));
     }
     let geo = Geometry {
         capacity: u64_at(OFF_CAPACITY),
@@ -190,17 +222,34 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<(Geometry, u64),
     geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
     // The stored offsets must be the ones this geometry implies: they are
     // checked, never used.
-    let stored = (u64_at(OFF_GROUP_TABLE), u64_at(OFF_SLOT_SIZE), u64_at(OFF_RING));
-    let implied = (geo.group_table_off() as u64, geo.slot_size() as u64, geo.ring_off() as u64);
+    let stored = (
+        u64_at(OFF_GROUP_TABLE),
+        u64_at(OFF_SLOT_SIZE),
+        u64_at(OFF_RING),
+    );
+    let implied = (
+        geo.group_table_off() as u64,
+        geo.slot_size() as u64,
+        geo.ring_off() as u64,
+    );
     if stored != implied {
-        return Err(OpenError::BadGeometry(format!("layout offsets {stored:?} do not match the geometry ({implied:?})")));
+        return Err(OpenError::BadGeometry(format!(
+            "layout offsets {stored:?} do not match the geometry ({implied:?})"
+        )));
     }
     let expected = geo.file_size() as u64;
     if u64_at(OFF_FILE_SIZE) != expected {
-        return Err(OpenError::BadGeometry(format!("recorded file size {} (geometry implies {expected})", u64_at(OFF_FILE_SIZE))));
+        return Err(OpenError::BadGeometry(format!(
+            "recorded file size {} (geometry implies {expected})",
+            u64_at(OFF_FILE_SIZE)
+        )));
     }
     if file_len != expected {
-        return Err(OpenError::Truncated { path: path.to_owned(), expected, found: file_len });
+        return Err(OpenError::Truncated {
+            path: path.to_owned(),
+            expected,
+            found: file_len,
+        });
     }
     Ok((geo, u64_at(OFF_NONCE)))
 }
@@ -226,9 +275,16 @@ impl Queue {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => PathBuf::from("."),
         };
-        let file_name = path.file_name().ok_or_else(|| OpenError::BadGeometry(format!("{}: not a file path", path.display())))?;
+        let file_name = path.file_name().ok_or_else(|| {
+            OpenError::BadGeometry(format!("{}: not a file path", path.display()))
+        })?;
         let nonce = random_u64();
-        let tmp = dir.join(format!(".{}.{}.{:x}.tmp", file_name.to_string_lossy(), std::process::id(), nonce));
+        let tmp = dir.join(format!(
+            ".{}.{}.{:x}.tmp",
+            file_name.to_string_lossy(),
+            std::process::id(),
+            nonce
+        ));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -238,19 +294,28 @@ impl Queue {
             .open(&tmp)
             .map_err(io_err(format!("{}: cannot create", tmp.display())))?;
         let result = (|| {
-            file.set_len(geo.file_size() as u64).map_err(io_err(format!("{}: cannot size the file", path.display())))?;
-            file.write_all_at(&header_bytes(&geo, nonce), 0).map_err(io_err(format!("{}: cannot write the header", path.display())))?;
+            file.set_len(geo.file_size() as u64)
+                .map_err(io_err(format!("{}: cannot size the file", path.display())))?;
+            file.write_all_at(&header_bytes(&geo, nonce), 0)
+                .map_err(io_err(format!(
+                    "{}: cannot write the header",
+                    path.display()
+                )))?;
             let q = Self::map(file, path, geo, nonce)?;
             // Zero-initialised memory is a valid empty queue except for HEAD and
             // TAIL, which are (0, 0) too: nothing else to set.
             if opts.replace {
-                std::fs::rename(&tmp, path).map_err(io_err(format!("{}: cannot replace", path.display())))?;
+                std::fs::rename(&tmp, path)
+                    .map_err(io_err(format!("{}: cannot replace", path.display())))?;
             } else {
                 // link(2) fails if the name exists: no clobbering, and the file
                 // appears complete.
                 std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
                     io::ErrorKind::AlreadyExists => OpenError::AlreadyExists(path.to_owned()),
-                    _ => OpenError::Io { what: format!("{}: cannot create", path.display()), source: e },
+                    _ => OpenError::Io {
+                        what: format!("{}: cannot create", path.display()),
+                        source: e,
+                    },
                 })?;
                 let _ = std::fs::remove_file(&tmp);
             }
@@ -279,15 +344,23 @@ impl Queue {
             .open(path)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => OpenError::NotFound(path.to_owned()),
-                _ => OpenError::Io { what: format!("{}: cannot open", path.display()), source: e },
+                _ => OpenError::Io {
+                    what: format!("{}: cannot open", path.display()),
+                    source: e,
+                },
             })?;
-        let meta = file.metadata().map_err(io_err(format!("{}: cannot stat", path.display())))?;
+        let meta = file
+            .metadata()
+            .map_err(io_err(format!("{}: cannot stat", path.display())))?;
         if !meta.is_file() {
             return Err(OpenError::NotAQueue(path.to_owned()));
         }
         let len = meta.len();
         let mut h = vec![0u8; (len.min(HEADER_SIZE as u64)) as usize];
-        file.read_exact_at(&mut h, 0).map_err(io_err(format!("{}: cannot read the header", path.display())))?;
+        file.read_exact_at(&mut h, 0).map_err(io_err(format!(
+            "{}: cannot read the header",
+            path.display()
+        )))?;
         let (geo, nonce) = parse_header(path, &h, len)?;
         Self::map(file, path, geo, nonce)
     }
@@ -300,7 +373,12 @@ impl Queue {
             .map_err(io_err(format!("{}: cannot map", path.display())))?;
         let region = RawRegion::from_map(map);
         Ok(Queue {
-            inner: Arc::new(Inner { ring: Ring::new(region, geo, nonce), file: Some(file), path: Some(path.to_owned()), admin: Mutex::new(()) }),
+            inner: Arc::new(Inner {
+                ring: Ring::new(region, geo, nonce),
+                file: Some(file),
+                path: Some(path.to_owned()),
+                admin: Mutex::new(()),
+            }),
         })
     }
 
@@ -319,7 +397,14 @@ impl Queue {
         let h = header_bytes(&geo, nonce);
         // SAFETY: the block was just allocated and is not shared yet.
         unsafe { region.write(0, &h) };
-        Ok(Queue { inner: Arc::new(Inner { ring: Ring::new(region, geo, nonce), file: None, path: None, admin: Mutex::new(()) }) })
+        Ok(Queue {
+            inner: Arc::new(Inner {
+                ring: Ring::new(region, geo, nonce),
+                file: None,
+                path: None,
+                admin: Mutex::new(()),
+            }),
+        })
     }
 
     /// The queue's geometry.
@@ -349,7 +434,11 @@ impl Queue {
             }
         };
         if let Some(f) = &self.inner.file {
-            let op = if block { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+            let op = if block {
+                libc::LOCK_EX
+            } else {
+                libc::LOCK_EX | libc::LOCK_NB
+            };
             loop {
                 // SAFETY: flock on a descriptor we own; no memory is passed.
                 let r = unsafe { libc::flock(f.as_raw_fd(), op) };
@@ -364,7 +453,10 @@ impl Queue {
                 }
             }
         }
-        Ok(Some(AdminGuard { q: self, _local: local }))
+        Ok(Some(AdminGuard {
+            q: self,
+            _local: local,
+        }))
     }
 
     /// Registers a consumer group. It receives every message published from
@@ -382,7 +474,9 @@ impl Queue {
         }
         ring.add_group(name.as_bytes(), start, crate::clock::now_ns())
             .map(|_| ())
-            .ok_or(GroupError::TableFull { max: ring.geo.max_groups })
+            .ok_or(GroupError::TableFull {
+                max: ring.geo.max_groups,
+            })
     }
 
     /// Unregisters a group. Refused while it has live members.
@@ -392,10 +486,19 @@ impl Queue {
     pub fn remove_group(&self, name: &str) -> Result<(), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        let g = ring.find_group(name.as_bytes()).ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
-        let live = ring.members(g).iter().filter(|m| liveness::is_alive(m.pid, m.start_time)).count();
+        let g = ring
+            .find_group(name.as_bytes())
+            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        let live = ring
+            .members(g)
+            .iter()
+            .filter(|m| liveness::is_alive(m.pid, m.start_time))
+            .count();
         if live > 0 {
-            return Err(GroupError::HasMembers { group: name.to_owned(), count: live });
+            return Err(GroupError::HasMembers {
+                group: name.to_owned(),
+                count: live,
+            });
         }
         ring.remove_group(g);
         Ok(())
@@ -414,10 +517,15 @@ impl Queue {
     pub fn consumer(&self, name: &str) -> Result<Consumer, GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        let g = ring.find_group(name.as_bytes()).ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        let g = ring
+            .find_group(name.as_bytes())
+            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
         reap_group(ring, g);
         let (pid, start) = liveness::current();
-        let m = ring.attach(g, pid, start).ok_or(GroupError::MembersFull { group: name.to_owned(), max: ring.geo.max_members })?;
+        let m = ring.attach(g, pid, start).ok_or(GroupError::MembersFull {
+            group: name.to_owned(),
+            max: ring.geo.max_members,
+        })?;
         Ok(Consumer::new(self.clone(), g, m))
     }
 
@@ -427,7 +535,10 @@ impl Queue {
         match self.admin(false) {
             Ok(Some(_g)) => {
                 let ring = self.ring();
-                (0..ring.geo.max_groups as usize).filter(|&g| ring.is_active(g)).map(|g| reap_group(ring, g)).sum()
+                (0..ring.geo.max_groups as usize)
+                    .filter(|&g| ring.is_active(g))
+                    .map(|g| reap_group(ring, g))
+                    .sum()
             }
             _ => 0,
         }
@@ -448,7 +559,11 @@ impl Queue {
                 members: g
                     .members
                     .iter()
-                    .map(|m| MemberStat { pid: m.pid, alive: liveness::is_alive(m.pid, m.start_time), delivered: m.delivered })
+                    .map(|m| MemberStat {
+                        pid: m.pid,
+                        alive: liveness::is_alive(m.pid, m.start_time),
+                        delivered: m.delivered,
+                    })
                     .collect(),
             })
             .collect();
@@ -494,7 +609,9 @@ impl Drop for AdminGuard<'_> {
 pub(crate) fn validate_name(name: &str) -> Result<(), GroupError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {

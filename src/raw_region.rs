@@ -37,7 +37,12 @@ impl RawRegion {
     pub fn from_map(map: MmapRaw) -> Self {
         let ptr = map.as_mut_ptr();
         let len = map.len();
-        RawRegion { ptr, len, private: false, _owner: Owner::Map(map) }
+        RawRegion {
+            ptr,
+            len,
+            private: false,
+            _owner: Owner::Map(map),
+        }
     }
 
     /// Allocates a zeroed, 16-byte aligned block of `len` bytes for an
@@ -46,7 +51,12 @@ impl RawRegion {
         let words = len.div_ceil(16);
         let mut block = vec![0u128; words].into_boxed_slice();
         let ptr = block.as_mut_ptr().cast::<u8>();
-        RawRegion { ptr, len, private: true, _owner: Owner::Heap(block) }
+        RawRegion {
+            ptr,
+            len,
+            private: true,
+            _owner: Owner::Heap(block),
+        }
     }
 
     /// Address of the byte at `off`, for zero-copy access.

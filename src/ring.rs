@@ -129,7 +129,10 @@ impl<R: Region> Ring<R> {
 
     /// A fresh producer view.
     pub fn producer_cursor(&self) -> ProducerCursor {
-        ProducerCursor { guess: self.tail().load(Ordering::Acquire), limit: 0 }
+        ProducerCursor {
+            guess: self.tail().load(Ordering::Acquire),
+            limit: 0,
+        }
     }
 
     /// See [`Geometry::place`].
@@ -165,10 +168,17 @@ impl<R: Region> Ring<R> {
             // their commit words), but ordering it with the scan that produced
             // `limit` keeps the space reasoning local. On x86 and aarch64 the
             // 128-bit CAS is a full barrier anyway.
-            match self.tail().compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .tail()
+                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => {
                     pc.guess = next;
-                    return Ok(Claim { seq, start: pos, end });
+                    return Ok(Claim {
+                        seq,
+                        start: pos,
+                        end,
+                    });
                 }
                 Err(actual) => cur = actual,
             }
@@ -195,7 +205,9 @@ impl<R: Region> Ring<R> {
     pub(crate) fn write_header(&self, pos: u64, seq: u64, ts_ns: u64, len: u32) {
         let off = self.geo.ring_at(pos);
         // Relaxed: published by the Release store of the commit word.
-        self.region.u64_at(off + 8).store(len as u64, Ordering::Relaxed);
+        self.region
+            .u64_at(off + 8)
+            .store(len as u64, Ordering::Relaxed);
         self.region.u64_at(off + 16).store(seq, Ordering::Relaxed);
         self.region.u64_at(off + 24).store(ts_ns, Ordering::Relaxed);
     }
@@ -206,7 +218,8 @@ impl<R: Region> Ring<R> {
         // SYNC POINT commit: Release pairs with the Acquire load of the commit
         // word in `group.rs` (try_take) and in the no-group walk below, making
         // the header and payload written before it visible to the reader.
-        self.commit_word(pos).store(self.stamp(pos, kind), Ordering::Release);
+        self.commit_word(pos)
+            .store(self.stamp(pos, kind), Ordering::Release);
     }
 
     /// Commits a whole claim, given its records as (position, payload length,
@@ -241,7 +254,10 @@ impl<R: Region> Ring<R> {
             };
             let head_pos = if tpos > hpos {
                 let new = pack_head(tpos, tseq, gen);
-                match self.head().compare_exchange(v, new, Ordering::AcqRel, Ordering::Acquire) {
+                match self
+                    .head()
+                    .compare_exchange(v, new, Ordering::AcqRel, Ordering::Acquire)
+                {
                     Ok(_) => tpos,
                     // Another producer moved HEAD, or a group was added (the
                     // generation changed): our scan may be stale, so redo it.
@@ -250,7 +266,9 @@ impl<R: Region> Ring<R> {
             } else {
                 hpos
             };
-            return head_pos.min(scan.min_inflight).saturating_add(self.geo.capacity);
+            return head_pos
+                .min(scan.min_inflight)
+                .saturating_add(self.geo.capacity);
         }
     }
 
@@ -263,7 +281,10 @@ impl<R: Region> Ring<R> {
             if w == self.stamp(pos, KIND_PAD) {
                 pos += self.geo.room_to_end(pos);
             } else if w == self.stamp(pos, KIND_MSG) || w == self.stamp(pos, KIND_ABORT) {
-                let len = self.region.u64_at(self.geo.ring_at(pos) + 8).load(Ordering::Relaxed);
+                let len = self
+                    .region
+                    .u64_at(self.geo.ring_at(pos) + 8)
+                    .load(Ordering::Relaxed);
                 let size = record_size(len & 0xffff_ffff);
                 // Read once, checked before use. A bad length here means the
                 // record was overwritten under us (HEAD moved: the caller's CAS

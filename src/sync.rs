@@ -1,10 +1,9 @@
 //! The one place the protocol code gets its atomics from.
 //!
 //! Protocol modules (`ring`, `group`, `wait`) name `crate::sync::*` only, never
-//! `std::sync::atomic` directly (`clippy.toml` enforces it). The model checker in
+//! `std::sync::atomic` directly (`tests/source_rules.rs` enforces it). The model checker in
 //! `loom-tests/` compiles the very same protocol source files against its own
 //! `sync` module, which maps these names onto loom's types.
-#![allow(clippy::disallowed_types)]
 
 pub(crate) use portable_atomic::AtomicU128;
 pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};

@@ -68,7 +68,9 @@ impl<R: Region> Ring<R> {
         if self.region.u32_at(ev.waiters_off()).load(Ordering::Relaxed) != 0 {
             // Release: orders our change before the bump for a sleeper that
             // reads the new word value (it then re-polls and sees the change).
-            self.region.u32_at(ev.futex_off()).fetch_add(1, Ordering::Release);
+            self.region
+                .u32_at(ev.futex_off())
+                .fetch_add(1, Ordering::Release);
             self.region.wake_all(ev.futex_off());
         }
     }
@@ -117,7 +119,12 @@ impl<R: Region> Ring<R> {
     }
 
     /// The sleeper's half of the eventcount.
-    fn sleep<T>(&self, ev: Event, timeout: Option<Duration>, poll: &mut impl FnMut() -> Option<T>) -> Option<T> {
+    fn sleep<T>(
+        &self,
+        ev: Event,
+        timeout: Option<Duration>,
+        poll: &mut impl FnMut() -> Option<T>,
+    ) -> Option<T> {
         let word = self.region.u32_at(ev.futex_off());
         let waiters = self.region.u32_at(ev.waiters_off());
         // Acquire pairs with the Release bump in `notify`.

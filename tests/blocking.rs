@@ -26,8 +26,16 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("q");
     let ps = p.to_str().unwrap();
-    assert!(Command::new(SHMQ).args(["create", ps]).status().unwrap().success());
-    assert!(Command::new(SHMQ).args(["group", "add", ps, "g"]).status().unwrap().success());
+    assert!(Command::new(SHMQ)
+        .args(["create", ps])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new(SHMQ)
+        .args(["group", "add", ps, "g"])
+        .status()
+        .unwrap()
+        .success());
     let q = Queue::open(&p).unwrap();
     let child = Command::new(SHMQ)
         .args(["recv", ps, "--group", "g", "--count", "1", "--json"])
@@ -36,7 +44,10 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
         .unwrap();
     let t0 = Instant::now();
     while q.stat().groups[0].members.is_empty() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "consumer did not attach");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "consumer did not attach"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // Let it pass its spin phase and fall asleep, then measure one idle second.
@@ -47,7 +58,10 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
     // A spinning consumer would use a whole second; a sleeping one a few
     // wake-ups per 100 ms slice to check for signals. Allow 5% of a core.
     let limit = ticks_per_second() / 20;
-    assert!(used <= limit, "idle consumer used {used} ticks of CPU in one second (limit {limit})");
+    assert!(
+        used <= limit,
+        "idle consumer used {used} ticks of CPU in one second (limit {limit})"
+    );
 
     let mut producer = q.producer();
     let seq = producer.send(b"wake up").unwrap();
@@ -60,7 +74,12 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
 
 #[test]
 fn producer_blocked_on_full_ring_wakes_when_consumer_reads() {
-    let q = Queue::in_memory(&shmq::QueueOptions { capacity: 4096, max_msg: 64, ..Default::default() }).unwrap();
+    let q = Queue::in_memory(&shmq::QueueOptions {
+        capacity: 4096,
+        max_msg: 64,
+        ..Default::default()
+    })
+    .unwrap();
     q.add_group("g", shmq::StartAt::Latest).unwrap();
     let mut c = q.consumer("g").unwrap();
     let mut p = q.producer();

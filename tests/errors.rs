@@ -13,12 +13,25 @@ fn cli_fails(args: &[&str], needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "shmq {args:?} should fail");
     assert!(!err.contains("panicked"), "shmq {args:?} panicked: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected, got: {err}");
-    assert!(err.contains(needle), "shmq {args:?}: expected '{needle}' in: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected, got: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "shmq {args:?}: expected '{needle}' in: {err}"
+    );
 }
 
 fn small() -> QueueOptions {
-    QueueOptions { capacity: 64 << 10, max_msg: 1024, max_groups: 2, max_members: 2, ..Default::default() }
+    QueueOptions {
+        capacity: 64 << 10,
+        max_msg: 1024,
+        max_groups: 2,
+        max_members: 2,
+        ..Default::default()
+    }
 }
 
 fn made(dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -48,10 +61,17 @@ fn wrong_version() {
     f.write_all(&99u32.to_ne_bytes()).unwrap();
     drop(f);
     match Queue::open(&p) {
-        Err(OpenError::WrongVersion { found: 99, expected: 1, .. }) => {}
+        Err(OpenError::WrongVersion {
+            found: 99,
+            expected: 1,
+            ..
+        }) => {}
         other => panic!("expected WrongVersion, got {:?}", other.err()),
     }
-    cli_fails(&["send", p.to_str().unwrap(), "--count", "1", "--size", "1"], "version 99");
+    cli_fails(
+        &["send", p.to_str().unwrap(), "--count", "1", "--size", "1"],
+        "version 99",
+    );
 }
 
 #[test]
@@ -59,14 +79,26 @@ fn truncated_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = made(&dir);
     let len = std::fs::metadata(&p).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     match Queue::open(&p) {
-        Err(OpenError::Truncated { expected, found, .. }) => assert_eq!((expected, found), (len, len / 2)),
+        Err(OpenError::Truncated {
+            expected, found, ..
+        }) => assert_eq!((expected, found), (len, len / 2)),
         other => panic!("expected Truncated, got {:?}", other.err()),
     }
     cli_fails(&["recv", p.to_str().unwrap(), "--group", "g"], "truncated");
     // Cut inside the header.
-    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(100).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
     assert!(matches!(Queue::open(&p), Err(OpenError::Truncated { .. })));
 }
 
@@ -88,10 +120,20 @@ fn missing_file_and_no_clobber() {
     assert!(matches!(Queue::open(&p), Err(OpenError::NotFound(_))));
     cli_fails(&["stat", p.to_str().unwrap()], "no such queue file");
     let p = made(&dir);
-    assert!(matches!(Queue::create(&p, &small()), Err(OpenError::AlreadyExists(_))));
+    assert!(matches!(
+        Queue::create(&p, &small()),
+        Err(OpenError::AlreadyExists(_))
+    ));
     cli_fails(&["create", p.to_str().unwrap()], "exists");
     // Asked to replace, it does.
-    assert!(Queue::create(&p, &QueueOptions { replace: true, ..small() }).is_ok());
+    assert!(Queue::create(
+        &p,
+        &QueueOptions {
+            replace: true,
+            ..small()
+        }
+    )
+    .is_ok());
     // No temporary files are left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
@@ -100,11 +142,33 @@ fn missing_file_and_no_clobber() {
 fn bad_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("q");
-    let bad = QueueOptions { capacity: 1000, ..small() };
-    assert!(matches!(Queue::create(&p, &bad), Err(OpenError::BadGeometry(_))));
-    cli_fails(&["create", p.to_str().unwrap(), "--capacity", "1000"], "power of two");
-    cli_fails(&["create", p.to_str().unwrap(), "--capacity", "64KiB", "--max-msg", "1MiB"], "does not fit");
-    let out = Command::new(SHMQ).args(["create", p.to_str().unwrap(), "--capacity", "lots"]).output().unwrap();
+    let bad = QueueOptions {
+        capacity: 1000,
+        ..small()
+    };
+    assert!(matches!(
+        Queue::create(&p, &bad),
+        Err(OpenError::BadGeometry(_))
+    ));
+    cli_fails(
+        &["create", p.to_str().unwrap(), "--capacity", "1000"],
+        "power of two",
+    );
+    cli_fails(
+        &[
+            "create",
+            p.to_str().unwrap(),
+            "--capacity",
+            "64KiB",
+            "--max-msg",
+            "1MiB",
+        ],
+        "does not fit",
+    );
+    let out = Command::new(SHMQ)
+        .args(["create", p.to_str().unwrap(), "--capacity", "lots"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a size"));
 }
@@ -113,37 +177,80 @@ fn bad_sizes() {
 fn message_too_large() {
     let q = Queue::in_memory(&small()).unwrap();
     let mut p = q.producer();
-    assert_eq!(p.send(&[0u8; 1025]), Err(SendError::TooLarge { len: 1025, max: 1024 }));
-    assert_eq!(p.try_send(&[0u8; 1025]), Err(SendError::TooLarge { len: 1025, max: 1024 }));
+    assert_eq!(
+        p.send(&[0u8; 1025]),
+        Err(SendError::TooLarge {
+            len: 1025,
+            max: 1024
+        })
+    );
+    assert_eq!(
+        p.try_send(&[0u8; 1025]),
+        Err(SendError::TooLarge {
+            len: 1025,
+            max: 1024
+        })
+    );
     assert!(p.claim_send(4096).is_err());
     assert!(p.send(&[0u8; 1024]).is_ok());
     let dir = tempfile::tempdir().unwrap();
     let path = made(&dir);
-    cli_fails(&["send", path.to_str().unwrap(), "--count", "1", "--size", "2KiB"], "maximum message size");
+    cli_fails(
+        &[
+            "send",
+            path.to_str().unwrap(),
+            "--count",
+            "1",
+            "--size",
+            "2KiB",
+        ],
+        "maximum message size",
+    );
 }
 
 #[test]
 fn unknown_group() {
     let q = Queue::in_memory(&small()).unwrap();
     assert!(matches!(q.consumer("nope"), Err(GroupError::Unknown(g)) if g == "nope"));
-    assert!(matches!(q.remove_group("nope"), Err(GroupError::Unknown(_))));
+    assert!(matches!(
+        q.remove_group("nope"),
+        Err(GroupError::Unknown(_))
+    ));
     let dir = tempfile::tempdir().unwrap();
     let p = made(&dir);
-    cli_fails(&["recv", p.to_str().unwrap(), "--group", "nope"], "unknown group 'nope'");
+    cli_fails(
+        &["recv", p.to_str().unwrap(), "--group", "nope"],
+        "unknown group 'nope'",
+    );
 }
 
 #[test]
 fn group_table_full_and_members_full_and_names() {
     let q = Queue::in_memory(&small()).unwrap();
     q.add_group("a", StartAt::Latest).unwrap();
-    assert!(matches!(q.add_group("a", StartAt::Latest), Err(GroupError::Exists(_))));
+    assert!(matches!(
+        q.add_group("a", StartAt::Latest),
+        Err(GroupError::Exists(_))
+    ));
     q.add_group("b", StartAt::Earliest).unwrap();
-    assert!(matches!(q.add_group("c", StartAt::Latest), Err(GroupError::TableFull { max: 2 })));
+    assert!(matches!(
+        q.add_group("c", StartAt::Latest),
+        Err(GroupError::TableFull { max: 2 })
+    ));
     let _m1 = q.consumer("a").unwrap();
     let _m2 = q.consumer("a").unwrap();
-    assert!(matches!(q.consumer("a"), Err(GroupError::MembersFull { max: 2, .. })));
+    assert!(matches!(
+        q.consumer("a"),
+        Err(GroupError::MembersFull { max: 2, .. })
+    ));
     for bad in ["", "has space", "slash/y", &"x".repeat(65)] {
-        assert!(matches!(q.add_group(bad, StartAt::Latest), Err(GroupError::InvalidName(_))), "{bad:?}");
+        assert!(
+            matches!(
+                q.add_group(bad, StartAt::Latest),
+                Err(GroupError::InvalidName(_))
+            ),
+            "{bad:?}"
+        );
     }
     // Removing frees the slot.
     q.remove_group("b").unwrap();
@@ -152,7 +259,11 @@ fn group_table_full_and_members_full_and_names() {
     let p = made(&dir);
     let ps = p.to_str().unwrap();
     for g in ["x", "y"] {
-        assert!(Command::new(SHMQ).args(["group", "add", ps, g]).status().unwrap().success());
+        assert!(Command::new(SHMQ)
+            .args(["group", "add", ps, g])
+            .status()
+            .unwrap()
+            .success());
     }
     cli_fails(&["group", "add", ps, "z"], "group table full");
     cli_fails(&["group", "add", ps, "x"], "exists already");

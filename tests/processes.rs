@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::check_group;
+use common::{check_group, Received};
 use shmq::Queue;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +15,9 @@ const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 /// Text payload: producer, counter and a filler derived from both, so any
 /// garbled byte is caught.
 fn line(p: u32, c: u64) -> String {
-    let fill: String = (0..(c % 23) as usize).map(|i| (b'a' + ((p as u64 * 7 + c + i as u64) % 26) as u8) as char).collect();
+    let fill: String = (0..(c % 23) as usize)
+        .map(|i| (b'a' + ((p as u64 * 7 + c + i as u64) % 26) as u8) as char)
+        .collect();
     format!("{p} {c} {fill}")
 }
 
@@ -28,7 +30,11 @@ fn to_common(payload: &str) -> Vec<u8> {
     common::encode(p, c)
 }
 
-fn spawn_recv(q: &std::path::Path, group: &str, count: Option<u64>) -> (Child, thread::JoinHandle<Vec<(u64, Vec<u8>)>>) {
+fn spawn_recv(
+    q: &std::path::Path,
+    group: &str,
+    count: Option<u64>,
+) -> (Child, thread::JoinHandle<Received>) {
     let mut cmd = Command::new(SHMQ);
     cmd.args(["recv", q.to_str().unwrap(), "--group", group, "--json"]);
     if let Some(n) = count {
@@ -42,7 +48,10 @@ fn spawn_recv(q: &std::path::Path, group: &str, count: Option<u64>) -> (Child, t
             .map(|l| {
                 let l = l.unwrap();
                 let v: serde_json::Value = serde_json::from_str(&l).unwrap();
-                (v["seq"].as_u64().unwrap(), to_common(v["payload"].as_str().unwrap()))
+                (
+                    v["seq"].as_u64().unwrap(),
+                    to_common(v["payload"].as_str().unwrap()),
+                )
             })
             .collect()
     });
@@ -65,24 +74,43 @@ fn four_producer_processes_three_groups() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
     let qs = q.to_str().unwrap();
-    let ok = |args: &[&str]| assert!(Command::new(SHMQ).args(args).status().unwrap().success(), "shmq {args:?}");
+    let ok = |args: &[&str]| {
+        assert!(
+            Command::new(SHMQ).args(args).status().unwrap().success(),
+            "shmq {args:?}"
+        )
+    };
     ok(&["create", qs, "--capacity", "64KiB", "--max-msg", "1KiB"]);
     for g in ["A", "B", "C"] {
         ok(&["group", "add", qs, g]);
     }
     let queue = Queue::open(&q).unwrap();
 
-    let mut consumers = vec![("A", spawn_recv(&q, "A", Some(total))), ("B", spawn_recv(&q, "B", Some(total)))];
+    let mut consumers = vec![
+        ("A", spawn_recv(&q, "A", Some(total))),
+        ("B", spawn_recv(&q, "B", Some(total))),
+    ];
     for _ in 0..3 {
         consumers.push(("C", spawn_recv(&q, "C", None)));
     }
     wait_until("5 members", Duration::from_secs(30), || {
-        queue.stat().groups.iter().map(|g| g.members.len()).sum::<usize>() == 5
+        queue
+            .stat()
+            .groups
+            .iter()
+            .map(|g| g.members.len())
+            .sum::<usize>()
+            == 5
     });
 
     let producers: Vec<(Child, thread::JoinHandle<()>)> = (0..PRODUCERS)
         .map(|p| {
-            let mut child = Command::new(SHMQ).args(["send", qs]).stdin(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+            let mut child = Command::new(SHMQ)
+                .args(["send", qs])
+                .stdin(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
             let mut stdin = child.stdin.take().unwrap();
             let feeder = thread::spawn(move || {
                 let mut buf = String::new();
@@ -103,21 +131,36 @@ fn four_producer_processes_three_groups() {
         feeder.join().unwrap();
         assert!(child.wait().unwrap().success(), "a producer failed");
     }
-    wait_until("groups to drain", Duration::from_secs(120), || queue.stat().groups.iter().all(|g| g.lag == 0));
+    wait_until("groups to drain", Duration::from_secs(120), || {
+        queue.stat().groups.iter().all(|g| g.lag == 0)
+    });
     let stat = queue.stat();
     assert_eq!(stat.tail_seq, total);
-    assert!(stat.full_waits > 0, "the 64 KiB ring should have made producers wait");
+    assert!(
+        stat.full_waits > 0,
+        "the 64 KiB ring should have made producers wait"
+    );
     // A and B stop by --count; C's members are told to stop.
     for (g, (child, _)) in &consumers {
         if *g == "C" {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
         }
     }
-    let mut by_group: Vec<(&str, Vec<Vec<(u64, Vec<u8>)>>)> = vec![("A", vec![]), ("B", vec![]), ("C", vec![])];
+    let mut by_group: Vec<(&str, Vec<Received>)> =
+        vec![("A", vec![]), ("B", vec![]), ("C", vec![])];
     for (g, (mut child, reader)) in consumers {
         assert!(child.wait().unwrap().success(), "consumer of {g} failed");
         let got = reader.join().unwrap();
-        by_group.iter_mut().find(|(n, _)| *n == g).unwrap().1.push(got);
+        by_group
+            .iter_mut()
+            .find(|(n, _)| *n == g)
+            .unwrap()
+            .1
+            .push(got);
     }
     for (g, parts) in &by_group {
         check_group(g, parts, PRODUCERS, PER);
@@ -132,22 +175,45 @@ fn killed_member_is_reaped_and_group_can_be_removed() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
     let qs = q.to_str().unwrap();
-    assert!(Command::new(SHMQ).args(["create", qs]).status().unwrap().success());
-    assert!(Command::new(SHMQ).args(["group", "add", qs, "g"]).status().unwrap().success());
+    assert!(Command::new(SHMQ)
+        .args(["create", qs])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new(SHMQ)
+        .args(["group", "add", qs, "g"])
+        .status()
+        .unwrap()
+        .success());
     let queue = Queue::open(&q).unwrap();
-    let mut child = Command::new(SHMQ).args(["recv", qs, "--group", "g", "--quiet"]).spawn().unwrap();
-    wait_until("member", Duration::from_secs(30), || queue.stat().groups[0].members.len() == 1);
+    let mut child = Command::new(SHMQ)
+        .args(["recv", qs, "--group", "g", "--quiet"])
+        .spawn()
+        .unwrap();
+    wait_until("member", Duration::from_secs(30), || {
+        queue.stat().groups[0].members.len() == 1
+    });
     // Removing a group with a live member is refused.
-    let out = Command::new(SHMQ).args(["group", "rm", qs, "g"]).output().unwrap();
+    let out = Command::new(SHMQ)
+        .args(["group", "rm", qs, "g"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("live member"));
     child.kill().unwrap(); // SIGKILL: no chance to leave the group
     child.wait().unwrap();
     let stat = queue.stat();
     assert_eq!(stat.groups[0].members.len(), 1);
-    assert!(!stat.groups[0].members[0].alive, "a killed member must show as dead");
+    assert!(
+        !stat.groups[0].members[0].alive,
+        "a killed member must show as dead"
+    );
     assert_eq!(queue.reap_dead_members(), 1);
-    assert!(Command::new(SHMQ).args(["group", "rm", qs, "g"]).status().unwrap().success());
+    assert!(Command::new(SHMQ)
+        .args(["group", "rm", qs, "g"])
+        .status()
+        .unwrap()
+        .success());
     assert!(queue.stat().groups.is_empty());
 }
 
@@ -156,15 +222,38 @@ fn cli_round_trip_json_and_binary_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
     let qs = q.to_str().unwrap();
-    assert!(Command::new(SHMQ).args(["create", qs, "--capacity", "64KiB"]).status().unwrap().success());
-    assert!(Command::new(SHMQ).args(["group", "add", qs, "g"]).status().unwrap().success());
-    let mut send = Command::new(SHMQ).args(["send", qs]).stdin(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    send.stdin.take().unwrap().write_all(b"hello\n\xff\xfe\n\nlast").unwrap();
+    assert!(Command::new(SHMQ)
+        .args(["create", qs, "--capacity", "64KiB"])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new(SHMQ)
+        .args(["group", "add", qs, "g"])
+        .status()
+        .unwrap()
+        .success());
+    let mut send = Command::new(SHMQ)
+        .args(["send", qs])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    send.stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\n\xff\xfe\n\nlast")
+        .unwrap();
     assert!(send.wait().unwrap().success());
-    let out = Command::new(SHMQ).args(["recv", qs, "--group", "g", "--count", "4", "--json"]).output().unwrap();
+    let out = Command::new(SHMQ)
+        .args(["recv", qs, "--group", "g", "--count", "4", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["payload"], "hello");
     assert_eq!(lines[0]["seq"], 0);
@@ -174,9 +263,15 @@ fn cli_round_trip_json_and_binary_payloads() {
     assert_eq!(lines[2]["payload"], "");
     assert_eq!(lines[3]["payload"], "last");
     // Nothing more: --timeout ends the wait.
-    let out = Command::new(SHMQ).args(["recv", qs, "--group", "g", "--timeout", "200ms"]).output().unwrap();
+    let out = Command::new(SHMQ)
+        .args(["recv", qs, "--group", "g", "--timeout", "200ms"])
+        .output()
+        .unwrap();
     assert!(out.status.success() && out.stdout.is_empty());
-    let stat = Command::new(SHMQ).args(["stat", qs, "--json"]).output().unwrap();
+    let stat = Command::new(SHMQ)
+        .args(["stat", qs, "--json"])
+        .output()
+        .unwrap();
     let s: serde_json::Value = serde_json::from_slice(&stat.stdout).unwrap();
     assert_eq!(s["tail_seq"], 4);
     assert_eq!(s["groups"][0]["name"], "g");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{check_group, encode};
+use common::{check_group, encode, Received};
 use shmq::{Queue, QueueOptions, StartAt, WaitStrategy};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -15,13 +15,17 @@ fn four_producers_three_groups_threads() {
     const PER: u64 = 50_000;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let opts = QueueOptions { capacity: 64 << 10, max_msg: 1024, ..Default::default() };
+    let opts = QueueOptions {
+        capacity: 64 << 10,
+        max_msg: 1024,
+        ..Default::default()
+    };
     let q = Queue::create(&path, &opts).unwrap();
     for g in ["A", "B", "C"] {
         q.add_group(g, StartAt::Latest).unwrap();
     }
     let total = PRODUCERS as u64 * PER;
-    let received: Arc<Mutex<Vec<(String, Vec<(u64, Vec<u8>)>)>>> = Arc::default();
+    let received: Arc<Mutex<Vec<(String, Received)>>> = Arc::default();
     let mut consumers = Vec::new();
     for (group, members) in [("A", 1), ("B", 1), ("C", 3)] {
         let remaining = Arc::new(std::sync::atomic::AtomicU64::new(total));
@@ -68,8 +72,11 @@ fn four_producers_three_groups_threads() {
     }
     let received = Arc::try_unwrap(received).unwrap().into_inner().unwrap();
     for group in ["A", "B", "C"] {
-        let parts: Vec<Vec<(u64, Vec<u8>)>> =
-            received.iter().filter(|(g, _)| g == group).map(|(_, v)| v.clone()).collect();
+        let parts: Vec<Received> = received
+            .iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, v)| v.clone())
+            .collect();
         check_group(group, &parts, PRODUCERS, PER);
     }
     let stat = q.stat();
@@ -79,7 +86,12 @@ fn four_producers_three_groups_threads() {
 
 #[test]
 fn heap_queue_zero_copy_and_batch() {
-    let q = Queue::in_memory(&QueueOptions { capacity: 4096, max_msg: 256, ..Default::default() }).unwrap();
+    let q = Queue::in_memory(&QueueOptions {
+        capacity: 4096,
+        max_msg: 256,
+        ..Default::default()
+    })
+    .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     let mut c = q.consumer("g").unwrap();
     let mut p = q.producer();
@@ -107,7 +119,12 @@ fn heap_queue_zero_copy_and_batch() {
 
 #[test]
 fn try_send_reports_full_and_recovers() {
-    let q = Queue::in_memory(&QueueOptions { capacity: 1024, max_msg: 64, ..Default::default() }).unwrap();
+    let q = Queue::in_memory(&QueueOptions {
+        capacity: 1024,
+        max_msg: 64,
+        ..Default::default()
+    })
+    .unwrap();
     q.add_group("slow", StartAt::Latest).unwrap();
     let mut c = q.consumer("slow").unwrap();
     let mut p = q.producer();
@@ -130,7 +147,12 @@ fn try_send_reports_full_and_recovers() {
 
 #[test]
 fn earliest_sees_retained_messages_and_latest_does_not() {
-    let q = Queue::in_memory(&QueueOptions { capacity: 4096, max_msg: 64, ..Default::default() }).unwrap();
+    let q = Queue::in_memory(&QueueOptions {
+        capacity: 4096,
+        max_msg: 64,
+        ..Default::default()
+    })
+    .unwrap();
     let mut p = q.producer();
     // No group yet: messages are retained in the ring until overwritten.
     for i in 0..200u32 {
@@ -139,7 +161,10 @@ fn earliest_sees_retained_messages_and_latest_does_not() {
     q.add_group("late", StartAt::Latest).unwrap();
     q.add_group("replay", StartAt::Earliest).unwrap();
     let head = q.stat().head_seq;
-    assert!(head > 0 && head < 200, "ring holds only the newest messages: head {head}");
+    assert!(
+        head > 0 && head < 200,
+        "ring holds only the newest messages: head {head}"
+    );
     let mut late = q.consumer("late").unwrap();
     assert_eq!(late.try_recv(), Err(shmq::RecvError::Empty));
     let mut replay = q.consumer("replay").unwrap();
@@ -156,9 +181,18 @@ fn earliest_sees_retained_messages_and_latest_does_not() {
 
 #[test]
 fn spin_strategies_deliver() {
-    let q = Queue::in_memory(&QueueOptions { capacity: 8192, max_msg: 64, ..Default::default() }).unwrap();
+    let q = Queue::in_memory(&QueueOptions {
+        capacity: 8192,
+        max_msg: 64,
+        ..Default::default()
+    })
+    .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
-    for w in [WaitStrategy::Spin, WaitStrategy::SpinYield, WaitStrategy::Block] {
+    for w in [
+        WaitStrategy::Spin,
+        WaitStrategy::SpinYield,
+        WaitStrategy::Block,
+    ] {
         let mut c = q.consumer("g").unwrap();
         c.set_wait_strategy(w);
         let q2 = q.clone();

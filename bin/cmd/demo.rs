@@ -25,7 +25,14 @@ struct Member {
 fn spawn_member(exe: &Path, q: &Path, group: &'static str, json: bool) -> Result<Member, String> {
     let mode = if json { "--json" } else { "--quiet" };
     let mut child = Command::new(exe)
-        .args(["recv", &q.to_string_lossy(), "--group", group, mode, "--stats"])
+        .args([
+            "recv",
+            &q.to_string_lossy(),
+            "--group",
+            group,
+            mode,
+            "--stats",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -36,9 +43,15 @@ fn spawn_member(exe: &Path, q: &Path, group: &'static str, json: bool) -> Result
         let mut seqs = Vec::new();
         for line in BufReader::new(out).lines() {
             let line = line.map_err(|e| e.to_string())?;
-            let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("bad line {line:?}: {e}"))?;
-            let seq = v["seq"].as_u64().ok_or_else(|| format!("no seq in {line}"))?;
-            if v["payload"].as_str().is_none_or(|p| p.len() as u64 != SIZE || !p.starts_with("msg ")) {
+            let v: serde_json::Value =
+                serde_json::from_str(&line).map_err(|e| format!("bad line {line:?}: {e}"))?;
+            let seq = v["seq"]
+                .as_u64()
+                .ok_or_else(|| format!("no seq in {line}"))?;
+            if v["payload"]
+                .as_str()
+                .is_none_or(|p| p.len() as u64 != SIZE || !p.starts_with("msg "))
+            {
                 return Err(format!("garbled payload in {line}"));
             }
             seqs.push(seq);
@@ -50,7 +63,12 @@ fn spawn_member(exe: &Path, q: &Path, group: &'static str, json: bool) -> Result
         let _ = err.read_to_string(&mut s);
         s
     });
-    Ok(Member { group, child, seqs: Some(seqs), stats: Some(stats) })
+    Ok(Member {
+        group,
+        child,
+        seqs: Some(seqs),
+        stats: Some(stats),
+    })
 }
 
 /// What one phase measured.
@@ -63,7 +81,15 @@ struct Phase {
 /// deliveries and collects latency. With `json` the consumers print every
 /// message and the demo checks each sequence number; otherwise they report
 /// counts only.
-fn phase(exe: &Path, qpath: &Path, q: &Queue, producers: u64, per: u64, interval: Option<&str>, json: bool) -> Result<Phase, String> {
+fn phase(
+    exe: &Path,
+    qpath: &Path,
+    q: &Queue,
+    producers: u64,
+    per: u64,
+    interval: Option<&str>,
+    json: bool,
+) -> Result<Phase, String> {
     let total = producers * per;
     let base_seq = q.stat().tail_seq;
     let mut members = vec![spawn_member(exe, qpath, "audit", json)?];
@@ -71,7 +97,14 @@ fn phase(exe: &Path, qpath: &Path, q: &Queue, producers: u64, per: u64, interval
         members.push(spawn_member(exe, qpath, "workers", json)?);
     }
     let t0 = Instant::now();
-    while q.stat().groups.iter().map(|g| g.members.iter().filter(|m| m.alive).count()).sum::<usize>() < 4 {
+    while q
+        .stat()
+        .groups
+        .iter()
+        .map(|g| g.members.iter().filter(|m| m.alive).count())
+        .sum::<usize>()
+        < 4
+    {
         if t0.elapsed() > Duration::from_secs(20) {
             return Err("consumers did not start".into());
         }
@@ -81,11 +114,20 @@ fn phase(exe: &Path, qpath: &Path, q: &Queue, producers: u64, per: u64, interval
     let senders: Vec<Child> = (0..producers)
         .map(|_| {
             let mut cmd = Command::new(exe);
-            cmd.args(["send", &qpath.to_string_lossy(), "--count", &per.to_string(), "--size", &SIZE.to_string()]);
+            cmd.args([
+                "send",
+                &qpath.to_string_lossy(),
+                "--count",
+                &per.to_string(),
+                "--size",
+                &SIZE.to_string(),
+            ]);
             if let Some(iv) = interval {
                 cmd.args(["--interval", iv]);
             }
-            cmd.stderr(Stdio::null()).spawn().map_err(|e| format!("starting a producer: {e}"))
+            cmd.stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting a producer: {e}"))
         })
         .collect::<Result<_, _>>()?;
     for mut p in senders {
@@ -103,7 +145,10 @@ fn phase(exe: &Path, qpath: &Path, q: &Queue, producers: u64, per: u64, interval
         std::thread::sleep(Duration::from_millis(10));
     }
     for m in &members {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(m.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(m.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
     let mut lines = vec![format!(
         "{producers} producer process(es) x {per} messages of {SIZE} B in {:.2} s ({:.0}k msg/s)",
@@ -115,27 +160,49 @@ fn phase(exe: &Path, qpath: &Path, q: &Queue, producers: u64, per: u64, interval
         let (mut parts, mut stats) = (Vec::new(), Vec::new());
         for m in members.iter_mut().filter(|m| m.group == group) {
             let st = m.child.wait().map_err(|e| e.to_string())?;
-            let seqs = m.seqs.take().ok_or("reader taken")?.join().map_err(|_| "reader thread panicked")??;
-            let text = m.stats.take().ok_or("reader taken")?.join().map_err(|_| "reader thread panicked")?;
+            let seqs = m
+                .seqs
+                .take()
+                .ok_or("reader taken")?
+                .join()
+                .map_err(|_| "reader thread panicked")??;
+            let text = m
+                .stats
+                .take()
+                .ok_or("reader taken")?
+                .join()
+                .map_err(|_| "reader thread panicked")?;
             if !st.success() {
                 return Err(format!("a consumer failed ({st}): {}", text.trim()));
             }
-            let s: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap_or_default();
+            let s: serde_json::Value =
+                serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap_or_default();
             parts.push(seqs);
             stats.push(s);
         }
-        let counts: Vec<u64> = stats.iter().map(|s| s["received"].as_u64().unwrap_or(0)).collect();
+        let counts: Vec<u64> = stats
+            .iter()
+            .map(|s| s["received"].as_u64().unwrap_or(0))
+            .collect();
         let received: u64 = counts.iter().sum();
         let in_order = stats.iter().all(|s| s["in_order"].as_bool() == Some(true));
         let exact = if json {
             let mut all: Vec<u64> = parts.iter().flatten().copied().collect();
             all.sort_unstable();
-            all.len() as u64 == total && all.iter().enumerate().all(|(i, &s)| s == base_seq + i as u64)
+            all.len() as u64 == total
+                && all
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &s)| s == base_seq + i as u64)
         } else {
             received == total
         };
         ok &= exact && in_order;
-        let split = counts.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" + ");
+        let split = counts
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(" + ");
         lines.push(format!(
             "{group:<8} received {received}/{total} (per member {split}): {}, {}",
             match (exact, json) {
@@ -143,9 +210,20 @@ fn phase(exe: &Path, qpath: &Path, q: &Queue, producers: u64, per: u64, interval
                 (true, false) => "all of them",
                 _ => "MISSING OR DUPLICATED",
             },
-            if in_order { "each member in order" } else { "OUT OF ORDER" }
+            if in_order {
+                "each member in order"
+            } else {
+                "OUT OF ORDER"
+            }
         ));
-        let p = |k: &str| stats.iter().map(|s| s["latency_ns"][k].as_u64().unwrap_or(0)).max().unwrap_or(0) as f64 / 1000.0;
+        let p = |k: &str| {
+            stats
+                .iter()
+                .map(|s| s["latency_ns"][k].as_u64().unwrap_or(0))
+                .max()
+                .unwrap_or(0) as f64
+                / 1000.0
+        };
         lines.push(format!(
             "{:8} latency publish->receive (worst member): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
             "",
@@ -160,15 +238,31 @@ fn phase(exe: &Path, qpath: &Path, q: &Queue, producers: u64, per: u64, interval
 
 pub fn run(per_producer: u64) -> Result<(), String> {
     let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
-    let dir = tempfile::Builder::new().prefix("shmq-demo-").tempdir_in(base).map_err(|e| format!("temporary directory: {e}"))?;
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("shmq-demo-")
+        .tempdir_in(base)
+        .map_err(|e| format!("temporary directory: {e}"))?;
     let qpath = dir.path().join("demo.q");
     let exe = std::env::current_exe().map_err(|e| format!("locating the shmq binary: {e}"))?;
-    let opts = QueueOptions { capacity: 256 << 10, max_msg: 4096, ..Default::default() };
+    let opts = QueueOptions {
+        capacity: 256 << 10,
+        max_msg: 4096,
+        ..Default::default()
+    };
     let q = Queue::create(&qpath, &opts).map_err(|e| e.to_string())?;
-    q.add_group("audit", StartAt::Latest).map_err(|e| e.to_string())?;
-    q.add_group("workers", StartAt::Latest).map_err(|e| e.to_string())?;
-    println!("shmq demo: queue {} (ring 256 KiB in shared memory)", qpath.display());
+    q.add_group("audit", StartAt::Latest)
+        .map_err(|e| e.to_string())?;
+    q.add_group("workers", StartAt::Latest)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "shmq demo: queue {} (ring 256 KiB in shared memory)",
+        qpath.display()
+    );
     println!("groups: audit (1 member) and workers (3 competing members); every group gets every message");
     println!();
     println!("1. flood: producers as fast as they can, consumers print every message as JSON (latency = queueing)");
@@ -178,13 +272,24 @@ pub fn run(per_producer: u64) -> Result<(), String> {
     }
     println!();
     println!("2. paced: one message every 50 us, blocking consumers (latency = hand-off incl. futex wake-up)");
-    let paced = phase(&exe, &qpath, &q, 1, (per_producer / 5).max(1), Some("50us"), false)?;
+    let paced = phase(
+        &exe,
+        &qpath,
+        &q,
+        1,
+        (per_producer / 5).max(1),
+        Some("50us"),
+        false,
+    )?;
     for l in &paced.lines {
         println!("   {l}");
     }
     let st = q.stat();
     println!();
-    println!("stat: tail_seq {}, producers found the ring full {} times", st.tail_seq, st.full_waits);
+    println!(
+        "stat: tail_seq {}, producers found the ring full {} times",
+        st.tail_seq, st.full_waits
+    );
     drop(q);
     let shown = dir.path().display().to_string();
     dir.close().map_err(|e| format!("cleaning up: {e}"))?;

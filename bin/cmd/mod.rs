@@ -12,14 +12,30 @@ use crate::cli::{Cli, Cmd};
 /// Runs a parsed command line; the error is one line for stderr.
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
-        Cmd::Create { path, capacity, max_msg, max_groups, max_members, force } => {
-            create::run(&path, capacity, max_msg, max_groups, max_members, force)
-        }
+        Cmd::Create {
+            path,
+            capacity,
+            max_msg,
+            max_groups,
+            max_members,
+            force,
+        } => create::run(&path, capacity, max_msg, max_groups, max_members, force),
         Cmd::Group { cmd } => group::run(cmd),
-        Cmd::Send { path, count, size, interval } => send::run(&path, count, size, interval),
-        Cmd::Recv { path, group, count, timeout, json, quiet, stats } => {
-            recv::run(&path, &group, count, timeout, json, quiet, stats)
-        }
+        Cmd::Send {
+            path,
+            count,
+            size,
+            interval,
+        } => send::run(&path, count, size, interval),
+        Cmd::Recv {
+            path,
+            group,
+            count,
+            timeout,
+            json,
+            quiet,
+            stats,
+        } => recv::run(&path, &group, count, timeout, json, quiet, stats),
         Cmd::Stat { path, json } => stat::run(&path, json),
         Cmd::Demo { messages } => demo::run(messages),
     }

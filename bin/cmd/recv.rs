@@ -18,7 +18,11 @@ extern "C" fn on_signal(_: libc::c_int) {
 fn install_handlers() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     // No SA_RESTART: a futex sleep returns with EINTR and the loop sees STOP.
-    let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         let _ = unsafe { sigaction(sig, &act) };
@@ -84,10 +88,15 @@ pub fn run(
             continue;
         }
         if json {
-            let mut obj = serde_json::json!({ "seq": meta.seq, "len": buf.len(), "ts_ns": meta.ts_ns });
+            let mut obj =
+                serde_json::json!({ "seq": meta.seq, "len": buf.len(), "ts_ns": meta.ts_ns });
             match std::str::from_utf8(&buf) {
                 Ok(s) => obj["payload"] = s.into(),
-                Err(_) => obj["payload_b64"] = base64::engine::general_purpose::STANDARD.encode(&buf).into(),
+                Err(_) => {
+                    obj["payload_b64"] = base64::engine::general_purpose::STANDARD
+                        .encode(&buf)
+                        .into()
+                }
             }
             serde_json::to_writer(&mut out, &obj).map_err(|e| format!("writing stdout: {e}"))?;
             out.write_all(b"\n").map_err(write_err)?;

@@ -29,16 +29,24 @@ impl SeqRange {
     }
 }
 
-pub fn run(path: &Path, count: Option<u64>, size: Option<u64>, interval: Option<Duration>) -> Result<(), String> {
+pub fn run(
+    path: &Path,
+    count: Option<u64>,
+    size: Option<u64>,
+    interval: Option<Duration>,
+) -> Result<(), String> {
     let q = Queue::open(path).map_err(|e| e.to_string())?;
     let mut p = q.producer();
     let mut seqs = SeqRange::default();
     match count {
         Some(n) => {
-            let size = usize::try_from(size.unwrap_or(0)).map_err(|_| "--size too large".to_string())?;
+            let size =
+                usize::try_from(size.unwrap_or(0)).map_err(|_| "--size too large".to_string())?;
             let max = q.geometry().max_msg as usize;
             if size > max {
-                return Err(format!("--size {size} exceeds the queue's maximum message size of {max}"));
+                return Err(format!(
+                    "--size {size} exceeds the queue's maximum message size of {max}"
+                ));
             }
             let mut buf = Vec::with_capacity(size);
             let start = Instant::now();
@@ -61,7 +69,9 @@ pub fn run(path: &Path, count: Option<u64>, size: Option<u64>, interval: Option<
             let mut line = Vec::new();
             loop {
                 line.clear();
-                let n = r.read_until(b'\n', &mut line).map_err(|e| format!("reading stdin: {e}"))?;
+                let n = r
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| format!("reading stdin: {e}"))?;
                 if n == 0 {
                     break;
                 }

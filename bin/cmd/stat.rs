@@ -50,21 +50,40 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
         human_size(g.file_size() as u64)
     );
     println!("tail_seq  {}   (oldest held: {})", s.tail_seq, s.head_seq);
-    println!("full      {} waits on a full ring, {} aborted claims", s.full_waits, s.aborted);
+    println!(
+        "full      {} waits on a full ring, {} aborted claims",
+        s.full_waits, s.aborted
+    );
     if s.groups.is_empty() {
         println!("groups    none");
         return Ok(());
     }
     println!();
-    println!("{:<24} {:>12} {:>12} {:>8}  pids", "GROUP", "NEXT_SEQ", "LAG", "MEMBERS");
+    println!(
+        "{:<24} {:>12} {:>12} {:>8}  pids",
+        "GROUP", "NEXT_SEQ", "LAG", "MEMBERS"
+    );
     for gr in &s.groups {
         let live: Vec<String> = gr
             .members
             .iter()
-            .map(|m| if m.alive { m.pid.to_string() } else { format!("{}(dead)", m.pid) })
+            .map(|m| {
+                if m.alive {
+                    m.pid.to_string()
+                } else {
+                    format!("{}(dead)", m.pid)
+                }
+            })
             .collect();
         let alive = gr.members.iter().filter(|m| m.alive).count();
-        println!("{:<24} {:>12} {:>12} {:>8}  {}", gr.name, gr.next_seq, gr.lag, alive, live.join(","));
+        println!(
+            "{:<24} {:>12} {:>12} {:>8}  {}",
+            gr.name,
+            gr.next_seq,
+            gr.lag,
+            alive,
+            live.join(",")
+        );
     }
     Ok(())
 }

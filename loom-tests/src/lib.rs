@@ -27,7 +27,12 @@ pub use loom_region::LoomRegion;
 /// A model run with the project's bounds.
 pub fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(std::env::var("LOOM_MAX_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3));
+    b.preemption_bound = Some(
+        std::env::var("LOOM_MAX_PREEMPTIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+    );
     b.max_branches = 100_000;
     b.check(f);
 }
@@ -42,7 +47,12 @@ use wait::{Event, WaitStrategy};
 /// `members` member slots in one group slot: the scans producers run are
 /// model steps, so the tables are as small as each model allows.
 pub fn tiny(members: u32) -> Geometry {
-    Geometry { capacity: 128, max_msg: 8, max_groups: 1, max_members: members }
+    Geometry {
+        capacity: 128,
+        max_msg: 8,
+        max_groups: 1,
+        max_members: members,
+    }
 }
 
 pub fn ring() -> Ring<LoomRegion> {

@@ -35,14 +35,20 @@ impl LoomRegion {
             u128s.insert(geo.slot_off(g) + G_CURSOR, AtomicU128::new(0));
         }
         let mut u32s = HashMap::new();
-        for off in [OFF_DATA_FUTEX, OFF_DATA_WAITERS, OFF_SPACE_FUTEX, OFF_SPACE_WAITERS] {
+        for off in [
+            OFF_DATA_FUTEX,
+            OFF_DATA_WAITERS,
+            OFF_SPACE_FUTEX,
+            OFF_SPACE_WAITERS,
+        ] {
             u32s.insert(off, AtomicU32::new(0));
         }
         let mut u64s = HashMap::new();
         for off in [OFF_FULL_WAITS, OFF_ABORTED] {
             u64s.insert(off, AtomicU64::new(0));
         }
-        let table = geo.group_table_off()..geo.group_table_off() + geo.max_groups as usize * geo.slot_size();
+        let table = geo.group_table_off()
+            ..geo.group_table_off() + geo.max_groups as usize * geo.slot_size();
         for off in table.step_by(8) {
             let in_slot = (off - geo.group_table_off()) % geo.slot_size();
             if !(G_CURSOR..G_CURSOR + 16).contains(&in_slot) {
@@ -52,7 +58,14 @@ impl LoomRegion {
         for off in (geo.ring_off()..geo.file_size()).step_by(8) {
             u64s.insert(off, AtomicU64::new(0));
         }
-        LoomRegion { size: geo.file_size(), u32s, u64s, u128s, sleep: Mutex::new(()), wake: Condvar::new() }
+        LoomRegion {
+            size: geo.file_size(),
+            u32s,
+            u64s,
+            u128s,
+            sleep: Mutex::new(()),
+            wake: Condvar::new(),
+        }
     }
 }
 
@@ -63,28 +76,38 @@ unsafe impl Region for LoomRegion {
     }
 
     fn u32_at(&self, off: usize) -> &AtomicU32 {
-        self.u32s.get(&off).unwrap_or_else(|| panic!("no u32 at {off}"))
+        self.u32s
+            .get(&off)
+            .unwrap_or_else(|| panic!("no u32 at {off}"))
     }
 
     fn u64_at(&self, off: usize) -> &AtomicU64 {
-        self.u64s.get(&off).unwrap_or_else(|| panic!("no u64 at {off}"))
+        self.u64s
+            .get(&off)
+            .unwrap_or_else(|| panic!("no u64 at {off}"))
     }
 
     fn u128_at(&self, off: usize) -> &AtomicU128 {
-        self.u128s.get(&off).unwrap_or_else(|| panic!("no u128 at {off}"))
+        self.u128s
+            .get(&off)
+            .unwrap_or_else(|| panic!("no u128 at {off}"))
     }
 
     unsafe fn write(&self, off: usize, src: &[u8]) {
         for (i, chunk) in src.chunks(8).enumerate() {
             let mut w = [0u8; 8];
             w[..chunk.len()].copy_from_slice(chunk);
-            self.u64_at(off + 8 * i).store(u64::from_le_bytes(w), Ordering::Relaxed);
+            self.u64_at(off + 8 * i)
+                .store(u64::from_le_bytes(w), Ordering::Relaxed);
         }
     }
 
     unsafe fn read(&self, off: usize, dst: &mut [u8]) {
         for (i, chunk) in dst.chunks_mut(8).enumerate() {
-            let w = self.u64_at(off + 8 * i).load(Ordering::Relaxed).to_le_bytes();
+            let w = self
+                .u64_at(off + 8 * i)
+                .load(Ordering::Relaxed)
+                .to_le_bytes();
             chunk.copy_from_slice(&w[..chunk.len()]);
         }
     }

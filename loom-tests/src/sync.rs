@@ -22,7 +22,13 @@ impl AtomicU128 {
         *self.0.lock().unwrap() = v;
     }
 
-    pub fn compare_exchange(&self, current: u128, new: u128, _s: Ordering, _f: Ordering) -> Result<u128, u128> {
+    pub fn compare_exchange(
+        &self,
+        current: u128,
+        new: u128,
+        _s: Ordering,
+        _f: Ordering,
+    ) -> Result<u128, u128> {
         let mut g = self.0.lock().unwrap();
         if *g == current {
             *g = new;

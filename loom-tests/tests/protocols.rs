@@ -25,7 +25,9 @@ fn claim_commit_two_producers_wrap_and_full() {
                 let r = r.clone();
                 thread::spawn(move || {
                     let mut pc = r.producer_cursor();
-                    (0..2).map(|i| send(&r, &mut pc, val(p, i), Spin)).collect::<Vec<_>>()
+                    (0..2)
+                        .map(|i| send(&r, &mut pc, val(p, i), Spin))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -38,7 +40,11 @@ fn claim_commit_two_producers_wrap_and_full() {
         for (i, (seq, v)) in got.iter().enumerate() {
             assert_eq!(*seq, i as u64);
             let p = v >> 32;
-            assert_eq!(seqs[p as usize][(v & 0xffff_ffff) as usize], *seq, "value {v:#x} at seq {seq}");
+            assert_eq!(
+                seqs[p as usize][(v & 0xffff_ffff) as usize],
+                *seq,
+                "value {v:#x} at seq {seq}"
+            );
         }
         for s in &seqs {
             assert!(s[0] < s[1]);

@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+/// What one member received: (seq, payload) in arrival order.
+pub type Received = Vec<(u64, Vec<u8>)>;
+
 /// Payload: producer id, per-producer counter, then filler derived from both,
 /// so a garbled byte anywhere is detected.
 pub fn encode(producer: u32, counter: u64) -> Vec<u8> {
@@ -29,24 +32,40 @@ pub fn decode(v: &[u8]) -> (u32, u64) {
 /// the order it received them: every sequence number 0..total exactly once,
 /// each member increasing, each producer's messages in order by sequence,
 /// payloads intact.
-pub fn check_group(name: &str, members: &[Vec<(u64, Vec<u8>)>], producers: u32, per: u64) {
+pub fn check_group(name: &str, members: &[Received], producers: u32, per: u64) {
     let total = producers as u64 * per;
     let mut all: Vec<(u64, (u32, u64))> = Vec::with_capacity(total as usize);
     for (i, m) in members.iter().enumerate() {
         for w in m.windows(2) {
-            assert!(w[0].0 < w[1].0, "group {name} member {i}: seq {} then {}", w[0].0, w[1].0);
+            assert!(
+                w[0].0 < w[1].0,
+                "group {name} member {i}: seq {} then {}",
+                w[0].0,
+                w[1].0
+            );
         }
         for (seq, payload) in m {
             all.push((*seq, decode(payload)));
         }
     }
     all.sort_by_key(|x| x.0);
-    assert_eq!(all.len() as u64, total, "group {name}: received {} of {total}", all.len());
+    assert_eq!(
+        all.len() as u64,
+        total,
+        "group {name}: received {} of {total}",
+        all.len()
+    );
     let mut next: HashMap<u32, u64> = HashMap::new();
     for (i, (seq, (p, c))) in all.iter().enumerate() {
-        assert_eq!(*seq, i as u64, "group {name}: gap or duplicate at seq {seq}");
+        assert_eq!(
+            *seq, i as u64,
+            "group {name}: gap or duplicate at seq {seq}"
+        );
         let want = next.entry(*p).or_insert(0);
-        assert_eq!(*c, *want, "group {name}: producer {p} out of order at seq {seq}");
+        assert_eq!(
+            *c, *want,
+            "group {name}: producer {p} out of order at seq {seq}"
+        );
         *want += 1;
     }
     assert_eq!(next.len() as u32, producers);
