@@ -267,16 +267,6 @@ impl<R: Region> Ring<R> {
         self.notify(Event::Space);
     }
 
-    /// Whether a record (message, pad or abort) is committed at group `g`'s
-    /// cursor: the condition a sleeping consumer waits for.
-    pub fn has_next(&self, g: usize) -> bool {
-        let (_, pos) = unpack(self.cursor(g).load(Ordering::Acquire));
-        let w = self.commit_word(pos).load(Ordering::Acquire);
-        w == self.stamp(pos, KIND_MSG)
-            || w == self.stamp(pos, KIND_PAD)
-            || w == self.stamp(pos, KIND_ABORT)
-    }
-
     // ----- registry (callers hold the admin lock) -----
 
     /// Reads the name of slot `g` with atomic loads (another process may be

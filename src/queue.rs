@@ -409,7 +409,7 @@ impl Queue {
 
     /// The queue's geometry.
     pub fn geometry(&self) -> Geometry {
-        self.inner.ring.geo
+        self.inner.ring.geometry()
     }
 
     /// The file path, for file-backed queues.

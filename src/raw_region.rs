@@ -88,11 +88,6 @@ impl RawRegion {
 // every process that maps the file, so all parties see the same atomics.
 unsafe impl Region for RawRegion {
     #[inline]
-    fn size(&self) -> usize {
-        self.len
-    }
-
-    #[inline]
     fn u32_at(&self, off: usize) -> &AtomicU32 {
         self.check(off, 4);
         // SAFETY: in bounds and 4-aligned (checked; the base is page or 16

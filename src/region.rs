@@ -20,9 +20,6 @@ use std::time::Duration;
 /// the accessors return atomics that stay valid for as long as `&self` does, and
 /// that all processes and threads using the same queue see the same atomics.
 pub unsafe trait Region: Send + Sync {
-    /// Size in bytes.
-    fn size(&self) -> usize;
-
     /// The 32-bit atomic at `off` (4-byte aligned, `off + 4 <= size`).
     fn u32_at(&self, off: usize) -> &AtomicU32;
 

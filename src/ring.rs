@@ -79,11 +79,6 @@ impl<R: Region> Ring<R> {
         Ring { region, geo, nonce }
     }
 
-    /// The memory region.
-    pub fn region(&self) -> &R {
-        &self.region
-    }
-
     /// The geometry.
     pub fn geometry(&self) -> Geometry {
         self.geo

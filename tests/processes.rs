@@ -69,8 +69,8 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn four_producer_processes_three_groups() {
     const PRODUCERS: u32 = 4;
-    const PER: u64 = 50_000;
-    let total = PRODUCERS as u64 * PER;
+    let per: u64 = 50_000 * common::scale();
+    let total = PRODUCERS as u64 * per;
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
     let qs = q.to_str().unwrap();
@@ -114,7 +114,7 @@ fn four_producer_processes_three_groups() {
             let mut stdin = child.stdin.take().unwrap();
             let feeder = thread::spawn(move || {
                 let mut buf = String::new();
-                for c in 0..PER {
+                for c in 0..per {
                     buf.push_str(&line(p, c));
                     buf.push('\n');
                     if buf.len() > 1 << 16 {
@@ -163,7 +163,7 @@ fn four_producer_processes_three_groups() {
             .push(got);
     }
     for (g, parts) in &by_group {
-        check_group(g, parts, PRODUCERS, PER);
+        check_group(g, parts, PRODUCERS, per);
     }
     // C's work was really shared between its members.
     let c = &by_group[2].1;

@@ -12,7 +12,7 @@ use std::thread;
 #[test]
 fn four_producers_three_groups_threads() {
     const PRODUCERS: u32 = 4;
-    const PER: u64 = 50_000;
+    let per: u64 = 50_000 * common::scale();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
     let opts = QueueOptions {
@@ -24,7 +24,7 @@ fn four_producers_three_groups_threads() {
     for g in ["A", "B", "C"] {
         q.add_group(g, StartAt::Latest).unwrap();
     }
-    let total = PRODUCERS as u64 * PER;
+    let total = PRODUCERS as u64 * per;
     let received: Arc<Mutex<Vec<(String, Received)>>> = Arc::default();
     let mut consumers = Vec::new();
     for (group, members) in [("A", 1), ("B", 1), ("C", 3)] {
@@ -58,7 +58,7 @@ fn four_producers_three_groups_threads() {
             let q = q.clone();
             thread::spawn(move || {
                 let mut prod = q.producer();
-                for i in 0..PER {
+                for i in 0..per {
                     prod.send(&encode(p, i)).unwrap();
                 }
             })
@@ -77,7 +77,7 @@ fn four_producers_three_groups_threads() {
             .filter(|(g, _)| g == group)
             .map(|(_, v)| v.clone())
             .collect();
-        check_group(group, &parts, PRODUCERS, PER);
+        check_group(group, &parts, PRODUCERS, per);
     }
     let stat = q.stat();
     assert_eq!(stat.tail_seq, total);

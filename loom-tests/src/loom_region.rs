@@ -71,10 +71,6 @@ impl LoomRegion {
 
 // SAFETY: every word lives as long as the region; all threads share the maps.
 unsafe impl Region for LoomRegion {
-    fn size(&self) -> usize {
-        self.size
-    }
-
     fn u32_at(&self, off: usize) -> &AtomicU32 {
         self.u32s
             .get(&off)

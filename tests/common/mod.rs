@@ -3,6 +3,16 @@
 
 use std::collections::HashMap;
 
+/// Multiplier for message counts: `SHMQ_TEST_SCALE=20 cargo test --release`
+/// turns the delivery scenarios into a soak run (default 1: a few seconds).
+pub fn scale() -> u64 {
+    std::env::var("SHMQ_TEST_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
 /// What one member received: (seq, payload) in arrival order.
 pub type Received = Vec<(u64, Vec<u8>)>;
 
