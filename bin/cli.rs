@@ -79,6 +79,37 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Cross-process latency and throughput, next to the physical floor, a pipe,
+    /// a Unix socket pair and crossbeam-channel.
+    Bench {
+        #[arg(value_enum, default_value_t = crate::bench::Test::All)]
+        test: crate::bench::Test,
+        /// Message sizes, comma separated [default: 8,64,512,4KiB,64KiB for
+        /// ping-pong, 64 for throughput].
+        #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+        size: Vec<u64>,
+        /// Round trips per size (throughput sends ten times as many).
+        #[arg(long, default_value_t = 100_000)]
+        msgs: u64,
+        /// Producers for the N -> 1 throughput test.
+        #[arg(long, default_value_t = 2)]
+        producers: u32,
+        /// Groups for the 1 -> K groups test.
+        #[arg(long, default_value_t = 8)]
+        groups: u32,
+        /// Members for the 1 -> group of K test.
+        #[arg(long, default_value_t = 4)]
+        members: u32,
+        /// Run one mechanism only.
+        #[arg(long, value_enum)]
+        only: Option<crate::bench::Mechanism>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The far side of a benchmark (used by `shmq bench`).
+    #[command(hide = true)]
+    BenchWorker(crate::bench::WorkerArgs),
     /// Run a small end-to-end demonstration with real processes.
     Demo {
         /// Messages per producer.

@@ -1,5 +1,6 @@
 //! `shmq`: create, feed, read and inspect shmq queues.
 
+mod bench;
 mod cli;
 mod cmd;
 mod parse;

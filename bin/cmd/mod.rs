@@ -38,6 +38,38 @@ pub fn run(cli: Cli) -> Result<(), String> {
         } => recv::run(&path, &group, count, timeout, json, quiet, stats),
         Cmd::Stat { path, json } => stat::run(&path, json),
         Cmd::Demo { messages } => demo::run(messages),
+        Cmd::Bench {
+            test,
+            size,
+            msgs,
+            producers,
+            groups,
+            members,
+            only,
+            json,
+        } => {
+            let sizes: Vec<usize> = if !size.is_empty() {
+                size.iter().map(|&s| s as usize).collect()
+            } else if test == crate::bench::Test::Throughput {
+                vec![64]
+            } else {
+                vec![8, 64, 512, 4096, 65536]
+            };
+            if sizes.iter().any(|&s| s > 64 << 10) {
+                return Err("bench sizes go up to 64 KiB".into());
+            }
+            let opts = crate::bench::Opts {
+                sizes,
+                msgs: msgs.max(1),
+                producers: producers.max(1),
+                groups: groups.max(1),
+                members: members.max(1),
+                only,
+                json,
+            };
+            crate::bench::run(test, opts)
+        }
+        Cmd::BenchWorker(args) => crate::bench::run_worker(args),
     }
 }
 

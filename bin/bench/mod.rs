@@ -1,0 +1,654 @@
+//! `shmq bench`: cross-process latency and throughput of shmq, side by side in
+//! the same run with the physical floor, a pipe, a Unix socket pair and
+//! crossbeam-channel. Each side runs in its own process (crossbeam: thread),
+//! pinned to its own core when the machine has two or more.
+
+mod endpoint;
+mod worker;
+
+pub use endpoint::Mechanism;
+pub use worker::{run as run_worker, WorkerArgs};
+
+use endpoint::{ChannelEnd, Endpoint, FloorEnd, FloorRing, ShmqEnd, StreamEnd};
+use shmq::{Queue, QueueOptions, StartAt};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+use worker::{pin, Role};
+
+/// Which benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Test {
+    Pingpong,
+    Throughput,
+    All,
+}
+
+/// Options of `shmq bench`.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    pub sizes: Vec<usize>,
+    pub msgs: u64,
+    pub producers: u32,
+    pub groups: u32,
+    pub members: u32,
+    pub only: Option<Mechanism>,
+    pub json: bool,
+}
+
+const ALL: [Mechanism; 5] = [
+    Mechanism::Floor,
+    Mechanism::Shmq,
+    Mechanism::Pipe,
+    Mechanism::Uds,
+    Mechanism::Crossbeam,
+];
+
+/// One result row.
+struct Row {
+    mechanism: &'static str,
+    test: String,
+    size: usize,
+    rtt: Option<hdrhistogram::Histogram<u64>>,
+    msgs_per_s: Option<f64>,
+}
+
+struct Ctx {
+    dir: tempfile::TempDir,
+    exe: PathBuf,
+    /// (our CPU, the peer's CPU) when there are at least two.
+    cpus: (Option<usize>, Option<usize>),
+}
+
+impl Ctx {
+    fn worker(&self, args: &[String], cpu: Option<usize>) -> Command {
+        let mut c = Command::new(&self.exe);
+        c.arg("bench-worker").args(args);
+        if let Some(cpu) = cpu {
+            c.args(["--cpu", &cpu.to_string()]);
+        }
+        c.stderr(Stdio::piped());
+        c
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn s(x: impl ToString) -> String {
+    x.to_string()
+}
+
+/// Waits for a worker and returns its JSON result line.
+fn finish(child: Child) -> Result<serde_json::Value, String> {
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!(
+            "bench worker failed ({}): {}",
+            out.status,
+            err.trim()
+        ));
+    }
+    serde_json::from_str(err.lines().last().unwrap_or(""))
+        .map_err(|e| format!("bench worker said {err:?}: {e}"))
+}
+
+fn queue(path: &Path, groups: &[&str]) -> Result<(), String> {
+    let q = Queue::create(
+        path,
+        &QueueOptions {
+            capacity: 1 << 20,
+            max_msg: 64 << 10,
+            replace: true,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    for g in groups {
+        q.add_group(g, StartAt::Latest).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+enum Peer {
+    Proc(Child),
+    Thread(std::thread::JoinHandle<Result<String, String>>),
+}
+
+/// Sets up a two-way link: our endpoint, and the echoing peer.
+fn echo_peer(
+    ctx: &Ctx,
+    m: Mechanism,
+    size: usize,
+    count: u64,
+) -> Result<(Box<dyn Endpoint>, Peer), String> {
+    let common = vec![
+        s("--mechanism"),
+        s(m.name()),
+        s("--role"),
+        s("echo"),
+        s("--size"),
+        s(size),
+        s("--count"),
+        s(count),
+    ];
+    let peer_cpu = ctx.cpus.1;
+    Ok(match m {
+        Mechanism::Shmq => {
+            let (ab, ba) = (ctx.path("ab.q"), ctx.path("ba.q"));
+            queue(&ab, &["b"])?;
+            queue(&ba, &["a"])?;
+            let mut args = common;
+            args.extend([
+                s("--tx"),
+                s(ba.display()),
+                s("--rx"),
+                s(ab.display()),
+                s("--group"),
+                s("b"),
+            ]);
+            let child = ctx
+                .worker(&args, peer_cpu)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            (
+                Box::new(ShmqEnd::new(Some(&ab), Some((&ba, "a")))?),
+                Peer::Proc(child),
+            )
+        }
+        Mechanism::Floor => {
+            let f = ctx.path("floor");
+            endpoint::floor_file(&f, 2)?;
+            let mut args = common;
+            args.extend([s("--tx"), s(f.display()), s("--side"), s(1)]);
+            let child = ctx
+                .worker(&args, peer_cpu)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            (Box::new(FloorEnd::new(&f, 0)?), Peer::Proc(child))
+        }
+        Mechanism::Pipe => {
+            let mut child = ctx
+                .worker(&common, peer_cpu)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let w = child.stdin.take().ok_or("no stdin")?;
+            let r = child.stdout.take().ok_or("no stdout")?;
+            (Box::new(StreamEnd { r, w }), Peer::Proc(child))
+        }
+        Mechanism::Uds => {
+            let (ours, theirs) =
+                std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+            let child = ctx
+                .worker(&common, peer_cpu)
+                .stdin(Stdio::from(OwnedFd::from(theirs)))
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let w = ours.try_clone().map_err(|e| e.to_string())?;
+            (Box::new(StreamEnd { r: ours, w }), Peer::Proc(child))
+        }
+        Mechanism::Crossbeam => {
+            let (tx1, rx1) = crossbeam_channel::bounded(1);
+            let (tx2, rx2) = crossbeam_channel::bounded(1);
+            let t = std::thread::spawn(move || {
+                pin(peer_cpu);
+                let mut ep = ChannelEnd {
+                    tx: tx2,
+                    rx: rx1,
+                    spare: Vec::new(),
+                };
+                worker::serve(Role::Echo, &mut ep, size, count)
+            });
+            (
+                Box::new(ChannelEnd {
+                    tx: tx1,
+                    rx: rx2,
+                    spare: Vec::new(),
+                }),
+                Peer::Thread(t),
+            )
+        }
+    })
+}
+
+fn pingpong(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
+    let warm = (n / 10).max(100);
+    let (mut ep, peer) = echo_peer(ctx, m, size, warm + n)?;
+    let msg = vec![0x5au8; size];
+    let mut buf = vec![0u8; size];
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    for i in 0..warm + n {
+        let t0 = Instant::now();
+        ep.send(&msg)?;
+        ep.recv(&mut buf)?;
+        let dt = t0.elapsed().as_nanos() as u64;
+        if i >= warm {
+            let _ = hist.record(dt.max(1));
+        }
+    }
+    if buf != msg {
+        return Err(format!("{}: payload came back changed", m.name()));
+    }
+    drop(ep);
+    match peer {
+        Peer::Proc(c) => drop(finish(c)?),
+        Peer::Thread(t) => drop(t.join().map_err(|_| "echo thread panicked")??),
+    }
+    Ok(Row {
+        mechanism: m.name(),
+        test: "pingpong".into(),
+        size,
+        rtt: Some(hist),
+        msgs_per_s: None,
+    })
+}
+
+/// 1 -> 1 throughput of a non-shmq mechanism.
+fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
+    let base = |role: &str| {
+        vec![
+            s("--mechanism"),
+            s(m.name()),
+            s("--role"),
+            s(role),
+            s("--size"),
+            s(size),
+            s("--count"),
+            s(n),
+        ]
+    };
+    let (src, snk): (serde_json::Value, serde_json::Value) = match m {
+        Mechanism::Floor => {
+            let f = ctx.path("ring");
+            let slot = size.max(8);
+            let slots = ((1usize << 20) / slot).max(16) as u64;
+            FloorRing::file(&f, slot, slots)?;
+            let extra = [s("--tx"), s(f.display()), s("--slots"), s(slots)];
+            let mut a = base("sink");
+            a.extend(extra.clone());
+            let sink = ctx
+                .worker(&a, ctx.cpus.1)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let mut a = base("source");
+            a.extend(extra);
+            let source = ctx
+                .worker(&a, ctx.cpus.0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            (finish(source)?, finish(sink)?)
+        }
+        Mechanism::Pipe => {
+            let (r, w) = std::io::pipe().map_err(|e| e.to_string())?;
+            let sink = ctx
+                .worker(&base("sink"), ctx.cpus.1)
+                .stdin(r)
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let source = ctx
+                .worker(&base("source"), ctx.cpus.0)
+                .stdin(Stdio::null())
+                .stdout(w)
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            (finish(source)?, finish(sink)?)
+        }
+        Mechanism::Uds => {
+            let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+            let sink = ctx
+                .worker(&base("sink"), ctx.cpus.1)
+                .stdin(Stdio::from(OwnedFd::from(b)))
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let source = ctx
+                .worker(&base("source"), ctx.cpus.0)
+                .stdin(Stdio::from(OwnedFd::from(a)))
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            (finish(source)?, finish(sink)?)
+        }
+        Mechanism::Crossbeam => {
+            let (tx, rx) = crossbeam_channel::bounded((1usize << 20) / size.max(64));
+            let (c0, c1) = ctx.cpus;
+            let sink = std::thread::spawn(move || {
+                pin(c1);
+                let (dead_tx, _) = crossbeam_channel::bounded(1);
+                let mut ep = ChannelEnd {
+                    tx: dead_tx,
+                    rx,
+                    spare: Vec::new(),
+                };
+                worker::serve(Role::Sink, &mut ep, size, n)
+            });
+            let source = std::thread::spawn(move || {
+                pin(c0);
+                let (_, dead_rx) = crossbeam_channel::bounded(1);
+                let mut ep = ChannelEnd {
+                    tx,
+                    rx: dead_rx,
+                    spare: Vec::new(),
+                };
+                worker::serve(Role::Source, &mut ep, size, n)
+            });
+            let parse = |r: Result<String, String>| -> Result<serde_json::Value, String> {
+                serde_json::from_str(&r?).map_err(|e| e.to_string())
+            };
+            let src = parse(source.join().map_err(|_| "source thread panicked")?)?;
+            (
+                src,
+                parse(sink.join().map_err(|_| "sink thread panicked")?)?,
+            )
+        }
+        Mechanism::Shmq => return shmq_throughput(ctx, size, n, 1, 1, 1),
+    };
+    if snk["count"].as_u64() != Some(n) {
+        return Err(format!(
+            "{}: sink received {} of {n}",
+            m.name(),
+            snk["count"]
+        ));
+    }
+    let secs = (src["end_ns"]
+        .as_u64()
+        .unwrap_or(0)
+        .max(snk["last_ns"].as_u64().unwrap_or(0))
+        - src["start_ns"].as_u64().unwrap_or(0)) as f64
+        / 1e9;
+    Ok(Row {
+        mechanism: m.name(),
+        test: "1->1".into(),
+        size,
+        rtt: None,
+        msgs_per_s: Some(n as f64 / secs),
+    })
+}
+
+/// shmq throughput: `producers` processes into `groups` groups of `members`.
+/// The rate is what the producers published per second, from the first
+/// producer's start to the last group's last receipt.
+fn shmq_throughput(
+    ctx: &Ctx,
+    size: usize,
+    n: u64,
+    producers: u32,
+    groups: u32,
+    members: u32,
+) -> Result<Row, String> {
+    let q = ctx.path("tp.q");
+    let names: Vec<String> = (0..groups).map(|g| format!("g{g}")).collect();
+    queue(&q, &names.iter().map(|x| x.as_str()).collect::<Vec<_>>())?;
+    let total = n * producers as u64;
+    let mut sinks = Vec::new();
+    for g in &names {
+        for _ in 0..members {
+            // One member knows its count; several stop when idle.
+            let count = if members == 1 { total } else { 0 };
+            let args = [
+                s("--mechanism"),
+                s("shmq"),
+                s("--role"),
+                s("sink"),
+                s("--size"),
+                s(size),
+                s("--count"),
+                s(count),
+                s("--rx"),
+                s(q.display()),
+                s("--group"),
+                s(g),
+            ];
+            sinks.push(
+                ctx.worker(&args, ctx.cpus.1)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    let queue = Queue::open(&q).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    while queue
+        .stat()
+        .groups
+        .iter()
+        .map(|g| g.members.len())
+        .sum::<usize>()
+        < (groups * members) as usize
+    {
+        if t0.elapsed().as_secs() > 20 {
+            return Err("bench consumers did not start".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let sources: Vec<Child> = (0..producers)
+        .map(|_| {
+            let args = [
+                s("--mechanism"),
+                s("shmq"),
+                s("--role"),
+                s("source"),
+                s("--size"),
+                s(size),
+                s("--count"),
+                s(n),
+                s("--tx"),
+                s(q.display()),
+            ];
+            ctx.worker(&args, ctx.cpus.0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let srcs: Vec<serde_json::Value> = sources.into_iter().map(finish).collect::<Result<_, _>>()?;
+    let snks: Vec<serde_json::Value> = sinks.into_iter().map(finish).collect::<Result<_, _>>()?;
+    let received: u64 = snks.iter().map(|v| v["count"].as_u64().unwrap_or(0)).sum();
+    if received != total * groups as u64 {
+        return Err(format!(
+            "shmq: sinks received {received} of {}",
+            total * groups as u64
+        ));
+    }
+    let start = srcs
+        .iter()
+        .filter_map(|v| v["start_ns"].as_u64())
+        .min()
+        .unwrap_or(0);
+    let end = srcs
+        .iter()
+        .filter_map(|v| v["end_ns"].as_u64())
+        .chain(snks.iter().filter_map(|v| v["last_ns"].as_u64()))
+        .max()
+        .unwrap_or(0);
+    let secs = end.saturating_sub(start) as f64 / 1e9;
+    let test = match (producers, groups, members) {
+        (1, 1, 1) => "1->1".to_string(),
+        (p, 1, 1) => format!("{p}->1"),
+        (1, g, 1) => format!("1->{g} groups"),
+        (1, 1, k) => format!("1->group of {k}"),
+        (p, g, k) => format!("{p}->{g}x{k}"),
+    };
+    Ok(Row {
+        mechanism: "shmq",
+        test,
+        size,
+        rtt: None,
+        msgs_per_s: Some(total as f64 / secs),
+    })
+}
+
+/// `shmq bench`.
+pub fn run(test: Test, o: Opts) -> Result<(), String> {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("shmq-bench-")
+        .tempdir_in(base)
+        .map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpus = if ncpu >= 2 {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
+    let ctx = Ctx { dir, exe, cpus };
+    pin(cpus.0);
+    let mechs: Vec<Mechanism> = ALL
+        .into_iter()
+        .filter(|m| o.only.is_none_or(|x| x == *m))
+        .collect();
+    let mut rows = Vec::new();
+    let emit = |r: Row, rows: &mut Vec<Row>| {
+        eprintln!("  done: {} {} {} B", r.mechanism, r.test, r.size);
+        rows.push(r);
+    };
+    if matches!(test, Test::Pingpong | Test::All) {
+        for &size in &o.sizes {
+            let n = if size > 4096 {
+                (o.msgs / 10).max(1000)
+            } else {
+                o.msgs
+            };
+            for &m in &mechs {
+                emit(pingpong(&ctx, m, size, n)?, &mut rows);
+            }
+        }
+    }
+    if matches!(test, Test::Throughput | Test::All) {
+        for &size in &o.sizes {
+            let n = if size > 4096 {
+                (o.msgs * 10 / 10).max(10_000)
+            } else {
+                o.msgs * 10
+            };
+            for &m in &mechs {
+                emit(throughput_pair(&ctx, m, size, n)?, &mut rows);
+            }
+            if o.only.is_none_or(|x| x == Mechanism::Shmq) {
+                emit(
+                    shmq_throughput(&ctx, size, n / o.producers as u64, o.producers, 1, 1)?,
+                    &mut rows,
+                );
+                emit(shmq_throughput(&ctx, size, n, 1, o.groups, 1)?, &mut rows);
+                emit(shmq_throughput(&ctx, size, n, 1, 1, o.members)?, &mut rows);
+            }
+        }
+    }
+    report(&rows, o.json, ncpu);
+    Ok(())
+}
+
+fn floor_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
+    rows.iter().find(|f| {
+        f.mechanism == "floor"
+            && f.size == r.size
+            && (f.test == r.test || (r.rtt.is_none() && f.test == "1->1"))
+    })
+}
+
+fn report(rows: &[Row], json: bool, ncpu: usize) {
+    if json {
+        for r in rows {
+            let mut o =
+                serde_json::json!({ "mechanism": r.mechanism, "test": r.test, "size": r.size });
+            if let Some(h) = &r.rtt {
+                o["rtt_ns"] = serde_json::json!({
+                    "p50": h.value_at_quantile(0.5), "p90": h.value_at_quantile(0.9), "p99": h.value_at_quantile(0.99),
+                    "p999": h.value_at_quantile(0.999), "p9999": h.value_at_quantile(0.9999), "max": h.max(), "mean": h.mean(),
+                });
+                if let Some(f) = floor_of(rows, r).and_then(|f| f.rtt.as_ref()) {
+                    o["p50_vs_floor"] = serde_json::json!(
+                        h.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5).max(1) as f64
+                    );
+                }
+            }
+            if let Some(m) = r.msgs_per_s {
+                o["msgs_per_s"] = serde_json::json!(m);
+                o["mb_per_s"] = serde_json::json!(m * r.size as f64 / 1e6);
+                if let Some(f) = floor_of(rows, r).and_then(|f| f.msgs_per_s) {
+                    o["vs_floor"] = serde_json::json!(m / f);
+                }
+            }
+            println!("{o}");
+        }
+        return;
+    }
+    println!(
+        "shmq bench on {ncpu} CPUs (each side pinned to its own core: {})",
+        ncpu >= 2
+    );
+    let lat: Vec<&Row> = rows.iter().filter(|r| r.rtt.is_some()).collect();
+    if !lat.is_empty() {
+        println!("\nping-pong round trip, ns (warm-up excluded)");
+        println!(
+            "{:<10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}  {:>8}",
+            "mechanism", "size", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean", "p50/floor"
+        );
+        for r in lat {
+            let h = r.rtt.as_ref().unwrap_or_else(|| unreachable!());
+            let ratio = floor_of(rows, r)
+                .and_then(|f| f.rtt.as_ref())
+                .map(|f| h.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5).max(1) as f64);
+            println!(
+                "{:<10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8.0}  {:>8}",
+                r.mechanism,
+                r.size,
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.value_at_quantile(0.9999),
+                h.max(),
+                h.mean(),
+                ratio.map_or("-".into(), |x| format!("{x:.2}x"))
+            );
+        }
+    }
+    let tp: Vec<&Row> = rows.iter().filter(|r| r.msgs_per_s.is_some()).collect();
+    if !tp.is_empty() {
+        println!("\nthroughput (producer publish rate; every message delivered to every group)");
+        println!(
+            "{:<10} {:<16} {:>6} {:>12} {:>10}  {:>8}",
+            "mechanism", "test", "size", "msgs/s", "MB/s", "vs floor"
+        );
+        for r in tp {
+            let m = r.msgs_per_s.unwrap_or(0.0);
+            let ratio = floor_of(rows, r).and_then(|f| f.msgs_per_s).map(|f| m / f);
+            println!(
+                "{:<10} {:<16} {:>6} {:>12.0} {:>10.1}  {:>8}",
+                r.mechanism,
+                r.test,
+                r.size,
+                m,
+                m * r.size as f64 / 1e6,
+                ratio.map_or("-".into(), |x| format!("{x:.2}x"))
+            );
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The far side of a benchmark, run as `shmq bench-worker` in its own process
+//! (or, for crossbeam, in a thread): echo for ping-pong, source or sink for
+//! throughput. Results go to stderr as one JSON line (stdout may be a pipe
+//! under test).
+
+use super::endpoint::{Endpoint, FloorEnd, FloorRing, Mechanism, ShmqEnd, StreamEnd};
+use shmq::now_ns;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the worker does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Receive a message, send it back.
+    Echo,
+    /// Send `count` messages as fast as possible.
+    Source,
+    /// Receive `count` messages (0: until 300 ms pass with none).
+    Sink,
+}
+
+/// Arguments of `shmq bench-worker`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[arg(long, value_enum)]
+    pub mechanism: Mechanism,
+    #[arg(long, value_enum)]
+    pub role: Role,
+    #[arg(long)]
+    pub size: usize,
+    #[arg(long)]
+    pub count: u64,
+    /// shmq: queue to send on. floor: the shared file.
+    #[arg(long)]
+    pub tx: Option<PathBuf>,
+    /// shmq: queue to receive from.
+    #[arg(long)]
+    pub rx: Option<PathBuf>,
+    #[arg(long)]
+    pub group: Option<String>,
+    /// floor ping-pong: which mailbox is ours.
+    #[arg(long, default_value_t = 1)]
+    pub side: usize,
+    /// floor ring: number of slots.
+    #[arg(long, default_value_t = 0)]
+    pub slots: u64,
+    /// Pin to this CPU.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+}
+
+/// Pins the calling thread to `cpu` (best effort: a refused pin is reported).
+pub fn pin(cpu: Option<usize>) {
+    if let Some(c) = cpu {
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(c).is_ok() {
+            if let Err(e) = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set) {
+                eprintln!("shmq bench: cannot pin to CPU {c}: {e}");
+            }
+        }
+    }
+}
+
+/// The endpoint a worker process uses, built from its arguments and stdio.
+pub fn endpoint(a: &WorkerArgs) -> Result<Box<dyn Endpoint>, String> {
+    Ok(match a.mechanism {
+        Mechanism::Shmq => Box::new(ShmqEnd::new(
+            a.tx.as_deref(),
+            a.rx.as_deref().zip(a.group.as_deref()),
+        )?),
+        Mechanism::Floor => {
+            let path = a.tx.as_deref().ok_or("floor needs --tx")?;
+            if a.role == Role::Echo {
+                Box::new(FloorEnd::new(path, a.side)?)
+            } else {
+                Box::new(FloorRing::new(path, a.size.max(8), a.slots)?)
+            }
+        }
+        Mechanism::Pipe => Box::new(StreamEnd {
+            r: std::io::stdin(),
+            w: std::io::stdout(),
+        }),
+        Mechanism::Uds => {
+            // SAFETY: the parent passed our end of the socket pair as fd 0 and
+            // nothing else in this process uses fd 0 as stdin.
+            let fd = unsafe { OwnedFd::from_raw_fd(0) };
+            let s = std::os::unix::net::UnixStream::from(fd);
+            let w = s.try_clone().map_err(|e| e.to_string())?;
+            Box::new(StreamEnd { r: s, w })
+        }
+        Mechanism::Crossbeam => return Err("crossbeam runs in-process".into()),
+    })
+}
+
+/// Runs a role on an endpoint; returns the JSON result line.
+pub fn serve(role: Role, ep: &mut dyn Endpoint, size: usize, count: u64) -> Result<String, String> {
+    let mut buf = vec![0u8; size];
+    match role {
+        Role::Echo => {
+            for _ in 0..count {
+                ep.recv(&mut buf)?;
+                ep.send(&buf)?;
+            }
+            Ok(serde_json::json!({ "role": "echo", "count": count }).to_string())
+        }
+        Role::Source => {
+            let t0 = now_ns();
+            for i in 0..count {
+                if size >= 8 {
+                    buf[..8].copy_from_slice(&i.to_le_bytes());
+                }
+                ep.send(&buf)?;
+            }
+            let t1 = now_ns();
+            Ok(serde_json::json!({ "role": "source", "count": count, "start_ns": t0, "end_ns": t1 }).to_string())
+        }
+        Role::Sink => {
+            let (mut first, mut last, mut n) = (0u64, 0u64, 0u64);
+            while n < count {
+                ep.recv(&mut buf)?;
+                last = now_ns();
+                if n == 0 {
+                    first = last;
+                }
+                n += 1;
+            }
+            Ok(serde_json::json!({ "role": "sink", "count": n, "first_ns": first, "last_ns": last }).to_string())
+        }
+    }
+}
+
+/// A shmq sink that stops after 300 ms without a message (members of one group
+/// cannot know their share in advance).
+fn shmq_idle_sink(ep: &mut ShmqEnd, size: usize) -> Result<String, String> {
+    let c = ep.consumer().ok_or("sink needs --rx")?;
+    let mut buf = Vec::with_capacity(size);
+    let (mut first, mut last, mut n) = (0u64, 0u64, 0u64);
+    loop {
+        match c.recv_into(&mut buf, Some(Duration::from_millis(300))) {
+            Ok(_) => {
+                last = now_ns();
+                if n == 0 {
+                    first = last;
+                }
+                n += 1;
+            }
+            Err(shmq::RecvError::Timeout) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(
+        serde_json::json!({ "role": "sink", "count": n, "first_ns": first, "last_ns": last })
+            .to_string(),
+    )
+}
+
+/// `shmq bench-worker`.
+pub fn run(a: WorkerArgs) -> Result<(), String> {
+    pin(a.cpu);
+    let line = if a.mechanism == Mechanism::Shmq && a.role == Role::Sink && a.count == 0 {
+        let mut ep = ShmqEnd::new(None, a.rx.as_deref().zip(a.group.as_deref()))?;
+        shmq_idle_sink(&mut ep, a.size)?
+    } else {
+        let mut ep = endpoint(&a)?;
+        serve(a.role, ep.as_mut(), a.size, a.count)?
+    };
+    eprintln!("{line}");
+    Ok(())
+}
