@@ -56,11 +56,15 @@ pub struct ShmqEnd {
 
 impl ShmqEnd {
     /// `tx`: queue to send on; `rx`: (queue, group) to receive from.
-    pub fn new(tx: Option<&Path>, rx: Option<(&Path, &str)>) -> Result<Self, String> {
+    pub fn new(
+        tx: Option<&Path>,
+        rx: Option<(&Path, &str)>,
+        wait: WaitStrategy,
+    ) -> Result<Self, String> {
         let tx = match tx {
             Some(p) => {
                 let mut prod = Queue::open(p).map_err(|e| e.to_string())?.producer();
-                prod.set_wait_strategy(WaitStrategy::Spin);
+                prod.set_wait_strategy(wait);
                 Some(prod)
             }
             None => None,
@@ -71,7 +75,7 @@ impl ShmqEnd {
                     .map_err(|e| e.to_string())?
                     .consumer(g)
                     .map_err(|e| e.to_string())?;
-                c.set_wait_strategy(WaitStrategy::Spin);
+                c.set_wait_strategy(wait);
                 Some(c)
             }
             None => None,

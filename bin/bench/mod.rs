@@ -157,7 +157,11 @@ fn echo_peer(
                 .spawn()
                 .map_err(|e| e.to_string())?;
             (
-                Box::new(ShmqEnd::new(Some(&ab), Some((&ba, "a")))?),
+                Box::new(ShmqEnd::new(
+                    Some(&ab),
+                    Some((&ba, "a")),
+                    shmq::WaitStrategy::Spin,
+                )?),
                 Peer::Proc(child),
             )
         }
@@ -395,6 +399,14 @@ fn shmq_throughput(
     let names: Vec<String> = (0..groups).map(|g| format!("g{g}")).collect();
     queue(&q, &names.iter().map(|x| x.as_str()).collect::<Vec<_>>())?;
     let total = n * producers as u64;
+    // Spinning is right while every consumer has a core to itself; more
+    // consumers than the one core they share must sleep when idle, or they
+    // spend their time slices spinning against each other.
+    let wait = if groups * members > 1 {
+        "block"
+    } else {
+        "spin"
+    };
     let mut sinks = Vec::new();
     for g in &names {
         for _ in 0..members {
@@ -413,6 +425,8 @@ fn shmq_throughput(
                 s(q.display()),
                 s("--group"),
                 s(g),
+                s("--wait"),
+                s(wait),
             ];
             sinks.push(
                 ctx.worker(&args, ctx.cpus.1)

@@ -4,7 +4,7 @@
 //! under test).
 
 use super::endpoint::{Endpoint, FloorEnd, FloorRing, Mechanism, ShmqEnd, StreamEnd};
-use shmq::now_ns;
+use shmq::{now_ns, WaitStrategy};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +48,26 @@ pub struct WorkerArgs {
     /// Pin to this CPU.
     #[arg(long)]
     pub cpu: Option<usize>,
+    /// shmq: how to wait (spin when each side has a core of its own; block when
+    /// several workers share one).
+    #[arg(long, value_enum, default_value_t = Wait::Spin)]
+    pub wait: Wait,
+}
+
+/// `--wait` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Wait {
+    Spin,
+    Block,
+}
+
+impl Wait {
+    fn strategy(self) -> WaitStrategy {
+        match self {
+            Wait::Spin => WaitStrategy::Spin,
+            Wait::Block => WaitStrategy::Block,
+        }
+    }
 }
 
 /// Pins the calling thread to `cpu` (best effort: a refused pin is reported).
@@ -68,6 +88,7 @@ pub fn endpoint(a: &WorkerArgs) -> Result<Box<dyn Endpoint>, String> {
         Mechanism::Shmq => Box::new(ShmqEnd::new(
             a.tx.as_deref(),
             a.rx.as_deref().zip(a.group.as_deref()),
+            a.wait.strategy(),
         )?),
         Mechanism::Floor => {
             let path = a.tx.as_deref().ok_or("floor needs --tx")?;
@@ -159,7 +180,11 @@ fn shmq_idle_sink(ep: &mut ShmqEnd, size: usize) -> Result<String, String> {
 pub fn run(a: WorkerArgs) -> Result<(), String> {
     pin(a.cpu);
     let line = if a.mechanism == Mechanism::Shmq && a.role == Role::Sink && a.count == 0 {
-        let mut ep = ShmqEnd::new(None, a.rx.as_deref().zip(a.group.as_deref()))?;
+        let mut ep = ShmqEnd::new(
+            None,
+            a.rx.as_deref().zip(a.group.as_deref()),
+            a.wait.strategy(),
+        )?;
         shmq_idle_sink(&mut ep, a.size)?
     } else {
         let mut ep = endpoint(&a)?;

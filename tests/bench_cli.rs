@@ -1,0 +1,98 @@
+//! `shmq bench` runs every mechanism and reports what its JSON promises. No
+//! timing is asserted: the figures belong in the README, not in a test.
+
+use std::process::Command;
+
+const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
+
+fn rows(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(SHMQ).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "shmq {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn pingpong_reports_every_mechanism_with_percentiles() {
+    let rows = rows(&[
+        "bench", "pingpong", "--size", "8,4KiB", "--msgs", "2000", "--json",
+    ]);
+    for mech in ["floor", "shmq", "pipe", "uds", "crossbeam"] {
+        for size in [8, 4096] {
+            let r = rows
+                .iter()
+                .find(|r| r["mechanism"] == mech && r["size"] == size)
+                .unwrap_or_else(|| panic!("no {mech} {size}"));
+            assert_eq!(r["test"], "pingpong");
+            for k in ["p50", "p90", "p99", "p999", "p9999", "max", "mean"] {
+                assert!(r["rtt_ns"][k].as_f64().unwrap() > 0.0, "{mech} {k}");
+            }
+            assert!(r["rtt_ns"]["p50"].as_u64() <= r["rtt_ns"]["max"].as_u64());
+        }
+    }
+    let shmq = rows.iter().find(|r| r["mechanism"] == "shmq").unwrap();
+    assert!(shmq["p50_vs_floor"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn throughput_reports_rates_for_every_shape() {
+    let rows = rows(&[
+        "bench",
+        "throughput",
+        "--size",
+        "64",
+        "--msgs",
+        "2000",
+        "--groups",
+        "2",
+        "--members",
+        "2",
+        "--json",
+    ]);
+    let tests: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["mechanism"].as_str().unwrap().to_string(),
+                r["test"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("floor", "1->1"),
+        ("shmq", "1->1"),
+        ("pipe", "1->1"),
+        ("uds", "1->1"),
+        ("crossbeam", "1->1"),
+        ("shmq", "2->1"),
+        ("shmq", "1->2 groups"),
+        ("shmq", "1->group of 2"),
+    ] {
+        assert!(
+            tests.contains(&(want.0.to_string(), want.1.to_string())),
+            "missing {want:?} in {tests:?}"
+        );
+    }
+    for r in &rows {
+        let m = r["msgs_per_s"].as_f64().unwrap();
+        assert!(m > 0.0);
+        assert!((r["mb_per_s"].as_f64().unwrap() - m * 64.0 / 1e6).abs() < 1e-6 * m);
+    }
+}
+
+#[test]
+fn bad_bench_arguments_are_one_line_errors() {
+    let out = Command::new(SHMQ)
+        .args(["bench", "pingpong", "--size", "1MiB"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 KiB"));
+}
