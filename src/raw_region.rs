@@ -76,7 +76,7 @@ impl RawRegion {
         // Offsets come from validated geometry, never from shared memory; this
         // is the backstop should that ever be violated.
         assert!(
-            off % size == 0 && off.checked_add(size).is_some_and(|e| e <= self.len),
+            off.is_multiple_of(size) && off.checked_add(size).is_some_and(|e| e <= self.len),
             "region access out of bounds: {off}+{size} of {}",
             self.len
         );
