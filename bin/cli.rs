@@ -100,9 +100,9 @@ pub enum Cmd {
         /// Members for the 1 -> group of K test.
         #[arg(long, default_value_t = 4)]
         members: u32,
-        /// Run one mechanism only.
-        #[arg(long, value_enum)]
-        only: Option<crate::bench::Mechanism>,
+        /// Run only these mechanisms (comma separated).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<crate::bench::Mechanism>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,

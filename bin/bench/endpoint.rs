@@ -120,6 +120,17 @@ impl Endpoint for ShmqEnd {
 /// Bytes reserved per direction in the floor's mapping.
 pub const FLOOR_SLOT: usize = 128 << 10;
 
+/// Where the payload starts in a mailbox: right behind the sequence word when
+/// both fit one cache line (one line changes hands), else on a line of its own
+/// so large copies are aligned.
+fn payload_off(len: usize) -> usize {
+    if len <= 56 {
+        8
+    } else {
+        64
+    }
+}
+
 /// Two cache-line mailboxes in a shared mapping.
 pub struct FloorEnd {
     map: MmapRaw,
@@ -169,13 +180,13 @@ impl FloorEnd {
 
 impl Endpoint for FloorEnd {
     fn send(&mut self, msg: &[u8]) -> Result<(), String> {
-        assert!(msg.len() + 8 <= FLOOR_SLOT);
+        assert!(msg.len() + 64 <= FLOOR_SLOT);
         // SAFETY: the payload area of our sending slot is written only by us, and
         // read by the peer only after it sees the sequence word we store below.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 msg.as_ptr(),
-                self.map.as_mut_ptr().add(self.tx + 8),
+                self.map.as_mut_ptr().add(self.tx + payload_off(msg.len())),
                 msg.len(),
             )
         };
@@ -195,7 +206,7 @@ impl Endpoint for FloorEnd {
         // not write them again until we answer (ping-pong).
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.map.as_ptr().add(self.rx + 8),
+                self.map.as_ptr().add(self.rx + payload_off(buf.len())),
                 buf.as_mut_ptr(),
                 buf.len(),
             )

@@ -33,7 +33,7 @@ pub struct Opts {
     pub producers: u32,
     pub groups: u32,
     pub members: u32,
-    pub only: Option<Mechanism>,
+    pub only: Vec<Mechanism>,
     pub json: bool,
 }
 
@@ -535,7 +535,7 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
     pin(cpus.0);
     let mechs: Vec<Mechanism> = ALL
         .into_iter()
-        .filter(|m| o.only.is_none_or(|x| x == *m))
+        .filter(|m| o.only.is_empty() || o.only.contains(m))
         .collect();
     let mut rows = Vec::new();
     let emit = |r: Row, rows: &mut Vec<Row>| {
@@ -564,7 +564,7 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             for &m in &mechs {
                 emit(throughput_pair(&ctx, m, size, n)?, &mut rows);
             }
-            if o.only.is_none_or(|x| x == Mechanism::Shmq) {
+            if o.only.is_empty() || o.only.contains(&Mechanism::Shmq) {
                 emit(
                     shmq_throughput(&ctx, size, n / o.producers as u64, o.producers, 1, 1)?,
                     &mut rows,
