@@ -176,7 +176,7 @@ impl RecvGuard<'_> {
     /// The payload, in the ring.
     pub fn as_bytes(&self) -> &[u8] {
         let ring = self.c.q.ring();
-        let off = ring.geo.ring_at(self.t.pos) + crate::layout::RECORD_HEADER;
+        let off = ring.ring_at(self.t.pos) + crate::layout::RECORD_HEADER;
         let len = self.t.len as usize;
         // SAFETY: the length was bounds-checked when the record was taken (it
         // fits before the ring's end); our hazard keeps every producer from

@@ -165,7 +165,7 @@ impl<R: Region> Ring<R> {
             // Acquire pairs with other members' cursor CAS (Release).
             let cur = cursor.load(Ordering::Acquire);
             let (seq, pos) = unpack(cur);
-            let off = self.geo.ring_at(pos);
+            let off = self.ring_at(pos);
             // SYNC POINT commit (reader side): Acquire pairs with the Release
             // store in `Ring::commit`; the header and payload are visible.
             let w = self.commit_word(pos).load(Ordering::Acquire);
@@ -252,10 +252,7 @@ impl<R: Region> Ring<R> {
         debug_assert_eq!(dst.len(), t.len as usize);
         // SAFETY: the caller holds the hazard on `t` (taken, not yet released),
         // so no producer writes these bytes; the length was bounds-checked.
-        unsafe {
-            self.region
-                .read(self.geo.ring_at(t.pos) + RECORD_HEADER, dst)
-        }
+        unsafe { self.region.read(self.ring_at(t.pos) + RECORD_HEADER, dst) }
     }
 
     /// Drops member `m`'s hazard and wakes producers waiting for space.

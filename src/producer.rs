@@ -212,7 +212,7 @@ impl SendGuard<'_> {
     /// The payload bytes, to fill in. Their initial content is unspecified.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         let ring = self.p.q.ring();
-        let off = ring.geo.ring_at(self.rec) + RECORD_HEADER;
+        let off = ring.ring_at(self.rec) + RECORD_HEADER;
         // SAFETY: these bytes lie inside our claim (placed for `len` bytes, never
         // across the ring's end), which no consumer reads before our commit and
         // no other producer overlaps: they are ours alone until `commit`. Any byte

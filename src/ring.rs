@@ -33,6 +33,10 @@ pub struct Ring<R> {
     pub(crate) region: R,
     pub(crate) geo: Geometry,
     pub(crate) nonce: u64,
+    /// `geo.ring_off()`, computed once: it is on every record access.
+    ring_off: usize,
+    /// `geo.capacity - 1`.
+    mask: u64,
 }
 
 /// A producer's process-local view of the tail and of its free space.
@@ -76,7 +80,23 @@ pub(crate) const fn unpack_head(w: u128) -> (u64, u32, u32) {
 impl<R: Region> Ring<R> {
     /// Wraps a region whose header has been validated (or just initialised).
     pub fn new(region: R, geo: Geometry, nonce: u64) -> Self {
-        Ring { region, geo, nonce }
+        Ring {
+            region,
+            geo,
+            nonce,
+            ring_off: geo.ring_off(),
+            mask: geo.capacity - 1,
+        }
+    }
+
+    /// Offset in the region of the byte at ring position `pos`.
+    #[inline]
+    pub(crate) fn ring_at(&self, pos: u64) -> usize {
+        debug_assert_eq!(
+            self.ring_off + (pos & self.mask) as usize,
+            self.geo.ring_at(pos)
+        );
+        self.ring_off + (pos & self.mask) as usize
     }
 
     /// The geometry.
@@ -95,7 +115,7 @@ impl<R: Region> Ring<R> {
     /// The commit word of the record at `pos`.
     #[inline]
     pub(crate) fn commit_word(&self, pos: u64) -> &AtomicU64 {
-        self.region.u64_at(self.geo.ring_at(pos))
+        self.region.u64_at(self.ring_at(pos))
     }
 
     #[inline]
@@ -187,7 +207,7 @@ impl<R: Region> Ring<R> {
     /// `pos` must be the position of a record inside a claim this caller holds
     /// and has not committed, and `payload` must be the length it was placed for.
     pub unsafe fn write_record(&self, pos: u64, seq: u64, ts_ns: u64, payload: &[u8]) {
-        let off = self.geo.ring_at(pos);
+        let off = self.ring_at(pos);
         debug_assert!(record_size(payload.len() as u64) <= self.geo.room_to_end(pos));
         self.write_header(pos, seq, ts_ns, payload.len() as u32);
         // SAFETY: the bytes after the header belong to the caller's claim, which
@@ -198,7 +218,7 @@ impl<R: Region> Ring<R> {
     /// Writes the header fields of a record at `pos` (zero-copy sends write the
     /// payload themselves).
     pub(crate) fn write_header(&self, pos: u64, seq: u64, ts_ns: u64, len: u32) {
-        let off = self.geo.ring_at(pos);
+        let off = self.ring_at(pos);
         // Relaxed: published by the Release store of the commit word.
         self.region
             .u64_at(off + 8)
@@ -278,7 +298,7 @@ impl<R: Region> Ring<R> {
             } else if w == self.stamp(pos, KIND_MSG) || w == self.stamp(pos, KIND_ABORT) {
                 let len = self
                     .region
-                    .u64_at(self.geo.ring_at(pos) + 8)
+                    .u64_at(self.ring_at(pos) + 8)
                     .load(Ordering::Relaxed);
                 let size = record_size(len & 0xffff_ffff);
                 // Read once, checked before use. A bad length here means the
