@@ -452,6 +452,9 @@ fn shmq_throughput(
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+    // Producers sharing a core must sleep while the ring is full, for the
+    // same reason.
+    let src_wait = if producers > 1 { "block" } else { "spin" };
     let sources: Vec<Child> = (0..producers)
         .map(|_| {
             let args = [
@@ -465,6 +468,8 @@ fn shmq_throughput(
                 s(n),
                 s("--tx"),
                 s(q.display()),
+                s("--wait"),
+                s(src_wait),
             ];
             ctx.worker(&args, ctx.cpus.0)
                 .stdin(Stdio::null())
