@@ -96,3 +96,18 @@ fn bad_bench_arguments_are_one_line_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("64 KiB"));
 }
+
+#[test]
+fn wakeup_compares_shmq_with_a_bare_futex() {
+    let rows = rows(&["bench", "wakeup", "--msgs", "2000", "--json"]);
+    let mechs: Vec<&str> = rows
+        .iter()
+        .map(|r| r["mechanism"].as_str().unwrap())
+        .collect();
+    assert_eq!(mechs, ["floor", "shmq"]);
+    for r in &rows {
+        assert_eq!(r["test"], "wakeup");
+        assert!(r["rtt_ns"]["p50"].as_u64().unwrap() > 0);
+    }
+    assert!(rows[1]["p50_vs_floor"].as_f64().unwrap() > 0.0);
+}

@@ -365,3 +365,102 @@ impl Endpoint for ChannelEnd {
         Ok(())
     }
 }
+
+// ---------- floor for wake-ups: a bare futex ----------
+
+/// The wake-up floor: each direction is a 32-bit futex word (a counter) and the
+/// payload behind it. The sender bumps the word and calls FUTEX_WAKE; a
+/// blocking receiver sleeps in FUTEX_WAIT until the word moves, a spinning one
+/// polls it. Nothing else: no queue, no sleeper count.
+pub struct FutexEnd {
+    map: MmapRaw,
+    tx: usize,
+    rx: usize,
+    got: u32,
+    block: bool,
+}
+
+impl FutexEnd {
+    /// Same file and sides as [`FloorEnd`].
+    pub fn new(path: &Path, side: usize, block: bool) -> Result<Self, String> {
+        Ok(FutexEnd {
+            map: map(path)?,
+            tx: side * FLOOR_SLOT,
+            rx: (1 - side) * FLOOR_SLOT,
+            got: 0,
+            block,
+        })
+    }
+
+    fn word(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: `off` is 0 or FLOOR_SLOT, inside the mapping and 4-aligned;
+        // both processes access the word only atomically.
+        unsafe {
+            &*self
+                .map
+                .as_mut_ptr()
+                .add(off)
+                .cast::<std::sync::atomic::AtomicU32>()
+        }
+    }
+
+    fn futex(&self, off: usize, op: libc::c_int, val: u32) {
+        // SAFETY: the word is a live, aligned u32 in a shared mapping; no timeout.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.word(off).as_ptr(),
+                op,
+                val,
+                std::ptr::null::<u8>(),
+                std::ptr::null::<u32>(),
+                0u32,
+            );
+        }
+    }
+}
+
+impl Endpoint for FutexEnd {
+    fn send(&mut self, msg: &[u8]) -> Result<(), String> {
+        // SAFETY: as in FloorEnd::send.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                msg.as_ptr(),
+                self.map.as_mut_ptr().add(self.tx + 64),
+                msg.len(),
+            )
+        };
+        // Release pairs with the receiver's Acquire load.
+        self.word(self.tx).fetch_add(1, Ordering::Release);
+        self.futex(self.tx, libc::FUTEX_WAKE, i32::MAX as u32);
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        self.got = self.got.wrapping_add(1);
+        loop {
+            // Acquire pairs with the sender's Release increment.
+            let v = self.word(self.rx).load(Ordering::Acquire);
+            if v == self.got {
+                break;
+            }
+            if self.block {
+                self.futex(self.rx, libc::FUTEX_WAIT, v);
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        // SAFETY: as in FloorEnd::recv.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(self.rx + 64),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        Ok(())
+    }
+}
+
+// SAFETY: see FloorEnd.
+unsafe impl Send for FutexEnd {}

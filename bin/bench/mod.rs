@@ -9,7 +9,7 @@ mod worker;
 pub use endpoint::Mechanism;
 pub use worker::{run as run_worker, WorkerArgs};
 
-use endpoint::{ChannelEnd, Endpoint, FloorEnd, FloorRing, ShmqEnd, StreamEnd};
+use endpoint::{ChannelEnd, Endpoint, FloorEnd, FloorRing, FutexEnd, ShmqEnd, StreamEnd};
 use shmq::{Queue, QueueOptions, StartAt};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use worker::{pin, Role};
 pub enum Test {
     Pingpong,
     Throughput,
+    Wakeup,
     All,
 }
 
@@ -515,6 +516,98 @@ fn shmq_throughput(
     })
 }
 
+/// Wake-up latency: the echoing side sleeps (shmq `Block`; the floor in a bare
+/// FUTEX_WAIT), we pause between pings so it really is asleep, and measure the
+/// round trip (the reply is spin-read on our side).
+fn wakeup(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
+    let warm = (n / 10).max(10);
+    let args = |extra: &[String]| {
+        let mut a = vec![
+            s("--mechanism"),
+            s(m.name()),
+            s("--role"),
+            s("echo"),
+            s("--size"),
+            s(size),
+            s("--count"),
+            s(warm + n),
+            s("--wait"),
+            s("block"),
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let (mut ep, child): (Box<dyn Endpoint>, Child) = match m {
+        Mechanism::Shmq => {
+            let (ab, ba) = (ctx.path("wab.q"), ctx.path("wba.q"));
+            queue(&ab, &["b"])?;
+            queue(&ba, &["a"])?;
+            let a = args(&[
+                s("--tx"),
+                s(ba.display()),
+                s("--rx"),
+                s(ab.display()),
+                s("--group"),
+                s("b"),
+            ]);
+            let child = ctx
+                .worker(&a, ctx.cpus.1)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            (
+                Box::new(ShmqEnd::new(
+                    Some(&ab),
+                    Some((&ba, "a")),
+                    shmq::WaitStrategy::Spin,
+                )?),
+                child,
+            )
+        }
+        Mechanism::Floor => {
+            let f = ctx.path("futex");
+            endpoint::floor_file(&f, 2)?;
+            let a = args(&[s("--tx"), s(f.display()), s("--side"), s(1)]);
+            let child = ctx
+                .worker(&a, ctx.cpus.1)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            (Box::new(FutexEnd::new(&f, 0, false)?), child)
+        }
+        _ => {
+            return Err(format!(
+                "the wake-up test compares shmq with a bare futex, not {}",
+                m.name()
+            ))
+        }
+    };
+    let msg = vec![0x5au8; size];
+    let mut buf = vec![0u8; size];
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    for i in 0..warm + n {
+        // Long enough for the peer to pass its spin and yield phases and sleep.
+        std::thread::sleep(std::time::Duration::from_micros(100));
+        let t0 = Instant::now();
+        ep.send(&msg)?;
+        ep.recv(&mut buf)?;
+        if i >= warm {
+            let _ = hist.record((t0.elapsed().as_nanos() as u64).max(1));
+        }
+    }
+    drop(ep);
+    finish(child)?;
+    Ok(Row {
+        mechanism: m.name(),
+        test: "wakeup".into(),
+        size,
+        rtt: Some(hist),
+        msgs_per_s: None,
+    })
+}
+
 /// `shmq bench`.
 pub fn run(test: Test, o: Opts) -> Result<(), String> {
     let shm = Path::new("/dev/shm");
@@ -557,6 +650,15 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             for &m in &mechs {
                 emit(pingpong(&ctx, m, size, n)?, &mut rows);
             }
+        }
+    }
+    if matches!(test, Test::Wakeup | Test::All) {
+        let n = (o.msgs / 20).max(100);
+        for m in [Mechanism::Floor, Mechanism::Shmq]
+            .into_iter()
+            .filter(|m| mechs.contains(m))
+        {
+            emit(wakeup(&ctx, m, 64, n)?, &mut rows);
         }
     }
     if matches!(test, Test::Throughput | Test::All) {
@@ -624,10 +726,20 @@ fn report(rows: &[Row], json: bool, ncpu: usize) {
     );
     let lat: Vec<&Row> = rows.iter().filter(|r| r.rtt.is_some()).collect();
     if !lat.is_empty() {
-        println!("\nping-pong round trip, ns (warm-up excluded)");
+        println!("\nround trip, ns (warm-up excluded); wakeup: the echoing side sleeps, floor = bare futex");
         println!(
-            "{:<10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}  {:>8}",
-            "mechanism", "size", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean", "p50/floor"
+            "{:<10} {:<9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}  {:>8}",
+            "mechanism",
+            "test",
+            "size",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "p99.99",
+            "max",
+            "mean",
+            "p50/floor"
         );
         for r in lat {
             let h = r.rtt.as_ref().unwrap_or_else(|| unreachable!());
@@ -635,8 +747,9 @@ fn report(rows: &[Row], json: bool, ncpu: usize) {
                 .and_then(|f| f.rtt.as_ref())
                 .map(|f| h.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5).max(1) as f64);
             println!(
-                "{:<10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8.0}  {:>8}",
+                "{:<10} {:<9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8.0}  {:>8}",
                 r.mechanism,
+                r.test,
                 r.size,
                 h.value_at_quantile(0.5),
                 h.value_at_quantile(0.9),

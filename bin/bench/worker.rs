@@ -3,7 +3,7 @@
 //! throughput. Results go to stderr as one JSON line (stdout may be a pipe
 //! under test).
 
-use super::endpoint::{Endpoint, FloorEnd, FloorRing, Mechanism, ShmqEnd, StreamEnd};
+use super::endpoint::{Endpoint, FloorEnd, FloorRing, FutexEnd, Mechanism, ShmqEnd, StreamEnd};
 use shmq::{now_ns, WaitStrategy};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -92,7 +92,9 @@ pub fn endpoint(a: &WorkerArgs) -> Result<Box<dyn Endpoint>, String> {
         )?),
         Mechanism::Floor => {
             let path = a.tx.as_deref().ok_or("floor needs --tx")?;
-            if a.role == Role::Echo {
+            if a.role == Role::Echo && a.wait == Wait::Block {
+                Box::new(FutexEnd::new(path, a.side, true)?)
+            } else if a.role == Role::Echo {
                 Box::new(FloorEnd::new(path, a.side)?)
             } else {
                 Box::new(FloorRing::new(path, a.size.max(8), a.slots)?)
