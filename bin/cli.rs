@@ -106,6 +106,9 @@ pub enum Cmd {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Also draw latency percentile curves into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// The far side of a benchmark (used by `shmq bench`).
     #[command(hide = true)]

@@ -99,7 +99,22 @@ fn bad_bench_arguments_are_one_line_errors() {
 
 #[test]
 fn wakeup_compares_shmq_with_a_bare_futex() {
-    let rows = rows(&["bench", "wakeup", "--msgs", "2000", "--json"]);
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("wake.svg");
+    let rows = rows(&[
+        "bench",
+        "wakeup",
+        "--msgs",
+        "2000",
+        "--json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        drawn.starts_with("<svg") && drawn.matches("<polyline").count() == 2,
+        "one curve per mechanism"
+    );
     let mechs: Vec<&str> = rows
         .iter()
         .map(|r| r["mechanism"].as_str().unwrap())

@@ -4,6 +4,7 @@
 //! pinned to its own core when the machine has two or more.
 
 mod endpoint;
+mod plot;
 mod worker;
 
 pub use endpoint::Mechanism;
@@ -36,6 +37,7 @@ pub struct Opts {
     pub members: u32,
     pub only: Vec<Mechanism>,
     pub json: bool,
+    pub plot: Option<PathBuf>,
 }
 
 const ALL: [Mechanism; 5] = [
@@ -682,6 +684,24 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
         }
     }
     report(&rows, o.json, ncpu);
+    if let Some(path) = &o.plot {
+        let curves: Vec<plot::Curve> = rows
+            .iter()
+            .filter_map(|r| {
+                r.rtt.as_ref().map(|h| plot::Curve {
+                    mechanism: r.mechanism,
+                    test: &r.test,
+                    size: r.size,
+                    hist: h,
+                })
+            })
+            .collect();
+        if curves.is_empty() {
+            return Err("--plot draws latency curves: run pingpong, wakeup or all".into());
+        }
+        std::fs::write(path, plot::svg(&curves)).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 

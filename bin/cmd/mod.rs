@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             members,
             only,
             json,
+            plot,
         } => {
             let sizes: Vec<usize> = if !size.is_empty() {
                 size.iter().map(|&s| s as usize).collect()
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 members: members.max(1),
                 only,
                 json,
+                plot,
             };
             crate::bench::run(test, opts)
         }
