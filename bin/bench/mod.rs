@@ -121,14 +121,33 @@ enum Peer {
     Thread(std::thread::JoinHandle<Result<String, String>>),
 }
 
+impl Peer {
+    /// Waits for the peer to finish its loop; its failure is ours.
+    fn join(self) -> Result<(), String> {
+        match self {
+            Peer::Proc(c) => finish(c).map(drop),
+            Peer::Thread(t) => t.join().map_err(|_| "echo thread panicked")?.map(drop),
+        }
+    }
+}
+
 /// Sets up a two-way link: our endpoint, and the echoing peer.
+/// With `sleeping`, the peer blocks between messages (shmq `Block`, or a bare
+/// futex for the floor) and our side spins: the wake-up test.
 fn echo_peer(
     ctx: &Ctx,
     m: Mechanism,
     size: usize,
     count: u64,
+    sleeping: bool,
 ) -> Result<(Box<dyn Endpoint>, Peer), String> {
-    let common = vec![
+    if sleeping && !matches!(m, Mechanism::Shmq | Mechanism::Floor) {
+        return Err(format!(
+            "the wake-up test compares shmq with a bare futex, not {}",
+            m.name()
+        ));
+    }
+    let mut common = vec![
         s("--mechanism"),
         s(m.name()),
         s("--role"),
@@ -138,6 +157,9 @@ fn echo_peer(
         s("--count"),
         s(count),
     ];
+    if sleeping {
+        common.extend([s("--wait"), s("block")]);
+    }
     let peer_cpu = ctx.cpus.1;
     Ok(match m {
         Mechanism::Shmq => {
@@ -179,7 +201,14 @@ fn echo_peer(
                 .stdout(Stdio::null())
                 .spawn()
                 .map_err(|e| e.to_string())?;
-            (Box::new(FloorEnd::new(&f, 0)?), Peer::Proc(child))
+            {
+                let ours: Box<dyn Endpoint> = if sleeping {
+                    Box::new(FutexEnd::new(&f, 0, false)?)
+                } else {
+                    Box::new(FloorEnd::new(&f, 0)?)
+                };
+                (ours, Peer::Proc(child))
+            }
         }
         Mechanism::Pipe => {
             let mut child = ctx
@@ -230,7 +259,7 @@ fn echo_peer(
 
 fn pingpong(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
     let warm = (n / 10).max(100);
-    let (mut ep, peer) = echo_peer(ctx, m, size, warm + n)?;
+    let (mut ep, peer) = echo_peer(ctx, m, size, warm + n, false)?;
     let msg = vec![0x5au8; size];
     let mut buf = vec![0u8; size];
     let mut hist = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
@@ -247,10 +276,7 @@ fn pingpong(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String>
         return Err(format!("{}: payload came back changed", m.name()));
     }
     drop(ep);
-    match peer {
-        Peer::Proc(c) => drop(finish(c)?),
-        Peer::Thread(t) => drop(t.join().map_err(|_| "echo thread panicked")??),
-    }
+    peer.join()?;
     Ok(Row {
         mechanism: m.name(),
         test: "pingpong".into(),
@@ -523,69 +549,7 @@ fn shmq_throughput(
 /// round trip (the reply is spin-read on our side).
 fn wakeup(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
     let warm = (n / 10).max(10);
-    let args = |extra: &[String]| {
-        let mut a = vec![
-            s("--mechanism"),
-            s(m.name()),
-            s("--role"),
-            s("echo"),
-            s("--size"),
-            s(size),
-            s("--count"),
-            s(warm + n),
-            s("--wait"),
-            s("block"),
-        ];
-        a.extend_from_slice(extra);
-        a
-    };
-    let (mut ep, child): (Box<dyn Endpoint>, Child) = match m {
-        Mechanism::Shmq => {
-            let (ab, ba) = (ctx.path("wab.q"), ctx.path("wba.q"));
-            queue(&ab, &["b"])?;
-            queue(&ba, &["a"])?;
-            let a = args(&[
-                s("--tx"),
-                s(ba.display()),
-                s("--rx"),
-                s(ab.display()),
-                s("--group"),
-                s("b"),
-            ]);
-            let child = ctx
-                .worker(&a, ctx.cpus.1)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
-            (
-                Box::new(ShmqEnd::new(
-                    Some(&ab),
-                    Some((&ba, "a")),
-                    shmq::WaitStrategy::Spin,
-                )?),
-                child,
-            )
-        }
-        Mechanism::Floor => {
-            let f = ctx.path("futex");
-            endpoint::floor_file(&f, 2)?;
-            let a = args(&[s("--tx"), s(f.display()), s("--side"), s(1)]);
-            let child = ctx
-                .worker(&a, ctx.cpus.1)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
-            (Box::new(FutexEnd::new(&f, 0, false)?), child)
-        }
-        _ => {
-            return Err(format!(
-                "the wake-up test compares shmq with a bare futex, not {}",
-                m.name()
-            ))
-        }
-    };
+    let (mut ep, peer) = echo_peer(ctx, m, size, warm + n, true)?;
     let msg = vec![0x5au8; size];
     let mut buf = vec![0u8; size];
     let mut hist = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
@@ -600,7 +564,7 @@ fn wakeup(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
         }
     }
     drop(ep);
-    finish(child)?;
+    peer.join()?;
     Ok(Row {
         mechanism: m.name(),
         test: "wakeup".into(),
@@ -612,16 +576,7 @@ fn wakeup(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
 
 /// `shmq bench`.
 pub fn run(test: Test, o: Opts) -> Result<(), String> {
-    let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("shmq-bench-")
-        .tempdir_in(base)
-        .map_err(|e| e.to_string())?;
+    let dir = crate::cmd::shm_tempdir("shmq-bench-")?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())

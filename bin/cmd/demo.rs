@@ -237,16 +237,7 @@ fn phase(
 }
 
 pub fn run(per_producer: u64) -> Result<(), String> {
-    let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("shmq-demo-")
-        .tempdir_in(base)
-        .map_err(|e| format!("temporary directory: {e}"))?;
+    let dir = super::shm_tempdir("shmq-demo-")?;
     let qpath = dir.path().join("demo.q");
     let exe = std::env::current_exe().map_err(|e| format!("locating the shmq binary: {e}"))?;
     let opts = QueueOptions {

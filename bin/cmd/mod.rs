@@ -75,6 +75,21 @@ pub fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// A private temporary directory in /dev/shm (memory only), or in the system
+/// temporary directory where there is no /dev/shm.
+pub fn shm_tempdir(prefix: &str) -> Result<tempfile::TempDir, String> {
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(base)
+        .map_err(|e| format!("temporary directory: {e}"))
+}
+
 /// Human-readable byte size.
 pub fn human_size(n: u64) -> String {
     match n {
