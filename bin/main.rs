@@ -8,7 +8,18 @@ mod parse;
 use clap::Parser;
 
 fn main() {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        // --help and --version print as clap formats them; a usage error is one
+        // line (clap's first), like every other shmq error.
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("shmq: {}", first.trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    };
     if let Err(e) = cmd::run(args) {
         eprintln!("shmq: {e}");
         std::process::exit(1);
