@@ -117,17 +117,23 @@ impl Endpoint for ShmqEnd {
 
 // ---------- floor: one line per direction ----------
 
+/// Payload buffers per direction for messages that do not share the sequence
+/// word's line: rotating through them, as a ring does, keeps the sender from
+/// rewriting the very lines the receiver has just read.
+const FLOOR_BUFS: usize = 16;
+/// Largest floor payload.
+const FLOOR_MAX: usize = 64 << 10;
 /// Bytes reserved per direction in the floor's mapping.
-pub const FLOOR_SLOT: usize = 128 << 10;
+pub const FLOOR_SLOT: usize = 4096 + FLOOR_BUFS * FLOOR_MAX;
 
-/// Where the payload starts in a mailbox: right behind the sequence word when
-/// both fit one cache line (one line changes hands), else on a line of its own
-/// so large copies are aligned.
-fn payload_off(len: usize) -> usize {
+/// Where message number `n` of `len` bytes goes in a mailbox: right behind the
+/// sequence word when both fit one cache line (one line changes hands), else in
+/// one of the rotating, page-aligned buffers.
+fn payload_off(len: usize, n: u64) -> usize {
     if len <= 56 {
         8
     } else {
-        64
+        4096 + (n as usize % FLOOR_BUFS) * FLOOR_MAX
     }
 }
 
@@ -180,13 +186,15 @@ impl FloorEnd {
 
 impl Endpoint for FloorEnd {
     fn send(&mut self, msg: &[u8]) -> Result<(), String> {
-        assert!(msg.len() + 64 <= FLOOR_SLOT);
+        assert!(msg.len() <= FLOOR_MAX);
         // SAFETY: the payload area of our sending slot is written only by us, and
         // read by the peer only after it sees the sequence word we store below.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 msg.as_ptr(),
-                self.map.as_mut_ptr().add(self.tx + payload_off(msg.len())),
+                self.map
+                    .as_mut_ptr()
+                    .add(self.tx + payload_off(msg.len(), self.sent)),
                 msg.len(),
             )
         };
@@ -206,7 +214,9 @@ impl Endpoint for FloorEnd {
         // not write them again until we answer (ping-pong).
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.map.as_ptr().add(self.rx + payload_off(buf.len())),
+                self.map
+                    .as_ptr()
+                    .add(self.rx + payload_off(buf.len(), self.got - 1)),
                 buf.as_mut_ptr(),
                 buf.len(),
             )
@@ -342,17 +352,34 @@ impl<R: Read + Send, W: Write + Send> Endpoint for StreamEnd<R, W> {
 
 // ---------- crossbeam (in-process) ----------
 
+/// The sink's return path and the source's supply of used buffers.
+pub type Recycle = (
+    crossbeam_channel::Sender<Vec<u8>>,
+    crossbeam_channel::Receiver<Vec<u8>>,
+);
+
 /// A bounded crossbeam channel each way; the payload is copied into a buffer
-/// that travels with the message, so the copy cost matches the others'.
+/// that travels with the message, so the copy cost matches the others'. Used
+/// one way (throughput), received buffers go back to the sender through
+/// `recycle`, so neither side allocates per message.
 pub struct ChannelEnd {
     pub tx: crossbeam_channel::Sender<Vec<u8>>,
     pub rx: crossbeam_channel::Receiver<Vec<u8>>,
     pub spare: Vec<Vec<u8>>,
+    /// Throughput only: (sink's return path, source's supply of used buffers).
+    pub recycle: Option<Recycle>,
 }
 
 impl Endpoint for ChannelEnd {
     fn send(&mut self, msg: &[u8]) -> Result<(), String> {
-        let mut v = self.spare.pop().unwrap_or_default();
+        let mut v = match self.spare.pop() {
+            Some(v) => v,
+            None => self
+                .recycle
+                .as_ref()
+                .and_then(|(_, back)| back.try_recv().ok())
+                .unwrap_or_default(),
+        };
         v.clear();
         v.extend_from_slice(msg);
         self.tx.send(v).map_err(|e| e.to_string())
@@ -361,7 +388,10 @@ impl Endpoint for ChannelEnd {
     fn recv(&mut self, buf: &mut [u8]) -> Result<(), String> {
         let v = self.rx.recv().map_err(|e| e.to_string())?;
         buf.copy_from_slice(&v);
-        self.spare.push(v);
+        match &self.recycle {
+            Some((ret, _)) => drop(ret.try_send(v)),
+            None => self.spare.push(v),
+        }
         Ok(())
     }
 }

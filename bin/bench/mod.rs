@@ -242,6 +242,7 @@ fn echo_peer(
                     tx: tx2,
                     rx: rx1,
                     spare: Vec::new(),
+                    recycle: None,
                 };
                 worker::serve(Role::Echo, &mut ep, size, count)
             });
@@ -250,6 +251,7 @@ fn echo_peer(
                     tx: tx1,
                     rx: rx2,
                     spare: Vec::new(),
+                    recycle: None,
                 }),
                 Peer::Thread(t),
             )
@@ -358,25 +360,32 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
             (finish(source)?, finish(sink)?)
         }
         Mechanism::Crossbeam => {
-            let (tx, rx) = crossbeam_channel::bounded((1usize << 20) / size.max(64));
+            let cap = (1usize << 20) / size.max(64);
+            let (tx, rx) = crossbeam_channel::bounded(cap);
+            // Used buffers flow back to the source: no allocation per message.
+            let (ret_tx, ret_rx) = crossbeam_channel::bounded(cap);
             let (c0, c1) = ctx.cpus;
             let sink = std::thread::spawn(move || {
                 pin(c1);
                 let (dead_tx, _) = crossbeam_channel::bounded(1);
+                let (_, unused) = crossbeam_channel::bounded(1);
                 let mut ep = ChannelEnd {
                     tx: dead_tx,
                     rx,
                     spare: Vec::new(),
+                    recycle: Some((ret_tx, unused)),
                 };
                 worker::serve(Role::Sink, &mut ep, size, n)
             });
             let source = std::thread::spawn(move || {
                 pin(c0);
                 let (_, dead_rx) = crossbeam_channel::bounded(1);
+                let (unused, _) = crossbeam_channel::bounded(1);
                 let mut ep = ChannelEnd {
                     tx,
                     rx: dead_rx,
                     spare: Vec::new(),
+                    recycle: Some((unused, ret_rx)),
                 };
                 worker::serve(Role::Source, &mut ep, size, n)
             });
