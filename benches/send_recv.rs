@@ -1,5 +1,5 @@
-//! Single-process costs: send, receive, and a round trip through a file-backed
-//! queue in /dev/shm. Cross-process latency and throughput are `shmq bench`'s
+//! Single-process costs: send, claim/commit and receive alone, a send+receive
+//! round trip, and batches, through a file-backed queue in /dev/shm. Cross-process latency and throughput are `shmq bench`'s
 //! job (issue 5); these catch regressions in the per-message path.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
@@ -79,5 +79,102 @@ fn batches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, send_then_recv, batches);
+/// Most messages timed per chunk: the ring (4 MiB) holds more than this many
+/// 64-byte records, so sends never wait and receives never run dry.
+const CHUNK: u64 = 20_000;
+
+/// One side alone: `timed` runs on a chunk while `untimed` restores the ring.
+fn one_side(
+    iters: u64,
+    mut timed: impl FnMut(u64),
+    mut untimed: impl FnMut(u64),
+    untimed_first: bool,
+) -> std::time::Duration {
+    let mut total = std::time::Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        if untimed_first {
+            untimed(n);
+        }
+        let t0 = std::time::Instant::now();
+        timed(n);
+        total += t0.elapsed();
+        if !untimed_first {
+            untimed(n);
+        }
+        left -= n;
+    }
+    total
+}
+
+fn single_sides(c: &mut Criterion) {
+    let mut group = c.benchmark_group("one-side-64B");
+    group.throughput(Throughput::Elements(1));
+    let msg = [0x11u8; 64];
+    let (_dir, q) = queue();
+    let mut p = q.producer();
+    let mut cons = q.consumer("g").unwrap();
+    let mut buf = Vec::with_capacity(64);
+    group.bench_function("send", |b| {
+        b.iter_custom(|iters| {
+            one_side(
+                iters,
+                |n| {
+                    (0..n).for_each(|_| {
+                        p.send(&msg).unwrap();
+                    })
+                },
+                |n| {
+                    (0..n).for_each(|_| {
+                        cons.recv_into(&mut buf, None).unwrap();
+                    })
+                },
+                false,
+            )
+        })
+    });
+    group.bench_function("claim+commit", |b| {
+        b.iter_custom(|iters| {
+            one_side(
+                iters,
+                |n| {
+                    for _ in 0..n {
+                        let mut g = p.claim_send(64).unwrap();
+                        g.as_mut_slice().copy_from_slice(&msg);
+                        g.commit();
+                    }
+                },
+                |n| {
+                    (0..n).for_each(|_| {
+                        cons.recv_into(&mut buf, None).unwrap();
+                    })
+                },
+                false,
+            )
+        })
+    });
+    let mut p2 = q.producer();
+    group.bench_function("recv_into", |b| {
+        b.iter_custom(|iters| {
+            one_side(
+                iters,
+                |n| {
+                    (0..n).for_each(|_| {
+                        cons.recv_into(&mut buf, None).unwrap();
+                    })
+                },
+                |n| {
+                    (0..n).for_each(|_| {
+                        p2.send(&msg).unwrap();
+                    })
+                },
+                true,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, send_then_recv, batches, single_sides);
 criterion_main!(benches);
