@@ -1,6 +1,9 @@
 //! A consumer blocked on an empty queue sleeps (next to no CPU) and wakes on the
 //! next send, across processes.
 
+mod common;
+
+use common::shmq_ok;
 use shmq::Queue;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,16 +29,8 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("q");
     let ps = p.to_str().unwrap();
-    assert!(Command::new(SHMQ)
-        .args(["create", ps])
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new(SHMQ)
-        .args(["group", "add", ps, "g"])
-        .status()
-        .unwrap()
-        .success());
+    shmq_ok(&["create", ps]);
+    shmq_ok(&["group", "add", ps, "g"]);
     let q = Queue::open(&p).unwrap();
     let child = Command::new(SHMQ)
         .args(["recv", ps, "--group", "g", "--count", "1", "--json"])

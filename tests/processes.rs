@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{check_group, Received};
+use common::{check_group, shmq_ok, Received};
 use shmq::Queue;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -74,15 +74,9 @@ fn four_producer_processes_three_groups() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
     let qs = q.to_str().unwrap();
-    let ok = |args: &[&str]| {
-        assert!(
-            Command::new(SHMQ).args(args).status().unwrap().success(),
-            "shmq {args:?}"
-        )
-    };
-    ok(&["create", qs, "--capacity", "64KiB", "--max-msg", "1KiB"]);
+    shmq_ok(&["create", qs, "--capacity", "64KiB", "--max-msg", "1KiB"]);
     for g in ["A", "B", "C"] {
-        ok(&["group", "add", qs, g]);
+        shmq_ok(&["group", "add", qs, g]);
     }
     let queue = Queue::open(&q).unwrap();
 
@@ -175,16 +169,8 @@ fn killed_member_is_reaped_and_group_can_be_removed() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
     let qs = q.to_str().unwrap();
-    assert!(Command::new(SHMQ)
-        .args(["create", qs])
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new(SHMQ)
-        .args(["group", "add", qs, "g"])
-        .status()
-        .unwrap()
-        .success());
+    shmq_ok(&["create", qs]);
+    shmq_ok(&["group", "add", qs, "g"]);
     let queue = Queue::open(&q).unwrap();
     let mut child = Command::new(SHMQ)
         .args(["recv", qs, "--group", "g", "--quiet"])
@@ -209,11 +195,7 @@ fn killed_member_is_reaped_and_group_can_be_removed() {
         "a killed member must show as dead"
     );
     assert_eq!(queue.reap_dead_members(), 1);
-    assert!(Command::new(SHMQ)
-        .args(["group", "rm", qs, "g"])
-        .status()
-        .unwrap()
-        .success());
+    shmq_ok(&["group", "rm", qs, "g"]);
     assert!(queue.stat().groups.is_empty());
 }
 
@@ -222,16 +204,8 @@ fn cli_round_trip_json_and_binary_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
     let qs = q.to_str().unwrap();
-    assert!(Command::new(SHMQ)
-        .args(["create", qs, "--capacity", "64KiB"])
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new(SHMQ)
-        .args(["group", "add", qs, "g"])
-        .status()
-        .unwrap()
-        .success());
+    shmq_ok(&["create", qs, "--capacity", "64KiB"]);
+    shmq_ok(&["group", "add", qs, "g"]);
     let mut send = Command::new(SHMQ)
         .args(["send", qs])
         .stdin(Stdio::piped())

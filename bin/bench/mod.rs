@@ -259,19 +259,35 @@ fn echo_peer(
     })
 }
 
-fn pingpong(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
-    let warm = (n / 10).max(100);
-    let (mut ep, peer) = echo_peer(ctx, m, size, warm + n, false)?;
+/// Round trips through an echoing peer, after a warm-up, into a histogram.
+/// With `sleeping` the peer blocks between messages and we pause before each
+/// ping so that it really is asleep: the wake-up test.
+fn round_trips(
+    ctx: &Ctx,
+    m: Mechanism,
+    size: usize,
+    n: u64,
+    sleeping: bool,
+) -> Result<Row, String> {
+    let warm = if sleeping {
+        (n / 10).max(10)
+    } else {
+        (n / 10).max(100)
+    };
+    let (mut ep, peer) = echo_peer(ctx, m, size, warm + n, sleeping)?;
     let msg = vec![0x5au8; size];
     let mut buf = vec![0u8; size];
     let mut hist = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     for i in 0..warm + n {
+        if sleeping {
+            // Long enough for the peer to pass its spin and yield phases.
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
         let t0 = Instant::now();
         ep.send(&msg)?;
         ep.recv(&mut buf)?;
-        let dt = t0.elapsed().as_nanos() as u64;
         if i >= warm {
-            let _ = hist.record(dt.max(1));
+            let _ = hist.record((t0.elapsed().as_nanos() as u64).max(1));
         }
     }
     if buf != msg {
@@ -279,9 +295,10 @@ fn pingpong(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String>
     }
     drop(ep);
     peer.join()?;
+    let test = if sleeping { "wakeup" } else { "pingpong" };
     Ok(Row {
         mechanism: m.name(),
-        test: "pingpong".into(),
+        test: test.into(),
         size,
         rtt: Some(hist),
         msgs_per_s: None,
@@ -553,36 +570,6 @@ fn shmq_throughput(
     })
 }
 
-/// Wake-up latency: the echoing side sleeps (shmq `Block`; the floor in a bare
-/// FUTEX_WAIT), we pause between pings so it really is asleep, and measure the
-/// round trip (the reply is spin-read on our side).
-fn wakeup(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, String> {
-    let warm = (n / 10).max(10);
-    let (mut ep, peer) = echo_peer(ctx, m, size, warm + n, true)?;
-    let msg = vec![0x5au8; size];
-    let mut buf = vec![0u8; size];
-    let mut hist = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-    for i in 0..warm + n {
-        // Long enough for the peer to pass its spin and yield phases and sleep.
-        std::thread::sleep(std::time::Duration::from_micros(100));
-        let t0 = Instant::now();
-        ep.send(&msg)?;
-        ep.recv(&mut buf)?;
-        if i >= warm {
-            let _ = hist.record((t0.elapsed().as_nanos() as u64).max(1));
-        }
-    }
-    drop(ep);
-    peer.join()?;
-    Ok(Row {
-        mechanism: m.name(),
-        test: "wakeup".into(),
-        size,
-        rtt: Some(hist),
-        msgs_per_s: None,
-    })
-}
-
 /// `shmq bench`.
 pub fn run(test: Test, o: Opts) -> Result<(), String> {
     let dir = crate::cmd::shm_tempdir("shmq-bench-")?;
@@ -614,7 +601,7 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
                 o.msgs
             };
             for &m in &mechs {
-                emit(pingpong(&ctx, m, size, n)?, &mut rows);
+                emit(round_trips(&ctx, m, size, n, false)?, &mut rows);
             }
         }
     }
@@ -624,7 +611,7 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             .into_iter()
             .filter(|m| mechs.contains(m))
         {
-            emit(wakeup(&ctx, m, 64, n)?, &mut rows);
+            emit(round_trips(&ctx, m, 64, n, true)?, &mut rows);
         }
     }
     if matches!(test, Test::Throughput | Test::All) {

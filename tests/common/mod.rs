@@ -81,3 +81,12 @@ pub fn check_group(name: &str, members: &[Received], producers: u32, per: u64) {
     assert_eq!(next.len() as u32, producers);
     assert!(next.values().all(|&n| n == per));
 }
+
+/// Runs `shmq ARGS` (the binary under test) and asserts it succeeded.
+pub fn shmq_ok(args: &[&str]) {
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.success(), "shmq {args:?} failed: {st}");
+}
