@@ -1,6 +1,6 @@
 //! Command-line definitions.
 
-use crate::parse::{parse_duration, parse_size};
+use crate::parse::{parse_duration, parse_mode, parse_size};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +33,9 @@ pub enum Cmd {
         /// Replace an existing file.
         #[arg(long)]
         force: bool,
+        /// Permission bits, octal (e.g. 660 to share with the group).
+        #[arg(long, default_value = "600", value_parser = parse_mode)]
+        mode: u32,
     },
     /// Add or remove consumer groups.
     Group {

@@ -38,6 +38,17 @@ pub enum OpenError {
     Incompatible(String),
     /// This CPU has no lock-free 128-bit atomics, which the protocol needs.
     Unsupported,
+    /// The file belongs to another user and its mode does not share it (read
+    /// and write for group or others): refused even where permissions would let
+    /// this process in (as root), so a private queue is never joined by mistake.
+    ForeignOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// An I/O error, with the operation that failed.
     Io {
         /// What was being done.
@@ -66,6 +77,11 @@ impl fmt::Display for OpenError {
             OpenError::BadGeometry(s) => write!(f, "bad queue geometry: {s}"),
             OpenError::Incompatible(s) => write!(f, "incompatible queue: {s}"),
             OpenError::Unsupported => write!(f, "this CPU lacks lock-free 128-bit atomics (cmpxchg16b / casp)"),
+            OpenError::ForeignOwner { path, uid, mode } => write!(
+                f,
+                "{}: owned by uid {uid} with mode {mode:o}, not shared with other users (needs group or other read+write)",
+                path.display()
+            ),
             OpenError::Io { what, source } => write!(f, "{what}: {source}"),
         }
     }

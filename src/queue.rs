@@ -30,7 +30,8 @@ pub struct QueueOptions {
     pub max_members: u32,
     /// Replace an existing file at the path. Default false.
     pub replace: bool,
-    /// File mode. Default 0o600.
+    /// Permission bits of the file (before the umask). Default 0o600: only
+    /// the creating user; use 0o660 or 0o666 to share with a group or everyone.
     pub mode: u32,
 }
 
@@ -355,6 +356,7 @@ impl Queue {
         if !meta.is_file() {
             return Err(OpenError::NotAQueue(path.to_owned()));
         }
+        check_owner(path, &meta)?;
         let len = meta.len();
         let mut h = vec![0u8; (len.min(HEADER_SIZE as u64)) as usize];
         file.read_exact_at(&mut h, 0).map_err(io_err(format!(
@@ -577,6 +579,24 @@ impl Queue {
             groups,
         }
     }
+}
+
+/// A queue owned by another user is opened only if its mode shares it: read
+/// and write for group or for others.
+fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), OpenError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.mode() & 0o7777;
+    let shared = mode & 0o060 == 0o060 || mode & 0o006 == 0o006;
+    if meta.uid() != me && !shared {
+        return Err(OpenError::ForeignOwner {
+            path: path.to_owned(),
+            uid: meta.uid(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 fn reap_group(ring: &Ring<RawRegion>, g: usize) -> usize {

@@ -11,6 +11,7 @@ pub fn run(
     max_groups: u32,
     max_members: u32,
     force: bool,
+    mode: u32,
 ) -> Result<(), String> {
     // A record (32-byte header + payload) may take at most half the ring.
     let fits = (capacity / 2).saturating_sub(shmq::layout::RECORD_HEADER as u64) & !7;
@@ -23,7 +24,7 @@ pub fn run(
         max_groups,
         max_members,
         replace: force,
-        ..Default::default()
+        mode,
     };
     let q = Queue::create(path, &opts).map_err(|e| e.to_string())?;
     let g = q.geometry();

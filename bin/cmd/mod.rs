@@ -19,7 +19,16 @@ pub fn run(cli: Cli) -> Result<(), String> {
             max_groups,
             max_members,
             force,
-        } => create::run(&path, capacity, max_msg, max_groups, max_members, force),
+            mode,
+        } => create::run(
+            &path,
+            capacity,
+            max_msg,
+            max_groups,
+            max_members,
+            force,
+            mode,
+        ),
         Cmd::Group { cmd } => group::run(cmd),
         Cmd::Send {
             path,
