@@ -165,12 +165,15 @@ impl<R: Region> Ring<R> {
             // Acquire pairs with other members' cursor CAS (Release).
             let cur = cursor.load(Ordering::Acquire);
             let (seq, pos) = unpack(cur);
+            if pos % ALIGN as u64 != 0 {
+                break Err(Corrupt(format!("group cursor at unaligned position {pos}")));
+            }
             let off = self.ring_at(pos);
             // SYNC POINT commit (reader side): Acquire pairs with the Release
             // store in `Ring::commit`; the header and payload are visible.
             let w = self.commit_word(pos).load(Ordering::Acquire);
             if w == self.stamp(pos, KIND_PAD) {
-                let next = pack(seq, pos + self.geo.room_to_end(pos));
+                let next = pack(seq, pos.wrapping_add(self.geo.room_to_end(pos)));
                 if cursor
                     .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
@@ -198,7 +201,7 @@ impl<R: Region> Ring<R> {
                 }
                 continue;
             }
-            let next = pack(seq + 1, pos + size);
+            let next = pack(seq.wrapping_add(1), pos.wrapping_add(size));
             if kind == KIND_ABORT {
                 // An abandoned claim: skip it (its sequence number stays unused).
                 if cursor

@@ -277,10 +277,13 @@ impl Geometry {
         self.slot_off(g) + G_MEMBERS + m * MEMBER_SIZE
     }
 
-    /// Offset in the file of the byte at ring position `pos`.
+    /// Offset in the file of the record at ring position `pos`. Positions come
+    /// from shared memory, so the offset is aligned down to 8 whatever `pos`
+    /// holds: a corrupt position can give wrong data, never a misaligned or
+    /// out-of-bounds access.
     #[inline]
     pub fn ring_at(&self, pos: u64) -> usize {
-        self.ring_off() + (pos & (self.capacity - 1)) as usize
+        self.ring_off() + (pos & (self.capacity - 1) & !(ALIGN as u64 - 1)) as usize
     }
 
     /// Where a record of `len` payload bytes starts if the tail is at `pos`:
@@ -289,7 +292,8 @@ impl Geometry {
     pub fn place(&self, pos: u64, len: u64) -> u64 {
         let room = self.room_to_end(pos);
         if room < record_size(len) {
-            pos + room
+            // Wrapping: positions read from a corrupt file may be near u64::MAX.
+            pos.wrapping_add(room)
         } else {
             pos
         }

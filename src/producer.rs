@@ -91,7 +91,9 @@ impl Producer {
         self.check_len(msg.len())?;
         let len = msg.len() as u64;
         let geo = self.q.geometry();
-        let claim = self.claim(1, mode, |p| geo.place(p, len) + record_size(len))?;
+        let claim = self.claim(1, mode, |p| {
+            geo.place(p, len).wrapping_add(record_size(len))
+        })?;
         let ring = self.q.ring();
         let rec = ring.place(claim.start, len);
         // SAFETY: `rec` is the single record of the claim we just made, placed
@@ -151,7 +153,9 @@ impl Producer {
         let geo = self.q.geometry();
         let layout = |mut p: u64| {
             for m in msgs {
-                p = geo.place(p, m.len() as u64) + record_size(m.len() as u64);
+                p = geo
+                    .place(p, m.len() as u64)
+                    .wrapping_add(record_size(m.len() as u64));
             }
             p
         };
@@ -163,9 +167,9 @@ impl Producer {
         for (i, m) in msgs.iter().enumerate() {
             let rec = ring.place(p, m.len() as u64);
             // SAFETY: `rec` is record i of our claim, placed for m.len() bytes.
-            unsafe { ring.write_record(rec, claim.seq + i as u64, ts, m) };
+            unsafe { ring.write_record(rec, claim.seq.wrapping_add(i as u64), ts, m) };
             placed.push((rec, m.len() as u64, KIND_MSG));
-            p = rec + record_size(m.len() as u64);
+            p = rec.wrapping_add(record_size(m.len() as u64));
         }
         ring.commit_claim(&claim, placed.into_iter());
         Ok(claim.seq)
@@ -182,7 +186,9 @@ impl Producer {
         self.check_len(len)?;
         let l = len as u64;
         let geo = self.q.geometry();
-        let claim = self.claim(1, Mode::Until(None), |p| geo.place(p, l) + record_size(l))?;
+        let claim = self.claim(1, Mode::Until(None), |p| {
+            geo.place(p, l).wrapping_add(record_size(l))
+        })?;
         let rec = self.q.ring().place(claim.start, l);
         Ok(SendGuard {
             p: self,

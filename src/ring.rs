@@ -35,7 +35,8 @@ pub struct Ring<R> {
     pub(crate) nonce: u64,
     /// `geo.ring_off()`, computed once: it is on every record access.
     ring_off: usize,
-    /// `geo.capacity - 1`.
+    /// `(geo.capacity - 1) & !7`: maps a position to its aligned ring offset
+    /// (see `Geometry::ring_at`).
     mask: u64,
 }
 
@@ -85,7 +86,7 @@ impl<R: Region> Ring<R> {
             geo,
             nonce,
             ring_off: geo.ring_off(),
-            mask: geo.capacity - 1,
+            mask: (geo.capacity - 1) & !(ALIGN as u64 - 1),
         }
     }
 
@@ -168,7 +169,6 @@ impl<R: Region> Ring<R> {
         loop {
             let (seq, pos) = unpack(cur);
             let end = end_of(pos);
-            debug_assert!(end - pos <= self.geo.capacity);
             if end > pc.limit {
                 pc.limit = self.refresh_limit(end);
                 if end > pc.limit {
@@ -178,7 +178,7 @@ impl<R: Region> Ring<R> {
                     return Err(Full);
                 }
             }
-            let next = pack(seq + count, end);
+            let next = pack(seq.wrapping_add(count), end);
             // AcqRel: the CAS publishes nothing itself (records are published by
             // their commit words), but ordering it with the scan that produced
             // `limit` keeps the space reasoning local. On x86 and aarch64 the
@@ -247,7 +247,7 @@ impl<R: Region> Ring<R> {
                 self.commit(pos, KIND_PAD);
             }
             self.commit(rec_pos, kind);
-            pos = rec_pos + record_size(len);
+            pos = rec_pos.wrapping_add(record_size(len));
         }
         debug_assert_eq!(pos, claim.end);
         self.notify(crate::wait::Event::Data);
@@ -307,7 +307,7 @@ impl<R: Region> Ring<R> {
                 if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
                     break;
                 }
-                pos += size;
+                pos = pos.wrapping_add(size);
                 // An aborted claim used its sequence number too.
                 seq = seq.wrapping_add(1);
             } else {
