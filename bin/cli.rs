@@ -116,6 +116,14 @@ pub enum Cmd {
     /// The far side of a benchmark (used by `shmq bench`).
     #[command(hide = true)]
     BenchWorker(crate::bench::WorkerArgs),
+    /// Validate a queue: header, group table, and every retained record.
+    Check {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove members whose processes have died, and say which.
+    Gc { path: PathBuf },
     /// Run a small end-to-end demonstration with real processes.
     Demo {
         /// Messages per producer.

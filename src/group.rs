@@ -165,7 +165,7 @@ impl<R: Region> Ring<R> {
             // Acquire pairs with other members' cursor CAS (Release).
             let cur = cursor.load(Ordering::Acquire);
             let (seq, pos) = unpack(cur);
-            if pos % ALIGN as u64 != 0 {
+            if !pos.is_multiple_of(ALIGN as u64) {
                 break Err(Corrupt(format!("group cursor at unaligned position {pos}")));
             }
             let off = self.ring_at(pos);

@@ -46,6 +46,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 
+mod check;
 mod clock;
 mod consumer;
 mod error;
@@ -61,6 +62,7 @@ mod ring;
 mod sync;
 mod wait;
 
+pub use check::CheckReport;
 pub use clock::now_ns;
 pub use consumer::{Consumer, Message, Meta, RecvGuard};
 pub use error::{GroupError, OpenError, RecvError, SendError};

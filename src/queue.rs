@@ -1,5 +1,6 @@
 //! Creating and opening queue files, the admin lock, groups and `stat`.
 
+use crate::check::CheckReport;
 use crate::error::{GroupError, OpenError};
 use crate::group::{GroupInfo, StartAt};
 use crate::layout::*;
@@ -539,11 +540,35 @@ impl Queue {
                 let ring = self.ring();
                 (0..ring.geo.max_groups as usize)
                     .filter(|&g| ring.is_active(g))
-                    .map(|g| reap_group(ring, g))
+                    .map(|g| reap_group(ring, g).len())
                     .sum()
             }
             _ => 0,
         }
+    }
+
+    /// Frees the member slots of dead processes now, waiting for the admin lock
+    /// (producers and `consumer` do this on their own, opportunistically).
+    /// Returns (group, pid) of every member removed.
+    ///
+    /// # Errors
+    /// [`GroupError::Io`] if the admin lock cannot be taken.
+    pub fn gc(&self) -> Result<Vec<(String, u64)>, GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let mut removed = Vec::new();
+        for info in ring.groups() {
+            for pid in reap_group(ring, info.slot) {
+                removed.push((info.name.clone(), pid));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Validates the queue's live state against the protocol's invariants (see
+    /// [`CheckReport`]); opening it has already validated the header.
+    pub fn check(&self) -> CheckReport {
+        crate::check::check(self.ring())
     }
 
     /// The queue's live state.
@@ -599,15 +624,16 @@ fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), OpenError> {
     Ok(())
 }
 
-fn reap_group(ring: &Ring<RawRegion>, g: usize) -> usize {
-    let mut n = 0;
+/// Frees group `g`'s member slots whose processes are dead; returns their pids.
+fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<u64> {
+    let mut pids = Vec::new();
     for m in ring.members(g) {
         if !liveness::is_alive(m.pid, m.start_time) {
             ring.detach(g, m.slot);
-            n += 1;
+            pids.push(m.pid);
         }
     }
-    n
+    pids
 }
 
 /// Held while changing the group table.

@@ -65,6 +65,7 @@ struct Reached {
 fn exercise(path: &std::path::Path, r: &mut Reached) {
     let Ok(q) = Queue::open(path) else { return };
     r.opened += 1;
+    let _ = q.check();
     let stat = q.stat();
     let mut prod = q.producer();
     for g in &stat.groups {
@@ -93,6 +94,8 @@ fn exercise(path: &std::path::Path, r: &mut Reached) {
     }
     let _ = prod.try_send(&[1; 64]);
     let _ = q.stat();
+    let _ = q.check();
+    let _ = q.gc();
 }
 
 #[test]
@@ -107,7 +110,7 @@ fn corrupt_files_never_panic_or_hang() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_1234_abcd_0001u64);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut reached = Reached::default();
     for i in 0..iters {
         let mut bytes = good.clone();

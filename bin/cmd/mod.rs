@@ -1,7 +1,9 @@
 //! One file per command.
 
+mod check;
 mod create;
 mod demo;
+mod gc;
 mod group;
 mod recv;
 mod send;
@@ -46,6 +48,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
             stats,
         } => recv::run(&path, &group, count, timeout, json, quiet, stats),
         Cmd::Stat { path, json } => stat::run(&path, json),
+        Cmd::Check { path, json } => check::run(&path, json),
+        Cmd::Gc { path } => gc::run(&path),
         Cmd::Demo { messages } => demo::run(messages),
         Cmd::Bench {
             test,

@@ -1,0 +1,34 @@
+//! `shmq check`
+
+use shmq::Queue;
+use std::path::Path;
+
+pub fn run(path: &Path, json: bool) -> Result<(), String> {
+    // Opening validates the header: a bad one is reported as the open error.
+    let q = Queue::open(path).map_err(|e| e.to_string())?;
+    let r = q.check();
+    if json {
+        let obj = serde_json::json!({ "ok": r.ok(), "records": r.records, "groups": r.groups, "problems": r.problems });
+        println!("{obj}");
+    } else {
+        for p in &r.problems {
+            println!("problem: {p}");
+        }
+        println!(
+            "{}: {} records, {} groups, {} problem(s)",
+            path.display(),
+            r.records,
+            r.groups,
+            r.problems.len()
+        );
+    }
+    if r.ok() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {} problem(s) found",
+            path.display(),
+            r.problems.len()
+        ))
+    }
+}

@@ -1,0 +1,14 @@
+//! `shmq gc`
+
+use shmq::Queue;
+use std::path::Path;
+
+pub fn run(path: &Path) -> Result<(), String> {
+    let q = Queue::open(path).map_err(|e| e.to_string())?;
+    let removed = q.gc().map_err(|e| e.to_string())?;
+    for (group, pid) in &removed {
+        println!("removed dead member pid {pid} of group '{group}'");
+    }
+    println!("{} dead member(s) removed", removed.len());
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! `shmq check`: validates a queue beyond what opening it checks.
+//!
+//! Opening already validates the header (magic, version, geometry, size). This
+//! checks the live state against the protocol's invariants: TAIL and HEAD
+//! aligned and ordered, every group slot in a known state with a valid name and
+//! a cursor between HEAD and TAIL, every member slot in a known state, and every
+//! record from HEAD to TAIL committed with a stamp for its own position, a
+//! length that fits, and dense sequence numbers. On a queue in use, a record a
+//! producer is still writing shows as uncommitted; run it on a quiet queue for a
+//! definitive answer.
+
+use crate::layout::*;
+use crate::raw_region::RawRegion;
+use crate::region::Region;
+use crate::ring::{unpack_head, widen_seq, Ring};
+use crate::sync::Ordering;
+
+/// What `check` found.
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    /// Records walked from HEAD to TAIL (messages, pads and aborted claims).
+    pub records: u64,
+    /// Registered groups.
+    pub groups: usize,
+    /// Everything that breaks an invariant, one line each.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether nothing was wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Validates `ring` (see the module docs).
+pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
+    let mut r = CheckReport::default();
+    let geo = ring.geo;
+    let (tseq, tpos) = unpack(ring.tail().load(Ordering::Acquire));
+    let (hpos, hseq_lo, _) = unpack_head(ring.head().load(Ordering::Acquire));
+    let hseq = widen_seq(tseq, hseq_lo);
+    let aligned = |p: u64| p.is_multiple_of(ALIGN as u64);
+    if !aligned(tpos) || !aligned(hpos) {
+        r.problems.push(format!(
+            "TAIL position {tpos} or HEAD position {hpos} is not 8-byte aligned"
+        ));
+    }
+    if hpos > tpos || tpos - hpos > geo.capacity {
+        r.problems.push(format!(
+            "HEAD {hpos} and TAIL {tpos} are not within one ring ({} bytes) of each other",
+            geo.capacity
+        ));
+        return r; // the walk below would be meaningless
+    }
+    for g in 0..geo.max_groups as usize {
+        let state = ring
+            .region
+            .u64_at(geo.slot_off(g) + G_STATE)
+            .load(Ordering::Acquire)
+            & 0xff;
+        match state {
+            SLOT_FREE => continue,
+            SLOT_CREATING | SLOT_ACTIVE => {}
+            s => {
+                r.problems
+                    .push(format!("group slot {g}: unknown state {s}"));
+                continue;
+            }
+        }
+        r.groups += 1;
+        let len = ring
+            .region
+            .u64_at(geo.slot_off(g) + G_NAME_LEN)
+            .load(Ordering::Relaxed);
+        let name = ring
+            .groups()
+            .into_iter()
+            .find(|i| i.slot == g)
+            .map(|i| i.name)
+            .unwrap_or_default();
+        if len == 0 || len > MAX_NAME as u64 || crate::queue::validate_name(&name).is_err() {
+            r.problems.push(format!(
+                "group slot {g}: invalid name ({len} bytes: {name:?})"
+            ));
+        }
+        let (cseq, cpos) = unpack(ring.cursor(g).load(Ordering::Acquire));
+        if !aligned(cpos) || cpos < hpos || cpos > tpos || cseq < hseq || cseq > tseq {
+            r.problems.push(format!(
+                "group '{name}': cursor (seq {cseq}, pos {cpos}) is outside HEAD (seq {hseq}, pos {hpos}) .. TAIL (seq {tseq}, pos {tpos})"
+            ));
+        }
+        for m in 0..geo.max_members as usize {
+            let ms = ring
+                .region
+                .u64_at(geo.member_off(g, m) + M_STATE)
+                .load(Ordering::Acquire)
+                & 0xff;
+            if ms != MEMBER_FREE && ms != MEMBER_ATTACHED {
+                r.problems.push(format!(
+                    "group '{name}' member slot {m}: unknown state {ms}"
+                ));
+            }
+        }
+    }
+    // Walk the retained records.
+    let (mut pos, mut seq) = (hpos, hseq);
+    while pos < tpos {
+        let off = ring.ring_at(pos);
+        let w = ring.commit_word(pos).load(Ordering::Acquire);
+        if w == ring.stamp(pos, KIND_PAD) {
+            let room = geo.room_to_end(pos);
+            if room > tpos - pos {
+                r.problems
+                    .push(format!("pad at position {pos} runs past TAIL {tpos}"));
+                return r;
+            }
+            pos += room;
+            r.records += 1;
+            continue;
+        }
+        if w != ring.stamp(pos, KIND_MSG) && w != ring.stamp(pos, KIND_ABORT) {
+            r.problems.push(format!(
+                "record at position {pos} (seq {seq}) is not committed: a producer is writing it, died, or the ring is corrupt"
+            ));
+            return r;
+        }
+        let len = ring.region.u64_at(off + 8).load(Ordering::Relaxed);
+        let size = record_size(len & 0xffff_ffff);
+        if len > geo.max_msg as u64 || size > geo.room_to_end(pos) || size > tpos - pos {
+            r.problems.push(format!(
+                "record at position {pos} (seq {seq}) has impossible length {len}"
+            ));
+            return r;
+        }
+        let rseq = ring.region.u64_at(off + 16).load(Ordering::Relaxed);
+        if w == ring.stamp(pos, KIND_MSG) && rseq != seq {
+            r.problems.push(format!(
+                "record at position {pos} has sequence {rseq}, expected {seq}"
+            ));
+        }
+        pos += size;
+        seq += 1;
+        r.records += 1;
+    }
+    if pos != tpos || seq != tseq {
+        r.problems.push(format!(
+            "records end at (seq {seq}, pos {pos}) but TAIL is (seq {tseq}, pos {tpos})"
+        ));
+    }
+    r
+}
