@@ -1,6 +1,7 @@
 //! Single-process costs: send, claim/commit and receive alone, a send+receive
-//! round trip, and batches, through a file-backed queue in /dev/shm. Cross-process latency and throughput are `shmq bench`'s
-//! job (issue 5); these catch regressions in the per-message path.
+//! round trip, and batches, through a file-backed queue in /dev/shm. They catch
+//! regressions in the per-message path; cross-process latency and throughput
+//! are `shmq bench`'s job.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
