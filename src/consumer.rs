@@ -80,7 +80,8 @@ impl Consumer {
 
     fn copy_out(&mut self, t: Taken, buf: &mut Vec<u8>) -> Meta {
         let ring = self.q.ring();
-        buf.clear();
+        // Every byte is overwritten below: only resize (and zero-fill) when the
+        // length changes, not on every message.
         buf.resize(t.len as usize, 0);
         ring.read_payload(&t, buf);
         ring.release(self.g, self.m);
