@@ -217,7 +217,7 @@ impl<R: Region> Ring<R> {
 
     /// Writes the header fields of a record at `pos` (zero-copy sends write the
     /// payload themselves).
-    pub(crate) fn write_header(&self, pos: u64, seq: u64, ts_ns: u64, len: u32) {
+    pub fn write_header(&self, pos: u64, seq: u64, ts_ns: u64, len: u32) {
         let off = self.ring_at(pos);
         // Relaxed: published by the Release store of the commit word.
         self.region

@@ -103,3 +103,19 @@ pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> 
     r.release(g, m);
     Some((t.seq, u64::from_le_bytes(buf)))
 }
+
+/// Claims one 8-byte record and abandons it: commits it as aborted, as a
+/// dropped zero-copy claim does. Returns the sequence number it used up.
+pub fn abort_one(r: &Ring<LoomRegion>, pc: &mut ProducerCursor) -> u64 {
+    let geo = r.geometry();
+    let end_of = |p: u64| geo.place(p, 8) + record_size(8);
+    let claim = r
+        .wait_for(Event::Space, WaitStrategy::Spin, None, || {
+            r.try_claim(pc, 1, end_of).ok()
+        })
+        .expect("no deadline");
+    let rec = geo.place(claim.start, 8);
+    r.write_header(rec, claim.seq, 0, 8);
+    r.commit_claim(&claim, std::iter::once((rec, 8, layout::KIND_ABORT)));
+    claim.seq
+}

@@ -179,3 +179,28 @@ fn group_add_races_head_advance() {
         producer.join().unwrap();
     });
 }
+
+/// A producer abandons a claim (commits it as aborted) while another publishes:
+/// the consumer skips the aborted record, never delivers it, and gets the real
+/// message with its own sequence number; the aborted one stays unused.
+#[test]
+fn claim_commit_with_an_aborted_claim() {
+    model(|| {
+        let r = Arc::new(ring());
+        let g = add(&r, "g", StartAt::Latest);
+        let m = r.attach(g, 1, 1).unwrap();
+        let r2 = r.clone();
+        let aborter = thread::spawn(move || {
+            let mut pc = r2.producer_cursor();
+            abort_one(&r2, &mut pc)
+        });
+        let mut pc = r.producer_cursor();
+        let sent = send(&r, &mut pc, 42, Spin);
+        let (seq, v) = recv(&r, g, m, Spin);
+        let aborted = aborter.join().unwrap();
+        assert_eq!((seq, v), (sent, 42));
+        assert_ne!(aborted, sent);
+        // Nothing else is delivered: the aborted record was skipped.
+        assert_eq!(try_recv(&r, g, m), None);
+    });
+}
