@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::shmq_ok;
+use common::{queue_with_group, wait_members};
 use shmq::Queue;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 
@@ -27,24 +27,14 @@ fn ticks_per_second() -> u64 {
 #[test]
 fn idle_consumer_sleeps_and_wakes_on_send() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("q");
+    let (p, q) = queue_with_group(dir.path());
     let ps = p.to_str().unwrap();
-    shmq_ok(&["create", ps]);
-    shmq_ok(&["group", "add", ps, "g"]);
-    let q = Queue::open(&p).unwrap();
     let child = Command::new(SHMQ)
         .args(["recv", ps, "--group", "g", "--count", "1", "--json"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while q.stat().groups[0].members.is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "consumer did not attach"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_members(&q, 1);
     // Let it pass its spin phase and fall asleep, then measure one idle second.
     std::thread::sleep(Duration::from_millis(300));
     let before = cpu_ticks(child.id());

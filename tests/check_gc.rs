@@ -2,11 +2,10 @@
 
 mod common;
 
-use common::shmq_ok;
+use common::{queue_with_group, wait_members};
 use shmq::{Geometry, Queue, QueueOptions, StartAt};
 use std::os::unix::fs::FileExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 
@@ -111,20 +110,13 @@ fn check_finds_a_cursor_outside_the_ring() {
 #[test]
 fn gc_removes_killed_members_and_says_which() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("q");
+    let (p, q) = queue_with_group(dir.path());
     let ps = p.to_str().unwrap();
-    shmq_ok(&["create", ps]);
-    shmq_ok(&["group", "add", ps, "g"]);
-    let q = Queue::open(&p).unwrap();
     let mut child = Command::new(SHMQ)
         .args(["recv", ps, "--group", "g", "--quiet"])
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while q.stat().groups[0].members.is_empty() {
-        assert!(t0.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_members(&q, 1);
     let pid = child.id();
     child.kill().unwrap();
     child.wait().unwrap();

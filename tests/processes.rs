@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{check_group, shmq_ok, Received};
+use common::{check_group, queue_with_group, shmq_ok, wait_members, Received};
 use shmq::Queue;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -167,18 +167,13 @@ fn four_producer_processes_three_groups() {
 #[test]
 fn killed_member_is_reaped_and_group_can_be_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let q = dir.path().join("q");
+    let (q, queue) = queue_with_group(dir.path());
     let qs = q.to_str().unwrap();
-    shmq_ok(&["create", qs]);
-    shmq_ok(&["group", "add", qs, "g"]);
-    let queue = Queue::open(&q).unwrap();
     let mut child = Command::new(SHMQ)
         .args(["recv", qs, "--group", "g", "--quiet"])
         .spawn()
         .unwrap();
-    wait_until("member", Duration::from_secs(30), || {
-        queue.stat().groups[0].members.len() == 1
-    });
+    wait_members(&queue, 1);
     // Removing a group with a live member is refused.
     let out = Command::new(SHMQ)
         .args(["group", "rm", qs, "g"])

@@ -75,6 +75,15 @@ impl Ctx {
         c
     }
 
+    /// Starts a worker with no stdin or stdout (its result comes on stderr).
+    fn spawn_quiet(&self, args: &[String], cpu: Option<usize>) -> Result<Child, String> {
+        self.worker(args, cpu)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -175,12 +184,7 @@ fn echo_peer(
                 s("--group"),
                 s("b"),
             ]);
-            let child = ctx
-                .worker(&args, peer_cpu)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
+            let child = ctx.spawn_quiet(&args, peer_cpu)?;
             (
                 Box::new(ShmqEnd::new(
                     Some(&ab),
@@ -195,12 +199,7 @@ fn echo_peer(
             endpoint::floor_file(&f, 2)?;
             let mut args = common;
             args.extend([s("--tx"), s(f.display()), s("--side"), s(1)]);
-            let child = ctx
-                .worker(&args, peer_cpu)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
+            let child = ctx.spawn_quiet(&args, peer_cpu)?;
             {
                 let ours: Box<dyn Endpoint> = if sleeping {
                     Box::new(FutexEnd::new(&f, 0, false)?)
@@ -328,20 +327,10 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
             let extra = [s("--tx"), s(f.display()), s("--slots"), s(slots)];
             let mut a = base("sink");
             a.extend(extra.clone());
-            let sink = ctx
-                .worker(&a, ctx.cpus.1)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
+            let sink = ctx.spawn_quiet(&a, ctx.cpus.1)?;
             let mut a = base("source");
             a.extend(extra);
-            let source = ctx
-                .worker(&a, ctx.cpus.0)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
+            let source = ctx.spawn_quiet(&a, ctx.cpus.0)?;
             (finish(source)?, finish(sink)?)
         }
         Mechanism::Pipe => {
@@ -483,13 +472,7 @@ fn shmq_throughput(
                 s("--wait"),
                 s(wait),
             ];
-            sinks.push(
-                ctx.worker(&args, ctx.cpus.1)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .map_err(|e| e.to_string())?,
-            );
+            sinks.push(ctx.spawn_quiet(&args, ctx.cpus.1)?);
         }
     }
     let queue = Queue::open(&q).map_err(|e| e.to_string())?;
@@ -526,11 +509,7 @@ fn shmq_throughput(
                 s("--wait"),
                 s(src_wait),
             ];
-            ctx.worker(&args, ctx.cpus.0)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())
+            ctx.spawn_quiet(&args, ctx.cpus.0)
         })
         .collect::<Result<_, _>>()?;
     let srcs: Vec<serde_json::Value> = sources.into_iter().map(finish).collect::<Result<_, _>>()?;

@@ -90,3 +90,32 @@ pub fn shmq_ok(args: &[&str]) {
         .unwrap();
     assert!(st.success(), "shmq {args:?} failed: {st}");
 }
+
+/// A queue at `dir/q` made with the CLI, with group "g"; returns its path and
+/// an open handle.
+pub fn queue_with_group(dir: &std::path::Path) -> (std::path::PathBuf, shmq::Queue) {
+    let p = dir.join("q");
+    shmq_ok(&["create", p.to_str().unwrap()]);
+    shmq_ok(&["group", "add", p.to_str().unwrap(), "g"]);
+    let q = shmq::Queue::open(&p).unwrap();
+    (p, q)
+}
+
+/// Waits (up to 30 s) until the queue's groups have `n` attached members.
+pub fn wait_members(q: &shmq::Queue, n: usize) {
+    let t0 = std::time::Instant::now();
+    while q
+        .stat()
+        .groups
+        .iter()
+        .map(|g| g.members.len())
+        .sum::<usize>()
+        != n
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "{n} members did not attach"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
