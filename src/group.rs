@@ -174,6 +174,8 @@ impl<R: Region> Ring<R> {
             let w = self.commit_word(pos).load(Ordering::Acquire);
             if w == self.stamp(pos, KIND_PAD) {
                 let next = pack(seq, pos.wrapping_add(self.geo.room_to_end(pos)));
+                // AcqRel, as for the members' CAS below: every cursor write is
+                // an RMW in one release sequence.
                 if cursor
                     .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
@@ -320,10 +322,12 @@ impl<R: Region> Ring<R> {
         // Park the cursor at the tail so that scans between the state store and
         // the loop below see a harmless value.
         self.cursor(g)
-            .store(self.tail().load(Ordering::Acquire), Ordering::Relaxed);
+            .store(self.tail().load(Ordering::Relaxed), Ordering::Relaxed);
         // Release: scans that see CREATING also see the name and cursor.
         state.store(((gen + 1) << 8) | SLOT_CREATING, Ordering::Release);
         loop {
+            // Acquire on both: the tail is read while HEAD holds `v` (the CAS
+            // below confirms it), so its seq widens HEAD's 32-bit seq.
             let v = self.head().load(Ordering::Acquire);
             let (hpos, hseq, hgen) = unpack_head(v);
             let tail = self.tail().load(Ordering::Acquire);
@@ -332,7 +336,9 @@ impl<R: Region> Ring<R> {
                 StartAt::Earliest => pack(widen_seq(tseq, hseq), hpos),
                 StartAt::Latest => tail,
             };
-            self.cursor(g).store(start_word, Ordering::Release);
+            // Relaxed: published by the HEAD CAS below (Release) to producers,
+            // and by the ACTIVE state store to members.
+            self.cursor(g).store(start_word, Ordering::Relaxed);
             // SYNC POINT head (group add): Release pairs with the Acquire HEAD
             // load in `refresh_limit`. The generation bump makes any CAS based on
             // a scan that missed this group fail.
@@ -345,6 +351,8 @@ impl<R: Region> Ring<R> {
                 break;
             }
         }
+        // Release: pairs with the Acquire in `slot_state`; a member that finds
+        // the group ACTIVE sees its final cursor.
         state.store(((gen + 1) << 8) | SLOT_ACTIVE, Ordering::Release);
         Some(g)
     }
@@ -353,11 +361,13 @@ impl<R: Region> Ring<R> {
     pub fn remove_group(&self, g: usize) {
         let state = self.slot_word(g, G_STATE);
         let gen = state.load(Ordering::Relaxed) >> 8;
+        // Relaxed: the group has no live member, and the state store below
+        // publishes these.
         for m in 0..self.geo.max_members as usize {
             self.member_word(g, m, M_INFLIGHT)
-                .store(IDLE, Ordering::Release);
+                .store(IDLE, Ordering::Relaxed);
             self.member_word(g, m, M_STATE)
-                .store(MEMBER_FREE, Ordering::Release);
+                .store(MEMBER_FREE, Ordering::Relaxed);
         }
         // Release: a scan that no longer sees the group was ordered after it.
         state.store(((gen + 1) << 8) | SLOT_FREE, Ordering::Release);
@@ -369,6 +379,7 @@ impl<R: Region> Ring<R> {
     pub fn members(&self, g: usize) -> Vec<MemberInfo> {
         (0..self.geo.max_members as usize)
             .filter(|&m| {
+                // Acquire pairs with `attach`'s Release: the identity is visible.
                 self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_ATTACHED
             })
             .map(|m| {
@@ -387,6 +398,7 @@ impl<R: Region> Ring<R> {
     /// Takes a free member slot of group `g` for process `pid`.
     pub fn attach(&self, g: usize, pid: u64, start_time: u64) -> Option<usize> {
         let m = (0..self.geo.max_members as usize).find(|&m| {
+            // Acquire pairs with `detach`'s Release: the old owner is done.
             self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_FREE
         })?;
         self.member_word(g, m, M_PID).store(pid, Ordering::Relaxed);
@@ -406,8 +418,10 @@ impl<R: Region> Ring<R> {
     /// A message it had taken but not finished is lost to the group (no
     /// acknowledgements yet; see the README).
     pub fn detach(&self, g: usize, m: usize) {
+        // Release, as in `release`: pairs with the scan's Acquire hazard load.
         self.member_word(g, m, M_INFLIGHT)
             .store(IDLE, Ordering::Release);
+        // Release: pairs with `attach`'s Acquire.
         self.member_word(g, m, M_STATE)
             .store(MEMBER_FREE, Ordering::Release);
         self.notify(Event::Space);
@@ -418,7 +432,8 @@ impl<R: Region> Ring<R> {
         (0..self.geo.max_groups as usize)
             .filter(|&g| self.slot_state(g) == SLOT_ACTIVE)
             .map(|g| {
-                let (next_seq, next_pos) = unpack(self.cursor(g).load(Ordering::Acquire));
+                // Relaxed: a snapshot for display.
+                let (next_seq, next_pos) = unpack(self.cursor(g).load(Ordering::Relaxed));
                 GroupInfo {
                     slot: g,
                     name: String::from_utf8_lossy(&self.slot_name(g)).into_owned(),

@@ -126,12 +126,15 @@ impl<R: Region> Ring<R> {
 
     /// `(seq, pos)` of the tail: the next sequence number to be assigned.
     pub fn tail_now(&self) -> (u64, u64) {
+        // Acquire: keeps `head_now`'s second HEAD load after this one (and
+        // pairs with the producers' tail CAS for callers that read records).
         unpack(self.tail().load(Ordering::Acquire))
     }
 
     /// Full `(seq, pos)` of HEAD, the oldest record the ring holds.
     pub fn head_now(&self) -> (u64, u64) {
         loop {
+            // Acquire: the tail load below stays between the two HEAD loads.
             let v = self.head().load(Ordering::Acquire);
             let (tseq, _) = self.tail_now();
             // Tail was read while HEAD still held `v`, so tail.seq - head.seq is
@@ -146,7 +149,8 @@ impl<R: Region> Ring<R> {
     /// A fresh producer view.
     pub fn producer_cursor(&self) -> ProducerCursor {
         ProducerCursor {
-            guess: self.tail().load(Ordering::Acquire),
+            // Relaxed: only a first guess; the claim CAS checks it.
+            guess: self.tail().load(Ordering::Relaxed),
             limit: 0,
         }
     }
@@ -269,6 +273,9 @@ impl<R: Region> Ring<R> {
             };
             let head_pos = if tpos > hpos {
                 let new = pack_head(tpos, tseq, gen);
+                // SYNC POINT head: Release hands on what our scan acquired (the
+                // consumers' releases) to every producer that loads this HEAD
+                // with Acquire and then writes below HEAD + capacity.
                 match self
                     .head()
                     .compare_exchange(v, new, Ordering::AcqRel, Ordering::Acquire)
