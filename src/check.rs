@@ -12,7 +12,7 @@
 use crate::layout::*;
 use crate::raw_region::RawRegion;
 use crate::region::Region;
-use crate::ring::{unpack_head, widen_seq, Ring};
+use crate::ring::Ring;
 use crate::sync::Ordering;
 
 /// What `check` found.
@@ -37,9 +37,8 @@ impl CheckReport {
 pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
     let mut r = CheckReport::default();
     let geo = ring.geo;
-    let (tseq, tpos) = unpack(ring.tail().load(Ordering::Acquire));
-    let (hpos, hseq_lo, _) = unpack_head(ring.head().load(Ordering::Acquire));
-    let hseq = widen_seq(tseq, hseq_lo);
+    let (tseq, tpos) = ring.tail_now();
+    let (hseq, hpos) = ring.head_now();
     let aligned = |p: u64| p.is_multiple_of(ALIGN as u64);
     if !aligned(tpos) || !aligned(hpos) {
         r.problems.push(format!(
@@ -57,7 +56,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
         let state = ring
             .region
             .u64_at(geo.slot_off(g) + G_STATE)
-            .load(Ordering::Acquire)
+            .load(Ordering::Relaxed)
             & 0xff;
         match state {
             SLOT_FREE => continue,
@@ -73,18 +72,13 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
             .region
             .u64_at(geo.slot_off(g) + G_NAME_LEN)
             .load(Ordering::Relaxed);
-        let name = ring
-            .groups()
-            .into_iter()
-            .find(|i| i.slot == g)
-            .map(|i| i.name)
-            .unwrap_or_default();
+        let name = String::from_utf8_lossy(&ring.slot_name(g)).into_owned();
         if len == 0 || len > MAX_NAME as u64 || crate::queue::validate_name(&name).is_err() {
             r.problems.push(format!(
                 "group slot {g}: invalid name ({len} bytes: {name:?})"
             ));
         }
-        let (cseq, cpos) = unpack(ring.cursor(g).load(Ordering::Acquire));
+        let (cseq, cpos) = unpack(ring.cursor(g).load(Ordering::Relaxed));
         if !aligned(cpos) || cpos < hpos || cpos > tpos || cseq < hseq || cseq > tseq {
             r.problems.push(format!(
                 "group '{name}': cursor (seq {cseq}, pos {cpos}) is outside HEAD (seq {hseq}, pos {hpos}) .. TAIL (seq {tseq}, pos {tpos})"
@@ -94,7 +88,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
             let ms = ring
                 .region
                 .u64_at(geo.member_off(g, m) + M_STATE)
-                .load(Ordering::Acquire)
+                .load(Ordering::Relaxed)
                 & 0xff;
             if ms != MEMBER_FREE && ms != MEMBER_ATTACHED {
                 r.problems.push(format!(
@@ -107,6 +101,8 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
     let (mut pos, mut seq) = (hpos, hseq);
     while pos < tpos {
         let off = ring.ring_at(pos);
+        // Acquire pairs with `Ring::commit`: the header read below is the
+        // committed one. Everything else here is a Relaxed snapshot.
         let w = ring.commit_word(pos).load(Ordering::Acquire);
         if w == ring.stamp(pos, KIND_PAD) {
             let room = geo.room_to_end(pos);

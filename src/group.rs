@@ -273,7 +273,7 @@ impl<R: Region> Ring<R> {
 
     /// Reads the name of slot `g` with atomic loads (another process may be
     /// rewriting a slot that is being freed and reused).
-    fn slot_name(&self, g: usize) -> Vec<u8> {
+    pub(crate) fn slot_name(&self, g: usize) -> Vec<u8> {
         let len = (self.slot_word(g, G_NAME_LEN).load(Ordering::Relaxed) as usize).min(MAX_NAME);
         let mut out = Vec::with_capacity(MAX_NAME);
         for i in 0..MAX_NAME / 8 {

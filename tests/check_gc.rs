@@ -131,3 +131,24 @@ fn gc_removes_killed_members_and_says_which() {
     // Nothing left to remove.
     assert_eq!(q.gc().unwrap(), vec![]);
 }
+
+#[test]
+fn check_accepts_a_group_being_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, geo) = queue(dir.path());
+    // Group b's slot state word: generation << 8 | state; 1 is CREATING (see
+    // src/layout.rs), as a group add caught half-way leaves it.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    let mut w = [0u8; 8];
+    f.read_exact_at(&mut w, geo.slot_off(1) as u64).unwrap();
+    let creating = (u64::from_ne_bytes(w) & !0xff) | 1;
+    f.write_all_at(&creating.to_ne_bytes(), geo.slot_off(1) as u64)
+        .unwrap();
+    let r = Queue::open(&p).unwrap().check();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.groups, 2);
+}
