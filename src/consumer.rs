@@ -60,22 +60,18 @@ impl Consumer {
     fn take(&mut self, mode: Mode) -> Result<Taken, RecvError> {
         let ring = self.q.ring();
         let (g, m) = (self.g, self.m);
-        let corrupt = |e: crate::group::Corrupt| RecvError::Corrupt(e.0);
-        if let Some(t) = ring.try_take(g, m).map_err(corrupt)? {
-            return Ok(t);
-        }
-        let deadline = match mode {
-            Mode::Try => return Err(RecvError::Empty),
-            Mode::Until(d) => d,
+        let poll = || match ring.try_take(g, m) {
+            Ok(Some(t)) => Some(Ok(t)),
+            Ok(None) => None,
+            Err(e) => Some(Err(RecvError::Corrupt(e.0))),
         };
-        let got = ring.wait_for(Event::Data, self.wait, deadline, || {
-            match ring.try_take(g, m) {
-                Ok(Some(t)) => Some(Ok(t)),
-                Ok(None) => None,
-                Err(e) => Some(Err(corrupt(e))),
-            }
-        });
-        got.unwrap_or(Err(RecvError::Timeout))
+        match mode {
+            Mode::Try => poll().unwrap_or(Err(RecvError::Empty)),
+            // wait_for polls before it waits.
+            Mode::Until(deadline) => ring
+                .wait_for(Event::Data, self.wait, deadline, poll)
+                .unwrap_or(Err(RecvError::Timeout)),
+        }
     }
 
     fn copy_out(&mut self, t: Taken, buf: &mut Vec<u8>) -> Meta {

@@ -536,15 +536,19 @@ impl Queue {
     /// hold producers back. Returns how many were freed.
     pub fn reap_dead_members(&self) -> usize {
         match self.admin(false) {
-            Ok(Some(_g)) => {
-                let ring = self.ring();
-                (0..ring.geo.max_groups as usize)
-                    .filter(|&g| ring.is_active(g))
-                    .map(|g| reap_group(ring, g).len())
-                    .sum()
-            }
+            Ok(Some(_g)) => self.reap_all().len(),
             _ => 0,
         }
+    }
+
+    /// Frees the dead members of every group; the caller holds the admin lock.
+    /// Returns (group slot, pid) of each.
+    fn reap_all(&self) -> Vec<(usize, u64)> {
+        let ring = self.ring();
+        (0..ring.geo.max_groups as usize)
+            .filter(|&g| ring.is_active(g))
+            .flat_map(|g| reap_group(ring, g).into_iter().map(move |pid| (g, pid)))
+            .collect()
     }
 
     /// Frees the member slots of dead processes now, waiting for the admin lock
@@ -556,13 +560,16 @@ impl Queue {
     pub fn gc(&self) -> Result<Vec<(String, u64)>, GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        let mut removed = Vec::new();
-        for info in ring.groups() {
-            for pid in reap_group(ring, info.slot) {
-                removed.push((info.name.clone(), pid));
-            }
-        }
-        Ok(removed)
+        Ok(self
+            .reap_all()
+            .into_iter()
+            .map(|(g, pid)| {
+                (
+                    String::from_utf8_lossy(&ring.slot_name(g)).into_owned(),
+                    pid,
+                )
+            })
+            .collect())
     }
 
     /// Validates the queue's live state against the protocol's invariants (see

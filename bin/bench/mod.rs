@@ -476,20 +476,11 @@ fn shmq_throughput(
         }
     }
     let queue = Queue::open(&q).map_err(|e| e.to_string())?;
-    let t0 = Instant::now();
-    while queue
-        .stat()
-        .groups
-        .iter()
-        .map(|g| g.members.len())
-        .sum::<usize>()
-        < (groups * members) as usize
-    {
-        if t0.elapsed().as_secs() > 20 {
-            return Err("bench consumers did not start".into());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    crate::cmd::wait_members(
+        &queue,
+        (groups * members) as usize,
+        std::time::Duration::from_secs(20),
+    )?;
     // Producers sharing a core must sleep while the ring is full, for the
     // same reason.
     let src_wait = if producers > 1 { "block" } else { "spin" };

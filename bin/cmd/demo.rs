@@ -96,20 +96,7 @@ fn phase(
     for _ in 0..3 {
         members.push(spawn_member(exe, qpath, "workers", json)?);
     }
-    let t0 = Instant::now();
-    while q
-        .stat()
-        .groups
-        .iter()
-        .map(|g| g.members.iter().filter(|m| m.alive).count())
-        .sum::<usize>()
-        < 4
-    {
-        if t0.elapsed() > Duration::from_secs(20) {
-            return Err("consumers did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    super::wait_members(q, 4, Duration::from_secs(20))?;
     let started = Instant::now();
     let senders: Vec<Child> = (0..producers)
         .map(|_| {

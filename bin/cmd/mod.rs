@@ -103,6 +103,28 @@ pub fn shm_tempdir(prefix: &str) -> Result<tempfile::TempDir, String> {
         .map_err(|e| format!("temporary directory: {e}"))
 }
 
+/// Waits until `n` live members have joined the queue's groups.
+pub fn wait_members(q: &shmq::Queue, n: usize, limit: std::time::Duration) -> Result<(), String> {
+    let t0 = std::time::Instant::now();
+    let live = || {
+        q.stat()
+            .groups
+            .iter()
+            .map(|g| g.members.iter().filter(|m| m.alive).count())
+            .sum::<usize>()
+    };
+    while live() < n {
+        if t0.elapsed() > limit {
+            return Err(format!(
+                "{n} consumers did not start within {} s",
+                limit.as_secs()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Ok(())
+}
+
 /// Human-readable byte size.
 pub fn human_size(n: u64) -> String {
     match n {
