@@ -15,9 +15,10 @@
 //!   24  max_msg          u32      largest payload in bytes
 //!   28  max_groups       u32
 //!   32  max_members      u32      per group
-//!   36  compat_flags     u32      features a reader must understand (none yet; a
-//!                                 reader refuses unknown bits). Reserved: bit 0 spill
-//!                                 log configured, bit 1 producer identity in records.
+//!   36  compat_flags     u32      features a reader must understand; a reader
+//!                                 refuses unknown bits. Bit 0 (COMPAT_SPILL): a spill
+//!                                 log is configured (SPILL CONFIG below). Reserved:
+//!                                 bit 1 producer identity in records.
 //!   40  group_table_off  u64      = 4096
 //!   48  group_slot_size  u64
 //!   56  ring_off         u64      page aligned
@@ -33,7 +34,30 @@
 //!   640 SPACE    line: u32 futex word, u32 sleeping producers (at 644)
 //!   768 COUNTERS line: u64 full_waits (times a producer found the ring full),
 //!                      u64 aborted (claims abandoned without a message)
-//!   896..4096    reserved for the spill log and producer registry (zero)
+//!   896..1024    reserved (zero)
+//!   1024 SPILL slot, laid out like a group slot's first 144 bytes (spill.rs):
+//!        1024 state u64   SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE + generation
+//!        1152 FRONT u128  = seq << 64 | pos: while ACTIVE, every record below it
+//!                         that a group on disk needs is in the spill log, and
+//!                         producers treat it as one more group cursor
+//!   1280 SPILL LOG line (written by the spiller under the spill lock):
+//!        1280 log_end      u64  log position just past the last complete record
+//!        1288 log_end_seq  u64  sequence number after the last logged record
+//!        1296 first_pos    u64  oldest retained log position
+//!        1304 first_seq    u64  sequence number of the oldest retained record
+//!        1312 run_seq      u64  first seq of the log's current unbroken run
+//!        1320 in_round     u64  pid of a spiller inside a round (0 otherwise)
+//!        1328 spilled      u64  messages written to the log
+//!        1336 spill_bytes  u64  bytes written to the log
+//!        1344 rounds       u64  spill rounds that wrote something
+//!        1352 errors       u64  spill rounds that failed
+//!        1360 last_errno   u64  errno of the last failure (0: none since)
+//!        1368 transfers    u64  times a group was moved from the ring to the log
+//!   1408 SPILL CONFIG (written at creation, read once at open):
+//!        1408 segment_size u64, 1416 fsync_mode u32, 1420 dir_len u32,
+//!        1424 fsync_interval_ns u64, 1432 retain_bytes u64, 1440 retain_ns u64
+//!   1536 spill directory, absolute path, dir_len bytes (at most 512)
+//!   2048..4096   reserved for the producer registry (zero)
 //!
 //! GROUP TABLE at group_table_off: max_groups slots of group_slot_size bytes
 //!   +0   state      u64   low 8 bits SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE,
@@ -41,7 +65,9 @@
 //!   +8   name_len   u64
 //!   +16  name       [u8; 64]
 //!   +80  created_ns u64
-//!   +128 CURSOR line: u128 = seq << 64 | pos   next message the group hands out
+//!   +128 CURSOR line: u128 = seq << 64 | pos   next message the group hands out;
+//!                     with DISK_BIT set in seq, the group reads the spill log:
+//!                     seq | DISK_BIT << 64 | log position of that message
 //!   +256 members: max_members member slots of 128 bytes
 //!        +0   state      u64  MEMBER_FREE / MEMBER_ATTACHED (+ generation)
 //!        +8   pid        u64
@@ -122,6 +148,53 @@ pub const OFF_SPACE_WAITERS: usize = 644;
 pub const OFF_FULL_WAITS: usize = 768;
 /// Counter: claims abandoned without a message.
 pub const OFF_ABORTED: usize = 776;
+
+/// Bit in `compat_flags`: a spill log is configured.
+pub const COMPAT_SPILL: u32 = 1;
+/// Every compat bit this build understands.
+pub const COMPAT_KNOWN: u32 = COMPAT_SPILL;
+
+/// The spill slot: state word (like a group slot's).
+pub const OFF_SPILL_STATE: usize = 1024;
+/// The spill front, a u128 (seq, pos) at the slot's cursor offset.
+pub const OFF_SPILL_FRONT: usize = OFF_SPILL_STATE + G_CURSOR;
+/// Log position past the last complete record.
+pub const OFF_LOG_END: usize = 1280;
+/// Sequence number after the last logged record.
+pub const OFF_LOG_END_SEQ: usize = 1288;
+/// Oldest retained log position.
+pub const OFF_LOG_FIRST_POS: usize = 1296;
+/// Oldest retained sequence number.
+pub const OFF_LOG_FIRST_SEQ: usize = 1304;
+/// First sequence number of the log's current unbroken run.
+pub const OFF_LOG_RUN_SEQ: usize = 1312;
+/// Pid of a spiller inside a round.
+pub const OFF_SPILL_IN_ROUND: usize = 1320;
+/// Counter: messages spilled.
+pub const OFF_SPILLED: usize = 1328;
+/// Counter: bytes spilled.
+pub const OFF_SPILL_BYTES: usize = 1336;
+/// Counter: spill rounds that wrote.
+pub const OFF_SPILL_ROUNDS: usize = 1344;
+/// Counter: failed spill rounds.
+pub const OFF_SPILL_ERRORS: usize = 1352;
+/// errno of the last failed round (0 after a success).
+pub const OFF_SPILL_ERRNO: usize = 1360;
+/// Counter: groups moved from the ring to the log.
+pub const OFF_SPILL_TRANSFERS: usize = 1368;
+/// Spill configuration fields.
+pub(crate) const OFF_SPILL_SEGMENT: usize = 1408;
+pub(crate) const OFF_SPILL_FSYNC: usize = 1416;
+pub(crate) const OFF_SPILL_DIR_LEN: usize = 1420;
+pub(crate) const OFF_SPILL_FSYNC_NS: usize = 1424;
+pub(crate) const OFF_SPILL_RETAIN_BYTES: usize = 1432;
+pub(crate) const OFF_SPILL_RETAIN_NS: usize = 1440;
+pub(crate) const OFF_SPILL_DIR: usize = 1536;
+/// Longest spill directory path.
+pub const MAX_SPILL_DIR: usize = 512;
+
+/// In a group cursor's seq: the group reads the spill log (see `spill.rs`).
+pub const DISK_BIT: u64 = 1 << 63;
 
 // Group slot field offsets (relative to the slot).
 pub(crate) const G_STATE: usize = 0;

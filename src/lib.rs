@@ -59,6 +59,7 @@ mod queue;
 mod raw_region;
 mod region;
 mod ring;
+mod spill_log;
 mod sync;
 mod wait;
 
@@ -70,4 +71,5 @@ pub use group::StartAt;
 pub use layout::Geometry;
 pub use producer::{Producer, SendGuard};
 pub use queue::{GroupStat, MemberStat, Queue, QueueOptions, Stat};
+pub use spill_log::{Fsync, SpillOptions};
 pub use wait::WaitStrategy;

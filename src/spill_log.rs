@@ -1,0 +1,834 @@
+//! The spill log on disk: where a group that fell a ring behind reads the
+//! messages the ring no longer holds for it.
+//!
+//! A directory of segment files named `<base>.seg`, where `base` is the *log
+//! position* of the segment's first record: a byte count over all segments
+//! that only grows, written as 20 decimal digits so that names sort in log
+//! order. Segment `i` holds exactly the positions `base_i..base_(i+1)`; a
+//! record never spans two segments.
+//!
+//! ```text
+//! SEGMENT HEADER (64 bytes, native-endian like the queue file)
+//!   0  magic      [u8; 8] b"SHMQSEG1"
+//!   8  version    u32     1
+//!   12 hdr_size   u32     64
+//!   16 nonce      u64     the queue's nonce: a log of another queue is refused
+//!   24 base       u64     log position of the first record
+//!   32 first_seq  u64     sequence number of the first record
+//!   40 created_ns u64
+//! RECORD at file offset 64 + (position - base), 8-byte aligned
+//!   0  len   u32   payload bytes
+//!   4  kind  u32   1 message, 3 aborted claim (no payload; keeps seqs dense)
+//!   8  seq   u64
+//!   16 ts_ns u64   publish time
+//!   24 crc   u32   CRC32C of bytes 0..24 and the payload
+//!   28 zero  u32
+//!   32 payload, zero padding to a multiple of 8
+//! INDEX `<base>.idx`: 16-byte entries (seq u64, position u64): the segment's
+//!   first record, then one at least every INDEX_EVERY bytes. Derived data: a
+//!   torn last entry is ignored; a missing index only means a longer scan.
+//! LOCK `spill.lock`: flock(2) held by the process running a spill round; the
+//!   kernel drops it when that process dies, and the next spiller recovers.
+//! ```
+//!
+//! Records below the queue header's `log_end` were complete when it was
+//! published; anything past it belongs to a round that did not finish, and the
+//! next spiller truncates it. Recovery after a spiller's death also checks the
+//! CRC of every record after the last index entry and truncates at the first
+//! torn one.
+
+use crate::layout::{KIND_ABORT, KIND_MSG};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Segment file magic.
+pub const SEG_MAGIC: [u8; 8] = *b"SHMQSEG1";
+/// Segment header size.
+pub const SEG_HEADER: u64 = 64;
+/// Record header size.
+pub const LOG_RECORD_HEADER: usize = 32;
+/// An index entry is written at least this often (bytes of log).
+pub const INDEX_EVERY: u64 = 4096;
+
+/// When spilled data is forced to stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// Never: the kernel writes back when it likes. Survives process crashes,
+    /// not power loss.
+    Never,
+    /// When a segment is full and closed.
+    Segment,
+    /// At the end of a spill round, if the last sync is older than this.
+    Interval(Duration),
+    /// After every spill round, before the ring space is reused.
+    Always,
+}
+
+impl Fsync {
+    pub(crate) fn encode(self) -> (u32, u64) {
+        match self {
+            Fsync::Never => (0, 0),
+            Fsync::Segment => (1, 0),
+            Fsync::Interval(d) => (2, d.as_nanos().min(u64::MAX as u128) as u64),
+            Fsync::Always => (3, 0),
+        }
+    }
+
+    pub(crate) fn decode(mode: u32, ns: u64) -> Option<Fsync> {
+        Some(match mode {
+            0 => Fsync::Never,
+            1 => Fsync::Segment,
+            2 => Fsync::Interval(Duration::from_nanos(ns)),
+            3 => Fsync::Always,
+            _ => return None,
+        })
+    }
+}
+
+/// The spill settings a queue is created with (stored in its header).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpillOptions {
+    /// Directory of the log (created if missing). Stored as an absolute path.
+    pub dir: PathBuf,
+    /// A segment is closed and a new one started past this size. Default 64 MiB.
+    pub segment_size: u64,
+    /// Durability. Default [`Fsync::Never`].
+    pub fsync: Fsync,
+    /// Keep at least this many bytes of log even once every group has read
+    /// them (for replay). Default 0.
+    pub retain_bytes: u64,
+    /// Keep segments younger than this even once read. Default none.
+    pub retain_time: Option<Duration>,
+}
+
+impl SpillOptions {
+    /// Spill to `dir` with the defaults.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        SpillOptions {
+            dir: dir.into(),
+            segment_size: 64 << 20,
+            fsync: Fsync::Never,
+            retain_bytes: 0,
+            retain_time: None,
+        }
+    }
+
+    /// Whether a retention policy asks for history beyond what groups need:
+    /// then every message is logged (journal mode), not only a lagging
+    /// group's backlog, so that any retained sequence number can be replayed.
+    pub fn journal(&self) -> bool {
+        self.retain_bytes > 0 || self.retain_time.is_some_and(|d| !d.is_zero())
+    }
+}
+
+/// Reading the log failed.
+#[derive(Debug)]
+pub enum LogError {
+    /// The file system said no.
+    Io(io::Error),
+    /// A record or segment is not what the writer wrote.
+    Corrupt(String),
+    /// No segment holds this position any more (deleted by retention).
+    Missing(u64),
+}
+
+impl std::fmt::Display for LogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogError::Io(e) => write!(f, "spill log: {e}"),
+            LogError::Corrupt(s) => write!(f, "spill log corrupt: {s}"),
+            LogError::Missing(p) => write!(f, "spill log: position {p} is no longer retained"),
+        }
+    }
+}
+
+impl From<io::Error> for LogError {
+    fn from(e: io::Error) -> Self {
+        LogError::Io(e)
+    }
+}
+
+/// A record's header, read and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Sequence number.
+    pub seq: u64,
+    /// Publish time.
+    pub ts_ns: u64,
+    /// KIND_MSG or KIND_ABORT.
+    pub kind: u64,
+    /// Payload bytes.
+    pub len: u32,
+    /// Bytes the record takes in the log (header, payload, padding).
+    pub size: u64,
+}
+
+/// Bytes a record of `len` payload bytes takes in the log.
+pub const fn log_record_size(len: u64) -> u64 {
+    (LOG_RECORD_HEADER as u64 + len + 7) & !7
+}
+
+fn record_crc(head: &[u8], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&head[..24]), payload)
+}
+
+/// Appends the encoding of one record to `out`.
+pub fn encode_record(out: &mut Vec<u8>, seq: u64, ts_ns: u64, kind: u64, payload: &[u8]) {
+    let mut head = [0u8; LOG_RECORD_HEADER];
+    head[0..4].copy_from_slice(&(payload.len() as u32).to_ne_bytes());
+    head[4..8].copy_from_slice(&(kind as u32).to_ne_bytes());
+    head[8..16].copy_from_slice(&seq.to_ne_bytes());
+    head[16..24].copy_from_slice(&ts_ns.to_ne_bytes());
+    let crc = record_crc(&head, payload);
+    head[24..28].copy_from_slice(&crc.to_ne_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+    let size = log_record_size(payload.len() as u64) as usize;
+    out.resize(out.len() + size - LOG_RECORD_HEADER - payload.len(), 0);
+}
+
+/// Parses a record header; `None` if it cannot be one (bad kind or length).
+fn parse_head(head: &[u8; LOG_RECORD_HEADER], max_msg: u32) -> Option<(LogRecord, u32)> {
+    let u32_at = |o: usize| u32::from_ne_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
+    let u64_at = |o: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&head[o..o + 8]);
+        u64::from_ne_bytes(b)
+    };
+    let len = u32_at(0);
+    let kind = u32_at(4) as u64;
+    let ok_kind = kind == KIND_MSG || (kind == KIND_ABORT && len == 0);
+    if !ok_kind || len > max_msg || u32_at(28) != 0 {
+        return None;
+    }
+    Some((
+        LogRecord {
+            seq: u64_at(8),
+            ts_ns: u64_at(16),
+            kind,
+            len,
+            size: log_record_size(len as u64),
+        },
+        u32_at(24),
+    ))
+}
+
+fn seg_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.seg"))
+}
+
+fn idx_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.idx"))
+}
+
+/// Bases of the segments in `dir`, in order.
+pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            let digits = name.strip_suffix(".seg")?;
+            (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse().ok())
+                .flatten()
+        })
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Reads and checks a segment header; returns its first_seq.
+fn read_seg_header(f: &File, base: u64, nonce: u64) -> Result<u64, LogError> {
+    let mut h = [0u8; SEG_HEADER as usize];
+    f.read_exact_at(&mut h, 0).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            LogError::Corrupt(format!("segment {base:020}: header truncated"))
+        }
+        _ => LogError::Io(e),
+    })?;
+    let u64_at = |o: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[o..o + 8]);
+        u64::from_ne_bytes(b)
+    };
+    if h[..8] != SEG_MAGIC {
+        return Err(LogError::Corrupt(format!("segment {base:020}: bad magic")));
+    }
+    if u64_at(16) != nonce {
+        return Err(LogError::Corrupt(format!(
+            "segment {base:020} belongs to another queue (nonce mismatch)"
+        )));
+    }
+    if u64_at(24) != base {
+        return Err(LogError::Corrupt(format!(
+            "segment {base:020}: header says base {}",
+            u64_at(24)
+        )));
+    }
+    Ok(u64_at(32))
+}
+
+fn seg_header(nonce: u64, base: u64, first_seq: u64) -> [u8; SEG_HEADER as usize] {
+    let mut h = [0u8; SEG_HEADER as usize];
+    h[..8].copy_from_slice(&SEG_MAGIC);
+    h[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    h[12..16].copy_from_slice(&(SEG_HEADER as u32).to_ne_bytes());
+    h[16..24].copy_from_slice(&nonce.to_ne_bytes());
+    h[24..32].copy_from_slice(&base.to_ne_bytes());
+    h[32..40].copy_from_slice(&first_seq.to_ne_bytes());
+    h[40..48].copy_from_slice(&crate::clock::now_ns().to_ne_bytes());
+    h
+}
+
+fn open_rw(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reads records: consumers of a group on disk, `dump`, and the spiller's
+/// lookups. Holds one segment open at a time.
+pub(crate) struct LogReader {
+    dir: PathBuf,
+    nonce: u64,
+    max_msg: u32,
+    /// (base, first_seq) of every segment, as last listed.
+    segs: Vec<(u64, u64)>,
+    open: Option<(u64, File)>,
+}
+
+impl LogReader {
+    pub(crate) fn new(dir: &Path, nonce: u64, max_msg: u32) -> Self {
+        LogReader {
+            dir: dir.to_owned(),
+            nonce,
+            max_msg,
+            segs: Vec::new(),
+            open: None,
+        }
+    }
+
+    /// Re-lists the directory.
+    pub(crate) fn refresh(&mut self) -> Result<(), LogError> {
+        let bases = list_segments(&self.dir)?;
+        let mut segs = Vec::with_capacity(bases.len());
+        for base in bases {
+            // Keep what we know; read headers only of new segments.
+            if let Some(&(_, fs)) = self.segs.iter().find(|(b, _)| *b == base) {
+                segs.push((base, fs));
+                continue;
+            }
+            let f = match File::open(seg_path(&self.dir, base)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // deleted meanwhile
+                Err(e) => return Err(e.into()),
+            };
+            segs.push((base, read_seg_header(&f, base, self.nonce)?));
+        }
+        self.segs = segs;
+        Ok(())
+    }
+
+    /// Segments as (base, first_seq).
+    pub(crate) fn segments(&self) -> &[(u64, u64)] {
+        &self.segs
+    }
+
+    /// The segment the cached listing says holds `pos`.
+    fn locate(&self, pos: u64) -> Option<u64> {
+        self.segs.iter().rev().find(|(b, _)| *b <= pos).map(|s| s.0)
+    }
+
+    /// Reads `buf.len()` bytes at `skip` bytes into the record at `pos`. The
+    /// listing may be stale (a newer segment, or this one deleted): on a miss
+    /// it is refreshed once.
+    fn pread(&mut self, pos: u64, skip: u64, buf: &mut [u8]) -> Result<(), LogError> {
+        let mut fresh = false;
+        loop {
+            let result = self.pread_once(pos, skip, buf);
+            let retry = match &result {
+                Err(LogError::Missing(_)) => true,
+                Err(LogError::Io(e)) => e.kind() == io::ErrorKind::UnexpectedEof,
+                _ => false,
+            };
+            if !retry || fresh {
+                return result.map_err(|e| match e {
+                    LogError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => LogError::Corrupt(
+                        format!("record at log position {pos} is past the end of its segment"),
+                    ),
+                    e => e,
+                });
+            }
+            self.refresh()?;
+            self.open = None;
+            fresh = true;
+        }
+    }
+
+    fn pread_once(&mut self, pos: u64, skip: u64, buf: &mut [u8]) -> Result<(), LogError> {
+        let base = self.locate(pos).ok_or(LogError::Missing(pos))?;
+        if self.open.as_ref().is_none_or(|(b, _)| *b != base) {
+            let f = File::open(seg_path(&self.dir, base)).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => LogError::Missing(pos),
+                _ => LogError::Io(e),
+            })?;
+            self.open = Some((base, f));
+        }
+        let Some((_, f)) = &self.open else {
+            return Err(LogError::Missing(pos));
+        };
+        f.read_exact_at(buf, SEG_HEADER + (pos - base) + skip)?;
+        Ok(())
+    }
+
+    /// Reads the header of the record at `pos` (not its payload or CRC).
+    pub(crate) fn read_head(&mut self, pos: u64) -> Result<(LogRecord, u32), LogError> {
+        let mut head = [0u8; LOG_RECORD_HEADER];
+        self.pread(pos, 0, &mut head)?;
+        parse_head(&head, self.max_msg).ok_or_else(|| {
+            LogError::Corrupt(format!("record at log position {pos} has a bad header"))
+        })
+    }
+
+    /// Reads and checks the record at `pos`, its payload into `payload`.
+    pub(crate) fn read(&mut self, pos: u64, payload: &mut Vec<u8>) -> Result<LogRecord, LogError> {
+        let (rec, crc) = self.read_head(pos)?;
+        payload.resize(rec.len as usize, 0);
+        self.pread(pos, LOG_RECORD_HEADER as u64, payload)?;
+        let mut head = [0u8; LOG_RECORD_HEADER];
+        head[0..4].copy_from_slice(&rec.len.to_ne_bytes());
+        head[4..8].copy_from_slice(&(rec.kind as u32).to_ne_bytes());
+        head[8..16].copy_from_slice(&rec.seq.to_ne_bytes());
+        head[16..24].copy_from_slice(&rec.ts_ns.to_ne_bytes());
+        if record_crc(&head, payload) != crc {
+            return Err(LogError::Corrupt(format!(
+                "record at log position {pos} (seq {}) fails its checksum",
+                rec.seq
+            )));
+        }
+        Ok(rec)
+    }
+
+    /// Position of the first record with a sequence number at or above `seq`,
+    /// below `end`; `None` if there is none.
+    pub(crate) fn find(&mut self, seq: u64, end: u64) -> Result<Option<u64>, LogError> {
+        self.refresh()?;
+        let Some(i) = self.segs.iter().rposition(|&(_, fs)| fs <= seq).or_else(|| {
+            // Everything retained is newer than `seq`: the first record.
+            (!self.segs.is_empty()).then_some(0)
+        }) else {
+            return Ok(None);
+        };
+        let (base, _) = self.segs[i];
+        let seg_end = self.segs.get(i + 1).map_or(end, |s| s.0).min(end);
+        let mut pos = base;
+        if let Ok(bytes) = std::fs::read(idx_path(&self.dir, base)) {
+            for e in bytes.chunks_exact(16) {
+                let es = u64::from_ne_bytes(e[..8].try_into().unwrap_or_default());
+                let ep = u64::from_ne_bytes(e[8..].try_into().unwrap_or_default());
+                if es > seq || ep >= seg_end || ep < pos {
+                    break;
+                }
+                pos = ep;
+            }
+        }
+        let mut cur = pos;
+        loop {
+            if cur >= end {
+                return Ok(None);
+            }
+            let (rec, _) = self.read_head(cur)?;
+            if rec.seq >= seq {
+                return Ok(Some(cur));
+            }
+            cur += rec.size;
+        }
+    }
+}
+
+struct Active {
+    base: u64,
+    file: File,
+    idx: File,
+    /// Log position past the last record written to this segment.
+    end: u64,
+    /// Position of the last index entry.
+    last_index: u64,
+}
+
+/// Appends to the log. One process at a time holds the spill lock and uses
+/// its own writer; a writer re-synchronises with the published `log_end` at
+/// the start of every round, since another process may have written since.
+pub(crate) struct LogWriter {
+    dir: PathBuf,
+    nonce: u64,
+    max_msg: u32,
+    opts: SpillOptions,
+    active: Option<Active>,
+    last_sync: Instant,
+    /// Data written since the last fsync.
+    unsynced: bool,
+    /// End of the log at the last resync (where a first segment starts).
+    log_end: u64,
+}
+
+impl LogWriter {
+    pub(crate) fn new(opts: &SpillOptions, nonce: u64, max_msg: u32) -> Self {
+        LogWriter {
+            dir: opts.dir.clone(),
+            nonce,
+            max_msg,
+            opts: opts.clone(),
+            active: None,
+            last_sync: Instant::now(),
+            unsynced: false,
+            log_end: 0,
+        }
+    }
+
+    /// Brings this writer in line with the published end of the log: drops
+    /// segments and bytes past `log_end` (a round that never published them).
+    /// With `verify`, also checks every record after the last index entry of
+    /// the last segment and cuts the log at the first that fails its CRC.
+    /// Returns the end of the log, which is `log_end` unless verification cut
+    /// it shorter.
+    pub(crate) fn resync(&mut self, log_end: u64, verify: bool) -> Result<u64, LogError> {
+        self.active = None;
+        self.log_end = log_end;
+        let bases = list_segments(&self.dir)?;
+        // Segments started by a round that died before publishing anything in them.
+        for &b in bases.iter().filter(|&&b| b >= log_end) {
+            remove_segment(&self.dir, b)?;
+        }
+        let Some(&base) = bases.iter().rev().find(|&&b| b < log_end) else {
+            return Ok(log_end);
+        };
+        let file = open_rw(&seg_path(&self.dir, base), false)?;
+        read_seg_header(&file, base, self.nonce)?;
+        let idx = open_rw(&idx_path(&self.dir, base), true)?;
+        let mut end = log_end;
+        if verify {
+            end = self.verify_tail(&file, &idx, base, log_end)?;
+        }
+        file.set_len(SEG_HEADER + (end - base))?;
+        // Index entries past the end (or torn) go too.
+        let idx_len = idx.metadata()?.len() / 16 * 16;
+        let mut keep = 0;
+        let mut last_index = base;
+        let mut buf = vec![0u8; idx_len as usize];
+        idx.read_exact_at(&mut buf, 0)?;
+        for e in buf.chunks_exact(16) {
+            let ep = u64::from_ne_bytes(e[8..].try_into().unwrap_or_default());
+            if ep >= end {
+                break;
+            }
+            keep += 16;
+            last_index = ep;
+        }
+        idx.set_len(keep)?;
+        self.active = Some(Active {
+            base,
+            file,
+            idx,
+            end,
+            last_index,
+        });
+        Ok(end)
+    }
+
+    /// Checks the CRC of every record from the last index entry to `log_end`;
+    /// returns the end of the last good one.
+    fn verify_tail(&self, file: &File, idx: &File, base: u64, log_end: u64) -> Result<u64, LogError> {
+        let n = idx.metadata()?.len() / 16;
+        let mut start = base;
+        if n > 0 {
+            let mut e = [0u8; 16];
+            idx.read_exact_at(&mut e, (n - 1) * 16)?;
+            let ep = u64::from_ne_bytes(e[8..].try_into().unwrap_or_default());
+            if (base..log_end).contains(&ep) {
+                start = ep;
+            }
+        }
+        let mut reader = LogReader::new(&self.dir, self.nonce, self.max_msg);
+        reader.segs = vec![(base, 0)];
+        reader.open = Some((base, file.try_clone()?));
+        let mut pos = start;
+        let mut buf = Vec::new();
+        while pos < log_end {
+            match reader.read(pos, &mut buf) {
+                Ok(r) if pos + r.size <= log_end => pos += r.size,
+                Ok(_) | Err(LogError::Corrupt(_)) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(pos)
+    }
+
+    /// Appends encoded records (`buf`, holding records whose sequence numbers
+    /// and sizes are `recs`) at the end of the log. Returns the log position
+    /// of each record. Nothing is published here: the caller does that once
+    /// this returns, after [`LogWriter::sync_policy`].
+    pub(crate) fn append(&mut self, buf: &[u8], recs: &[(u64, u64)]) -> Result<Vec<u64>, LogError> {
+        let mut positions = Vec::with_capacity(recs.len());
+        let mut off = 0usize; // into buf
+        let mut chunk_start = 0usize;
+        let mut i = 0;
+        while i < recs.len() {
+            let (seq, size) = recs[i];
+            let need_new = match &self.active {
+                None => true,
+                Some(a) => {
+                    let used = a.end - a.base + (off - chunk_start) as u64;
+                    used > 0 && used + size > self.opts.segment_size
+                }
+            };
+            if need_new {
+                self.write_chunk(&buf[chunk_start..off])?;
+                chunk_start = off;
+                self.roll(seq)?;
+            }
+            let a = self.active.as_mut().ok_or_else(|| LogError::Corrupt("no segment".into()))?;
+            let pos = a.end + (off - chunk_start) as u64;
+            if pos == a.base || pos >= a.last_index + INDEX_EVERY {
+                let mut e = [0u8; 16];
+                e[..8].copy_from_slice(&seq.to_ne_bytes());
+                e[8..].copy_from_slice(&pos.to_ne_bytes());
+                a.idx.write_all(&e)?;
+                a.last_index = pos;
+            }
+            positions.push(pos);
+            off += size as usize;
+            i += 1;
+        }
+        self.write_chunk(&buf[chunk_start..off])?;
+        Ok(positions)
+    }
+
+    fn write_chunk(&mut self, bytes: &[u8]) -> Result<(), LogError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let a = self.active.as_mut().ok_or_else(|| LogError::Corrupt("no segment".into()))?;
+        a.file.write_all_at(bytes, SEG_HEADER + (a.end - a.base))?;
+        a.end += bytes.len() as u64;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Closes the active segment (syncing it under `Segment` and `Always`) and
+    /// starts a new one whose first record will be `first_seq`.
+    fn roll(&mut self, first_seq: u64) -> Result<(), LogError> {
+        let base = match self.active.take() {
+            Some(a) => {
+                if matches!(self.opts.fsync, Fsync::Segment | Fsync::Always) {
+                    a.file.sync_data()?;
+                    a.idx.sync_data()?;
+                }
+                a.end
+            }
+            None => self.log_end,
+        };
+        let path = seg_path(&self.dir, base);
+        // A leftover of the same name is from a round that died unpublished.
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(idx_path(&self.dir, base));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)?;
+        file.write_all_at(&seg_header(self.nonce, base, first_seq), 0)?;
+        let idx = open_rw(&idx_path(&self.dir, base), true)?;
+        if self.opts.fsync != Fsync::Never {
+            sync_dir(&self.dir)?;
+        }
+        self.active = Some(Active {
+            base,
+            file,
+            idx,
+            end: base,
+            last_index: base,
+        });
+        Ok(())
+    }
+
+    /// End of the log as this writer has written it.
+    pub(crate) fn end(&self) -> Option<u64> {
+        self.active.as_ref().map(|a| a.end)
+    }
+
+    /// Forces data to disk as the policy asks, at the end of a round.
+    pub(crate) fn sync_policy(&mut self) -> Result<(), LogError> {
+        let due = match self.opts.fsync {
+            Fsync::Always => true,
+            Fsync::Interval(d) => self.last_sync.elapsed() >= d,
+            Fsync::Never | Fsync::Segment => false,
+        };
+        if due && self.unsynced {
+            if let Some(a) = &self.active {
+                a.file.sync_data()?;
+            }
+            self.unsynced = false;
+            self.last_sync = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Deletes whole segments that end at or below `keep_from` (nobody needs
+    /// them) and that the retention policy does not keep. The active segment
+    /// stays. Returns (position, first seq) of the oldest remaining segment.
+    pub(crate) fn retire(&mut self, keep_from: u64, log_end: u64) -> Result<Option<(u64, u64)>, LogError> {
+        let mut reader = LogReader::new(&self.dir, self.nonce, self.max_msg);
+        reader.refresh()?;
+        let segs = reader.segments().to_vec();
+        let now = SystemTime::now();
+        for w in segs.windows(2) {
+            let (base, _) = w[0];
+            let end = w[1].0;
+            if end > keep_from {
+                break;
+            }
+            if self.opts.retain_bytes > 0 && log_end - base <= self.opts.retain_bytes {
+                break;
+            }
+            if let Some(t) = self.opts.retain_time {
+                let young = std::fs::metadata(seg_path(&self.dir, base))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .is_none_or(|age| age < t);
+                if young {
+                    break;
+                }
+            }
+            remove_segment(&self.dir, base)?;
+        }
+        reader.refresh()?;
+        Ok(reader.segments().first().copied())
+    }
+}
+
+fn remove_segment(dir: &Path, base: u64) -> io::Result<()> {
+    for p in [idx_path(dir, base), seg_path(dir, base)] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(dir: &Path, seg: u64) -> SpillOptions {
+        SpillOptions {
+            segment_size: seg,
+            ..SpillOptions::new(dir)
+        }
+    }
+
+    fn batch(seqs: std::ops::Range<u64>) -> (Vec<u8>, Vec<(u64, u64)>) {
+        let mut buf = Vec::new();
+        let mut recs = Vec::new();
+        for s in seqs {
+            let payload = vec![s as u8; (s % 50) as usize];
+            encode_record(&mut buf, s, 1000 + s, KIND_MSG, &payload);
+            recs.push((s, log_record_size(payload.len() as u64)));
+        }
+        (buf, recs)
+    }
+
+    #[test]
+    fn write_read_find_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::new(&opts(dir.path(), 1000), 7, 100);
+        assert_eq!(w.resync(0, false).unwrap(), 0);
+        let (buf, recs) = batch(10..200);
+        let pos = w.append(&buf, &recs).unwrap();
+        let end = w.end().unwrap();
+        assert!(list_segments(dir.path()).unwrap().len() > 5);
+        let mut r = LogReader::new(dir.path(), 7, 100);
+        let mut p = Vec::new();
+        for (i, s) in (10..200u64).enumerate() {
+            let rec = r.read(pos[i], &mut p).unwrap();
+            assert_eq!((rec.seq, rec.ts_ns, p.len()), (s, 1000 + s, (s % 50) as usize));
+            assert_eq!(r.find(s, end).unwrap(), Some(pos[i]));
+        }
+        assert_eq!(r.find(5, end).unwrap(), Some(pos[0]));
+        assert_eq!(r.find(500, end).unwrap(), None);
+        // Another queue's reader refuses the log.
+        let mut other = LogReader::new(dir.path(), 8, 100);
+        assert!(matches!(other.refresh(), Err(LogError::Corrupt(_))));
+    }
+
+    #[test]
+    fn resync_truncates_unpublished_and_torn_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::new(&opts(dir.path(), 1 << 20), 7, 100);
+        w.resync(0, false).unwrap();
+        let (buf, recs) = batch(0..20);
+        let pos = w.append(&buf, &recs).unwrap();
+        let published = pos[10];
+        // Unpublished bytes past log_end are dropped.
+        let mut w2 = LogWriter::new(&opts(dir.path(), 1 << 20), 7, 100);
+        assert_eq!(w2.resync(published, false).unwrap(), published);
+        let len = std::fs::metadata(seg_path(dir.path(), 0)).unwrap().len();
+        assert_eq!(len, SEG_HEADER + published);
+        // A damaged record before log_end is cut by verification.
+        let f = open_rw(&seg_path(dir.path(), 0), false).unwrap();
+        f.write_all_at(&[0xff], SEG_HEADER + pos[7] + 32).unwrap();
+        let mut w3 = LogWriter::new(&opts(dir.path(), 1 << 20), 7, 100);
+        assert_eq!(w3.resync(published, true).unwrap(), pos[7]);
+        // Appending continues from there.
+        let (buf, recs) = batch(7..9);
+        assert_eq!(w3.append(&buf, &recs).unwrap()[0], pos[7]);
+    }
+
+    #[test]
+    fn retire_keeps_what_is_needed_and_retained() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::new(&opts(dir.path(), 500), 7, 100);
+        w.resync(0, false).unwrap();
+        let (buf, recs) = batch(0..100);
+        let pos = w.append(&buf, &recs).unwrap();
+        let end = w.end().unwrap();
+        let before = list_segments(dir.path()).unwrap();
+        let (first, first_seq) = w.retire(pos[50], end).unwrap().unwrap();
+        assert!(first <= pos[50] && first_seq <= 50);
+        let after = list_segments(dir.path()).unwrap();
+        assert!(after.len() < before.len());
+        let mut r = LogReader::new(dir.path(), 7, 100);
+        assert!(r.read(pos[50], &mut Vec::new()).is_ok());
+        assert!(matches!(r.read(pos[0], &mut Vec::new()), Err(LogError::Missing(_))));
+        // With retain_bytes the rest stays.
+        let mut w2 = LogWriter::new(
+            &SpillOptions {
+                retain_bytes: 1 << 20,
+                ..opts(dir.path(), 500)
+            },
+            7,
+            100,
+        );
+        w2.resync(end, false).unwrap();
+        w2.retire(end, end).unwrap();
+        assert_eq!(list_segments(dir.path()).unwrap(), after);
+    }
+}
