@@ -1,6 +1,6 @@
 //! Command-line definitions.
 
-use crate::parse::{parse_duration, parse_mode, parse_size};
+use crate::parse::{parse_duration, parse_fsync, parse_mode, parse_size};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,27 +16,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Create a queue file (in /dev/shm for memory only).
-    Create {
-        path: PathBuf,
-        /// Ring size: a power of two; plain bytes or KiB/MiB/GiB.
-        #[arg(long, default_value = "1MiB", value_parser = parse_size)]
-        capacity: u64,
-        /// Largest message [default: 64KiB, or the most a ring this size allows].
-        #[arg(long, value_parser = parse_size)]
-        max_msg: Option<u64>,
-        /// Group slots.
-        #[arg(long, default_value_t = 16)]
-        max_groups: u32,
-        /// Member slots per group.
-        #[arg(long, default_value_t = 16)]
-        max_members: u32,
-        /// Replace an existing file.
-        #[arg(long)]
-        force: bool,
-        /// Permission bits, octal (e.g. 660 to share with the group).
-        #[arg(long, default_value = "600", value_parser = parse_mode)]
-        mode: u32,
-    },
+    Create(CreateArgs),
     /// Add or remove consumer groups.
     Group {
         #[command(subcommand)]
@@ -130,6 +110,47 @@ pub enum Cmd {
         #[arg(long, default_value_t = 50_000)]
         messages: u64,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    pub path: PathBuf,
+    /// Ring size: a power of two; plain bytes or KiB/MiB/GiB.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub capacity: u64,
+    /// Largest message [default: 64KiB, or the most a ring this size allows].
+    #[arg(long, value_parser = parse_size)]
+    pub max_msg: Option<u64>,
+    /// Group slots.
+    #[arg(long, default_value_t = 16)]
+    pub max_groups: u32,
+    /// Member slots per group.
+    #[arg(long, default_value_t = 16)]
+    pub max_members: u32,
+    /// Replace an existing file (and an existing spill log in --spill-dir).
+    #[arg(long)]
+    pub force: bool,
+    /// Permission bits, octal (e.g. 660 to share with the group).
+    #[arg(long, default_value = "600", value_parser = parse_mode)]
+    pub mode: u32,
+    /// Spill a group that falls a ring behind to a log in this directory,
+    /// instead of making producers wait.
+    #[arg(long)]
+    pub spill_dir: Option<PathBuf>,
+    /// Size at which a spill segment is closed and a new one started.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size, requires = "spill_dir")]
+    pub segment_size: u64,
+    /// When spilled data is forced to disk: never, segment, always, or
+    /// interval=DURATION (e.g. interval=100ms).
+    #[arg(long, default_value = "never", value_parser = parse_fsync, requires = "spill_dir")]
+    pub fsync: shmq::Fsync,
+    /// Keep at least this much log after every group has read it (replay);
+    /// any retention makes the log a journal of every message.
+    #[arg(long, value_parser = parse_size, requires = "spill_dir")]
+    pub retain_bytes: Option<u64>,
+    /// Keep log segments at least this long after every group has read them.
+    #[arg(long, value_parser = parse_duration, requires = "spill_dir")]
+    pub retain_time: Option<Duration>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -67,3 +67,18 @@ mod tests {
         assert!(parse_duration("soon").is_err());
     }
 }
+
+/// `never`, `segment`, `always`, `interval=100ms`.
+pub fn parse_fsync(s: &str) -> Result<shmq::Fsync, String> {
+    match s {
+        "never" => Ok(shmq::Fsync::Never),
+        "segment" => Ok(shmq::Fsync::Segment),
+        "always" => Ok(shmq::Fsync::Always),
+        _ => match s.strip_prefix("interval=") {
+            Some(d) => parse_duration(d).map(shmq::Fsync::Interval),
+            None => Err(format!(
+                "'{s}' is not an fsync policy (never, segment, always, interval=DURATION)"
+            )),
+        },
+    }
+}

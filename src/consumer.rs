@@ -1,10 +1,20 @@
 //! Consumers: members of a group, receiving by copy or in place.
 
 use crate::error::RecvError;
-use crate::group::Taken;
+use crate::group::{Take, Taken};
+use crate::layout::{unpack, DISK_BIT, KIND_ABORT, OFF_LOG_END};
 use crate::queue::Queue;
+use crate::region::Region;
+use crate::spill_log::LogReader;
+use crate::sync::Ordering;
 use crate::wait::{Event, WaitStrategy};
 use std::time::{Duration, Instant};
+
+/// While a consumer waits, how often it looks again without being woken, on
+/// a queue with a spill log (a round run elsewhere may have moved its group).
+const SPILL_RECHECK: Duration = Duration::from_millis(20);
+/// How often a consumer that has read the whole log tries a round to rejoin.
+const REJOIN_EVERY: Duration = Duration::from_micros(100);
 
 /// A received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +44,33 @@ pub struct Consumer {
     g: usize,
     m: usize,
     wait: WaitStrategy,
+    /// Reading the spill log, created when the group first reads it.
+    disk: Option<Disk>,
+}
+
+/// A consumer's view of the spill log.
+struct Disk {
+    reader: LogReader,
+    /// Payload of the last message read from the log.
+    buf: Vec<u8>,
+    last_round: Option<Instant>,
+}
+
+/// What a consumer took: a record in the ring (under its hazard), or a
+/// message read from the log (payload in `Disk::buf`).
+#[derive(Clone, Copy, Debug)]
+enum Got {
+    Ring(Taken),
+    Disk(Meta),
+}
+
+/// One attempt at the log.
+enum DiskStep {
+    Got(Meta),
+    /// The cursor moved (another member, a rejoin): look again.
+    Retry,
+    /// The group has read everything logged so far.
+    CaughtUp,
 }
 
 #[derive(Clone, Copy)]
@@ -49,6 +86,7 @@ impl Consumer {
             g,
             m,
             wait: WaitStrategy::default(),
+            disk: None,
         }
     }
 
@@ -57,44 +95,84 @@ impl Consumer {
         self.wait = w;
     }
 
-    fn take(&mut self, mode: Mode) -> Result<Taken, RecvError> {
-        let ring = self.q.ring();
+    fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
         let (g, m) = (self.g, self.m);
-        let poll = || match ring.try_take(g, m) {
-            Ok(Some(t)) => Some(Ok(t)),
-            Ok(None) => None,
-            Err(e) => Some(Err(RecvError::Corrupt(e.0))),
+        let q = &self.q;
+        let disk = &mut self.disk;
+        let ring = q.ring();
+        let mut poll = || loop {
+            match ring.try_take(g, m) {
+                Ok(Some(Take::Ring(t))) => return Some(Ok(Got::Ring(t))),
+                Ok(None) => return None,
+                Err(e) => return Some(Err(RecvError::Corrupt(e.0))),
+                Ok(Some(Take::Disk(cur))) => match take_disk(q, g, m, disk, cur) {
+                    Ok(DiskStep::Got(meta)) => return Some(Ok(Got::Disk(meta))),
+                    Ok(DiskStep::Retry) => continue,
+                    Ok(DiskStep::CaughtUp) => return None,
+                    Err(e) => return Some(Err(e)),
+                },
+            }
         };
         // Fast path: usually a message is there, and `wait_for`'s set-up costs
         // about 70 instructions per receive (callgrind), so poll once first.
         if let Some(r) = poll() {
             return r;
         }
-        match mode {
-            Mode::Try => Err(RecvError::Empty),
-            Mode::Until(deadline) => ring
-                .wait_for(Event::Data, self.wait, deadline, poll)
-                .unwrap_or(Err(RecvError::Timeout)),
+        let deadline = match mode {
+            Mode::Try => return Err(RecvError::Empty),
+            Mode::Until(d) => d,
+        };
+        let spill = q.inner.spill.is_some();
+        loop {
+            let slice = if spill {
+                let s = Instant::now() + SPILL_RECHECK;
+                Some(deadline.map_or(s, |d| d.min(s)))
+            } else {
+                deadline
+            };
+            if let Some(r) = ring.wait_for(Event::Data, self.wait, slice, &mut poll) {
+                return r;
+            }
+            if deadline.is_none_or(|d| Instant::now() >= d) && (deadline.is_some() || !spill) {
+                return Err(RecvError::Timeout);
+            }
         }
     }
 
-    fn copy_out(&mut self, t: Taken, buf: &mut Vec<u8>) -> Meta {
-        let ring = self.q.ring();
-        // Every byte is overwritten below: only resize (and zero-fill) when the
-        // length changes, not on every message.
-        buf.resize(t.len as usize, 0);
-        ring.read_payload(&t, buf);
-        ring.release(self.g, self.m);
-        Meta {
-            seq: t.seq,
-            ts_ns: t.ts_ns,
+    fn copy_out(&mut self, got: Got, buf: &mut Vec<u8>) -> Meta {
+        match got {
+            Got::Ring(t) => {
+                let ring = self.q.ring();
+                // Every byte is overwritten below: only resize (and zero-fill)
+                // when the length changes, not on every message.
+                buf.resize(t.len as usize, 0);
+                ring.read_payload(&t, buf);
+                ring.release(self.g, self.m);
+                Meta {
+                    seq: t.seq,
+                    ts_ns: t.ts_ns,
+                }
+            }
+            Got::Disk(meta) => {
+                if let Some(d) = &self.disk {
+                    buf.clear();
+                    buf.extend_from_slice(&d.buf);
+                }
+                meta
+            }
         }
     }
 
     fn recv_mode(&mut self, mode: Mode) -> Result<Message, RecvError> {
-        let t = self.take(mode)?;
+        let got = self.take(mode)?;
         let mut payload = Vec::new();
-        let meta = self.copy_out(t, &mut payload);
+        let meta = match (got, &mut self.disk) {
+            (Got::Disk(meta), Some(d)) => {
+                payload = std::mem::take(&mut d.buf);
+                meta
+            }
+            _ => self.copy_out(got, &mut payload),
+        };
         Ok(Message {
             seq: meta.seq,
             ts_ns: meta.ts_ns,
@@ -105,7 +183,8 @@ impl Consumer {
     /// Receives the next message of the group, waiting for one.
     ///
     /// # Errors
-    /// [`RecvError::Corrupt`] if the queue memory is damaged.
+    /// [`RecvError::Corrupt`] if the queue memory is damaged;
+    /// [`RecvError::Spill`] if the group reads the spill log and that fails.
     pub fn recv(&mut self) -> Result<Message, RecvError> {
         self.recv_mode(Mode::Until(None))
     }
@@ -136,18 +215,19 @@ impl Consumer {
         buf: &mut Vec<u8>,
         timeout: Option<Duration>,
     ) -> Result<Meta, RecvError> {
-        let t = self.take(Mode::Until(timeout.map(|d| Instant::now() + d)))?;
-        Ok(self.copy_out(t, buf))
+        let got = self.take(Mode::Until(timeout.map(|d| Instant::now() + d)))?;
+        Ok(self.copy_out(got, buf))
     }
 
     /// Receives the next message in place (zero copy), waiting up to `timeout`
     /// (`None`: forever). The ring space stays reserved until the guard drops.
+    /// (A message read from the spill log is in a buffer of the consumer's.)
     ///
     /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Corrupt`].
+    /// [`RecvError::Timeout`], [`RecvError::Corrupt`], [`RecvError::Spill`].
     pub fn recv_ref(&mut self, timeout: Option<Duration>) -> Result<RecvGuard<'_>, RecvError> {
-        let t = self.take(Mode::Until(timeout.map(|d| Instant::now() + d)))?;
-        Ok(RecvGuard { c: self, t })
+        let got = self.take(Mode::Until(timeout.map(|d| Instant::now() + d)))?;
+        Ok(RecvGuard { c: self, got })
     }
 }
 
@@ -160,25 +240,36 @@ impl Drop for Consumer {
 /// A message read in place. Producers do not overwrite it while the guard lives.
 pub struct RecvGuard<'a> {
     c: &'a mut Consumer,
-    t: Taken,
+    got: Got,
 }
 
 impl RecvGuard<'_> {
     /// Sequence number.
     pub fn seq(&self) -> u64 {
-        self.t.seq
+        match self.got {
+            Got::Ring(t) => t.seq,
+            Got::Disk(m) => m.seq,
+        }
     }
 
     /// Publish time, nanoseconds since the Unix epoch.
     pub fn ts_ns(&self) -> u64 {
-        self.t.ts_ns
+        match self.got {
+            Got::Ring(t) => t.ts_ns,
+            Got::Disk(m) => m.ts_ns,
+        }
     }
 
-    /// The payload, in the ring.
+    /// The payload, in the ring (or, for a message from the spill log, in the
+    /// consumer's buffer).
     pub fn as_bytes(&self) -> &[u8] {
+        let t = match self.got {
+            Got::Ring(t) => t,
+            Got::Disk(_) => return self.c.disk.as_ref().map_or(&[], |d| &d.buf[..]),
+        };
         let ring = self.c.q.ring();
-        let off = ring.ring_at(self.t.pos) + crate::layout::RECORD_HEADER;
-        let len = self.t.len as usize;
+        let off = ring.ring_at(t.pos) + crate::layout::RECORD_HEADER;
+        let len = t.len as usize;
         // SAFETY: the length was bounds-checked when the record was taken (it
         // fits before the ring's end); our hazard keeps every producer from
         // writing these bytes until the guard drops, and the commit stamp we
@@ -190,6 +281,69 @@ impl RecvGuard<'_> {
 
 impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
-        self.c.q.ring().release(self.c.g, self.c.m);
+        if let Got::Ring(_) = self.got {
+            self.c.q.ring().release(self.c.g, self.c.m);
+        }
     }
+}
+
+/// One attempt to take the message at the group's disk cursor `cur`.
+fn take_disk(
+    q: &Queue,
+    g: usize,
+    m: usize,
+    disk: &mut Option<Disk>,
+    cur: u128,
+) -> Result<DiskStep, RecvError> {
+    let ring = q.ring();
+    let Some(spill) = q.inner.spill.as_ref() else {
+        return Err(RecvError::Corrupt(
+            "group is on disk but the queue has no spill log".into(),
+        ));
+    };
+    let d = disk.get_or_insert_with(|| Disk {
+        reader: spill.reader(),
+        buf: Vec::new(),
+        last_round: None,
+    });
+    let (seq, at) = unpack(cur);
+    let seq = seq & !DISK_BIT;
+    // SYNC POINT log_end: Acquire pairs with the spiller's Release store; the
+    // records below it are in the files.
+    let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
+    if at >= log_end {
+        // Read everything logged: a round moves the group back to the ring.
+        if d.last_round.is_none_or(|t| t.elapsed() >= REJOIN_EVERY) {
+            d.last_round = Some(Instant::now());
+            q.spill_round(false)
+                .map_err(|e| RecvError::Spill(e.to_string()))?;
+            if ring.cursor_now(g) != cur {
+                return Ok(DiskStep::Retry);
+            }
+        }
+        return Ok(DiskStep::CaughtUp);
+    }
+    let rec = match d.reader.read(at, &mut d.buf) {
+        Ok(r) => r,
+        // The group moved on (and retention may have deleted what it read).
+        Err(_) if ring.cursor_now(g) != cur => return Ok(DiskStep::Retry),
+        Err(e) => return Err(RecvError::Spill(e.to_string())),
+    };
+    if rec.seq < seq {
+        return Err(RecvError::Spill(format!(
+            "log position {at} holds sequence {}, the group expects {seq}",
+            rec.seq
+        )));
+    }
+    if !ring.disk_advance(g, cur, rec.seq, rec.size) {
+        return Ok(DiskStep::Retry);
+    }
+    if rec.kind == KIND_ABORT {
+        return Ok(DiskStep::Retry);
+    }
+    ring.note_delivered(g, m);
+    Ok(DiskStep::Got(Meta {
+        seq: rec.seq,
+        ts_ns: rec.ts_ns,
+    }))
 }

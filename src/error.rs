@@ -110,6 +110,9 @@ pub enum SendError {
     Full,
     /// The ring stayed full until the timeout.
     Timeout,
+    /// The ring is full and spilling to disk failed (disk full, I/O error):
+    /// nothing was lost; sending works again once a spill round succeeds.
+    Spill(String),
 }
 
 impl fmt::Display for SendError {
@@ -124,6 +127,7 @@ impl fmt::Display for SendError {
                 "queue full: a consumer group has not read what would be overwritten"
             ),
             SendError::Timeout => write!(f, "queue stayed full until the timeout"),
+            SendError::Spill(e) => write!(f, "queue full and spilling to disk failed: {e}"),
         }
     }
 }
@@ -139,6 +143,8 @@ pub enum RecvError {
     Timeout,
     /// The queue memory holds something the protocol did not write.
     Corrupt(String),
+    /// The group reads the spill log and reading it failed.
+    Spill(String),
 }
 
 impl fmt::Display for RecvError {
@@ -147,6 +153,7 @@ impl fmt::Display for RecvError {
             RecvError::Empty => write!(f, "no message available"),
             RecvError::Timeout => write!(f, "no message before the timeout"),
             RecvError::Corrupt(s) => write!(f, "queue corrupt: {s}"),
+            RecvError::Spill(s) => write!(f, "reading the spill log failed: {s}"),
         }
     }
 }

@@ -66,6 +66,25 @@ pub struct Taken {
     pub ts_ns: u64,
 }
 
+/// What [`Ring::try_take`] found at the group's cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// A message in the ring, now this member's (see [`Taken`]).
+    Ring(Taken),
+    /// The group reads the spill log: this is its cursor word (see `spill.rs`).
+    Disk(u128),
+}
+
+impl Take {
+    /// The ring message, if that is what was taken.
+    pub fn ring(self) -> Option<Taken> {
+        match self {
+            Take::Ring(t) => Some(t),
+            Take::Disk(_) => None,
+        }
+    }
+}
+
 /// The shared memory does not hold what the protocol put there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Corrupt(pub String);
@@ -83,6 +102,8 @@ pub struct GroupInfo {
     pub next_pos: u64,
     /// Attached member slots.
     pub members: Vec<MemberInfo>,
+    /// Whether the group reads the spill log (`next_pos` is then a log position).
+    pub on_disk: bool,
 }
 
 /// An attached member.
@@ -121,7 +142,9 @@ impl<R: Region> Ring<R> {
 
     /// Cursors of every registered group, then every hazard.
     pub(crate) fn scan_groups(&self) -> Scan {
-        let mut min_cursor: Option<(u64, u64)> = None;
+        // The spill front first: see `spill.rs` for why it must precede the
+        // group cursors.
+        let mut min_cursor: Option<(u64, u64)> = self.front_for_scan();
         for g in 0..self.geo.max_groups as usize {
             let st = self.slot_state(g);
             if st != SLOT_CREATING && st != SLOT_ACTIVE {
@@ -131,6 +154,10 @@ impl<R: Region> Ring<R> {
             // (Release) in `try_take`: if this load sees a cursor past a record,
             // the hazard stored before that CAS is visible to the loads below.
             let (seq, pos) = unpack(self.cursor(g).load(Ordering::Acquire));
+            if seq & DISK_BIT != 0 {
+                // On disk: the spill front stands in for the group.
+                continue;
+            }
             if min_cursor.is_none_or(|(_, p)| pos < p) {
                 min_cursor = Some((seq, pos));
             }
@@ -157,7 +184,7 @@ impl<R: Region> Ring<R> {
     /// Takes the next message for member `m` of group `g`, if one is committed.
     /// On `Ok(Some(_))` the member holds a hazard on the record: copy it out,
     /// then call [`Ring::release`].
-    pub fn try_take(&self, g: usize, m: usize) -> Result<Option<Taken>, Corrupt> {
+    pub fn try_take(&self, g: usize, m: usize) -> Result<Option<Take>, Corrupt> {
         let cursor = self.cursor(g);
         let hazard = self.member_word(g, m, M_INFLIGHT);
         let mut hazard_set = false;
@@ -165,6 +192,9 @@ impl<R: Region> Ring<R> {
             // Acquire pairs with other members' cursor CAS (Release).
             let cur = cursor.load(Ordering::Acquire);
             let (seq, pos) = unpack(cur);
+            if seq & DISK_BIT != 0 {
+                break Ok(Some(Take::Disk(cur)));
+            }
             if !pos.is_multiple_of(ALIGN as u64) {
                 break Err(Corrupt(format!("group cursor at unaligned position {pos}")));
             }
@@ -235,20 +265,26 @@ impl<R: Region> Ring<R> {
                     "record at position {pos} has sequence {rseq}, expected {seq}"
                 )));
             }
-            let delivered = self.member_word(g, m, M_DELIVERED);
-            // Only this member writes its counter: load + store, no RMW needed.
-            delivered.store(delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            return Ok(Some(Taken {
+            self.note_delivered(g, m);
+            return Ok(Some(Take::Ring(Taken {
                 seq,
                 pos,
                 len: len as u32,
                 ts_ns,
-            }));
+            })));
         };
         if hazard_set {
             self.release(g, m);
         }
         result
+    }
+
+    /// Counts a message handed to member `m` of group `g`.
+    #[inline]
+    pub fn note_delivered(&self, g: usize, m: usize) {
+        let delivered = self.member_word(g, m, M_DELIVERED);
+        // Only this member writes its counter: load + store, no RMW needed.
+        delivered.store(delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Copies the payload of a taken record into `dst` (`dst.len()` must be the
@@ -325,6 +361,18 @@ impl<R: Region> Ring<R> {
             .store(self.tail().load(Ordering::Relaxed), Ordering::Relaxed);
         // Release: scans that see CREATING also see the name and cursor.
         state.store(((gen + 1) << 8) | SLOT_CREATING, Ordering::Release);
+        self.start_cursor(self.cursor(g), start);
+        // Release: pairs with the Acquire in `slot_state`; a member that finds
+        // the group ACTIVE sees its final cursor.
+        state.store(((gen + 1) << 8) | SLOT_ACTIVE, Ordering::Release);
+        Some(g)
+    }
+
+    /// Sets a new cursor (a group's, or the spill front) to where `start` says
+    /// and bumps HEAD's generation, so that no producer's scan that missed
+    /// the cursor can move HEAD past it (see the module docs). The caller has
+    /// made the cursor visible to scans (state CREATING). Returns the start.
+    pub(crate) fn start_cursor(&self, cursor: &AtomicU128, start: StartAt) -> u128 {
         loop {
             // Acquire on both: the tail is read while HEAD holds `v` (the CAS
             // below confirms it), so its seq widens HEAD's 32-bit seq.
@@ -338,23 +386,19 @@ impl<R: Region> Ring<R> {
             };
             // Relaxed: published by the HEAD CAS below (Release) to producers,
             // and by the ACTIVE state store to members.
-            self.cursor(g).store(start_word, Ordering::Relaxed);
+            cursor.store(start_word, Ordering::Relaxed);
             // SYNC POINT head (group add): Release pairs with the Acquire HEAD
             // load in `refresh_limit`. The generation bump makes any CAS based on
-            // a scan that missed this group fail.
+            // a scan that missed this cursor fail.
             let bumped = pack_head(hpos, hseq, hgen.wrapping_add(1));
             if self
                 .head()
                 .compare_exchange(v, bumped, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                break;
+                return start_word;
             }
         }
-        // Release: pairs with the Acquire in `slot_state`; a member that finds
-        // the group ACTIVE sees its final cursor.
-        state.store(((gen + 1) << 8) | SLOT_ACTIVE, Ordering::Release);
-        Some(g)
     }
 
     /// Unregisters group `g` (the caller checked it has no live members).
@@ -433,13 +477,14 @@ impl<R: Region> Ring<R> {
             .filter(|&g| self.slot_state(g) == SLOT_ACTIVE)
             .map(|g| {
                 // Relaxed: a snapshot for display.
-                let (next_seq, next_pos) = unpack(self.cursor(g).load(Ordering::Relaxed));
+                let (seq, next_pos) = unpack(self.cursor(g).load(Ordering::Relaxed));
                 GroupInfo {
                     slot: g,
                     name: String::from_utf8_lossy(&self.slot_name(g)).into_owned(),
-                    next_seq,
+                    next_seq: seq & !DISK_BIT,
                     next_pos,
                     members: self.members(g),
+                    on_disk: seq & DISK_BIT != 0,
                 }
             })
             .collect()

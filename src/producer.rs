@@ -21,7 +21,15 @@ pub struct Producer {
     q: Queue,
     pc: ProducerCursor,
     wait: WaitStrategy,
+    /// The queue has a spill log.
+    spill: bool,
+    /// Tail position before which the spill pressure is not looked at again.
+    next_spill_check: u64,
 }
+
+/// With a spill log, how long a producer facing a full ring waits before it
+/// tries a spill round again.
+const SPILL_RETRY: Duration = Duration::from_millis(10);
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -32,10 +40,13 @@ enum Mode {
 impl Producer {
     pub(crate) fn new(q: Queue) -> Self {
         let pc = q.ring().producer_cursor();
+        let spill = q.inner.spill.is_some();
         Producer {
             q,
             pc,
             wait: WaitStrategy::default(),
+            spill,
+            next_spill_check: 0,
         }
     }
 
@@ -52,25 +63,61 @@ impl Producer {
         Ok(())
     }
 
+    /// With a spill log: once less than half the ring is free, run a spill
+    /// round (if no one else is), so that a lagging group moves to disk before
+    /// the ring fills. Looked at again only every eighth of a ring.
+    fn spill_pressure(&mut self) {
+        let half = self.q.geometry().capacity / 2;
+        let pos = self.pc.tail_guess();
+        if self.pc.headroom() >= half || pos < self.next_spill_check {
+            return;
+        }
+        self.next_spill_check = pos + half / 4;
+        let ring = self.q.ring();
+        ring.rescan(&mut self.pc);
+        if self.pc.headroom() < half {
+            // An error is recorded in the header (stat shows it); the claim
+            // below meets a full ring only if the disk keeps failing.
+            let _ = self.q.spill_round(false);
+            ring.rescan(&mut self.pc);
+        }
+    }
+
     fn claim(
         &mut self,
         count: u64,
         mode: Mode,
         end_of: impl Fn(u64) -> u64,
     ) -> Result<Claim, SendError> {
+        if self.spill {
+            self.spill_pressure();
+        }
         let ring = self.q.ring();
         if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {
             return Ok(c);
+        }
+        let mut spill_err = None;
+        if self.spill {
+            // Full: a round may make room at once.
+            match self.q.spill_round(!matches!(mode, Mode::Try)) {
+                Ok(_) => {
+                    if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {
+                        return Ok(c);
+                    }
+                }
+                Err(e) => spill_err = Some(e.to_string()),
+            }
         }
         ring.region
             .u64_at(OFF_FULL_WAITS)
             .fetch_add(1, Ordering::Relaxed);
         let deadline = match mode {
-            Mode::Try => return Err(SendError::Full),
+            Mode::Try => return Err(spill_err.map_or(SendError::Full, SendError::Spill)),
             Mode::Until(d) => d,
         };
         loop {
-            let slice_end = Instant::now() + REAP_EVERY;
+            let every = if self.spill { SPILL_RETRY } else { REAP_EVERY };
+            let slice_end = Instant::now() + every;
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));
             let pc = &mut self.pc;
             let got = ring.wait_for(Event::Space, self.wait, Some(until), || {
@@ -80,10 +127,16 @@ impl Producer {
                 return Ok(c);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(SendError::Timeout);
+                return Err(spill_err.map_or(SendError::Timeout, SendError::Spill));
             }
             // A member that died holding a hazard pins the ring: free it.
             self.q.reap_dead_members();
+            if self.spill {
+                match self.q.spill_round(false) {
+                    Ok(_) => spill_err = None,
+                    Err(e) => spill_err = Some(e.to_string()),
+                }
+            }
         }
     }
 

@@ -9,6 +9,8 @@ use crate::raw_region::RawRegion;
 use crate::region::Region;
 use crate::ring::Ring;
 use crate::sync::{wide_atomics_lock_free, Ordering};
+use crate::spill_log::{list_segments, Fsync, SpillOptions};
+use crate::spiller::Spill;
 use crate::{Consumer, Producer};
 use memmap2::MmapOptions;
 use std::fs::{File, OpenOptions};
@@ -34,6 +36,9 @@ pub struct QueueOptions {
     /// Permission bits of the file (before the umask). Default 0o600: only
     /// the creating user; use 0o660 or 0o666 to share with a group or everyone.
     pub mode: u32,
+    /// Spill to disk instead of holding producers back when a group falls a
+    /// ring behind. Default: none (a full ring makes producers wait).
+    pub spill: Option<SpillOptions>,
 }
 
 impl Default for QueueOptions {
@@ -45,6 +50,7 @@ impl Default for QueueOptions {
             max_members: 16,
             replace: false,
             mode: 0o600,
+            spill: None,
         }
     }
 }
@@ -65,6 +71,7 @@ pub(crate) struct Inner {
     file: Option<File>,
     path: Option<PathBuf>,
     admin: Mutex<()>,
+    pub(crate) spill: Option<Spill>,
 }
 
 /// A handle to a queue; cheap to clone, shareable between threads. Producers and
@@ -104,6 +111,38 @@ pub struct Stat {
     pub aborted: u64,
     /// Registered groups.
     pub groups: Vec<GroupStat>,
+    /// The spill log, if the queue has one.
+    pub spill: Option<SpillStat>,
+}
+
+/// The spill log in [`Stat`].
+#[derive(Clone, Debug)]
+pub struct SpillStat {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Segment files.
+    pub segments: u64,
+    /// Bytes of log retained.
+    pub bytes: u64,
+    /// Oldest and newest retained sequence numbers (`None` while empty).
+    pub first_seq: Option<u64>,
+    /// See `first_seq`.
+    pub last_seq: Option<u64>,
+    /// Messages written to the log since creation.
+    pub spilled: u64,
+    /// Bytes written to the log since creation.
+    pub spill_bytes: u64,
+    /// Rounds that wrote to the log.
+    pub rounds: u64,
+    /// Times a group moved from the ring to the log.
+    pub transfers: u64,
+    /// Rounds that failed (disk full, I/O error).
+    pub errors: u64,
+    /// errno of the last failure, if the last round failed.
+    pub last_errno: Option<i32>,
+    /// Where the spill front is (the next sequence number to be logged), when
+    /// it is active.
+    pub front_seq: Option<u64>,
 }
 
 /// One group in [`Stat`].
@@ -117,6 +156,9 @@ pub struct GroupStat {
     pub lag: u64,
     /// Attached members, with their liveness.
     pub members: Vec<MemberStat>,
+    /// Whether the group reads the spill log (it fell a ring behind) rather
+    /// than the ring.
+    pub on_disk: bool,
 }
 
 /// One member in [`GroupStat`].
@@ -149,8 +191,8 @@ fn random_u64() -> u64 {
 }
 
 /// Header bytes for a new queue.
-fn header_bytes(geo: &Geometry, nonce: u64) -> Vec<u8> {
-    let mut h = vec![0u8; 96];
+fn header_bytes(geo: &Geometry, nonce: u64, spill: Option<&SpillOptions>) -> Vec<u8> {
+    let mut h = vec![0u8; 2048];
     let put = |h: &mut Vec<u8>, off: usize, b: &[u8]| h[off..off + b.len()].copy_from_slice(b);
     put(&mut h, OFF_MAGIC, &MAGIC);
     put(&mut h, OFF_VERSION, &FORMAT_VERSION.to_ne_bytes());
@@ -159,7 +201,20 @@ fn header_bytes(geo: &Geometry, nonce: u64) -> Vec<u8> {
     put(&mut h, OFF_MAX_MSG, &geo.max_msg.to_ne_bytes());
     put(&mut h, OFF_MAX_GROUPS, &geo.max_groups.to_ne_bytes());
     put(&mut h, OFF_MAX_MEMBERS, &geo.max_members.to_ne_bytes());
-    put(&mut h, OFF_COMPAT, &0u32.to_ne_bytes());
+    let compat = if spill.is_some() { COMPAT_SPILL } else { 0 };
+    put(&mut h, OFF_COMPAT, &compat.to_ne_bytes());
+    if let Some(sp) = spill {
+        let (mode, ns) = sp.fsync.encode();
+        let dir = sp.dir.as_os_str().as_encoded_bytes();
+        put(&mut h, OFF_SPILL_SEGMENT, &sp.segment_size.to_ne_bytes());
+        put(&mut h, OFF_SPILL_FSYNC, &mode.to_ne_bytes());
+        put(&mut h, OFF_SPILL_DIR_LEN, &(dir.len() as u32).to_ne_bytes());
+        put(&mut h, OFF_SPILL_FSYNC_NS, &ns.to_ne_bytes());
+        put(&mut h, OFF_SPILL_RETAIN_BYTES, &sp.retain_bytes.to_ne_bytes());
+        let retain_ns = sp.retain_time.map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64);
+        put(&mut h, OFF_SPILL_RETAIN_NS, &retain_ns.to_ne_bytes());
+        put(&mut h, OFF_SPILL_DIR, dir);
+    }
     put(
         &mut h,
         OFF_GROUP_TABLE,
@@ -181,8 +236,15 @@ fn header_bytes(geo: &Geometry, nonce: u64) -> Vec<u8> {
     h
 }
 
-/// Parses and checks a header read from `path`; returns geometry and nonce.
-fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<(Geometry, u64), OpenError> {
+/// What a header holds beyond the geometry.
+struct Parsed {
+    geo: Geometry,
+    nonce: u64,
+    spill: Option<SpillOptions>,
+}
+
+/// Parses and checks a header read from `path`.
+fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<Parsed, OpenError> {
     let u32_at = |off: usize| u32::from_ne_bytes(h[off..off + 4].try_into().unwrap_or_default());
     let u64_at = |off: usize| u64::from_ne_bytes(h[off..off + 8].try_into().unwrap_or_default());
     if h.len() < 8 || h[..8] != MAGIC {
@@ -210,9 +272,10 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<(Geometry, u64),
         )));
     }
     let compat = u32_at(OFF_COMPAT);
-    if compat != 0 {
+    if compat & !COMPAT_KNOWN != 0 {
         return Err(OpenError::Incompatible(format!(
-            "unknown feature flags {compat:#x}"
+            "unknown feature flags {:#x}",
+            compat & !COMPAT_KNOWN
         )));
     }
     let geo = Geometry {
@@ -253,7 +316,81 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<(Geometry, u64),
             found: file_len,
         });
     }
-    Ok((geo, u64_at(OFF_NONCE)))
+    let spill = if compat & COMPAT_SPILL != 0 {
+        let bad = |s: String| OpenError::Incompatible(format!("spill configuration: {s}"));
+        let dir_len = u32_at(OFF_SPILL_DIR_LEN) as usize;
+        if dir_len == 0 || dir_len > MAX_SPILL_DIR {
+            return Err(bad(format!("directory name of {dir_len} bytes")));
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let dir = PathBuf::from(std::ffi::OsStr::from_bytes(
+            &h[OFF_SPILL_DIR..OFF_SPILL_DIR + dir_len],
+        ));
+        let fsync = Fsync::decode(u32_at(OFF_SPILL_FSYNC), u64_at(OFF_SPILL_FSYNC_NS))
+            .ok_or_else(|| bad(format!("fsync mode {}", u32_at(OFF_SPILL_FSYNC))))?;
+        let segment_size = u64_at(OFF_SPILL_SEGMENT);
+        if segment_size < MIN_SEGMENT {
+            return Err(bad(format!("segment size {segment_size}")));
+        }
+        let retain_ns = u64_at(OFF_SPILL_RETAIN_NS);
+        Some(SpillOptions {
+            dir,
+            segment_size,
+            fsync,
+            retain_bytes: u64_at(OFF_SPILL_RETAIN_BYTES),
+            retain_time: (retain_ns > 0).then(|| std::time::Duration::from_nanos(retain_ns)),
+        })
+    } else {
+        None
+    };
+    Ok(Parsed {
+        geo,
+        nonce: u64_at(OFF_NONCE),
+        spill,
+    })
+}
+
+/// Smallest spill segment.
+const MIN_SEGMENT: u64 = 4096;
+
+/// Checks spill options and prepares the directory: created (mode 0700) if
+/// missing, made absolute, and holding no other queue's log (with `replace`,
+/// an old log is deleted).
+fn prepare_spill(sp: &SpillOptions, replace: bool) -> Result<SpillOptions, OpenError> {
+    let bad = |s: String| OpenError::BadGeometry(format!("spill: {s}"));
+    if sp.segment_size < MIN_SEGMENT {
+        return Err(bad(format!(
+            "segment size {} is below {MIN_SEGMENT} bytes",
+            sp.segment_size
+        )));
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&sp.dir)
+        .map_err(io_err(format!("{}: cannot create the spill directory", sp.dir.display())))?;
+    let dir = sp
+        .dir
+        .canonicalize()
+        .map_err(io_err(format!("{}: cannot resolve", sp.dir.display())))?;
+    if dir.as_os_str().len() > MAX_SPILL_DIR {
+        return Err(bad(format!(
+            "directory path longer than {MAX_SPILL_DIR} bytes"
+        )));
+    }
+    let segs = list_segments(&dir).map_err(io_err(format!("{}: cannot list", dir.display())))?;
+    if !segs.is_empty() {
+        if !replace {
+            return Err(OpenError::AlreadyExists(dir.join(format!("{:020}.seg", segs[0]))));
+        }
+        for b in segs {
+            for ext in ["seg", "idx"] {
+                let _ = std::fs::remove_file(dir.join(format!("{b:020}.{ext}")));
+            }
+        }
+    }
+    Ok(SpillOptions { dir, ..sp.clone() })
 }
 
 impl Queue {
@@ -273,6 +410,11 @@ impl Queue {
         if !opts.replace && path.symlink_metadata().is_ok() {
             return Err(OpenError::AlreadyExists(path.to_owned()));
         }
+        let spill = opts
+            .spill
+            .as_ref()
+            .map(|sp| prepare_spill(sp, opts.replace))
+            .transpose()?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => PathBuf::from("."),
@@ -298,12 +440,12 @@ impl Queue {
         let result = (|| {
             file.set_len(geo.file_size() as u64)
                 .map_err(io_err(format!("{}: cannot size the file", path.display())))?;
-            file.write_all_at(&header_bytes(&geo, nonce), 0)
+            file.write_all_at(&header_bytes(&geo, nonce, spill.as_ref()), 0)
                 .map_err(io_err(format!(
                     "{}: cannot write the header",
                     path.display()
                 )))?;
-            let q = Self::map(file, path, geo, nonce)?;
+            let q = Self::map(file, path, geo, nonce, spill.clone())?;
             // Zero-initialised memory is a valid empty queue except for HEAD and
             // TAIL, which are (0, 0) too: nothing else to set.
             if opts.replace {
@@ -364,11 +506,26 @@ impl Queue {
             "{}: cannot read the header",
             path.display()
         )))?;
-        let (geo, nonce) = parse_header(path, &h, len)?;
-        Self::map(file, path, geo, nonce)
+        let p = parse_header(path, &h, len)?;
+        Self::map(file, path, p.geo, p.nonce, p.spill)
     }
 
-    fn map(file: File, path: &Path, geo: Geometry, nonce: u64) -> Result<Queue, OpenError> {
+    fn map(
+        file: File,
+        path: &Path,
+        geo: Geometry,
+        nonce: u64,
+        spill: Option<SpillOptions>,
+    ) -> Result<Queue, OpenError> {
+        let spill = spill
+            .map(|sp| {
+                let dir = sp.dir.clone();
+                Spill::open(sp, nonce, geo.max_msg).map_err(io_err(format!(
+                    "{}: cannot open the spill lock",
+                    dir.display()
+                )))
+            })
+            .transpose()?;
         let map = MmapOptions::new()
             .len(geo.file_size())
             .populate()
@@ -381,6 +538,7 @@ impl Queue {
                 file: Some(file),
                 path: Some(path.to_owned()),
                 admin: Mutex::new(()),
+                spill,
             }),
         })
     }
@@ -397,7 +555,12 @@ impl Queue {
         }
         let region = RawRegion::heap(geo.file_size());
         let nonce = random_u64();
-        let h = header_bytes(&geo, nonce);
+        let spill = opts
+            .spill
+            .as_ref()
+            .map(|sp| prepare_spill(sp, opts.replace))
+            .transpose()?;
+        let h = header_bytes(&geo, nonce, spill.as_ref());
         // SAFETY: the block was just allocated and is not shared yet.
         unsafe { region.write(0, &h) };
         Ok(Queue {
@@ -406,6 +569,15 @@ impl Queue {
                 file: None,
                 path: None,
                 admin: Mutex::new(()),
+                spill: spill
+                    .map(|sp| {
+                        let dir = sp.dir.clone();
+                        Spill::open(sp, nonce, geo.max_msg).map_err(io_err(format!(
+                            "{}: cannot open the spill lock",
+                            dir.display()
+                        )))
+                    })
+                    .transpose()?,
             }),
         })
     }
@@ -413,6 +585,11 @@ impl Queue {
     /// The queue's geometry.
     pub fn geometry(&self) -> Geometry {
         self.inner.ring.geometry()
+    }
+
+    /// The spill settings, if the queue has a spill log.
+    pub fn spill_options(&self) -> Option<&SpillOptions> {
+        self.inner.spill.as_ref().map(|s| &s.opts)
     }
 
     /// The file path, for file-backed queues.
@@ -587,6 +764,7 @@ impl Queue {
             .groups()
             .into_iter()
             .map(|g: GroupInfo| GroupStat {
+                on_disk: g.on_disk,
                 lag: tail_seq.saturating_sub(g.next_seq),
                 name: g.name,
                 next_seq: g.next_seq,
@@ -609,7 +787,32 @@ impl Queue {
             full_waits: ring.region.u64_at(OFF_FULL_WAITS).load(Ordering::Relaxed),
             aborted: ring.region.u64_at(OFF_ABORTED).load(Ordering::Relaxed),
             groups,
+            spill: self.spill_stat(),
         }
+    }
+
+    fn spill_stat(&self) -> Option<SpillStat> {
+        let sp = self.inner.spill.as_ref()?;
+        let ring = self.ring();
+        // Relaxed: a snapshot for display.
+        let w = |off: usize| ring.region.u64_at(off).load(Ordering::Relaxed);
+        let (log_end, first_pos) = (w(OFF_LOG_END), w(OFF_LOG_FIRST_POS));
+        let retained = log_end > first_pos;
+        let errno = w(OFF_SPILL_ERRNO);
+        Some(SpillStat {
+            dir: sp.opts.dir.clone(),
+            segments: list_segments(&sp.opts.dir).map_or(0, |s| s.len() as u64),
+            bytes: log_end.saturating_sub(first_pos),
+            first_seq: retained.then(|| w(OFF_LOG_FIRST_SEQ)),
+            last_seq: retained.then(|| w(OFF_LOG_END_SEQ).wrapping_sub(1)),
+            spilled: w(OFF_SPILLED),
+            spill_bytes: w(OFF_SPILL_BYTES),
+            rounds: w(OFF_SPILL_ROUNDS),
+            transfers: w(OFF_SPILL_TRANSFERS),
+            errors: w(OFF_SPILL_ERRORS),
+            last_errno: (errno != 0).then_some(errno as i32),
+            front_seq: ring.front_now().map(|f| f.0),
+        })
     }
 }
 

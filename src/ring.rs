@@ -50,6 +50,21 @@ pub struct ProducerCursor {
     limit: u64,
 }
 
+impl ProducerCursor {
+    /// Bytes this producer may still claim before it must rescan, as far as
+    /// it knows (its limit and its last view of the tail are both cached).
+    #[inline]
+    pub fn headroom(&self) -> u64 {
+        self.limit.saturating_sub(unpack(self.guess).1)
+    }
+
+    /// The tail position this producer last saw.
+    #[inline]
+    pub fn tail_guess(&self) -> u64 {
+        unpack(self.guess).1
+    }
+}
+
 /// A successful claim of `count` records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claim {
@@ -153,6 +168,13 @@ impl<R: Region> Ring<R> {
             guess: self.tail().load(Ordering::Relaxed),
             limit: 0,
         }
+    }
+
+    /// Refreshes a producer's view of the tail and of its limit now.
+    pub fn rescan(&self, pc: &mut ProducerCursor) {
+        // Relaxed: a guess, checked by the claim CAS.
+        pc.guess = self.tail().load(Ordering::Relaxed);
+        pc.limit = self.refresh_limit(unpack(pc.guess).1);
     }
 
     /// See [`Geometry::place`].

@@ -692,14 +692,16 @@ impl LogWriter {
     /// Deletes whole segments that end at or below `keep_from` (nobody needs
     /// them) and that the retention policy does not keep. The active segment
     /// stays. Returns (position, first seq) of the oldest remaining segment.
-    pub(crate) fn retire(&mut self, keep_from: u64, log_end: u64) -> Result<Option<(u64, u64)>, LogError> {
-        let mut reader = LogReader::new(&self.dir, self.nonce, self.max_msg);
-        reader.refresh()?;
-        let segs = reader.segments().to_vec();
+    pub(crate) fn retire(
+        &mut self,
+        keep_from: u64,
+        log_end: u64,
+    ) -> Result<Option<(u64, u64)>, LogError> {
+        let bases = list_segments(&self.dir)?;
         let now = SystemTime::now();
-        for w in segs.windows(2) {
-            let (base, _) = w[0];
-            let end = w[1].0;
+        let mut first = 0;
+        for w in bases.windows(2) {
+            let (base, end) = (w[0], w[1]);
             if end > keep_from {
                 break;
             }
@@ -717,9 +719,13 @@ impl LogWriter {
                 }
             }
             remove_segment(&self.dir, base)?;
+            first += 1;
         }
-        reader.refresh()?;
-        Ok(reader.segments().first().copied())
+        let Some(&base) = bases.get(first) else {
+            return Ok(None);
+        };
+        let f = File::open(seg_path(&self.dir, base))?;
+        Ok(Some((base, read_seg_header(&f, base, self.nonce)?)))
     }
 }
 

@@ -1,36 +1,40 @@
 //! `shmq create`
 
 use super::human_size;
-use shmq::{Queue, QueueOptions};
-use std::path::Path;
+use crate::cli::CreateArgs;
+use shmq::{Queue, QueueOptions, SpillOptions};
 
-pub fn run(
-    path: &Path,
-    capacity: u64,
-    max_msg: Option<u64>,
-    max_groups: u32,
-    max_members: u32,
-    force: bool,
-    mode: u32,
-) -> Result<(), String> {
+pub fn run(a: CreateArgs) -> Result<(), String> {
     // A record (32-byte header + payload) may take at most half the ring.
-    let fits = (capacity / 2).saturating_sub(shmq::layout::RECORD_HEADER as u64) & !7;
-    let max_msg = max_msg.unwrap_or_else(|| fits.min(64 << 10));
+    let fits = (a.capacity / 2).saturating_sub(shmq::layout::RECORD_HEADER as u64) & !7;
+    let max_msg = a.max_msg.unwrap_or_else(|| fits.min(64 << 10));
     let max_msg = u32::try_from(max_msg)
         .map_err(|_| format!("--max-msg {max_msg} is too large (at most 4 GiB)"))?;
+    let spill = a.spill_dir.as_ref().map(|dir| SpillOptions {
+        segment_size: a.segment_size,
+        fsync: a.fsync,
+        retain_bytes: a.retain_bytes.unwrap_or(0),
+        retain_time: a.retain_time,
+        ..SpillOptions::new(dir)
+    });
     let opts = QueueOptions {
-        capacity,
+        capacity: a.capacity,
         max_msg,
-        max_groups,
-        max_members,
-        replace: force,
-        mode,
+        max_groups: a.max_groups,
+        max_members: a.max_members,
+        replace: a.force,
+        mode: a.mode,
+        spill,
     };
-    let q = Queue::create(path, &opts).map_err(|e| e.to_string())?;
+    let q = Queue::create(&a.path, &opts).map_err(|e| e.to_string())?;
     let g = q.geometry();
+    let spill = match q.spill_options() {
+        Some(sp) => format!(", spill to {}", sp.dir.display()),
+        None => String::new(),
+    };
     eprintln!(
-        "created {}: ring {}, max message {}, {} groups x {} members, file {}",
-        path.display(),
+        "created {}: ring {}, max message {}, {} groups x {} members, file {}{spill}",
+        a.path.display(),
         human_size(g.capacity),
         human_size(g.max_msg as u64),
         g.max_groups,

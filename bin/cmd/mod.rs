@@ -14,23 +14,7 @@ use crate::cli::{Cli, Cmd};
 /// Runs a parsed command line; the error is one line for stderr.
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
-        Cmd::Create {
-            path,
-            capacity,
-            max_msg,
-            max_groups,
-            max_members,
-            force,
-            mode,
-        } => create::run(
-            &path,
-            capacity,
-            max_msg,
-            max_groups,
-            max_members,
-            force,
-            mode,
-        ),
+        Cmd::Create(args) => create::run(args),
         Cmd::Group { cmd } => group::run(cmd),
         Cmd::Send {
             path,

@@ -16,6 +16,8 @@ pub mod layout;
 pub mod region;
 #[path = "../../src/ring.rs"]
 pub mod ring;
+#[path = "../../src/spill.rs"]
+pub mod spill;
 #[path = "../../src/wait.rs"]
 pub mod wait;
 
@@ -86,7 +88,9 @@ pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitSt
 /// Receives one message as member `m` of group `g`: (seq, value).
 pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, u64) {
     let t = r
-        .wait_for(Event::Data, w, None, || r.try_take(g, m).expect("corrupt"))
+        .wait_for(Event::Data, w, None, || {
+            r.try_take(g, m).expect("corrupt").map(|t| t.ring().expect("on the ring"))
+        })
         .expect("no deadline");
     let mut buf = [0u8; 8];
     assert_eq!(t.len, 8);
@@ -97,7 +101,7 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
 
 /// Receives if a message is there now.
 pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> {
-    let t = r.try_take(g, m).expect("corrupt")?;
+    let t = r.try_take(g, m).expect("corrupt")?.ring().expect("on the ring");
     let mut buf = [0u8; 8];
     r.read_payload(&t, &mut buf);
     r.release(g, m);

@@ -28,7 +28,7 @@ impl LoomRegion {
     /// A zeroed region laid out for `geo`.
     pub fn new(geo: &Geometry) -> Self {
         let mut u128s = HashMap::new();
-        for off in [OFF_TAIL, OFF_HEAD] {
+        for off in [OFF_TAIL, OFF_HEAD, OFF_SPILL_FRONT] {
             u128s.insert(off, AtomicU128::new(0));
         }
         for g in 0..geo.max_groups as usize {
@@ -44,7 +44,7 @@ impl LoomRegion {
             u32s.insert(off, AtomicU32::new(0));
         }
         let mut u64s = HashMap::new();
-        for off in [OFF_FULL_WAITS, OFF_ABORTED] {
+        for off in [OFF_FULL_WAITS, OFF_ABORTED, OFF_SPILL_STATE] {
             u64s.insert(off, AtomicU64::new(0));
         }
         let table = geo.group_table_off()

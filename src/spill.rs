@@ -1,0 +1,271 @@
+//! The spill hand-off: how a group that fell behind leaves the ring for the
+//! spill log and comes back, in shared memory. (The log's file format is in
+//! `spill_log.rs`; the rounds that drive this protocol are in `spiller.rs`.)
+//!
+//! # The front
+//! `FRONT = (seq, pos)` sits in the header's spill slot, which has a state word
+//! like a group slot's. While the slot is ACTIVE, every record below FRONT
+//! that a group on disk needs is in the log, and producers treat FRONT as one
+//! more group cursor: they never overwrite a record at or above it. Only the
+//! spiller (the process holding the spill lock) writes FRONT: it copies the
+//! committed records from FRONT on into the log, publishes the log's new end,
+//! then moves FRONT past them with a Release store. The copy needs no hazard:
+//! FRONT itself keeps producers off those records until the store, and a
+//! producer that sees the new FRONT (Acquire, in its scan) sees the copy done.
+//!
+//! FRONT is activated like a group added at `earliest` (state CREATING, cursor
+//! at HEAD, HEAD's generation bumped by CAS: see `group.rs`), so no producer
+//! with a stale scan can move HEAD past it.
+//!
+//! # Leaving the ring
+//! A group's cursor word is `(seq, pos)` on the ring and `(seq | DISK_BIT,
+//! log position of seq)` on disk. The spiller moves a group whose messages
+//! from `seq` on are logged by one CAS on its cursor, from `(seq, pos)` to
+//! `(seq | DISK_BIT, at)`. Members take from the ring by CAS on the same word,
+//! so either the member's CAS or the spiller's wins, and nothing is taken
+//! twice or skipped. The spiller's CAS is an RMW in the cursor's release
+//! sequence, so a producer's scan that sees the group on disk (and skips it)
+//! still sees every hazard a member stored before taking a ring record.
+//!
+//! # On disk
+//! Members read the record at the cursor's log position, check it, and CAS the
+//! cursor to `(seq + 1 | DISK_BIT, at + size)`: the CAS decides which member
+//! delivers it. The log below the published `log_end` never changes, and a
+//! segment is deleted only once every group's cursor is past it.
+//!
+//! # Back to the ring
+//! A group that has read the whole log has `seq == FRONT.seq`. The spiller
+//! (holding the lock, so FRONT does not move) CASes its cursor to FRONT. The
+//! records from FRONT on are in the ring, protected by FRONT until then and by
+//! the group's own cursor after. A producer's scan loads FRONT before the group
+//! cursors: if it sees FRONT moved on, it sees the rejoin that came before the
+//! move (Acquire/Release through FRONT); if it sees the old FRONT, that alone
+//! keeps it below the group's records. FRONT is retired (state FREE) once no
+//! group is on disk, unless the log is kept as a journal.
+
+use crate::group::StartAt;
+use crate::layout::*;
+use crate::region::Region;
+use crate::ring::Ring;
+use crate::sync::{AtomicU128, AtomicU64, Ordering};
+use crate::wait::Event;
+
+/// What is at a ring position, as a reader protected by a cursor sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Not committed yet.
+    Uncommitted,
+    /// A pad: the next record is at `next`.
+    Pad {
+        /// Start of the next lap.
+        next: u64,
+    },
+    /// A message (KIND_MSG) or an aborted claim (KIND_ABORT).
+    Record {
+        /// KIND_MSG or KIND_ABORT.
+        kind: u64,
+        /// Payload length.
+        len: u32,
+        /// Sequence number.
+        seq: u64,
+        /// Publish time.
+        ts_ns: u64,
+        /// Position after it.
+        next: u64,
+    },
+    /// The commit word or length is not what the protocol writes.
+    Bad,
+}
+
+impl<R: Region> Ring<R> {
+    fn spill_state(&self) -> &AtomicU64 {
+        self.region.u64_at(OFF_SPILL_STATE)
+    }
+
+    pub(crate) fn front(&self) -> &AtomicU128 {
+        self.region.u128_at(OFF_SPILL_FRONT)
+    }
+
+    /// FRONT, if active: what `scan_groups` counts as one more cursor.
+    pub(crate) fn front_for_scan(&self) -> Option<(u64, u64)> {
+        // Acquire pairs with the Release state stores in activate/retire.
+        let st = self.spill_state().load(Ordering::Acquire) & 0xff;
+        if st != SLOT_CREATING && st != SLOT_ACTIVE {
+            return None;
+        }
+        // SYNC POINT front: Acquire pairs with the Release store in
+        // `advance_front` (the spiller's copy of the records below is done) and
+        // orders the group cursor loads that follow after it (rejoin).
+        Some(unpack(self.front().load(Ordering::Acquire)))
+    }
+
+    /// FRONT as `(seq, pos)` when active.
+    pub fn front_now(&self) -> Option<(u64, u64)> {
+        // Acquire pairs with the Release state store in `activate_front`.
+        let st = self.spill_state().load(Ordering::Acquire) & 0xff;
+        (st == SLOT_ACTIVE).then(|| unpack(self.front().load(Ordering::Acquire)))
+    }
+
+    /// Activates FRONT at HEAD (spill lock held). Returns its `(seq, pos)`.
+    pub fn activate_front(&self) -> (u64, u64) {
+        let state = self.spill_state();
+        let gen = state.load(Ordering::Relaxed) >> 8;
+        // Parked at the tail until the start is known, as in `add_group`.
+        self.front()
+            .store(self.tail().load(Ordering::Relaxed), Ordering::Relaxed);
+        // Release: a scan that sees CREATING sees the parked value.
+        state.store(((gen + 1) << 8) | SLOT_CREATING, Ordering::Release);
+        let start = self.start_cursor(self.front(), StartAt::Earliest);
+        // Release: pairs with the Acquire in `front_now`.
+        state.store(((gen + 1) << 8) | SLOT_ACTIVE, Ordering::Release);
+        unpack(start)
+    }
+
+    /// Retires FRONT: producers stop counting it (spill lock held, no group on
+    /// disk).
+    pub fn retire_front(&self) {
+        let state = self.spill_state();
+        let gen = state.load(Ordering::Relaxed) >> 8;
+        // Release: a scan that no longer sees FRONT sees every rejoin before it.
+        state.store(((gen + 1) << 8) | SLOT_FREE, Ordering::Release);
+        self.notify(Event::Space);
+    }
+
+    /// Moves FRONT to `(seq, pos)`, past records now in the log (spill lock
+    /// held).
+    pub fn advance_front(&self, seq: u64, pos: u64) {
+        // SYNC POINT front: Release pairs with the Acquire load in
+        // `front_for_scan`: our copy of the records below `pos` happens before
+        // any producer that sees this value overwrites them.
+        self.front().store(pack(seq, pos), Ordering::Release);
+        self.notify(Event::Space);
+    }
+
+    /// The record at `pos`, which the caller's cursor (FRONT, under the spill
+    /// lock) keeps from being overwritten.
+    pub fn slot_at(&self, pos: u64) -> Slot {
+        // SYNC POINT commit (reader side): Acquire pairs with `Ring::commit`.
+        let w = self.commit_word(pos).load(Ordering::Acquire);
+        if w == self.stamp(pos, KIND_PAD) {
+            return Slot::Pad {
+                next: pos.wrapping_add(self.geo.room_to_end(pos)),
+            };
+        }
+        let kind = if w == self.stamp(pos, KIND_MSG) {
+            KIND_MSG
+        } else if w == self.stamp(pos, KIND_ABORT) {
+            KIND_ABORT
+        } else {
+            return Slot::Uncommitted;
+        };
+        let off = self.ring_at(pos);
+        let len = self.region.u64_at(off + 8).load(Ordering::Relaxed);
+        let size = record_size(len & 0xffff_ffff);
+        if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
+            return Slot::Bad;
+        }
+        Slot::Record {
+            kind,
+            len: len as u32,
+            seq: self.region.u64_at(off + 16).load(Ordering::Relaxed),
+            ts_ns: self.region.u64_at(off + 24).load(Ordering::Relaxed),
+            next: pos.wrapping_add(size),
+        }
+    }
+
+    /// Copies the payload of the record at `pos` (length `len`, checked by
+    /// `slot_at`) into `dst`.
+    ///
+    /// # Safety
+    /// The record must be committed and protected from overwrite for the
+    /// duration (FRONT under the spill lock, or a hazard).
+    pub unsafe fn copy_payload(&self, pos: u64, dst: &mut [u8]) {
+        // SAFETY: the caller's guarantee; `len` fits before the ring's end.
+        unsafe { self.region.read(self.ring_at(pos) + RECORD_HEADER, dst) }
+    }
+
+    /// Moves group `g` onto the log if its cursor is on the ring below `below`
+    /// and `logged(seq)` gives the log position of its next message. Returns
+    /// whether it moved.
+    pub fn transfer(&self, g: usize, below: u64, mut logged: impl FnMut(u64) -> Option<u64>) -> bool {
+        let cursor = self.cursor(g);
+        loop {
+            // Acquire pairs with the members' cursor CAS.
+            let cur = cursor.load(Ordering::Acquire);
+            let (seq, pos) = unpack(cur);
+            if seq & DISK_BIT != 0 || pos >= below {
+                return false;
+            }
+            let Some(at) = logged(seq) else {
+                return false;
+            };
+            // SYNC POINT hazard: AcqRel, an RMW in the cursor's release sequence
+            // (see the module docs).
+            if cursor
+                .compare_exchange(cur, pack(seq | DISK_BIT, at), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.notify(Event::Space);
+                return true;
+            }
+        }
+    }
+
+    /// Moves group `g` back onto the ring at FRONT if it has read the whole
+    /// log (spill lock held). Returns whether it moved.
+    pub fn rejoin(&self, g: usize) -> bool {
+        let Some((fseq, fpos)) = self.front_now() else {
+            return false;
+        };
+        let cursor = self.cursor(g);
+        // Acquire pairs with the members' cursor CAS.
+        let cur = cursor.load(Ordering::Acquire);
+        let (seq, _) = unpack(cur);
+        if seq & DISK_BIT == 0 || seq & !DISK_BIT != fseq {
+            return false;
+        }
+        // AcqRel: in the cursor's release sequence; the Release half is what
+        // members that then take from the ring acquire.
+        let ok = cursor
+            .compare_exchange(cur, pack(fseq, fpos), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if ok {
+            self.notify(Event::Data);
+        }
+        ok
+    }
+
+    /// Member side, on disk: claims the record the group's cursor `cur` points
+    /// at, which the caller read from the log (sequence number `seq`, `size`
+    /// bytes in the log). Returns false if another member or the spiller moved
+    /// the cursor first.
+    pub fn disk_advance(&self, g: usize, cur: u128, seq: u64, size: u64) -> bool {
+        let (_, at) = unpack(cur);
+        let next = pack(seq.wrapping_add(1) | DISK_BIT, at.wrapping_add(size));
+        // AcqRel, like every cursor write: one release sequence.
+        self.cursor(g)
+            .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The cursor word of group `g` (for members on disk re-checking it).
+    pub fn cursor_now(&self, g: usize) -> u128 {
+        // Acquire pairs with the other cursor writers' CAS.
+        self.cursor(g).load(Ordering::Acquire)
+    }
+
+    /// Points group `g` at `word` (a ring or disk cursor), for `seek`; the
+    /// caller holds the admin and spill locks and has checked the target.
+    pub fn set_cursor(&self, g: usize, word: u128) {
+        let cursor = self.cursor(g);
+        // Acquire pairs with the members' CAS.
+        let mut cur = cursor.load(Ordering::Acquire);
+        // A CAS loop rather than a store: an RMW, so the cursor's release
+        // sequence continues (members' hazards stay visible to scans).
+        while let Err(now) = cursor.compare_exchange(cur, word, Ordering::AcqRel, Ordering::Acquire) {
+            cur = now;
+        }
+        self.notify(Event::Space);
+        self.notify(Event::Data);
+    }
+}

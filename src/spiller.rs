@@ -1,0 +1,329 @@
+//! Spill rounds: the work that keeps producers at ring speed while a group
+//! lags, and brings the group back when it has caught up.
+//!
+//! There is no daemon. A round runs in whichever process needs one: a producer
+//! whose free ring space fell below half, a consumer on disk that has read the
+//! whole log, or [`Queue::spill_now`]. It runs under the spill lock: a flock on
+//! `spill.lock` in the spill directory, which the kernel drops if the holder
+//! dies, plus a mutex for the threads of one process. A round:
+//!
+//! 1. **Recovers** if the previous round never finished (`in_round` still holds
+//!    a pid): the log is cut back to the published `log_end`, and the records
+//!    after its last index entry are checked by CRC.
+//! 2. **Rejoins** groups on disk that have read the whole log (`spill.rs`).
+//! 3. **Spills** if a group on the ring lags by more than half the ring, or
+//!    groups are on disk, or the log is a journal: the committed records from
+//!    FRONT on are copied into one buffer and written with one write per
+//!    segment, synced as the fsync policy says, `log_end` is published, and
+//!    FRONT moves past them.
+//! 4. **Transfers** the groups that lag by more than half the ring onto the log.
+//! 5. **Retires** FRONT when no group is on disk (unless the log is a journal),
+//!    and deletes segments that every group has read and the retention policy
+//!    does not keep.
+//!
+//! A process killed anywhere in a round loses nothing: records enter the log
+//! before FRONT moves past them, groups move onto the log only after the log
+//! holds their messages, and anything written but not published is cut by the
+//! next round.
+
+use crate::layout::*;
+use crate::queue::Queue;
+use crate::region::Region;
+use crate::spill::Slot;
+use crate::spill_log::{encode_record, log_record_size, LogError, LogReader, LogWriter, SpillOptions};
+use crate::sync::Ordering;
+use crate::wait::Event;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::sync::{Mutex, TryLockError};
+
+/// A queue's spill machinery in this process.
+pub(crate) struct Spill {
+    pub(crate) opts: SpillOptions,
+    lock_file: File,
+    local: Mutex<Local>,
+    nonce: u64,
+    max_msg: u32,
+}
+
+struct Local {
+    writer: LogWriter,
+    /// `log_end` as this process's writer left it; a different published
+    /// value means another process wrote since, and the writer re-syncs.
+    synced_end: Option<u64>,
+    buf: Vec<u8>,
+    recs: Vec<(u64, u64)>,
+    payload: Vec<u8>,
+}
+
+/// What a round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundOutcome {
+    /// Records written to the log.
+    pub spilled: u64,
+    /// Groups moved from the ring onto the log.
+    pub transferred: usize,
+    /// Groups moved from the log back onto the ring.
+    pub rejoined: usize,
+}
+
+impl Spill {
+    pub(crate) fn open(opts: SpillOptions, nonce: u64, max_msg: u32) -> io::Result<Spill> {
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(opts.dir.join("spill.lock"))?;
+        Ok(Spill {
+            local: Mutex::new(Local {
+                writer: LogWriter::new(&opts, nonce, max_msg),
+                synced_end: None,
+                buf: Vec::new(),
+                recs: Vec::new(),
+                payload: Vec::new(),
+            }),
+            opts,
+            lock_file,
+            nonce,
+            max_msg,
+        })
+    }
+
+    /// A reader of this queue's log.
+    pub(crate) fn reader(&self) -> LogReader {
+        LogReader::new(&self.opts.dir, self.nonce, self.max_msg)
+    }
+
+    fn flock(&self, block: bool) -> io::Result<bool> {
+        let op = if block { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is passed.
+            if unsafe { libc::flock(self.lock_file.as_raw_fd(), op) } == 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) if !block => return Ok(false),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    fn funlock(&self) {
+        // SAFETY: flock on a descriptor we own.
+        unsafe { libc::flock(self.lock_file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+impl Queue {
+    /// Runs one spill round now (see the module docs), waiting for the spill
+    /// lock. Returns what it did, or `None` if the queue has no spill log.
+    ///
+    /// # Errors
+    /// The log could not be written or read; nothing was lost, and producers
+    /// wait (back-pressure) until a round succeeds.
+    pub fn spill_now(&self) -> Result<Option<RoundOutcome>, LogError> {
+        self.spill_round(true)
+    }
+
+    /// A round if the lock is free (`block = false`) or once it is. `Ok(None)`
+    /// when there is no spill log or another thread or process holds the lock.
+    pub(crate) fn spill_round(&self, block: bool) -> Result<Option<RoundOutcome>, LogError> {
+        let Some(spill) = self.inner.spill.as_ref() else {
+            return Ok(None);
+        };
+        let mut local = if block {
+            spill.local.lock().unwrap_or_else(|p| p.into_inner())
+        } else {
+            match spill.local.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return Ok(None),
+            }
+        };
+        if !spill.flock(block)? {
+            return Ok(None);
+        }
+        let result = self.round_locked(spill, &mut local);
+        let ring = self.ring();
+        match &result {
+            Ok(_) => ring.region.u64_at(OFF_SPILL_ERRNO).store(0, Ordering::Relaxed),
+            Err(e) => {
+                local.synced_end = None;
+                ring.region
+                    .u64_at(OFF_SPILL_ERRORS)
+                    .fetch_add(1, Ordering::Relaxed);
+                let errno = match e {
+                    LogError::Io(io) => io.raw_os_error().unwrap_or(libc::EIO),
+                    _ => libc::EIO,
+                };
+                ring.region
+                    .u64_at(OFF_SPILL_ERRNO)
+                    .store(errno as u64, Ordering::Relaxed);
+            }
+        }
+        // Relaxed: only ever read under the lock, which orders it.
+        ring.region
+            .u64_at(OFF_SPILL_IN_ROUND)
+            .store(0, Ordering::Relaxed);
+        spill.funlock();
+        result.map(Some)
+    }
+
+    fn round_locked(&self, spill: &Spill, local: &mut Local) -> Result<RoundOutcome, LogError> {
+        let ring = self.ring();
+        let word = |off: usize| ring.region.u64_at(off);
+        let mut out = RoundOutcome::default();
+        // 1. Recover. Relaxed loads and stores: the flock orders rounds.
+        let died = word(OFF_SPILL_IN_ROUND).load(Ordering::Relaxed) != 0;
+        word(OFF_SPILL_IN_ROUND).store(std::process::id() as u64, Ordering::Relaxed);
+        let log_end = word(OFF_LOG_END).load(Ordering::Acquire);
+        if died || local.synced_end != Some(log_end) {
+            let end = local.writer.resync(log_end, died)?;
+            if end < log_end {
+                // Records the log had published are gone (damaged storage).
+                // Keep what is left consistent; readers past it get errors.
+                word(OFF_LOG_END).store(end, Ordering::Release);
+            }
+            local.synced_end = Some(end);
+        }
+        let log_end = word(OFF_LOG_END).load(Ordering::Acquire);
+        let groups: Vec<usize> = (0..ring.geo.max_groups as usize)
+            .filter(|&g| ring.is_active(g))
+            .collect();
+        // 2. Rejoin.
+        for &g in &groups {
+            if ring.rejoin(g) {
+                out.rejoined += 1;
+            }
+        }
+        // 3. Spill.
+        let (_, tail_pos) = ring.tail_now();
+        let below = tail_pos.saturating_sub(ring.geo.capacity / 2);
+        let on_disk = |g: usize| unpack(ring.cursor_now(g)).0 & DISK_BIT != 0;
+        let lagging = groups.iter().any(|&g| {
+            let (seq, pos) = unpack(ring.cursor_now(g));
+            seq & DISK_BIT == 0 && pos < below
+        });
+        let journal = spill.opts.journal();
+        let any_disk = groups.iter().any(|&g| on_disk(g));
+        if !(lagging || any_disk || journal) {
+            if ring.front_now().is_some() {
+                ring.retire_front();
+            }
+            return Ok(out);
+        }
+        let (fseq, fpos) = match ring.front_now() {
+            Some(f) => f,
+            None => {
+                let f = ring.activate_front();
+                word(OFF_LOG_RUN_SEQ).store(f.0, Ordering::Relaxed);
+                f
+            }
+        };
+        local.buf.clear();
+        local.recs.clear();
+        let (mut seq, mut pos) = (fseq, fpos);
+        loop {
+            match ring.slot_at(pos) {
+                Slot::Uncommitted => break,
+                Slot::Pad { next } => pos = next,
+                Slot::Record {
+                    kind,
+                    len,
+                    seq: rseq,
+                    ts_ns,
+                    next,
+                } => {
+                    if rseq != seq {
+                        return Err(LogError::Corrupt(format!(
+                            "ring record at position {pos} has sequence {rseq}, expected {seq}"
+                        )));
+                    }
+                    let payload = &mut local.payload;
+                    payload.resize(if kind == KIND_MSG { len as usize } else { 0 }, 0);
+                    // SAFETY: FRONT is at or below `pos` and only this round
+                    // (holding the spill lock) moves it, so producers do not
+                    // overwrite the record; `len` was checked by `slot_at`.
+                    unsafe { ring.copy_payload(pos, payload) };
+                    encode_record(&mut local.buf, seq, ts_ns, kind, payload);
+                    local.recs.push((seq, log_record_size(payload.len() as u64)));
+                    seq += 1;
+                    pos = next;
+                }
+                Slot::Bad => {
+                    return Err(LogError::Corrupt(format!(
+                        "ring record at position {pos} has a bad length"
+                    )))
+                }
+            }
+        }
+        let mut positions = Vec::new();
+        if !local.recs.is_empty() {
+            positions = local.writer.append(&local.buf, &local.recs)?;
+            local.writer.sync_policy()?;
+            let end = local.writer.end().unwrap_or(log_end);
+            if log_end == 0 {
+                word(OFF_LOG_FIRST_POS).store(0, Ordering::Relaxed);
+                word(OFF_LOG_FIRST_SEQ).store(fseq, Ordering::Relaxed);
+            }
+            // SYNC POINT log_end: Release pairs with the Acquire load of members
+            // on disk: the records below it were written (write(2) returned)
+            // before they look.
+            word(OFF_LOG_END).store(end, Ordering::Release);
+            word(OFF_LOG_END_SEQ).store(seq, Ordering::Relaxed);
+            local.synced_end = Some(end);
+            word(OFF_SPILLED).fetch_add(local.recs.len() as u64, Ordering::Relaxed);
+            word(OFF_SPILL_BYTES).fetch_add(local.buf.len() as u64, Ordering::Relaxed);
+            word(OFF_SPILL_ROUNDS).fetch_add(1, Ordering::Relaxed);
+            out.spilled = local.recs.len() as u64;
+        }
+        if pos != fpos {
+            ring.advance_front(seq, pos);
+            ring.notify(Event::Data);
+        }
+        // 4. Transfer.
+        let log_end = word(OFF_LOG_END).load(Ordering::Acquire);
+        let run_seq = word(OFF_LOG_RUN_SEQ).load(Ordering::Relaxed);
+        let mut reader = spill.reader();
+        for &g in &groups {
+            let moved = ring.transfer(g, below, |s| {
+                if s >= fseq && s < seq {
+                    positions.get((s - fseq) as usize).copied()
+                } else if s >= run_seq && s < fseq {
+                    let at = reader.find(s, log_end).ok().flatten()?;
+                    let (rec, _) = reader.read_head(at).ok()?;
+                    (rec.seq == s).then_some(at)
+                } else {
+                    None
+                }
+            });
+            if moved {
+                out.transferred += 1;
+                word(OFF_SPILL_TRANSFERS).fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // 5. Retire FRONT and old segments.
+        let disk_at: Vec<u64> = groups
+            .iter()
+            .map(|&g| unpack(ring.cursor_now(g)))
+            .filter(|(s, _)| s & DISK_BIT != 0)
+            .map(|(_, at)| at)
+            .collect();
+        if disk_at.is_empty() && !journal {
+            ring.retire_front();
+        }
+        let keep_from = disk_at.iter().copied().min().unwrap_or(log_end).min(log_end);
+        if let Some((first_pos, first_seq)) = local.writer.retire(keep_from, log_end)? {
+            word(OFF_LOG_FIRST_POS).store(first_pos, Ordering::Relaxed);
+            word(OFF_LOG_FIRST_SEQ).store(first_seq, Ordering::Relaxed);
+        }
+        Ok(out)
+    }
+}
