@@ -34,6 +34,10 @@ pub enum Cmd {
         /// Pace generated messages: one every DURATION (e.g. 50us).
         #[arg(long, value_parser = parse_duration, requires = "count")]
         interval: Option<Duration>,
+        /// Give up (exit 1) if a message cannot be sent within DURATION
+        /// [default: wait as long as it takes].
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<Duration>,
     },
     /// Receive as a member of a group; several receivers of one group share its messages.
     Recv {
@@ -104,6 +108,15 @@ pub enum Cmd {
     },
     /// Remove members whose processes have died, and say which.
     Gc { path: PathBuf },
+    /// Run spill rounds now: move lagging groups onto the log and caught-up
+    /// groups back, apply retention. Producers and consumers do this on their
+    /// own; this is for operators and for a dedicated spilling process.
+    Spill {
+        path: PathBuf,
+        /// Keep running a round every DURATION until killed.
+        #[arg(long, value_parser = parse_duration)]
+        every: Option<Duration>,
+    },
     /// Run a small end-to-end demonstration with real processes.
     Demo {
         /// Messages per producer.

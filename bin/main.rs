@@ -20,6 +20,11 @@ fn main() {
         }
         Err(e) => e.exit(),
     };
+    // A spill log that hits RLIMIT_FSIZE must fail with EFBIG (back-pressure
+    // and an error in `stat`), not kill the process with SIGXFSZ.
+    // SAFETY: setting a signal to SIG_IGN installs no handler code; it is done
+    // before any thread starts.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     if let Err(e) = cmd::run(args) {
         eprintln!("shmq: {e}");
         std::process::exit(1);

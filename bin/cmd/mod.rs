@@ -7,6 +7,7 @@ mod gc;
 mod group;
 mod recv;
 mod send;
+mod spill;
 mod stat;
 
 use crate::cli::{Cli, Cmd};
@@ -21,7 +22,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
             count,
             size,
             interval,
-        } => send::run(&path, count, size, interval),
+            timeout,
+        } => send::run(&path, count, size, interval, timeout),
         Cmd::Recv {
             path,
             group,
@@ -34,6 +36,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Cmd::Stat { path, json } => stat::run(&path, json),
         Cmd::Check { path, json } => check::run(&path, json),
         Cmd::Gc { path } => gc::run(&path),
+        Cmd::Spill { path, every } => spill::run(&path, every),
         Cmd::Demo { messages } => demo::run(messages),
         Cmd::Bench {
             test,

@@ -34,10 +34,33 @@ pub fn run(
     count: Option<u64>,
     size: Option<u64>,
     interval: Option<Duration>,
+    timeout: Option<Duration>,
 ) -> Result<(), String> {
     let q = Queue::open(path).map_err(|e| e.to_string())?;
     let mut p = q.producer();
     let mut seqs = SeqRange::default();
+    let result = send_all(&q, &mut p, &mut seqs, count, size, interval, timeout);
+    // What was sent is reported even when a later message failed.
+    match seqs.first {
+        Some(f) => eprintln!("sent {} messages, seq {f}..={}", seqs.count, seqs.last),
+        None => eprintln!("sent 0 messages"),
+    }
+    result
+}
+
+fn send_all(
+    q: &Queue,
+    p: &mut shmq::Producer,
+    seqs: &mut SeqRange,
+    count: Option<u64>,
+    size: Option<u64>,
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+) -> Result<(), String> {
+    let mut send = |msg: &[u8]| match timeout {
+        Some(t) => p.send_timeout(msg, t),
+        None => p.send(msg),
+    };
     match count {
         Some(n) => {
             let size =
@@ -60,7 +83,8 @@ pub fn run(
                     }
                 }
                 generate(i, size, &mut buf);
-                seqs.note(p.send(&buf).map_err(|e| e.to_string())?);
+                let n = seqs.count + 1;
+                seqs.note(send(&buf).map_err(|e| format!("message {n}: {e}"))?);
             }
         }
         None => {
@@ -79,13 +103,9 @@ pub fn run(
                     line.pop();
                 }
                 let n = seqs.count + 1;
-                seqs.note(p.send(&line).map_err(|e| format!("message {n}: {e}"))?);
+                seqs.note(send(&line).map_err(|e| format!("message {n}: {e}"))?);
             }
         }
-    }
-    match seqs.first {
-        Some(f) => eprintln!("sent {} messages, seq {f}..={}", seqs.count, seqs.last),
-        None => eprintln!("sent 0 messages"),
     }
     Ok(())
 }

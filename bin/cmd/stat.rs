@@ -17,6 +17,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "name": gr.name,
                     "next_seq": gr.next_seq,
                     "lag": gr.lag,
+                    "source": if gr.on_disk { "spill" } else { "ring" },
                     "members": gr.members.iter().filter(|m| m.alive).count(),
                     "member_list": gr.members.iter().map(|m| serde_json::json!({
                         "pid": m.pid, "alive": m.alive, "delivered": m.delivered
@@ -36,6 +37,20 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             "full_waits": s.full_waits,
             "aborted": s.aborted,
             "groups": groups,
+            "spill": s.spill.as_ref().map(|sp| serde_json::json!({
+                "dir": sp.dir.display().to_string(),
+                "segments": sp.segments,
+                "bytes": sp.bytes,
+                "first_seq": sp.first_seq,
+                "last_seq": sp.last_seq,
+                "spilled": sp.spilled,
+                "spill_bytes": sp.spill_bytes,
+                "rounds": sp.rounds,
+                "transfers": sp.transfers,
+                "errors": sp.errors,
+                "last_error": sp.last_errno.map(|e| std::io::Error::from_raw_os_error(e).to_string()),
+                "front_seq": sp.front_seq,
+            })),
         });
         println!("{obj}");
         return Ok(());
@@ -54,14 +69,36 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
         "full      {} waits on a full ring, {} aborted claims",
         s.full_waits, s.aborted
     );
+    if let Some(sp) = &s.spill {
+        let range = match (sp.first_seq, sp.last_seq) {
+            (Some(a), Some(b)) => format!("seq {a}..={b}"),
+            _ => "empty".into(),
+        };
+        println!(
+            "spill     {}: {} segment(s), {} retained ({range}); {} messages spilled in {} rounds, {} group moves",
+            sp.dir.display(),
+            sp.segments,
+            human_size(sp.bytes),
+            sp.spilled,
+            sp.rounds,
+            sp.transfers
+        );
+        if let Some(e) = sp.last_errno {
+            println!(
+                "spill     FAILING: {} ({} failed rounds): producers wait until the log can be written",
+                std::io::Error::from_raw_os_error(e),
+                sp.errors
+            );
+        }
+    }
     if s.groups.is_empty() {
         println!("groups    none");
         return Ok(());
     }
     println!();
     println!(
-        "{:<24} {:>12} {:>12} {:>8}  pids",
-        "GROUP", "NEXT_SEQ", "LAG", "MEMBERS"
+        "{:<24} {:>12} {:>12} {:>6} {:>8}  pids",
+        "GROUP", "NEXT_SEQ", "LAG", "SOURCE", "MEMBERS"
     );
     for gr in &s.groups {
         let live: Vec<String> = gr
@@ -77,10 +114,11 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             .collect();
         let alive = gr.members.iter().filter(|m| m.alive).count();
         println!(
-            "{:<24} {:>12} {:>12} {:>8}  {}",
+            "{:<24} {:>12} {:>12} {:>6} {:>8}  {}",
             gr.name,
             gr.next_seq,
             gr.lag,
+            if gr.on_disk { "spill" } else { "ring" },
             alive,
             live.join(",")
         );
