@@ -32,8 +32,11 @@
 //!                      the ring still holds; gen changes whenever a group is added
 //!   512 DATA     line: u32 futex word, u32 sleeping consumers (at 516)
 //!   640 SPACE    line: u32 futex word, u32 sleeping producers (at 644)
-//!   768 COUNTERS line: u64 full_waits (times a producer found the ring full),
-//!                      u64 aborted (claims abandoned without a message)
+//!   768 COUNTERS line: u64 full_waits (times a producer found the ring full
+//!                      because a group had not read it), u64 aborted (claims
+//!                      abandoned without a message), u64 stall_waits (at 784:
+//!                      times the ring was full because its oldest record was a
+//!                      claim another producer had not committed yet)
 //!   896..1024    reserved (zero)
 //!   1024 SPILL slot, laid out like a group slot's first 144 bytes (spill.rs):
 //!        1024 state u64   SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE + generation
@@ -53,6 +56,7 @@
 //!        1352 errors       u64  spill rounds that failed
 //!        1360 last_errno   u64  errno of the last failure (0: none since)
 //!        1368 transfers    u64  times a group was moved from the ring to the log
+//!        1376 recoveries   u64  rounds that found the previous one unfinished
 //!   1408 SPILL CONFIG (written at creation, read once at open):
 //!        1408 segment_size u64, 1416 fsync_mode u32, 1420 dir_len u32,
 //!        1424 fsync_interval_ns u64, 1432 retain_bytes u64, 1440 retain_ns u64
@@ -148,6 +152,8 @@ pub const OFF_SPACE_WAITERS: usize = 644;
 pub const OFF_FULL_WAITS: usize = 768;
 /// Counter: claims abandoned without a message.
 pub const OFF_ABORTED: usize = 776;
+/// Counter: times the ring was full behind an uncommitted claim.
+pub const OFF_STALL_WAITS: usize = 784;
 
 /// Bit in `compat_flags`: a spill log is configured.
 pub const COMPAT_SPILL: u32 = 1;
@@ -182,6 +188,8 @@ pub const OFF_SPILL_ERRORS: usize = 1352;
 pub const OFF_SPILL_ERRNO: usize = 1360;
 /// Counter: groups moved from the ring to the log.
 pub const OFF_SPILL_TRANSFERS: usize = 1368;
+/// Counter: rounds that found the previous one unfinished (its spiller died).
+pub const OFF_SPILL_RECOVERIES: usize = 1376;
 /// Spill configuration fields.
 pub(crate) const OFF_SPILL_SEGMENT: usize = 1408;
 pub(crate) const OFF_SPILL_FSYNC: usize = 1416;

@@ -108,9 +108,13 @@ impl Producer {
                 Err(e) => spill_err = Some(e.to_string()),
             }
         }
-        ring.region
-            .u64_at(OFF_FULL_WAITS)
-            .fetch_add(1, Ordering::Relaxed);
+        // Why is it full? Counted apart, since only one is a consumer's doing.
+        let counter = if ring.head_uncommitted() {
+            OFF_STALL_WAITS
+        } else {
+            OFF_FULL_WAITS
+        };
+        ring.region.u64_at(counter).fetch_add(1, Ordering::Relaxed);
         let deadline = match mode {
             Mode::Try => return Err(spill_err.map_or(SendError::Full, SendError::Spill)),
             Mode::Until(d) => d,

@@ -107,6 +107,9 @@ pub struct Stat {
     pub head_seq: u64,
     /// Times a producer found the ring full and had to wait or fail.
     pub full_waits: u64,
+    /// Times a producer found the ring full behind a claim another producer
+    /// had not committed yet (a producer descheduled or stopped mid-send).
+    pub stall_waits: u64,
     /// Claims abandoned without a message (their sequence numbers are skipped).
     pub aborted: u64,
     /// Registered groups.
@@ -138,6 +141,9 @@ pub struct SpillStat {
     pub transfers: u64,
     /// Rounds that failed (disk full, I/O error).
     pub errors: u64,
+    /// Rounds that found the previous round unfinished (its process died)
+    /// and recovered the log.
+    pub recoveries: u64,
     /// errno of the last failure, if the last round failed.
     pub last_errno: Option<i32>,
     /// Where the spill front is (the next sequence number to be logged), when
@@ -785,6 +791,7 @@ impl Queue {
             tail_pos,
             head_seq,
             full_waits: ring.region.u64_at(OFF_FULL_WAITS).load(Ordering::Relaxed),
+            stall_waits: ring.region.u64_at(OFF_STALL_WAITS).load(Ordering::Relaxed),
             aborted: ring.region.u64_at(OFF_ABORTED).load(Ordering::Relaxed),
             groups,
             spill: self.spill_stat(),
@@ -810,6 +817,7 @@ impl Queue {
             rounds: w(OFF_SPILL_ROUNDS),
             transfers: w(OFF_SPILL_TRANSFERS),
             errors: w(OFF_SPILL_ERRORS),
+            recoveries: w(OFF_SPILL_RECOVERIES),
             last_errno: (errno != 0).then_some(errno as i32),
             front_seq: ring.front_now().map(|f| f.0),
         })

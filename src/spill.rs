@@ -173,6 +173,14 @@ impl<R: Region> Ring<R> {
         }
     }
 
+    /// Whether the oldest record the ring holds is a claim not yet committed:
+    /// a full ring then waits for that producer, not for a consumer group.
+    pub fn head_uncommitted(&self) -> bool {
+        let (_, hpos) = self.head_now();
+        let (_, tpos) = self.tail_now();
+        hpos < tpos && self.slot_at(hpos) == Slot::Uncommitted
+    }
+
     /// Copies the payload of the record at `pos` (length `len`, checked by
     /// `slot_at`) into `dst`.
     ///

@@ -184,6 +184,9 @@ impl Queue {
         let died = word(OFF_SPILL_IN_ROUND).load(Ordering::Relaxed) != 0;
         word(OFF_SPILL_IN_ROUND).store(std::process::id() as u64, Ordering::Relaxed);
         let log_end = word(OFF_LOG_END).load(Ordering::Acquire);
+        if died {
+            word(OFF_SPILL_RECOVERIES).fetch_add(1, Ordering::Relaxed);
+        }
         if died || local.synced_end != Some(log_end) {
             let end = local.writer.resync(log_end, died)?;
             if end < log_end {

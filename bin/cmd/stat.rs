@@ -35,6 +35,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             "tail_seq": s.tail_seq,
             "head_seq": s.head_seq,
             "full_waits": s.full_waits,
+            "stall_waits": s.stall_waits,
             "aborted": s.aborted,
             "groups": groups,
             "spill": s.spill.as_ref().map(|sp| serde_json::json!({
@@ -48,6 +49,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 "rounds": sp.rounds,
                 "transfers": sp.transfers,
                 "errors": sp.errors,
+                "recoveries": sp.recoveries,
                 "last_error": sp.last_errno.map(|e| std::io::Error::from_raw_os_error(e).to_string()),
                 "front_seq": sp.front_seq,
             })),
@@ -66,8 +68,8 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
     );
     println!("tail_seq  {}   (oldest held: {})", s.tail_seq, s.head_seq);
     println!(
-        "full      {} waits on a full ring, {} aborted claims",
-        s.full_waits, s.aborted
+        "full      {} waits on a full ring, {} behind an uncommitted claim, {} aborted claims",
+        s.full_waits, s.stall_waits, s.aborted
     );
     if let Some(sp) = &s.spill {
         let range = match (sp.first_seq, sp.last_seq) {
