@@ -79,7 +79,18 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
             ));
         }
         let (cseq, cpos) = unpack(ring.cursor(g).load(Ordering::Relaxed));
-        if !aligned(cpos) || cpos < hpos || cpos > tpos || cseq < hseq || cseq > tseq {
+        if cseq & DISK_BIT != 0 {
+            // On the spill log: a log position below the published end, a
+            // sequence number below FRONT's.
+            let (seq, at) = (cseq & !DISK_BIT, cpos);
+            let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Relaxed);
+            let front = ring.front_now();
+            if !aligned(at) || at > log_end || front.is_none_or(|(fseq, _)| seq > fseq) {
+                r.problems.push(format!(
+                    "group '{name}': on the spill log at seq {seq}, log position {at}, but the log ends at {log_end} and FRONT is {front:?}"
+                ));
+            }
+        } else if !aligned(cpos) || cpos < hpos || cpos > tpos || cseq < hseq || cseq > tseq {
             r.problems.push(format!(
                 "group '{name}': cursor (seq {cseq}, pos {cpos}) is outside HEAD (seq {hseq}, pos {hpos}) .. TAIL (seq {tseq}, pos {tpos})"
             ));

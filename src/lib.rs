@@ -74,5 +74,5 @@ pub use layout::Geometry;
 pub use producer::{Producer, SendGuard};
 pub use queue::{GroupStat, MemberStat, Queue, QueueOptions, SpillStat, Stat};
 pub use spill_log::{Fsync, LogError, SpillOptions};
-pub use spiller::RoundOutcome;
+pub use spiller::{RoundOutcome, CRASH_POINTS};
 pub use wait::WaitStrategy;

@@ -501,11 +501,12 @@ impl LogWriter {
 
     /// Brings this writer in line with the published end of the log: drops
     /// segments and bytes past `log_end` (a round that never published them).
-    /// With `verify`, also checks every record after the last index entry of
-    /// the last segment and cuts the log at the first that fails its CRC.
-    /// Returns the end of the log, which is `log_end` unless verification cut
-    /// it shorter.
-    pub(crate) fn resync(&mut self, log_end: u64, verify: bool) -> Result<u64, LogError> {
+    /// With `verify`, also checks the CRC of every record after the last index
+    /// entry of the last segment and cuts the log at the first that fails.
+    /// Returns the end of the log (`log_end` unless verification cut it
+    /// shorter) and the sequence number after its last record (`None` for an
+    /// empty log), read from the log itself.
+    pub(crate) fn resync(&mut self, log_end: u64, verify: bool) -> Result<(u64, Option<u64>), LogError> {
         self.active = None;
         self.log_end = log_end;
         let bases = list_segments(&self.dir)?;
@@ -514,67 +515,62 @@ impl LogWriter {
             remove_segment(&self.dir, b)?;
         }
         let Some(&base) = bases.iter().rev().find(|&&b| b < log_end) else {
-            return Ok(log_end);
+            return Ok((log_end, None));
         };
         let file = open_rw(&seg_path(&self.dir, base), false)?;
-        read_seg_header(&file, base, self.nonce)?;
+        let first_seq = read_seg_header(&file, base, self.nonce)?;
         let idx = open_rw(&idx_path(&self.dir, base), true)?;
-        let mut end = log_end;
-        if verify {
-            end = self.verify_tail(&file, &idx, base, log_end)?;
-        }
-        file.set_len(SEG_HEADER + (end - base))?;
-        // Index entries past the end (or torn) go too.
-        let idx_len = idx.metadata()?.len() / 16 * 16;
+        // Index entries below log_end stay; later (or torn) ones go.
+        let mut entries = vec![0u8; (idx.metadata()?.len() / 16 * 16) as usize];
+        idx.read_exact_at(&mut entries, 0)?;
         let mut keep = 0;
-        let mut last_index = base;
-        let mut buf = vec![0u8; idx_len as usize];
-        idx.read_exact_at(&mut buf, 0)?;
-        for e in buf.chunks_exact(16) {
+        let (mut from, mut from_seq) = (base, first_seq);
+        for e in entries.chunks_exact(16) {
+            let es = u64::from_ne_bytes(e[..8].try_into().unwrap_or_default());
             let ep = u64::from_ne_bytes(e[8..].try_into().unwrap_or_default());
-            if ep >= end {
+            if ep >= log_end || ep < from {
                 break;
             }
             keep += 16;
-            last_index = ep;
+            (from, from_seq) = (ep, es);
         }
+        // Walk (and with `verify`, check) the records from there to log_end.
+        let mut reader = LogReader::new(&self.dir, self.nonce, self.max_msg);
+        reader.segs = vec![(base, first_seq)];
+        reader.open = Some((base, file.try_clone()?));
+        let (mut pos, mut next_seq) = (from, from_seq);
+        let mut payload = Vec::new();
+        while pos < log_end {
+            let rec = if verify {
+                reader.read(pos, &mut payload)
+            } else {
+                reader.read_head(pos).map(|(r, _)| r)
+            };
+            match rec {
+                Ok(r) if pos + r.size <= log_end => {
+                    pos += r.size;
+                    next_seq = r.seq + 1;
+                }
+                Ok(_) | Err(LogError::Corrupt(_)) if verify => break,
+                Ok(_) => {
+                    return Err(LogError::Corrupt(format!(
+                        "record at log position {pos} crosses the published end {log_end}"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let end = pos;
+        file.set_len(SEG_HEADER + (end - base))?;
         idx.set_len(keep)?;
         self.active = Some(Active {
             base,
             file,
             idx,
             end,
-            last_index,
+            last_index: from,
         });
-        Ok(end)
-    }
-
-    /// Checks the CRC of every record from the last index entry to `log_end`;
-    /// returns the end of the last good one.
-    fn verify_tail(&self, file: &File, idx: &File, base: u64, log_end: u64) -> Result<u64, LogError> {
-        let n = idx.metadata()?.len() / 16;
-        let mut start = base;
-        if n > 0 {
-            let mut e = [0u8; 16];
-            idx.read_exact_at(&mut e, (n - 1) * 16)?;
-            let ep = u64::from_ne_bytes(e[8..].try_into().unwrap_or_default());
-            if (base..log_end).contains(&ep) {
-                start = ep;
-            }
-        }
-        let mut reader = LogReader::new(&self.dir, self.nonce, self.max_msg);
-        reader.segs = vec![(base, 0)];
-        reader.open = Some((base, file.try_clone()?));
-        let mut pos = start;
-        let mut buf = Vec::new();
-        while pos < log_end {
-            match reader.read(pos, &mut buf) {
-                Ok(r) if pos + r.size <= log_end => pos += r.size,
-                Ok(_) | Err(LogError::Corrupt(_)) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(pos)
+        Ok((end, (end > base).then_some(next_seq)))
     }
 
     /// Appends encoded records (`buf`, holding records whose sequence numbers
@@ -766,7 +762,7 @@ mod tests {
     fn write_read_find_across_segments() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = LogWriter::new(&opts(dir.path(), 1000), 7, 100);
-        assert_eq!(w.resync(0, false).unwrap(), 0);
+        assert_eq!(w.resync(0, false).unwrap(), (0, None));
         let (buf, recs) = batch(10..200);
         let pos = w.append(&buf, &recs).unwrap();
         let end = w.end().unwrap();
@@ -795,14 +791,14 @@ mod tests {
         let published = pos[10];
         // Unpublished bytes past log_end are dropped.
         let mut w2 = LogWriter::new(&opts(dir.path(), 1 << 20), 7, 100);
-        assert_eq!(w2.resync(published, false).unwrap(), published);
+        assert_eq!(w2.resync(published, false).unwrap(), (published, Some(10)));
         let len = std::fs::metadata(seg_path(dir.path(), 0)).unwrap().len();
         assert_eq!(len, SEG_HEADER + published);
         // A damaged record before log_end is cut by verification.
         let f = open_rw(&seg_path(dir.path(), 0), false).unwrap();
         f.write_all_at(&[0xff], SEG_HEADER + pos[7] + 32).unwrap();
         let mut w3 = LogWriter::new(&opts(dir.path(), 1 << 20), 7, 100);
-        assert_eq!(w3.resync(published, true).unwrap(), pos[7]);
+        assert_eq!(w3.resync(published, true).unwrap(), (pos[7], Some(7)));
         // Appending continues from there.
         let (buf, recs) = batch(7..9);
         assert_eq!(w3.append(&buf, &recs).unwrap()[0], pos[7]);

@@ -39,6 +39,27 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::sync::{Mutex, TryLockError};
 
+/// Crash points for the crash tests: a process whose `SHMQ_CRASH_POINT`
+/// names one of these kills itself with SIGKILL the first time a round gets
+/// there, so that tests reach windows a random kill rarely hits.
+pub(crate) fn crash_point(name: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let point = POINT.get_or_init(|| std::env::var("SHMQ_CRASH_POINT").ok());
+    if point.as_deref() == Some(name) {
+        // SAFETY: kill(2) on our own pid; no memory is passed.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
+
+/// Every crash point, in round order.
+pub const CRASH_POINTS: &[&str] = &[
+    "spill-written",
+    "spill-published",
+    "spill-front-moved",
+    "spill-transferred-one",
+    "spill-retiring",
+];
+
 /// A queue's spill machinery in this process.
 pub(crate) struct Spill {
     pub(crate) opts: SpillOptions,
@@ -50,9 +71,11 @@ pub(crate) struct Spill {
 
 struct Local {
     writer: LogWriter,
-    /// `log_end` as this process's writer left it; a different published
-    /// value means another process wrote since, and the writer re-syncs.
+    /// `log_end` as this process's writer left it, and the sequence number
+    /// after the last logged record; a different published `log_end` means
+    /// another process wrote since, and the writer re-syncs.
     synced_end: Option<u64>,
+    end_seq: Option<u64>,
     buf: Vec<u8>,
     recs: Vec<(u64, u64)>,
     payload: Vec<u8>,
@@ -83,6 +106,7 @@ impl Spill {
             local: Mutex::new(Local {
                 writer: LogWriter::new(&opts, nonce, max_msg),
                 synced_end: None,
+                end_seq: None,
                 buf: Vec::new(),
                 recs: Vec::new(),
                 payload: Vec::new(),
@@ -188,7 +212,8 @@ impl Queue {
             word(OFF_SPILL_RECOVERIES).fetch_add(1, Ordering::Relaxed);
         }
         if died || local.synced_end != Some(log_end) {
-            let end = local.writer.resync(log_end, died)?;
+            let (end, end_seq) = local.writer.resync(log_end, died)?;
+            local.end_seq = end_seq;
             if end < log_end {
                 // Records the log had published are gone (damaged storage).
                 // Keep what is left consistent; readers past it get errors.
@@ -232,6 +257,9 @@ impl Queue {
         };
         local.buf.clear();
         local.recs.clear();
+        // Records a round that died before moving FRONT did log already.
+        let logged_below = local.end_seq.unwrap_or(0);
+        let batch_first = fseq.max(logged_below);
         let (mut seq, mut pos) = (fseq, fpos);
         loop {
             match ring.slot_at(pos) {
@@ -248,6 +276,11 @@ impl Queue {
                         return Err(LogError::Corrupt(format!(
                             "ring record at position {pos} has sequence {rseq}, expected {seq}"
                         )));
+                    }
+                    if seq < logged_below {
+                        seq += 1;
+                        pos = next;
+                        continue;
                     }
                     let payload = &mut local.payload;
                     payload.resize(if kind == KIND_MSG { len as usize } else { 0 }, 0);
@@ -271,10 +304,11 @@ impl Queue {
         if !local.recs.is_empty() {
             positions = local.writer.append(&local.buf, &local.recs)?;
             local.writer.sync_policy()?;
+            crash_point("spill-written");
             let end = local.writer.end().unwrap_or(log_end);
             if log_end == 0 {
                 word(OFF_LOG_FIRST_POS).store(0, Ordering::Relaxed);
-                word(OFF_LOG_FIRST_SEQ).store(fseq, Ordering::Relaxed);
+                word(OFF_LOG_FIRST_SEQ).store(batch_first, Ordering::Relaxed);
             }
             // SYNC POINT log_end: Release pairs with the Acquire load of members
             // on disk: the records below it were written (write(2) returned)
@@ -282,14 +316,17 @@ impl Queue {
             word(OFF_LOG_END).store(end, Ordering::Release);
             word(OFF_LOG_END_SEQ).store(seq, Ordering::Relaxed);
             local.synced_end = Some(end);
+            local.end_seq = Some(seq);
             word(OFF_SPILLED).fetch_add(local.recs.len() as u64, Ordering::Relaxed);
             word(OFF_SPILL_BYTES).fetch_add(local.buf.len() as u64, Ordering::Relaxed);
             word(OFF_SPILL_ROUNDS).fetch_add(1, Ordering::Relaxed);
             out.spilled = local.recs.len() as u64;
+            crash_point("spill-published");
         }
         if pos != fpos {
             ring.advance_front(seq, pos);
             ring.notify(Event::Data);
+            crash_point("spill-front-moved");
         }
         // 4. Transfer.
         let log_end = word(OFF_LOG_END).load(Ordering::Acquire);
@@ -297,9 +334,9 @@ impl Queue {
         let mut reader = spill.reader();
         for &g in &groups {
             let moved = ring.transfer(g, below, |s| {
-                if s >= fseq && s < seq {
-                    positions.get((s - fseq) as usize).copied()
-                } else if s >= run_seq && s < fseq {
+                if s >= batch_first && s < seq {
+                    positions.get((s - batch_first) as usize).copied()
+                } else if s >= run_seq && s < batch_first {
                     let at = reader.find(s, log_end).ok().flatten()?;
                     let (rec, _) = reader.read_head(at).ok()?;
                     (rec.seq == s).then_some(at)
@@ -308,6 +345,7 @@ impl Queue {
                 }
             });
             if moved {
+                crash_point("spill-transferred-one");
                 out.transferred += 1;
                 word(OFF_SPILL_TRANSFERS).fetch_add(1, Ordering::Relaxed);
             }
@@ -322,6 +360,7 @@ impl Queue {
         if disk_at.is_empty() && !journal {
             ring.retire_front();
         }
+        crash_point("spill-retiring");
         let keep_from = disk_at.iter().copied().min().unwrap_or(log_end).min(log_end);
         if let Some((first_pos, first_seq)) = local.writer.retire(keep_from, log_end)? {
             word(OFF_LOG_FIRST_POS).store(first_pos, Ordering::Relaxed);

@@ -165,3 +165,70 @@ fn million_messages_slow_group_spills_producers_never_wait() {
     // oversubscribed machine causes and no consumer can help.)
     assert_eq!(during["full_waits"], 0, "producers were held back: {during}");
 }
+
+/// A small xorshift generator, seeded from the clock (the seed is printed).
+struct Rng(u64);
+impl Rng {
+    fn new() -> Self {
+        let seed = std::env::var("SHMQ_CHAOS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| shmq::now_ns() | 1);
+        eprintln!("SHMQ_CHAOS_SEED={seed}");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn spilling_process_killed_at_random_points() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, so that kills also land in segment rolls and retention.
+    let q = setup(dir.path(), &["--segment-size", "32KiB"]);
+    let per = 60_000 * scale();
+    let kills_wanted = 60 * scale();
+    let fast = consumer(&q, "fast", per);
+    // Paced, so that production lasts while the spillers are killed.
+    let (mut prod, feeder) = producer(&q, 0, per, 200, Duration::from_millis(4));
+    let mut rng = Rng::new();
+    let mut kills = 0;
+    let mut produced = false;
+    let points = shmq::CRASH_POINTS;
+    while kills < kills_wanted || !produced {
+        // A process that does nothing but spill rounds, back to back. Every
+        // other one is killed at a random moment; the rest kill themselves
+        // (SIGKILL) at a named point of a round, so that narrow windows are
+        // hit too.
+        let mut cmd = Command::new(SHMQ);
+        cmd.args(["spill", q.to_str().unwrap(), "--every", "0s"])
+            .stderr(Stdio::null());
+        if kills % 2 == 1 {
+            cmd.env("SHMQ_CRASH_POINT", points[(kills as usize / 2) % points.len()]);
+        }
+        let mut sp = cmd.spawn().unwrap();
+        thread::sleep(Duration::from_micros(500 + rng.below(15_000)));
+        sp.kill().unwrap(); // SIGKILL (a no-op if it died at its crash point)
+        sp.wait().unwrap();
+        kills += 1;
+        produced = produced || prod.try_wait().unwrap().is_some();
+    }
+    feeder.join().unwrap();
+    let out = prod.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check("fast", fast.join().unwrap(), 1, per);
+    let s = stat(&q);
+    eprintln!("{kills} kills; spill: {}", s["spill"]);
+    assert!(
+        s["spill"]["recoveries"].as_u64().unwrap() > 0,
+        "no kill landed inside a round: {s}"
+    );
+    let slow = consumer(&q, "slow", per).join().unwrap();
+    check("slow", slow, 1, per);
+    let out = Command::new(SHMQ).args(["check", q.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "check: {}", String::from_utf8_lossy(&out.stdout));
+}
