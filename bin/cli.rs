@@ -100,6 +100,19 @@ pub enum Cmd {
     /// The far side of a benchmark (used by `shmq bench`).
     #[command(hide = true)]
     BenchWorker(crate::bench::WorkerArgs),
+    /// Print retained messages (spill log, then ring) without moving any group.
+    Dump {
+        path: PathBuf,
+        /// First sequence number to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// At most this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// One JSON object per line: seq, ts_ns, source, payload (or payload_b64).
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a queue: header, group table, and every retained record.
     Check {
         path: PathBuf,
@@ -178,6 +191,14 @@ pub enum GroupCmd {
     },
     /// Unregister a group (refused while it has live members).
     Rm { path: PathBuf, group: String },
+    /// Move a group (with no live members) to earliest, latest or SEQ: any
+    /// sequence number the ring or the spill log retains.
+    Seek {
+        path: PathBuf,
+        group: String,
+        /// earliest, latest, or a sequence number.
+        to: String,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

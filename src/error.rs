@@ -188,6 +188,16 @@ pub enum GroupError {
         /// How many.
         count: usize,
     },
+    /// A seek to a sequence number that is neither in the ring nor in the
+    /// spill log's replayable run.
+    NotRetained {
+        /// The sequence number asked for.
+        seq: u64,
+        /// Oldest retained.
+        first: u64,
+        /// The tail (next to be published).
+        last: u64,
+    },
     /// Taking the queue's admin lock failed.
     Io(io::Error),
 }
@@ -201,6 +211,7 @@ impl fmt::Display for GroupError {
             GroupError::MembersFull { group, max } => write!(f, "group '{group}' has {max} live members already (the queue's --max-members)"),
             GroupError::InvalidName(g) => write!(f, "invalid group name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
             GroupError::HasMembers { group, count } => write!(f, "group '{group}' has {count} live member(s); stop them first"),
+            GroupError::NotRetained { seq, first, last } => write!(f, "sequence number {seq} is not retained (retained: {first}..={last})"),
             GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
         }
     }

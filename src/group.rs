@@ -76,7 +76,8 @@ pub enum Take {
 }
 
 impl Take {
-    /// The ring message, if that is what was taken.
+    /// The ring message, if that is what was taken (the loom harness uses it).
+    #[allow(dead_code)]
     pub fn ring(self) -> Option<Taken> {
         match self {
             Take::Ring(t) => Some(t),

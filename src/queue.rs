@@ -8,9 +8,9 @@ use crate::liveness;
 use crate::raw_region::RawRegion;
 use crate::region::Region;
 use crate::ring::Ring;
-use crate::sync::{wide_atomics_lock_free, Ordering};
 use crate::spill_log::{list_segments, Fsync, SpillOptions};
 use crate::spiller::Spill;
+use crate::sync::{wide_atomics_lock_free, Ordering};
 use crate::{Consumer, Producer};
 use memmap2::MmapOptions;
 use std::fs::{File, OpenOptions};
@@ -216,8 +216,14 @@ fn header_bytes(geo: &Geometry, nonce: u64, spill: Option<&SpillOptions>) -> Vec
         put(&mut h, OFF_SPILL_FSYNC, &mode.to_ne_bytes());
         put(&mut h, OFF_SPILL_DIR_LEN, &(dir.len() as u32).to_ne_bytes());
         put(&mut h, OFF_SPILL_FSYNC_NS, &ns.to_ne_bytes());
-        put(&mut h, OFF_SPILL_RETAIN_BYTES, &sp.retain_bytes.to_ne_bytes());
-        let retain_ns = sp.retain_time.map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64);
+        put(
+            &mut h,
+            OFF_SPILL_RETAIN_BYTES,
+            &sp.retain_bytes.to_ne_bytes(),
+        );
+        let retain_ns = sp
+            .retain_time
+            .map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64);
         put(&mut h, OFF_SPILL_RETAIN_NS, &retain_ns.to_ne_bytes());
         put(&mut h, OFF_SPILL_DIR, dir);
     }
@@ -375,7 +381,10 @@ fn prepare_spill(sp: &SpillOptions, replace: bool) -> Result<SpillOptions, OpenE
         .recursive(true)
         .mode(0o700)
         .create(&sp.dir)
-        .map_err(io_err(format!("{}: cannot create the spill directory", sp.dir.display())))?;
+        .map_err(io_err(format!(
+            "{}: cannot create the spill directory",
+            sp.dir.display()
+        )))?;
     let dir = sp
         .dir
         .canonicalize()
@@ -388,7 +397,9 @@ fn prepare_spill(sp: &SpillOptions, replace: bool) -> Result<SpillOptions, OpenE
     let segs = list_segments(&dir).map_err(io_err(format!("{}: cannot list", dir.display())))?;
     if !segs.is_empty() {
         if !replace {
-            return Err(OpenError::AlreadyExists(dir.join(format!("{:020}.seg", segs[0]))));
+            return Err(OpenError::AlreadyExists(
+                dir.join(format!("{:020}.seg", segs[0])),
+            ));
         }
         for b in segs {
             for ext in ["seg", "idx"] {

@@ -195,7 +195,12 @@ impl<R: Region> Ring<R> {
     /// Moves group `g` onto the log if its cursor is on the ring below `below`
     /// and `logged(seq)` gives the log position of its next message. Returns
     /// whether it moved.
-    pub fn transfer(&self, g: usize, below: u64, mut logged: impl FnMut(u64) -> Option<u64>) -> bool {
+    pub fn transfer(
+        &self,
+        g: usize,
+        below: u64,
+        mut logged: impl FnMut(u64) -> Option<u64>,
+    ) -> bool {
         let cursor = self.cursor(g);
         loop {
             // Acquire pairs with the members' cursor CAS.
@@ -210,7 +215,12 @@ impl<R: Region> Ring<R> {
             // SYNC POINT hazard: AcqRel, an RMW in the cursor's release sequence
             // (see the module docs).
             if cursor
-                .compare_exchange(cur, pack(seq | DISK_BIT, at), Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(
+                    cur,
+                    pack(seq | DISK_BIT, at),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
                 .is_ok()
             {
                 self.notify(Event::Space);
@@ -270,7 +280,8 @@ impl<R: Region> Ring<R> {
         let mut cur = cursor.load(Ordering::Acquire);
         // A CAS loop rather than a store: an RMW, so the cursor's release
         // sequence continues (members' hazards stay visible to scans).
-        while let Err(now) = cursor.compare_exchange(cur, word, Ordering::AcqRel, Ordering::Acquire) {
+        while let Err(now) = cursor.compare_exchange(cur, word, Ordering::AcqRel, Ordering::Acquire)
+        {
             cur = now;
         }
         self.notify(Event::Space);

@@ -342,11 +342,6 @@ impl LogReader {
         Ok(())
     }
 
-    /// Segments as (base, first_seq).
-    pub(crate) fn segments(&self) -> &[(u64, u64)] {
-        &self.segs
-    }
-
     /// The segment the cached listing says holds `pos`.
     fn locate(&self, pos: u64) -> Option<u64> {
         self.segs.iter().rev().find(|(b, _)| *b <= pos).map(|s| s.0)
@@ -366,9 +361,11 @@ impl LogReader {
             };
             if !retry || fresh {
                 return result.map_err(|e| match e {
-                    LogError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => LogError::Corrupt(
-                        format!("record at log position {pos} is past the end of its segment"),
-                    ),
+                    LogError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        LogError::Corrupt(format!(
+                            "record at log position {pos} is past the end of its segment"
+                        ))
+                    }
                     e => e,
                 });
             }
@@ -426,10 +423,15 @@ impl LogReader {
     /// below `end`; `None` if there is none.
     pub(crate) fn find(&mut self, seq: u64, end: u64) -> Result<Option<u64>, LogError> {
         self.refresh()?;
-        let Some(i) = self.segs.iter().rposition(|&(_, fs)| fs <= seq).or_else(|| {
-            // Everything retained is newer than `seq`: the first record.
-            (!self.segs.is_empty()).then_some(0)
-        }) else {
+        let Some(i) = self
+            .segs
+            .iter()
+            .rposition(|&(_, fs)| fs <= seq)
+            .or_else(|| {
+                // Everything retained is newer than `seq`: the first record.
+                (!self.segs.is_empty()).then_some(0)
+            })
+        else {
             return Ok(None);
         };
         let (base, _) = self.segs[i];
@@ -506,7 +508,11 @@ impl LogWriter {
     /// Returns the end of the log (`log_end` unless verification cut it
     /// shorter) and the sequence number after its last record (`None` for an
     /// empty log), read from the log itself.
-    pub(crate) fn resync(&mut self, log_end: u64, verify: bool) -> Result<(u64, Option<u64>), LogError> {
+    pub(crate) fn resync(
+        &mut self,
+        log_end: u64,
+        verify: bool,
+    ) -> Result<(u64, Option<u64>), LogError> {
         self.active = None;
         self.log_end = log_end;
         let bases = list_segments(&self.dir)?;
@@ -596,7 +602,10 @@ impl LogWriter {
                 chunk_start = off;
                 self.roll(seq)?;
             }
-            let a = self.active.as_mut().ok_or_else(|| LogError::Corrupt("no segment".into()))?;
+            let a = self
+                .active
+                .as_mut()
+                .ok_or_else(|| LogError::Corrupt("no segment".into()))?;
             let pos = a.end + (off - chunk_start) as u64;
             if pos == a.base || pos >= a.last_index + INDEX_EVERY {
                 let mut e = [0u8; 16];
@@ -617,7 +626,10 @@ impl LogWriter {
         if bytes.is_empty() {
             return Ok(());
         }
-        let a = self.active.as_mut().ok_or_else(|| LogError::Corrupt("no segment".into()))?;
+        let a = self
+            .active
+            .as_mut()
+            .ok_or_else(|| LogError::Corrupt("no segment".into()))?;
         a.file.write_all_at(bytes, SEG_HEADER + (a.end - a.base))?;
         a.end += bytes.len() as u64;
         self.unsynced = true;
@@ -641,14 +653,19 @@ impl LogWriter {
         // A leftover of the same name is from a round that died unpublished.
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(idx_path(&self.dir, base));
+        // Written under a temporary name and renamed, so that a reader never
+        // lists a segment whose header is incomplete.
+        let tmp = self.dir.join(format!("{base:020}.seg.tmp"));
+        let _ = std::fs::remove_file(&tmp);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)?;
+            .open(&tmp)?;
         file.write_all_at(&seg_header(self.nonce, base, first_seq), 0)?;
+        std::fs::rename(&tmp, &path)?;
         let idx = open_rw(&idx_path(&self.dir, base), true)?;
         if self.opts.fsync != Fsync::Never {
             sync_dir(&self.dir)?;
@@ -771,7 +788,10 @@ mod tests {
         let mut p = Vec::new();
         for (i, s) in (10..200u64).enumerate() {
             let rec = r.read(pos[i], &mut p).unwrap();
-            assert_eq!((rec.seq, rec.ts_ns, p.len()), (s, 1000 + s, (s % 50) as usize));
+            assert_eq!(
+                (rec.seq, rec.ts_ns, p.len()),
+                (s, 1000 + s, (s % 50) as usize)
+            );
             assert_eq!(r.find(s, end).unwrap(), Some(pos[i]));
         }
         assert_eq!(r.find(5, end).unwrap(), Some(pos[0]));
@@ -819,7 +839,10 @@ mod tests {
         assert!(after.len() < before.len());
         let mut r = LogReader::new(dir.path(), 7, 100);
         assert!(r.read(pos[50], &mut Vec::new()).is_ok());
-        assert!(matches!(r.read(pos[0], &mut Vec::new()), Err(LogError::Missing(_))));
+        assert!(matches!(
+            r.read(pos[0], &mut Vec::new()),
+            Err(LogError::Missing(_))
+        ));
         // With retain_bytes the rest stays.
         let mut w2 = LogWriter::new(
             &SpillOptions {

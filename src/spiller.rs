@@ -30,7 +30,9 @@ use crate::layout::*;
 use crate::queue::Queue;
 use crate::region::Region;
 use crate::spill::Slot;
-use crate::spill_log::{encode_record, log_record_size, LogError, LogReader, LogWriter, SpillOptions};
+use crate::spill_log::{
+    encode_record, log_record_size, LogError, LogReader, LogWriter, SpillOptions,
+};
 use crate::sync::Ordering;
 use crate::wait::Event;
 use std::fs::{File, OpenOptions};
@@ -124,7 +126,11 @@ impl Spill {
     }
 
     fn flock(&self, block: bool) -> io::Result<bool> {
-        let op = if block { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+        let op = if block {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
         loop {
             // SAFETY: flock on a descriptor we own; no memory is passed.
             if unsafe { libc::flock(self.lock_file.as_raw_fd(), op) } == 0 {
@@ -137,6 +143,16 @@ impl Spill {
                 _ => return Err(e),
             }
         }
+    }
+
+    /// Holds the spill lock (both halves) while `f` runs: no round runs
+    /// meanwhile, so FRONT neither moves nor retires.
+    pub(crate) fn locked<T>(&self, f: impl FnOnce() -> T) -> Result<T, LogError> {
+        let _local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        self.flock(true)?;
+        let out = f();
+        self.funlock();
+        Ok(out)
     }
 
     fn funlock(&self) {
@@ -177,7 +193,10 @@ impl Queue {
         let result = self.round_locked(spill, &mut local);
         let ring = self.ring();
         match &result {
-            Ok(_) => ring.region.u64_at(OFF_SPILL_ERRNO).store(0, Ordering::Relaxed),
+            Ok(_) => ring
+                .region
+                .u64_at(OFF_SPILL_ERRNO)
+                .store(0, Ordering::Relaxed),
             Err(e) => {
                 local.synced_end = None;
                 ring.region
@@ -245,6 +264,7 @@ impl Queue {
             if ring.front_now().is_some() {
                 ring.retire_front();
             }
+            self.retire_segments(local, &groups, log_end)?;
             return Ok(out);
         }
         let (fseq, fpos) = match ring.front_now() {
@@ -289,7 +309,9 @@ impl Queue {
                     // overwrite the record; `len` was checked by `slot_at`.
                     unsafe { ring.copy_payload(pos, payload) };
                     encode_record(&mut local.buf, seq, ts_ns, kind, payload);
-                    local.recs.push((seq, log_record_size(payload.len() as u64)));
+                    local
+                        .recs
+                        .push((seq, log_record_size(payload.len() as u64)));
                     seq += 1;
                     pos = next;
                 }
@@ -351,21 +373,37 @@ impl Queue {
             }
         }
         // 5. Retire FRONT and old segments.
-        let disk_at: Vec<u64> = groups
+        if !groups.iter().any(|&g| on_disk(g)) && !journal {
+            ring.retire_front();
+        }
+        crash_point("spill-retiring");
+        self.retire_segments(local, &groups, log_end)?;
+        Ok(out)
+    }
+
+    /// Deletes the segments below every group on the log (all but the one
+    /// being written when none is), as far as retention allows.
+    fn retire_segments(
+        &self,
+        local: &mut Local,
+        groups: &[usize],
+        log_end: u64,
+    ) -> Result<(), LogError> {
+        let ring = self.ring();
+        let keep_from = groups
             .iter()
             .map(|&g| unpack(ring.cursor_now(g)))
             .filter(|(s, _)| s & DISK_BIT != 0)
             .map(|(_, at)| at)
-            .collect();
-        if disk_at.is_empty() && !journal {
-            ring.retire_front();
-        }
-        crash_point("spill-retiring");
-        let keep_from = disk_at.iter().copied().min().unwrap_or(log_end).min(log_end);
+            .min()
+            .unwrap_or(log_end)
+            .min(log_end);
         if let Some((first_pos, first_seq)) = local.writer.retire(keep_from, log_end)? {
-            word(OFF_LOG_FIRST_POS).store(first_pos, Ordering::Relaxed);
-            word(OFF_LOG_FIRST_SEQ).store(first_seq, Ordering::Relaxed);
+            // Relaxed: read under the spill lock, or for display.
+            let w = |off: usize| ring.region.u64_at(off);
+            w(OFF_LOG_FIRST_POS).store(first_pos, Ordering::Relaxed);
+            w(OFF_LOG_FIRST_SEQ).store(first_seq, Ordering::Relaxed);
         }
-        Ok(out)
+        Ok(())
     }
 }

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 
@@ -68,7 +68,13 @@ fn setup(dir: &Path, extra: &[&str]) -> PathBuf {
 
 /// A `shmq send` process fed `per` lines as producer `p` by a thread, in
 /// chunks of `chunk` lines with `pause` between them.
-fn producer(q: &Path, p: u32, per: u64, chunk: u64, pause: Duration) -> (Child, thread::JoinHandle<()>) {
+fn producer(
+    q: &Path,
+    p: u32,
+    per: u64,
+    chunk: u64,
+    pause: Duration,
+) -> (Child, thread::JoinHandle<()>) {
     let mut child = Command::new(SHMQ)
         .args(["send", q.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -93,9 +99,31 @@ fn producer(q: &Path, p: u32, per: u64, chunk: u64, pause: Duration) -> (Child, 
 
 /// A `shmq recv` process for `n` messages of group `g`; the thread checks
 /// every payload and each producer's order, and returns the `--stats` line.
-fn consumer(q: &Path, g: &str, n: u64) -> thread::JoinHandle<(HashMap<u32, u64>, serde_json::Value)> {
+fn consumer(
+    q: &Path,
+    g: &str,
+    n: u64,
+) -> thread::JoinHandle<(HashMap<u32, u64>, serde_json::Value)> {
+    consumer_from(q, g, n, 0)
+}
+
+/// As `consumer`, for a group whose first message is counter `first`.
+fn consumer_from(
+    q: &Path,
+    g: &str,
+    n: u64,
+    first: u64,
+) -> thread::JoinHandle<(HashMap<u32, u64>, serde_json::Value)> {
     let mut child = Command::new(SHMQ)
-        .args(["recv", q.to_str().unwrap(), "--group", g, "--count", &n.to_string(), "--stats"])
+        .args([
+            "recv",
+            q.to_str().unwrap(),
+            "--group",
+            g,
+            "--count",
+            &n.to_string(),
+            "--stats",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -110,12 +138,19 @@ fn consumer(q: &Path, g: &str, n: u64) -> thread::JoinHandle<(HashMap<u32, u64>,
             let p: u32 = it.next().unwrap().parse().unwrap();
             let c: u64 = it.next().unwrap().parse().unwrap();
             assert_eq!(l, line(p, c), "group {g}: garbled payload");
-            let want = next.entry(p).or_insert(0);
-            assert_eq!(c, *want, "group {g}: producer {p} gap, duplicate or reorder");
+            let want = next.entry(p).or_insert(first);
+            assert_eq!(
+                c, *want,
+                "group {g}: producer {p} gap, duplicate or reorder"
+            );
             *want += 1;
         }
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "recv {g}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "recv {g}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stats = String::from_utf8(out.stderr).unwrap();
         (next, serde_json::from_str(stats.trim()).unwrap())
     })
@@ -125,7 +160,11 @@ fn consumer(q: &Path, g: &str, n: u64) -> thread::JoinHandle<(HashMap<u32, u64>,
 fn check(g: &str, got: (HashMap<u32, u64>, serde_json::Value), producers: u32, per: u64) {
     let (next, stats) = got;
     for p in 0..producers {
-        assert_eq!(next.get(&p).copied().unwrap_or(0), per, "group {g}: producer {p}");
+        assert_eq!(
+            next.get(&p).copied().unwrap_or(0),
+            per,
+            "group {g}: producer {p}"
+        );
     }
     let n = producers as u64 * per;
     assert_eq!(stats["received"], n, "{g}: {stats}");
@@ -146,7 +185,11 @@ fn million_messages_slow_group_spills_producers_never_wait() {
     for (child, feeder) in procs {
         feeder.join().unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let during = stat(&q);
     check("fast", fast.join().unwrap(), producers, per);
@@ -163,7 +206,10 @@ fn million_messages_slow_group_spills_producers_never_wait() {
     // found the ring full of unread messages. (stall_waits counts a full ring
     // behind another producer's unfinished claim, which a scheduler on an
     // oversubscribed machine causes and no consumer can help.)
-    assert_eq!(during["full_waits"], 0, "producers were held back: {during}");
+    assert_eq!(
+        during["full_waits"], 0,
+        "producers were held back: {during}"
+    );
 }
 
 /// A small xorshift generator, seeded from the clock (the seed is printed).
@@ -208,7 +254,10 @@ fn spilling_process_killed_at_random_points() {
         cmd.args(["spill", q.to_str().unwrap(), "--every", "0s"])
             .stderr(Stdio::null());
         if kills % 2 == 1 {
-            cmd.env("SHMQ_CRASH_POINT", points[(kills as usize / 2) % points.len()]);
+            cmd.env(
+                "SHMQ_CRASH_POINT",
+                points[(kills as usize / 2) % points.len()],
+            );
         }
         let mut sp = cmd.spawn().unwrap();
         thread::sleep(Duration::from_micros(500 + rng.below(15_000)));
@@ -219,7 +268,11 @@ fn spilling_process_killed_at_random_points() {
     }
     feeder.join().unwrap();
     let out = prod.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     check("fast", fast.join().unwrap(), 1, per);
     let s = stat(&q);
     eprintln!("{kills} kills; spill: {}", s["spill"]);
@@ -229,6 +282,211 @@ fn spilling_process_killed_at_random_points() {
     );
     let slow = consumer(&q, "slow", per).join().unwrap();
     check("slow", slow, 1, per);
-    let out = Command::new(SHMQ).args(["check", q.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "check: {}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(SHMQ)
+        .args(["check", q.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "check: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn disk_full_gives_back_pressure_and_an_error_then_resumes() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let q = setup(dir.path(), &["--segment-size", "1MiB"]);
+    let per = 5_000u64;
+    // A producer that may not grow any file past 64 KiB (RLIMIT_FSIZE): once
+    // the log's segment reaches that, its spill rounds fail with EFBIG.
+    let mut cmd = Command::new(SHMQ);
+    cmd.args(["send", q.to_str().unwrap(), "--timeout", "1s"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
+    // parent; it only lowers a limit of the child about to exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64 << 10,
+                rlim_max: 64 << 10,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    };
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = thread::spawn(move || {
+        for c in 0..per {
+            // The producer gives up part way: a broken pipe then is expected.
+            if writeln!(stdin, "{}", line(0, c)).is_err() {
+                break;
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the limited producer should give up: {err}"
+    );
+    assert!(
+        err.contains("spilling to disk failed") && err.contains("File too large"),
+        "clear error expected: {err}"
+    );
+    let sent: u64 = err
+        .split("sent ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'sent N' line: {err}"));
+    assert!(sent > 0 && sent < per, "sent {sent} of {per}");
+    let s = stat(&q);
+    assert!(s["spill"]["errors"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        s["spill"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("File too large"),
+        "{s}"
+    );
+    // Space returns: a producer without the limit sends the rest.
+    let mut child = Command::new(SHMQ)
+        .args(["send", q.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for c in sent..per {
+        writeln!(stdin, "{}", line(0, c)).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stat(&q)["spill"]["last_error"].is_null());
+    for g in ["fast", "slow"] {
+        check(g, consumer(&q, g, per).join().unwrap(), 1, per);
+    }
+}
+
+/// Sends `line(0, c)` for `c` in `range` through one `shmq send`.
+fn send_lines(q: &Path, range: std::ops::Range<u64>) {
+    let mut child = Command::new(SHMQ)
+        .args(["send", q.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for c in range {
+        writeln!(stdin, "{}", line(0, c)).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn seek_replay_and_dump_from_a_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = setup(
+        dir.path(),
+        &["--segment-size", "16KiB", "--retain-bytes", "1MiB"],
+    );
+    let qs = q.to_str().unwrap();
+    let n = 3000;
+    send_lines(&q, 0..n);
+    for g in ["fast", "slow"] {
+        check(g, consumer(&q, g, n).join().unwrap(), 1, n);
+    }
+    // dump prints retained messages without moving anything.
+    let out = shmq(&["dump", qs, "--from", "100", "--count", "3", "--json"]);
+    let seqs: Vec<u64> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["payload"], line(0, v["seq"].as_u64().unwrap()));
+            v["seq"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [100, 101, 102]);
+    // Replay from 100: the group gets 100.. again, from the log then the ring.
+    shmq(&["group", "seek", qs, "fast", "100"]);
+    let (next, stats) = consumer_from(&q, "fast", n - 100, 100).join().unwrap();
+    assert_eq!(next[&0], n);
+    assert_eq!(stats["first_seq"], 100);
+    assert_eq!(stats["in_order"], true);
+    // earliest is the oldest retained; beyond the tail is refused.
+    shmq(&["group", "seek", qs, "slow", "earliest"]);
+    check("slow", consumer(&q, "slow", n).join().unwrap(), 1, n);
+    let out = Command::new(SHMQ)
+        .args(["group", "seek", qs, "slow", "999999"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not retained"));
+    // latest: nothing until the next message.
+    shmq(&["group", "seek", qs, "slow", "latest"]);
+    send_lines(&q, n..n + 1);
+    let (next, stats) = consumer_from(&q, "slow", 1, n).join().unwrap();
+    assert_eq!(
+        (next[&0], &stats["first_seq"]),
+        (n + 1, &serde_json::json!(n))
+    );
+    // Retention kept the read segments (1 MiB retained).
+    shmq(&["spill", qs]);
+    let s = stat(&q);
+    assert_eq!(s["spill"]["first_seq"], 0, "{s}");
+    assert!(s["spill"]["segments"].as_u64().unwrap() > 10, "{s}");
+}
+
+#[test]
+fn retention_deletes_only_what_every_group_has_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = setup(dir.path(), &["--segment-size", "16KiB"]);
+    let qs = q.to_str().unwrap();
+    let n = 4000;
+    send_lines(&q, 0..n);
+    let before = stat(&q)["spill"]["segments"].as_u64().unwrap();
+    assert!(before > 10, "{before} segments");
+    // fast reads everything, slow half: a round may delete only below slow.
+    check("fast", consumer(&q, "fast", n).join().unwrap(), 1, n);
+    let (next, _) = consumer(&q, "slow", n / 2).join().unwrap();
+    assert_eq!(next[&0], n / 2);
+    shmq(&["spill", qs]);
+    let mid = stat(&q);
+    let first = mid["spill"]["first_seq"].as_u64().unwrap();
+    assert!(first > 0 && first <= n / 2, "{mid}");
+    assert!(mid["spill"]["segments"].as_u64().unwrap() < before, "{mid}");
+    let (next, stats) = consumer_from(&q, "slow", n / 2, n / 2).join().unwrap();
+    assert_eq!(
+        (next[&0], &stats["last_seq"]),
+        (n, &serde_json::json!(n - 1))
+    );
+    // Everything read: a round leaves only the segment being written.
+    shmq(&["spill", qs]);
+    let after = stat(&q);
+    assert_eq!(after["spill"]["segments"], 1, "{after}");
+    // A seek before what is retained is refused.
+    let out = Command::new(SHMQ)
+        .args(["group", "seek", qs, "slow", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }

@@ -88,7 +88,11 @@ fn slow_group_spills_and_catches_up() {
 #[test]
 fn members_compete_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let q = spill_queue(dir.path(), 8 << 10, SpillOptions::new(dir.path().join("spill")));
+    let q = spill_queue(
+        dir.path(),
+        8 << 10,
+        SpillOptions::new(dir.path().join("spill")),
+    );
     q.add_group("g", StartAt::Latest).unwrap();
     let per = 5_000 * scale();
     let mut pr = q.producer();

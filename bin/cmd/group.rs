@@ -1,7 +1,7 @@
-//! `shmq group add|rm`
+//! `shmq group add|rm|seek`
 
 use crate::cli::{From, GroupCmd};
-use shmq::{Queue, StartAt};
+use shmq::{Queue, SeekTo, StartAt};
 
 pub fn run(cmd: GroupCmd) -> Result<(), String> {
     match cmd {
@@ -16,6 +16,20 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
         GroupCmd::Rm { path, group } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
             q.remove_group(&group).map_err(|e| e.to_string())
+        }
+        GroupCmd::Seek { path, group, to } => {
+            let q = Queue::open(&path).map_err(|e| e.to_string())?;
+            let target =
+                match to.as_str() {
+                    "earliest" => SeekTo::Earliest,
+                    "latest" => SeekTo::Latest,
+                    s => SeekTo::Seq(s.parse().map_err(|_| {
+                        format!("'{s}' is not earliest, latest or a sequence number")
+                    })?),
+                };
+            let seq = q.seek_group(&group, target).map_err(|e| e.to_string())?;
+            eprintln!("group '{group}' now starts at seq {seq}");
+            Ok(())
         }
     }
 }

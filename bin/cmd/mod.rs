@@ -3,6 +3,7 @@
 mod check;
 mod create;
 mod demo;
+mod dump;
 mod gc;
 mod group;
 mod recv;
@@ -36,6 +37,12 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Cmd::Stat { path, json } => stat::run(&path, json),
         Cmd::Check { path, json } => check::run(&path, json),
         Cmd::Gc { path } => gc::run(&path),
+        Cmd::Dump {
+            path,
+            from,
+            count,
+            json,
+        } => dump::run(&path, from, count, json),
         Cmd::Spill { path, every } => spill::run(&path, every),
         Cmd::Demo { messages } => demo::run(messages),
         Cmd::Bench {

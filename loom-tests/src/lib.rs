@@ -89,7 +89,9 @@ pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitSt
 pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, u64) {
     let t = r
         .wait_for(Event::Data, w, None, || {
-            r.try_take(g, m).expect("corrupt").map(|t| t.ring().expect("on the ring"))
+            r.try_take(g, m)
+                .expect("corrupt")
+                .map(|t| t.ring().expect("on the ring"))
         })
         .expect("no deadline");
     let mut buf = [0u8; 8];
@@ -101,7 +103,11 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
 
 /// Receives if a message is there now.
 pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> {
-    let t = r.try_take(g, m).expect("corrupt")?.ring().expect("on the ring");
+    let t = r
+        .try_take(g, m)
+        .expect("corrupt")?
+        .ring()
+        .expect("on the ring");
     let mut buf = [0u8; 8];
     r.read_payload(&t, &mut buf);
     r.release(g, m);

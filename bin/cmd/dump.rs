@@ -1,0 +1,43 @@
+//! `shmq dump`
+
+use base64::Engine;
+use shmq::Queue;
+use std::io::Write;
+use std::path::Path;
+
+pub fn run(path: &Path, from: u64, count: Option<u64>, json: bool) -> Result<(), String> {
+    let q = Queue::open(path).map_err(|e| e.to_string())?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut err = None;
+    q.dump(from, count.unwrap_or(u64::MAX), |m| {
+        if err.is_some() {
+            return;
+        }
+        let r = if json {
+            let mut obj = serde_json::json!({
+                "seq": m.seq,
+                "ts_ns": m.ts_ns,
+                "len": m.payload.len(),
+                "source": if m.from_log { "spill" } else { "ring" },
+            });
+            match std::str::from_utf8(&m.payload) {
+                Ok(s) => obj["payload"] = s.into(),
+                Err(_) => {
+                    obj["payload_b64"] = base64::engine::general_purpose::STANDARD
+                        .encode(&m.payload)
+                        .into()
+                }
+            }
+            writeln!(out, "{obj}")
+        } else {
+            out.write_all(&m.payload).and_then(|_| out.write_all(b"\n"))
+        };
+        err = r.err();
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(e) = err {
+        return Err(format!("writing stdout: {e}"));
+    }
+    out.flush().map_err(|e| format!("writing stdout: {e}"))
+}

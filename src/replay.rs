@@ -1,0 +1,258 @@
+//! Replay: moving a group to any retained sequence number (`seek`), and
+//! reading retained messages without moving any group (`dump`).
+//!
+//! Retained means: in the ring (HEAD..TAIL), or in the spill log's current
+//! unbroken run (from `run_seq`, which FRONT has covered without a break, up
+//! to FRONT). A log kept as a journal (a retention policy) keeps FRONT active,
+//! so everything it retains can be replayed; otherwise the log holds what
+//! lagging groups needed.
+
+use crate::error::GroupError;
+use crate::layout::*;
+use crate::queue::Queue;
+use crate::region::Region;
+use crate::spill::Slot;
+use crate::sync::Ordering;
+
+/// Where `seek` moves a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeekTo {
+    /// The oldest retained message (in the log, or else in the ring).
+    Earliest,
+    /// The next message to be published.
+    Latest,
+    /// This sequence number.
+    Seq(u64),
+}
+
+/// A retained message, as `dump` yields it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retained {
+    /// Sequence number.
+    pub seq: u64,
+    /// Publish time.
+    pub ts_ns: u64,
+    /// The bytes.
+    pub payload: Vec<u8>,
+    /// Whether it came from the spill log (else from the ring).
+    pub from_log: bool,
+}
+
+impl Queue {
+    /// The range of sequence numbers a group can be moved to: from the oldest
+    /// retained (log or ring) to the tail.
+    pub fn retained(&self) -> (u64, u64) {
+        let ring = self.ring();
+        let (tail, _) = ring.tail_now();
+        let (head, _) = ring.head_now();
+        (self.log_floor().unwrap_or(head).min(head), tail)
+    }
+
+    /// Oldest sequence number replayable from the log, if any.
+    fn log_floor(&self) -> Option<u64> {
+        self.inner.spill.as_ref()?;
+        let ring = self.ring();
+        ring.front_now()?;
+        // Relaxed: read under the spill lock (or as a hint for `retained`).
+        let w = |off: usize| ring.region.u64_at(off).load(Ordering::Relaxed);
+        if w(OFF_LOG_END) <= w(OFF_LOG_FIRST_POS) {
+            return None;
+        }
+        Some(w(OFF_LOG_FIRST_SEQ).max(w(OFF_LOG_RUN_SEQ)))
+    }
+
+    /// Moves group `name` so that the next message it hands out is `to`.
+    /// Refused while the group has live members (stop them first, as with
+    /// `remove_group`). Returns the sequence number it now starts at.
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`], [`GroupError::HasMembers`],
+    /// [`GroupError::NotRetained`] for a sequence number outside
+    /// [`Queue::retained`], [`GroupError::Io`] for lock or log errors.
+    pub fn seek_group(&self, name: &str, to: SeekTo) -> Result<u64, GroupError> {
+        let _admin = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let g = ring
+            .find_group(name.as_bytes())
+            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        let live = ring
+            .members(g)
+            .iter()
+            .filter(|m| crate::liveness::is_alive(m.pid, m.start_time))
+            .count();
+        if live > 0 {
+            return Err(GroupError::HasMembers {
+                group: name.to_owned(),
+                count: live,
+            });
+        }
+        let io =
+            |e: crate::spill_log::LogError| GroupError::Io(std::io::Error::other(e.to_string()));
+        match &self.inner.spill {
+            Some(sp) => sp.locked(|| self.seek_locked(g, to)).map_err(io)?,
+            None => self.seek_locked(g, to),
+        }
+    }
+
+    fn seek_locked(&self, g: usize, to: SeekTo) -> Result<u64, GroupError> {
+        let ring = self.ring();
+        let (tail, _) = ring.tail_now();
+        let floor = self.log_floor();
+        let target = match to {
+            SeekTo::Latest => tail,
+            SeekTo::Earliest => floor.unwrap_or_else(|| ring.head_now().0),
+            SeekTo::Seq(s) => s,
+        };
+        let not_retained = || {
+            let (lo, hi) = self.retained();
+            GroupError::NotRetained {
+                seq: target,
+                first: lo,
+                last: hi,
+            }
+        };
+        if target > tail {
+            return Err(not_retained());
+        }
+        let before = ring.cursor_now(g);
+        if target >= ring.head_now().0 {
+            // Park the cursor at HEAD first, by the group-add protocol: from
+            // then on the group's own cursor protects the ring from HEAD on.
+            let start = unpack(ring.start_cursor(ring.cursor(g), crate::group::StartAt::Earliest));
+            if start.0 > target {
+                // HEAD moved past the target meanwhile.
+                ring.set_cursor(g, before);
+                return Err(not_retained());
+            }
+            // In the ring: walk from HEAD to it.
+            let (mut seq, mut pos) = start;
+            while seq < target {
+                match ring.slot_at(pos) {
+                    Slot::Pad { next } => pos = next,
+                    Slot::Record { next, .. } => {
+                        seq += 1;
+                        pos = next;
+                    }
+                    // Claimed but not committed yet: the target is past the
+                    // committed tail; settle for the first uncommitted record.
+                    Slot::Uncommitted => break,
+                    Slot::Bad => {
+                        ring.set_cursor(g, before);
+                        return Err(not_retained());
+                    }
+                }
+            }
+            ring.set_cursor(g, pack(seq, pos));
+            return Ok(seq);
+        }
+        // In the log: only within its unbroken run up to FRONT.
+        let (Some(sp), Some(floor)) = (&self.inner.spill, floor) else {
+            return Err(not_retained());
+        };
+        if target < floor {
+            return Err(not_retained());
+        }
+        let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
+        let mut reader = sp.reader();
+        let at = reader
+            .find(target, log_end)
+            .ok()
+            .flatten()
+            .ok_or_else(not_retained)?;
+        let (rec, _) = reader.read_head(at).map_err(|_| not_retained())?;
+        ring.set_cursor(g, pack(rec.seq | DISK_BIT, at));
+        Ok(rec.seq)
+    }
+
+    /// Calls `f` with every retained message from `from` on, oldest first,
+    /// at most `count` of them, without moving any group. Messages the ring
+    /// overwrites while they are read are not shown.
+    ///
+    /// # Errors
+    /// Reading the log failed.
+    pub fn dump(
+        &self,
+        from: u64,
+        count: u64,
+        mut f: impl FnMut(Retained),
+    ) -> Result<u64, crate::spill_log::LogError> {
+        let ring = self.ring();
+        let mut shown = 0;
+        let mut next = from;
+        if let Some(sp) = &self.inner.spill {
+            let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
+            let mut reader = sp.reader();
+            if let Some(mut at) = reader.find(from, log_end)? {
+                let mut payload = Vec::new();
+                while at < log_end && shown < count {
+                    let rec = reader.read(at, &mut payload)?;
+                    at += rec.size;
+                    if rec.kind != KIND_MSG || rec.seq < next {
+                        continue;
+                    }
+                    next = rec.seq + 1;
+                    shown += 1;
+                    f(Retained {
+                        seq: rec.seq,
+                        ts_ns: rec.ts_ns,
+                        payload: std::mem::take(&mut payload),
+                        from_log: true,
+                    });
+                }
+            }
+        }
+        // The ring, from HEAD: each copy is kept only if HEAD had not passed
+        // it when the copy was done (producers write only below HEAD + ring).
+        let (mut seq, mut pos) = ring.head_now();
+        while shown < count {
+            let (tail, _) = ring.tail_now();
+            if seq >= tail {
+                break;
+            }
+            match ring.slot_at(pos) {
+                Slot::Pad { next } => pos = next,
+                Slot::Record {
+                    kind,
+                    len,
+                    seq: rseq,
+                    ts_ns,
+                    next: after,
+                } => {
+                    // Word by word with atomic loads: a producer may reuse the
+                    // space meanwhile (nothing protects it), which the HEAD
+                    // check below detects; atomics keep that race defined.
+                    let mut payload = Vec::with_capacity(len as usize + 8);
+                    let off = ring.geo.ring_at(pos) + RECORD_HEADER;
+                    for i in 0..(len as usize).div_ceil(8) {
+                        let w = ring.region.u64_at(off + 8 * i).load(Ordering::Relaxed);
+                        payload.extend_from_slice(&w.to_ne_bytes());
+                    }
+                    payload.truncate(len as usize);
+                    // Acquire: orders the copy before this load (pairs with
+                    // the producers' HEAD CAS, which precedes their writes).
+                    crate::sync::fence(Ordering::Acquire);
+                    let (_, hpos) = ring.head_now();
+                    if hpos > pos || rseq != seq {
+                        // Overwritten under us: go on from HEAD.
+                        (seq, pos) = ring.head_now();
+                        continue;
+                    }
+                    if kind == KIND_MSG && seq >= next {
+                        next = seq + 1;
+                        shown += 1;
+                        f(Retained {
+                            seq,
+                            ts_ns,
+                            payload,
+                            from_log: false,
+                        });
+                    }
+                    seq += 1;
+                    pos = after;
+                }
+                Slot::Uncommitted | Slot::Bad => break,
+            }
+        }
+        Ok(shown)
+    }
+}
