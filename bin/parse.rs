@@ -39,6 +39,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("'{s}' is not a duration (use e.g. 500ms, 2s): {e}"))
 }
 
+/// `never`, `segment`, `always`, `interval=100ms`.
+pub fn parse_fsync(s: &str) -> Result<shmq::Fsync, String> {
+    match s {
+        "never" => Ok(shmq::Fsync::Never),
+        "segment" => Ok(shmq::Fsync::Segment),
+        "always" => Ok(shmq::Fsync::Always),
+        _ => match s.strip_prefix("interval=") {
+            Some(d) => parse_duration(d).map(shmq::Fsync::Interval),
+            None => Err(format!(
+                "'{s}' is not an fsync policy (never, segment, always, interval=DURATION)"
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,20 +80,5 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("soon").is_err());
-    }
-}
-
-/// `never`, `segment`, `always`, `interval=100ms`.
-pub fn parse_fsync(s: &str) -> Result<shmq::Fsync, String> {
-    match s {
-        "never" => Ok(shmq::Fsync::Never),
-        "segment" => Ok(shmq::Fsync::Segment),
-        "always" => Ok(shmq::Fsync::Always),
-        _ => match s.strip_prefix("interval=") {
-            Some(d) => parse_duration(d).map(shmq::Fsync::Interval),
-            None => Err(format!(
-                "'{s}' is not an fsync policy (never, segment, always, interval=DURATION)"
-            )),
-        },
     }
 }
