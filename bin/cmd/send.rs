@@ -40,10 +40,12 @@ pub fn run(
     let mut p = q.producer();
     let mut seqs = SeqRange::default();
     let result = send_all(&q, &mut p, &mut seqs, count, size, interval, timeout);
-    // What was sent is reported even when a later message failed.
+    // What was sent is reported even when a later message failed (an error
+    // before anything was sent stays the one line it is).
     match seqs.first {
         Some(f) => eprintln!("sent {} messages, seq {f}..={}", seqs.count, seqs.last),
-        None => eprintln!("sent 0 messages"),
+        None if result.is_ok() => eprintln!("sent 0 messages"),
+        None => {}
     }
     result
 }
