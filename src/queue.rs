@@ -683,6 +683,15 @@ impl Queue {
     pub fn remove_group(&self, name: &str) -> Result<(), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
+        let g = self.idle_group(name)?;
+        ring.remove_group(g);
+        Ok(())
+    }
+
+    /// Slot of group `name`, which must have no live member (the caller
+    /// holds the admin lock).
+    pub(crate) fn idle_group(&self, name: &str) -> Result<usize, GroupError> {
+        let ring = self.ring();
         let g = ring
             .find_group(name.as_bytes())
             .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
@@ -697,8 +706,7 @@ impl Queue {
                 count: live,
             });
         }
-        ring.remove_group(g);
-        Ok(())
+        Ok(g)
     }
 
     /// A producer with the default wait strategy ([`crate::WaitStrategy::Block`]).

@@ -71,21 +71,7 @@ impl Queue {
     /// [`Queue::retained`], [`GroupError::Io`] for lock or log errors.
     pub fn seek_group(&self, name: &str, to: SeekTo) -> Result<u64, GroupError> {
         let _admin = self.admin(true).map_err(GroupError::Io)?;
-        let ring = self.ring();
-        let g = ring
-            .find_group(name.as_bytes())
-            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
-        let live = ring
-            .members(g)
-            .iter()
-            .filter(|m| crate::liveness::is_alive(m.pid, m.start_time))
-            .count();
-        if live > 0 {
-            return Err(GroupError::HasMembers {
-                group: name.to_owned(),
-                count: live,
-            });
-        }
+        let g = self.idle_group(name)?;
         let io =
             |e: crate::spill_log::LogError| GroupError::Io(std::io::Error::other(e.to_string()));
         match &self.inner.spill {
