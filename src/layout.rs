@@ -35,8 +35,8 @@
 //!   768 COUNTERS line: u64 full_waits (times a producer found the ring full
 //!                      because a group had not read it), u64 aborted (claims
 //!                      abandoned without a message), u64 stall_waits (at 784:
-//!                      times the ring was full because its oldest record was a
-//!                      claim another producer had not committed yet)
+//!                      times the ring was full behind an operation in progress:
+//!                      a claim not committed yet, or a message being read)
 //!   896..1024    reserved (zero)
 //!   1024 SPILL slot, laid out like a group slot's first 144 bytes (spill.rs):
 //!        1024 state u64   SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE + generation
@@ -152,7 +152,7 @@ pub const OFF_SPACE_WAITERS: usize = 644;
 pub const OFF_FULL_WAITS: usize = 768;
 /// Counter: claims abandoned without a message.
 pub const OFF_ABORTED: usize = 776;
-/// Counter: times the ring was full behind an uncommitted claim.
+/// Counter: times the ring was full behind an operation in progress.
 pub const OFF_STALL_WAITS: usize = 784;
 
 /// Bit in `compat_flags`: a spill log is configured.

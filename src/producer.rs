@@ -97,19 +97,30 @@ impl Producer {
             return Ok(c);
         }
         let mut spill_err = None;
-        if self.spill {
-            // Full: a round may make room at once.
+        let mut round_blocked = false;
+        // Full: rounds may make room at once. Another producer may fill the
+        // ring while one runs, so go on while they make progress.
+        let rounds = if self.spill { 4 } else { 0 };
+        for _ in 0..rounds {
             match self.q.spill_round(!matches!(mode, Mode::Try)) {
-                Ok(_) => {
+                Ok(r) => {
+                    round_blocked = r.is_some_and(|o| o.blocked);
                     if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {
                         return Ok(c);
                     }
+                    if r.is_none_or(|o| o.spilled == 0 && o.transferred == 0) {
+                        break;
+                    }
                 }
-                Err(e) => spill_err = Some(e.to_string()),
+                Err(e) => {
+                    spill_err = Some(e.to_string());
+                    break;
+                }
             }
         }
         // Why is it full? Counted apart, since only one is a consumer's doing.
-        let counter = if ring.head_uncommitted() {
+        let need_end = end_of(ring.tail_now().1);
+        let counter = if round_blocked || ring.full_behind_operation(need_end) {
             OFF_STALL_WAITS
         } else {
             OFF_FULL_WAITS

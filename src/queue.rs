@@ -108,7 +108,8 @@ pub struct Stat {
     /// Times a producer found the ring full and had to wait or fail.
     pub full_waits: u64,
     /// Times a producer found the ring full behind a claim another producer
-    /// had not committed yet (a producer descheduled or stopped mid-send).
+    /// had not committed yet, or behind a message a member was still reading
+    /// (a process descheduled or stopped mid-operation), not a group's backlog.
     pub stall_waits: u64,
     /// Claims abandoned without a message (their sequence numbers are skipped).
     pub aborted: u64,
@@ -365,6 +366,23 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<Parsed, OpenErro
 /// Smallest spill segment.
 const MIN_SEGMENT: u64 = 4096;
 
+/// This process's spill machinery for a queue with a spill log.
+fn open_spill(
+    spill: Option<SpillOptions>,
+    nonce: u64,
+    geo: &Geometry,
+) -> Result<Option<Spill>, OpenError> {
+    spill
+        .map(|sp| {
+            let dir = sp.dir.clone();
+            Spill::open(sp, nonce, geo.max_msg).map_err(io_err(format!(
+                "{}: cannot open the spill lock",
+                dir.display()
+            )))
+        })
+        .transpose()
+}
+
 /// Checks spill options and prepares the directory: created (mode 0700) if
 /// missing, made absolute, and holding no other queue's log (with `replace`,
 /// an old log is deleted).
@@ -534,15 +552,7 @@ impl Queue {
         nonce: u64,
         spill: Option<SpillOptions>,
     ) -> Result<Queue, OpenError> {
-        let spill = spill
-            .map(|sp| {
-                let dir = sp.dir.clone();
-                Spill::open(sp, nonce, geo.max_msg).map_err(io_err(format!(
-                    "{}: cannot open the spill lock",
-                    dir.display()
-                )))
-            })
-            .transpose()?;
+        let spill = open_spill(spill, nonce, &geo)?;
         let map = MmapOptions::new()
             .len(geo.file_size())
             .populate()
@@ -586,15 +596,7 @@ impl Queue {
                 file: None,
                 path: None,
                 admin: Mutex::new(()),
-                spill: spill
-                    .map(|sp| {
-                        let dir = sp.dir.clone();
-                        Spill::open(sp, nonce, geo.max_msg).map_err(io_err(format!(
-                            "{}: cannot open the spill lock",
-                            dir.display()
-                        )))
-                    })
-                    .transpose()?,
+                spill: open_spill(spill, nonce, &geo)?,
             }),
         })
     }

@@ -138,7 +138,8 @@ impl Queue {
         if target < floor {
             return Err(not_retained());
         }
-        let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
+        // Relaxed: we hold the spill lock, which orders this after the store.
+        let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Relaxed);
         let mut reader = sp.reader();
         let at = reader
             .find(target, log_end)
@@ -166,6 +167,8 @@ impl Queue {
         let mut shown = 0;
         let mut next = from;
         if let Some(sp) = &self.inner.spill {
+            // SYNC POINT log_end: Acquire pairs with the spiller's Release;
+            // the records below it are in the files.
             let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
             let mut reader = sp.reader();
             if let Some(mut at) = reader.find(from, log_end)? {

@@ -173,12 +173,16 @@ impl<R: Region> Ring<R> {
         }
     }
 
-    /// Whether the oldest record the ring holds is a claim not yet committed:
-    /// a full ring then waits for that producer, not for a consumer group.
-    pub fn head_uncommitted(&self) -> bool {
+    /// Whether a ring too full for a claim ending at `need_end` waits for an
+    /// operation in progress rather than for a group's backlog: the oldest
+    /// record it holds is a claim not committed yet, or HEAD alone would leave
+    /// room and only a member's hazard (a message being read) is in the way.
+    pub fn full_behind_operation(&self, need_end: u64) -> bool {
         let (_, hpos) = self.head_now();
         let (_, tpos) = self.tail_now();
-        hpos < tpos && self.slot_at(hpos) == Slot::Uncommitted
+        (hpos < tpos && self.slot_at(hpos) == Slot::Uncommitted)
+            || (need_end <= hpos.saturating_add(self.geo.capacity)
+                && self.scan_groups().min_inflight < hpos)
     }
 
     /// Copies the payload of the record at `pos` (length `len`, checked by

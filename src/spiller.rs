@@ -92,6 +92,8 @@ pub struct RoundOutcome {
     pub transferred: usize,
     /// Groups moved from the log back onto the ring.
     pub rejoined: usize,
+    /// The round stopped short of the tail at a claim not committed yet.
+    pub blocked: bool,
 }
 
 impl Spill {
@@ -226,7 +228,9 @@ impl Queue {
         // 1. Recover. Relaxed loads and stores: the flock orders rounds.
         let died = word(OFF_SPILL_IN_ROUND).load(Ordering::Relaxed) != 0;
         word(OFF_SPILL_IN_ROUND).store(std::process::id() as u64, Ordering::Relaxed);
-        let log_end = word(OFF_LOG_END).load(Ordering::Acquire);
+        // Relaxed: only the lock holder writes log_end, and the flock orders
+        // this load after the previous holder's store.
+        let mut log_end = word(OFF_LOG_END).load(Ordering::Relaxed);
         if died {
             word(OFF_SPILL_RECOVERIES).fetch_add(1, Ordering::Relaxed);
         }
@@ -236,11 +240,12 @@ impl Queue {
             if end < log_end {
                 // Records the log had published are gone (damaged storage).
                 // Keep what is left consistent; readers past it get errors.
+                // Release, like the store in step 3 (readers' Acquire).
                 word(OFF_LOG_END).store(end, Ordering::Release);
             }
             local.synced_end = Some(end);
+            log_end = end;
         }
-        let log_end = word(OFF_LOG_END).load(Ordering::Acquire);
         let groups: Vec<usize> = (0..ring.geo.max_groups as usize)
             .filter(|&g| ring.is_active(g))
             .collect();
@@ -283,7 +288,10 @@ impl Queue {
         let (mut seq, mut pos) = (fseq, fpos);
         loop {
             match ring.slot_at(pos) {
-                Slot::Uncommitted => break,
+                Slot::Uncommitted => {
+                    out.blocked = pos < ring.tail_now().1;
+                    break;
+                }
                 Slot::Pad { next } => pos = next,
                 Slot::Record {
                     kind,
@@ -338,6 +346,7 @@ impl Queue {
             word(OFF_LOG_END).store(end, Ordering::Release);
             word(OFF_LOG_END_SEQ).store(seq, Ordering::Relaxed);
             local.synced_end = Some(end);
+            log_end = end;
             local.end_seq = Some(seq);
             word(OFF_SPILLED).fetch_add(local.recs.len() as u64, Ordering::Relaxed);
             word(OFF_SPILL_BYTES).fetch_add(local.buf.len() as u64, Ordering::Relaxed);
@@ -350,8 +359,9 @@ impl Queue {
             ring.notify(Event::Data);
             crash_point("spill-front-moved");
         }
-        // 4. Transfer.
-        let log_end = word(OFF_LOG_END).load(Ordering::Acquire);
+        // 4. Transfer, against the tail as it is now: producers went on
+        // while this round wrote.
+        let below = ring.tail_now().1.saturating_sub(ring.geo.capacity / 2);
         let run_seq = word(OFF_LOG_RUN_SEQ).load(Ordering::Relaxed);
         let mut reader = spill.reader();
         for &g in &groups {

@@ -14,14 +14,23 @@ use std::time::Duration;
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 
+/// Runs `shmq`, which must succeed; returns its stdout.
 fn shmq(args: &[&str]) -> String {
     let out = Command::new(SHMQ).args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "shmq {args:?}: {}",
+        "shmq {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `shmq`, which must fail; returns its stderr.
+fn shmq_fails(args: &[&str]) -> String {
+    let out = Command::new(SHMQ).args(args).output().unwrap();
+    assert!(!out.status.success(), "shmq {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
 }
 
 fn stat(q: &Path) -> serde_json::Value {
@@ -282,15 +291,7 @@ fn spilling_process_killed_at_random_points() {
     );
     let slow = consumer(&q, "slow", per).join().unwrap();
     check("slow", slow, 1, per);
-    let out = Command::new(SHMQ)
-        .args(["check", q.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "check: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    shmq(&["check", q.to_str().unwrap()]);
 }
 
 #[test]
@@ -358,23 +359,7 @@ fn disk_full_gives_back_pressure_and_an_error_then_resumes() {
         "{s}"
     );
     // Space returns: a producer without the limit sends the rest.
-    let mut child = Command::new(SHMQ)
-        .args(["send", q.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    for c in sent..per {
-        writeln!(stdin, "{}", line(0, c)).unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    send_lines(&q, sent..per);
     assert!(stat(&q)["spill"]["last_error"].is_null());
     for g in ["fast", "slow"] {
         check(g, consumer(&q, g, per).join().unwrap(), 1, per);
@@ -435,12 +420,8 @@ fn seek_replay_and_dump_from_a_journal() {
     // earliest is the oldest retained; beyond the tail is refused.
     shmq(&["group", "seek", qs, "slow", "earliest"]);
     check("slow", consumer(&q, "slow", n).join().unwrap(), 1, n);
-    let out = Command::new(SHMQ)
-        .args(["group", "seek", qs, "slow", "999999"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not retained"));
+    let err = shmq_fails(&["group", "seek", qs, "slow", "999999"]);
+    assert!(err.contains("not retained"), "{err}");
     // latest: nothing until the next message.
     shmq(&["group", "seek", qs, "slow", "latest"]);
     send_lines(&q, n..n + 1);
@@ -484,9 +465,6 @@ fn retention_deletes_only_what_every_group_has_read() {
     let after = stat(&q);
     assert_eq!(after["spill"]["segments"], 1, "{after}");
     // A seek before what is retained is refused.
-    let out = Command::new(SHMQ)
-        .args(["group", "seek", qs, "slow", "0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let err = shmq_fails(&["group", "seek", qs, "slow", "0"]);
+    assert!(err.contains("not retained"), "{err}");
 }

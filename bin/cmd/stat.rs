@@ -68,7 +68,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
     );
     println!("tail_seq  {}   (oldest held: {})", s.tail_seq, s.head_seq);
     println!(
-        "full      {} waits on a full ring, {} behind an uncommitted claim, {} aborted claims",
+        "full      {} waits on a full ring, {} behind a send or read in progress, {} aborted claims",
         s.full_waits, s.stall_waits, s.aborted
     );
     if let Some(sp) = &s.spill {
