@@ -96,6 +96,18 @@ pub enum Cmd {
         /// Also draw latency percentile curves into this SVG file.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// spill: the file system to spill to (a private directory is made in
+        /// it) [default: the system temporary directory].
+        #[arg(long)]
+        spill_dir: Option<PathBuf>,
+        /// spill: when the log is synced: never, segment, always or
+        /// interval=DURATION.
+        #[arg(long, default_value = "never", value_parser = parse_fsync)]
+        fsync: shmq::Fsync,
+        /// spill: messages per second in the latency cases [default: 100000,
+        /// or half the rate the producer reached while spilling if less].
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// The far side of a benchmark (used by `shmq bench`).
     #[command(hide = true)]

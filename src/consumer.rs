@@ -323,7 +323,7 @@ fn take_disk(
         }
         return Ok(DiskStep::CaughtUp);
     }
-    let rec = match d.reader.read(at, &mut d.buf) {
+    let rec = match d.reader.read_ahead(at, log_end, &mut d.buf) {
         Ok(r) => r,
         // The group moved on (and retention may have deleted what it read).
         Err(_) if ring.cursor_now(g) != cur => return Ok(DiskStep::Retry),

@@ -25,6 +25,8 @@ pub struct Producer {
     spill: bool,
     /// Tail position before which the spill pressure is not looked at again.
     next_spill_check: u64,
+    /// Tail position before which an active spill front is not looked at again.
+    next_front_check: u64,
 }
 
 /// With a spill log, how long a producer facing a full ring waits before it
@@ -47,6 +49,7 @@ impl Producer {
             wait: WaitStrategy::default(),
             spill,
             next_spill_check: 0,
+            next_front_check: 0,
         }
     }
 
@@ -66,21 +69,37 @@ impl Producer {
     /// With a spill log: once less than half the ring is free, run a spill
     /// round (if no one else is), so that a lagging group moves to disk before
     /// the ring fills. Looked at again only every eighth of a ring.
+    ///
+    /// While a group is on the log (FRONT active) a round also runs every
+    /// eighth of a ring regardless: the producer that runs a round carries its
+    /// write, so keeping the log close behind the tail keeps each round, and
+    /// the stall it means for this producer's messages, short.
     fn spill_pressure(&mut self) {
-        let half = self.q.geometry().capacity / 2;
+        let eighth = self.q.geometry().capacity / 8;
         let pos = self.pc.tail_guess();
-        if self.pc.headroom() >= half || pos < self.next_spill_check {
-            return;
-        }
-        self.next_spill_check = pos + half / 4;
         let ring = self.q.ring();
-        ring.rescan(&mut self.pc);
-        if self.pc.headroom() < half {
-            // An error is recorded in the header (stat shows it); the claim
-            // below meets a full ring only if the disk keeps failing.
-            let _ = self.q.spill_round(false);
+        if self.pc.headroom() >= 4 * eighth {
+            if pos < self.next_front_check {
+                return;
+            }
+            self.next_front_check = pos + eighth;
+            if !ring.spilling() {
+                return;
+            }
+        } else if pos < self.next_spill_check {
+            return;
+        } else {
             ring.rescan(&mut self.pc);
+            if self.pc.headroom() >= 4 * eighth && !ring.spilling() {
+                return;
+            }
         }
+        self.next_spill_check = pos + eighth;
+        self.next_front_check = pos + eighth;
+        // An error is recorded in the header (stat shows it); the claim below
+        // meets a full ring only if the disk keeps failing.
+        let _ = self.q.spill_round(false);
+        ring.rescan(&mut self.pc);
     }
 
     fn claim(

@@ -174,7 +174,7 @@ impl Queue {
             if let Some(mut at) = reader.find(from, log_end)? {
                 let mut payload = Vec::new();
                 while at < log_end && shown < count {
-                    let rec = reader.read(at, &mut payload)?;
+                    let rec = reader.read_ahead(at, log_end, &mut payload)?;
                     at += rec.size;
                     if rec.kind != KIND_MSG || rec.seq < next {
                         continue;

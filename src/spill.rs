@@ -106,6 +106,13 @@ impl<R: Region> Ring<R> {
         (st == SLOT_ACTIVE).then(|| unpack(self.front().load(Ordering::Acquire)))
     }
 
+    /// Whether FRONT is active: a hint for producers deciding whether to run a
+    /// round. Relaxed: the round itself reads the state under the spill lock,
+    /// so a stale answer only moves a round earlier or later.
+    pub(crate) fn spilling(&self) -> bool {
+        self.spill_state().load(Ordering::Relaxed) & 0xff == SLOT_ACTIVE
+    }
+
     /// Activates FRONT at HEAD (spill lock held). Returns its `(seq, pos)`.
     pub fn activate_front(&self) -> (u64, u64) {
         let state = self.spill_state();

@@ -176,18 +176,34 @@ fn record_crc(head: &[u8], payload: &[u8]) -> u32 {
 }
 
 /// Appends the encoding of one record to `out`.
-pub fn encode_record(out: &mut Vec<u8>, seq: u64, ts_ns: u64, kind: u64, payload: &[u8]) {
-    let mut head = [0u8; LOG_RECORD_HEADER];
-    head[0..4].copy_from_slice(&(payload.len() as u32).to_ne_bytes());
+#[cfg(test)]
+fn encode_record(out: &mut Vec<u8>, seq: u64, ts_ns: u64, kind: u64, payload: &[u8]) {
+    encode_record_with(out, seq, ts_ns, kind, payload.len(), |dst| {
+        dst.copy_from_slice(payload)
+    });
+}
+
+/// Appends one record of a `len`-byte payload that `fill` writes in place
+/// (the spiller copies straight from the ring, with no buffer in between).
+pub(crate) fn encode_record_with(
+    out: &mut Vec<u8>,
+    seq: u64,
+    ts_ns: u64,
+    kind: u64,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) {
+    let start = out.len();
+    out.resize(start + log_record_size(len as u64) as usize, 0);
+    let (head, body) = out[start..].split_at_mut(LOG_RECORD_HEADER);
+    head[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
     head[4..8].copy_from_slice(&(kind as u32).to_ne_bytes());
     head[8..16].copy_from_slice(&seq.to_ne_bytes());
     head[16..24].copy_from_slice(&ts_ns.to_ne_bytes());
-    let crc = record_crc(&head, payload);
+    let payload = &mut body[..len];
+    fill(payload);
+    let crc = record_crc(head, payload);
     head[24..28].copy_from_slice(&crc.to_ne_bytes());
-    out.extend_from_slice(&head);
-    out.extend_from_slice(payload);
-    let size = log_record_size(payload.len() as u64) as usize;
-    out.resize(out.len() + size - LOG_RECORD_HEADER - payload.len(), 0);
 }
 
 /// Parses a record header; `None` if it cannot be one (bad kind or length).
@@ -308,7 +324,14 @@ pub(crate) struct LogReader {
     /// (base, first_seq) of every segment, as last listed.
     segs: Vec<(u64, u64)>,
     open: Option<(u64, File)>,
+    /// Read-ahead for [`LogReader::read_ahead`]: log bytes from `win_at`, all
+    /// below a published log end when they were read, so final.
+    win: Vec<u8>,
+    win_at: u64,
 }
+
+/// Bytes a reader fetches ahead: one `pread` serves many small records.
+const READ_AHEAD: u64 = 64 << 10;
 
 impl LogReader {
     pub(crate) fn new(dir: &Path, nonce: u64, max_msg: u32) -> Self {
@@ -318,6 +341,8 @@ impl LogReader {
             max_msg,
             segs: Vec::new(),
             open: None,
+            win: Vec::new(),
+            win_at: 0,
         }
     }
 
@@ -398,6 +423,94 @@ impl LogReader {
         parse_head(&head, self.max_msg).ok_or_else(|| {
             LogError::Corrupt(format!("record at log position {pos} has a bad header"))
         })
+    }
+
+    /// [`LogReader::read`] for a reader going forward through the log: the
+    /// bytes come from a window read ahead of `pos`, up to `end`, a published
+    /// log end (records below it are final; a window may outlive its segment's
+    /// deletion, but only a reader whose cursor moved past it can meet that,
+    /// and its cursor CAS then fails).
+    pub(crate) fn read_ahead(
+        &mut self,
+        pos: u64,
+        end: u64,
+        payload: &mut Vec<u8>,
+    ) -> Result<LogRecord, LogError> {
+        if let Some(rec) = self.in_window(pos, payload)? {
+            return Ok(rec);
+        }
+        self.fill_window(pos, end)?;
+        match self.in_window(pos, payload)? {
+            Some(rec) => Ok(rec),
+            // Larger than a window: read it directly.
+            None => self.read(pos, payload),
+        }
+    }
+
+    /// The record at `pos` if the window holds all of it.
+    fn in_window(
+        &self,
+        pos: u64,
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<LogRecord>, LogError> {
+        let win_end = self.win_at + self.win.len() as u64;
+        if pos < self.win_at || pos + LOG_RECORD_HEADER as u64 > win_end {
+            return Ok(None);
+        }
+        let at = (pos - self.win_at) as usize;
+        let mut head = [0u8; LOG_RECORD_HEADER];
+        head.copy_from_slice(&self.win[at..at + LOG_RECORD_HEADER]);
+        let (rec, crc) = parse_head(&head, self.max_msg).ok_or_else(|| {
+            LogError::Corrupt(format!("record at log position {pos} has a bad header"))
+        })?;
+        let body = at + LOG_RECORD_HEADER;
+        let Some(bytes) = self.win.get(body..body + rec.len as usize) else {
+            return Ok(None);
+        };
+        if record_crc(&head, bytes) != crc {
+            return Err(LogError::Corrupt(format!(
+                "record at log position {pos} (seq {}) fails its checksum",
+                rec.seq
+            )));
+        }
+        payload.clear();
+        payload.extend_from_slice(bytes);
+        Ok(Some(rec))
+    }
+
+    /// Reads up to [`READ_AHEAD`] bytes from `pos`, not past `end` nor the end
+    /// of `pos`'s segment.
+    fn fill_window(&mut self, pos: u64, end: u64) -> Result<(), LogError> {
+        self.win.clear();
+        self.win_at = pos;
+        // The first read also opens the segment (refreshing a stale listing).
+        let mut head = [0u8; LOG_RECORD_HEADER];
+        self.pread(pos, 0, &mut head)?;
+        let Some(base) = self.open.as_ref().map(|(b, _)| *b) else {
+            return Ok(());
+        };
+        let seg_end = self
+            .segs
+            .iter()
+            .find(|(b, _)| *b > base)
+            .map_or(u64::MAX, |s| s.0);
+        let want = READ_AHEAD.min(end.saturating_sub(pos)).min(seg_end - pos) as usize;
+        self.win.resize(want.max(LOG_RECORD_HEADER), 0);
+        let Some((_, f)) = &self.open else {
+            return Ok(());
+        };
+        let off = SEG_HEADER + (pos - base);
+        let mut got = 0;
+        while got < self.win.len() {
+            match f.read_at(&mut self.win[got..], off + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.win.truncate(got);
+        Ok(())
     }
 
     /// Reads and checks the record at `pos`, its payload into `payload`.
@@ -799,6 +912,50 @@ mod tests {
         // Another queue's reader refuses the log.
         let mut other = LogReader::new(dir.path(), 8, 100);
         assert!(matches!(other.refresh(), Err(LogError::Corrupt(_))));
+    }
+
+    #[test]
+    fn read_ahead_matches_read_across_segments_windows_and_large_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = 3 * READ_AHEAD as u32;
+        let mut w = LogWriter::new(&opts(dir.path(), 256 << 10), 7, max);
+        w.resync(0, false).unwrap();
+        // Small records with a few larger than a window among them, over
+        // several segments.
+        let (mut buf, mut recs) = (Vec::new(), Vec::new());
+        for s in 0..3000u64 {
+            let len = if s % 700 == 3 {
+                2 * READ_AHEAD as usize + 5
+            } else {
+                (s % 90) as usize
+            };
+            encode_record(&mut buf, s, s, KIND_MSG, &vec![s as u8; len]);
+            recs.push((s, log_record_size(len as u64)));
+        }
+        let pos = w.append(&buf, &recs).unwrap();
+        let end = w.end().unwrap();
+        assert!(list_segments(dir.path()).unwrap().len() > 3);
+        let mut r = LogReader::new(dir.path(), 7, max);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        for (i, &p) in pos.iter().enumerate() {
+            assert_eq!(at, p);
+            let ra = r.read_ahead(at, end, &mut a).unwrap();
+            let rb = LogReader::new(dir.path(), 7, max).read(at, &mut b).unwrap();
+            assert_eq!((ra.seq, ra.size, &a), (i as u64, rb.size, &b));
+            at += ra.size;
+        }
+        assert_eq!(at, end);
+        // A damaged payload is caught through the window too.
+        let f = open_rw(&seg_path(dir.path(), 0), false).unwrap();
+        f.write_all_at(&[0xee], SEG_HEADER + pos[1] + LOG_RECORD_HEADER as u64)
+            .unwrap();
+        let mut r = LogReader::new(dir.path(), 7, max);
+        r.read_ahead(pos[0], end, &mut a).unwrap();
+        assert!(matches!(
+            r.read_ahead(pos[1], end, &mut a),
+            Err(LogError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::queue::Queue;
 use crate::region::Region;
 use crate::spill::Slot;
 use crate::spill_log::{
-    encode_record, log_record_size, LogError, LogReader, LogWriter, SpillOptions,
+    encode_record_with, log_record_size, LogError, LogReader, LogWriter, SpillOptions,
 };
 use crate::sync::Ordering;
 use crate::wait::Event;
@@ -80,7 +80,6 @@ struct Local {
     end_seq: Option<u64>,
     buf: Vec<u8>,
     recs: Vec<(u64, u64)>,
-    payload: Vec<u8>,
 }
 
 /// What a round did.
@@ -113,7 +112,6 @@ impl Spill {
                 end_seq: None,
                 buf: Vec::new(),
                 recs: Vec::new(),
-                payload: Vec::new(),
             }),
             opts,
             lock_file,
@@ -310,16 +308,15 @@ impl Queue {
                         pos = next;
                         continue;
                     }
-                    let payload = &mut local.payload;
-                    payload.resize(if kind == KIND_MSG { len as usize } else { 0 }, 0);
-                    // SAFETY: FRONT is at or below `pos` and only this round
-                    // (holding the spill lock) moves it, so producers do not
-                    // overwrite the record; `len` was checked by `slot_at`.
-                    unsafe { ring.copy_payload(pos, payload) };
-                    encode_record(&mut local.buf, seq, ts_ns, kind, payload);
-                    local
-                        .recs
-                        .push((seq, log_record_size(payload.len() as u64)));
+                    let len = if kind == KIND_MSG { len as usize } else { 0 };
+                    encode_record_with(&mut local.buf, seq, ts_ns, kind, len, |dst| {
+                        // SAFETY: FRONT is at or below `pos` and only this
+                        // round (holding the spill lock) moves it, so producers
+                        // do not overwrite the record; `len` was checked by
+                        // `slot_at`.
+                        unsafe { ring.copy_payload(pos, dst) }
+                    });
+                    local.recs.push((seq, log_record_size(len as u64)));
                     seq += 1;
                     pos = next;
                 }

@@ -126,3 +126,60 @@ fn wakeup_compares_shmq_with_a_bare_futex() {
     }
     assert!(rows[1]["p50_vs_floor"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn spill_bench_reports_rates_latency_disk_and_catch_up() {
+    let disk = tempfile::tempdir().unwrap();
+    let rows = rows(&[
+        "bench",
+        "spill",
+        "--size",
+        "64",
+        "--msgs",
+        "3000",
+        "--rate",
+        "50000",
+        "--spill-dir",
+        disk.path().to_str().unwrap(),
+        "--json",
+    ]);
+    let find = |mech: &str, test: &str, spilling: Option<u64>| {
+        rows.iter()
+            .find(|r| {
+                r["mechanism"] == mech
+                    && r["test"] == test
+                    && spilling.is_none_or(|s| r["spilling_groups"] == s)
+            })
+            .unwrap_or_else(|| panic!("no {mech} {test} {spilling:?} in {rows:?}"))
+    };
+    for s in [0, 1] {
+        let r = find("shmq", "spill rate", Some(s));
+        assert_eq!(r["size"], 64);
+        assert!(r["msgs_per_s"].as_f64().unwrap() > 0.0);
+        let l = find("shmq", "spill latency", Some(s));
+        assert_eq!(l["rate"], 50000);
+        let p50 = l["latency_ns"]["p50"].as_u64().unwrap();
+        assert!(p50 > 0 && p50 <= l["latency_ns"]["max"].as_u64().unwrap());
+    }
+    assert!(
+        find("shmq", "spill rate", Some(1))["vs_none"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let spill = find("shmq", "spill write", None);
+    let plain = find("write", "spill write", None);
+    // Every message after the first half ring went to the log.
+    assert!(spill["messages"].as_u64().unwrap() > 20_000, "{spill}");
+    assert_eq!(spill["bytes"], plain["bytes"]);
+    assert_eq!(spill["fsync"], "never");
+    assert!(spill["vs_write"].as_f64().unwrap() > 0.0);
+    assert!(
+        find("shmq", "catch-up", None)["msgs_per_s"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    // The bench cleans up what it wrote.
+    assert_eq!(std::fs::read_dir(disk.path()).unwrap().count(), 0);
+}

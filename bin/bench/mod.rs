@@ -5,9 +5,11 @@
 
 mod endpoint;
 mod plot;
+mod spill;
 mod worker;
 
 pub use endpoint::Mechanism;
+pub use spill::SpillBench;
 pub use worker::{run as run_worker, WorkerArgs};
 
 use endpoint::{ChannelEnd, Endpoint, FloorEnd, FloorRing, FutexEnd, ShmqEnd, StreamEnd};
@@ -16,7 +18,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
-use worker::{pin, Role};
+use worker::{pin, Load, Role};
 
 /// Which benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -24,6 +26,9 @@ pub enum Test {
     Pingpong,
     Throughput,
     Wakeup,
+    /// What a group spilling to disk costs the producer and the live groups.
+    Spill,
+    /// Ping-pong, throughput, wake-up, and spill at 64 B.
     All,
 }
 
@@ -38,6 +43,7 @@ pub struct Opts {
     pub only: Vec<Mechanism>,
     pub json: bool,
     pub plot: Option<PathBuf>,
+    pub spill: SpillBench,
 }
 
 const ALL: [Mechanism; 5] = [
@@ -243,7 +249,7 @@ fn echo_peer(
                     spare: Vec::new(),
                     recycle: None,
                 };
-                worker::serve(Role::Echo, &mut ep, size, count)
+                worker::serve(Role::Echo, &mut ep, Load::new(size, count))
             });
             (
                 Box::new(ChannelEnd {
@@ -381,7 +387,7 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
                     spare: Vec::new(),
                     recycle: Some((ret_tx, unused)),
                 };
-                worker::serve(Role::Sink, &mut ep, size, n)
+                worker::serve(Role::Sink, &mut ep, Load::new(size, n))
             });
             let source = std::thread::spawn(move || {
                 pin(c0);
@@ -393,7 +399,7 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
                     spare: Vec::new(),
                     recycle: Some((unused, ret_rx)),
                 };
-                worker::serve(Role::Source, &mut ep, size, n)
+                worker::serve(Role::Source, &mut ep, Load::new(size, n))
             });
             let parse = |r: Result<String, String>| -> Result<serde_json::Value, String> {
                 serde_json::from_str(&r?).map_err(|e| e.to_string())
@@ -604,7 +610,29 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             }
         }
     }
+    let mut spills = Vec::new();
+    if matches!(test, Test::Spill | Test::All) {
+        let sizes = if test == Test::All {
+            vec![64]
+        } else {
+            o.sizes.clone()
+        };
+        for size in sizes {
+            let r = spill::run(&ctx, &o.spill, size, o.msgs * 10)?;
+            eprintln!("  done: spill {size} B");
+            spills.push(r);
+        }
+    }
     report(&rows, o.json, ncpu);
+    for r in &spills {
+        if o.json {
+            for line in r.json_lines() {
+                println!("{line}");
+            }
+        } else {
+            r.print();
+        }
+    }
     if let Some(path) = &o.plot {
         let curves: Vec<plot::Curve> = rows
             .iter()
@@ -626,6 +654,14 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
     Ok(())
 }
 
+/// The percentiles every latency row reports.
+fn percentiles(h: &hdrhistogram::Histogram<u64>) -> serde_json::Value {
+    serde_json::json!({
+        "p50": h.value_at_quantile(0.5), "p90": h.value_at_quantile(0.9), "p99": h.value_at_quantile(0.99),
+        "p999": h.value_at_quantile(0.999), "p9999": h.value_at_quantile(0.9999), "max": h.max(), "mean": h.mean(),
+    })
+}
+
 fn floor_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
     rows.iter().find(|f| {
         f.mechanism == "floor"
@@ -640,10 +676,7 @@ fn report(rows: &[Row], json: bool, ncpu: usize) {
             let mut o =
                 serde_json::json!({ "mechanism": r.mechanism, "test": r.test, "size": r.size });
             if let Some(h) = &r.rtt {
-                o["rtt_ns"] = serde_json::json!({
-                    "p50": h.value_at_quantile(0.5), "p90": h.value_at_quantile(0.9), "p99": h.value_at_quantile(0.99),
-                    "p999": h.value_at_quantile(0.999), "p9999": h.value_at_quantile(0.9999), "max": h.max(), "mean": h.mean(),
-                });
+                o["rtt_ns"] = percentiles(h);
                 if let Some(f) = floor_of(rows, r).and_then(|f| f.rtt.as_ref()) {
                     o["p50_vs_floor"] = serde_json::json!(
                         h.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5).max(1) as f64

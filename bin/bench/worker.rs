@@ -4,6 +4,9 @@
 //! under test).
 
 use super::endpoint::{Endpoint, FloorEnd, FloorRing, FutexEnd, Mechanism, ShmqEnd, StreamEnd};
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
 use shmq::{now_ns, WaitStrategy};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -52,6 +55,16 @@ pub struct WorkerArgs {
     /// several workers share one).
     #[arg(long, value_enum, default_value_t = Wait::Spin)]
     pub wait: Wait,
+    /// Source: send at this many messages per second (0: as fast as possible),
+    /// each carrying the time it was due, so a stalled sender shows up as
+    /// latency instead of being hidden (no coordinated omission).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Sink: record each message's latency from the time it was due (the first
+    /// 8 bytes, from a paced source) into a histogram; the first tenth is
+    /// warm-up and not recorded.
+    #[arg(long)]
+    pub latency: bool,
 }
 
 /// `--wait` values.
@@ -116,8 +129,54 @@ pub fn endpoint(a: &WorkerArgs) -> Result<Box<dyn Endpoint>, String> {
     })
 }
 
+/// What a worker's loop does beyond its role.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Load {
+    /// Message size.
+    pub size: usize,
+    /// Messages.
+    pub count: u64,
+    /// See [`WorkerArgs::rate`].
+    pub rate: u64,
+    /// See [`WorkerArgs::latency`].
+    pub latency: bool,
+}
+
+impl Load {
+    pub fn new(size: usize, count: u64) -> Load {
+        Load {
+            size,
+            count,
+            ..Load::default()
+        }
+    }
+}
+
+/// Encodes a histogram for the result line (V2 format, base64).
+pub fn encode_hist(h: &Histogram<u64>) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    V2Serializer::new()
+        .serialize(h, &mut bytes)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Decodes [`encode_hist`]'s output.
+pub fn decode_hist(s: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| e.to_string())?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// Runs a role on an endpoint; returns the JSON result line.
-pub fn serve(role: Role, ep: &mut dyn Endpoint, size: usize, count: u64) -> Result<String, String> {
+pub fn serve(role: Role, ep: &mut dyn Endpoint, load: Load) -> Result<String, String> {
+    let Load { size, count, .. } = load;
+    if (load.rate > 0 || load.latency) && size < 8 {
+        return Err("paced sends and latency need messages of at least 8 bytes".into());
+    }
     let mut buf = vec![0u8; size];
     match role {
         Role::Echo => {
@@ -129,8 +188,19 @@ pub fn serve(role: Role, ep: &mut dyn Endpoint, size: usize, count: u64) -> Resu
         }
         Role::Source => {
             let t0 = now_ns();
+            let gap = if load.rate > 0 {
+                1e9 / load.rate as f64
+            } else {
+                0.0
+            };
             for i in 0..count {
-                if size >= 8 {
+                if load.rate > 0 {
+                    let due = t0 + (i as f64 * gap) as u64;
+                    while now_ns() < due {
+                        std::hint::spin_loop();
+                    }
+                    buf[..8].copy_from_slice(&due.to_le_bytes());
+                } else if size >= 8 {
                     buf[..8].copy_from_slice(&i.to_le_bytes());
                 }
                 ep.send(&buf)?;
@@ -140,15 +210,26 @@ pub fn serve(role: Role, ep: &mut dyn Endpoint, size: usize, count: u64) -> Resu
         }
         Role::Sink => {
             let (mut first, mut last, mut n) = (0u64, 0u64, 0u64);
+            let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+            let warm = count / 10;
             while n < count {
                 ep.recv(&mut buf)?;
                 last = now_ns();
                 if n == 0 {
                     first = last;
                 }
+                if load.latency && n >= warm {
+                    let mut due = [0u8; 8];
+                    due.copy_from_slice(&buf[..8]);
+                    let _ = hist.record(last.saturating_sub(u64::from_le_bytes(due)).max(1));
+                }
                 n += 1;
             }
-            Ok(serde_json::json!({ "role": "sink", "count": n, "first_ns": first, "last_ns": last }).to_string())
+            let mut out = serde_json::json!({ "role": "sink", "count": n, "first_ns": first, "last_ns": last });
+            if load.latency {
+                out["latency"] = encode_hist(&hist)?.into();
+            }
+            Ok(out.to_string())
         }
     }
 }
@@ -190,7 +271,13 @@ pub fn run(a: WorkerArgs) -> Result<(), String> {
         shmq_idle_sink(&mut ep, a.size)?
     } else {
         let mut ep = endpoint(&a)?;
-        serve(a.role, ep.as_mut(), a.size, a.count)?
+        let load = Load {
+            size: a.size,
+            count: a.count,
+            rate: a.rate,
+            latency: a.latency,
+        };
+        serve(a.role, ep.as_mut(), load)?
     };
     eprintln!("{line}");
     Ok(())

@@ -55,11 +55,16 @@ pub fn run(cli: Cli) -> Result<(), String> {
             only,
             json,
             plot,
+            spill_dir,
+            fsync,
+            rate,
         } => {
             let sizes: Vec<usize> = if !size.is_empty() {
                 size.iter().map(|&s| s as usize).collect()
             } else if test == crate::bench::Test::Throughput {
                 vec![64]
+            } else if test == crate::bench::Test::Spill {
+                vec![64, 4096]
             } else {
                 vec![8, 64, 512, 4096, 65536]
             };
@@ -75,6 +80,11 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 only,
                 json,
                 plot,
+                spill: crate::bench::SpillBench {
+                    dir: spill_dir.unwrap_or_else(std::env::temp_dir),
+                    fsync,
+                    rate,
+                },
             };
             crate::bench::run(test, opts)
         }
