@@ -117,9 +117,12 @@ impl Producer {
         }
         let mut spill_err = None;
         let mut round_blocked = false;
-        // Full: rounds may make room at once. Another producer may fill the
-        // ring while one runs, so go on while they make progress.
-        let rounds = if self.spill { 4 } else { 0 };
+        // Full: rounds may make room at once. Other producers may fill the
+        // ring again before this one claims (it may be descheduled right after
+        // its round), so go on while rounds make progress: each one logs what
+        // they published meanwhile. Bounded, so that a producer outrun every
+        // time still ends up waiting its turn.
+        let rounds = if self.spill { 64 } else { 0 };
         for _ in 0..rounds {
             match self.q.spill_round(!matches!(mode, Mode::Try)) {
                 Ok(r) => {

@@ -448,11 +448,7 @@ impl LogReader {
     }
 
     /// The record at `pos` if the window holds all of it.
-    fn in_window(
-        &self,
-        pos: u64,
-        payload: &mut Vec<u8>,
-    ) -> Result<Option<LogRecord>, LogError> {
+    fn in_window(&self, pos: u64, payload: &mut Vec<u8>) -> Result<Option<LogRecord>, LogError> {
         let win_end = self.win_at + self.win.len() as u64;
         if pos < self.win_at || pos + LOG_RECORD_HEADER as u64 > win_end {
             return Ok(None);
