@@ -31,7 +31,7 @@ fn send_then_recv(c: &mut Criterion) {
     let mut group = c.benchmark_group("send+recv");
     for size in [8usize, 64, 1024] {
         let (_dir, q) = queue();
-        let mut p = q.producer();
+        let mut p = q.producer().unwrap();
         let mut cons = q.consumer("g").unwrap();
         cons.set_wait_strategy(WaitStrategy::Spin);
         let msg = vec![0xabu8; size];
@@ -59,7 +59,7 @@ fn send_then_recv(c: &mut Criterion) {
 fn batches(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch-of-64");
     let (_dir, q) = queue();
-    let mut p = q.producer();
+    let mut p = q.producer().unwrap();
     let mut cons = q.consumer("g").unwrap();
     let msgs: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 64]).collect();
     let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
@@ -114,7 +114,7 @@ fn single_sides(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let msg = [0x11u8; 64];
     let (_dir, q) = queue();
-    let mut p = q.producer();
+    let mut p = q.producer().unwrap();
     let mut cons = q.consumer("g").unwrap();
     let mut buf = Vec::with_capacity(64);
     group.bench_function("send", |b| {
@@ -155,7 +155,7 @@ fn single_sides(c: &mut Criterion) {
             )
         })
     });
-    let mut p2 = q.producer();
+    let mut p2 = q.producer().unwrap();
     group.bench_function("recv_into", |b| {
         b.iter_custom(|iters| {
             one_side(

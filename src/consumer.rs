@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// a queue with a spill log (a round run elsewhere may have moved its group).
 const SPILL_RECHECK: Duration = Duration::from_millis(20);
 /// How often a consumer that has read the whole log tries a round to rejoin.
+/// How often a consumer waiting behind an uncommitted record checks whether
+/// its producer died.
+const STUCK_CHECK: Duration = Duration::from_millis(50);
 const REJOIN_EVERY: Duration = Duration::from_micros(100);
 
 /// A received message.
@@ -124,16 +127,33 @@ impl Consumer {
         };
         let spill = q.inner.spill.is_some();
         loop {
-            let slice = if spill {
-                let s = Instant::now() + SPILL_RECHECK;
-                Some(deadline.map_or(s, |d| d.min(s)))
-            } else {
-                deadline
+            // Waiting behind a claimed record that is not committed: its
+            // producer may have died, which no wake-up will tell; look again
+            // every STUCK_CHECK. (A claim made after we fell asleep blocks
+            // nothing until a later record is committed, which wakes us.)
+            let (cur_seq, cur_pos) = unpack(ring.cursor_now(g));
+            let stuck = cur_seq & DISK_BIT == 0 && cur_pos < ring.tail_now().1;
+            let recheck = match (spill, stuck) {
+                (true, _) => Some(SPILL_RECHECK),
+                (false, true) => Some(STUCK_CHECK),
+                (false, false) => None,
+            };
+            let slice = match recheck {
+                Some(every) => {
+                    let s = Instant::now() + every;
+                    Some(deadline.map_or(s, |d| d.min(s)))
+                }
+                None => deadline,
             };
             if let Some(r) = ring.wait_for(Event::Data, self.wait, slice, &mut poll) {
                 return r;
             }
-            if deadline.is_none_or(|d| Instant::now() >= d) && (deadline.is_some() || !spill) {
+            if stuck && unpack(ring.cursor_now(g)) == (cur_seq, cur_pos) {
+                q.recover_dead_producers();
+            }
+            if deadline.is_none_or(|d| Instant::now() >= d)
+                && (deadline.is_some() || recheck.is_none())
+            {
                 return Err(RecvError::Timeout);
             }
         }

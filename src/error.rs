@@ -198,6 +198,11 @@ pub enum GroupError {
         /// The tail (next to be published).
         last: u64,
     },
+    /// Every producer registry slot belongs to a live producer.
+    ProducersFull {
+        /// The registry's size.
+        max: u32,
+    },
     /// Taking the queue's admin lock failed.
     Io(io::Error),
 }
@@ -212,6 +217,7 @@ impl fmt::Display for GroupError {
             GroupError::InvalidName(g) => write!(f, "invalid group name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
             GroupError::HasMembers { group, count } => write!(f, "group '{group}' has {count} live member(s); stop them first"),
             GroupError::NotRetained { seq, first, last } => write!(f, "sequence number {seq} is not retained (retained: {first}..={last})"),
+            GroupError::ProducersFull { max } => write!(f, "all {max} producer slots are taken by live producers"),
             GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
         }
     }

@@ -61,7 +61,11 @@
 //!        1408 segment_size u64, 1416 fsync_mode u32, 1420 dir_len u32,
 //!        1424 fsync_interval_ns u64, 1432 retain_bytes u64, 1440 retain_ns u64
 //!   1536 spill directory, absolute path, dir_len bytes (at most 512)
-//!   2048..4096   reserved for the producer registry (zero)
+//!   2048 PRODUCER REGISTRY: 32 slots of 64 bytes (registry.rs), each
+//!        +0 owner pid u64 (0: free), +8 owner start time u64, +16 CLAIM u64
+//!        (position of the claim held or about to be made | state in the low
+//!        3 bits: 1 intent, 2 claimed; 0: none), +24 claim end u64, +32 claim
+//!        seq u64, +40 claim record count u64, +48..64 reserved
 //!
 //! GROUP TABLE at group_table_off: max_groups slots of group_slot_size bytes
 //!   +0   state      u64   low 8 bits SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE,
@@ -154,6 +158,13 @@ pub const OFF_FULL_WAITS: usize = 768;
 pub const OFF_ABORTED: usize = 776;
 /// Counter: times the ring was full behind an operation in progress.
 pub const OFF_STALL_WAITS: usize = 784;
+
+/// The producer registry (registry.rs).
+pub const OFF_PRODUCERS: usize = 2048;
+/// Producers that can be registered at once.
+pub const PRODUCER_SLOTS: usize = 32;
+/// Bytes per producer slot.
+pub const PRODUCER_SLOT_SIZE: usize = 64;
 
 /// Bit in `compat_flags`: a spill log is configured.
 pub const COMPAT_SPILL: u32 = 1;

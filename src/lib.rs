@@ -28,7 +28,7 @@
 //! let mut billing = q.consumer("billing")?;
 //! let mut audit = q.consumer("audit")?;
 //!
-//! let mut producer = q.producer();
+//! let mut producer = q.producer()?;
 //! producer.send(b"order 1")?;
 //! producer.send_batch(&[b"order 2", b"order 3"])?;
 //!
@@ -58,6 +58,7 @@ mod producer;
 mod queue;
 mod raw_region;
 mod region;
+mod registry;
 mod replay;
 mod ring;
 mod spill;
@@ -73,7 +74,8 @@ pub use error::{GroupError, OpenError, RecvError, SendError};
 pub use group::StartAt;
 pub use layout::Geometry;
 pub use producer::{Producer, SendGuard};
-pub use queue::{GroupStat, MemberStat, Queue, QueueOptions, SpillStat, Stat};
+pub use queue::{GroupStat, MemberStat, ProducerStat, Queue, QueueOptions, SpillStat, Stat};
+pub use registry::Recovery;
 pub use replay::{Retained, SeekTo};
 pub use spill_log::{Fsync, LogError, SpillOptions};
 pub use spiller::{RoundOutcome, CRASH_POINTS};

@@ -40,8 +40,9 @@ enum Mode {
 }
 
 impl Producer {
-    pub(crate) fn new(q: Queue) -> Self {
-        let pc = q.ring().producer_cursor();
+    pub(crate) fn new(q: Queue, slot: usize) -> Self {
+        let mut pc = q.ring().producer_cursor();
+        pc.slot = Some(slot);
         let spill = q.inner.spill.is_some();
         Producer {
             q,
@@ -166,8 +167,10 @@ impl Producer {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(spill_err.map_or(SendError::Timeout, SendError::Spill));
             }
-            // A member that died holding a hazard pins the ring: free it.
+            // A member that died holding a hazard pins the ring, and so does
+            // a producer that died holding a claim: free them.
             self.q.reap_dead_members();
+            self.q.recover_dead_producers();
             if self.spill {
                 match self.q.spill_round(false) {
                     Ok(_) => spill_err = None,
@@ -330,6 +333,14 @@ impl SendGuard<'_> {
             std::iter::once((self.rec, self.len as u64, kind)),
         );
         self.done = true;
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if let Some(slot) = self.pc.slot {
+            self.q.ring().unregister_producer(slot);
+        }
     }
 }
 

@@ -84,7 +84,7 @@ pub(crate) struct Inner {
 /// let q = Queue::create(&path, &QueueOptions::default()).unwrap();
 /// q.add_group("audit", StartAt::Latest).unwrap();
 /// let mut consumer = q.consumer("audit").unwrap();
-/// let mut producer = Queue::open(&path).unwrap().producer();
+/// let mut producer = Queue::open(&path).unwrap().producer().unwrap();
 /// let seq = producer.send(b"hello").unwrap();
 /// let msg = consumer.recv().unwrap();
 /// assert_eq!((msg.seq, &msg.payload[..]), (seq, &b"hello"[..]));
@@ -115,8 +115,22 @@ pub struct Stat {
     pub aborted: u64,
     /// Registered groups.
     pub groups: Vec<GroupStat>,
+    /// Registered producers.
+    pub producers: Vec<ProducerStat>,
     /// The spill log, if the queue has one.
     pub spill: Option<SpillStat>,
+}
+
+/// A registered producer in [`Stat`].
+#[derive(Clone, Copy, Debug)]
+pub struct ProducerStat {
+    /// Its process.
+    pub pid: u64,
+    /// Whether that process is alive (a dead one's slot is freed, and any
+    /// claim it left uncommitted aborted, by the next recovery).
+    pub alive: bool,
+    /// First sequence number of the claim it holds or is about to make.
+    pub claim_seq: Option<u64>,
 }
 
 /// The spill log in [`Stat`].
@@ -711,9 +725,36 @@ impl Queue {
         Ok(g)
     }
 
-    /// A producer with the default wait strategy ([`crate::WaitStrategy::Block`]).
-    pub fn producer(&self) -> Producer {
-        Producer::new(self.clone())
+    /// A producer with the default wait strategy ([`crate::WaitStrategy::Block`]),
+    /// registered in the queue's producer registry, so that a claim it leaves
+    /// uncommitted if its process dies is aborted instead of blocking the
+    /// queue (registry.rs). Registering frees the slots of dead producers first.
+    ///
+    /// # Errors
+    /// [`GroupError::ProducersFull`] if every registry slot belongs to a live
+    /// producer; [`GroupError::Io`] if the admin lock cannot be taken.
+    pub fn producer(&self) -> Result<Producer, GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        ring.recover_claims(liveness::is_alive);
+        let (pid, start) = liveness::current();
+        let slot = ring
+            .register_producer(pid, start)
+            .ok_or(GroupError::ProducersFull {
+                max: crate::layout::PRODUCER_SLOTS as u32,
+            })?;
+        Ok(Producer::new(self.clone(), slot))
+    }
+
+    /// Aborts what producers that died mid-claim left uncommitted and frees
+    /// their registry slots, if the admin lock is free now (producers waiting
+    /// for space and consumers waiting behind an uncommitted record do this on
+    /// their own).
+    pub fn recover_dead_producers(&self) -> crate::Recovery {
+        match self.admin(false) {
+            Ok(Some(_g)) => self.ring().recover_claims(liveness::is_alive),
+            _ => crate::Recovery::default(),
+        }
     }
 
     /// Joins group `name` as a new member. Members of one group share its
@@ -815,6 +856,15 @@ impl Queue {
             stall_waits: ring.region.u64_at(OFF_STALL_WAITS).load(Ordering::Relaxed),
             aborted: ring.region.u64_at(OFF_ABORTED).load(Ordering::Relaxed),
             groups,
+            producers: ring
+                .producer_slots()
+                .into_iter()
+                .map(|p| ProducerStat {
+                    pid: p.pid,
+                    alive: liveness::is_alive(p.pid, p.start_time),
+                    claim_seq: p.claim.map(|c| c.0),
+                })
+                .collect(),
             spill: self.spill_stat(),
         }
     }

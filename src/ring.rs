@@ -48,6 +48,10 @@ pub struct ProducerCursor {
     guess: u128,
     /// Positions below this may be written without rescanning (see module docs).
     limit: u64,
+    /// This producer's slot in the registry (registry.rs), if registered: its
+    /// claims are then announced there, so a recovery can abort them if the
+    /// producer dies before committing.
+    pub(crate) slot: Option<usize>,
 }
 
 impl ProducerCursor {
@@ -74,6 +78,8 @@ pub struct Claim {
     pub start: u64,
     /// Position just past the last record.
     pub end: u64,
+    /// The claimer's registry slot (cleared once the claim is committed).
+    pub slot: Option<usize>,
 }
 
 /// The ring has no room for the claim now.
@@ -167,6 +173,7 @@ impl<R: Region> Ring<R> {
             // Relaxed: only a first guess; the claim CAS checks it.
             guess: self.tail().load(Ordering::Relaxed),
             limit: 0,
+            slot: None,
         }
     }
 
@@ -201,8 +208,15 @@ impl<R: Region> Ring<R> {
                     // `cur` may be stale, but the tail only grows, so the real
                     // claim would end even later: Full is the right answer.
                     pc.guess = cur;
+                    if let Some(slot) = pc.slot {
+                        // No stale intent may cover a dead producer's claim.
+                        self.note_done(slot);
+                    }
                     return Err(Full);
                 }
+            }
+            if let Some(slot) = pc.slot {
+                self.note_intent(slot, seq, pos, end, count);
             }
             let next = pack(seq.wrapping_add(count), end);
             // AcqRel: the CAS publishes nothing itself (records are published by
@@ -215,10 +229,14 @@ impl<R: Region> Ring<R> {
             {
                 Ok(_) => {
                     pc.guess = next;
+                    if let Some(slot) = pc.slot {
+                        self.note_claimed(slot, pos);
+                    }
                     return Ok(Claim {
                         seq,
                         start: pos,
                         end,
+                        slot: pc.slot,
                     });
                 }
                 Err(actual) => cur = actual,
@@ -276,6 +294,9 @@ impl<R: Region> Ring<R> {
             pos = rec_pos.wrapping_add(record_size(len));
         }
         debug_assert_eq!(pos, claim.end);
+        if let Some(slot) = claim.slot {
+            self.note_done(slot);
+        }
         self.notify(crate::wait::Event::Data);
     }
 

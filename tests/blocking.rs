@@ -48,7 +48,7 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
         "idle consumer used {used} ticks of CPU in one second (limit {limit})"
     );
 
-    let mut producer = q.producer();
+    let mut producer = q.producer().unwrap();
     let seq = producer.send(b"wake up").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -67,11 +67,11 @@ fn producer_blocked_on_full_ring_wakes_when_consumer_reads() {
     .unwrap();
     q.add_group("g", shmq::StartAt::Latest).unwrap();
     let mut c = q.consumer("g").unwrap();
-    let mut p = q.producer();
+    let mut p = q.producer().unwrap();
     while p.try_send(&[1; 64]).is_ok() {}
     let q2 = q.clone();
     let t = std::thread::spawn(move || {
-        let mut p = q2.producer();
+        let mut p = q2.producer().unwrap();
         let mut msg = b"blocked until space".to_vec();
         msg.resize(64, b'!');
         p.send(&msg).unwrap()

@@ -24,7 +24,7 @@ fn queue(dir: &std::path::Path) -> (std::path::PathBuf, Geometry) {
     .unwrap();
     q.add_group("a", StartAt::Latest).unwrap();
     q.add_group("b", StartAt::Latest).unwrap();
-    let mut prod = q.producer();
+    let mut prod = q.producer().unwrap();
     let mut a = q.consumer("a").unwrap();
     let mut b = q.consumer("b").unwrap();
     for i in 0..100u32 {

@@ -176,7 +176,7 @@ fn bad_sizes() {
 #[test]
 fn message_too_large() {
     let q = Queue::in_memory(&small()).unwrap();
-    let mut p = q.producer();
+    let mut p = q.producer().unwrap();
     assert_eq!(
         p.send(&[0u8; 1025]),
         Err(SendError::TooLarge {

@@ -40,7 +40,7 @@ fn template(dir: &std::path::Path) -> Vec<u8> {
     .unwrap();
     q.add_group("a", StartAt::Earliest).unwrap();
     q.add_group("b", StartAt::Latest).unwrap();
-    let mut prod = q.producer();
+    let mut prod = q.producer().unwrap();
     let mut c = q.consumer("a").unwrap();
     for i in 0..120u32 {
         prod.send(&i.to_le_bytes().repeat(1 + i as usize % 20))
@@ -67,7 +67,7 @@ fn exercise(path: &std::path::Path, r: &mut Reached) {
     r.opened += 1;
     let _ = q.check();
     let stat = q.stat();
-    let mut prod = q.producer();
+    let mut prod = q.producer().unwrap();
     for g in &stat.groups {
         let Ok(mut c) = q.consumer(&g.name) else {
             continue;

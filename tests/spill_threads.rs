@@ -50,7 +50,7 @@ fn slow_group_spills_and_catches_up() {
         .map(|p| {
             let q = q.clone();
             std::thread::spawn(move || {
-                let mut pr = q.producer();
+                let mut pr = q.producer().unwrap();
                 for i in 0..per {
                     pr.send(&encode(p, i)).unwrap();
                 }
@@ -95,7 +95,7 @@ fn members_compete_on_disk() {
     );
     q.add_group("g", StartAt::Latest).unwrap();
     let per = 5_000 * scale();
-    let mut pr = q.producer();
+    let mut pr = q.producer().unwrap();
     for i in 0..per {
         pr.send(&encode(0, i)).unwrap();
     }

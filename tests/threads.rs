@@ -57,7 +57,7 @@ fn four_producers_three_groups_threads() {
         .map(|p| {
             let q = q.clone();
             thread::spawn(move || {
-                let mut prod = q.producer();
+                let mut prod = q.producer().unwrap();
                 for i in 0..per {
                     prod.send(&encode(p, i)).unwrap();
                 }
@@ -94,7 +94,7 @@ fn heap_queue_zero_copy_and_batch() {
     .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     let mut c = q.consumer("g").unwrap();
-    let mut p = q.producer();
+    let mut p = q.producer().unwrap();
     let mut guard = p.claim_send(5).unwrap();
     guard.as_mut_slice().copy_from_slice(b"hello");
     assert_eq!(guard.commit(), 0);
@@ -127,7 +127,7 @@ fn try_send_reports_full_and_recovers() {
     .unwrap();
     q.add_group("slow", StartAt::Latest).unwrap();
     let mut c = q.consumer("slow").unwrap();
-    let mut p = q.producer();
+    let mut p = q.producer().unwrap();
     let mut sent = 0u64;
     while p.try_send(&[7u8; 64]).is_ok() {
         sent += 1;
@@ -153,7 +153,7 @@ fn earliest_sees_retained_messages_and_latest_does_not() {
         ..Default::default()
     })
     .unwrap();
-    let mut p = q.producer();
+    let mut p = q.producer().unwrap();
     // No group yet: messages are retained in the ring until overwritten.
     for i in 0..200u32 {
         p.send(&i.to_le_bytes()).unwrap();
@@ -197,7 +197,7 @@ fn spin_strategies_deliver() {
         c.set_wait_strategy(w);
         let q2 = q.clone();
         let t = thread::spawn(move || {
-            let mut p = q2.producer();
+            let mut p = q2.producer().unwrap();
             p.set_wait_strategy(w);
             for i in 0..2000u32 {
                 p.send(&i.to_le_bytes()).unwrap();
@@ -214,7 +214,7 @@ fn spin_strategies_deliver() {
 fn members_of_a_group_split_and_group_position_persists() {
     let q = Queue::in_memory(&QueueOptions::default()).unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
-    let mut p = q.producer();
+    let mut p = q.producer().unwrap();
     for i in 0..10u8 {
         p.send(&[i]).unwrap();
     }

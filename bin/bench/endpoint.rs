@@ -63,7 +63,10 @@ impl ShmqEnd {
     ) -> Result<Self, String> {
         let tx = match tx {
             Some(p) => {
-                let mut prod = Queue::open(p).map_err(|e| e.to_string())?.producer();
+                let mut prod = Queue::open(p)
+                    .map_err(|e| e.to_string())?
+                    .producer()
+                    .map_err(|e| e.to_string())?;
                 prod.set_wait_strategy(wait);
                 Some(prod)
             }

@@ -37,7 +37,7 @@ pub fn run(
     timeout: Option<Duration>,
 ) -> Result<(), String> {
     let q = Queue::open(path).map_err(|e| e.to_string())?;
-    let mut p = q.producer();
+    let mut p = q.producer().map_err(|e| e.to_string())?;
     let mut seqs = SeqRange::default();
     let result = send_all(&q, &mut p, &mut seqs, count, size, interval, timeout);
     // What was sent is reported even when a later message failed (an error

@@ -38,6 +38,9 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             "stall_waits": s.stall_waits,
             "aborted": s.aborted,
             "groups": groups,
+            "producers": s.producers.iter().map(|p| serde_json::json!({
+                "pid": p.pid, "alive": p.alive, "claim_seq": p.claim_seq
+            })).collect::<Vec<_>>(),
             "spill": s.spill.as_ref().map(|sp| serde_json::json!({
                 "dir": sp.dir.display().to_string(),
                 "segments": sp.segments,
@@ -70,6 +73,15 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
     println!(
         "full      {} waits on a full ring, {} behind a send or read in progress, {} aborted claims",
         s.full_waits, s.stall_waits, s.aborted
+    );
+    let live = s.producers.iter().filter(|p| p.alive).count();
+    println!(
+        "producers {} registered ({live} alive){}",
+        s.producers.len(),
+        s.producers
+            .iter()
+            .map(|p| format!("  pid {}{}", p.pid, if p.alive { "" } else { " (dead)" }))
+            .collect::<String>()
     );
     if let Some(sp) = &s.spill {
         let range = match (sp.first_seq, sp.last_seq) {

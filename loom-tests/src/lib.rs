@@ -14,6 +14,8 @@ pub mod group;
 pub mod layout;
 #[path = "../../src/region.rs"]
 pub mod region;
+#[path = "../../src/registry.rs"]
+pub mod registry;
 #[path = "../../src/ring.rs"]
 pub mod ring;
 #[path = "../../src/spill.rs"]

@@ -1,0 +1,460 @@
+//! The producer registry: which producer holds which claim, so that the claim
+//! of a producer that died between its claim and its commit is found and
+//! aborted instead of wedging the queue (every consumer waits, in order, for
+//! the record it claimed).
+//!
+//! # Slots
+//! [`PRODUCER_SLOTS`] slots of 64 bytes in the header (layout.rs). A producer
+//! takes a free slot under the admin lock and records its pid and process
+//! start time, so that a reused pid is not mistaken for it (liveness.rs).
+//!
+//! # Intents
+//! Before each claim CAS on `TAIL = (s, p)` for `n` records ending at `end`,
+//! the producer stores `end`, `s` and `n`, then `CLAIM = p | INTENT` with
+//! Release; the CAS (AcqRel) orders all of them before it. After a successful
+//! CAS it stores `p | CLAIMED`; after committing every record, `CLAIM = 0`
+//! with Release. A producer whose claim fails for lack of room clears its
+//! intent, so a live producer's non-zero `CLAIM` always means "about to CAS"
+//! or "holding this claim".
+//!
+//! # Recovery ([`Ring::recover_claims`], under the admin lock)
+//! Take a dead slot with a non-zero `CLAIM`. Walk the committed records from
+//! its `p` to the first uncommitted position `q` below its `end`. If there is
+//! none, or `q` is not below `TAIL`, the claim was completed or never made:
+//! clear the slot. Otherwise some producer claimed `q` and has not committed
+//! it. Its owner wrote an intent covering `q` before its CAS, which our Acquire
+//! load of `TAIL` made visible, and keeps it until after its commit, which the
+//! Release of `CLAIM = 0` would make visible to the re-check of `q`. So if no
+//! live slot's intent covers `q`, the owner is dead: the one dead slot covering
+//! `q` that says CLAIMED, or if none does, the only dead slot covering it (it
+//! died between its CAS and its CLAIMED store). Two dead producers both
+//! covering `q` without one CLAIMED would need two deaths within a few
+//! instructions of each other; that case is left alone and counted, never
+//! guessed. The owner's remaining records, from `q` and its sequence number to
+//! `end`, are written as ABORT records (pads where the lap ends), which
+//! consumers skip and which the spill log keeps as aborted sequence numbers.
+//! Live intents that merely look like they cover `q` (a stale guess about to
+//! fail its CAS) only postpone recovery.
+
+use crate::layout::{
+    record_size, ALIGN, KIND_ABORT, KIND_PAD, OFF_ABORTED, OFF_PRODUCERS, PRODUCER_SLOTS,
+    PRODUCER_SLOT_SIZE, RECORD_HEADER,
+};
+use crate::region::Region;
+use crate::ring::Ring;
+use crate::sync::{AtomicU64, Ordering};
+use crate::wait::Event;
+
+/// Low bits of CLAIM: the producer is about to CAS for the claim at `p`.
+const INTENT: u64 = 1;
+/// Low bits of CLAIM: the producer's CAS for the claim at `p` succeeded.
+const CLAIMED: u64 = 2;
+const STATE_MASK: u64 = 7;
+
+// Word offsets inside a slot.
+const S_OWNER: usize = 0;
+const S_START: usize = 8;
+const S_CLAIM: usize = 16;
+const S_END: usize = 24;
+const S_SEQ: usize = 32;
+const S_COUNT: usize = 40;
+
+/// One slot as read by a recovery.
+#[derive(Clone, Copy, Debug)]
+struct Snapshot {
+    slot: usize,
+    alive: bool,
+    state: u64,
+    pos: u64,
+    end: u64,
+    seq: u64,
+    count: u64,
+}
+
+impl Snapshot {
+    fn covers(&self, q: u64) -> bool {
+        self.state != 0 && self.pos <= q && q < self.end
+    }
+}
+
+/// What a recovery did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Claims of dead producers aborted.
+    pub claims: u64,
+    /// Sequence numbers written as aborted.
+    pub records: u64,
+    /// Slots of dead producers freed.
+    pub freed: u64,
+    /// Stuck claims left alone because their owner could not be told apart.
+    pub ambiguous: u64,
+}
+
+/// A registered producer's slot, as `stat` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Slot index.
+    pub slot: usize,
+    /// Owner pid.
+    pub pid: u64,
+    /// Owner process start time (liveness.rs).
+    pub start_time: u64,
+    /// `(seq, pos)` of the claim it holds or is about to make.
+    pub claim: Option<(u64, u64)>,
+}
+
+impl<R: Region> Ring<R> {
+    fn pword(&self, slot: usize, off: usize) -> &AtomicU64 {
+        self.region
+            .u64_at(OFF_PRODUCERS + slot * PRODUCER_SLOT_SIZE + off)
+    }
+
+    /// Takes a free slot for a producer of process `(pid, start)` (admin lock
+    /// held). `None` if all are taken.
+    pub fn register_producer(&self, pid: u64, start: u64) -> Option<usize> {
+        let slot = (0..PRODUCER_SLOTS).find(|&s| {
+            // Relaxed: slots change owner only under the admin lock we hold.
+            self.pword(s, S_OWNER).load(Ordering::Relaxed) == 0
+        })?;
+        for off in [S_CLAIM, S_END, S_SEQ, S_COUNT] {
+            self.pword(slot, off).store(0, Ordering::Relaxed);
+        }
+        self.pword(slot, S_START).store(start, Ordering::Relaxed);
+        // Release: a recovery that sees the owner sees the cleared fields.
+        self.pword(slot, S_OWNER).store(pid, Ordering::Release);
+        Some(slot)
+    }
+
+    /// Frees a producer's slot when it is dropped (no claim in progress).
+    pub fn unregister_producer(&self, slot: usize) {
+        self.pword(slot, S_CLAIM).store(0, Ordering::Relaxed);
+        // Release: pairs with the Acquire owner load of a recovery.
+        self.pword(slot, S_OWNER).store(0, Ordering::Release);
+    }
+
+    /// Records the intent to claim `count` records at `(seq, pos)` ending at
+    /// `end`. Called right before the claim CAS, whose AcqRel orders it.
+    #[inline]
+    pub(crate) fn note_intent(&self, slot: usize, seq: u64, pos: u64, end: u64, count: u64) {
+        self.pword(slot, S_END).store(end, Ordering::Relaxed);
+        self.pword(slot, S_SEQ).store(seq, Ordering::Relaxed);
+        self.pword(slot, S_COUNT).store(count, Ordering::Relaxed);
+        // SYNC POINT intent: Release pairs with the Acquire CLAIM load of a
+        // recovery: who sees this intent sees its end, seq and count.
+        self.pword(slot, S_CLAIM)
+            .store(pos | INTENT, Ordering::Release);
+    }
+
+    /// The claim CAS for the intent succeeded.
+    #[inline]
+    pub(crate) fn note_claimed(&self, slot: usize, pos: u64) {
+        // Relaxed: read by a recovery only once this process is dead.
+        self.pword(slot, S_CLAIM)
+            .store(pos | CLAIMED, Ordering::Relaxed);
+    }
+
+    /// The claim is committed (or was never made).
+    #[inline]
+    pub(crate) fn note_done(&self, slot: usize) {
+        // SYNC POINT intent: Release pairs with the Acquire CLAIM load of a
+        // recovery: who sees the intent gone sees the commits before it.
+        self.pword(slot, S_CLAIM).store(0, Ordering::Release);
+    }
+
+    /// The registered producers.
+    pub fn producer_slots(&self) -> Vec<SlotInfo> {
+        (0..PRODUCER_SLOTS)
+            .filter_map(|s| {
+                // Acquire pairs with the Release owner store of registration.
+                let pid = self.pword(s, S_OWNER).load(Ordering::Acquire);
+                (pid != 0).then(|| {
+                    // Acquire pairs with `note_intent`.
+                    let claim = self.pword(s, S_CLAIM).load(Ordering::Acquire);
+                    SlotInfo {
+                        slot: s,
+                        pid,
+                        start_time: self.pword(s, S_START).load(Ordering::Relaxed),
+                        claim: (claim & STATE_MASK != 0).then(|| {
+                            (
+                                self.pword(s, S_SEQ).load(Ordering::Relaxed),
+                                claim & !STATE_MASK,
+                            )
+                        }),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn snapshot(&self, alive: &impl Fn(u64, u64) -> bool) -> Vec<Snapshot> {
+        (0..PRODUCER_SLOTS)
+            .filter_map(|s| {
+                // Acquire pairs with the Release owner store of registration.
+                let pid = self.pword(s, S_OWNER).load(Ordering::Acquire);
+                if pid == 0 {
+                    return None;
+                }
+                // SYNC POINT intent (reader side): Acquire pairs with
+                // `note_intent` and `note_done`.
+                let claim = self.pword(s, S_CLAIM).load(Ordering::Acquire);
+                let start = self.pword(s, S_START).load(Ordering::Relaxed);
+                Some(Snapshot {
+                    slot: s,
+                    alive: alive(pid, start),
+                    state: claim & STATE_MASK,
+                    pos: claim & !STATE_MASK,
+                    end: self.pword(s, S_END).load(Ordering::Relaxed),
+                    seq: self.pword(s, S_SEQ).load(Ordering::Relaxed),
+                    count: self.pword(s, S_COUNT).load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+
+    /// Finds the claims of dead producers and aborts what they left
+    /// uncommitted, then frees their slots; see the module docs. The caller
+    /// holds the admin lock, so recoveries do not race each other; `alive`
+    /// tells whether a (pid, start time) is a live process.
+    pub fn recover_claims(&self, alive: impl Fn(u64, u64) -> bool) -> Recovery {
+        let mut out = Recovery::default();
+        // SYNC POINT intent: Acquire on TAIL (a release sequence of claim
+        // CASes) makes every intent written before a claim below it visible.
+        let (_, tail_pos) = self.tail_now_acquire();
+        let slots = self.snapshot(&alive);
+        for d in slots.iter().filter(|s| !s.alive) {
+            if d.state != 0 {
+                match self.stuck_in(d, tail_pos) {
+                    None => {}
+                    Some((q, q_seq)) => {
+                        if slots.iter().any(|s| s.alive && s.covers(q)) {
+                            continue; // possibly a live owner: not ours to touch
+                        }
+                        let cands: Vec<&Snapshot> =
+                            slots.iter().filter(|s| !s.alive && s.covers(q)).collect();
+                        let claimed: Vec<&&Snapshot> =
+                            cands.iter().filter(|s| s.state == CLAIMED).collect();
+                        let owner = match (claimed.len(), cands.len()) {
+                            (1, _) => *claimed[0],
+                            (0, 1) => cands[0],
+                            _ => {
+                                out.ambiguous += 1;
+                                continue;
+                            }
+                        };
+                        if owner.slot != d.slot {
+                            continue; // handled when the loop reaches the owner
+                        }
+                        match self.abort_rest(owner, q, q_seq) {
+                            Some(n) => {
+                                out.claims += 1;
+                                out.records += n;
+                            }
+                            None => {
+                                out.ambiguous += 1;
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+            self.pword(d.slot, S_CLAIM).store(0, Ordering::Relaxed);
+            // Release: pairs with the Acquire owner load of a registration
+            // scan; the slot is reusable.
+            self.pword(d.slot, S_OWNER).store(0, Ordering::Release);
+            out.freed += 1;
+        }
+        if out.records > 0 {
+            self.region
+                .u64_at(OFF_ABORTED)
+                .fetch_add(out.claims, Ordering::Relaxed);
+            self.notify(Event::Data);
+            self.notify(Event::Space);
+        }
+        out
+    }
+
+    /// `TAIL` with Acquire (recovery only; producers use Relaxed guesses).
+    fn tail_now_acquire(&self) -> (u64, u64) {
+        crate::layout::unpack(self.tail().load(Ordering::Acquire))
+    }
+
+    /// The first uncommitted position below `d.end` walking from `d.pos`, and
+    /// its sequence number, if it is below the tail (claimed by someone).
+    fn stuck_in(&self, d: &Snapshot, tail_pos: u64) -> Option<(u64, u64)> {
+        let (mut pos, mut seq) = (d.pos, d.seq);
+        if pos >= tail_pos || !pos.is_multiple_of(ALIGN as u64) {
+            return None;
+        }
+        while pos < d.end && pos < tail_pos {
+            // SYNC POINT commit (reader side): Acquire pairs with `commit`.
+            let w = self.commit_word(pos).load(Ordering::Acquire);
+            if w == self.stamp(pos, KIND_PAD) {
+                pos += self.geo.room_to_end(pos);
+            } else if w == self.stamp(pos, crate::layout::KIND_MSG)
+                || w == self.stamp(pos, KIND_ABORT)
+            {
+                let len = self
+                    .region
+                    .u64_at(self.ring_at(pos) + 8)
+                    .load(Ordering::Relaxed);
+                let size = record_size(len & 0xffff_ffff);
+                if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
+                    return None; // corrupt: `check` reports it
+                }
+                pos += size;
+                seq = seq.wrapping_add(1);
+            } else {
+                return Some((pos, seq));
+            }
+        }
+        None
+    }
+
+    /// Writes ABORT records for `owner`'s records from `q` (sequence number
+    /// `q_seq`) to its end. Returns how many, or `None` if the claim's
+    /// numbers cannot be laid out (a corrupt slot).
+    fn abort_rest(&self, owner: &Snapshot, q: u64, q_seq: u64) -> Option<u64> {
+        let last = owner.seq.checked_add(owner.count)?;
+        if q_seq < owner.seq || q_seq >= last || q >= owner.end {
+            return None;
+        }
+        let plan = abort_layout(
+            q,
+            owner.end,
+            last - q_seq,
+            self.geo.capacity,
+            self.max_record(),
+        )?;
+        // Sequence numbers in order, then written later records first and the
+        // one consumers wait on last: nothing is taken before the whole claim
+        // is laid out.
+        let mut seq = q_seq;
+        let numbered: Vec<(u64, Option<(u64, u64)>)> = plan
+            .into_iter()
+            .map(|(pos, size)| {
+                (
+                    pos,
+                    size.map(|sz| {
+                        seq += 1;
+                        (sz, seq - 1)
+                    }),
+                )
+            })
+            .collect();
+        for &(pos, rec) in numbered.iter().rev() {
+            match rec {
+                None => self.commit(pos, KIND_PAD),
+                Some((size, seq)) => {
+                    // A payload length whose record size is `size`, within
+                    // max_msg (the largest size may round max_msg up).
+                    let len = (size - RECORD_HEADER as u64).min(self.geo.max_msg as u64);
+                    self.write_header(pos, seq, 0, len as u32);
+                    self.commit(pos, KIND_ABORT);
+                }
+            }
+        }
+        Some(last - q_seq)
+    }
+
+    /// Largest record the ring accepts (header plus the largest payload).
+    fn max_record(&self) -> u64 {
+        record_size(self.geo.max_msg as u64)
+    }
+}
+
+/// Lays `n` records over `[from, to)` in a ring of `capacity` bytes, none
+/// crossing a lap end, each of `RECORD_HEADER` to `max_record` bytes: a list of
+/// `(pos, Some(size))` records and `(pos, None)` pads, in order. `None` if it
+/// cannot be done (the claim did it, so only a corrupt slot gets here).
+pub(crate) fn abort_layout(
+    from: u64,
+    to: u64,
+    n: u64,
+    capacity: u64,
+    max_record: u64,
+) -> Option<Vec<(u64, Option<u64>)>> {
+    let min = RECORD_HEADER as u64;
+    let lap_end = (from / capacity + 1) * capacity;
+    let (a, b) = if to > lap_end {
+        (lap_end - from, to - lap_end)
+    } else {
+        (to - from, 0)
+    };
+    // Records after the lap end: as many as fit, the rest before it.
+    let in_b = if b > 0 { n.min(b / min) } else { 0 };
+    let in_a = n - in_b;
+    if in_a * min > a || (in_b == 0 && b > 0) || to - from > capacity {
+        return None;
+    }
+    let mut plan = Vec::new();
+    if b > 0 {
+        // Before the lap end: smallest records, then a pad to the lap end.
+        for i in 0..in_a {
+            plan.push((from + i * min, Some(min)));
+        }
+        if in_a * min < a {
+            plan.push((from + in_a * min, None));
+        }
+        cover(&mut plan, lap_end, b, in_b, max_record)?;
+    } else {
+        cover(&mut plan, from, a, in_a, max_record)?;
+    }
+    Some(plan)
+}
+
+/// Appends `k` records covering exactly `len` bytes from `start`.
+fn cover(
+    plan: &mut Vec<(u64, Option<u64>)>,
+    start: u64,
+    len: u64,
+    k: u64,
+    max_record: u64,
+) -> Option<()> {
+    let min = RECORD_HEADER as u64;
+    if k == 0 || len < k * min || len > k * max_record {
+        return None;
+    }
+    let mut pos = start;
+    for i in 0..k {
+        let left = k - i - 1;
+        let size = (start + len - pos - left * min).min(max_record);
+        plan.push((pos, Some(size)));
+        pos += size;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(from: u64, to: u64, n: u64, cap: u64, max: u64) {
+        let plan = abort_layout(from, to, n, cap, max).unwrap();
+        assert_eq!(plan.iter().filter(|r| r.1.is_some()).count() as u64, n);
+        let mut pos = from;
+        for &(p, size) in &plan {
+            assert_eq!(p, pos, "{plan:?}");
+            pos = match size {
+                Some(s) => {
+                    assert!((32..=max).contains(&s) && s % 8 == 0, "{plan:?}");
+                    assert!(p % cap + s <= cap, "crosses the lap: {plan:?}");
+                    p + s
+                }
+                None => (p / cap + 1) * cap,
+            };
+        }
+        assert_eq!(pos, to, "{plan:?}");
+    }
+
+    #[test]
+    fn layouts_cover_the_claim_exactly() {
+        check(0, 40, 1, 128, 40);
+        check(0, 80, 2, 128, 40);
+        check(96, 168, 1, 128, 40); // pad at 96, one record after the lap end
+        check(88, 168, 2, 128, 40); // one before the lap end, pad, one after
+        check(1000, 1000 + 3 * 4128, 3, 1 << 20, 4128);
+        check((1 << 20) - 64, (1 << 20) + 64, 3, 1 << 20, 4128);
+        assert_eq!(abort_layout(0, 40, 2, 128, 40), None);
+        assert_eq!(abort_layout(0, 400, 2, 128, 40), None);
+    }
+}

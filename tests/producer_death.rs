@@ -1,0 +1,202 @@
+//! A producer killed with SIGKILL between its claim and its commit does not
+//! wedge the queue: the claim is aborted (consumers skip its sequence number,
+//! `stat` counts it), by a consumer waiting behind it or by a producer waiting
+//! for the space it holds, and nothing else is lost or reordered.
+//!
+//! The dying producer is this test binary itself, re-run as a helper process
+//! (`SHMQ_TEST_ROLE=claim-and-hang`): it publishes a few messages, claims room
+//! for one more, writes half of it, says so, and sleeps until killed.
+
+use shmq::{Queue, QueueOptions, StartAt};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
+
+/// The helper's side. Does nothing unless run as the helper.
+#[test]
+fn helper_claim_and_hang() {
+    if std::env::var("SHMQ_TEST_ROLE").as_deref() != Ok("claim-and-hang") {
+        return;
+    }
+    // Die with the test that started us, even if it fails before killing us.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let path = std::env::var("SHMQ_TEST_QUEUE").unwrap();
+    let q = Queue::open(path).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..3u8 {
+        p.send(&[b'a' + i; 10]).unwrap();
+    }
+    let mut g = p.claim_send(100).unwrap();
+    g.as_mut_slice()[..50].fill(b'X');
+    let mut out = std::io::stdout();
+    writeln!(out, "claimed {}", g.seq()).unwrap();
+    out.flush().unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+    g.commit();
+}
+
+/// Starts the helper on `q`; returns it and the sequence number it claimed.
+fn claim_and_hang(q: &Path) -> (Child, u64) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_claim_and_hang",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SHMQ_TEST_ROLE", "claim-and-hang")
+        .env("SHMQ_TEST_QUEUE", q)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let seq = loop {
+        let line = lines.next().expect("helper ended").unwrap();
+        // libtest's "test helper_claim_and_hang ... " may precede it.
+        if let Some(i) = line.find("claimed ") {
+            break line[i + 8..].trim().parse().unwrap();
+        }
+    };
+    (child, seq)
+}
+
+fn create(dir: &Path, capacity: u64) -> std::path::PathBuf {
+    let path = dir.join("q");
+    let q = Queue::create(
+        &path,
+        &QueueOptions {
+            capacity,
+            max_msg: 1024,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    path
+}
+
+fn send(q: &Path, count: u64) -> Child {
+    Command::new(SHMQ)
+        .args([
+            "send",
+            q.to_str().unwrap(),
+            "--count",
+            &count.to_string(),
+            "--size",
+            "100",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stat(q: &Path) -> serde_json::Value {
+    let out = Command::new(SHMQ)
+        .args(["stat", q.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Receives `n` messages from group "g", failing if any takes over 20 s.
+fn recv(q: &Queue, n: usize) -> Vec<(u64, Vec<u8>)> {
+    let mut c = q.consumer("g").unwrap();
+    (0..n)
+        .map(|_| {
+            let m = c
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the queue is wedged");
+            (m.seq, m.payload)
+        })
+        .collect()
+}
+
+#[test]
+fn a_consumer_waiting_behind_a_dead_claim_aborts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = create(dir.path(), 64 << 10);
+    let (mut helper, claimed) = claim_and_hang(&path);
+    assert_eq!(claimed, 3);
+    // Published after the claim: behind it in the ring.
+    assert!(send(&path, 50).wait().unwrap().success());
+    let st = stat(&path);
+    assert_eq!(st["producers"][0]["claim_seq"], claimed, "{st}");
+    assert_eq!(st["producers"][0]["alive"], true, "{st}");
+    let q = Queue::open(&path).unwrap();
+    let consumer = {
+        let q = q.clone();
+        std::thread::spawn(move || recv(&q, 53))
+    };
+    // The consumer gets the first three and waits behind the claim.
+    std::thread::sleep(Duration::from_millis(300));
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    let got = consumer.join().unwrap();
+    let seqs: Vec<u64> = got.iter().map(|m| m.0).collect();
+    let want: Vec<u64> = (0..3).chain(4..54).collect();
+    assert_eq!(
+        seqs, want,
+        "the aborted sequence number is skipped, nothing else"
+    );
+    for (i, (_, p)) in got.iter().take(3).enumerate() {
+        assert_eq!(p, &vec![b'a' + i as u8; 10]);
+    }
+    assert!(got[3..]
+        .iter()
+        .all(|(_, p)| p.len() == 100 && !p.contains(&b'X')));
+    let st = stat(&path);
+    assert_eq!(st["aborted"], 1, "{st}");
+    assert_eq!(
+        st["producers"].as_array().unwrap().len(),
+        0,
+        "dead slot freed: {st}"
+    );
+    let check = Command::new(SHMQ)
+        .args(["check", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
+fn a_producer_waiting_for_space_held_by_a_dead_claim_aborts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 KiB: the sender below fills it behind the claim and must wait.
+    let path = create(dir.path(), 4096);
+    let (mut helper, claimed) = claim_and_hang(&path);
+    // Drain what was committed before the claim, and leave.
+    let q = Queue::open(&path).unwrap();
+    assert_eq!(recv(&q, 3).len(), 3);
+    let mut sender = send(&path, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        sender.try_wait().unwrap().is_none(),
+        "the ring should be full"
+    );
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    // No consumer is running: the waiting sender must recover on its own.
+    let t0 = std::time::Instant::now();
+    while stat(&path)["aborted"] != 1 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "not recovered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let consumer = {
+        let q = q.clone();
+        std::thread::spawn(move || recv(&q, 200))
+    };
+    assert!(sender.wait().unwrap().success());
+    let got = consumer.join().unwrap();
+    let seqs: Vec<u64> = got.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, ((claimed + 1)..(claimed + 201)).collect::<Vec<_>>());
+    assert_eq!(stat(&path)["aborted"], 1);
+}
