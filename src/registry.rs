@@ -135,7 +135,7 @@ impl<R: Region> Ring<R> {
     /// Records the intent to claim `count` records at `(seq, pos)` ending at
     /// `end`. Called right before the claim CAS, whose AcqRel orders it.
     #[inline]
-    pub(crate) fn note_intent(&self, slot: usize, seq: u64, pos: u64, end: u64, count: u64) {
+    pub fn note_intent(&self, slot: usize, seq: u64, pos: u64, end: u64, count: u64) {
         self.pword(slot, S_END).store(end, Ordering::Relaxed);
         self.pword(slot, S_SEQ).store(seq, Ordering::Relaxed);
         self.pword(slot, S_COUNT).store(count, Ordering::Relaxed);

@@ -62,6 +62,11 @@ impl ProducerCursor {
         self.limit.saturating_sub(unpack(self.guess).1)
     }
 
+    /// Announces this cursor's claims in registry slot `slot` (registry.rs).
+    pub fn set_slot(&mut self, slot: usize) {
+        self.slot = Some(slot);
+    }
+
     /// The tail position this producer last saw.
     #[inline]
     pub fn tail_guess(&self) -> u64 {

@@ -204,3 +204,77 @@ fn claim_commit_with_an_aborted_claim() {
         assert_eq!(try_recv(&r, g, m), None);
     });
 }
+
+/// A producer dies holding its claim (CAS done, never committed) while
+/// another publishes; recoveries race the live producer. Only the dead claim
+/// is aborted: the live message is delivered once with its own sequence
+/// number, nothing else is, and nothing stays stuck.
+#[test]
+fn recovery_aborts_only_a_dead_producers_claim() {
+    model(|| {
+        let r = Arc::new(ring());
+        let g = add(&r, "g", StartAt::Latest);
+        let m = r.attach(g, 1, 1).unwrap();
+        let dead = r.register_producer(100, 1).unwrap();
+        let live = r.register_producer(200, 1).unwrap();
+        let r2 = r.clone();
+        let dier = thread::spawn(move || {
+            let mut pc = r2.producer_cursor();
+            pc.set_slot(dead);
+            let geo = r2.geometry();
+            let end_of = |p: u64| geo.place(p, 8) + layout::record_size(8);
+            // The ring has room for both claims: this one cannot fail.
+            r2.try_claim(&mut pc, 1, end_of).expect("room").seq
+        });
+        let r3 = r.clone();
+        let sender = thread::spawn(move || {
+            let mut pc = r3.producer_cursor();
+            pc.set_slot(live);
+            send(&r3, &mut pc, 42, Spin)
+        });
+        let dead_seq = dier.join().unwrap();
+        let alive = |pid: u64, _| pid != 100;
+        // One recovery races the live sender, one runs after it.
+        let first = r.recover_claims(alive);
+        let sent = sender.join().unwrap();
+        let second = r.recover_claims(alive);
+        assert_ne!(dead_seq, sent);
+        assert_eq!(first.claims + second.claims, 1, "{first:?} {second:?}");
+        assert_eq!(recv(&r, g, m, Spin), (sent, 42));
+        assert_eq!(try_recv(&r, g, m), None);
+        // The dead slot is free again, the live one kept.
+        assert_eq!(r.producer_slots().len(), 1);
+    });
+}
+
+/// A producer dies after announcing a claim at the tail but before its CAS,
+/// while another producer claims that very position: the stale intent covers
+/// a live claim, and a recovery racing the live producer must not abort it.
+#[test]
+fn recovery_leaves_a_live_claim_under_a_dead_intent_alone() {
+    model(|| {
+        let r = Arc::new(ring());
+        let g = add(&r, "g", StartAt::Latest);
+        let m = r.attach(g, 1, 1).unwrap();
+        let dead = r.register_producer(100, 1).unwrap();
+        let live = r.register_producer(200, 1).unwrap();
+        // Announced at (0, 0), then gone before the CAS.
+        let geo = r.geometry();
+        r.note_intent(dead, 0, 0, geo.place(0, 8) + layout::record_size(8), 1);
+        let r3 = r.clone();
+        let sender = thread::spawn(move || {
+            let mut pc = r3.producer_cursor();
+            pc.set_slot(live);
+            send(&r3, &mut pc, 42, Spin)
+        });
+        let alive = |pid: u64, _| pid != 100;
+        let first = r.recover_claims(alive);
+        let sent = sender.join().unwrap();
+        let second = r.recover_claims(alive);
+        assert_eq!(sent, 0);
+        assert_eq!(first.claims + second.claims, 0, "{first:?} {second:?}");
+        assert_eq!(recv(&r, g, m, Spin), (0, 42));
+        assert_eq!(try_recv(&r, g, m), None);
+        assert_eq!(r.producer_slots().len(), 1);
+    });
+}
