@@ -42,7 +42,7 @@ enum Mode {
 impl Producer {
     pub(crate) fn new(q: Queue, slot: usize) -> Self {
         let mut pc = q.ring().producer_cursor();
-        pc.slot = Some(slot);
+        pc.set_slot(slot);
         let spill = q.inner.spill.is_some();
         Producer {
             q,
