@@ -12,7 +12,7 @@
 use crate::layout::*;
 use crate::raw_region::RawRegion;
 use crate::region::Region;
-use crate::ring::Ring;
+use crate::ring::{Ring, Slot};
 use crate::sync::Ordering;
 
 /// What `check` found.
@@ -118,43 +118,52 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
     // Walk the retained records.
     let (mut pos, mut seq) = (hpos, hseq);
     while pos < tpos {
-        let off = ring.ring_at(pos);
-        // Acquire pairs with `Ring::commit`: the header read below is the
-        // committed one. Everything else here is a Relaxed snapshot.
-        let w = ring.commit_word(pos).load(Ordering::Acquire);
-        if w == ring.stamp(pos, KIND_PAD) {
-            let room = geo.room_to_end(pos);
-            if room > tpos - pos {
-                r.problems
-                    .push(format!("pad at position {pos} runs past TAIL {tpos}"));
+        match ring.slot_at(pos) {
+            Slot::Pad { next } => {
+                if next > tpos {
+                    r.problems
+                        .push(format!("pad at position {pos} runs past TAIL {tpos}"));
+                    return r;
+                }
+                pos = next;
+            }
+            Slot::Uncommitted => {
+                r.problems.push(format!(
+                    "record at position {pos} (seq {seq}) is not committed: a producer is writing it, died, or the ring is corrupt"
+                ));
                 return r;
             }
-            pos += room;
-            r.records += 1;
-            continue;
+            Slot::Record { len, next, .. } if next > tpos => {
+                r.problems.push(format!(
+                    "record at position {pos} (seq {seq}) has impossible length {len}"
+                ));
+                return r;
+            }
+            Slot::Bad => {
+                let len = ring
+                    .region
+                    .u64_at(ring.ring_at(pos) + 8)
+                    .load(Ordering::Relaxed);
+                r.problems.push(format!(
+                    "record at position {pos} (seq {seq}) has impossible length {len}"
+                ));
+                return r;
+            }
+            Slot::Record {
+                kind,
+                seq: rseq,
+                next,
+                ..
+            } => {
+                if kind == KIND_MSG && rseq != seq {
+                    r.problems.push(format!(
+                        "record at position {pos} has sequence {rseq}, expected {seq}"
+                    ));
+                }
+                pos = next;
+                seq += 1;
+            }
         }
-        if w != ring.stamp(pos, KIND_MSG) && w != ring.stamp(pos, KIND_ABORT) {
-            r.problems.push(format!(
-                "record at position {pos} (seq {seq}) is not committed: a producer is writing it, died, or the ring is corrupt"
-            ));
-            return r;
-        }
-        let len = ring.region.u64_at(off + 8).load(Ordering::Relaxed);
-        let size = record_size(len & 0xffff_ffff);
-        if len > geo.max_msg as u64 || size > geo.room_to_end(pos) || size > tpos - pos {
-            r.problems.push(format!(
-                "record at position {pos} (seq {seq}) has impossible length {len}"
-            ));
-            return r;
-        }
-        let rseq = ring.region.u64_at(off + 16).load(Ordering::Relaxed);
-        if w == ring.stamp(pos, KIND_MSG) && rseq != seq {
-            r.problems.push(format!(
-                "record at position {pos} has sequence {rseq}, expected {seq}"
-            ));
-        }
-        pos += size;
-        seq += 1;
         r.records += 1;
     }
     if pos != tpos || seq != tseq {

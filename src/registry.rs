@@ -41,7 +41,7 @@ use crate::layout::{
     PRODUCER_SLOT_SIZE, RECORD_HEADER,
 };
 use crate::region::Region;
-use crate::ring::Ring;
+use crate::ring::{Ring, Slot};
 use crate::sync::{AtomicU64, Ordering};
 use crate::wait::Event;
 
@@ -286,25 +286,14 @@ impl<R: Region> Ring<R> {
             return None;
         }
         while pos < d.end && pos < tail_pos {
-            // SYNC POINT commit (reader side): Acquire pairs with `commit`.
-            let w = self.commit_word(pos).load(Ordering::Acquire);
-            if w == self.stamp(pos, KIND_PAD) {
-                pos += self.geo.room_to_end(pos);
-            } else if w == self.stamp(pos, crate::layout::KIND_MSG)
-                || w == self.stamp(pos, KIND_ABORT)
-            {
-                let len = self
-                    .region
-                    .u64_at(self.ring_at(pos) + 8)
-                    .load(Ordering::Relaxed);
-                let size = record_size(len & 0xffff_ffff);
-                if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
-                    return None; // corrupt: `check` reports it
+            match self.slot_at(pos) {
+                Slot::Pad { next } => pos = next,
+                Slot::Record { next, .. } => {
+                    pos = next;
+                    seq = seq.wrapping_add(1);
                 }
-                pos += size;
-                seq = seq.wrapping_add(1);
-            } else {
-                return Some((pos, seq));
+                Slot::Uncommitted => return Some((pos, seq)),
+                Slot::Bad => return None, // corrupt: `check` reports it
             }
         }
         None

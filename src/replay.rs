@@ -11,7 +11,7 @@ use crate::error::GroupError;
 use crate::layout::*;
 use crate::queue::Queue;
 use crate::region::Region;
-use crate::spill::Slot;
+use crate::ring::Slot;
 use crate::sync::Ordering;
 
 /// Where `seek` moves a group.

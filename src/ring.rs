@@ -104,6 +104,35 @@ pub(crate) const fn unpack_head(w: u128) -> (u64, u32, u32) {
     (w as u64, meta as u32, (meta >> 32) as u32)
 }
 
+/// What is at a ring position, as its commit word and header say at the
+/// moment of reading: every walk over the ring (consumers excepted, whose hot
+/// path reads only what it needs) classifies records through [`Ring::slot_at`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Not committed yet.
+    Uncommitted,
+    /// A pad: the next record is at `next`.
+    Pad {
+        /// Start of the next lap.
+        next: u64,
+    },
+    /// A message (KIND_MSG) or an aborted claim (KIND_ABORT).
+    Record {
+        /// KIND_MSG or KIND_ABORT.
+        kind: u64,
+        /// Payload length.
+        len: u32,
+        /// Sequence number.
+        seq: u64,
+        /// Publish time.
+        ts_ns: u64,
+        /// Position after it.
+        next: u64,
+    },
+    /// The commit word or length is not what the protocol writes.
+    Bad,
+}
+
 impl<R: Region> Ring<R> {
     /// Wraps a region whose header has been validated (or just initialised).
     pub fn new(region: R, geo: Geometry, nonce: u64) -> Self {
@@ -342,31 +371,55 @@ impl<R: Region> Ring<R> {
         }
     }
 
+    /// The record at `pos`. Only a reader whose cursor (a group's, FRONT under
+    /// the spill lock, HEAD) keeps it from being overwritten can rely on the
+    /// answer; others re-check their cursor or HEAD afterwards. The length is
+    /// read once and bounds-checked (`Bad` otherwise).
+    pub fn slot_at(&self, pos: u64) -> Slot {
+        // SYNC POINT commit (reader side): Acquire pairs with `Ring::commit`.
+        let w = self.commit_word(pos).load(Ordering::Acquire);
+        if w == self.stamp(pos, KIND_PAD) {
+            return Slot::Pad {
+                next: pos.wrapping_add(self.geo.room_to_end(pos)),
+            };
+        }
+        let kind = if w == self.stamp(pos, KIND_MSG) {
+            KIND_MSG
+        } else if w == self.stamp(pos, KIND_ABORT) {
+            KIND_ABORT
+        } else {
+            return Slot::Uncommitted;
+        };
+        let off = self.ring_at(pos);
+        let len = self.region.u64_at(off + 8).load(Ordering::Relaxed);
+        let size = record_size(len & 0xffff_ffff);
+        if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
+            return Slot::Bad;
+        }
+        Slot::Record {
+            kind,
+            len: len as u32,
+            seq: self.region.u64_at(off + 16).load(Ordering::Relaxed),
+            ts_ns: self.region.u64_at(off + 24).load(Ordering::Relaxed),
+            next: pos.wrapping_add(size),
+        }
+    }
+
     /// With no group registered nothing needs the old records: walk HEAD over
     /// committed records until `want` is reached or an uncommitted one blocks.
     fn walk_committed(&self, mut pos: u64, mut seq: u32, want: u64) -> (u64, u32) {
         while pos < want {
-            // SYNC POINT commit (reader side): Acquire pairs with `commit`.
-            let w = self.commit_word(pos).load(Ordering::Acquire);
-            if w == self.stamp(pos, KIND_PAD) {
-                pos += self.geo.room_to_end(pos);
-            } else if w == self.stamp(pos, KIND_MSG) || w == self.stamp(pos, KIND_ABORT) {
-                let len = self
-                    .region
-                    .u64_at(self.ring_at(pos) + 8)
-                    .load(Ordering::Relaxed);
-                let size = record_size(len & 0xffff_ffff);
-                // Read once, checked before use. A bad length here means the
-                // record was overwritten under us (HEAD moved: the caller's CAS
-                // fails) or the file is corrupt: either way, stop walking.
-                if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
-                    break;
-                }
-                pos = pos.wrapping_add(size);
+            match self.slot_at(pos) {
+                Slot::Pad { next } => pos = next,
                 // An aborted claim used its sequence number too.
-                seq = seq.wrapping_add(1);
-            } else {
-                break;
+                Slot::Record { next, .. } => {
+                    pos = next;
+                    seq = seq.wrapping_add(1);
+                }
+                // A bad length means the record was overwritten under us (HEAD
+                // moved: the caller's CAS fails) or the file is corrupt: either
+                // way, stop walking.
+                Slot::Uncommitted | Slot::Bad => break,
             }
         }
         (pos, seq)

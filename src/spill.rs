@@ -46,36 +46,9 @@
 use crate::group::StartAt;
 use crate::layout::*;
 use crate::region::Region;
-use crate::ring::Ring;
+use crate::ring::{Ring, Slot};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 use crate::wait::Event;
-
-/// What is at a ring position, as a reader protected by a cursor sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Slot {
-    /// Not committed yet.
-    Uncommitted,
-    /// A pad: the next record is at `next`.
-    Pad {
-        /// Start of the next lap.
-        next: u64,
-    },
-    /// A message (KIND_MSG) or an aborted claim (KIND_ABORT).
-    Record {
-        /// KIND_MSG or KIND_ABORT.
-        kind: u64,
-        /// Payload length.
-        len: u32,
-        /// Sequence number.
-        seq: u64,
-        /// Publish time.
-        ts_ns: u64,
-        /// Position after it.
-        next: u64,
-    },
-    /// The commit word or length is not what the protocol writes.
-    Bad,
-}
 
 impl<R: Region> Ring<R> {
     fn spill_state(&self) -> &AtomicU64 {
@@ -146,38 +119,6 @@ impl<R: Region> Ring<R> {
         // any producer that sees this value overwrites them.
         self.front().store(pack(seq, pos), Ordering::Release);
         self.notify(Event::Space);
-    }
-
-    /// The record at `pos`, which the caller's cursor (FRONT, under the spill
-    /// lock) keeps from being overwritten.
-    pub fn slot_at(&self, pos: u64) -> Slot {
-        // SYNC POINT commit (reader side): Acquire pairs with `Ring::commit`.
-        let w = self.commit_word(pos).load(Ordering::Acquire);
-        if w == self.stamp(pos, KIND_PAD) {
-            return Slot::Pad {
-                next: pos.wrapping_add(self.geo.room_to_end(pos)),
-            };
-        }
-        let kind = if w == self.stamp(pos, KIND_MSG) {
-            KIND_MSG
-        } else if w == self.stamp(pos, KIND_ABORT) {
-            KIND_ABORT
-        } else {
-            return Slot::Uncommitted;
-        };
-        let off = self.ring_at(pos);
-        let len = self.region.u64_at(off + 8).load(Ordering::Relaxed);
-        let size = record_size(len & 0xffff_ffff);
-        if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
-            return Slot::Bad;
-        }
-        Slot::Record {
-            kind,
-            len: len as u32,
-            seq: self.region.u64_at(off + 16).load(Ordering::Relaxed),
-            ts_ns: self.region.u64_at(off + 24).load(Ordering::Relaxed),
-            next: pos.wrapping_add(size),
-        }
     }
 
     /// Whether a ring too full for a claim ending at `need_end` waits for an

@@ -29,7 +29,7 @@
 use crate::layout::*;
 use crate::queue::Queue;
 use crate::region::Region;
-use crate::spill::Slot;
+use crate::ring::Slot;
 use crate::spill_log::{
     encode_record_with, log_record_size, LogError, LogReader, LogWriter, SpillOptions,
 };
