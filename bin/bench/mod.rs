@@ -434,6 +434,33 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
     })
 }
 
+/// Arguments of a shmq worker on queue `q`: a sink of `group`, or a source
+/// when there is none; `wait` is "spin" or "block".
+fn shmq_worker(q: &Path, role: &str, load: Load, group: Option<&str>, wait: &str) -> Vec<String> {
+    let mut a = vec![
+        s("--mechanism"),
+        s("shmq"),
+        s("--role"),
+        s(role),
+        s("--size"),
+        s(load.size),
+        s("--count"),
+        s(load.count),
+    ];
+    match group {
+        Some(g) => a.extend([s("--rx"), s(q.display()), s("--group"), s(g)]),
+        None => a.extend([s("--tx"), s(q.display())]),
+    }
+    if load.rate > 0 {
+        a.extend([s("--rate"), s(load.rate)]);
+    }
+    if load.latency {
+        a.push(s("--latency"));
+    }
+    a.extend([s("--wait"), s(wait)]);
+    a
+}
+
 /// shmq throughput: `producers` processes into `groups` groups of `members`.
 /// The rate is what the producers published per second, from the first
 /// producer's start to the last group's last receipt.
@@ -462,22 +489,7 @@ fn shmq_throughput(
         for _ in 0..members {
             // One member knows its count; several stop when idle.
             let count = if members == 1 { total } else { 0 };
-            let args = [
-                s("--mechanism"),
-                s("shmq"),
-                s("--role"),
-                s("sink"),
-                s("--size"),
-                s(size),
-                s("--count"),
-                s(count),
-                s("--rx"),
-                s(q.display()),
-                s("--group"),
-                s(g),
-                s("--wait"),
-                s(wait),
-            ];
+            let args = shmq_worker(&q, "sink", Load::new(size, count), Some(g), wait);
             sinks.push(ctx.spawn_quiet(&args, ctx.cpus.1)?);
         }
     }
@@ -492,20 +504,7 @@ fn shmq_throughput(
     let src_wait = if producers > 1 { "block" } else { "spin" };
     let sources: Vec<Child> = (0..producers)
         .map(|_| {
-            let args = [
-                s("--mechanism"),
-                s("shmq"),
-                s("--role"),
-                s("source"),
-                s("--size"),
-                s(size),
-                s("--count"),
-                s(n),
-                s("--tx"),
-                s(q.display()),
-                s("--wait"),
-                s(src_wait),
-            ];
+            let args = shmq_worker(&q, "source", Load::new(size, n), None, src_wait);
             ctx.spawn_quiet(&args, ctx.cpus.0)
         })
         .collect::<Result<_, _>>()?;

@@ -26,7 +26,7 @@
 //! (noise only ever slows a run), latency histograms are merged.
 
 use super::worker::{decode_hist, Load};
-use super::{finish, percentiles, s, Ctx};
+use super::{finish, percentiles, shmq_worker, Ctx};
 use hdrhistogram::Histogram;
 use shmq::{Fsync, Queue, QueueOptions, SpillOptions, StartAt};
 use std::fs::File;
@@ -111,31 +111,6 @@ fn spill_queue(path: &Path, dir: &Path, fsync: Fsync, slow: bool) -> Result<Queu
     Ok(q)
 }
 
-/// Arguments of a shmq worker on queue `q`.
-fn worker_args(q: &Path, role: &str, load: Load, group: Option<&str>) -> Vec<String> {
-    let mut a = vec![
-        s("--mechanism"),
-        s("shmq"),
-        s("--role"),
-        s(role),
-        s("--size"),
-        s(load.size),
-        s("--count"),
-        s(load.count),
-    ];
-    match group {
-        Some(g) => a.extend([s("--rx"), s(q.display()), s("--group"), s(g)]),
-        None => a.extend([s("--tx"), s(q.display())]),
-    }
-    if load.rate > 0 {
-        a.extend([s("--rate"), s(load.rate)]);
-    }
-    if load.latency {
-        a.push(s("--latency"));
-    }
-    a
-}
-
 /// One producer and the "live" member. Returns the producer's result, the
 /// member's, and the elapsed seconds from the producer's start to the later of
 /// its end and the member's last receipt.
@@ -146,13 +121,19 @@ fn produce(
     load: Load,
 ) -> Result<(serde_json::Value, serde_json::Value, f64), String> {
     let sink_load = Load { rate: 0, ..load };
-    let sink = ctx.spawn_quiet(&worker_args(q, "sink", sink_load, Some("live")), ctx.cpus.1)?;
+    let sink = ctx.spawn_quiet(
+        &shmq_worker(q, "sink", sink_load, Some("live"), "spin"),
+        ctx.cpus.1,
+    )?;
     crate::cmd::wait_members(queue, 1, Duration::from_secs(20))?;
     let source_load = Load {
         latency: false,
         ..load
     };
-    let source = ctx.spawn_quiet(&worker_args(q, "source", source_load, None), ctx.cpus.0)?;
+    let source = ctx.spawn_quiet(
+        &shmq_worker(q, "source", source_load, None, "spin"),
+        ctx.cpus.0,
+    )?;
     let src = finish(source)?;
     let snk = finish(sink)?;
     if snk["count"].as_u64() != Some(load.count) {
@@ -259,7 +240,7 @@ pub fn run(ctx: &Ctx, o: &SpillBench, size: usize, msgs: u64) -> Result<SpillRun
         }
         // The slow group catches up from disk.
         let sink = ctx.spawn_quiet(
-            &worker_args(&q, "sink", Load::new(size, n), Some("slow")),
+            &shmq_worker(&q, "sink", Load::new(size, n), Some("slow"), "spin"),
             ctx.cpus.1,
         )?;
         let snk = finish(sink)?;
