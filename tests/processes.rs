@@ -98,28 +98,7 @@ fn four_producer_processes_three_groups() {
     });
 
     let producers: Vec<(Child, thread::JoinHandle<()>)> = (0..PRODUCERS)
-        .map(|p| {
-            let mut child = Command::new(SHMQ)
-                .args(["send", qs])
-                .stdin(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let feeder = thread::spawn(move || {
-                let mut buf = String::new();
-                for c in 0..per {
-                    buf.push_str(&line(p, c));
-                    buf.push('\n');
-                    if buf.len() > 1 << 16 {
-                        stdin.write_all(buf.as_bytes()).unwrap();
-                        buf.clear();
-                    }
-                }
-                stdin.write_all(buf.as_bytes()).unwrap();
-            });
-            (child, feeder)
-        })
+        .map(|p| common::shmq_send_lines(&q, per, 2000, Duration::ZERO, move |c| line(p, c)))
         .collect();
     for (mut child, feeder) in producers {
         feeder.join().unwrap();

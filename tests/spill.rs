@@ -84,26 +84,7 @@ fn producer(
     chunk: u64,
     pause: Duration,
 ) -> (Child, thread::JoinHandle<()>) {
-    let mut child = Command::new(SHMQ)
-        .args(["send", q.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = thread::spawn(move || {
-        let mut buf = String::new();
-        for c in 0..per {
-            buf.push_str(&line(p, c));
-            buf.push('\n');
-            if (c + 1) % chunk == 0 || c + 1 == per {
-                stdin.write_all(buf.as_bytes()).unwrap();
-                buf.clear();
-                thread::sleep(pause);
-            }
-        }
-    });
-    (child, feeder)
+    common::shmq_send_lines(q, per, chunk, pause, move |c| line(p, c))
 }
 
 /// A `shmq recv` process for `n` messages of group `g`; the thread checks
@@ -368,17 +349,10 @@ fn disk_full_gives_back_pressure_and_an_error_then_resumes() {
 
 /// Sends `line(0, c)` for `c` in `range` through one `shmq send`.
 fn send_lines(q: &Path, range: std::ops::Range<u64>) {
-    let mut child = Command::new(SHMQ)
-        .args(["send", q.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    for c in range {
-        writeln!(stdin, "{}", line(0, c)).unwrap();
-    }
-    drop(stdin);
+    let n = range.end - range.start;
+    let (child, feeder) =
+        common::shmq_send_lines(q, n, n, Duration::ZERO, move |c| line(0, range.start + c));
+    feeder.join().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -119,3 +119,37 @@ pub fn wait_members(q: &shmq::Queue, n: usize) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A `shmq send` process (the binary under test) fed `line(c)` for `c` in
+/// `0..count` on its stdin by a thread, `chunk` lines per write with `pause`
+/// after each. Its stderr is piped, for the caller to report.
+pub fn shmq_send_lines(
+    q: &std::path::Path,
+    count: u64,
+    chunk: u64,
+    pause: std::time::Duration,
+    line: impl Fn(u64) -> String + Send + 'static,
+) -> (std::process::Child, std::thread::JoinHandle<()>) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(["send", q.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let mut buf = String::new();
+        for c in 0..count {
+            buf.push_str(&line(c));
+            buf.push('\n');
+            if (c + 1) % chunk == 0 || c + 1 == count {
+                stdin.write_all(buf.as_bytes()).unwrap();
+                buf.clear();
+                std::thread::sleep(pause);
+            }
+        }
+    });
+    (child, feeder)
+}
