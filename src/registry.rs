@@ -219,7 +219,7 @@ impl<R: Region> Ring<R> {
         let mut out = Recovery::default();
         // SYNC POINT intent: Acquire on TAIL (a release sequence of claim
         // CASes) makes every intent written before a claim below it visible.
-        let (_, tail_pos) = self.tail_now_acquire();
+        let (_, tail_pos) = self.tail_now();
         let slots = self.snapshot(&alive);
         for d in slots.iter().filter(|s| !s.alive) {
             if d.state != 0 {
@@ -271,11 +271,6 @@ impl<R: Region> Ring<R> {
             self.notify(Event::Space);
         }
         out
-    }
-
-    /// `TAIL` with Acquire (recovery only; producers use Relaxed guesses).
-    fn tail_now_acquire(&self) -> (u64, u64) {
-        crate::layout::unpack(self.tail().load(Ordering::Acquire))
     }
 
     /// The first uncommitted position below `d.end` walking from `d.pos`, and

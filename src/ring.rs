@@ -181,8 +181,9 @@ impl<R: Region> Ring<R> {
 
     /// `(seq, pos)` of the tail: the next sequence number to be assigned.
     pub fn tail_now(&self) -> (u64, u64) {
-        // Acquire: keeps `head_now`'s second HEAD load after this one (and
-        // pairs with the producers' tail CAS for callers that read records).
+        // Acquire: keeps `head_now`'s second HEAD load after this one, and
+        // pairs with the producers' tail CAS for callers that read records or
+        // the intents announced before it (registry.rs).
         unpack(self.tail().load(Ordering::Acquire))
     }
 
