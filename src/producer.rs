@@ -120,18 +120,23 @@ impl Producer {
         let mut round_blocked = false;
         // Full: rounds may make room at once. Other producers may fill the
         // ring again before this one claims (it may be descheduled right after
-        // its round), so go on while rounds make progress: each one logs what
-        // they published meanwhile. Bounded, so that a producer outrun every
-        // time still ends up waiting its turn.
+        // its round, or the round may find nothing left to log just before
+        // they do), so go on while rounds make progress or others publish:
+        // the next round logs what they published meanwhile. Bounded, so that
+        // a producer outrun every time still ends up waiting its turn.
         let rounds = if self.spill { 64 } else { 0 };
         for _ in 0..rounds {
+            let tail_before = ring.tail_now().0;
             match self.q.spill_round(!matches!(mode, Mode::Try)) {
                 Ok(r) => {
                     round_blocked = r.is_some_and(|o| o.blocked);
                     if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {
                         return Ok(c);
                     }
-                    if r.is_none_or(|o| o.spilled == 0 && o.transferred == 0) {
+                    let progress = r.is_some_and(|o| {
+                        o.spilled > 0 || o.transferred > 0 || ring.tail_now().0 != tail_before
+                    });
+                    if !progress {
                         break;
                     }
                 }
