@@ -40,26 +40,7 @@ pub enum Cmd {
         timeout: Option<Duration>,
     },
     /// Receive as a member of a group; several receivers of one group share its messages.
-    Recv {
-        path: PathBuf,
-        #[arg(long)]
-        group: String,
-        /// Stop after this many messages.
-        #[arg(long)]
-        count: Option<u64>,
-        /// Stop when nothing arrives for this long (e.g. 500ms, 2s).
-        #[arg(long, value_parser = parse_duration)]
-        timeout: Option<Duration>,
-        /// One JSON object per line: seq, len, ts_ns, payload (or payload_b64).
-        #[arg(long)]
-        json: bool,
-        /// Print nothing per message.
-        #[arg(long)]
-        quiet: bool,
-        /// At the end, print a JSON summary (count, order, latency) on stderr.
-        #[arg(long)]
-        stats: bool,
-    },
+    Recv(RecvArgs),
     /// Show geometry, tail, groups, lag and members.
     Stat {
         path: PathBuf,
@@ -200,6 +181,10 @@ pub enum GroupCmd {
         /// Start from the oldest message the ring holds, or the next one.
         #[arg(long, value_enum, default_value_t = From::Latest)]
         from: From,
+        /// Give a message up (counted as dead-lettered in stat) after this many
+        /// deliveries to members that nacked it or died holding it; 0: never.
+        #[arg(long, default_value_t = 0)]
+        max_attempts: u64,
     },
     /// Unregister a group (refused while it has live members).
     Rm { path: PathBuf, group: String },
@@ -217,4 +202,41 @@ pub enum GroupCmd {
 pub enum From {
     Earliest,
     Latest,
+}
+
+/// `shmq recv`: receive a group's messages, one per line on stdout.
+#[derive(clap::Args, Debug)]
+pub struct RecvArgs {
+    pub path: PathBuf,
+    #[arg(long)]
+    pub group: String,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop when nothing arrives for this long (e.g. 500ms, 2s).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// One JSON object per line: seq, len, ts_ns, redelivered, payload (or
+    /// payload_b64).
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing per message.
+    #[arg(long)]
+    pub quiet: bool,
+    /// At the end, print a JSON summary (count, order, latency) on stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// auto: a message counts as consumed when handed out (at-most-once).
+    /// explicit: each message is acknowledged only after its line has been
+    /// written and stdout flushed (at-least-once: if this process dies first,
+    /// the message is delivered again, with redelivered > 0).
+    #[arg(long, value_enum, default_value_t = AckArg::Auto)]
+    pub ack: AckArg,
+}
+
+/// `--ack`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckArg {
+    Auto,
+    Explicit,
 }

@@ -1,10 +1,12 @@
 //! Consumers: members of a group, receiving by copy or in place.
 
-use crate::error::RecvError;
+use crate::ack::Entry;
+use crate::error::{AckError, RecvError};
 use crate::group::{Take, Taken};
-use crate::layout::{unpack, DISK_BIT, KIND_ABORT, OFF_LOG_END};
+use crate::layout::{unpack, DISK_BIT, ENTRY_HELD, KIND_ABORT, OFF_LOG_END};
 use crate::queue::Queue;
 use crate::region::Region;
+use crate::ring::Slot;
 use crate::spill_log::LogReader;
 use crate::sync::Ordering;
 use crate::wait::{Event, WaitStrategy};
@@ -28,6 +30,9 @@ pub struct Message {
     pub ts_ns: u64,
     /// The bytes.
     pub payload: Vec<u8>,
+    /// Deliveries of this message before this one (0 on first delivery): it
+    /// was handed to a member that nacked it, left or died without acking.
+    pub redelivered: u64,
 }
 
 /// Metadata of a message received into a caller's buffer.
@@ -37,6 +42,22 @@ pub struct Meta {
     pub seq: u64,
     /// Publish time, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
+    /// Deliveries before this one (see [`Message::redelivered`]).
+    pub redelivered: u64,
+}
+
+/// When a message counts as consumed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ack {
+    /// When it is handed out (at-most-once: a member that dies while
+    /// processing it loses it).
+    #[default]
+    Auto,
+    /// When the member calls [`Consumer::ack`] (at-least-once: a message
+    /// handed to a member that nacks it, leaves or dies first is delivered
+    /// again, with [`Message::redelivered`] counting the attempts). A member
+    /// holds one unacknowledged message at a time.
+    Explicit,
 }
 
 /// A member of a consumer group. Each message of the group goes to exactly one
@@ -47,6 +68,7 @@ pub struct Consumer {
     g: usize,
     m: usize,
     wait: WaitStrategy,
+    ack: Ack,
     /// Reading the spill log, created when the group first reads it.
     disk: Option<Disk>,
 }
@@ -63,7 +85,7 @@ struct Disk {
 /// message read from the log (payload in `Disk::buf`).
 #[derive(Clone, Copy, Debug)]
 enum Got {
-    Ring(Taken),
+    Ring(Taken, u64),
     Disk(Meta),
 }
 
@@ -89,7 +111,64 @@ impl Consumer {
             g,
             m,
             wait: WaitStrategy::default(),
+            ack: Ack::Auto,
             disk: None,
+        }
+    }
+
+    /// How this member acknowledges (default [`Ack::Auto`]).
+    pub fn set_ack(&mut self, ack: Ack) {
+        self.ack = ack;
+    }
+
+    /// The unacknowledged message this member holds, if any.
+    pub fn unacked(&self) -> Option<u64> {
+        let (st, e) = self.q.ring().entry(self.g, self.m);
+        (st == ENTRY_HELD).then_some(e.seq)
+    }
+
+    /// Acknowledges message `seq` (received with [`Ack::Explicit`]): it
+    /// counts as consumed and will not be delivered again.
+    ///
+    /// # Errors
+    /// [`AckError::NotHeld`] if this member does not hold `seq`.
+    pub fn ack(&mut self, seq: u64) -> Result<(), AckError> {
+        self.check_held(seq)?;
+        self.q.ring().ack(self.g, self.m);
+        Ok(())
+    }
+
+    /// Gives message `seq` back: it failed here, and is delivered again (to
+    /// any member of the group) with its attempt count one higher, or given
+    /// up once the group's `max_attempts` is reached.
+    ///
+    /// # Errors
+    /// [`AckError::NotHeld`] if this member does not hold `seq`.
+    pub fn nack(&mut self, seq: u64) -> Result<(), AckError> {
+        self.check_held(seq)?;
+        self.q.ring().nack(self.g, self.m);
+        Ok(())
+    }
+
+    fn check_held(&self, seq: u64) -> Result<(), AckError> {
+        match self.unacked() {
+            Some(h) if h == seq => Ok(()),
+            held => Err(AckError::NotHeld { seq, held }),
+        }
+    }
+
+    /// After a copy: auto-ack finishes the message; explicit keeps it (and
+    /// its pin) until `ack`.
+    fn finish(&self, got: Got) {
+        let ring = self.q.ring();
+        let held = ring.entry_state(self.g, self.m) == ENTRY_HELD;
+        match (self.ack, held, got) {
+            (Ack::Explicit, _, _) => {}
+            (Ack::Auto, true, _) => {
+                ring.ack(self.g, self.m);
+            }
+            (Ack::Auto, false, Got::Ring(..)) => ring.release(self.g, self.m),
+            (Ack::Auto, false, Got::Disk(_)) => {}
         }
     }
 
@@ -99,16 +178,28 @@ impl Consumer {
     }
 
     fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
+        if let Some(seq) = self.unacked_if_explicit() {
+            return Err(RecvError::AckPending { seq });
+        }
         let (g, m) = (self.g, self.m);
         let q = &self.q;
         let disk = &mut self.disk;
         let ring = q.ring();
+        let hold = self.ack == Ack::Explicit;
         let mut poll = || loop {
-            match ring.try_take(g, m) {
-                Ok(Some(Take::Ring(t))) => return Some(Ok(Got::Ring(t))),
+            // Redeliveries first: they are older than anything at the cursor.
+            if ring.has_pending(g) {
+                match take_redelivery(q, g, m, disk) {
+                    Ok(Some(got)) => return Some(Ok(got)),
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            match ring.try_take(g, m, hold) {
+                Ok(Some(Take::Ring(t))) => return Some(Ok(Got::Ring(t, 0))),
                 Ok(None) => return None,
                 Err(e) => return Some(Err(RecvError::Corrupt(e.0))),
-                Ok(Some(Take::Disk(cur))) => match take_disk(q, g, m, disk, cur) {
+                Ok(Some(Take::Disk(cur))) => match take_disk(q, g, m, disk, cur, hold) {
                     Ok(DiskStep::Got(meta)) => return Some(Ok(Got::Disk(meta))),
                     Ok(DiskStep::Retry) => continue,
                     Ok(DiskStep::CaughtUp) => return None,
@@ -159,18 +250,26 @@ impl Consumer {
         }
     }
 
+    fn unacked_if_explicit(&self) -> Option<u64> {
+        if self.ack == Ack::Explicit {
+            self.unacked()
+        } else {
+            None
+        }
+    }
+
     fn copy_out(&mut self, got: Got, buf: &mut Vec<u8>) -> Meta {
-        match got {
-            Got::Ring(t) => {
+        let meta = match got {
+            Got::Ring(t, redelivered) => {
                 let ring = self.q.ring();
                 // Every byte is overwritten below: only resize (and zero-fill)
                 // when the length changes, not on every message.
                 buf.resize(t.len as usize, 0);
                 ring.read_payload(&t, buf);
-                ring.release(self.g, self.m);
                 Meta {
                     seq: t.seq,
                     ts_ns: t.ts_ns,
+                    redelivered,
                 }
             }
             Got::Disk(meta) => {
@@ -180,7 +279,9 @@ impl Consumer {
                 }
                 meta
             }
-        }
+        };
+        self.finish(got);
+        meta
     }
 
     fn recv_mode(&mut self, mode: Mode) -> Result<Message, RecvError> {
@@ -189,6 +290,7 @@ impl Consumer {
         let meta = match (got, &mut self.disk) {
             (Got::Disk(meta), Some(d)) => {
                 payload = std::mem::take(&mut d.buf);
+                self.finish(got);
                 meta
             }
             _ => self.copy_out(got, &mut payload),
@@ -197,6 +299,7 @@ impl Consumer {
             seq: meta.seq,
             ts_ns: meta.ts_ns,
             payload,
+            redelivered: meta.redelivered,
         })
     }
 
@@ -267,7 +370,7 @@ impl RecvGuard<'_> {
     /// Sequence number.
     pub fn seq(&self) -> u64 {
         match self.got {
-            Got::Ring(t) => t.seq,
+            Got::Ring(t, _) => t.seq,
             Got::Disk(m) => m.seq,
         }
     }
@@ -275,8 +378,16 @@ impl RecvGuard<'_> {
     /// Publish time, nanoseconds since the Unix epoch.
     pub fn ts_ns(&self) -> u64 {
         match self.got {
-            Got::Ring(t) => t.ts_ns,
+            Got::Ring(t, _) => t.ts_ns,
             Got::Disk(m) => m.ts_ns,
+        }
+    }
+
+    /// Deliveries before this one (see [`Message::redelivered`]).
+    pub fn redelivered(&self) -> u64 {
+        match self.got {
+            Got::Ring(_, r) => r,
+            Got::Disk(m) => m.redelivered,
         }
     }
 
@@ -284,7 +395,7 @@ impl RecvGuard<'_> {
     /// consumer's buffer).
     pub fn as_bytes(&self) -> &[u8] {
         let t = match self.got {
-            Got::Ring(t) => t,
+            Got::Ring(t, _) => t,
             Got::Disk(_) => return self.c.disk.as_ref().map_or(&[], |d| &d.buf[..]),
         };
         let ring = self.c.q.ring();
@@ -301,9 +412,7 @@ impl RecvGuard<'_> {
 
 impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
-        if let Got::Ring(_) = self.got {
-            self.c.q.ring().release(self.c.g, self.c.m);
-        }
+        self.c.finish(self.got);
     }
 }
 
@@ -314,6 +423,7 @@ fn take_disk(
     m: usize,
     disk: &mut Option<Disk>,
     cur: u128,
+    hold: bool,
 ) -> Result<DiskStep, RecvError> {
     let ring = q.ring();
     let Some(spill) = q.inner.spill.as_ref() else {
@@ -355,7 +465,14 @@ fn take_disk(
             rec.seq
         )));
     }
+    let hold = hold && rec.kind != KIND_ABORT;
+    if hold {
+        ring.hold(g, m, rec.seq, at | DISK_BIT);
+    }
     if !ring.disk_advance(g, cur, rec.seq, rec.size) {
+        if hold {
+            ring.unhold(g, m);
+        }
         return Ok(DiskStep::Retry);
     }
     if rec.kind == KIND_ABORT {
@@ -365,5 +482,95 @@ fn take_disk(
     Ok(DiskStep::Got(Meta {
         seq: rec.seq,
         ts_ns: rec.ts_ns,
+        redelivered: 0,
+    }))
+}
+
+/// Takes over a message of group `g` waiting for redelivery, if any: the
+/// member's entry then holds it (and its pin). Messages past the group's
+/// `max_attempts` are given up on the way.
+fn take_redelivery(
+    q: &Queue,
+    g: usize,
+    m: usize,
+    disk: &mut Option<Disk>,
+) -> Result<Option<Got>, RecvError> {
+    let ring = q.ring();
+    while let Some(e) = ring.take_pending(g, m) {
+        let max = ring.max_attempts(g);
+        if max != 0 && e.attempts >= max {
+            ring.note_dead_lettered(g);
+            ring.ack(g, m);
+            continue;
+        }
+        ring.note_delivered(g, m);
+        return redelivered(q, g, m, disk, e).map(Some);
+    }
+    Ok(None)
+}
+
+/// Reads the message of entry `e`, just taken over by member `m`.
+fn redelivered(
+    q: &Queue,
+    g: usize,
+    m: usize,
+    disk: &mut Option<Disk>,
+    e: Entry,
+) -> Result<Got, RecvError> {
+    let ring = q.ring();
+    if !e.on_disk() {
+        // Our hazard pins the record (moved with the entry).
+        return match ring.slot_at(e.at) {
+            Slot::Record {
+                kind: _,
+                len,
+                seq,
+                ts_ns,
+                next: _,
+            } if seq == e.seq => Ok(Got::Ring(
+                Taken {
+                    seq,
+                    pos: e.at,
+                    len,
+                    ts_ns,
+                },
+                e.attempts,
+            )),
+            _ => {
+                ring.ack(g, m);
+                Err(RecvError::Corrupt(format!(
+                    "unacknowledged message {} at ring position {} is gone",
+                    e.seq, e.at
+                )))
+            }
+        };
+    }
+    let Some(spill) = q.inner.spill.as_ref() else {
+        ring.ack(g, m);
+        return Err(RecvError::Corrupt(
+            "unacknowledged message on disk but the queue has no spill log".into(),
+        ));
+    };
+    let d = disk.get_or_insert_with(|| Disk {
+        reader: spill.reader(),
+        buf: Vec::new(),
+        last_round: None,
+    });
+    let rec = d
+        .reader
+        .read(e.at & !DISK_BIT, &mut d.buf)
+        .map_err(|err| RecvError::Spill(err.to_string()))?;
+    if rec.seq != e.seq {
+        return Err(RecvError::Spill(format!(
+            "log position {} holds sequence {}, the unacknowledged message is {}",
+            e.at & !DISK_BIT,
+            rec.seq,
+            e.seq
+        )));
+    }
+    Ok(Got::Disk(Meta {
+        seq: rec.seq,
+        ts_ns: rec.ts_ns,
+        redelivered: e.attempts,
     }))
 }

@@ -145,6 +145,12 @@ pub enum RecvError {
     Corrupt(String),
     /// The group reads the spill log and reading it failed.
     Spill(String),
+    /// An explicitly acknowledging member still holds message `seq`: ack or
+    /// nack it first (the window is one message).
+    AckPending {
+        /// The unacknowledged message.
+        seq: u64,
+    },
 }
 
 impl fmt::Display for RecvError {
@@ -154,11 +160,48 @@ impl fmt::Display for RecvError {
             RecvError::Timeout => write!(f, "no message before the timeout"),
             RecvError::Corrupt(s) => write!(f, "queue corrupt: {s}"),
             RecvError::Spill(s) => write!(f, "reading the spill log failed: {s}"),
+            RecvError::AckPending { seq } => {
+                write!(
+                    f,
+                    "message {seq} is not acknowledged yet (ack or nack it first)"
+                )
+            }
         }
     }
 }
 
 impl std::error::Error for RecvError {}
+
+/// An acknowledgement could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckError {
+    /// The member holds no unacknowledged message with this sequence number
+    /// (it was acknowledged already, or received with auto-ack).
+    NotHeld {
+        /// The sequence number given.
+        seq: u64,
+        /// The one the member holds, if any.
+        held: Option<u64>,
+    },
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AckError::NotHeld { seq, held: Some(h) } => {
+                write!(f, "message {seq} is not held by this member (it holds {h})")
+            }
+            AckError::NotHeld { seq, held: None } => {
+                write!(
+                    f,
+                    "message {seq} is not held by this member (it holds none)"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for AckError {}
 
 /// A group operation failed.
 #[derive(Debug)]

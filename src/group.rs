@@ -120,6 +120,10 @@ pub struct MemberInfo {
     pub delivered: u64,
     /// Position being read, if any.
     pub inflight: Option<u64>,
+    /// Sequence number of its unacknowledged message, if any.
+    pub unacked: Option<u64>,
+    /// Messages it acknowledged.
+    pub acked: u64,
 }
 
 impl<R: Region> Ring<R> {
@@ -163,19 +167,28 @@ impl<R: Region> Ring<R> {
                 min_cursor = Some((seq, pos));
             }
         }
-        let mut min_inflight = IDLE;
-        for g in 0..self.geo.max_groups as usize {
-            let st = self.slot_state(g);
-            if st != SLOT_CREATING && st != SLOT_ACTIVE {
-                continue;
+        let min_inflight = loop {
+            let moves = self.hazard_moves_now();
+            let mut min_inflight = IDLE;
+            for g in 0..self.geo.max_groups as usize {
+                let st = self.slot_state(g);
+                if st != SLOT_CREATING && st != SLOT_ACTIVE {
+                    continue;
+                }
+                for m in 0..self.geo.max_members as usize {
+                    // Acquire pairs with the Release in `release`: the member's
+                    // reads of the record happen before anything we then
+                    // overwrite.
+                    let h = self.member_word(g, m, M_INFLIGHT).load(Ordering::Acquire);
+                    min_inflight = min_inflight.min(h);
+                }
             }
-            for m in 0..self.geo.max_members as usize {
-                // Acquire pairs with the Release in `release`: the member's
-                // reads of the record happen before anything we then overwrite.
-                let h = self.member_word(g, m, M_INFLIGHT).load(Ordering::Acquire);
-                min_inflight = min_inflight.min(h);
+            // A pin that moved between two slots while we read them may have
+            // been missed in both: read them again (ack.rs).
+            if self.hazard_moves_now() == moves {
+                break min_inflight;
             }
-        }
+        };
         Scan {
             min_cursor,
             min_inflight,
@@ -185,7 +198,11 @@ impl<R: Region> Ring<R> {
     /// Takes the next message for member `m` of group `g`, if one is committed.
     /// On `Ok(Some(_))` the member holds a hazard on the record: copy it out,
     /// then call [`Ring::release`].
-    pub fn try_take(&self, g: usize, m: usize) -> Result<Option<Take>, Corrupt> {
+    ///
+    /// With `hold`, the message is also recorded as member `m`'s
+    /// unacknowledged entry (ack.rs) before the cursor moves, and the hazard
+    /// stays until it is acknowledged.
+    pub fn try_take(&self, g: usize, m: usize, hold: bool) -> Result<Option<Take>, Corrupt> {
         let cursor = self.cursor(g);
         let hazard = self.member_word(g, m, M_INFLIGHT);
         let mut hazard_set = false;
@@ -251,6 +268,9 @@ impl<R: Region> Ring<R> {
             // Acquire load sees the cursor past `pos` also sees this store.
             hazard.store(pos, Ordering::Relaxed);
             hazard_set = true;
+            if hold {
+                self.hold(g, m, seq, pos);
+            }
             // SYNC POINT hazard: Release pairs with the Acquire cursor load in
             // `scan_groups`; Acquire chains with the previous members' CAS.
             if cursor
@@ -275,6 +295,9 @@ impl<R: Region> Ring<R> {
             })));
         };
         if hazard_set {
+            if hold {
+                self.unhold(g, m);
+            }
             self.release(g, m);
         }
         result
@@ -355,6 +378,17 @@ impl<R: Region> Ring<R> {
                 .store(MEMBER_FREE, Ordering::Relaxed);
             self.member_word(g, m, M_DELIVERED)
                 .store(0, Ordering::Relaxed);
+            self.member_word(g, m, M_ENTRY)
+                .store(ENTRY_EMPTY, Ordering::Relaxed);
+        }
+        for f in [
+            G_PENDING,
+            G_MAX_ATTEMPTS,
+            G_DEAD_LETTERED,
+            G_REDELIVERED,
+            G_DEAD_LETTER,
+        ] {
+            self.slot_word(g, f).store(0, Ordering::Relaxed);
         }
         // Park the cursor at the tail so that scans between the state store and
         // the loop below see a harmless value.
@@ -413,6 +447,8 @@ impl<R: Region> Ring<R> {
                 .store(IDLE, Ordering::Relaxed);
             self.member_word(g, m, M_STATE)
                 .store(MEMBER_FREE, Ordering::Relaxed);
+            self.member_word(g, m, M_ENTRY)
+                .store(ENTRY_EMPTY, Ordering::Relaxed);
         }
         // Release: a scan that no longer sees the group was ordered after it.
         state.store(((gen + 1) << 8) | SLOT_FREE, Ordering::Release);
@@ -435,6 +471,11 @@ impl<R: Region> Ring<R> {
                     start_time: self.member_word(g, m, M_START).load(Ordering::Relaxed),
                     delivered: self.member_word(g, m, M_DELIVERED).load(Ordering::Relaxed),
                     inflight: (inflight != IDLE).then_some(inflight),
+                    unacked: match self.entry(g, m) {
+                        (ENTRY_HELD, e) => Some(e.seq),
+                        _ => None,
+                    },
+                    acked: self.member_word(g, m, M_ACKED).load(Ordering::Relaxed),
                 }
             })
             .collect()
@@ -443,14 +484,18 @@ impl<R: Region> Ring<R> {
     /// Takes a free member slot of group `g` for process `pid`.
     pub fn attach(&self, g: usize, pid: u64, start_time: u64) -> Option<usize> {
         let m = (0..self.geo.max_members as usize).find(|&m| {
-            // Acquire pairs with `detach`'s Release: the old owner is done.
+            // Acquire pairs with `detach`'s Release: the old owner is done. A
+            // slot whose entry still waits for redelivery keeps its pin: not
+            // free yet.
             self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_FREE
+                && self.entry_state(g, m) == ENTRY_EMPTY
         })?;
         self.member_word(g, m, M_PID).store(pid, Ordering::Relaxed);
         self.member_word(g, m, M_START)
             .store(start_time, Ordering::Relaxed);
         self.member_word(g, m, M_DELIVERED)
             .store(0, Ordering::Relaxed);
+        self.member_word(g, m, M_ACKED).store(0, Ordering::Relaxed);
         self.member_word(g, m, M_INFLIGHT)
             .store(IDLE, Ordering::Relaxed);
         // Release: readers of the state see the identity written above.
@@ -459,13 +504,20 @@ impl<R: Region> Ring<R> {
         Some(m)
     }
 
-    /// Frees member slot `m` (its owner leaving, or a dead owner being reaped).
-    /// A message it had taken but not finished is lost to the group (no
-    /// acknowledgements yet; see the README).
+    /// Frees member slot `m` (its owner leaving, or a dead owner being reaped
+    /// after `reap_entry`). An unacknowledged message it held goes back to the
+    /// group for redelivery, keeping its pin; a message it was reading with
+    /// auto-ack is its own business (at-most-once).
     pub fn detach(&self, g: usize, m: usize) {
-        // Release, as in `release`: pairs with the scan's Acquire hazard load.
-        self.member_word(g, m, M_INFLIGHT)
-            .store(IDLE, Ordering::Release);
+        if self.entry_state(g, m) == ENTRY_HELD {
+            self.nack(g, m);
+        }
+        if self.entry_state(g, m) == ENTRY_EMPTY {
+            // Release, as in `release`: pairs with the scan's Acquire hazard
+            // load.
+            self.member_word(g, m, M_INFLIGHT)
+                .store(IDLE, Ordering::Release);
+        }
         // Release: pairs with `attach`'s Acquire.
         self.member_word(g, m, M_STATE)
             .store(MEMBER_FREE, Ordering::Release);

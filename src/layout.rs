@@ -37,7 +37,10 @@
 //!                      abandoned without a message), u64 stall_waits (at 784:
 //!                      times the ring was full behind an operation in progress:
 //!                      a claim not committed yet, or a message being read)
-//!   896..1024    reserved (zero)
+//!   896 ACK line: u64 hazard_moves (bumped whenever a pin moves from one
+//!                 member slot to another, ack.rs; producers' scans retry when
+//!                 it changed under them)
+//!   904..1024    reserved (zero)
 //!   1024 SPILL slot, laid out like a group slot's first 144 bytes (spill.rs):
 //!        1024 state u64   SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE + generation
 //!        1152 FRONT u128  = seq << 64 | pos: while ACTIVE, every record below it
@@ -76,6 +79,12 @@
 //!   +128 CURSOR line: u128 = seq << 64 | pos   next message the group hands out;
 //!                     with DISK_BIT set in seq, the group reads the spill log:
 //!                     seq | DISK_BIT << 64 | log position of that message
+//!        +144 pending      u64  entries waiting for redelivery (ack.rs; a hint)
+//!        +152 max_attempts u64  deliveries before a message is dead-lettered
+//!                               (0: no limit)
+//!        +160 dead_lettered u64 messages given up after max_attempts
+//!        +168 redelivered  u64  redeliveries handed out
+//!        +176 dead_letter  u64  slot + 1 of the group dead letters go to (0: none)
 //!   +256 members: max_members member slots of 128 bytes
 //!        +0   state      u64  MEMBER_FREE / MEMBER_ATTACHED (+ generation)
 //!        +8   pid        u64
@@ -84,7 +93,15 @@
 //!        +24  inflight   u64  position of the record the member is reading, or
 //!                             IDLE; producers never overwrite it (a hazard)
 //!        +32  delivered  u64  messages handed to this member
-//!        +40..128 reserved (acknowledgement window)
+//!        +40  entry      u64  the member's unacknowledged message (ack.rs): low
+//!                             8 bits ENTRY_EMPTY / HELD / PENDING / MOVING, the
+//!                             taking member's slot above them while MOVING
+//!        +48  entry_seq  u64  its sequence number
+//!        +56  entry_at   u64  its ring position (pinned by `inflight`), or its
+//!                             log position | DISK_BIT
+//!        +64  attempts   u64  deliveries before this one (0: first delivery)
+//!        +72  acked      u64  messages this member acknowledged
+//!        +80..128 reserved
 //!
 //! RING at ring_off: `capacity` bytes of records. A record at byte position `pos`
 //! (a u64 that only grows; its offset in the ring is pos & (capacity - 1)) is
@@ -231,6 +248,27 @@ pub(crate) const M_PID: usize = 8;
 pub(crate) const M_START: usize = 16;
 pub(crate) const M_INFLIGHT: usize = 24;
 pub(crate) const M_DELIVERED: usize = 32;
+pub(crate) const M_ENTRY: usize = 40;
+pub(crate) const M_ENTRY_SEQ: usize = 48;
+pub(crate) const M_ENTRY_AT: usize = 56;
+pub(crate) const M_ATTEMPTS: usize = 64;
+pub(crate) const M_ACKED: usize = 72;
+
+// Group slot fields for acknowledgements (ack.rs), after the cursor.
+pub(crate) const G_PENDING: usize = 144;
+pub(crate) const G_MAX_ATTEMPTS: usize = 152;
+pub(crate) const G_DEAD_LETTERED: usize = 160;
+pub(crate) const G_REDELIVERED: usize = 168;
+pub(crate) const G_DEAD_LETTER: usize = 176;
+
+/// Member entry states (low 8 bits of `entry`).
+pub(crate) const ENTRY_EMPTY: u64 = 0;
+pub(crate) const ENTRY_HELD: u64 = 1;
+pub(crate) const ENTRY_PENDING: u64 = 2;
+pub(crate) const ENTRY_MOVING: u64 = 3;
+
+/// Bumped whenever a pin moves between member slots (ack.rs).
+pub const OFF_HAZARD_MOVES: usize = 896;
 
 /// Group slot states (low 8 bits of the state word).
 pub(crate) const SLOT_FREE: u64 = 0;

@@ -46,6 +46,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 
+mod ack;
 mod check;
 mod clock;
 mod consumer;
@@ -69,8 +70,8 @@ mod wait;
 
 pub use check::CheckReport;
 pub use clock::now_ns;
-pub use consumer::{Consumer, Message, Meta, RecvGuard};
-pub use error::{GroupError, OpenError, RecvError, SendError};
+pub use consumer::{Ack, Consumer, Message, Meta, RecvGuard};
+pub use error::{AckError, GroupError, OpenError, RecvError, SendError};
 pub use group::StartAt;
 pub use layout::Geometry;
 pub use producer::{Producer, SendGuard};

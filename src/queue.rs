@@ -180,6 +180,15 @@ pub struct GroupStat {
     /// Whether the group reads the spill log (it fell a ring behind) rather
     /// than the ring.
     pub on_disk: bool,
+    /// Messages waiting for redelivery (nacked, or left unacknowledged by a
+    /// member that left or died).
+    pub pending: u64,
+    /// Redeliveries handed out so far.
+    pub redelivered: u64,
+    /// Messages given up after `max_attempts` deliveries.
+    pub dead_lettered: u64,
+    /// Deliveries after which a message is given up (0: no limit).
+    pub max_attempts: u64,
 }
 
 /// One member in [`GroupStat`].
@@ -191,6 +200,10 @@ pub struct MemberStat {
     pub alive: bool,
     /// Messages handed to it.
     pub delivered: u64,
+    /// Messages it acknowledged explicitly or by auto-ack of a redelivery.
+    pub acked: u64,
+    /// The message it holds unacknowledged, if any.
+    pub unacked: Option<u64>,
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
@@ -692,6 +705,22 @@ impl Queue {
             })
     }
 
+    /// Sets how many deliveries of one message group `name` makes before it
+    /// gives the message up (counted in [`GroupStat::dead_lettered`]) instead
+    /// of delivering it again; 0 (the default) means no limit.
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`], [`GroupError::Io`].
+    pub fn set_max_attempts(&self, name: &str, max_attempts: u64) -> Result<(), GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let g = ring
+            .find_group(name.as_bytes())
+            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        ring.set_redelivery(g, max_attempts, None);
+        Ok(())
+    }
+
     /// Unregisters a group. Refused while it has live members.
     ///
     /// # Errors
@@ -831,20 +860,29 @@ impl Queue {
         let groups = ring
             .groups()
             .into_iter()
-            .map(|g: GroupInfo| GroupStat {
-                on_disk: g.on_disk,
-                lag: tail_seq.saturating_sub(g.next_seq),
-                name: g.name,
-                next_seq: g.next_seq,
-                members: g
-                    .members
-                    .iter()
-                    .map(|m| MemberStat {
-                        pid: m.pid,
-                        alive: liveness::is_alive(m.pid, m.start_time),
-                        delivered: m.delivered,
-                    })
-                    .collect(),
+            .map(|g: GroupInfo| {
+                let (pending, redelivered, dead_lettered, max_attempts, _) = ring.ack_stats(g.slot);
+                GroupStat {
+                    pending,
+                    redelivered,
+                    dead_lettered,
+                    max_attempts,
+                    on_disk: g.on_disk,
+                    lag: tail_seq.saturating_sub(g.next_seq),
+                    name: g.name,
+                    next_seq: g.next_seq,
+                    members: g
+                        .members
+                        .iter()
+                        .map(|m| MemberStat {
+                            pid: m.pid,
+                            alive: liveness::is_alive(m.pid, m.start_time),
+                            delivered: m.delivered,
+                            acked: m.acked,
+                            unacked: m.unacked,
+                        })
+                        .collect(),
+                }
             })
             .collect();
         Stat {
@@ -918,6 +956,8 @@ fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<u64> {
     let mut pids = Vec::new();
     for m in ring.members(g) {
         if !liveness::is_alive(m.pid, m.start_time) {
+            // Its unacknowledged message goes back to the group first.
+            ring.reap_entry(g, m.slot);
             ring.detach(g, m.slot);
             pids.push(m.pid);
         }

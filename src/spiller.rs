@@ -405,6 +405,11 @@ impl Queue {
             .min()
             .unwrap_or(log_end)
             .min(log_end);
+        // Read after the cursors: a member writes its entry before moving its
+        // group's disk cursor past the message, so one of the two shows it.
+        let keep_from = ring
+            .min_disk_entry()
+            .map_or(keep_from, |at| keep_from.min(at));
         if let Some((first_pos, first_seq)) = local.writer.retire(keep_from, log_end)? {
             // Relaxed: read under the spill lock, or for display.
             let w = |off: usize| ring.region.u64_at(off);

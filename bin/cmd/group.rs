@@ -5,13 +5,23 @@ use shmq::{Queue, SeekTo, StartAt};
 
 pub fn run(cmd: GroupCmd) -> Result<(), String> {
     match cmd {
-        GroupCmd::Add { path, group, from } => {
+        GroupCmd::Add {
+            path,
+            group,
+            from,
+            max_attempts,
+        } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
             let start = match from {
                 From::Earliest => StartAt::Earliest,
                 From::Latest => StartAt::Latest,
             };
-            q.add_group(&group, start).map_err(|e| e.to_string())
+            q.add_group(&group, start).map_err(|e| e.to_string())?;
+            if max_attempts > 0 {
+                q.set_max_attempts(&group, max_attempts)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
         }
         GroupCmd::Rm { path, group } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;

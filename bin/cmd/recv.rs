@@ -1,9 +1,9 @@
 //! `shmq recv`
 
+use crate::cli::{AckArg, RecvArgs};
 use base64::Engine;
-use shmq::{now_ns, Queue, RecvError};
+use shmq::{now_ns, Ack, Queue, RecvError};
 use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,17 +32,23 @@ fn install_handlers() {
 /// How long one blocking wait lasts before the loop checks STOP again.
 const SLICE: Duration = Duration::from_millis(100);
 
-pub fn run(
-    path: &Path,
-    group: &str,
-    count: Option<u64>,
-    timeout: Option<Duration>,
-    json: bool,
-    quiet: bool,
-    stats: bool,
-) -> Result<(), String> {
+pub fn run(args: &RecvArgs) -> Result<(), String> {
+    let RecvArgs {
+        ref path,
+        ref group,
+        count,
+        timeout,
+        json,
+        quiet,
+        stats,
+        ack,
+    } = *args;
+    let explicit = ack == AckArg::Explicit;
     let q = Queue::open(path).map_err(|e| e.to_string())?;
     let mut c = q.consumer(group).map_err(|e| e.to_string())?;
+    if explicit {
+        c.set_ack(Ack::Explicit);
+    }
     install_handlers();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -85,11 +91,18 @@ pub fn run(
         last = Some(meta.seq);
         let _ = hist.record(latency.max(1));
         if quiet {
+            if explicit {
+                c.ack(meta.seq).map_err(|e| e.to_string())?;
+            }
             continue;
         }
         if json {
-            let mut obj =
-                serde_json::json!({ "seq": meta.seq, "len": buf.len(), "ts_ns": meta.ts_ns });
+            let mut obj = serde_json::json!({
+                "seq": meta.seq,
+                "len": buf.len(),
+                "ts_ns": meta.ts_ns,
+                "redelivered": meta.redelivered,
+            });
             match std::str::from_utf8(&buf) {
                 Ok(s) => obj["payload"] = s.into(),
                 Err(_) => {
@@ -103,6 +116,12 @@ pub fn run(
         } else {
             out.write_all(&buf).map_err(write_err)?;
             out.write_all(b"\n").map_err(write_err)?;
+        }
+        if explicit {
+            // At-least-once: the line is out of this process before the
+            // message counts as consumed.
+            out.flush().map_err(write_err)?;
+            c.ack(meta.seq).map_err(|e| e.to_string())?;
         }
     }
     out.flush().map_err(write_err)?;

@@ -20,8 +20,13 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "source": if gr.on_disk { "spill" } else { "ring" },
                     "members": gr.members.iter().filter(|m| m.alive).count(),
                     "member_list": gr.members.iter().map(|m| serde_json::json!({
-                        "pid": m.pid, "alive": m.alive, "delivered": m.delivered
+                        "pid": m.pid, "alive": m.alive, "delivered": m.delivered,
+                        "acked": m.acked, "unacked": m.unacked,
                     })).collect::<Vec<_>>(),
+                    "pending": gr.pending,
+                    "redelivered": gr.redelivered,
+                    "dead_lettered": gr.dead_lettered,
+                    "max_attempts": gr.max_attempts,
                 })
             })
             .collect();
@@ -136,6 +141,23 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             alive,
             live.join(",")
         );
+        let unacked: Vec<String> = gr
+            .members
+            .iter()
+            .filter_map(|m| m.unacked.map(|u| format!("{}:{u}", m.pid)))
+            .collect();
+        if gr.pending + gr.redelivered + gr.dead_lettered > 0 || !unacked.is_empty() {
+            println!(
+                "{:<24} acks: {} unacked [{}], {} pending redelivery, {} redelivered, {} dead-lettered (max attempts {})",
+                "",
+                unacked.len(),
+                unacked.join(","),
+                gr.pending,
+                gr.redelivered,
+                gr.dead_lettered,
+                if gr.max_attempts == 0 { "none".to_string() } else { gr.max_attempts.to_string() }
+            );
+        }
     }
     Ok(())
 }

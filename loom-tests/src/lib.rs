@@ -8,6 +8,8 @@
 
 #![allow(dead_code, missing_docs, clippy::all)]
 
+#[path = "../../src/ack.rs"]
+pub mod ack;
 #[path = "../../src/group.rs"]
 pub mod group;
 #[path = "../../src/layout.rs"]
@@ -91,7 +93,7 @@ pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitSt
 pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, u64) {
     let t = r
         .wait_for(Event::Data, w, None, || {
-            r.try_take(g, m)
+            r.try_take(g, m, false)
                 .expect("corrupt")
                 .map(|t| t.ring().expect("on the ring"))
         })
@@ -106,7 +108,7 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
 /// Receives if a message is there now.
 pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> {
     let t = r
-        .try_take(g, m)
+        .try_take(g, m, false)
         .expect("corrupt")?
         .ring()
         .expect("on the ring");
