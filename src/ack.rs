@@ -146,6 +146,14 @@ impl<R: Region> Ring<R> {
     /// Acknowledges member `m`'s entry: the message counts as consumed.
     /// Returns the entry it acknowledged (`None` if it held nothing).
     pub fn ack(&self, g: usize, m: usize) -> Option<Entry> {
+        let e = self.settle(g, m)?;
+        let acked = self.member_entry(g, m, M_ACKED);
+        acked.store(acked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        Some(e)
+    }
+
+    /// Ends member `m`'s entry: acknowledged, or given up.
+    fn settle(&self, g: usize, m: usize) -> Option<Entry> {
         let (st, e) = self.entry(g, m);
         if st != ENTRY_HELD {
             return None;
@@ -162,8 +170,6 @@ impl<R: Region> Ring<R> {
                 .store(IDLE, Ordering::Release);
             self.notify(Event::Space);
         }
-        let acked = self.member_entry(g, m, M_ACKED);
-        acked.store(acked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         Some(e)
     }
 
@@ -241,8 +247,6 @@ impl<R: Region> Ring<R> {
                 ..e
             };
             self.adopt(g, m, j, e);
-            self.group_word(g, G_REDELIVERED)
-                .fetch_add(1, Ordering::Relaxed);
             return Some(e);
         }
     }
@@ -383,9 +387,17 @@ impl<R: Region> Ring<R> {
         )
     }
 
-    /// Counts a message of group `g` given up after too many attempts.
-    pub fn note_dead_lettered(&self, g: usize) {
-        self.group_word(g, G_DEAD_LETTERED)
+    /// Gives up member `m`'s entry after too many attempts (counted).
+    pub fn dead_letter(&self, g: usize, m: usize) {
+        if self.settle(g, m).is_some() {
+            self.group_word(g, G_DEAD_LETTERED)
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a redelivery handed to a member of group `g`.
+    pub fn note_redelivered(&self, g: usize) {
+        self.group_word(g, G_REDELIVERED)
             .fetch_add(1, Ordering::Relaxed);
     }
 }

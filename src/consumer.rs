@@ -499,11 +499,11 @@ fn take_redelivery(
     while let Some(e) = ring.take_pending(g, m) {
         let max = ring.max_attempts(g);
         if max != 0 && e.attempts >= max {
-            ring.note_dead_lettered(g);
-            ring.ack(g, m);
+            ring.dead_letter(g, m);
             continue;
         }
         ring.note_delivered(g, m);
+        ring.note_redelivered(g);
         return redelivered(q, g, m, disk, e).map(Some);
     }
     Ok(None)
