@@ -278,3 +278,50 @@ fn recovery_leaves_a_live_claim_under_a_dead_intent_alone() {
         assert_eq!(r.producer_slots().len(), 1);
     });
 }
+
+/// A nacked message's pin moves from member 1's hazard to member 0's while a
+/// producer wraps the ring towards it: the producer's scan reads member 0's
+/// hazard first, so without the `hazard_moves` re-check it could read it
+/// before the taker's store and member 1's after the clear, and overwrite the
+/// message being redelivered. The taker must read it intact.
+#[test]
+fn redelivery_hand_off_keeps_the_message_pinned() {
+    model(|| {
+        let r = Arc::new(ring_with(2));
+        let g = add(&r, "g", StartAt::Latest);
+        let m0 = r.attach(g, 1, 1).unwrap();
+        let m1 = r.attach(g, 2, 1).unwrap();
+        let mut pc = r.producer_cursor();
+        send(&r, &mut pc, val(7, 0), Spin);
+        // Member 1 takes message 0 with explicit ack, and nacks it.
+        let t = r
+            .try_take(g, m1, true)
+            .expect("corrupt")
+            .and_then(|t| t.ring())
+            .expect("message 0");
+        assert_eq!(t.seq, 0);
+        r.nack(g, m1).expect("held");
+        let producer = {
+            let r = r.clone();
+            thread::spawn(move || {
+                // Three more: the third goes where message 0 is, and may only
+                // once it is acked. Nobody reads them; the group's cursor
+                // allows a full lap past message 0.
+                for i in 1..4 {
+                    send(&r, &mut pc, val(7, i), Spin);
+                }
+            })
+        };
+        let e = r.take_pending(g, m0).expect("pending");
+        assert_eq!((e.seq, e.attempts), (0, 1));
+        let mut buf = [0u8; 8];
+        r.read_payload(&t, &mut buf);
+        assert_eq!(
+            u64::from_le_bytes(buf),
+            val(7, 0),
+            "overwritten while pinned"
+        );
+        r.ack(g, m0).expect("held");
+        producer.join().unwrap();
+    });
+}
