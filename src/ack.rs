@@ -77,14 +77,6 @@ pub enum Reaped {
 }
 
 impl<R: Region> Ring<R> {
-    fn member_entry(&self, g: usize, m: usize, field: usize) -> &AtomicU64 {
-        self.region.u64_at(self.geo.member_off(g, m) + field)
-    }
-
-    fn group_word(&self, g: usize, field: usize) -> &AtomicU64 {
-        self.region.u64_at(self.geo.slot_off(g) + field)
-    }
-
     fn hazard_moves(&self) -> &AtomicU64 {
         self.region.u64_at(OFF_HAZARD_MOVES)
     }
@@ -101,7 +93,7 @@ impl<R: Region> Ring<R> {
     pub fn entry_state(&self, g: usize, m: usize) -> u64 {
         // Acquire pairs with the Release stores of nack/reap/take_pending:
         // the entry's fields are visible.
-        self.member_entry(g, m, M_ENTRY).load(Ordering::Acquire) & 0xff
+        self.member_word(g, m, M_ENTRY).load(Ordering::Acquire) & 0xff
     }
 
     /// Member `m`'s entry, whatever its state (fields loaded Relaxed, after
@@ -111,9 +103,9 @@ impl<R: Region> Ring<R> {
         (
             st,
             Entry {
-                seq: self.member_entry(g, m, M_ENTRY_SEQ).load(Ordering::Relaxed),
-                at: self.member_entry(g, m, M_ENTRY_AT).load(Ordering::Relaxed),
-                attempts: self.member_entry(g, m, M_ATTEMPTS).load(Ordering::Relaxed),
+                seq: self.member_word(g, m, M_ENTRY_SEQ).load(Ordering::Relaxed),
+                at: self.member_word(g, m, M_ENTRY_AT).load(Ordering::Relaxed),
+                attempts: self.member_word(g, m, M_ATTEMPTS).load(Ordering::Relaxed),
             },
         )
     }
@@ -124,13 +116,13 @@ impl<R: Region> Ring<R> {
     /// hazard.
     #[inline]
     pub(crate) fn hold(&self, g: usize, m: usize, seq: u64, at: u64) {
-        self.member_entry(g, m, M_ENTRY_SEQ)
+        self.member_word(g, m, M_ENTRY_SEQ)
             .store(seq, Ordering::Relaxed);
-        self.member_entry(g, m, M_ENTRY_AT)
+        self.member_word(g, m, M_ENTRY_AT)
             .store(at, Ordering::Relaxed);
-        self.member_entry(g, m, M_ATTEMPTS)
+        self.member_word(g, m, M_ATTEMPTS)
             .store(0, Ordering::Relaxed);
-        self.member_entry(g, m, M_ENTRY)
+        self.member_word(g, m, M_ENTRY)
             .store(ENTRY_HELD, Ordering::Relaxed);
     }
 
@@ -139,7 +131,7 @@ impl<R: Region> Ring<R> {
     /// `HELD` entry, and the reaper of a dead member copes with a stale one.
     #[inline]
     pub(crate) fn unhold(&self, g: usize, m: usize) {
-        self.member_entry(g, m, M_ENTRY)
+        self.member_word(g, m, M_ENTRY)
             .store(ENTRY_EMPTY, Ordering::Relaxed);
     }
 
@@ -147,7 +139,7 @@ impl<R: Region> Ring<R> {
     /// Returns the entry it acknowledged (`None` if it held nothing).
     pub fn ack(&self, g: usize, m: usize) -> Option<Entry> {
         let e = self.settle(g, m)?;
-        let acked = self.member_entry(g, m, M_ACKED);
+        let acked = self.member_word(g, m, M_ACKED);
         acked.store(acked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         Some(e)
     }
@@ -161,12 +153,12 @@ impl<R: Region> Ring<R> {
         // Release: the state first, so that a member killed between the two
         // stores leaves a pin without an entry (freed by the reaper), never an
         // entry without its pin.
-        self.member_entry(g, m, M_ENTRY)
+        self.member_word(g, m, M_ENTRY)
             .store(ENTRY_EMPTY, Ordering::Release);
         if !e.on_disk() {
             // SYNC POINT hazard release, as in `Ring::release`: our reads of
             // the record happen before a producer overwrites it.
-            self.member_entry(g, m, M_INFLIGHT)
+            self.member_word(g, m, M_INFLIGHT)
                 .store(IDLE, Ordering::Release);
             self.notify(Event::Space);
         }
@@ -188,10 +180,9 @@ impl<R: Region> Ring<R> {
     fn make_pending(&self, g: usize, m: usize) {
         // Release: pairs with the Acquire state loads of `take_pending`; the
         // fields written before are visible to the member that takes it.
-        self.member_entry(g, m, M_ENTRY)
+        self.member_word(g, m, M_ENTRY)
             .store(ENTRY_PENDING, Ordering::Release);
-        self.group_word(g, G_PENDING)
-            .fetch_add(1, Ordering::Relaxed);
+        self.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
         self.notify(Event::Data);
     }
 
@@ -199,7 +190,7 @@ impl<R: Region> Ring<R> {
     /// Relaxed, one load on the receive path).
     #[inline]
     pub fn has_pending(&self, g: usize) -> bool {
-        self.group_word(g, G_PENDING).load(Ordering::Relaxed) != 0
+        self.slot_word(g, G_PENDING).load(Ordering::Relaxed) != 0
     }
 
     /// Takes over the oldest `PENDING` entry of group `g` for member `m`, whose
@@ -210,25 +201,18 @@ impl<R: Region> Ring<R> {
             if !self.has_pending(g) {
                 return None;
             }
-            let mut best: Option<(usize, u64, u64)> = None;
-            for j in 0..self.geo.max_members as usize {
-                let w = self.member_entry(g, j, M_ENTRY).load(Ordering::Acquire);
-                if w & 0xff != ENTRY_PENDING {
-                    continue;
-                }
-                let seq = self.member_entry(g, j, M_ENTRY_SEQ).load(Ordering::Relaxed);
-                if best.is_none_or(|(_, _, s)| seq < s) {
-                    best = Some((j, w, seq));
-                }
-            }
-            let (j, w, _) = best?;
+            let (j, _) = (0..self.geo.max_members as usize)
+                .map(|j| (j, self.entry(g, j)))
+                .filter(|(_, (st, _))| *st == ENTRY_PENDING)
+                .map(|(j, (_, e))| (j, e.seq))
+                .min_by_key(|&(_, seq)| seq)?;
             // SYNC POINT entry move: AcqRel. Acquire pairs with the Release
             // that made it PENDING (its fields are visible); winning the CAS
             // makes them ours to read, since nobody else writes a MOVING entry.
             if self
-                .member_entry(g, j, M_ENTRY)
+                .member_word(g, j, M_ENTRY)
                 .compare_exchange(
-                    w,
+                    ENTRY_PENDING,
                     ENTRY_MOVING | ((m as u64) << 8),
                     Ordering::AcqRel,
                     Ordering::Relaxed,
@@ -239,8 +223,7 @@ impl<R: Region> Ring<R> {
             }
             // Counted out as soon as it is ours; a reaper that puts it back
             // (we died before finishing) counts it in again.
-            self.group_word(g, G_PENDING)
-                .fetch_sub(1, Ordering::Relaxed);
+            self.slot_word(g, G_PENDING).fetch_sub(1, Ordering::Relaxed);
             let (_, e) = self.entry(g, j);
             let e = Entry {
                 attempts: e.attempts + 1,
@@ -254,38 +237,45 @@ impl<R: Region> Ring<R> {
     /// Makes `e`, taken over from slot `j` (whose entry is MOVING to `m`), the
     /// HELD entry of `m`, moving its pin.
     fn adopt(&self, g: usize, m: usize, j: usize, e: Entry) {
-        self.member_entry(g, m, M_ENTRY_SEQ)
+        self.member_word(g, m, M_ENTRY_SEQ)
             .store(e.seq, Ordering::Relaxed);
-        self.member_entry(g, m, M_ENTRY_AT)
+        self.member_word(g, m, M_ENTRY_AT)
             .store(e.at, Ordering::Relaxed);
-        self.member_entry(g, m, M_ATTEMPTS)
+        self.member_word(g, m, M_ATTEMPTS)
             .store(e.attempts, Ordering::Relaxed);
         if j == m {
             // Our own entry, pin included: only the state changes.
             // Release: as in `make_pending`.
-            self.member_entry(g, m, M_ENTRY)
+            self.member_word(g, m, M_ENTRY)
                 .store(ENTRY_HELD, Ordering::Release);
             return;
         }
         if !e.on_disk() {
             // Relaxed: ordered before the scan-visible RMW below.
-            self.member_entry(g, m, M_INFLIGHT)
+            self.member_word(g, m, M_INFLIGHT)
                 .store(e.at, Ordering::Relaxed);
         }
         // Release: a reaper that finds us dead and sees j still MOVING to us
         // sees these fields (it compares entry_seq).
-        self.member_entry(g, m, M_ENTRY)
+        self.member_word(g, m, M_ENTRY)
             .store(ENTRY_HELD, Ordering::Release);
+        self.vacate(g, j, e);
+    }
+
+    /// Empties slot `j`, whose entry `e` now lives (pin included) in another
+    /// slot: the last step of a move, by the taker or by a reaper finishing
+    /// a dead taker's move.
+    fn vacate(&self, g: usize, j: usize, e: Entry) {
         if !e.on_disk() {
-            // SYNC POINT hazard move: the RMW (Release) orders our new hazard
+            // SYNC POINT hazard move: the RMW (Release) orders the new hazard
             // before the old one's clear; see the module docs.
             self.hazard_moves().fetch_add(1, Ordering::AcqRel);
             // Release: pairs with the scan's Acquire hazard load.
-            self.member_entry(g, j, M_INFLIGHT)
+            self.member_word(g, j, M_INFLIGHT)
                 .store(IDLE, Ordering::Release);
         }
         // Release: pairs with `attach`'s Acquire (the slot is free to reuse).
-        self.member_entry(g, j, M_ENTRY)
+        self.member_word(g, j, M_ENTRY)
             .store(ENTRY_EMPTY, Ordering::Release);
     }
 
@@ -299,21 +289,17 @@ impl<R: Region> Ring<R> {
             if j == m {
                 continue;
             }
-            let w = self.member_entry(g, j, M_ENTRY).load(Ordering::Acquire);
-            if w != moving_to_m {
+            // The whole word (the taker is in its upper bits). Relaxed: the
+            // admin lock and the dead taker leave nobody else writing it, and
+            // `entry` below loads the state again with Acquire.
+            if self.member_word(g, j, M_ENTRY).load(Ordering::Relaxed) != moving_to_m {
                 continue;
             }
             let (st, mine) = self.entry(g, m);
             let (_, theirs) = self.entry(g, j);
             if st == ENTRY_HELD && mine.seq == theirs.seq {
                 // The copy was done: finish the move; ours is redelivered below.
-                if !theirs.on_disk() {
-                    self.hazard_moves().fetch_add(1, Ordering::AcqRel);
-                    self.member_entry(g, j, M_INFLIGHT)
-                        .store(IDLE, Ordering::Release);
-                }
-                self.member_entry(g, j, M_ENTRY)
-                    .store(ENTRY_EMPTY, Ordering::Release);
+                self.vacate(g, j, theirs);
             } else {
                 // Not copied: j's pin is intact (ours, if half set, goes with
                 // our slot); it is pending again.
@@ -324,7 +310,9 @@ impl<R: Region> Ring<R> {
         if st != ENTRY_HELD {
             return Reaped::Nothing;
         }
-        let (cseq, _) = crate::layout::unpack(self.cursor(g).load(Ordering::Acquire));
+        // Acquire pairs with the members' cursor CAS (Release), which follows
+        // their `hold`: a cursor past `e.seq` was moved by a take we see.
+        let (cseq, _) = unpack(self.cursor(g).load(Ordering::Acquire));
         let taken = e.seq < cseq & !DISK_BIT;
         let rival = (0..self.geo.max_members as usize).any(|j| {
             j != m && {
@@ -336,7 +324,8 @@ impl<R: Region> Ring<R> {
             self.make_pending(g, m);
             Reaped::Pending
         } else {
-            self.member_entry(g, m, M_ENTRY)
+            // Release: pairs with `attach`'s Acquire (the slot is free again).
+            self.member_word(g, m, M_ENTRY)
                 .store(ENTRY_EMPTY, Ordering::Release);
             Reaped::Dropped
         }
@@ -362,21 +351,21 @@ impl<R: Region> Ring<R> {
 
     /// Deliveries after which group `g` gives a message up (0: never).
     pub fn max_attempts(&self, g: usize) -> u64 {
-        self.group_word(g, G_MAX_ATTEMPTS).load(Ordering::Relaxed)
+        self.slot_word(g, G_MAX_ATTEMPTS).load(Ordering::Relaxed)
     }
 
     /// Sets group `g`'s delivery limit and dead-letter group (admin lock held).
     pub fn set_redelivery(&self, g: usize, max_attempts: u64, dead_letter: Option<usize>) {
-        self.group_word(g, G_MAX_ATTEMPTS)
+        self.slot_word(g, G_MAX_ATTEMPTS)
             .store(max_attempts, Ordering::Relaxed);
-        self.group_word(g, G_DEAD_LETTER)
+        self.slot_word(g, G_DEAD_LETTER)
             .store(dead_letter.map_or(0, |d| d as u64 + 1), Ordering::Relaxed);
     }
 
     /// Group `g`'s acknowledgement counters: (pending, redelivered,
     /// dead-lettered, max_attempts, dead-letter group slot).
     pub fn ack_stats(&self, g: usize) -> (u64, u64, u64, u64, Option<usize>) {
-        let w = |f| self.group_word(g, f).load(Ordering::Relaxed);
+        let w = |f| self.slot_word(g, f).load(Ordering::Relaxed);
         let dl = w(G_DEAD_LETTER);
         (
             w(G_PENDING),
@@ -390,14 +379,14 @@ impl<R: Region> Ring<R> {
     /// Gives up member `m`'s entry after too many attempts (counted).
     pub fn dead_letter(&self, g: usize, m: usize) {
         if self.settle(g, m).is_some() {
-            self.group_word(g, G_DEAD_LETTERED)
+            self.slot_word(g, G_DEAD_LETTERED)
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Counts a redelivery handed to a member of group `g`.
     pub fn note_redelivered(&self, g: usize) {
-        self.group_word(g, G_REDELIVERED)
+        self.slot_word(g, G_REDELIVERED)
             .fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -158,11 +158,15 @@ impl Consumer {
     }
 
     /// After a copy: auto-ack finishes the message; explicit keeps it (and
-    /// its pin) until `ack`.
+    /// its pin) until `ack`. With auto-ack only a redelivery (taken over as
+    /// an entry, so `redelivered > 0`) has an entry to end.
     fn finish(&self, got: Got) {
         let ring = self.q.ring();
-        let held = ring.entry_state(self.g, self.m) == ENTRY_HELD;
-        match (self.ack, held, got) {
+        let redelivery = match got {
+            Got::Ring(_, r) => r > 0,
+            Got::Disk(m) => m.redelivered > 0,
+        };
+        match (self.ack, redelivery, got) {
             (Ack::Explicit, _, _) => {}
             (Ack::Auto, true, _) => {
                 ring.ack(self.g, self.m);
@@ -522,11 +526,7 @@ fn redelivered(
         // Our hazard pins the record (moved with the entry).
         return match ring.slot_at(e.at) {
             Slot::Record {
-                kind: _,
-                len,
-                seq,
-                ts_ns,
-                next: _,
+                len, seq, ts_ns, ..
             } if seq == e.seq => Ok(Got::Ring(
                 Taken {
                     seq,

@@ -127,7 +127,7 @@ pub struct MemberInfo {
 }
 
 impl<R: Region> Ring<R> {
-    fn slot_word(&self, g: usize, field: usize) -> &AtomicU64 {
+    pub(crate) fn slot_word(&self, g: usize, field: usize) -> &AtomicU64 {
         self.region.u64_at(self.geo.slot_off(g) + field)
     }
 
@@ -135,7 +135,7 @@ impl<R: Region> Ring<R> {
         self.region.u128_at(self.geo.slot_off(g) + G_CURSOR)
     }
 
-    fn member_word(&self, g: usize, m: usize, field: usize) -> &AtomicU64 {
+    pub(crate) fn member_word(&self, g: usize, m: usize, field: usize) -> &AtomicU64 {
         self.region.u64_at(self.geo.member_off(g, m) + field)
     }
 
