@@ -7,10 +7,13 @@
 //! (`SHMQ_TEST_ROLE=take-and-hang`): it takes one message with explicit ack,
 //! says which, and sleeps until killed.
 
+mod common;
+
+use common::{check_passes, stat};
 use shmq::{Ack, AckError, Queue, QueueOptions, RecvError, SpillOptions, StartAt};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
@@ -35,26 +38,7 @@ fn helper_take_and_hang() {
 }
 
 fn take_and_hang(q: &Path) -> (Child, u64) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_take_and_hang",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SHMQ_TEST_ROLE", "take-and-hang")
-        .env("SHMQ_TEST_QUEUE", q)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let seq = loop {
-        let line = lines.next().expect("helper ended").unwrap();
-        if let Some(i) = line.find("took ") {
-            break line[i + 5..].trim().parse().unwrap();
-        }
-    };
-    (child, seq)
+    common::spawn_helper("helper_take_and_hang", "take-and-hang", q, "took ")
 }
 
 fn create(dir: &Path, capacity: u64, spill: bool) -> (PathBuf, Queue) {
@@ -75,30 +59,6 @@ fn create(dir: &Path, capacity: u64, spill: bool) -> (PathBuf, Queue) {
     .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     (path, q)
-}
-
-fn stat(q: &Path) -> serde_json::Value {
-    let out = Command::new(SHMQ)
-        .args(["stat", q.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn send(q: &Path, count: u64) -> Child {
-    Command::new(SHMQ)
-        .args([
-            "send",
-            q.to_str().unwrap(),
-            "--count",
-            &count.to_string(),
-            "--size",
-            "100",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 /// `shmq recv --ack explicit --json` for `n` messages: (seq, redelivered).
@@ -143,14 +103,14 @@ fn a_member_killed_holding_a_message_gets_it_redelivered_and_its_slot_stays_pinn
     // 4 KiB: 30 records of 100 bytes fill it; 100 messages must wrap it
     // several times around the pinned one.
     let (path, _q) = create(dir.path(), 4096, false);
-    assert!(send(&path, 1).wait().unwrap().success());
+    assert!(common::shmq_send_count(&path, 1).wait().unwrap().success());
     let (mut helper, took) = take_and_hang(&path);
     assert_eq!(took, 0);
     let st = stat(&path);
     assert_eq!(st["groups"][0]["member_list"][0]["unacked"], 0, "{st}");
     // Everything else goes to another member while the helper holds 0; the
     // ring wraps only up to the pinned record.
-    let mut sender = send(&path, 100);
+    let mut sender = common::shmq_send_count(&path, 100);
     let first = recv_explicit(&path, 20);
     assert_eq!(
         first,
@@ -179,15 +139,7 @@ fn a_member_killed_holding_a_message_gets_it_redelivered_and_its_slot_stays_pinn
     assert_eq!(g["redelivered"], 1, "{st}");
     assert_eq!(g["pending"], 0, "{st}");
     assert_eq!(g["member_list"].as_array().unwrap().len(), 0, "{st}");
-    let check = Command::new(SHMQ)
-        .args(["check", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    check_passes(&path);
 }
 
 #[test]

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::{check_passes, shmq, stat, Rng};
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -24,34 +26,6 @@ const GROUPS: [&str; 2] = ["a", "b"];
 /// One delivery as a member printed it: (member number, seq, redelivered,
 /// payload).
 type Delivery = (u64, u64, u64, String);
-
-struct Rng(u64);
-impl Rng {
-    fn new() -> Self {
-        let seed = std::env::var("SHMQ_CHAOS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| shmq::now_ns() | 1);
-        eprintln!("SHMQ_CHAOS_SEED={seed}");
-        Rng(seed)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn shmq(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(SHMQ).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "shmq {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// A member of `group` whose deliveries a thread appends to `log`.
 fn member(
@@ -144,9 +118,7 @@ fn members_killed_at_random_lose_nothing_and_duplicate_only_as_redeliveries() {
         kills += 1;
         live[gi].push(spawn(gi, None));
         produced = feeders.iter().all(|(_, f)| f.is_finished()) && {
-            let st: serde_json::Value =
-                serde_json::from_slice(&shmq(&["stat", qs, "--json"])).unwrap();
-            st["tail_seq"].as_u64() == Some(total)
+            stat(&q)["tail_seq"].as_u64() == Some(total)
         };
     }
     for (mut child, feeder) in feeders {
@@ -172,7 +144,7 @@ fn members_killed_at_random_lose_nothing_and_duplicate_only_as_redeliveries() {
     }
     eprintln!("{kills} kills");
 
-    let st: serde_json::Value = serde_json::from_slice(&shmq(&["stat", qs, "--json"])).unwrap();
+    let st = stat(&q);
     for (gi, g) in GROUPS.iter().enumerate() {
         let log = logs[gi].lock().unwrap();
         let mut by_seq: BTreeMap<u64, Vec<(u64, String)>> = BTreeMap::new();
@@ -230,10 +202,5 @@ fn members_killed_at_random_lose_nothing_and_duplicate_only_as_redeliveries() {
         assert_eq!(gs["lag"], 0, "{gs}");
         assert_eq!(gs["pending"], 0, "nothing left pending: {gs}");
     }
-    let check = Command::new(SHMQ).args(["check", qs]).output().unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    check_passes(&q);
 }

@@ -7,13 +7,14 @@
 //! (`SHMQ_TEST_ROLE=claim-and-hang`): it publishes a few messages, claims room
 //! for one more, writes half of it, says so, and sleeps until killed.
 
-use shmq::{Queue, QueueOptions, StartAt};
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
-const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
+use common::{check_passes, stat};
+use shmq::{Queue, QueueOptions, StartAt};
+use std::io::Write;
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
 
 /// The helper's side. Does nothing unless run as the helper.
 #[test]
@@ -41,27 +42,7 @@ fn helper_claim_and_hang() {
 
 /// Starts the helper on `q`; returns it and the sequence number it claimed.
 fn claim_and_hang(q: &Path) -> (Child, u64) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_claim_and_hang",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SHMQ_TEST_ROLE", "claim-and-hang")
-        .env("SHMQ_TEST_QUEUE", q)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let seq = loop {
-        let line = lines.next().expect("helper ended").unwrap();
-        // libtest's "test helper_claim_and_hang ... " may precede it.
-        if let Some(i) = line.find("claimed ") {
-            break line[i + 8..].trim().parse().unwrap();
-        }
-    };
-    (child, seq)
+    common::spawn_helper("helper_claim_and_hang", "claim-and-hang", q, "claimed ")
 }
 
 fn create(dir: &Path, capacity: u64) -> std::path::PathBuf {
@@ -77,30 +58,6 @@ fn create(dir: &Path, capacity: u64) -> std::path::PathBuf {
     .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     path
-}
-
-fn send(q: &Path, count: u64) -> Child {
-    Command::new(SHMQ)
-        .args([
-            "send",
-            q.to_str().unwrap(),
-            "--count",
-            &count.to_string(),
-            "--size",
-            "100",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn stat(q: &Path) -> serde_json::Value {
-    let out = Command::new(SHMQ)
-        .args(["stat", q.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Receives `n` messages from group "g", failing if any takes over 20 s.
@@ -123,7 +80,7 @@ fn a_consumer_waiting_behind_a_dead_claim_aborts_it() {
     let (mut helper, claimed) = claim_and_hang(&path);
     assert_eq!(claimed, 3);
     // Published after the claim: behind it in the ring.
-    assert!(send(&path, 50).wait().unwrap().success());
+    assert!(common::shmq_send_count(&path, 50).wait().unwrap().success());
     let st = stat(&path);
     assert_eq!(st["producers"][0]["claim_seq"], claimed, "{st}");
     assert_eq!(st["producers"][0]["alive"], true, "{st}");
@@ -156,15 +113,7 @@ fn a_consumer_waiting_behind_a_dead_claim_aborts_it() {
         0,
         "dead slot freed: {st}"
     );
-    let check = Command::new(SHMQ)
-        .args(["check", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    check_passes(&path);
 }
 
 #[test]
@@ -176,7 +125,7 @@ fn a_producer_waiting_for_space_held_by_a_dead_claim_aborts_it() {
     // Drain what was committed before the claim, and leave.
     let q = Queue::open(&path).unwrap();
     assert_eq!(recv(&q, 3).len(), 3);
-    let mut sender = send(&path, 200);
+    let mut sender = common::shmq_send_count(&path, 200);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         sender.try_wait().unwrap().is_none(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::scale;
+use common::{scale, shmq, stat, Rng};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -15,26 +15,11 @@ use std::time::Duration;
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 
 /// Runs `shmq`, which must succeed; returns its stdout.
-fn shmq(args: &[&str]) -> String {
-    let out = Command::new(SHMQ).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "shmq {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Runs `shmq`, which must fail; returns its stderr.
 fn shmq_fails(args: &[&str]) -> String {
     let out = Command::new(SHMQ).args(args).output().unwrap();
     assert!(!out.status.success(), "shmq {args:?} should fail");
     String::from_utf8(out.stderr).unwrap()
-}
-
-fn stat(q: &Path) -> serde_json::Value {
-    serde_json::from_str(&shmq(&["stat", q.to_str().unwrap(), "--json"])).unwrap()
 }
 
 fn group<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -200,25 +185,6 @@ fn million_messages_slow_group_spills_producers_never_wait() {
         during["full_waits"], 0,
         "producers were held back: {during}"
     );
-}
-
-/// A small xorshift generator, seeded from the clock (the seed is printed).
-struct Rng(u64);
-impl Rng {
-    fn new() -> Self {
-        let seed = std::env::var("SHMQ_CHAOS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| shmq::now_ns() | 1);
-        eprintln!("SHMQ_CHAOS_SEED={seed}");
-        Rng(seed)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 #[test]

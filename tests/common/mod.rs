@@ -153,3 +153,90 @@ pub fn shmq_send_lines(
     });
     (child, feeder)
 }
+
+/// Runs `shmq ARGS`, asserts it succeeded (showing its output otherwise) and
+/// returns its stdout.
+pub fn shmq(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shmq {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `shmq stat --json` of queue `q`.
+pub fn stat(q: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&shmq(&["stat", q.to_str().unwrap(), "--json"])).unwrap()
+}
+
+/// `shmq check` passes on queue `q`.
+pub fn check_passes(q: &std::path::Path) {
+    shmq(&["check", q.to_str().unwrap()]);
+}
+
+/// A small xorshift generator for kill timings, seeded from the clock or
+/// `SHMQ_CHAOS_SEED` (the seed is printed, so a run can be replayed).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new() -> Self {
+        let seed = std::env::var("SHMQ_CHAOS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| shmq::now_ns() | 1);
+        eprintln!("SHMQ_CHAOS_SEED={seed}");
+        Rng(seed)
+    }
+
+    /// Uniform-ish in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A `shmq send` of `count` generated 100-byte messages to `q`, running.
+pub fn shmq_send_count(q: &std::path::Path, count: u64) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(["send", q.to_str().unwrap(), "--count", &count.to_string()])
+        .args(["--size", "100"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Re-runs this test binary as a helper process: only test `test` runs, with
+/// `SHMQ_TEST_ROLE=role` and `SHMQ_TEST_QUEUE=q`. Returns it once it printed
+/// `marker` followed by a number, and that number.
+pub fn spawn_helper(
+    test: &str,
+    role: &str,
+    q: &std::path::Path,
+    marker: &str,
+) -> (std::process::Child, u64) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("SHMQ_TEST_ROLE", role)
+        .env("SHMQ_TEST_QUEUE", q)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let n = loop {
+        let line = lines.next().expect("helper ended").unwrap();
+        // libtest's "test NAME ... " may precede it on the same line.
+        if let Some(i) = line.find(marker) {
+            break line[i + marker.len()..].trim().parse().unwrap();
+        }
+    };
+    (child, n)
+}
