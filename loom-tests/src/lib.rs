@@ -89,6 +89,32 @@ pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitSt
     claim.seq
 }
 
+/// Publishes one 8-byte message carrying `value`, calling `on_full` (and
+/// yielding) each time the ring has no room: a producer that runs spill rounds.
+pub fn send_or(
+    r: &Ring<LoomRegion>,
+    pc: &mut ProducerCursor,
+    value: u64,
+    mut on_full: impl FnMut(),
+) -> u64 {
+    let geo = r.geometry();
+    let end_of = |p: u64| geo.place(p, 8) + record_size(8);
+    let claim = loop {
+        match r.try_claim(pc, 1, end_of) {
+            Ok(c) => break c,
+            Err(_) => {
+                on_full();
+                loom::thread::yield_now();
+            }
+        }
+    };
+    let rec = geo.place(claim.start, 8);
+    // SAFETY: `rec` is the one record of our claim, placed for 8 bytes.
+    unsafe { r.write_record(rec, claim.seq, 0, &value.to_le_bytes()) };
+    r.commit_claim(&claim, std::iter::once((rec, 8, KIND_MSG)));
+    claim.seq
+}
+
 /// Receives one message as member `m` of group `g`: (seq, value).
 pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, u64) {
     let t = r

@@ -325,3 +325,129 @@ fn redelivery_hand_off_keeps_the_message_pinned() {
         producer.join().unwrap();
     });
 }
+
+/// The spill log of the model: what the files hold (append-only, a log
+/// position is an index) and, under the spill lock, where the current run of
+/// records began. Members read the log without the spill lock, as they read
+/// the files, but through a lock of its own, since loom cannot see file I/O.
+struct ModelLog {
+    run_start: loom::sync::Mutex<usize>,
+    recs: loom::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+/// One spill round as `spiller.rs` runs it, reduced to the shared-memory
+/// protocol of `spill.rs`: rejoin, copy the committed records from FRONT into
+/// the log, move FRONT past them, transfer the group if its next message is
+/// logged (always, not only when it lags: every transfer the protocol allows
+/// is explored), retire FRONT when the group is back on the ring.
+fn spill_round(r: &shmq_loom_tests::ring::Ring<LoomRegion>, log: &ModelLog, g: usize) {
+    use shmq_loom_tests::layout::{unpack, DISK_BIT};
+    use shmq_loom_tests::ring::Slot;
+    let mut run_start = log.run_start.lock().unwrap();
+    r.rejoin(g);
+    let (fseq, fpos) = match r.front_now() {
+        Some(f) => f,
+        None => {
+            *run_start = log.recs.lock().unwrap().len();
+            r.activate_front()
+        }
+    };
+    let (mut seq, mut pos) = (fseq, fpos);
+    loop {
+        match r.slot_at(pos) {
+            Slot::Uncommitted => break,
+            Slot::Pad { next } => pos = next,
+            Slot::Record {
+                seq: rseq, next, ..
+            } => {
+                assert_eq!(rseq, seq, "a record below FRONT was overwritten");
+                let mut buf = [0u8; 8];
+                // SAFETY: FRONT is at or below `pos` and only the holder of
+                // the spill lock moves it.
+                unsafe { r.copy_payload(pos, &mut buf) };
+                log.recs
+                    .lock()
+                    .unwrap()
+                    .push((seq, u64::from_le_bytes(buf)));
+                seq += 1;
+                pos = next;
+            }
+            Slot::Bad => panic!("bad record at {pos}"),
+        }
+    }
+    if pos != fpos {
+        r.advance_front(seq, pos);
+    }
+    let start = *run_start;
+    r.transfer(g, u64::MAX, |s| {
+        let recs = log.recs.lock().unwrap();
+        (start..recs.len())
+            .find(|&i| recs[i].0 == s)
+            .map(|i| i as u64)
+    });
+    if unpack(r.cursor_now(g)).0 & DISK_BIT == 0 {
+        r.retire_front();
+    }
+}
+
+/// A producer wraps the ring while its one group's member reads: whenever the
+/// ring is full the producer runs a spill round, which logs what the group
+/// has not read and moves the group onto the log; the member reads the log
+/// (CAS on the cursor word, racing the spiller's transfer and rejoin), runs
+/// the round that brings the group back once it has read everything, and
+/// goes on in the ring. It must get every message once, in order, intact:
+/// FRONT has to keep the producer off records not yet logged, the transfer
+/// and the member's ring take must not both win, and the rejoin must land
+/// exactly at FRONT.
+#[test]
+fn spill_hand_off_loses_and_repeats_nothing() {
+    use shmq_loom_tests::group::Take;
+    use shmq_loom_tests::layout::{unpack, DISK_BIT};
+    const N: u64 = 7;
+    model(|| {
+        let r = Arc::new(ring());
+        let g = add(&r, "g", StartAt::Latest);
+        let m = r.attach(g, 1, 1).unwrap();
+        let log = Arc::new(ModelLog {
+            run_start: loom::sync::Mutex::new(0),
+            recs: loom::sync::Mutex::new(Vec::new()),
+        });
+        let producer = {
+            let (r, log) = (r.clone(), log.clone());
+            thread::spawn(move || {
+                let mut pc = r.producer_cursor();
+                for i in 0..N {
+                    send_or(&r, &mut pc, val(7, i), || spill_round(&r, &log, g));
+                }
+            })
+        };
+        let mut got = Vec::new();
+        while (got.len() as u64) < N {
+            match r.try_take(g, m, false).expect("corrupt") {
+                Some(Take::Ring(t)) => {
+                    let mut buf = [0u8; 8];
+                    r.read_payload(&t, &mut buf);
+                    r.release(g, m);
+                    got.push((t.seq, u64::from_le_bytes(buf)));
+                }
+                Some(Take::Disk(cur)) => {
+                    let (seq, at) = unpack(cur);
+                    let rec = log.recs.lock().unwrap().get(at as usize).copied();
+                    match rec {
+                        Some((s, v)) => {
+                            assert_eq!(s, seq & !DISK_BIT, "the cursor is off the log");
+                            if r.disk_advance(g, cur, s, 1) {
+                                got.push((s, v));
+                            }
+                        }
+                        // Read everything logged: a round brings us back.
+                        None => spill_round(&r, &log, g),
+                    }
+                }
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, (0..N).map(|i| (i, val(7, i))).collect::<Vec<_>>());
+    });
+}
