@@ -89,11 +89,19 @@ impl<R: Region> Ring<R> {
         self.hazard_moves().load(Ordering::Acquire)
     }
 
-    /// State of member `m`'s entry (low 8 bits of `entry`).
+    /// State of member `m`'s entry (low 8 bits of `entry`; ENTRY_BAD if the
+    /// word is not a valid encoding).
     pub fn entry_state(&self, g: usize, m: usize) -> u64 {
         // Acquire pairs with the Release stores of nack/reap/take_pending:
         // the entry's fields are visible.
-        self.member_word(g, m, M_ENTRY).load(Ordering::Acquire) & 0xff
+        let w = self.member_word(g, m, M_ENTRY).load(Ordering::Acquire);
+        // Exactly one of the encodings, or ENTRY_BAD: the CASes expect the
+        // whole word, and would fail for ever on a state with stray bits.
+        match w & 0xff {
+            ENTRY_MOVING if w >> 8 < self.geo.max_members as u64 => ENTRY_MOVING,
+            s if s == w && s < ENTRY_MOVING => s,
+            _ => ENTRY_BAD,
+        }
     }
 
     /// Member `m`'s entry, whatever its state (fields loaded Relaxed, after

@@ -266,6 +266,9 @@ pub(crate) const ENTRY_EMPTY: u64 = 0;
 pub(crate) const ENTRY_HELD: u64 = 1;
 pub(crate) const ENTRY_PENDING: u64 = 2;
 pub(crate) const ENTRY_MOVING: u64 = 3;
+/// What `entry_state` reports for a word that is none of the states above (a
+/// corrupt mapping): it matches no state, so nothing acts on the entry.
+pub(crate) const ENTRY_BAD: u64 = 0xff;
 
 /// Bumped whenever a pin moves between member slots (ack.rs).
 pub const OFF_HAZARD_MOVES: usize = 896;
