@@ -185,6 +185,14 @@ pub enum GroupCmd {
         /// deliveries to members that nacked it or died holding it; 0: never.
         #[arg(long, default_value_t = 0)]
         max_attempts: u64,
+        /// Send the messages given up after --max-attempts to this dead-letter
+        /// group (otherwise they are only counted).
+        #[arg(long, requires = "max_attempts", conflicts_with = "dead_letters")]
+        dead_letter: Option<String>,
+        /// Make this a dead-letter group: it receives only the messages other
+        /// groups give up and send to it (with --dead-letter NAME).
+        #[arg(long, conflicts_with_all = ["from", "max_attempts"])]
+        dead_letters: bool,
     },
     /// Unregister a group (refused while it has live members).
     Rm { path: PathBuf, group: String },

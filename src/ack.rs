@@ -392,6 +392,14 @@ impl<R: Region> Ring<R> {
         }
     }
 
+    /// The dead-letter group that group `g` sends what it gives up to: a
+    /// slot read from shared memory, so checked (an active dead-letter group).
+    pub fn dead_letter_target(&self, g: usize) -> Option<usize> {
+        let d = self.slot_word(g, G_DEAD_LETTER).load(Ordering::Relaxed);
+        let d = (d as usize).checked_sub(1)?;
+        (d < self.geo.max_groups as usize && self.is_active(d) && self.dl_only(d)).then_some(d)
+    }
+
     /// Counts a redelivery handed to a member of group `g`.
     pub fn note_redelivered(&self, g: usize) {
         self.slot_word(g, G_REDELIVERED)

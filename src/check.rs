@@ -140,12 +140,14 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
                 return r;
             }
             Slot::Bad => {
-                let len = ring
+                let word = ring
                     .region
                     .u64_at(ring.ring_at(pos) + 8)
                     .load(Ordering::Relaxed);
                 r.problems.push(format!(
-                    "record at position {pos} (seq {seq}) has impossible length {len}"
+                    "record at position {pos} (seq {seq}) has impossible length {} or flags {:#x}",
+                    word & 0xffff_ffff,
+                    word >> 32
                 ));
                 return r;
             }

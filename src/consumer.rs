@@ -3,7 +3,11 @@
 use crate::ack::Entry;
 use crate::error::{AckError, RecvError};
 use crate::group::{Take, Taken};
-use crate::layout::{unpack, DISK_BIT, ENTRY_HELD, KIND_ABORT, OFF_LOG_END};
+use crate::layout::{
+    addressed, dead_letter_flags, flags_origin, flags_target, unpack, DISK_BIT, ENTRY_HELD,
+    KIND_ABORT, OFF_LOG_END,
+};
+use crate::producer::Producer;
 use crate::queue::Queue;
 use crate::region::Region;
 use crate::ring::Slot;
@@ -33,6 +37,10 @@ pub struct Message {
     /// Deliveries of this message before this one (0 on first delivery): it
     /// was handed to a member that nacked it, left or died without acking.
     pub redelivered: u64,
+    /// For a dead letter (received in a dead-letter group): the slot of the
+    /// group that gave it up after its `max_attempts` ([`Queue::group_name`]
+    /// names it). `None` for every other message.
+    pub dead_letter_from: Option<usize>,
 }
 
 /// Metadata of a message received into a caller's buffer.
@@ -44,6 +52,8 @@ pub struct Meta {
     pub ts_ns: u64,
     /// Deliveries before this one (see [`Message::redelivered`]).
     pub redelivered: u64,
+    /// See [`Message::dead_letter_from`].
+    pub dead_letter_from: Option<usize>,
 }
 
 /// When a message counts as consumed.
@@ -71,6 +81,9 @@ pub struct Consumer {
     ack: Ack,
     /// Reading the spill log, created when the group first reads it.
     disk: Option<Disk>,
+    /// Publishes what this member gives up to the group's dead-letter group
+    /// (created the first time).
+    dead_letters: Option<Producer>,
 }
 
 /// A consumer's view of the spill log.
@@ -113,6 +126,7 @@ impl Consumer {
             wait: WaitStrategy::default(),
             ack: Ack::Auto,
             disk: None,
+            dead_letters: None,
         }
     }
 
@@ -188,12 +202,13 @@ impl Consumer {
         let (g, m) = (self.g, self.m);
         let q = &self.q;
         let disk = &mut self.disk;
+        let dead_letters = &mut self.dead_letters;
         let ring = q.ring();
         let hold = self.ack == Ack::Explicit;
         let mut poll = || loop {
             // Redeliveries first: they are older than anything at the cursor.
             if ring.has_pending(g) {
-                match take_redelivery(q, g, m, disk) {
+                match take_redelivery(q, g, m, disk, dead_letters) {
                     Ok(Some(got)) => return Some(Ok(got)),
                     Ok(None) => {}
                     Err(e) => return Some(Err(e)),
@@ -274,6 +289,7 @@ impl Consumer {
                     seq: t.seq,
                     ts_ns: t.ts_ns,
                     redelivered,
+                    dead_letter_from: dead_letter_from(t.flags),
                 }
             }
             Got::Disk(meta) => {
@@ -304,6 +320,7 @@ impl Consumer {
             ts_ns: meta.ts_ns,
             payload,
             redelivered: meta.redelivered,
+            dead_letter_from: meta.dead_letter_from,
         })
     }
 
@@ -469,7 +486,9 @@ fn take_disk(
             rec.seq
         )));
     }
-    let hold = hold && rec.kind != KIND_ABORT;
+    // An aborted claim, or a record for other groups: the cursor passes it.
+    let skip = rec.kind == KIND_ABORT || !addressed(rec.flags, g, ring.dl_only(g));
+    let hold = hold && !skip;
     if hold {
         ring.hold(g, m, rec.seq, at | DISK_BIT);
     }
@@ -479,7 +498,7 @@ fn take_disk(
         }
         return Ok(DiskStep::Retry);
     }
-    if rec.kind == KIND_ABORT {
+    if skip {
         return Ok(DiskStep::Retry);
     }
     ring.note_delivered(g, m);
@@ -487,22 +506,33 @@ fn take_disk(
         seq: rec.seq,
         ts_ns: rec.ts_ns,
         redelivered: 0,
+        dead_letter_from: dead_letter_from(rec.flags),
     }))
 }
 
 /// Takes over a message of group `g` waiting for redelivery, if any: the
 /// member's entry then holds it (and its pin). Messages past the group's
-/// `max_attempts` are given up on the way.
+/// `max_attempts` are given up on the way: published to its dead-letter group
+/// if it has one (then settled), otherwise only counted.
 fn take_redelivery(
     q: &Queue,
     g: usize,
     m: usize,
     disk: &mut Option<Disk>,
+    dead_letters: &mut Option<Producer>,
 ) -> Result<Option<Got>, RecvError> {
     let ring = q.ring();
     while let Some(e) = ring.take_pending(g, m) {
         let max = ring.max_attempts(g);
         if max != 0 && e.attempts >= max {
+            if let Some(d) = ring.dead_letter_target(g) {
+                if !forward_dead_letter(q, g, m, disk, dead_letters, e, d)? {
+                    // No room for it now: pending again, tried on a later
+                    // receive; meanwhile this one goes on at the cursor.
+                    ring.nack(g, m);
+                    return Ok(None);
+                }
+            }
             ring.dead_letter(g, m);
             continue;
         }
@@ -511,6 +541,60 @@ fn take_redelivery(
         return redelivered(q, g, m, disk, e).map(Some);
     }
     Ok(None)
+}
+
+/// Publishes the message of entry `e` (held by member `m` of group `g`, which
+/// gives it up) to dead-letter group `d`, addressed to it alone. Returns
+/// false if there is no room for it now. The entry stays held (and its pin)
+/// until the caller settles it, so a member killed in between leaves it to be
+/// redelivered, and dead-lettered again: at least once in `d`.
+fn forward_dead_letter(
+    q: &Queue,
+    g: usize,
+    m: usize,
+    disk: &mut Option<Disk>,
+    dead_letters: &mut Option<Producer>,
+    e: Entry,
+    d: usize,
+) -> Result<bool, RecvError> {
+    let got = redelivered(q, g, m, disk, e)?;
+    let mut ring_copy = Vec::new();
+    let payload: &[u8] = match got {
+        Got::Ring(t, _) => {
+            ring_copy.resize(t.len as usize, 0);
+            q.ring().read_payload(&t, &mut ring_copy);
+            &ring_copy
+        }
+        Got::Disk(_) => disk.as_ref().map_or(&[], |d| &d.buf[..]),
+    };
+    if dead_letters.is_none() {
+        match q.producer() {
+            Ok(p) => *dead_letters = Some(p),
+            // The producer table is full: try again later.
+            Err(_) => return Ok(false),
+        }
+    }
+    let p = dead_letters.as_mut().expect("set above");
+    match p.try_send_dead_letter(payload, dead_letter_flags(d, g)) {
+        Ok(_) => {
+            crate::spiller::crash_point("dead-letter-published");
+            Ok(true)
+        }
+        Err(crate::SendError::Full) => Ok(false),
+        Err(err) => {
+            // Pending again: tried on a later receive.
+            q.ring().nack(g, m);
+            Err(RecvError::Spill(format!(
+                "publishing message {} to the dead-letter group: {err}",
+                e.seq
+            )))
+        }
+    }
+}
+
+/// The origin group of a dead letter with record `flags`.
+fn dead_letter_from(flags: u32) -> Option<usize> {
+    flags_target(flags).map(|_| flags_origin(flags))
 }
 
 /// Reads the message of entry `e`, just taken over by member `m`.
@@ -526,13 +610,18 @@ fn redelivered(
         // Our hazard pins the record (moved with the entry).
         return match ring.slot_at(e.at) {
             Slot::Record {
-                len, seq, ts_ns, ..
+                len,
+                seq,
+                ts_ns,
+                flags,
+                ..
             } if seq == e.seq => Ok(Got::Ring(
                 Taken {
                     seq,
                     pos: e.at,
                     len,
                     ts_ns,
+                    flags,
                 },
                 e.attempts,
             )),
@@ -572,5 +661,6 @@ fn redelivered(
         seq: rec.seq,
         ts_ns: rec.ts_ns,
         redelivered: e.attempts,
+        dead_letter_from: dead_letter_from(rec.flags),
     }))
 }

@@ -246,6 +246,8 @@ pub enum GroupError {
         /// The registry's size.
         max: u32,
     },
+    /// The group named as a dead-letter target is not a dead-letter group.
+    NotDeadLetter(String),
     /// Taking the queue's admin lock failed.
     Io(io::Error),
 }
@@ -261,6 +263,7 @@ impl fmt::Display for GroupError {
             GroupError::HasMembers { group, count } => write!(f, "group '{group}' has {count} live member(s); stop them first"),
             GroupError::NotRetained { seq, first, last } => write!(f, "sequence number {seq} is not retained (retained: {first}..={last})"),
             GroupError::ProducersFull { max } => write!(f, "all {max} producer slots are taken by live producers"),
+            GroupError::NotDeadLetter(g) => write!(f, "group '{g}' is not a dead-letter group (create it with `group add --dead-letters`)"),
             GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
         }
     }

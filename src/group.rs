@@ -64,6 +64,8 @@ pub struct Taken {
     pub len: u32,
     /// Publish timestamp.
     pub ts_ns: u64,
+    /// Record flags (0, or a dead letter's addressing: `layout.rs`).
+    pub flags: u32,
 }
 
 /// What [`Ring::try_take`] found at the group's cursor.
@@ -205,6 +207,7 @@ impl<R: Region> Ring<R> {
     pub fn try_take(&self, g: usize, m: usize, hold: bool) -> Result<Option<Take>, Corrupt> {
         let cursor = self.cursor(g);
         let hazard = self.member_word(g, m, M_INFLIGHT);
+        let dl_only = self.dl_only(g);
         let mut hazard_set = false;
         let result = loop {
             // Acquire pairs with other members' cursor CAS (Release).
@@ -239,21 +242,25 @@ impl<R: Region> Ring<R> {
             } else {
                 break Ok(None); // not committed yet
             };
-            let len = self.region.u64_at(off + 8).load(Ordering::Relaxed);
-            let size = record_size(len & 0xffff_ffff);
-            if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
+            let word = self.region.u64_at(off + 8).load(Ordering::Relaxed);
+            let (len, flags) = (word & 0xffff_ffff, (word >> 32) as u32);
+            let size = record_size(len);
+            if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) || flags >> 24 != 0
+            {
                 // A bad length is only real corruption if the cursor did not move
                 // meanwhile (otherwise the record may have been reused under us).
                 if cursor.load(Ordering::Acquire) == cur {
                     break Err(Corrupt(format!(
-                        "record at position {pos} has length {len}"
+                        "record at position {pos} has length {len} and flags {flags:#x}"
                     )));
                 }
                 continue;
             }
             let next = pack(seq.wrapping_add(1), pos.wrapping_add(size));
-            if kind == KIND_ABORT {
-                // An abandoned claim: skip it (its sequence number stays unused).
+            if kind == KIND_ABORT || ((flags != 0 || dl_only) && !addressed(flags, g, dl_only)) {
+                // An abandoned claim (its sequence number stays unused), or a
+                // record for other groups (a dead letter, or, in a dead-letter
+                // group, a message): skip it.
                 if cursor
                     .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
@@ -292,6 +299,7 @@ impl<R: Region> Ring<R> {
                 pos,
                 len: len as u32,
                 ts_ns,
+                flags,
             })));
         };
         if hazard_set {
@@ -301,6 +309,15 @@ impl<R: Region> Ring<R> {
             self.release(g, m);
         }
         result
+    }
+
+    /// Whether group `g` is a dead-letter group (delivers only the dead
+    /// letters addressed to it).
+    #[inline]
+    pub fn dl_only(&self, g: usize) -> bool {
+        // Relaxed: set before the group became ACTIVE (which a member's attach
+        // acquired) and never changed while it is.
+        self.slot_word(g, G_DL_ONLY).load(Ordering::Relaxed) != 0
     }
 
     /// Counts a message handed to member `m` of group `g`.
@@ -364,7 +381,13 @@ impl<R: Region> Ring<R> {
 
     /// Registers a group in a free slot (the caller checked the name is new and
     /// valid). Returns the slot, or `None` when the table is full.
-    pub fn add_group(&self, name: &[u8], start: StartAt, created_ns: u64) -> Option<usize> {
+    pub fn add_group(
+        &self,
+        name: &[u8],
+        start: StartAt,
+        created_ns: u64,
+        dl_only: bool,
+    ) -> Option<usize> {
         let g = (0..self.geo.max_groups as usize).find(|&g| self.slot_state(g) == SLOT_FREE)?;
         let state = self.slot_word(g, G_STATE);
         let gen = state.load(Ordering::Relaxed) >> 8;
@@ -390,6 +413,8 @@ impl<R: Region> Ring<R> {
         ] {
             self.slot_word(g, f).store(0, Ordering::Relaxed);
         }
+        self.slot_word(g, G_DL_ONLY)
+            .store(dl_only as u64, Ordering::Relaxed);
         // Park the cursor at the tail so that scans between the state store and
         // the loop below see a harmless value.
         self.cursor(g)

@@ -85,6 +85,8 @@
 //!        +160 dead_lettered u64 messages given up after max_attempts
 //!        +168 redelivered  u64  redeliveries handed out
 //!        +176 dead_letter  u64  slot + 1 of the group dead letters go to (0: none)
+//!        +184 dl_only      u64  1: a dead-letter group, which delivers only the
+//!                               dead letters addressed to it (and skips the rest)
 //!   +256 members: max_members member slots of 128 bytes
 //!        +0   state      u64  MEMBER_FREE / MEMBER_ATTACHED (+ generation)
 //!        +8   pid        u64
@@ -107,7 +109,10 @@
 //! (a u64 that only grows; its offset in the ring is pos & (capacity - 1)) is
 //! 8-byte aligned and never wraps around the end of the ring:
 //!   +0   commit  u64  stamp(pos, kind): written last, with Release
-//!   +8   len     u32  payload bytes;   +12 flags u32 (none defined; reserved)
+//!   +8   len     u32  payload bytes;   +12 flags u32: 0 for a message to every
+//!                     group; a dead letter (a message a group gave up on) has
+//!                     the dead-letter group's slot + 1 in bits 0..12 and the
+//!                     slot of the group that gave it up in bits 12..24
 //!   +16  seq     u64
 //!   +24  ts_ns   u64  publish time, CLOCK_REALTIME
 //!   +32  payload, then zero padding to a multiple of 8
@@ -260,6 +265,7 @@ pub(crate) const G_MAX_ATTEMPTS: usize = 152;
 pub(crate) const G_DEAD_LETTERED: usize = 160;
 pub(crate) const G_REDELIVERED: usize = 168;
 pub(crate) const G_DEAD_LETTER: usize = 176;
+pub(crate) const G_DL_ONLY: usize = 184;
 
 /// Member entry states (low 8 bits of `entry`).
 pub(crate) const ENTRY_EMPTY: u64 = 0;
@@ -288,6 +294,40 @@ pub(crate) const KIND_MSG: u64 = 1;
 pub(crate) const KIND_PAD: u64 = 2;
 /// Reserved for claims abandoned by a producer (written by `SendGuard` drop).
 pub(crate) const KIND_ABORT: u64 = 3;
+
+/// Record flags of a dead letter: addressed to group slot `target`, given
+/// up by group slot `origin` (both below `MAX_GROUPS_LIMIT`, so each fits 12
+/// bits, and the flags fit the 24 bits the spill log keeps for them).
+#[inline]
+pub const fn dead_letter_flags(target: usize, origin: usize) -> u32 {
+    ((target as u32 + 1) & 0xfff) | ((origin as u32 & 0xfff) << 12)
+}
+
+/// The group slot a record with `flags` is addressed to (None: every group
+/// that is not a dead-letter group).
+#[inline]
+pub const fn flags_target(flags: u32) -> Option<usize> {
+    match flags & 0xfff {
+        0 => None,
+        t => Some(t as usize - 1),
+    }
+}
+
+/// The group slot that gave up the dead letter with `flags`.
+#[inline]
+pub const fn flags_origin(flags: u32) -> usize {
+    (flags >> 12 & 0xfff) as usize
+}
+
+/// Whether a record with `flags` is delivered to a group that is (`dl_only`)
+/// or is not a dead-letter group in slot `g`.
+#[inline]
+pub const fn addressed(flags: u32, g: usize, dl_only: bool) -> bool {
+    match flags_target(flags) {
+        None => !dl_only,
+        Some(t) => t == g && dl_only,
+    }
+}
 
 /// Rounds `n` up to a multiple of `a` (a power of two).
 #[inline]

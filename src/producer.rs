@@ -186,6 +186,20 @@ impl Producer {
     }
 
     fn send_mode(&mut self, msg: &[u8], mode: Mode) -> Result<u64, SendError> {
+        self.send_flagged(msg, 0, mode)
+    }
+
+    /// Publishes a dead letter (`flags`: its addressing, `layout.rs`) if
+    /// there is room now.
+    pub(crate) fn try_send_dead_letter(
+        &mut self,
+        msg: &[u8],
+        flags: u32,
+    ) -> Result<u64, SendError> {
+        self.send_flagged(msg, flags, Mode::Try)
+    }
+
+    fn send_flagged(&mut self, msg: &[u8], flags: u32, mode: Mode) -> Result<u64, SendError> {
         self.check_len(msg.len())?;
         let len = msg.len() as u64;
         let geo = self.q.geometry();
@@ -197,6 +211,9 @@ impl Producer {
         // SAFETY: `rec` is the single record of the claim we just made, placed
         // for exactly `msg.len()` bytes.
         unsafe { ring.write_record(rec, claim.seq, now_ns(), msg) };
+        if flags != 0 {
+            ring.write_flags(rec, msg.len() as u32, flags);
+        }
         ring.commit_claim(&claim, std::iter::once((rec, len, KIND_MSG)));
         Ok(claim.seq)
     }

@@ -189,6 +189,12 @@ pub struct GroupStat {
     pub dead_lettered: u64,
     /// Deliveries after which a message is given up (0: no limit).
     pub max_attempts: u64,
+    /// The dead-letter group given-up messages go to (otherwise they are
+    /// only counted).
+    pub dead_letter: Option<String>,
+    /// Whether this is a dead-letter group: it receives only the messages
+    /// other groups gave up and sent to it.
+    pub dead_letters_only: bool,
 }
 
 /// One member in [`GroupStat`].
@@ -692,13 +698,30 @@ impl Queue {
     /// # Errors
     /// [`GroupError::InvalidName`], [`GroupError::Exists`], [`GroupError::TableFull`].
     pub fn add_group(&self, name: &str, start: StartAt) -> Result<(), GroupError> {
+        self.add_group_kind(name, start, false)
+    }
+
+    /// Registers a dead-letter group: it receives none of the messages
+    /// producers publish, only those another group gives up after its
+    /// `max_attempts` and sends to it ([`Queue::set_dead_letter`]), as
+    /// messages with [`Message::dead_letter_from`](crate::Message) set. It
+    /// is an ordinary group otherwise: members compete, may ack explicitly,
+    /// and it spills to disk when it lags.
+    ///
+    /// # Errors
+    /// As [`Queue::add_group`].
+    pub fn add_dead_letter_group(&self, name: &str) -> Result<(), GroupError> {
+        self.add_group_kind(name, StartAt::Latest, true)
+    }
+
+    fn add_group_kind(&self, name: &str, start: StartAt, dl_only: bool) -> Result<(), GroupError> {
         validate_name(name)?;
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
         if ring.find_group(name.as_bytes()).is_some() {
             return Err(GroupError::Exists(name.to_owned()));
         }
-        ring.add_group(name.as_bytes(), start, crate::clock::now_ns())
+        ring.add_group(name.as_bytes(), start, crate::clock::now_ns(), dl_only)
             .map(|_| ())
             .ok_or(GroupError::TableFull {
                 max: ring.geo.max_groups,
@@ -717,8 +740,48 @@ impl Queue {
         let g = ring
             .find_group(name.as_bytes())
             .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
-        ring.set_redelivery(g, max_attempts, None);
+        ring.set_redelivery(g, max_attempts, ring.dead_letter_target(g));
         Ok(())
+    }
+
+    /// Sends the messages group `name` gives up after its `max_attempts` to
+    /// dead-letter group `target` (None: only count them, the default).
+    /// Delivery there is at least once: a member killed between publishing a
+    /// dead letter and settling the message leaves it to be given up again.
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`] for either name; [`GroupError::NotDeadLetter`]
+    /// if `target` is not a dead-letter group ([`Queue::add_dead_letter_group`]).
+    pub fn set_dead_letter(&self, name: &str, target: Option<&str>) -> Result<(), GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let find = |n: &str| {
+            ring.find_group(n.as_bytes())
+                .ok_or_else(|| GroupError::Unknown(n.to_owned()))
+        };
+        let g = find(name)?;
+        let d = match target {
+            Some(t) => {
+                let d = find(t)?;
+                if !ring.dl_only(d) {
+                    return Err(GroupError::NotDeadLetter(t.to_owned()));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        ring.set_redelivery(g, ring.max_attempts(g), d);
+        Ok(())
+    }
+
+    /// The name of the group in slot `slot` (as in
+    /// [`Message::dead_letter_from`](crate::Message)), if one is registered.
+    pub fn group_name(&self, slot: usize) -> Option<String> {
+        self.ring()
+            .groups()
+            .into_iter()
+            .find(|g| g.slot == slot)
+            .map(|g| g.name)
     }
 
     /// Unregisters a group. Refused while it has live members.
@@ -729,6 +792,12 @@ impl Queue {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
         let g = self.idle_group(name)?;
+        // Groups that sent what they give up here go back to counting it.
+        for other in ring.groups() {
+            if ring.dead_letter_target(other.slot) == Some(g) {
+                ring.set_redelivery(other.slot, ring.max_attempts(other.slot), None);
+            }
+        }
         ring.remove_group(g);
         Ok(())
     }
@@ -857,12 +926,17 @@ impl Queue {
         let ring = self.ring();
         let (tail_seq, tail_pos) = ring.tail_now();
         let (head_seq, _) = ring.head_now();
-        let groups = ring
-            .groups()
+        let infos = ring.groups();
+        let names: std::collections::HashMap<usize, String> =
+            infos.iter().map(|g| (g.slot, g.name.clone())).collect();
+        let groups = infos
             .into_iter()
             .map(|g: GroupInfo| {
-                let (pending, redelivered, dead_lettered, max_attempts, _) = ring.ack_stats(g.slot);
+                let (pending, redelivered, dead_lettered, max_attempts, dl) =
+                    ring.ack_stats(g.slot);
                 GroupStat {
+                    dead_letter: dl.and_then(|d| names.get(&d).cloned()),
+                    dead_letters_only: ring.dl_only(g.slot),
                     pending,
                     redelivered,
                     dead_lettered,

@@ -25,7 +25,8 @@ pub enum SeekTo {
     Seq(u64),
 }
 
-/// A retained message, as `dump` yields it.
+/// A retained message, as `dump` yields it (dead letters, copies of earlier
+/// messages addressed to a dead-letter group, are not shown).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Retained {
     /// Sequence number.
@@ -176,7 +177,7 @@ impl Queue {
                 while at < log_end && shown < count {
                     let rec = reader.read_ahead(at, log_end, &mut payload)?;
                     at += rec.size;
-                    if rec.kind != KIND_MSG || rec.seq < next {
+                    if rec.kind != KIND_MSG || rec.flags != 0 || rec.seq < next {
                         continue;
                     }
                     next = rec.seq + 1;
@@ -205,6 +206,7 @@ impl Queue {
                     len,
                     seq: rseq,
                     ts_ns,
+                    flags,
                     next: after,
                 } => {
                     // Word by word with atomic loads: a producer may reuse the
@@ -226,7 +228,7 @@ impl Queue {
                         (seq, pos) = ring.head_now();
                         continue;
                     }
-                    if kind == KIND_MSG && seq >= next {
+                    if kind == KIND_MSG && flags == 0 && seq >= next {
                         next = seq + 1;
                         shown += 1;
                         f(Retained {

@@ -126,6 +126,8 @@ pub enum Slot {
         seq: u64,
         /// Publish time.
         ts_ns: u64,
+        /// Record flags (0, or a dead letter's addressing: `layout.rs`).
+        flags: u32,
         /// Position after it.
         next: u64,
     },
@@ -306,6 +308,15 @@ impl<R: Region> Ring<R> {
         self.region.u64_at(off + 24).store(ts_ns, Ordering::Relaxed);
     }
 
+    /// Sets the flags of the record at `pos`, whose header says `len` (a dead
+    /// letter's addressing: `layout.rs`), before its commit.
+    pub(crate) fn write_flags(&self, pos: u64, len: u32, flags: u32) {
+        // Relaxed: published by the Release store of the commit word.
+        self.region
+            .u64_at(self.ring_at(pos) + 8)
+            .store(len as u64 | (flags as u64) << 32, Ordering::Relaxed);
+    }
+
     /// Publishes the record (or pad) at `pos`.
     #[inline]
     pub fn commit(&self, pos: u64, kind: u64) {
@@ -392,9 +403,10 @@ impl<R: Region> Ring<R> {
             return Slot::Uncommitted;
         };
         let off = self.ring_at(pos);
-        let len = self.region.u64_at(off + 8).load(Ordering::Relaxed);
-        let size = record_size(len & 0xffff_ffff);
-        if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) {
+        let word = self.region.u64_at(off + 8).load(Ordering::Relaxed);
+        let (len, flags) = (word & 0xffff_ffff, (word >> 32) as u32);
+        let size = record_size(len);
+        if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) || flags >> 24 != 0 {
             return Slot::Bad;
         }
         Slot::Record {
@@ -402,6 +414,7 @@ impl<R: Region> Ring<R> {
             len: len as u32,
             seq: self.region.u64_at(off + 16).load(Ordering::Relaxed),
             ts_ns: self.region.u64_at(off + 24).load(Ordering::Relaxed),
+            flags,
             next: pos.wrapping_add(size),
         }
     }

@@ -18,7 +18,9 @@
 //!   40 created_ns u64
 //! RECORD at file offset 64 + (position - base), 8-byte aligned
 //!   0  len   u32   payload bytes
-//!   4  kind  u32   1 message, 3 aborted claim (no payload; keeps seqs dense)
+//!   4  kind  u32   low 8 bits: 1 message, 3 aborted claim (no payload; keeps
+//!                  seqs dense); upper 24 bits: the ring record's flags (a dead
+//!                  letter's addressing, `layout.rs`; messages only)
 //!   8  seq   u64
 //!   16 ts_ns u64   publish time
 //!   24 crc   u32   CRC32C of bytes 0..24 and the payload
@@ -160,6 +162,8 @@ pub struct LogRecord {
     pub ts_ns: u64,
     /// KIND_MSG or KIND_ABORT.
     pub kind: u64,
+    /// The ring record's flags (0, or a dead letter's addressing).
+    pub flags: u32,
     /// Payload bytes.
     pub len: u32,
     /// Bytes the record takes in the log (header, payload, padding).
@@ -178,7 +182,7 @@ fn record_crc(head: &[u8], payload: &[u8]) -> u32 {
 /// Appends the encoding of one record to `out`.
 #[cfg(test)]
 fn encode_record(out: &mut Vec<u8>, seq: u64, ts_ns: u64, kind: u64, payload: &[u8]) {
-    encode_record_with(out, seq, ts_ns, kind, payload.len(), |dst| {
+    encode_record_with(out, seq, ts_ns, kind, 0, payload.len(), |dst| {
         dst.copy_from_slice(payload)
     });
 }
@@ -190,6 +194,7 @@ pub(crate) fn encode_record_with(
     seq: u64,
     ts_ns: u64,
     kind: u64,
+    flags: u32,
     len: usize,
     fill: impl FnOnce(&mut [u8]),
 ) {
@@ -197,7 +202,7 @@ pub(crate) fn encode_record_with(
     out.resize(start + log_record_size(len as u64) as usize, 0);
     let (head, body) = out[start..].split_at_mut(LOG_RECORD_HEADER);
     head[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-    head[4..8].copy_from_slice(&(kind as u32).to_ne_bytes());
+    head[4..8].copy_from_slice(&(kind as u32 | flags << 8).to_ne_bytes());
     head[8..16].copy_from_slice(&seq.to_ne_bytes());
     head[16..24].copy_from_slice(&ts_ns.to_ne_bytes());
     let payload = &mut body[..len];
@@ -215,8 +220,8 @@ fn parse_head(head: &[u8; LOG_RECORD_HEADER], max_msg: u32) -> Option<(LogRecord
         u64::from_ne_bytes(b)
     };
     let len = u32_at(0);
-    let kind = u32_at(4) as u64;
-    let ok_kind = kind == KIND_MSG || (kind == KIND_ABORT && len == 0);
+    let (kind, flags) = ((u32_at(4) & 0xff) as u64, u32_at(4) >> 8);
+    let ok_kind = kind == KIND_MSG || (kind == KIND_ABORT && len == 0 && flags == 0);
     if !ok_kind || len > max_msg || u32_at(28) != 0 {
         return None;
     }
@@ -225,6 +230,7 @@ fn parse_head(head: &[u8; LOG_RECORD_HEADER], max_msg: u32) -> Option<(LogRecord
             seq: u64_at(8),
             ts_ns: u64_at(16),
             kind,
+            flags,
             len,
             size: log_record_size(len as u64),
         },

@@ -42,7 +42,8 @@ use std::os::unix::io::AsRawFd;
 use std::sync::{Mutex, TryLockError};
 
 /// Crash points for the crash tests: a process whose `SHMQ_CRASH_POINT`
-/// names one of these kills itself with SIGKILL the first time a round gets
+/// names one of these (or `dead-letter-published`, between a dead letter's
+/// publication and the settling of the message given up) kills itself with SIGKILL the first time a round gets
 /// there, so that tests reach windows a random kill rarely hits.
 pub(crate) fn crash_point(name: &str) {
     static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
@@ -296,6 +297,7 @@ impl Queue {
                     len,
                     seq: rseq,
                     ts_ns,
+                    flags,
                     next,
                 } => {
                     if rseq != seq {
@@ -309,7 +311,7 @@ impl Queue {
                         continue;
                     }
                     let len = if kind == KIND_MSG { len as usize } else { 0 };
-                    encode_record_with(&mut local.buf, seq, ts_ns, kind, len, |dst| {
+                    encode_record_with(&mut local.buf, seq, ts_ns, kind, flags, len, |dst| {
                         // SAFETY: FRONT is at or below `pos` and only this
                         // round (holding the spill lock) moves it, so producers
                         // do not overwrite the record; `len` was checked by

@@ -10,8 +10,23 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             group,
             from,
             max_attempts,
+            dead_letter,
+            dead_letters,
         } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
+            if dead_letters {
+                return q.add_dead_letter_group(&group).map_err(|e| e.to_string());
+            }
+            // Checked before the group exists, so a bad target adds nothing.
+            if let Some(d) = &dead_letter {
+                match q.stat().groups.iter().find(|g| &g.name == d) {
+                    None => return Err(shmq::GroupError::Unknown(d.clone()).to_string()),
+                    Some(g) if !g.dead_letters_only => {
+                        return Err(shmq::GroupError::NotDeadLetter(d.clone()).to_string())
+                    }
+                    Some(_) => {}
+                }
+            }
             let start = match from {
                 From::Earliest => StartAt::Earliest,
                 From::Latest => StartAt::Latest,
@@ -19,6 +34,10 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             q.add_group(&group, start).map_err(|e| e.to_string())?;
             if max_attempts > 0 {
                 q.set_max_attempts(&group, max_attempts)
+                    .map_err(|e| e.to_string())?;
+            }
+            if dead_letter.is_some() {
+                q.set_dead_letter(&group, dead_letter.as_deref())
                     .map_err(|e| e.to_string())?;
             }
             Ok(())

@@ -103,6 +103,12 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
                 "ts_ns": meta.ts_ns,
                 "redelivered": meta.redelivered,
             });
+            if let Some(from) = meta.dead_letter_from {
+                obj["dead_letter_from"] = q
+                    .group_name(from)
+                    .unwrap_or_else(|| from.to_string())
+                    .into();
+            }
             match std::str::from_utf8(&buf) {
                 Ok(s) => obj["payload"] = s.into(),
                 Err(_) => {

@@ -27,6 +27,8 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "redelivered": gr.redelivered,
                     "dead_lettered": gr.dead_lettered,
                     "max_attempts": gr.max_attempts,
+                    "dead_letter": gr.dead_letter,
+                    "dead_letters_only": gr.dead_letters_only,
                 })
             })
             .collect();
@@ -156,6 +158,15 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 gr.redelivered,
                 gr.dead_lettered,
                 if gr.max_attempts == 0 { "none".to_string() } else { gr.max_attempts.to_string() }
+            );
+        }
+        if let Some(d) = &gr.dead_letter {
+            println!("{:<24} gives up to dead-letter group {d}", "");
+        }
+        if gr.dead_letters_only {
+            println!(
+                "{:<24} dead-letter group: receives only what other groups give up",
+                ""
             );
         }
     }

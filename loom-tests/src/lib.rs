@@ -71,7 +71,9 @@ pub fn ring_with(members: u32) -> Ring<LoomRegion> {
 }
 
 pub fn add(r: &Ring<LoomRegion>, name: &str, start: StartAt) -> usize {
-    let g = r.add_group(name.as_bytes(), start, 0).expect("group slot");
+    let g = r
+        .add_group(name.as_bytes(), start, 0, false)
+        .expect("group slot");
     g
 }
 
