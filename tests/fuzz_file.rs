@@ -6,23 +6,10 @@
 //! fuzz_file` runs it long (`SHMQ_FUZZ_SEED=N` for other mutations); the
 //! default is a quick pass for CI.
 
+mod common;
+
+use common::FuzzRng;
 use shmq::{Queue, QueueOptions, StartAt};
-
-/// xorshift64*: deterministic, so a failure reproduces from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// A valid queue with groups, members' positions and wrapped records.
 fn template(dir: &std::path::Path) -> Vec<u8> {
@@ -110,7 +97,7 @@ fn corrupt_files_never_panic_or_hang() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_1234_abcd_0001u64);
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = FuzzRng::new(seed);
     let mut reached = Reached::default();
     for i in 0..iters {
         let mut bytes = good.clone();

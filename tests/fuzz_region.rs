@@ -14,31 +14,12 @@
 
 mod common;
 
+use common::FuzzRng;
 use shmq::{Ack, Queue, QueueOptions, RecvError, SpillOptions, StartAt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
-
-/// xorshift64*: deterministic, so a failure reproduces from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn iters(default: u64) -> u64 {
     std::env::var("SHMQ_FUZZ_ITERS")
@@ -103,7 +84,7 @@ impl Scribbler {
     }
 
     /// Writes 1 to 8 random, nearby or extreme words.
-    fn hit(&self, rng: &mut Rng) {
+    fn hit(&self, rng: &mut FuzzRng) {
         for _ in 0..1 + rng.below(8) {
             let area = &self.areas[rng.below(self.areas.len() as u64) as usize];
             let at = (area.start + rng.below(area.len() as u64) as usize) & !7;
@@ -186,7 +167,7 @@ impl Live {
     }
 
     /// One random operation of an attached process.
-    fn step(&mut self, rng: &mut Rng, r: &mut Reached) {
+    fn step(&mut self, rng: &mut FuzzRng, r: &mut Reached) {
         let note = |res: Result<(), String>, r: &mut Reached| {
             if res.is_err() {
                 r.other_errors += 1;
@@ -298,7 +279,7 @@ fn with_watchdog(f: impl FnOnce(&dyn Fn()) -> Reached + Send + 'static) -> Reach
 fn corruption_between_calls_never_panics_or_hangs() {
     let n = iters(10_000);
     let r = with_watchdog(move |stepped| {
-        let mut rng = Rng::new(seed());
+        let mut rng = FuzzRng::new(seed());
         let mut r = Reached::default();
         let mut live = Live::new();
         let mut scribbler = Scribbler::new(&live.path);
@@ -335,7 +316,7 @@ fn helper_scribble() {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let s = Scribbler::new(Path::new(&std::env::var("SHMQ_TEST_QUEUE").unwrap()));
-    let mut rng = Rng::new(shmq::now_ns());
+    let mut rng = FuzzRng::new(shmq::now_ns());
     println!("scribbling 0");
     loop {
         s.hit(&mut rng);
@@ -347,7 +328,7 @@ fn helper_scribble() {
 fn concurrent_scribbler_process_never_causes_a_panic_or_hang() {
     let n = iters(10_000);
     let r = with_watchdog(move |stepped| {
-        let mut rng = Rng::new(seed() ^ 0xc0c0);
+        let mut rng = FuzzRng::new(seed() ^ 0xc0c0);
         let mut r = Reached::default();
         let mut i = 0;
         while i < n {

@@ -240,3 +240,25 @@ pub fn spawn_helper(
     };
     (child, n)
 }
+
+/// xorshift64* for the fuzzers: deterministic, so a failure reproduces from
+/// its seed (`SHMQ_FUZZ_SEED`).
+pub struct FuzzRng(u64);
+
+impl FuzzRng {
+    pub fn new(seed: u64) -> FuzzRng {
+        FuzzRng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in `0..n` (`0` for `n == 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
