@@ -148,7 +148,10 @@ impl<R: Region> Ring<R> {
     pub fn ack(&self, g: usize, m: usize) -> Option<Entry> {
         let e = self.settle(g, m)?;
         let acked = self.member_word(g, m, M_ACKED);
-        acked.store(acked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        acked.store(
+            acked.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         Some(e)
     }
 
@@ -234,7 +237,7 @@ impl<R: Region> Ring<R> {
             self.slot_word(g, G_PENDING).fetch_sub(1, Ordering::Relaxed);
             let (_, e) = self.entry(g, j);
             let e = Entry {
-                attempts: e.attempts + 1,
+                attempts: e.attempts.saturating_add(1),
                 ..e
             };
             self.adopt(g, m, j, e);

@@ -163,7 +163,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
                     ));
                 }
                 pos = next;
-                seq += 1;
+                seq = seq.wrapping_add(1);
             }
         }
         r.records += 1;

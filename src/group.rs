@@ -325,7 +325,10 @@ impl<R: Region> Ring<R> {
     pub fn note_delivered(&self, g: usize, m: usize) {
         let delivered = self.member_word(g, m, M_DELIVERED);
         // Only this member writes its counter: load + store, no RMW needed.
-        delivered.store(delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        delivered.store(
+            delivered.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
     }
 
     /// Copies the payload of a taken record into `dst` (`dst.len()` must be the

@@ -83,7 +83,7 @@ impl Producer {
             if pos < self.next_front_check {
                 return;
             }
-            self.next_front_check = pos + eighth;
+            self.next_front_check = pos.wrapping_add(eighth);
             if !ring.spilling() {
                 return;
             }
@@ -95,8 +95,8 @@ impl Producer {
                 return;
             }
         }
-        self.next_spill_check = pos + eighth;
-        self.next_front_check = pos + eighth;
+        self.next_spill_check = pos.wrapping_add(eighth);
+        self.next_front_check = pos.wrapping_add(eighth);
         // An error is recorded in the header (stat shows it); the claim below
         // meets a full ring only if the disk keeps failing.
         let _ = self.q.spill_round(false);

@@ -319,8 +319,8 @@ impl<R: Region> Ring<R> {
                 (
                     pos,
                     size.map(|sz| {
-                        seq += 1;
-                        (sz, seq - 1)
+                        seq = seq.wrapping_add(1);
+                        (sz, seq.wrapping_sub(1))
                     }),
                 )
             })
@@ -358,7 +358,11 @@ pub(crate) fn abort_layout(
     max_record: u64,
 ) -> Option<Vec<(u64, Option<u64>)>> {
     let min = RECORD_HEADER as u64;
-    let lap_end = (from / capacity + 1) * capacity;
+    // Read from shared memory: nothing below may overflow.
+    if to < from || to - from > capacity || n > capacity / min {
+        return None;
+    }
+    let lap_end = (from / capacity + 1).checked_mul(capacity)?;
     let (a, b) = if to > lap_end {
         (lap_end - from, to - lap_end)
     } else {

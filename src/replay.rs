@@ -117,7 +117,7 @@ impl Queue {
                 match ring.slot_at(pos) {
                     Slot::Pad { next } => pos = next,
                     Slot::Record { next, .. } => {
-                        seq += 1;
+                        seq = seq.wrapping_add(1);
                         pos = next;
                     }
                     // Claimed but not committed yet: the target is past the
@@ -180,7 +180,7 @@ impl Queue {
                     if rec.kind != KIND_MSG || rec.flags != 0 || rec.seq < next {
                         continue;
                     }
-                    next = rec.seq + 1;
+                    next = rec.seq.saturating_add(1);
                     shown += 1;
                     f(Retained {
                         seq: rec.seq,
@@ -229,7 +229,7 @@ impl Queue {
                         continue;
                     }
                     if kind == KIND_MSG && flags == 0 && seq >= next {
-                        next = seq + 1;
+                        next = seq.saturating_add(1);
                         shown += 1;
                         f(Retained {
                             seq,
@@ -238,7 +238,7 @@ impl Queue {
                             from_log: false,
                         });
                     }
-                    seq += 1;
+                    seq = seq.wrapping_add(1);
                     pos = after;
                 }
                 Slot::Uncommitted | Slot::Bad => break,

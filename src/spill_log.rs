@@ -456,7 +456,7 @@ impl LogReader {
     /// The record at `pos` if the window holds all of it.
     fn in_window(&self, pos: u64, payload: &mut Vec<u8>) -> Result<Option<LogRecord>, LogError> {
         let win_end = self.win_at + self.win.len() as u64;
-        if pos < self.win_at || pos + LOG_RECORD_HEADER as u64 > win_end {
+        if pos < self.win_at || pos.saturating_add(LOG_RECORD_HEADER as u64) > win_end {
             return Ok(None);
         }
         let at = (pos - self.win_at) as usize;
@@ -668,9 +668,9 @@ impl LogWriter {
                 reader.read_head(pos).map(|(r, _)| r)
             };
             match rec {
-                Ok(r) if pos + r.size <= log_end => {
+                Ok(r) if pos.saturating_add(r.size) <= log_end => {
                     pos += r.size;
-                    next_seq = r.seq + 1;
+                    next_seq = r.seq.saturating_add(1);
                 }
                 Ok(_) | Err(LogError::Corrupt(_)) if verify => break,
                 Ok(_) => {

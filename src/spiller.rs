@@ -306,7 +306,7 @@ impl Queue {
                         )));
                     }
                     if seq < logged_below {
-                        seq += 1;
+                        seq = seq.wrapping_add(1);
                         pos = next;
                         continue;
                     }
@@ -319,7 +319,7 @@ impl Queue {
                         unsafe { ring.copy_payload(pos, dst) }
                     });
                     local.recs.push((seq, log_record_size(len as u64)));
-                    seq += 1;
+                    seq = seq.wrapping_add(1);
                     pos = next;
                 }
                 Slot::Bad => {
