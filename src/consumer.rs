@@ -4,8 +4,8 @@ use crate::ack::Entry;
 use crate::error::{AckError, RecvError};
 use crate::group::{Take, Taken};
 use crate::layout::{
-    addressed, dead_letter_flags, flags_origin, flags_target, unpack, DISK_BIT, ENTRY_HELD,
-    KIND_ABORT, OFF_LOG_END,
+    addressed, dead_letter_flags, flags_origin, unpack, DISK_BIT, ENTRY_HELD, KIND_ABORT,
+    OFF_LOG_END,
 };
 use crate::producer::Producer;
 use crate::queue::Queue;
@@ -289,7 +289,7 @@ impl Consumer {
                     seq: t.seq,
                     ts_ns: t.ts_ns,
                     redelivered,
-                    dead_letter_from: dead_letter_from(t.flags),
+                    dead_letter_from: flags_origin(t.flags),
                 }
             }
             Got::Disk(meta) => {
@@ -506,7 +506,7 @@ fn take_disk(
         seq: rec.seq,
         ts_ns: rec.ts_ns,
         redelivered: 0,
-        dead_letter_from: dead_letter_from(rec.flags),
+        dead_letter_from: flags_origin(rec.flags),
     }))
 }
 
@@ -592,11 +592,6 @@ fn forward_dead_letter(
     }
 }
 
-/// The origin group of a dead letter with record `flags`.
-fn dead_letter_from(flags: u32) -> Option<usize> {
-    flags_target(flags).map(|_| flags_origin(flags))
-}
-
 /// Reads the message of entry `e`, just taken over by member `m`.
 fn redelivered(
     q: &Queue,
@@ -661,6 +656,6 @@ fn redelivered(
         seq: rec.seq,
         ts_ns: rec.ts_ns,
         redelivered: e.attempts,
-        dead_letter_from: dead_letter_from(rec.flags),
+        dead_letter_from: flags_origin(rec.flags),
     }))
 }

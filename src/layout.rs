@@ -313,10 +313,14 @@ pub const fn flags_target(flags: u32) -> Option<usize> {
     }
 }
 
-/// The group slot that gave up the dead letter with `flags`.
+/// The group slot that gave up the dead letter with `flags` (None: not a
+/// dead letter).
 #[inline]
-pub const fn flags_origin(flags: u32) -> usize {
-    (flags >> 12 & 0xfff) as usize
+pub const fn flags_origin(flags: u32) -> Option<usize> {
+    match flags_target(flags) {
+        Some(_) => Some((flags >> 12 & 0xfff) as usize),
+        None => None,
+    }
 }
 
 /// Whether a record with `flags` is delivered to a group that is (`dl_only`)

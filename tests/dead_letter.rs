@@ -155,23 +155,7 @@ fn the_command_line_sets_up_dead_letters_and_shows_them() {
     let q = path.to_str().unwrap();
     common::shmq_ok(&["create", q]);
     // A target must exist and be a dead-letter group; a refused add adds nothing.
-    let out = Command::new(SHMQ)
-        .args([
-            "group",
-            "add",
-            q,
-            "g",
-            "--max-attempts",
-            "1",
-            "--dead-letter",
-            "dlq",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown group 'dlq'"));
-    common::shmq_ok(&["group", "add", q, "dlq", "--dead-letters"]);
-    common::shmq_ok(&[
+    let add_g = [
         "group",
         "add",
         q,
@@ -180,7 +164,12 @@ fn the_command_line_sets_up_dead_letters_and_shows_them() {
         "1",
         "--dead-letter",
         "dlq",
-    ]);
+    ];
+    let out = Command::new(SHMQ).args(add_g).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown group 'dlq'"));
+    common::shmq_ok(&["group", "add", q, "dlq", "--dead-letters"]);
+    common::shmq_ok(&add_g);
     let s = stat(&path);
     let groups = s["groups"].as_array().unwrap();
     let find = |n: &str| groups.iter().find(|g| g["name"] == n).unwrap().clone();
