@@ -19,9 +19,12 @@
 //!
 //! # Recovery ([`Ring::recover_claims`], under the admin lock)
 //! Take a dead slot with a non-zero `CLAIM`. Walk the committed records from
-//! its `p` to the first uncommitted position `q` below its `end`. If there is
-//! none, or `q` is not below `TAIL`, the claim was completed or never made:
-//! clear the slot. Otherwise some producer claimed `q` and has not committed
+//! its `p` (or from HEAD, once HEAD is inside the claim) to the first
+//! uncommitted position `q` below its `end`. If there is none, or `q` is not
+//! below `TAIL`, the claim was completed or never made: clear the slot. A walk
+//! that finds `q` then makes sure the ring did not move a lap under it (a
+//! completed claim's bytes reused by newer records look uncommitted at the
+//! old positions; see `stuck_in`). Otherwise some producer claimed `q` and has not committed
 //! it. Its owner wrote an intent covering `q` before its CAS, which our Acquire
 //! load of `TAIL` made visible, and keeps it until after its commit, which the
 //! Release of `CLAIM = 0` would make visible to the re-check of `q`. So if no
@@ -41,7 +44,7 @@ use crate::layout::{
     PRODUCER_SLOT_SIZE, RECORD_HEADER,
 };
 use crate::region::Region;
-use crate::ring::{Ring, Slot};
+use crate::ring::{unpack_head, widen_seq, Ring, Slot};
 use crate::sync::{AtomicU64, Ordering};
 use crate::wait::Event;
 
@@ -58,6 +61,21 @@ const S_CLAIM: usize = 16;
 const S_END: usize = 24;
 const S_SEQ: usize = 32;
 const S_COUNT: usize = 40;
+
+/// How often a recovery walks a claim again because the ring moved under it
+/// (see `stuck_in`) before leaving the claim to a later recovery.
+const WALK_TRIES: usize = 64;
+
+/// What a dead producer's claim left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Left {
+    /// Nothing uncommitted: the claim was completed, or never made.
+    Nothing,
+    /// The records from position `.0` (sequence number `.1`) are not committed.
+    Stuck(u64, u64),
+    /// The ring kept moving under every walk: look again later.
+    Unsure,
+}
 
 /// One slot as read by a recovery.
 #[derive(Clone, Copy, Debug)]
@@ -219,13 +237,14 @@ impl<R: Region> Ring<R> {
         let mut out = Recovery::default();
         // SYNC POINT intent: Acquire on TAIL (a release sequence of claim
         // CASes) makes every intent written before a claim below it visible.
-        let (_, tail_pos) = self.tail_now();
+        let tail = self.tail_now();
         let slots = self.snapshot(&alive);
         for d in slots.iter().filter(|s| !s.alive) {
             if d.state != 0 {
-                match self.stuck_in(d, tail_pos) {
-                    None => {}
-                    Some((q, q_seq)) => {
+                match self.stuck_in(d, tail) {
+                    Left::Nothing => {}
+                    Left::Unsure => continue,
+                    Left::Stuck(q, q_seq) => {
                         if slots.iter().any(|s| s.alive && s.covers(q)) {
                             continue; // possibly a live owner: not ours to touch
                         }
@@ -273,25 +292,71 @@ impl<R: Region> Ring<R> {
         out
     }
 
-    /// The first uncommitted position below `d.end` walking from `d.pos`, and
-    /// its sequence number, if it is below the tail (claimed by someone).
-    fn stuck_in(&self, d: &Snapshot, tail_pos: u64) -> Option<(u64, u64)> {
-        let (mut pos, mut seq) = (d.pos, d.seq);
-        if pos >= tail_pos || !pos.is_multiple_of(ALIGN as u64) {
-            return None;
+    /// What `d`'s claim left uncommitted: walking its records from `d.pos`
+    /// (or from HEAD, once HEAD is inside it), the first uncommitted position
+    /// below `d.end` and its sequence number, if it is below the tail.
+    ///
+    /// The walk reads bytes a later lap may be reusing: a claim committed
+    /// long ago whose owner died before clearing its intent (after its last
+    /// commit, before `note_done`) is, once the ring moved on, covered by
+    /// newer records, whose stamps do not match its positions. So a walk that
+    /// found something uncommitted checks that nothing it read was reused:
+    /// an RMW on TAIL reads its latest value, and a claim reaching past
+    /// `start + capacity` (the only kind that could have written over the
+    /// walk) either precedes that RMW in TAIL's order, and then TAIL shows it,
+    /// or follows it, and then its writes follow our reads. A claim that far
+    /// means HEAD had passed `start`, which it never does over an uncommitted
+    /// record: the walk starts again from HEAD. A record that really is stuck
+    /// keeps HEAD at or below it, so the walk ends after at most as many
+    /// retries as HEAD moves inside the claim.
+    ///
+    /// `tail` was read before the slots were: a claim made after it may be
+    /// one whose intent the snapshot missed, so the walk stops there.
+    fn stuck_in(&self, d: &Snapshot, tail: (u64, u64)) -> Left {
+        let (tseq, tail_pos) = tail;
+        if !d.pos.is_multiple_of(ALIGN as u64) {
+            return Left::Nothing;
         }
-        while pos < d.end && pos < tail_pos {
-            match self.slot_at(pos) {
-                Slot::Pad { next } => pos = next,
-                Slot::Record { next, .. } => {
-                    pos = next;
-                    seq = seq.wrapping_add(1);
+        for _ in 0..WALK_TRIES {
+            // Acquire: pairs with the Release of HEAD's CASes (ring.rs).
+            let (hpos, hseq, _) = unpack_head(self.head().load(Ordering::Acquire));
+            let (mut pos, mut seq) = if hpos > d.pos {
+                if hpos >= d.end.min(tail_pos) {
+                    return Left::Nothing; // HEAD passed the whole claim
                 }
-                Slot::Uncommitted => return Some((pos, seq)),
-                Slot::Bad => return None, // corrupt: `check` reports it
+                (hpos, widen_seq(tseq, hseq))
+            } else {
+                (d.pos, d.seq)
+            };
+            let start = pos;
+            let stuck = loop {
+                if pos >= d.end || pos >= tail_pos {
+                    return Left::Nothing;
+                }
+                let next = match self.slot_at(pos) {
+                    Slot::Pad { next } => next,
+                    Slot::Record { next, .. } => {
+                        seq = seq.wrapping_add(1);
+                        next
+                    }
+                    Slot::Uncommitted => break Some((pos, seq)),
+                    // Reused under us, or corrupt: the check below tells.
+                    Slot::Bad => break None,
+                };
+                if next <= pos {
+                    return Left::Nothing; // corrupt positions: `check` reports them
+                }
+                pos = next;
+            };
+            let (_, latest) = self.tail_latest();
+            if latest <= start.saturating_add(self.geo.capacity) {
+                return match stuck {
+                    Some((q, q_seq)) => Left::Stuck(q, q_seq),
+                    None => Left::Nothing, // corrupt: `check` reports it
+                };
             }
         }
-        None
+        Left::Unsure
     }
 
     /// Writes ABORT records for `owner`'s records from `q` (sequence number

@@ -189,6 +189,27 @@ impl<R: Region> Ring<R> {
         unpack(self.tail().load(Ordering::Acquire))
     }
 
+    /// `(seq, pos)` of the tail, by an RMW: the latest value in TAIL's
+    /// modification order, which a plain load need not return. A claim CAS
+    /// that this one does not see comes after it, and so do its writes
+    /// (registry.rs relies on it).
+    pub(crate) fn tail_latest(&self) -> (u64, u64) {
+        loop {
+            // Relaxed: only a first guess for the CAS.
+            let v = self.tail().load(Ordering::Relaxed);
+            // AcqRel: reads from the claim CASes' release sequence (Acquire)
+            // and orders this process's earlier reads before every later
+            // claim (Release). A CAS with an equal value changes nothing.
+            if self
+                .tail()
+                .compare_exchange(v, v, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return unpack(v);
+            }
+        }
+    }
+
     /// Full `(seq, pos)` of HEAD, the oldest record the ring holds.
     pub fn head_now(&self) -> (u64, u64) {
         loop {

@@ -44,7 +44,10 @@ pub fn model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 use group::StartAt;
-use layout::{record_size, Geometry, KIND_MSG};
+use layout::{record_size, Geometry};
+
+/// The record kind of a message (layout.rs keeps it crate-private).
+pub const KIND_MSG: u64 = layout::KIND_MSG;
 use ring::{ProducerCursor, Ring};
 use wait::{Event, WaitStrategy};
 

@@ -451,3 +451,41 @@ fn spill_hand_off_loses_and_repeats_nothing() {
         assert_eq!(got, (0..N).map(|i| (i, val(7, i))).collect::<Vec<_>>());
     });
 }
+
+/// A producer dies after committing its claim but before clearing its
+/// intent; the ring then moves on a lap, reusing the claim's bytes, before
+/// anyone recovers. The recovery must see that the claim was completed (the
+/// bytes now belong to a later lap), not mistake the later lap's record for
+/// an uncommitted one and write ABORT over it.
+#[test]
+fn recovery_after_the_ring_moved_on_leaves_later_laps_alone() {
+    model(|| {
+        let r = ring();
+        let g = add(&r, "g", StartAt::Latest);
+        let m = r.attach(g, 1, 1).unwrap();
+        let dead = r.register_producer(100, 1).unwrap();
+        let geo = r.geometry();
+        let end_of = |p: u64| geo.place(p, 8) + layout::record_size(8);
+        // The dead producer's claim, committed without `note_done`.
+        let mut pc = r.producer_cursor();
+        pc.set_slot(dead);
+        let claim = r.try_claim(&mut pc, 1, end_of).expect("room");
+        let rec = geo.place(claim.start, 8);
+        // SAFETY: `rec` is the one record of our claim, placed for 8 bytes.
+        unsafe { r.write_record(rec, claim.seq, 0, &7u64.to_le_bytes()) };
+        r.commit(rec, KIND_MSG);
+        assert_eq!(recv(&r, g, m, Spin), (0, 7));
+        // A live producer laps the ring: message 3 lands where message 0 was.
+        let mut live = r.producer_cursor();
+        for i in 1..4 {
+            assert_eq!(send(&r, &mut live, 10 + i, Spin), i);
+            assert_eq!(recv(&r, g, m, Spin), (i, 10 + i));
+        }
+        let mut pending = r.producer_cursor();
+        assert_eq!(send(&r, &mut pending, 14, Spin), 4);
+        let rec = r.recover_claims(|pid, _| pid != 100);
+        assert_eq!((rec.claims, rec.records, rec.freed), (0, 0, 1), "{rec:?}");
+        assert_eq!(recv(&r, g, m, Spin), (4, 14));
+        assert_eq!(try_recv(&r, g, m), None);
+    });
+}
