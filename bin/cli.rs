@@ -23,22 +23,7 @@ pub enum Cmd {
         cmd: GroupCmd,
     },
     /// Send one message per line of stdin, or generated messages.
-    Send {
-        path: PathBuf,
-        /// Send this many generated messages instead of reading stdin.
-        #[arg(long, requires = "size")]
-        count: Option<u64>,
-        /// Size of each generated message.
-        #[arg(long, value_parser = parse_size)]
-        size: Option<u64>,
-        /// Pace generated messages: one every DURATION (e.g. 50us).
-        #[arg(long, value_parser = parse_duration, requires = "count")]
-        interval: Option<Duration>,
-        /// Give up (exit 1) if a message cannot be sent within DURATION
-        /// [default: wait as long as it takes].
-        #[arg(long, value_parser = parse_duration)]
-        timeout: Option<Duration>,
-    },
+    Send(SendArgs),
     /// Receive as a member of a group; several receivers of one group share its messages.
     Recv(RecvArgs),
     /// Show geometry, tail, groups, lag and members.
@@ -102,7 +87,8 @@ pub enum Cmd {
         /// At most this many messages.
         #[arg(long)]
         count: Option<u64>,
-        /// One JSON object per line: seq, ts_ns, source, payload (or payload_b64).
+        /// One JSON object per line: seq, ts_ns, source, payload (or payload_b64);
+        /// producer and pseq for a named producer's message.
         #[arg(long)]
         json: bool,
     },
@@ -212,6 +198,35 @@ pub enum From {
     Latest,
 }
 
+/// `shmq send`: publish lines of stdin, or generated messages.
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    pub path: PathBuf,
+    /// Send this many generated messages instead of reading stdin.
+    #[arg(long, requires = "size")]
+    pub count: Option<u64>,
+    /// Size of each generated message.
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// Pace generated messages: one every DURATION (e.g. 50us).
+    #[arg(long, value_parser = parse_duration, requires = "count")]
+    pub interval: Option<Duration>,
+    /// Give up (exit 1) if a message cannot be sent within DURATION
+    /// [default: wait as long as it takes].
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Publish as the named producer NAME: each message carries NAME's id and
+    /// a per-producer sequence number (pseq), numbered on from the last one
+    /// committed under NAME.
+    #[arg(long, value_name = "NAME")]
+    pub producer: Option<String>,
+    /// Number the messages N, N+1, ... instead; those already committed under
+    /// the name are skipped as duplicates, so a send repeated after a crash
+    /// publishes each message exactly once.
+    #[arg(long, value_name = "N", requires = "producer")]
+    pub pseq: Option<u64>,
+}
+
 /// `shmq recv`: receive a group's messages, one per line on stdout.
 #[derive(clap::Args, Debug)]
 pub struct RecvArgs {
@@ -225,7 +240,8 @@ pub struct RecvArgs {
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// One JSON object per line: seq, len, ts_ns, redelivered, payload (or
-    /// payload_b64).
+    /// payload_b64); producer and pseq for a named producer's message,
+    /// dead_letter_from for a dead letter.
     #[arg(long)]
     pub json: bool,
     /// Print nothing per message.

@@ -4,8 +4,8 @@ use crate::ack::Entry;
 use crate::error::{AckError, RecvError};
 use crate::group::{Take, Taken};
 use crate::layout::{
-    addressed, dead_letter_flags, flags_origin, unpack, DISK_BIT, ENTRY_HELD, KIND_ABORT,
-    OFF_LOG_END,
+    addressed, dead_letter_flags, flags_origin, unpack, DISK_BIT, ENTRY_HELD, FLAG_PRODUCER,
+    KIND_ABORT, OFF_LOG_END, PRODUCER_EXT, RECORD_HEADER,
 };
 use crate::producer::Producer;
 use crate::queue::Queue;
@@ -41,6 +41,19 @@ pub struct Message {
     /// group that gave it up after its `max_attempts` ([`Queue::group_name`]
     /// names it). `None` for every other message.
     pub dead_letter_from: Option<usize>,
+    /// The named producer that published it and its per-producer sequence
+    /// number; `None` for a message from an anonymous producer.
+    pub producer: Option<ProducerTag>,
+}
+
+/// Who published a message: a named producer ([`Queue::named_producer`]) and
+/// the per-producer sequence number it gave the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProducerTag {
+    /// The producer's id ([`Queue::producer_name`] names it).
+    pub id: u64,
+    /// Its per-producer sequence number.
+    pub pseq: u64,
 }
 
 /// Metadata of a message received into a caller's buffer.
@@ -54,6 +67,8 @@ pub struct Meta {
     pub redelivered: u64,
     /// See [`Message::dead_letter_from`].
     pub dead_letter_from: Option<usize>,
+    /// See [`Message::producer`].
+    pub producer: Option<ProducerTag>,
 }
 
 /// When a message counts as consumed.
@@ -283,14 +298,9 @@ impl Consumer {
                 let ring = self.q.ring();
                 // Every byte is overwritten below: only resize (and zero-fill)
                 // when the length changes, not on every message.
-                buf.resize(t.len as usize, 0);
+                buf.resize(t.payload_len(), 0);
                 ring.read_payload(&t, buf);
-                Meta {
-                    seq: t.seq,
-                    ts_ns: t.ts_ns,
-                    redelivered,
-                    dead_letter_from: flags_origin(t.flags),
-                }
+                ring_meta(ring, &t, redelivered)
             }
             Got::Disk(meta) => {
                 if let Some(d) = &self.disk {
@@ -321,6 +331,7 @@ impl Consumer {
             payload,
             redelivered: meta.redelivered,
             dead_letter_from: meta.dead_letter_from,
+            producer: meta.producer,
         })
     }
 
@@ -412,6 +423,14 @@ impl RecvGuard<'_> {
         }
     }
 
+    /// Everything but the payload.
+    pub fn meta(&self) -> Meta {
+        match self.got {
+            Got::Ring(t, r) => ring_meta(self.c.q.ring(), &t, r),
+            Got::Disk(m) => m,
+        }
+    }
+
     /// The payload, in the ring (or, for a message from the spill log, in the
     /// consumer's buffer).
     pub fn as_bytes(&self) -> &[u8] {
@@ -420,8 +439,8 @@ impl RecvGuard<'_> {
             Got::Disk(_) => return self.c.disk.as_ref().map_or(&[], |d| &d.buf[..]),
         };
         let ring = self.c.q.ring();
-        let off = ring.ring_at(t.pos) + crate::layout::RECORD_HEADER;
-        let len = t.len as usize;
+        let off = ring.ring_at(t.pos) + RECORD_HEADER + t.skip();
+        let len = t.payload_len();
         // SAFETY: the length was bounds-checked when the record was taken (it
         // fits before the ring's end); our hazard keeps every producer from
         // writing these bytes until the guard drops, and the commit stamp we
@@ -507,6 +526,7 @@ fn take_disk(
         ts_ns: rec.ts_ns,
         redelivered: 0,
         dead_letter_from: flags_origin(rec.flags),
+        producer: strip_ext(rec.flags, &mut d.buf),
     }))
 }
 
@@ -559,13 +579,13 @@ fn forward_dead_letter(
 ) -> Result<bool, RecvError> {
     let got = redelivered(q, g, m, disk, e)?;
     let mut ring_copy = Vec::new();
-    let payload: &[u8] = match got {
-        Got::Ring(t, _) => {
-            ring_copy.resize(t.len as usize, 0);
+    let (payload, tag): (&[u8], _) = match got {
+        Got::Ring(t, r) => {
+            ring_copy.resize(t.payload_len(), 0);
             q.ring().read_payload(&t, &mut ring_copy);
-            &ring_copy
+            (&ring_copy, ring_meta(q.ring(), &t, r).producer)
         }
-        Got::Disk(_) => disk.as_ref().map_or(&[], |d| &d.buf[..]),
+        Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),
     };
     if dead_letters.is_none() {
         match q.producer() {
@@ -575,7 +595,8 @@ fn forward_dead_letter(
         }
     }
     let p = dead_letters.as_mut().expect("set above");
-    match p.try_send_dead_letter(payload, dead_letter_flags(d, g)) {
+    // The dead letter keeps its producer's id and pseq.
+    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag) {
         Ok(_) => {
             crate::spiller::crash_point("dead-letter-published");
             Ok(true)
@@ -657,5 +678,43 @@ fn redelivered(
         ts_ns: rec.ts_ns,
         redelivered: e.attempts,
         dead_letter_from: flags_origin(rec.flags),
+        producer: strip_ext(rec.flags, &mut d.buf),
     }))
+}
+
+/// The metadata of a record taken from the ring (under the caller's hazard).
+fn ring_meta(
+    ring: &crate::ring::Ring<crate::raw_region::RawRegion>,
+    t: &Taken,
+    redelivered: u64,
+) -> Meta {
+    Meta {
+        seq: t.seq,
+        ts_ns: t.ts_ns,
+        redelivered,
+        dead_letter_from: flags_origin(t.flags),
+        producer: (t.flags & FLAG_PRODUCER != 0).then(|| {
+            let (id, pseq) = ring.read_ext(t.pos);
+            ProducerTag { id, pseq }
+        }),
+    }
+}
+
+/// Splits the producer extension off a record read from the spill log into
+/// `buf` (the log keeps the ring's bytes as they were, native-endian).
+pub(crate) fn strip_ext(flags: u32, buf: &mut Vec<u8>) -> Option<ProducerTag> {
+    if flags & FLAG_PRODUCER == 0 || buf.len() < PRODUCER_EXT {
+        return None;
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&buf[i..i + 8]);
+        u64::from_ne_bytes(b)
+    };
+    let tag = ProducerTag {
+        id: word(0),
+        pseq: word(8),
+    };
+    buf.drain(..PRODUCER_EXT);
+    Some(tag)
 }

@@ -113,6 +113,20 @@ pub enum SendError {
     /// The ring is full and spilling to disk failed (disk full, I/O error):
     /// nothing was lost; sending works again once a spill round succeeds.
     Spill(String),
+    /// A named producer's message repeats a per-producer sequence number
+    /// already committed under its name (or a lower one): it was published
+    /// before, so it is not published again.
+    Duplicate {
+        /// The pseq given.
+        pseq: u64,
+        /// The last pseq committed under the name.
+        last: u64,
+    },
+    /// A per-producer sequence number was given to an anonymous producer.
+    NotNamed,
+    /// A per-producer sequence number too large (numbers stay below
+    /// `u64::MAX`).
+    PseqOutOfRange(u64),
 }
 
 impl fmt::Display for SendError {
@@ -128,6 +142,17 @@ impl fmt::Display for SendError {
             ),
             SendError::Timeout => write!(f, "queue stayed full until the timeout"),
             SendError::Spill(e) => write!(f, "queue full and spilling to disk failed: {e}"),
+            SendError::Duplicate { pseq, last } => write!(
+                f,
+                "duplicate: per-producer sequence number {pseq} is not above the last one committed ({last})"
+            ),
+            SendError::NotNamed => write!(
+                f,
+                "only a named producer numbers its messages (Queue::named_producer)"
+            ),
+            SendError::PseqOutOfRange(p) => {
+                write!(f, "per-producer sequence number {p} is out of range")
+            }
         }
     }
 }
@@ -248,6 +273,27 @@ pub enum GroupError {
     },
     /// The group named as a dead-letter target is not a dead-letter group.
     NotDeadLetter(String),
+    /// A live producer is attached under this name already.
+    ProducerNameInUse {
+        /// The name.
+        name: String,
+        /// Its pid.
+        pid: u64,
+    },
+    /// The previous producer under this name died with a claim that could not
+    /// be settled yet (the ring kept moving under the recovery, or another
+    /// producer died at the same moment); try again.
+    ProducerUnsettled {
+        /// The name.
+        name: String,
+        /// The dead producer's pid.
+        pid: u64,
+    },
+    /// The table of producer names is full.
+    ProducerNamesFull {
+        /// Its size.
+        max: u32,
+    },
     /// Taking the queue's admin lock failed.
     Io(io::Error),
 }
@@ -259,11 +305,14 @@ impl fmt::Display for GroupError {
             GroupError::Exists(g) => write!(f, "group '{g}' exists already"),
             GroupError::TableFull { max } => write!(f, "group table full ({max} groups); remove one or create the queue with a larger --max-groups"),
             GroupError::MembersFull { group, max } => write!(f, "group '{group}' has {max} live members already (the queue's --max-members)"),
-            GroupError::InvalidName(g) => write!(f, "invalid group name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
+            GroupError::InvalidName(g) => write!(f, "invalid name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
             GroupError::HasMembers { group, count } => write!(f, "group '{group}' has {count} live member(s); stop them first"),
             GroupError::NotRetained { seq, first, last } => write!(f, "sequence number {seq} is not retained (retained: {first}..={last})"),
             GroupError::ProducersFull { max } => write!(f, "all {max} producer slots are taken by live producers"),
             GroupError::NotDeadLetter(g) => write!(f, "group '{g}' is not a dead-letter group (create it with `group add --dead-letters`)"),
+            GroupError::ProducerNameInUse { name, pid } => write!(f, "producer name '{name}' is in use by live process {pid}"),
+            GroupError::ProducerUnsettled { name, pid } => write!(f, "the last producer named '{name}' (pid {pid}) died in the middle of a publish that is not settled yet; try again"),
+            GroupError::ProducerNamesFull { max } => write!(f, "all {max} producer names are taken"),
             GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
         }
     }

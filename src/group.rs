@@ -60,12 +60,32 @@ pub struct Taken {
     pub seq: u64,
     /// Ring position of the record.
     pub pos: u64,
-    /// Payload length.
+    /// Bytes after the header (the payload, and the producer extension if
+    /// `flags` has FLAG_PRODUCER); checked by `valid_record`.
     pub len: u32,
     /// Publish timestamp.
     pub ts_ns: u64,
-    /// Record flags (0, or a dead letter's addressing: `layout.rs`).
+    /// Record flags (a dead letter's addressing, FLAG_PRODUCER: `layout.rs`).
     pub flags: u32,
+}
+
+impl Taken {
+    /// Bytes between the header and the payload: the producer extension's.
+    #[inline]
+    pub fn skip(&self) -> usize {
+        if self.flags & FLAG_PRODUCER != 0 {
+            PRODUCER_EXT
+        } else {
+            0
+        }
+    }
+
+    /// Payload bytes.
+    #[inline]
+    pub fn payload_len(&self) -> usize {
+        // `valid_record` checked that the extension fits.
+        (self.len as usize).saturating_sub(self.skip())
+    }
 }
 
 /// What [`Ring::try_take`] found at the group's cursor.
@@ -245,8 +265,7 @@ impl<R: Region> Ring<R> {
             let word = self.region.u64_at(off + 8).load(Ordering::Relaxed);
             let (len, flags) = (word & 0xffff_ffff, (word >> 32) as u32);
             let size = record_size(len);
-            if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) || flags >> 24 != 0
-            {
+            if !valid_record(len, flags, self.geo.max_msg) || size > self.geo.room_to_end(pos) {
                 // A bad length is only real corruption if the cursor did not move
                 // meanwhile (otherwise the record may have been reused under us).
                 if cursor.load(Ordering::Acquire) == cur {
@@ -257,7 +276,9 @@ impl<R: Region> Ring<R> {
                 continue;
             }
             let next = pack(seq.wrapping_add(1), pos.wrapping_add(size));
-            if kind == KIND_ABORT || ((flags != 0 || dl_only) && !addressed(flags, g, dl_only)) {
+            if kind == KIND_ABORT
+                || ((flags & !FLAG_PRODUCER != 0 || dl_only) && !addressed(flags, g, dl_only))
+            {
                 // An abandoned claim (its sequence number stays unused), or a
                 // record for other groups (a dead letter, or, in a dead-letter
                 // group, a message): skip it.
@@ -331,13 +352,19 @@ impl<R: Region> Ring<R> {
         );
     }
 
-    /// Copies the payload of a taken record into `dst` (`dst.len()` must be the
-    /// record's length).
+    /// Copies the payload of a taken record into `dst` (`dst.len()` must be
+    /// its payload length, `Taken::payload_len`).
     pub fn read_payload(&self, t: &Taken, dst: &mut [u8]) {
-        debug_assert_eq!(dst.len(), t.len as usize);
+        debug_assert_eq!(dst.len(), t.payload_len());
+        let len = dst.len().min(t.payload_len());
         // SAFETY: the caller holds the hazard on `t` (taken, not yet released),
         // so no producer writes these bytes; the length was bounds-checked.
-        unsafe { self.region.read(self.ring_at(t.pos) + RECORD_HEADER, dst) }
+        unsafe {
+            self.region.read(
+                self.ring_at(t.pos) + RECORD_HEADER + t.skip(),
+                &mut dst[..len],
+            )
+        }
     }
 
     /// Drops member `m`'s hazard and wakes producers waiting for space.
@@ -354,25 +381,34 @@ impl<R: Region> Ring<R> {
     /// Reads the name of slot `g` with atomic loads (another process may be
     /// rewriting a slot that is being freed and reused).
     pub(crate) fn slot_name(&self, g: usize) -> Vec<u8> {
-        let len = (self.slot_word(g, G_NAME_LEN).load(Ordering::Relaxed) as usize).min(MAX_NAME);
+        self.read_name_at(self.geo.slot_off(g) + G_NAME_LEN)
+    }
+
+    /// Reads a name stored as a length word at `off` followed by `MAX_NAME`
+    /// bytes (a group's or a producer identity's), with atomic loads.
+    pub(crate) fn read_name_at(&self, off: usize) -> Vec<u8> {
+        let len = (self.region.u64_at(off).load(Ordering::Relaxed) as usize).min(MAX_NAME);
         let mut out = Vec::with_capacity(MAX_NAME);
         for i in 0..MAX_NAME / 8 {
-            let w = self.slot_word(g, G_NAME + 8 * i).load(Ordering::Relaxed);
+            let w = self.region.u64_at(off + 8 + 8 * i).load(Ordering::Relaxed);
             out.extend_from_slice(&w.to_le_bytes());
         }
         out.truncate(len);
         out
     }
 
-    fn write_name(&self, g: usize, name: &[u8]) {
+    /// Writes a name (at most `MAX_NAME` bytes) as `read_name_at` reads it.
+    pub(crate) fn write_name_at(&self, off: usize, name: &[u8]) {
         let mut buf = [0u8; MAX_NAME];
         buf[..name.len()].copy_from_slice(name);
         for i in 0..MAX_NAME / 8 {
             let w = u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
-            self.slot_word(g, G_NAME + 8 * i)
+            self.region
+                .u64_at(off + 8 + 8 * i)
                 .store(w, Ordering::Relaxed);
         }
-        self.slot_word(g, G_NAME_LEN)
+        self.region
+            .u64_at(off)
             .store(name.len() as u64, Ordering::Relaxed);
     }
 
@@ -394,7 +430,7 @@ impl<R: Region> Ring<R> {
         let g = (0..self.geo.max_groups as usize).find(|&g| self.slot_state(g) == SLOT_FREE)?;
         let state = self.slot_word(g, G_STATE);
         let gen = state.load(Ordering::Relaxed) >> 8;
-        self.write_name(g, name);
+        self.write_name_at(self.geo.slot_off(g) + G_NAME_LEN, name);
         self.slot_word(g, G_CREATED)
             .store(created_ns, Ordering::Relaxed);
         for m in 0..self.geo.max_members as usize {

@@ -7,19 +7,18 @@
 //! false-share (128 bytes, not 64, because of adjacent-line prefetch).
 //!
 //! ```text
-//! HEADER (4096 bytes)
+//! HEADER (8192 bytes)
 //!   0   magic            [u8; 8]  b"SHMQUEUE"
 //!   8   version          u32      FORMAT_VERSION (a reader refuses any other)
-//!   12  header_size      u32      4096
+//!   12  header_size      u32      8192
 //!   16  capacity         u64      ring bytes, a power of two
 //!   24  max_msg          u32      largest payload in bytes
 //!   28  max_groups       u32
 //!   32  max_members      u32      per group
 //!   36  compat_flags     u32      features a reader must understand; a reader
 //!                                 refuses unknown bits. Bit 0 (COMPAT_SPILL): a spill
-//!                                 log is configured (SPILL CONFIG below). Reserved:
-//!                                 bit 1 producer identity in records.
-//!   40  group_table_off  u64      = 4096
+//!                                 log is configured (SPILL CONFIG below).
+//!   40  group_table_off  u64      = 8192
 //!   48  group_slot_size  u64
 //!   56  ring_off         u64      page aligned
 //!   64  file_size        u64      = ring_off + capacity
@@ -68,7 +67,15 @@
 //!        +0 owner pid u64 (0: free), +8 owner start time u64, +16 CLAIM u64
 //!        (position of the claim held or about to be made | state in the low
 //!        3 bits: 1 intent, 2 claimed; 0: none), +24 claim end u64, +32 claim
-//!        seq u64, +40 claim record count u64, +48..64 reserved
+//!        seq u64, +40 claim record count u64, +48 identity slot + 1 of a
+//!        named producer (0: anonymous), +56 per-producer sequence number of
+//!        the claim's first record (valid with an intent)
+//!   4096 PRODUCER IDENTITIES: 32 slots of 128 bytes (identity.rs), each
+//!        +0 state u64 (0: free, 1: named), +8 name_len u64, +16 name [u8; 64],
+//!        +80 owner u64 (registry slot + 1 of the producer attached under the
+//!        name; 0: none), +88 next u64 (last per-producer sequence number
+//!        committed + 1; 0: none yet), +96 published u64, +104 duplicates u64
+//!        (publishes refused as repeats), +112 attaches u64, +120 reserved
 //!
 //! GROUP TABLE at group_table_off: max_groups slots of group_slot_size bytes
 //!   +0   state      u64   low 8 bits SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE,
@@ -109,13 +116,19 @@
 //! (a u64 that only grows; its offset in the ring is pos & (capacity - 1)) is
 //! 8-byte aligned and never wraps around the end of the ring:
 //!   +0   commit  u64  stamp(pos, kind): written last, with Release
-//!   +8   len     u32  payload bytes;   +12 flags u32: 0 for a message to every
-//!                     group; a dead letter (a message a group gave up on) has
-//!                     the dead-letter group's slot + 1 in bits 0..12 and the
-//!                     slot of the group that gave it up in bits 12..24
+//!   +8   len     u32  bytes after the header;   +12 flags u32: 0 for a message
+//!                     to every group from an anonymous producer. A dead letter
+//!                     (a message a group gave up on) has the dead-letter
+//!                     group's slot + 1 in bits 0..11 and the slot of the group
+//!                     that gave it up in bits 11..22. Bit 23 (FLAG_PRODUCER):
+//!                     the record starts with the producer extension
 //!   +16  seq     u64
 //!   +24  ts_ns   u64  publish time, CLOCK_REALTIME
-//!   +32  payload, then zero padding to a multiple of 8
+//!   +32  with FLAG_PRODUCER, the producer extension (PRODUCER_EXT bytes):
+//!        +32 producer id u64 (its identity slot), +40 pseq u64 (its
+//!        per-producer sequence number)
+//!   then the payload (len bytes, less the extension), then zero padding to
+//!   a multiple of 8
 //! A PAD record (kind KIND_PAD) is only its commit word: it fills the ring from
 //! its position to the end, and the next record starts at offset 0.
 //! ```
@@ -127,9 +140,9 @@
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the header block.
-pub const HEADER_SIZE: usize = 4096;
+pub const HEADER_SIZE: usize = 8192;
 /// Size of a record header.
 pub const RECORD_HEADER: usize = 32;
 /// Record alignment.
@@ -188,6 +201,31 @@ pub const PRODUCER_SLOTS: usize = 32;
 /// Bytes per producer slot.
 pub const PRODUCER_SLOT_SIZE: usize = 64;
 
+/// The table of producer identities (identity.rs).
+pub const OFF_IDENTITIES: usize = 4096;
+/// Named producers a queue can hold.
+pub const IDENTITY_SLOTS: usize = 32;
+/// Bytes per identity slot.
+pub const IDENTITY_SIZE: usize = 128;
+// Identity slot field offsets.
+pub(crate) const I_STATE: usize = 0;
+pub(crate) const I_NAME_LEN: usize = 8;
+pub(crate) const I_OWNER: usize = 80;
+pub(crate) const I_NEXT: usize = 88;
+pub(crate) const I_PUBLISHED: usize = 96;
+pub(crate) const I_DUPLICATES: usize = 104;
+pub(crate) const I_ATTACHES: usize = 112;
+/// Identity slot states.
+pub(crate) const IDENTITY_FREE: u64 = 0;
+pub(crate) const IDENTITY_NAMED: u64 = 1;
+
+/// Bytes of the producer extension that starts a record with FLAG_PRODUCER.
+pub const PRODUCER_EXT: usize = 16;
+/// Record flag: the record starts with the producer extension.
+pub const FLAG_PRODUCER: u32 = 1 << 23;
+/// Record flags: the bits of a dead letter's addressing.
+const FLAGS_DEAD_LETTER: u32 = (1 << 22) - 1;
+
 /// Bit in `compat_flags`: a spill log is configured.
 pub const COMPAT_SPILL: u32 = 1;
 /// Every compat bit this build understands.
@@ -240,7 +278,6 @@ pub const DISK_BIT: u64 = 1 << 63;
 // Group slot field offsets (relative to the slot).
 pub(crate) const G_STATE: usize = 0;
 pub(crate) const G_NAME_LEN: usize = 8;
-pub(crate) const G_NAME: usize = 16;
 pub(crate) const G_CREATED: usize = 80;
 pub(crate) const G_CURSOR: usize = 128;
 pub(crate) const G_MEMBERS: usize = 256;
@@ -296,18 +333,19 @@ pub(crate) const KIND_PAD: u64 = 2;
 pub(crate) const KIND_ABORT: u64 = 3;
 
 /// Record flags of a dead letter: addressed to group slot `target`, given
-/// up by group slot `origin` (both below `MAX_GROUPS_LIMIT`, so each fits 12
-/// bits, and the flags fit the 24 bits the spill log keeps for them).
+/// up by group slot `origin` (both below `MAX_GROUPS_LIMIT`, so `target + 1`
+/// and `origin` each fit 11 bits, and the flags, with FLAG_PRODUCER, the 24
+/// bits the spill log keeps for them).
 #[inline]
 pub const fn dead_letter_flags(target: usize, origin: usize) -> u32 {
-    ((target as u32 + 1) & 0xfff) | ((origin as u32 & 0xfff) << 12)
+    ((target as u32 + 1) & 0x7ff) | ((origin as u32 & 0x7ff) << 11)
 }
 
 /// The group slot a record with `flags` is addressed to (None: every group
 /// that is not a dead-letter group).
 #[inline]
 pub const fn flags_target(flags: u32) -> Option<usize> {
-    match flags & 0xfff {
+    match flags & 0x7ff {
         0 => None,
         t => Some(t as usize - 1),
     }
@@ -318,9 +356,24 @@ pub const fn flags_target(flags: u32) -> Option<usize> {
 #[inline]
 pub const fn flags_origin(flags: u32) -> Option<usize> {
     match flags_target(flags) {
-        Some(_) => Some((flags >> 12 & 0xfff) as usize),
+        Some(_) => Some((flags >> 11 & 0x7ff) as usize),
         None => None,
     }
+}
+
+/// Whether a record header's `len` and `flags` are possible in a queue of
+/// a queue whose largest payload is `max_msg`: no unknown flag, and a length
+/// that holds the producer extension when the flag says it is there and at
+/// most `max_msg` bytes of payload besides. Every reader checks this before
+/// it trusts either.
+#[inline]
+pub const fn valid_record(len: u64, flags: u32, max_msg: u32) -> bool {
+    let ext = if flags & FLAG_PRODUCER != 0 {
+        PRODUCER_EXT as u64
+    } else {
+        0
+    };
+    flags & !(FLAG_PRODUCER | FLAGS_DEAD_LETTER) == 0 && len >= ext && len - ext <= max_msg as u64
 }
 
 /// Whether a record with `flags` is delivered to a group that is (`dl_only`)
@@ -396,11 +449,11 @@ impl Geometry {
         }
         // A claim may need padding up to the end of the ring plus the record,
         // so a record larger than half the ring could never be placed.
-        if record_size(self.max_msg as u64) > self.capacity / 2 {
+        if record_size(self.max_stored()) > self.capacity / 2 {
             return e(format!(
-                "max message {} does not fit: a record ({} bytes with its header) must be at most half the capacity ({})",
+                "max message {} does not fit: a record ({} bytes with its headers) must be at most half the capacity ({})",
                 self.max_msg,
-                record_size(self.max_msg as u64),
+                record_size(self.max_stored()),
                 self.capacity
             ));
         }
@@ -417,6 +470,12 @@ impl Geometry {
             ));
         }
         Ok(())
+    }
+
+    /// Most bytes a record holds after its header: the largest payload with
+    /// the producer extension.
+    pub const fn max_stored(&self) -> u64 {
+        self.max_msg as u64 + PRODUCER_EXT as u64
     }
 
     /// Bytes of one group slot.
@@ -513,7 +572,7 @@ mod tests {
         .validate()
         .is_err());
         assert!(Geometry {
-            max_msg: 1 << 15,
+            max_msg: (1 << 15) - 32 - 16 + 1,
             ..g
         }
         .validate()

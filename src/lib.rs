@@ -53,6 +53,7 @@ mod consumer;
 mod error;
 mod futex;
 mod group;
+mod identity;
 pub mod layout;
 mod liveness;
 mod producer;
@@ -70,12 +71,14 @@ mod wait;
 
 pub use check::CheckReport;
 pub use clock::now_ns;
-pub use consumer::{Ack, Consumer, Message, Meta, RecvGuard};
+pub use consumer::{Ack, Consumer, Message, Meta, ProducerTag, RecvGuard};
 pub use error::{AckError, GroupError, OpenError, RecvError, SendError};
 pub use group::StartAt;
 pub use layout::Geometry;
 pub use producer::{Producer, SendGuard};
-pub use queue::{GroupStat, MemberStat, ProducerStat, Queue, QueueOptions, SpillStat, Stat};
+pub use queue::{
+    GroupStat, MemberStat, NameStat, ProducerStat, Queue, QueueOptions, SpillStat, Stat,
+};
 pub use registry::Recovery;
 pub use replay::{Retained, SeekTo};
 pub use spill_log::{Fsync, LogError, SpillOptions};

@@ -1,11 +1,14 @@
-//! Producers: copying send, zero-copy claim, batch send.
+//! Producers: copying send, zero-copy claim, batch send; named producers
+//! with per-producer sequence numbers (identity.rs).
 
 use crate::clock::now_ns;
+use crate::consumer::ProducerTag;
 use crate::error::SendError;
 use crate::layout::*;
 use crate::queue::Queue;
 use crate::region::Region;
 use crate::ring::{Claim, ProducerCursor};
+use crate::spiller::crash_point;
 use crate::sync::Ordering;
 use crate::wait::{Event, WaitStrategy};
 use std::time::{Duration, Instant};
@@ -27,6 +30,9 @@ pub struct Producer {
     next_spill_check: u64,
     /// Tail position before which an active spill front is not looked at again.
     next_front_check: u64,
+    /// A named producer: its name and the lowest pseq it may publish (the
+    /// last one committed + 1), which only it advances.
+    named: Option<(String, u64)>,
 }
 
 /// With a spill log, how long a producer facing a full ring waits before it
@@ -51,7 +57,93 @@ impl Producer {
             spill,
             next_spill_check: 0,
             next_front_check: 0,
+            named: None,
         }
+    }
+
+    /// A producer attached under `name` (identity slot `ident`), whose next
+    /// pseq is at least `next`.
+    pub(crate) fn new_named(q: Queue, slot: usize, name: &str, ident: usize, next: u64) -> Self {
+        let mut p = Producer::new(q, slot);
+        p.pc.ident = Some(ident);
+        p.named = Some((name.to_owned(), next));
+        p
+    }
+
+    /// The name this producer publishes under, if it is a named one.
+    pub fn name(&self) -> Option<&str> {
+        self.named.as_ref().map(|(n, _)| n.as_str())
+    }
+
+    /// A named producer's id, which its messages carry
+    /// ([`ProducerTag::id`], [`Queue::producer_name`]).
+    pub fn id(&self) -> Option<u64> {
+        self.pc.ident.map(|i| i as u64)
+    }
+
+    /// The last per-producer sequence number committed under this name (by
+    /// this producer or an earlier one under the same name, including one
+    /// that died), or `None` if nothing was. A producer resuming after a
+    /// crash continues after it.
+    pub fn last_pseq(&self) -> Option<u64> {
+        self.named
+            .as_ref()
+            .and_then(|&(_, next)| next.checked_sub(1))
+    }
+
+    /// The pseq the next message gets from `send`, `try_send`, `send_batch`
+    /// and `claim_send` (which number messages one after another).
+    pub fn next_pseq(&self) -> Option<u64> {
+        self.named.as_ref().map(|&(_, next)| next)
+    }
+
+    /// The pseqs for `n` messages starting at `explicit` (or the next one):
+    /// refused if any was committed already, set up for the claim otherwise.
+    /// `None` for an anonymous producer.
+    fn number(&mut self, explicit: Option<u64>, n: u64) -> Result<Option<u64>, SendError> {
+        let Some((_, next)) = self.named else {
+            return match explicit {
+                Some(_) => Err(SendError::NotNamed),
+                None => Ok(None),
+            };
+        };
+        let first = explicit.unwrap_or(next);
+        if first < next {
+            if let Some(i) = self.pc.ident {
+                self.q.ring().note_duplicate(i);
+            }
+            return Err(SendError::Duplicate {
+                pseq: first,
+                last: next - 1,
+            });
+        }
+        // `next` is stored as last + 1 and must not wrap.
+        if first.checked_add(n).is_none() {
+            return Err(SendError::PseqOutOfRange(first));
+        }
+        self.pc.pseq = first;
+        Ok(Some(first))
+    }
+
+    /// Commits a claim's records (see `Ring::commit_claim`); a named
+    /// producer's `next` moves past them.
+    fn commit(&mut self, claim: &Claim, records: impl Iterator<Item = (u64, u64, u64)>) {
+        let ring = self.q.ring();
+        if claim.ident.is_some() {
+            crash_point("producer-written");
+        }
+        let published = ring.commit_records(claim, records);
+        if let Some((_, next)) = claim.ident {
+            crash_point("producer-committed");
+            ring.publish_identity(claim, published);
+            if published > 0 {
+                if let Some((_, n)) = &mut self.named {
+                    *n = next;
+                }
+            }
+            crash_point("producer-published");
+        }
+        ring.finish_claim(claim);
     }
 
     /// How this producer waits when the ring is full.
@@ -185,46 +277,92 @@ impl Producer {
         }
     }
 
-    fn send_mode(&mut self, msg: &[u8], mode: Mode) -> Result<u64, SendError> {
-        self.send_flagged(msg, 0, mode)
+    fn send_mode(&mut self, msg: &[u8], pseq: Option<u64>, mode: Mode) -> Result<u64, SendError> {
+        self.check_len(msg.len())?;
+        let ext = self
+            .number(pseq, 1)?
+            .map(|p| (self.pc.ident.unwrap_or(0) as u64, p));
+        self.send_record(msg, 0, ext, mode)
     }
 
-    /// Publishes a dead letter (`flags`: its addressing, `layout.rs`) if
-    /// there is room now.
+    /// Publishes a dead letter (`flags`: its addressing, `layout.rs`), with
+    /// the extension of the producer that published the message, if there
+    /// is room now.
     pub(crate) fn try_send_dead_letter(
         &mut self,
         msg: &[u8],
         flags: u32,
+        tag: Option<ProducerTag>,
     ) -> Result<u64, SendError> {
-        self.send_flagged(msg, flags, Mode::Try)
+        self.check_len(msg.len())?;
+        self.send_record(msg, flags, tag.map(|t| (t.id, t.pseq)), Mode::Try)
     }
 
-    fn send_flagged(&mut self, msg: &[u8], flags: u32, mode: Mode) -> Result<u64, SendError> {
-        self.check_len(msg.len())?;
-        let len = msg.len() as u64;
+    fn send_record(
+        &mut self,
+        msg: &[u8],
+        flags: u32,
+        ext: Option<(u64, u64)>,
+        mode: Mode,
+    ) -> Result<u64, SendError> {
+        let len = stored_len(msg.len(), ext.is_some());
         let geo = self.q.geometry();
         let claim = self.claim(1, mode, |p| {
             geo.place(p, len).wrapping_add(record_size(len))
         })?;
         let ring = self.q.ring();
         let rec = ring.place(claim.start, len);
-        // SAFETY: `rec` is the single record of the claim we just made, placed
-        // for exactly `msg.len()` bytes.
-        unsafe { ring.write_record(rec, claim.seq, now_ns(), msg) };
-        if flags != 0 {
-            ring.write_flags(rec, msg.len() as u32, flags);
-        }
-        ring.commit_claim(&claim, std::iter::once((rec, len, KIND_MSG)));
+        // SAFETY: `rec` is the single record of our claim, placed for exactly
+        // the stored length of `msg` with `ext`.
+        unsafe { ring.write_record_as(rec, claim.seq, now_ns(), ext, flags, msg) };
+        self.commit(&claim, std::iter::once((rec, len, KIND_MSG)));
         Ok(claim.seq)
     }
 
     /// Publishes `msg`, waiting while the ring is full. Returns its sequence
-    /// number.
+    /// number. A named producer gives it the next pseq.
     ///
     /// # Errors
     /// [`SendError::TooLarge`] if `msg` is longer than the queue's maximum.
     pub fn send(&mut self, msg: &[u8]) -> Result<u64, SendError> {
-        self.send_mode(msg, Mode::Until(None))
+        self.send_mode(msg, None, Mode::Until(None))
+    }
+
+    /// A named producer publishes `msg` as per-producer sequence number
+    /// `pseq`, waiting while the ring is full, unless a message with that
+    /// pseq or a later one was committed under its name already: then it is
+    /// refused as a duplicate. Pseqs must increase from one message to the
+    /// next (gaps are allowed), so a producer that numbers its work (an input
+    /// offset, a request id) and retries after a crash publishes each item
+    /// exactly once. Returns the queue sequence number.
+    ///
+    /// # Errors
+    /// [`SendError::Duplicate`] if `pseq` is not above [`Producer::last_pseq`];
+    /// [`SendError::NotNamed`] for an anonymous producer;
+    /// [`SendError::PseqOutOfRange`] for `u64::MAX`; [`SendError::TooLarge`].
+    pub fn send_as(&mut self, pseq: u64, msg: &[u8]) -> Result<u64, SendError> {
+        self.send_mode(msg, Some(pseq), Mode::Until(None))
+    }
+
+    /// [`Producer::send_as`], waiting at most `timeout` for space.
+    ///
+    /// # Errors
+    /// As for [`Producer::send_as`], and [`SendError::Timeout`].
+    pub fn send_timeout_as(
+        &mut self,
+        pseq: u64,
+        msg: &[u8],
+        timeout: Duration,
+    ) -> Result<u64, SendError> {
+        self.send_mode(msg, Some(pseq), Mode::Until(Some(Instant::now() + timeout)))
+    }
+
+    /// [`Producer::send_as`] only if there is room now.
+    ///
+    /// # Errors
+    /// As for [`Producer::send_as`], and [`SendError::Full`].
+    pub fn try_send_as(&mut self, pseq: u64, msg: &[u8]) -> Result<u64, SendError> {
+        self.send_mode(msg, Some(pseq), Mode::Try)
     }
 
     /// Publishes `msg`, waiting at most `timeout` for space.
@@ -232,7 +370,7 @@ impl Producer {
     /// # Errors
     /// [`SendError::TooLarge`], or [`SendError::Timeout`] if the ring stayed full.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<u64, SendError> {
-        self.send_mode(msg, Mode::Until(Some(Instant::now() + timeout)))
+        self.send_mode(msg, None, Mode::Until(Some(Instant::now() + timeout)))
     }
 
     /// Publishes `msg` only if there is room now.
@@ -240,7 +378,7 @@ impl Producer {
     /// # Errors
     /// [`SendError::TooLarge`], or [`SendError::Full`].
     pub fn try_send(&mut self, msg: &[u8]) -> Result<u64, SendError> {
-        self.send_mode(msg, Mode::Try)
+        self.send_mode(msg, None, Mode::Try)
     }
 
     /// Publishes `msgs` with one claim: consecutive sequence numbers, one
@@ -254,7 +392,11 @@ impl Producer {
         for m in msgs {
             self.check_len(m.len())?;
         }
-        let total: u64 = msgs.iter().map(|m| record_size(m.len() as u64)).sum();
+        let named = self.named.is_some();
+        let total: u64 = msgs
+            .iter()
+            .map(|m| record_size(stored_len(m.len(), named)))
+            .sum();
         let half = self.q.geometry().capacity / 2;
         if total > half {
             return Err(SendError::TooLarge {
@@ -265,28 +407,32 @@ impl Producer {
         if msgs.is_empty() {
             return Ok(self.q.ring().tail_now().0);
         }
+        let first_pseq = self.number(None, msgs.len() as u64)?;
         let geo = self.q.geometry();
         let layout = |mut p: u64| {
             for m in msgs {
-                p = geo
-                    .place(p, m.len() as u64)
-                    .wrapping_add(record_size(m.len() as u64));
+                let len = stored_len(m.len(), named);
+                p = geo.place(p, len).wrapping_add(record_size(len));
             }
             p
         };
         let claim = self.claim(msgs.len() as u64, Mode::Until(None), layout)?;
         let ring = self.q.ring();
         let ts = now_ns();
+        let id = self.pc.ident.unwrap_or(0) as u64;
         let mut p = claim.start;
         let mut placed = Vec::with_capacity(msgs.len());
         for (i, m) in msgs.iter().enumerate() {
-            let rec = ring.place(p, m.len() as u64);
-            // SAFETY: `rec` is record i of our claim, placed for m.len() bytes.
-            unsafe { ring.write_record(rec, claim.seq.wrapping_add(i as u64), ts, m) };
-            placed.push((rec, m.len() as u64, KIND_MSG));
-            p = rec.wrapping_add(record_size(m.len() as u64));
+            let len = stored_len(m.len(), named);
+            let rec = ring.place(p, len);
+            let ext = first_pseq.map(|f| (id, f.wrapping_add(i as u64)));
+            // SAFETY: `rec` is record i of our claim, placed for its stored
+            // length.
+            unsafe { ring.write_record_as(rec, claim.seq.wrapping_add(i as u64), ts, ext, 0, m) };
+            placed.push((rec, len, KIND_MSG));
+            p = rec.wrapping_add(record_size(len));
         }
-        ring.commit_claim(&claim, placed.into_iter());
+        self.commit(&claim, placed.into_iter());
         Ok(claim.seq)
     }
 
@@ -299,17 +445,29 @@ impl Producer {
     /// [`SendError::TooLarge`].
     pub fn claim_send(&mut self, len: usize) -> Result<SendGuard<'_>, SendError> {
         self.check_len(len)?;
-        let l = len as u64;
+        let pseq = self.number(None, 1)?;
+        let l = stored_len(len, pseq.is_some());
         let geo = self.q.geometry();
         let claim = self.claim(1, Mode::Until(None), |p| {
             geo.place(p, l).wrapping_add(record_size(l))
         })?;
         let rec = self.q.ring().place(claim.start, l);
+        if let Some(pseq) = pseq {
+            let id = self.pc.ident.unwrap_or(0) as u64;
+            // SAFETY: `rec` is our claim's record, placed for the payload
+            // and the extension; the payload is written through the guard.
+            unsafe {
+                self.q
+                    .ring()
+                    .write_record_as(rec, claim.seq, 0, Some((id, pseq)), 0, &[])
+            };
+        }
         Ok(SendGuard {
             p: self,
             claim,
             rec,
             len,
+            ext: pseq.is_some(),
             done: false,
         })
     }
@@ -321,6 +479,8 @@ pub struct SendGuard<'a> {
     claim: Claim,
     rec: u64,
     len: usize,
+    /// The record starts with the producer extension (a named producer).
+    ext: bool,
     done: bool,
 }
 
@@ -333,7 +493,7 @@ impl SendGuard<'_> {
     /// The payload bytes, to fill in. Their initial content is unspecified.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         let ring = self.p.q.ring();
-        let off = ring.ring_at(self.rec) + RECORD_HEADER;
+        let off = ring.ring_at(self.rec) + RECORD_HEADER + if self.ext { PRODUCER_EXT } else { 0 };
         // SAFETY: these bytes lie inside our claim (placed for `len` bytes, never
         // across the ring's end), which no consumer reads before our commit and
         // no other producer overlaps: they are ours alone until `commit`. Any byte
@@ -348,12 +508,16 @@ impl SendGuard<'_> {
     }
 
     fn finish(&mut self, kind: u64) {
+        let stored = stored_len(self.len, self.ext);
         let ring = self.p.q.ring();
-        ring.write_header(self.rec, self.claim.seq, now_ns(), self.len as u32);
-        ring.commit_claim(
-            &self.claim,
-            std::iter::once((self.rec, self.len as u64, kind)),
-        );
+        ring.write_header(self.rec, self.claim.seq, now_ns(), stored as u32);
+        if self.ext {
+            // `write_header` cleared the flags `claim_send` wrote.
+            ring.write_flags(self.rec, stored as u32, FLAG_PRODUCER);
+        }
+        let claim = self.claim;
+        self.p
+            .commit(&claim, std::iter::once((self.rec, stored, kind)));
         self.done = true;
     }
 }
@@ -369,13 +533,23 @@ impl Drop for Producer {
 impl Drop for SendGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.p
-                .q
-                .ring()
-                .region
+            let ring = self.p.q.ring();
+            ring.region
                 .u64_at(OFF_ABORTED)
                 .fetch_add(1, Ordering::Relaxed);
+            if let (true, Some(slot)) = (self.ext, self.claim.slot) {
+                // Its pseq stays unpublished even if we die before the intent
+                // is cleared.
+                ring.note_abandoned(slot);
+            }
             self.finish(KIND_ABORT);
         }
     }
+}
+
+/// Bytes a record stores after its header for a `len`-byte payload, with the
+/// producer extension or without.
+#[inline]
+fn stored_len(len: usize, ext: bool) -> u64 {
+    len as u64 + if ext { PRODUCER_EXT as u64 } else { 0 }
 }

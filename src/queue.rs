@@ -3,6 +3,7 @@
 use crate::check::CheckReport;
 use crate::error::{GroupError, OpenError};
 use crate::group::{GroupInfo, StartAt};
+use crate::identity::Refused;
 use crate::layout::*;
 use crate::liveness;
 use crate::raw_region::RawRegion;
@@ -117,20 +118,43 @@ pub struct Stat {
     pub groups: Vec<GroupStat>,
     /// Registered producers.
     pub producers: Vec<ProducerStat>,
+    /// Producer names ([`Queue::named_producer`]).
+    pub names: Vec<NameStat>,
     /// The spill log, if the queue has one.
     pub spill: Option<SpillStat>,
 }
 
 /// A registered producer in [`Stat`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ProducerStat {
     /// Its process.
     pub pid: u64,
+    /// The name it publishes under, if it is a named producer.
+    pub name: Option<String>,
     /// Whether that process is alive (a dead one's slot is freed, and any
     /// claim it left uncommitted aborted, by the next recovery).
     pub alive: bool,
     /// First sequence number of the claim it holds or is about to make.
     pub claim_seq: Option<u64>,
+}
+
+/// A producer name in [`Stat`].
+#[derive(Clone, Debug)]
+pub struct NameStat {
+    /// The id its messages carry ([`crate::ProducerTag::id`]).
+    pub id: u64,
+    /// The name.
+    pub name: String,
+    /// The pid of the producer attached under it, if any.
+    pub pid: Option<u64>,
+    /// The last per-producer sequence number committed under it.
+    pub last_pseq: Option<u64>,
+    /// Messages published under it.
+    pub published: u64,
+    /// Publishes refused as duplicates.
+    pub duplicates: u64,
+    /// Times a producer attached under it.
+    pub attaches: u64,
 }
 
 /// The spill log in [`Stat`].
@@ -844,6 +868,69 @@ impl Queue {
         Ok(Producer::new(self.clone(), slot))
     }
 
+    /// A producer publishing under `name` (1 to 64 of `A-Z a-z 0-9 . _ -`),
+    /// created in the queue's table of names the first time. Its messages
+    /// carry its id and a per-producer sequence number (pseq;
+    /// [`Message::producer`](crate::Message)), and it refuses to publish a pseq
+    /// already committed under the name ([`Producer::send_as`]), so a producer
+    /// that restarts after a crash and retries its last messages publishes
+    /// each exactly once. [`Producer::last_pseq`] says where the name's last
+    /// producer stopped, even if it died in the middle of a publish: a
+    /// message it committed counts, one it did not does not (identity.rs).
+    ///
+    /// One producer at a time per name.
+    ///
+    /// # Errors
+    /// [`GroupError::ProducerNameInUse`] if a live producer holds the name;
+    /// [`GroupError::ProducerUnsettled`] if its dead predecessor's last
+    /// publish cannot be settled yet (try again); [`GroupError::InvalidName`],
+    /// [`GroupError::ProducerNamesFull`], [`GroupError::ProducersFull`],
+    /// [`GroupError::Io`].
+    pub fn named_producer(&self, name: &str) -> Result<Producer, GroupError> {
+        validate_name(name)?;
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        ring.recover_claims(liveness::is_alive);
+        let (pid, start) = liveness::current();
+        let slot = ring
+            .register_producer(pid, start)
+            .ok_or(GroupError::ProducersFull {
+                max: crate::layout::PRODUCER_SLOTS as u32,
+            })?;
+        let attached = ring.attach_identity(name.as_bytes(), slot, |owner| {
+            ring.registry_owner(owner)
+                .map(|(pid, start, ident)| (pid, liveness::is_alive(pid, start), ident))
+        });
+        match attached {
+            Ok((i, next)) => {
+                ring.set_identity(slot, i);
+                Ok(Producer::new_named(self.clone(), slot, name, i, next))
+            }
+            Err(refused) => {
+                ring.unregister_producer(slot);
+                Err(match refused {
+                    Refused::InUse(pid, true) => GroupError::ProducerNameInUse {
+                        name: name.to_owned(),
+                        pid,
+                    },
+                    Refused::InUse(pid, false) => GroupError::ProducerUnsettled {
+                        name: name.to_owned(),
+                        pid,
+                    },
+                    Refused::Full => GroupError::ProducerNamesFull {
+                        max: IDENTITY_SLOTS as u32,
+                    },
+                })
+            }
+        }
+    }
+
+    /// The name of the named producer with id `id` ([`ProducerTag::id`](crate::ProducerTag)).
+    pub fn producer_name(&self, id: u64) -> Option<String> {
+        let name = self.ring().identity_name(usize::try_from(id).ok()?)?;
+        Some(String::from_utf8_lossy(&name).into_owned())
+    }
+
     /// Aborts what producers that died mid-claim left uncommitted and frees
     /// their registry slots, if the admin lock is free now (producers waiting
     /// for space and consumers waiting behind an uncommitted record do this on
@@ -926,6 +1013,22 @@ impl Queue {
         let ring = self.ring();
         let (tail_seq, tail_pos) = ring.tail_now();
         let (head_seq, _) = ring.head_now();
+        let slots = ring.producer_slots();
+        let name_stats: Vec<NameStat> = ring
+            .identities()
+            .into_iter()
+            .map(|i| NameStat {
+                id: i.id as u64,
+                pid: i
+                    .owner
+                    .and_then(|o| slots.iter().find(|s| s.slot == o).map(|s| s.pid)),
+                name: i.name,
+                last_pseq: i.last_pseq,
+                published: i.published,
+                duplicates: i.duplicates,
+                attaches: i.attaches,
+            })
+            .collect();
         let infos = ring.groups();
         let names: std::collections::HashMap<usize, String> =
             infos.iter().map(|g| (g.slot, g.name.clone())).collect();
@@ -968,15 +1071,19 @@ impl Queue {
             stall_waits: ring.region.u64_at(OFF_STALL_WAITS).load(Ordering::Relaxed),
             aborted: ring.region.u64_at(OFF_ABORTED).load(Ordering::Relaxed),
             groups,
-            producers: ring
-                .producer_slots()
+            producers: slots
                 .into_iter()
                 .map(|p| ProducerStat {
+                    name: p
+                        .ident
+                        .and_then(|i| name_stats.iter().find(|n| n.id == i as u64))
+                        .map(|n| n.name.clone()),
                     pid: p.pid,
                     alive: liveness::is_alive(p.pid, p.start_time),
                     claim_seq: p.claim.map(|c| c.0),
                 })
                 .collect(),
+            names: name_stats,
             spill: self.spill_stat(),
         }
     }

@@ -40,8 +40,8 @@
 //! fail its CAS) only postpone recovery.
 
 use crate::layout::{
-    record_size, ALIGN, KIND_ABORT, KIND_PAD, OFF_ABORTED, OFF_PRODUCERS, PRODUCER_SLOTS,
-    PRODUCER_SLOT_SIZE, RECORD_HEADER,
+    record_size, ALIGN, IDENTITY_SLOTS, KIND_ABORT, KIND_PAD, OFF_ABORTED, OFF_PRODUCERS,
+    PRODUCER_SLOTS, PRODUCER_SLOT_SIZE, RECORD_HEADER,
 };
 use crate::region::Region;
 use crate::ring::{unpack_head, widen_seq, Ring, Slot};
@@ -61,6 +61,11 @@ const S_CLAIM: usize = 16;
 const S_END: usize = 24;
 const S_SEQ: usize = 32;
 const S_COUNT: usize = 40;
+const S_IDENT: usize = 48;
+const S_PSEQ: usize = 56;
+/// `S_PSEQ` of a named producer's claim it abandoned (a dropped zero-copy
+/// claim): whatever happens to it, it published no pseq.
+const PSEQ_NONE: u64 = u64::MAX;
 
 /// How often a recovery walks a claim again because the ring moved under it
 /// (see `stuck_in`) before leaving the claim to a later recovery.
@@ -87,6 +92,10 @@ struct Snapshot {
     end: u64,
     seq: u64,
     count: u64,
+    /// Identity slot + 1 (0: anonymous).
+    ident: u64,
+    /// Pseq of the claim's first record.
+    pseq: u64,
 }
 
 impl Snapshot {
@@ -119,6 +128,8 @@ pub struct SlotInfo {
     pub start_time: u64,
     /// `(seq, pos)` of the claim it holds or is about to make.
     pub claim: Option<(u64, u64)>,
+    /// The identity slot it publishes under (a named producer).
+    pub ident: Option<usize>,
 }
 
 impl<R: Region> Ring<R> {
@@ -134,7 +145,7 @@ impl<R: Region> Ring<R> {
             // Relaxed: slots change owner only under the admin lock we hold.
             self.pword(s, S_OWNER).load(Ordering::Relaxed) == 0
         })?;
-        for off in [S_CLAIM, S_END, S_SEQ, S_COUNT] {
+        for off in [S_CLAIM, S_END, S_SEQ, S_COUNT, S_IDENT, S_PSEQ] {
             self.pword(slot, off).store(0, Ordering::Relaxed);
         }
         self.pword(slot, S_START).store(start, Ordering::Relaxed);
@@ -143,11 +154,55 @@ impl<R: Region> Ring<R> {
         Some(slot)
     }
 
-    /// Frees a producer's slot when it is dropped (no claim in progress).
+    /// Marks registry slot `slot` as publishing under identity `i` (admin
+    /// lock held, before its first claim).
+    pub(crate) fn set_identity(&self, slot: usize, i: usize) {
+        self.pword(slot, S_IDENT)
+            .store(i as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// The owner of registry slot `slot`: (pid, start time, identity slot + 1).
+    pub(crate) fn registry_owner(&self, slot: usize) -> Option<(u64, u64, u64)> {
+        if slot >= PRODUCER_SLOTS {
+            return None;
+        }
+        // Acquire pairs with the Release owner store of registration.
+        let pid = self.pword(slot, S_OWNER).load(Ordering::Acquire);
+        (pid != 0).then(|| {
+            (
+                pid,
+                self.pword(slot, S_START).load(Ordering::Relaxed),
+                self.pword(slot, S_IDENT).load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Frees a producer's slot when it is dropped (no claim in progress),
+    /// releasing its name first.
     pub fn unregister_producer(&self, slot: usize) {
+        let ident = self.pword(slot, S_IDENT).load(Ordering::Relaxed);
+        if let Some(i) = ident.checked_sub(1) {
+            if (i as usize) < IDENTITY_SLOTS {
+                self.release_identity(i as usize, slot);
+            }
+        }
         self.pword(slot, S_CLAIM).store(0, Ordering::Relaxed);
         // Release: pairs with the Acquire owner load of a recovery.
         self.pword(slot, S_OWNER).store(0, Ordering::Release);
+    }
+
+    /// Records the pseq of the first record of a named producer's next claim
+    /// (PSEQ_NONE: one it abandons), before `note_intent` publishes it.
+    #[inline]
+    pub(crate) fn note_pseq(&self, slot: usize, pseq: u64) {
+        // Relaxed: published by the Release of `note_intent` (or, for an
+        // abandoned claim, read by a recovery only once this process is dead).
+        self.pword(slot, S_PSEQ).store(pseq, Ordering::Relaxed);
+    }
+
+    /// A named producer abandons its claim: it publishes no pseq.
+    pub(crate) fn note_abandoned(&self, slot: usize) {
+        self.note_pseq(slot, PSEQ_NONE);
     }
 
     /// Records the intent to claim `count` records at `(seq, pos)` ending at
@@ -192,6 +247,11 @@ impl<R: Region> Ring<R> {
                         slot: s,
                         pid,
                         start_time: self.pword(s, S_START).load(Ordering::Relaxed),
+                        ident: self
+                            .pword(s, S_IDENT)
+                            .load(Ordering::Relaxed)
+                            .checked_sub(1)
+                            .map(|i| i as usize),
                         claim: (claim & STATE_MASK != 0).then(|| {
                             (
                                 self.pword(s, S_SEQ).load(Ordering::Relaxed),
@@ -224,6 +284,8 @@ impl<R: Region> Ring<R> {
                     end: self.pword(s, S_END).load(Ordering::Relaxed),
                     seq: self.pword(s, S_SEQ).load(Ordering::Relaxed),
                     count: self.pword(s, S_COUNT).load(Ordering::Relaxed),
+                    ident: self.pword(s, S_IDENT).load(Ordering::Relaxed),
+                    pseq: self.pword(s, S_PSEQ).load(Ordering::Relaxed),
                 })
             })
             .collect()
@@ -240,9 +302,16 @@ impl<R: Region> Ring<R> {
         let tail = self.tail_now();
         let slots = self.snapshot(&alive);
         for d in slots.iter().filter(|s| !s.alive) {
+            // Records of d's claim that were committed (identity.rs): none
+            // unless its CAS succeeded, since it commits only after CLAIMED.
+            let mut committed = 0;
             if d.state != 0 {
                 match self.stuck_in(d, tail) {
-                    Left::Nothing => {}
+                    Left::Nothing => {
+                        if d.state == CLAIMED {
+                            committed = d.count;
+                        }
+                    }
                     Left::Unsure => continue,
                     Left::Stuck(q, q_seq) => {
                         if slots.iter().any(|s| s.alive && s.covers(q)) {
@@ -267,6 +336,9 @@ impl<R: Region> Ring<R> {
                             Some(n) => {
                                 out.claims += 1;
                                 out.records += n;
+                                if d.state == CLAIMED {
+                                    committed = q_seq.wrapping_sub(d.seq).min(d.count);
+                                }
                             }
                             None => {
                                 out.ambiguous += 1;
@@ -275,6 +347,11 @@ impl<R: Region> Ring<R> {
                         }
                     }
                 }
+            }
+            if let Some(i) = d.ident.checked_sub(1) {
+                let next = (committed > 0 && d.pseq != PSEQ_NONE)
+                    .then(|| d.pseq.saturating_add(committed));
+                self.settle_identity(i as usize, d.slot, next);
             }
             self.pword(d.slot, S_CLAIM).store(0, Ordering::Relaxed);
             // Release: pairs with the Acquire owner load of a registration

@@ -7,6 +7,7 @@
 //! so everything it retains can be replayed; otherwise the log holds what
 //! lagging groups needed.
 
+use crate::consumer::strip_ext;
 use crate::error::GroupError;
 use crate::layout::*;
 use crate::queue::Queue;
@@ -37,6 +38,8 @@ pub struct Retained {
     pub payload: Vec<u8>,
     /// Whether it came from the spill log (else from the ring).
     pub from_log: bool,
+    /// Its named producer and pseq (see [`crate::Message::producer`]).
+    pub producer: Option<crate::ProducerTag>,
 }
 
 impl Queue {
@@ -177,16 +180,18 @@ impl Queue {
                 while at < log_end && shown < count {
                     let rec = reader.read_ahead(at, log_end, &mut payload)?;
                     at += rec.size;
-                    if rec.kind != KIND_MSG || rec.flags != 0 || rec.seq < next {
+                    if rec.kind != KIND_MSG || flags_target(rec.flags).is_some() || rec.seq < next {
                         continue;
                     }
                     next = rec.seq.saturating_add(1);
                     shown += 1;
+                    let producer = strip_ext(rec.flags, &mut payload);
                     f(Retained {
                         seq: rec.seq,
                         ts_ns: rec.ts_ns,
                         payload: std::mem::take(&mut payload),
                         from_log: true,
+                        producer,
                     });
                 }
             }
@@ -228,14 +233,16 @@ impl Queue {
                         (seq, pos) = ring.head_now();
                         continue;
                     }
-                    if kind == KIND_MSG && flags == 0 && seq >= next {
+                    if kind == KIND_MSG && flags_target(flags).is_none() && seq >= next {
                         next = seq.saturating_add(1);
                         shown += 1;
+                        let producer = strip_ext(flags, &mut payload);
                         f(Retained {
                             seq,
                             ts_ns,
                             payload,
                             from_log: false,
+                            producer,
                         });
                     }
                     seq = seq.wrapping_add(1);

@@ -52,6 +52,10 @@ pub struct ProducerCursor {
     /// claims are then announced there, so a recovery can abort them if the
     /// producer dies before committing.
     pub(crate) slot: Option<usize>,
+    /// A named producer's identity slot (identity.rs); needs `slot`.
+    pub(crate) ident: Option<usize>,
+    /// A named producer: the pseq of the first record of its next claim.
+    pub(crate) pseq: u64,
 }
 
 impl ProducerCursor {
@@ -85,6 +89,9 @@ pub struct Claim {
     pub end: u64,
     /// The claimer's registry slot (cleared once the claim is committed).
     pub slot: Option<usize>,
+    /// A named producer's identity slot and the pseq after the claim's last
+    /// record, stored as its `next` once the records are committed.
+    pub ident: Option<(usize, u64)>,
 }
 
 /// The ring has no room for the claim now.
@@ -232,6 +239,8 @@ impl<R: Region> Ring<R> {
             guess: self.tail().load(Ordering::Relaxed),
             limit: 0,
             slot: None,
+            ident: None,
+            pseq: 0,
         }
     }
 
@@ -274,6 +283,9 @@ impl<R: Region> Ring<R> {
                 }
             }
             if let Some(slot) = pc.slot {
+                if pc.ident.is_some() {
+                    self.note_pseq(slot, pc.pseq);
+                }
                 self.note_intent(slot, seq, pos, end, count);
             }
             let next = pack(seq.wrapping_add(count), end);
@@ -295,6 +307,7 @@ impl<R: Region> Ring<R> {
                         start: pos,
                         end,
                         slot: pc.slot,
+                        ident: pc.ident.map(|i| (i, pc.pseq.wrapping_add(count))),
                     });
                 }
                 Err(actual) => cur = actual,
@@ -308,13 +321,61 @@ impl<R: Region> Ring<R> {
     /// # Safety
     /// `pos` must be the position of a record inside a claim this caller holds
     /// and has not committed, and `payload` must be the length it was placed for.
+    // The library's producers use `write_record_as`; the loom models this.
+    #[allow(dead_code)]
     pub unsafe fn write_record(&self, pos: u64, seq: u64, ts_ns: u64, payload: &[u8]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.write_record_as(pos, seq, ts_ns, None, 0, payload) };
+    }
+
+    /// Like `write_record`, with record `flags` and, for a named producer,
+    /// the producer extension `(id, pseq)` before the payload (layout.rs).
+    ///
+    /// # Safety
+    /// As for `write_record`, the record placed for the stored length:
+    /// `payload.len()`, plus `PRODUCER_EXT` with an extension.
+    pub unsafe fn write_record_as(
+        &self,
+        pos: u64,
+        seq: u64,
+        ts_ns: u64,
+        ext: Option<(u64, u64)>,
+        flags: u32,
+        payload: &[u8],
+    ) {
         let off = self.ring_at(pos);
-        debug_assert!(record_size(payload.len() as u64) <= self.geo.room_to_end(pos));
-        self.write_header(pos, seq, ts_ns, payload.len() as u32);
-        // SAFETY: the bytes after the header belong to the caller's claim, which
-        // no consumer reads before the commit and no producer overlaps.
-        unsafe { self.region.write(off + RECORD_HEADER, payload) };
+        let skip = if ext.is_some() { PRODUCER_EXT } else { 0 };
+        let stored = (skip + payload.len()) as u32;
+        debug_assert!(record_size(stored as u64) <= self.geo.room_to_end(pos));
+        self.write_header(pos, seq, ts_ns, stored);
+        if let Some((id, pseq)) = ext {
+            self.write_flags(pos, stored, flags | FLAG_PRODUCER);
+            // Relaxed: published by the Release store of the commit word.
+            self.region
+                .u64_at(off + RECORD_HEADER)
+                .store(id, Ordering::Relaxed);
+            self.region
+                .u64_at(off + RECORD_HEADER + 8)
+                .store(pseq, Ordering::Relaxed);
+        } else if flags != 0 {
+            self.write_flags(pos, stored, flags);
+        }
+        // SAFETY: the bytes after the header (and extension) belong to the
+        // caller's claim, which no consumer reads before the commit and no
+        // producer overlaps.
+        unsafe { self.region.write(off + RECORD_HEADER + skip, payload) };
+    }
+
+    /// The producer extension `(id, pseq)` of a record with FLAG_PRODUCER at
+    /// `pos`, which the caller keeps from being overwritten (a hazard) and
+    /// whose length it checked (`valid_record`).
+    pub(crate) fn read_ext(&self, pos: u64) -> (u64, u64) {
+        let off = self.ring_at(pos) + RECORD_HEADER;
+        // Relaxed: made visible by the Acquire load of the commit word.
+        (
+            self.region.u64_at(off).load(Ordering::Relaxed),
+            self.region.u64_at(off + 8).load(Ordering::Relaxed),
+        )
     }
 
     /// Writes the header fields of a record at `pos` (zero-copy sends write the
@@ -348,19 +409,53 @@ impl<R: Region> Ring<R> {
             .store(self.stamp(pos, kind), Ordering::Release);
     }
 
-    /// Commits a whole claim, given its records as (position, payload length,
+    /// Commits a whole claim, given its records as (position, stored length,
     /// kind) in order; pads are committed where a record was moved to the next
-    /// lap. Then wakes sleeping consumers.
+    /// lap. Then, for a named producer, stores its `next`, clears the intent
+    /// and wakes sleeping consumers.
+    // The library's producers take the three steps themselves (producer.rs,
+    // with crash points between them); the loom models call this.
+    #[allow(dead_code)]
     pub fn commit_claim(&self, claim: &Claim, records: impl Iterator<Item = (u64, u64, u64)>) {
+        let published = self.commit_records(claim, records);
+        self.publish_identity(claim, published);
+        self.finish_claim(claim);
+    }
+
+    /// The first step of `commit_claim`: commits the records; returns how
+    /// many are messages.
+    pub(crate) fn commit_records(
+        &self,
+        claim: &Claim,
+        records: impl Iterator<Item = (u64, u64, u64)>,
+    ) -> u64 {
         let mut pos = claim.start;
+        let mut messages = 0;
         for (rec_pos, len, kind) in records {
             if rec_pos != pos {
                 self.commit(pos, KIND_PAD);
             }
             self.commit(rec_pos, kind);
+            messages += u64::from(kind == KIND_MSG);
             pos = rec_pos.wrapping_add(record_size(len));
         }
         debug_assert_eq!(pos, claim.end);
+        messages
+    }
+
+    /// The second step: a named producer's `next` covers the `published`
+    /// messages just committed, before its intent goes (identity.rs).
+    #[inline]
+    pub(crate) fn publish_identity(&self, claim: &Claim, published: u64) {
+        if let Some((i, next)) = claim.ident {
+            if published > 0 {
+                self.note_published(i, next, published);
+            }
+        }
+    }
+
+    /// The last step: clears the intent and wakes sleeping consumers.
+    pub(crate) fn finish_claim(&self, claim: &Claim) {
         if let Some(slot) = claim.slot {
             self.note_done(slot);
         }
@@ -427,7 +522,7 @@ impl<R: Region> Ring<R> {
         let word = self.region.u64_at(off + 8).load(Ordering::Relaxed);
         let (len, flags) = (word & 0xffff_ffff, (word >> 32) as u32);
         let size = record_size(len);
-        if len > self.geo.max_msg as u64 || size > self.geo.room_to_end(pos) || flags >> 24 != 0 {
+        if !valid_record(len, flags, self.geo.max_msg) || size > self.geo.room_to_end(pos) {
             return Slot::Bad;
         }
         Slot::Record {

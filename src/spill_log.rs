@@ -39,7 +39,7 @@
 //! CRC of every record after the last index entry and truncates at the first
 //! torn one.
 
-use crate::layout::{KIND_ABORT, KIND_MSG};
+use crate::layout::{valid_record, KIND_ABORT, KIND_MSG};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -222,7 +222,7 @@ fn parse_head(head: &[u8; LOG_RECORD_HEADER], max_msg: u32) -> Option<(LogRecord
     let len = u32_at(0);
     let (kind, flags) = ((u32_at(4) & 0xff) as u64, u32_at(4) >> 8);
     let ok_kind = kind == KIND_MSG || (kind == KIND_ABORT && len == 0 && flags == 0);
-    if !ok_kind || len > max_msg || u32_at(28) != 0 {
+    if !ok_kind || !valid_record(len as u64, flags, max_msg) || u32_at(28) != 0 {
         return None;
     }
     Some((

@@ -63,7 +63,7 @@ fn wrong_version() {
     match Queue::open(&p) {
         Err(OpenError::WrongVersion {
             found: 99,
-            expected: 1,
+            expected: shmq::layout::FORMAT_VERSION,
             ..
         }) => {}
         other => panic!("expected WrongVersion, got {:?}", other.err()),
@@ -267,5 +267,5 @@ fn group_table_full_and_members_full_and_names() {
     }
     cli_fails(&["group", "add", ps, "z"], "group table full");
     cli_fails(&["group", "add", ps, "x"], "exists already");
-    cli_fails(&["group", "add", ps, "bad name"], "invalid group name");
+    cli_fails(&["group", "add", ps, "bad name"], "invalid name");
 }

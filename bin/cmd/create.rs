@@ -5,8 +5,10 @@ use crate::cli::CreateArgs;
 use shmq::{Queue, QueueOptions, SpillOptions};
 
 pub fn run(a: CreateArgs) -> Result<(), String> {
-    // A record (32-byte header + payload) may take at most half the ring.
-    let fits = (a.capacity / 2).saturating_sub(shmq::layout::RECORD_HEADER as u64) & !7;
+    // A record (32-byte header, producer extension, payload) may take at
+    // most half the ring.
+    let headers = (shmq::layout::RECORD_HEADER + shmq::layout::PRODUCER_EXT) as u64;
+    let fits = (a.capacity / 2).saturating_sub(headers) & !7;
     let max_msg = a.max_msg.unwrap_or_else(|| fits.min(64 << 10));
     let max_msg = u32::try_from(max_msg)
         .map_err(|_| format!("--max-msg {max_msg} is too large (at most 4 GiB)"))?;

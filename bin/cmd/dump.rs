@@ -1,6 +1,5 @@
 //! `shmq dump`
 
-use base64::Engine;
 use shmq::Queue;
 use std::io::Write;
 use std::path::Path;
@@ -21,14 +20,7 @@ pub fn run(path: &Path, from: u64, count: Option<u64>, json: bool) -> Result<(),
                 "len": m.payload.len(),
                 "source": if m.from_log { "spill" } else { "ring" },
             });
-            match std::str::from_utf8(&m.payload) {
-                Ok(s) => obj["payload"] = s.into(),
-                Err(_) => {
-                    obj["payload_b64"] = base64::engine::general_purpose::STANDARD
-                        .encode(&m.payload)
-                        .into()
-                }
-            }
+            super::json_message(&mut obj, &q, &m.payload, m.producer);
             writeln!(out, "{obj}")
         } else {
             out.write_all(&m.payload).and_then(|_| out.write_all(b"\n"))

@@ -18,13 +18,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Create(args) => create::run(args),
         Cmd::Group { cmd } => group::run(cmd),
-        Cmd::Send {
-            path,
-            count,
-            size,
-            interval,
-            timeout,
-        } => send::run(&path, count, size, interval, timeout),
+        Cmd::Send(args) => send::run(&args),
         Cmd::Recv(args) => recv::run(&args),
         Cmd::Stat { path, json } => stat::run(&path, json),
         Cmd::Check { path, json } => check::run(&path, json),
@@ -128,5 +122,32 @@ pub fn human_size(n: u64) -> String {
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
         n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
         n => format!("{n} B"),
+    }
+}
+
+/// Adds a message's payload (`payload`, or `payload_b64` when it is not
+/// UTF-8) and, for a named producer's message, `producer` (its name) and
+/// `pseq` to a JSON line of `recv` or `dump`.
+pub fn json_message(
+    obj: &mut serde_json::Value,
+    q: &shmq::Queue,
+    payload: &[u8],
+    producer: Option<shmq::ProducerTag>,
+) {
+    use base64::Engine;
+    if let Some(t) = producer {
+        obj["producer"] = q
+            .producer_name(t.id)
+            .unwrap_or_else(|| t.id.to_string())
+            .into();
+        obj["pseq"] = t.pseq.into();
+    }
+    match std::str::from_utf8(payload) {
+        Ok(s) => obj["payload"] = s.into(),
+        Err(_) => {
+            obj["payload_b64"] = base64::engine::general_purpose::STANDARD
+                .encode(payload)
+                .into()
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! `shmq recv`
 
 use crate::cli::{AckArg, RecvArgs};
-use base64::Engine;
 use shmq::{now_ns, Ack, Queue, RecvError};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,14 +108,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
                     .unwrap_or_else(|| from.to_string())
                     .into();
             }
-            match std::str::from_utf8(&buf) {
-                Ok(s) => obj["payload"] = s.into(),
-                Err(_) => {
-                    obj["payload_b64"] = base64::engine::general_purpose::STANDARD
-                        .encode(&buf)
-                        .into()
-                }
-            }
+            super::json_message(&mut obj, &q, &buf, meta.producer);
             serde_json::to_writer(&mut out, &obj).map_err(|e| format!("writing stdout: {e}"))?;
             out.write_all(b"\n").map_err(write_err)?;
         } else {

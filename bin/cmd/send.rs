@@ -1,8 +1,8 @@
 //! `shmq send`
 
-use shmq::Queue;
+use crate::cli::SendArgs;
+use shmq::{Producer, Queue, SendError};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Fills `buf` with a generated message: its index in decimal, then filler.
@@ -29,17 +29,45 @@ impl SeqRange {
     }
 }
 
-pub fn run(
-    path: &Path,
-    count: Option<u64>,
-    size: Option<u64>,
-    interval: Option<Duration>,
+/// Publishes one message: numbered `pseq` if given, waiting up to `timeout`.
+fn publish(
+    p: &mut Producer,
+    msg: &[u8],
+    pseq: Option<u64>,
     timeout: Option<Duration>,
-) -> Result<(), String> {
-    let q = Queue::open(path).map_err(|e| e.to_string())?;
-    let mut p = q.producer().map_err(|e| e.to_string())?;
+) -> Result<u64, SendError> {
+    match (pseq, timeout) {
+        (Some(n), Some(t)) => p.send_timeout_as(n, msg, t),
+        (Some(n), None) => p.send_as(n, msg),
+        (None, Some(t)) => p.send_timeout(msg, t),
+        (None, None) => p.send(msg),
+    }
+}
+
+pub fn run(a: &SendArgs) -> Result<(), String> {
+    let q = Queue::open(&a.path).map_err(|e| e.to_string())?;
+    let mut p = match &a.producer {
+        Some(name) => q.named_producer(name),
+        None => q.producer(),
+    }
+    .map_err(|e| e.to_string())?;
+    if let (Some(name), Some(last)) = (&a.producer, p.last_pseq()) {
+        eprintln!("producer '{name}': last pseq committed {last}");
+    }
     let mut seqs = SeqRange::default();
-    let result = send_all(&q, &mut p, &mut seqs, count, size, interval, timeout);
+    let mut skipped = SeqRange::default();
+    let mut pseq = a.pseq;
+    let mut send = |msg: &[u8]| -> Result<(), String> {
+        let n = seqs.count + skipped.count + 1;
+        match publish(&mut p, msg, pseq, a.timeout) {
+            Ok(seq) => seqs.note(seq),
+            Err(SendError::Duplicate { pseq, .. }) => skipped.note(pseq),
+            Err(e) => return Err(format!("message {n}: {e}")),
+        }
+        pseq = pseq.map(|n| n.saturating_add(1));
+        Ok(())
+    };
+    let result = send_all(&q, &mut send, a.count, a.size, a.interval);
     // What was sent is reported even when a later message failed (an error
     // before anything was sent stays the one line it is).
     match seqs.first {
@@ -47,22 +75,22 @@ pub fn run(
         None if result.is_ok() => eprintln!("sent 0 messages"),
         None => {}
     }
+    if let Some(f) = skipped.first {
+        eprintln!(
+            "skipped {} duplicates (pseq {f}..={}, committed before)",
+            skipped.count, skipped.last
+        );
+    }
     result
 }
 
 fn send_all(
     q: &Queue,
-    p: &mut shmq::Producer,
-    seqs: &mut SeqRange,
+    send: &mut impl FnMut(&[u8]) -> Result<(), String>,
     count: Option<u64>,
     size: Option<u64>,
     interval: Option<Duration>,
-    timeout: Option<Duration>,
 ) -> Result<(), String> {
-    let mut send = |msg: &[u8]| match timeout {
-        Some(t) => p.send_timeout(msg, t),
-        None => p.send(msg),
-    };
     match count {
         Some(n) => {
             let size =
@@ -85,8 +113,7 @@ fn send_all(
                     }
                 }
                 generate(i, size, &mut buf);
-                let n = seqs.count + 1;
-                seqs.note(send(&buf).map_err(|e| format!("message {n}: {e}"))?);
+                send(&buf)?;
             }
         }
         None => {
@@ -104,8 +131,7 @@ fn send_all(
                 if line.last() == Some(&b'\n') {
                     line.pop();
                 }
-                let n = seqs.count + 1;
-                seqs.note(send(&line).map_err(|e| format!("message {n}: {e}"))?);
+                send(&line)?;
             }
         }
     }

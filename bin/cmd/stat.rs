@@ -46,7 +46,16 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             "aborted": s.aborted,
             "groups": groups,
             "producers": s.producers.iter().map(|p| serde_json::json!({
-                "pid": p.pid, "alive": p.alive, "claim_seq": p.claim_seq
+                "pid": p.pid, "alive": p.alive, "claim_seq": p.claim_seq, "name": p.name
+            })).collect::<Vec<_>>(),
+            "producer_names": s.names.iter().map(|n| serde_json::json!({
+                "id": n.id,
+                "name": n.name,
+                "pid": n.pid,
+                "last_pseq": n.last_pseq,
+                "published": n.published,
+                "duplicates": n.duplicates,
+                "attaches": n.attaches,
             })).collect::<Vec<_>>(),
             "spill": s.spill.as_ref().map(|sp| serde_json::json!({
                 "dir": sp.dir.display().to_string(),
@@ -87,9 +96,28 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
         s.producers.len(),
         s.producers
             .iter()
-            .map(|p| format!("  pid {}{}", p.pid, if p.alive { "" } else { " (dead)" }))
+            .map(|p| format!(
+                "  pid {}{}{}",
+                p.pid,
+                p.name
+                    .as_ref()
+                    .map_or(String::new(), |n| format!(" as '{n}'")),
+                if p.alive { "" } else { " (dead)" }
+            ))
             .collect::<String>()
     );
+    for n in &s.names {
+        println!(
+            "name      '{}' (id {}): last pseq {}, {} published, {} duplicates refused, {} attaches{}",
+            n.name,
+            n.id,
+            n.last_pseq.map_or("none".into(), |l| l.to_string()),
+            n.published,
+            n.duplicates,
+            n.attaches,
+            n.pid.map_or(String::new(), |p| format!(", attached: pid {p}"))
+        );
+    }
     if let Some(sp) = &s.spill {
         let range = match (sp.first_seq, sp.last_seq) {
             (Some(a), Some(b)) => format!("seq {a}..={b}"),

@@ -12,6 +12,8 @@
 pub mod ack;
 #[path = "../../src/group.rs"]
 pub mod group;
+#[path = "../../src/identity.rs"]
+pub mod identity;
 #[path = "../../src/layout.rs"]
 pub mod layout;
 #[path = "../../src/region.rs"]

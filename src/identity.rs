@@ -1,0 +1,202 @@
+//! Producer identities: named producers, per-producer sequence numbers and
+//! duplicate rejection, which together make publishing exactly-once.
+//!
+//! # The table
+//! [`IDENTITY_SLOTS`] slots of [`IDENTITY_SIZE`] bytes in the header
+//! (layout.rs). A slot holds a name, the registry slot of the producer
+//! attached under it (at most one at a time), and `next`: the last
+//! per-producer sequence number ("pseq") committed under the name, plus one.
+//! Names, owners and attach counts change only under the admin lock.
+//!
+//! # Publishing
+//! A named producer stamps each record with the producer extension (its slot
+//! and the record's pseq, layout.rs) and publishes only pseqs at or above
+//! `next`; anything below is refused as a duplicate before it is claimed.
+//! Since only the owner publishes under a name, it keeps `next` in its own
+//! memory and checks it there.
+//!
+//! # After a crash
+//! `next` must cover every record that was committed, or a producer retrying
+//! after a restart would publish one twice; and nothing that was not, or the
+//! retry would be refused and the message lost. So the owner stores `next`
+//! after committing a claim's records and before clearing its intent
+//! (ring.rs, `commit_claim`), and the intent carries the pseq of the claim's
+//! first record (registry.rs). If the owner dies in between, its intent is
+//! still there and the recovery that frees its registry slot settles `next`:
+//! a claim it finds completed (CLAIMED and nothing uncommitted) counts whole,
+//! one it aborts from record `k` counts its first `k` records, and an intent
+//! whose claim never succeeded (INTENT) counts nothing, since a producer
+//! commits only after marking its claim CLAIMED. Only then is the name
+//! released, so a restarted producer always reads a settled `next`.
+
+use crate::layout::*;
+use crate::region::Region;
+use crate::ring::Ring;
+use crate::sync::{AtomicU64, Ordering};
+
+/// Why a producer cannot attach under a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// A producer (this pid) is attached under the name: alive (true), or
+    /// dead with its last publish not settled yet (false).
+    InUse(u64, bool),
+    /// The table has no free slot for a new name.
+    Full,
+}
+
+/// One named producer, as `stat` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityInfo {
+    /// The producer id its messages carry (its identity slot).
+    pub id: u32,
+    /// The name.
+    pub name: String,
+    /// Registry slot of the producer attached under it, if any.
+    pub owner: Option<usize>,
+    /// The last per-producer sequence number committed, if any.
+    pub last_pseq: Option<u64>,
+    /// Messages published under the name.
+    pub published: u64,
+    /// Publishes refused as duplicates.
+    pub duplicates: u64,
+    /// Times a producer attached under the name.
+    pub attaches: u64,
+}
+
+impl<R: Region> Ring<R> {
+    fn iword(&self, i: usize, field: usize) -> &AtomicU64 {
+        self.region
+            .u64_at(OFF_IDENTITIES + i * IDENTITY_SIZE + field)
+    }
+
+    fn identity_named(&self, i: usize) -> bool {
+        // Acquire pairs with the Release state store in `attach_identity`:
+        // the name written before it is visible.
+        self.iword(i, I_STATE).load(Ordering::Acquire) == IDENTITY_NAMED
+    }
+
+    /// The name of identity slot `i`, if it has one.
+    pub fn identity_name(&self, i: usize) -> Option<Vec<u8>> {
+        (i < IDENTITY_SLOTS && self.identity_named(i))
+            .then(|| self.read_name_at(OFF_IDENTITIES + i * IDENTITY_SIZE + I_NAME_LEN))
+    }
+
+    fn find_identity(&self, name: &[u8]) -> Option<usize> {
+        (0..IDENTITY_SLOTS).find(|&i| self.identity_name(i).as_deref() == Some(name))
+    }
+
+    /// Attaches registry slot `slot` under `name` (admin lock held, dead
+    /// producers already recovered), creating the name if it is new. `owner`
+    /// describes a registry slot: `(pid, alive, identity slot + 1)` of its
+    /// producer, `None` if it is free. Returns the identity slot and its
+    /// `next`.
+    pub(crate) fn attach_identity(
+        &self,
+        name: &[u8],
+        slot: usize,
+        owner: impl Fn(usize) -> Option<(u64, bool, u64)>,
+    ) -> Result<(usize, u64), Refused> {
+        let i = match self.find_identity(name) {
+            Some(i) => i,
+            None => {
+                let i = (0..IDENTITY_SLOTS)
+                    .find(|&i| self.iword(i, I_STATE).load(Ordering::Relaxed) == IDENTITY_FREE)
+                    .ok_or(Refused::Full)?;
+                self.write_name_at(OFF_IDENTITIES + i * IDENTITY_SIZE + I_NAME_LEN, name);
+                for f in [I_OWNER, I_NEXT, I_PUBLISHED, I_DUPLICATES, I_ATTACHES] {
+                    self.iword(i, f).store(0, Ordering::Relaxed);
+                }
+                // Release: pairs with the Acquire in `identity_named`.
+                self.iword(i, I_STATE)
+                    .store(IDENTITY_NAMED, Ordering::Release);
+                i
+            }
+        };
+        let held = self.iword(i, I_OWNER).load(Ordering::Relaxed);
+        if let Some(s) = held.checked_sub(1) {
+            // A dead owner's registry slot is freed, and the name released,
+            // by the recovery that ran before us; one still here is live, or
+            // its claim could not be settled yet. (A slot that does not
+            // publish under this name is a stale reference: taken over.)
+            if let Some((pid, alive, ident)) = owner(s as usize) {
+                if ident == i as u64 + 1 {
+                    return Err(Refused::InUse(pid, alive));
+                }
+            }
+        }
+        self.iword(i, I_OWNER)
+            .store(slot as u64 + 1, Ordering::Relaxed);
+        let attaches = self.iword(i, I_ATTACHES);
+        attaches.store(
+            attaches.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        // Acquire pairs with the owner's Release store in `note_published`
+        // (and a recovery's in `settle_identity`).
+        Ok((i, self.iword(i, I_NEXT).load(Ordering::Acquire)))
+    }
+
+    /// Releases identity `i` if registry slot `slot` holds it.
+    pub(crate) fn release_identity(&self, i: usize, slot: usize) {
+        let owner = self.iword(i, I_OWNER);
+        if owner.load(Ordering::Relaxed) == slot as u64 + 1 {
+            // Release: the owner's `next` is visible to whoever attaches next
+            // (who also takes the admin lock, or sees a dead owner).
+            owner.store(0, Ordering::Release);
+        }
+    }
+
+    /// The owner of identity `i` committed `n` records, up to pseq `next - 1`.
+    #[inline]
+    pub(crate) fn note_published(&self, i: usize, next: u64, n: u64) {
+        // SYNC POINT identity: Release pairs with the Acquire load of `next`
+        // in `attach_identity` and `settle_identity`.
+        self.iword(i, I_NEXT).store(next, Ordering::Release);
+        let published = self.iword(i, I_PUBLISHED);
+        // Only the owner writes: load + store.
+        published.store(
+            published.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Counts a publish refused as a duplicate.
+    pub(crate) fn note_duplicate(&self, i: usize) {
+        self.iword(i, I_DUPLICATES).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A recovery found that identity `i`'s dead owner (registry slot `slot`)
+    /// committed pseqs below `next`: raise `next` to it and release the name.
+    pub(crate) fn settle_identity(&self, i: usize, slot: usize, next: Option<u64>) {
+        if i >= IDENTITY_SLOTS {
+            return; // a corrupt registry slot
+        }
+        if let Some(next) = next {
+            // SYNC POINT identity (see `note_published`).
+            let cur = self.iword(i, I_NEXT).load(Ordering::Acquire);
+            if next > cur {
+                self.iword(i, I_NEXT).store(next, Ordering::Release);
+            }
+        }
+        self.release_identity(i, slot);
+    }
+
+    /// Every named producer.
+    pub fn identities(&self) -> Vec<IdentityInfo> {
+        (0..IDENTITY_SLOTS)
+            .filter_map(|i| {
+                let name = self.identity_name(i)?;
+                let w = |f| self.iword(i, f).load(Ordering::Relaxed);
+                Some(IdentityInfo {
+                    id: i as u32,
+                    name: String::from_utf8_lossy(&name).into_owned(),
+                    owner: w(I_OWNER).checked_sub(1).map(|s| s as usize),
+                    last_pseq: w(I_NEXT).checked_sub(1),
+                    published: w(I_PUBLISHED),
+                    duplicates: w(I_DUPLICATES),
+                    attaches: w(I_ATTACHES),
+                })
+            })
+            .collect()
+    }
+}
