@@ -15,6 +15,10 @@
 //!   file, so a group continues where it left off.
 //! - **Nothing overwritten unread.** A full ring makes producers wait (or fail
 //!   with [`SendError::Full`] from `try_send`) rather than drop a message.
+//! - **Exactly-once publishing.** A named producer
+//!   ([`Queue::named_producer`]) numbers its messages, and a number already
+//!   committed under its name is refused ([`SendError::Duplicate`]), also
+//!   after a crash in the middle of a publish.
 //! - **Blocking without cost.** Waiters sleep on a futex in the mapping; a
 //!   producer makes a syscall only when someone sleeps.
 //!

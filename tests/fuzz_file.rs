@@ -104,7 +104,7 @@ fn corrupt_files_never_panic_or_hang() {
         let header_heavy = rng.below(2) == 0;
         for _ in 0..1 + rng.below(16) {
             let span = if header_heavy {
-                4096 + 3 * 512
+                shmq::layout::HEADER_SIZE + 3 * 512
             } else {
                 bytes.len()
             };

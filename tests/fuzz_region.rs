@@ -54,7 +54,7 @@ fn options(dir: &Path) -> QueueOptions {
 struct Scribbler {
     map: memmap2::MmapRaw,
     /// The byte ranges worth hitting: header control words, producer
-    /// registry, group table, ring. The spill configuration (1408..2048) is
+    /// registry and names, group table, ring. The spill configuration (1408..2048) is
     /// left alone: it is read once at open, which `fuzz_file.rs` covers, and
     /// a mangled directory name would send the spill lock file elsewhere.
     areas: Vec<std::ops::Range<usize>>,
@@ -74,7 +74,7 @@ impl Scribbler {
         Scribbler {
             areas: vec![
                 0..1408,
-                2048..4096,
+                2048..shmq::layout::HEADER_SIZE,
                 table.clone(),
                 table,
                 geo.ring_off()..map.len(),
@@ -141,7 +141,9 @@ impl Live {
         q.add_group("a", StartAt::Earliest).unwrap();
         q.add_group("b", StartAt::Earliest).unwrap();
         q.set_max_attempts("a", 3).unwrap();
-        let mut prod = q.producer().unwrap();
+        // Named: its records carry the producer extension, and it keeps the
+        // name's pseq in the header.
+        let mut prod = q.named_producer("fuzz").unwrap();
         let mut members = Vec::new();
         for (g, ack) in [("a", Ack::Explicit), ("a", Ack::Explicit), ("b", Ack::Auto)] {
             let mut c = q.consumer(g).unwrap();
@@ -176,7 +178,12 @@ impl Live {
         match rng.below(16) {
             0..=3 => {
                 let len = rng.below(300) as usize;
-                match self.prod.try_send(&vec![0xa5; len]) {
+                let sent = match rng.below(4) {
+                    // A pseq of its own: a duplicate as often as not.
+                    0 => self.prod.try_send_as(rng.below(1000), &vec![0x5a; len]),
+                    _ => self.prod.try_send(&vec![0xa5; len]),
+                };
+                match sent {
                     Ok(_) => r.sent += 1,
                     Err(e) => note(Err(e.to_string()), r),
                 }
@@ -225,6 +232,10 @@ impl Live {
                         }
                     }
                     let _ = q2.producer().map(|mut p| p.try_send(b"x"));
+                    let _ = q2.named_producer("other").map(|mut p| {
+                        let _ = p.try_send(b"y");
+                        let _ = p.try_send_as(p.next_pseq().unwrap_or(0), b"z");
+                    });
                 }
             }
             _ => {
