@@ -36,7 +36,7 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// Why a producer cannot attach under a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub enum Refused {
     /// A producer (this pid) is attached under the name: alive (true), or
     /// dead with its last publish not settled yet (false).
     InUse(u64, bool),
@@ -55,7 +55,8 @@ pub struct IdentityInfo {
     pub owner: Option<usize>,
     /// The last per-producer sequence number committed, if any.
     pub last_pseq: Option<u64>,
-    /// Messages published under the name.
+    /// Messages published under the name. (A producer killed between its two
+    /// adjacent stores of `next` and this count leaves it one claim short.)
     pub published: u64,
     /// Publishes refused as duplicates.
     pub duplicates: u64,
@@ -90,7 +91,7 @@ impl<R: Region> Ring<R> {
     /// describes a registry slot: `(pid, alive, identity slot + 1)` of its
     /// producer, `None` if it is free. Returns the identity slot and its
     /// `next`.
-    pub(crate) fn attach_identity(
+    pub fn attach_identity(
         &self,
         name: &[u8],
         slot: usize,
@@ -166,16 +167,19 @@ impl<R: Region> Ring<R> {
     }
 
     /// A recovery found that identity `i`'s dead owner (registry slot `slot`)
-    /// committed pseqs below `next`: raise `next` to it and release the name.
-    pub(crate) fn settle_identity(&self, i: usize, slot: usize, next: Option<u64>) {
+    /// committed its last claim's `n` records, up to pseq `next - 1`: raise
+    /// `next` to it (counting them, if the owner had not) and release the
+    /// name.
+    pub(crate) fn settle_identity(&self, i: usize, slot: usize, committed: Option<(u64, u64)>) {
         if i >= IDENTITY_SLOTS {
             return; // a corrupt registry slot
         }
-        if let Some(next) = next {
+        if let Some((next, n)) = committed {
             // SYNC POINT identity (see `note_published`).
             let cur = self.iword(i, I_NEXT).load(Ordering::Acquire);
             if next > cur {
                 self.iword(i, I_NEXT).store(next, Ordering::Release);
+                self.iword(i, I_PUBLISHED).fetch_add(n, Ordering::Relaxed);
             }
         }
         self.release_identity(i, slot);

@@ -65,7 +65,7 @@ impl Producer {
     /// pseq is at least `next`.
     pub(crate) fn new_named(q: Queue, slot: usize, name: &str, ident: usize, next: u64) -> Self {
         let mut p = Producer::new(q, slot);
-        p.pc.ident = Some(ident);
+        p.pc.set_identity(ident, next);
         p.named = Some((name.to_owned(), next));
         p
     }

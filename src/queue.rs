@@ -149,7 +149,8 @@ pub struct NameStat {
     pub pid: Option<u64>,
     /// The last per-producer sequence number committed under it.
     pub last_pseq: Option<u64>,
-    /// Messages published under it.
+    /// Messages published under it (see `IdentityInfo::published` in
+    /// identity.rs for the one window where it can fall short).
     pub published: u64,
     /// Publishes refused as duplicates.
     pub duplicates: u64,

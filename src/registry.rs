@@ -40,8 +40,8 @@
 //! fail its CAS) only postpone recovery.
 
 use crate::layout::{
-    record_size, ALIGN, IDENTITY_SLOTS, KIND_ABORT, KIND_PAD, OFF_ABORTED, OFF_PRODUCERS,
-    PRODUCER_SLOTS, PRODUCER_SLOT_SIZE, RECORD_HEADER,
+    record_size, ALIGN, FLAG_PRODUCER, IDENTITY_SLOTS, KIND_ABORT, KIND_PAD, OFF_ABORTED,
+    OFF_PRODUCERS, PRODUCER_SLOTS, PRODUCER_SLOT_SIZE, RECORD_HEADER,
 };
 use crate::region::Region;
 use crate::ring::{unpack_head, widen_seq, Ring, Slot};
@@ -156,7 +156,7 @@ impl<R: Region> Ring<R> {
 
     /// Marks registry slot `slot` as publishing under identity `i` (admin
     /// lock held, before its first claim).
-    pub(crate) fn set_identity(&self, slot: usize, i: usize) {
+    pub fn set_identity(&self, slot: usize, i: usize) {
         self.pword(slot, S_IDENT)
             .store(i as u64 + 1, Ordering::Relaxed);
     }
@@ -350,7 +350,7 @@ impl<R: Region> Ring<R> {
             }
             if let Some(i) = d.ident.checked_sub(1) {
                 let next = (committed > 0 && d.pseq != PSEQ_NONE)
-                    .then(|| d.pseq.saturating_add(committed));
+                    .then(|| (d.pseq.saturating_add(committed), committed));
                 self.settle_identity(i as usize, d.slot, next);
             }
             self.pword(d.slot, S_CLAIM).store(0, Ordering::Relaxed);
@@ -471,10 +471,21 @@ impl<R: Region> Ring<R> {
             match rec {
                 None => self.commit(pos, KIND_PAD),
                 Some((size, seq)) => {
-                    // A payload length whose record size is `size`, within
-                    // max_msg (the largest size may round max_msg up).
-                    let len = (size - RECORD_HEADER as u64).min(self.geo.max_msg as u64);
+                    // A stored length whose record size is `size` and that
+                    // `valid_record` accepts: within max_msg (the largest
+                    // size may round it up), or, for a named producer's
+                    // larger record, with the producer extension.
+                    let body = size - RECORD_HEADER as u64;
+                    let plain = body.min(self.geo.max_msg as u64);
+                    let (len, flags) = if record_size(plain) == size {
+                        (plain, 0)
+                    } else {
+                        (body.min(self.geo.max_stored()), FLAG_PRODUCER)
+                    };
                     self.write_header(pos, seq, 0, len as u32);
+                    if flags != 0 {
+                        self.write_flags(pos, len as u32, flags);
+                    }
                     self.commit(pos, KIND_ABORT);
                 }
             }
@@ -482,9 +493,10 @@ impl<R: Region> Ring<R> {
         Some(last - q_seq)
     }
 
-    /// Largest record the ring accepts (header plus the largest payload).
+    /// Largest record the ring accepts (header, producer extension and the
+    /// largest payload).
     fn max_record(&self) -> u64 {
-        record_size(self.geo.max_msg as u64)
+        record_size(self.geo.max_stored())
     }
 }
 

@@ -71,6 +71,13 @@ impl ProducerCursor {
         self.slot = Some(slot);
     }
 
+    /// Publishes as identity slot `i` (a named producer, identity.rs), the
+    /// next claim's first record numbered `pseq`; needs a registry slot.
+    pub fn set_identity(&mut self, i: usize, pseq: u64) {
+        self.ident = Some(i);
+        self.pseq = pseq;
+    }
+
     /// The tail position this producer last saw.
     #[inline]
     pub fn tail_guess(&self) -> u64 {
@@ -424,7 +431,7 @@ impl<R: Region> Ring<R> {
 
     /// The first step of `commit_claim`: commits the records; returns how
     /// many are messages.
-    pub(crate) fn commit_records(
+    pub fn commit_records(
         &self,
         claim: &Claim,
         records: impl Iterator<Item = (u64, u64, u64)>,
@@ -446,7 +453,7 @@ impl<R: Region> Ring<R> {
     /// The second step: a named producer's `next` covers the `published`
     /// messages just committed, before its intent goes (identity.rs).
     #[inline]
-    pub(crate) fn publish_identity(&self, claim: &Claim, published: u64) {
+    pub fn publish_identity(&self, claim: &Claim, published: u64) {
         if let Some((i, next)) = claim.ident {
             if published > 0 {
                 self.note_published(i, next, published);
@@ -455,7 +462,7 @@ impl<R: Region> Ring<R> {
     }
 
     /// The last step: clears the intent and wakes sleeping consumers.
-    pub(crate) fn finish_claim(&self, claim: &Claim) {
+    pub fn finish_claim(&self, claim: &Claim) {
         if let Some(slot) = claim.slot {
             self.note_done(slot);
         }

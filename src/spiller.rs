@@ -310,7 +310,14 @@ impl Queue {
                         pos = next;
                         continue;
                     }
-                    let len = if kind == KIND_MSG { len as usize } else { 0 };
+                    // An aborted record is logged as its sequence number
+                    // alone (no bytes, no flags: a named producer's keeps
+                    // FLAG_PRODUCER in the ring).
+                    let (len, flags) = if kind == KIND_MSG {
+                        (len as usize, flags)
+                    } else {
+                        (0, 0)
+                    };
                     encode_record_with(&mut local.buf, seq, ts_ns, kind, flags, len, |dst| {
                         // SAFETY: FRONT is at or below `pos` and only this
                         // round (holding the spill lock) moves it, so producers

@@ -143,6 +143,9 @@ fn tags_survive_the_spill_log_and_dead_lettering() {
     q.set_dead_letter("g", Some("dlq")).unwrap();
     let mut p = q.named_producer("sensor").unwrap();
     let id = p.id().unwrap();
+    // An abandoned claim first: an aborted record with the extension's flag,
+    // which the log keeps as an aborted sequence number.
+    drop(p.claim_send(4).unwrap());
     // Far more than the ring holds: most of it goes through the log.
     for i in 0..500u64 {
         p.send_as(1000 + i, format!("m{i}").as_bytes()).unwrap();
@@ -249,6 +252,7 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
         assert_eq!(pseqs, [0, 1, 2, 3, 4], "{crash}");
         let st = stat(&path);
         assert_eq!(st["producer_names"][0]["last_pseq"], 4, "{crash}: {st}");
+        assert_eq!(st["producer_names"][0]["published"], 5, "{crash}: {st}");
         check_passes(&path);
     }
 }
@@ -295,6 +299,5 @@ fn a_producer_killed_at_random_and_restarted_publishes_exactly_once() {
     }
     let st = stat(&path);
     assert_eq!(st["producer_names"][0]["last_pseq"], n - 1);
-    assert_eq!(st["producer_names"][0]["published"].as_u64().unwrap(), n);
     shmq(&["check", q]);
 }

@@ -55,6 +55,9 @@ impl LoomRegion {
         for off in (OFF_PRODUCERS..OFF_PRODUCERS + PRODUCER_SLOTS * PRODUCER_SLOT_SIZE).step_by(8) {
             u64s.insert(off, AtomicU64::new(0));
         }
+        for off in (OFF_IDENTITIES..OFF_IDENTITIES + IDENTITY_SLOTS * IDENTITY_SIZE).step_by(8) {
+            u64s.insert(off, AtomicU64::new(0));
+        }
         let table = geo.group_table_off()
             ..geo.group_table_off() + geo.max_groups as usize * geo.slot_size();
         for off in table.step_by(8) {

@@ -489,3 +489,80 @@ fn recovery_after_the_ring_moved_on_leaves_later_laps_alone() {
         assert_eq!(try_recv(&r, g, m), None);
     });
 }
+
+/// A named producer dies at each point of a publish (after its claim, after
+/// committing, after storing its `next`) while an anonymous producer
+/// publishes and recoveries run: the name's `next` counts the message
+/// exactly when it was committed (and so delivered), and the name is
+/// released for the next producer.
+#[test]
+fn recovery_settles_a_dead_named_producers_last_pseq() {
+    for dies_after in 0..3 {
+        model(move || {
+            let r = Arc::new(ring());
+            let g = add(&r, "g", StartAt::Latest);
+            let m = r.attach(g, 1, 1).unwrap();
+            let dead = r.register_producer(100, 1).unwrap();
+            let live = r.register_producer(200, 1).unwrap();
+            let (i, next) = r
+                .attach_identity(b"named", dead, |_| None)
+                .expect("a free name");
+            assert_eq!(next, 0);
+            r.set_identity(dead, i);
+            let r2 = r.clone();
+            let named = thread::spawn(move || {
+                let geo = r2.geometry();
+                let mut pc = r2.producer_cursor();
+                pc.set_slot(dead);
+                pc.set_identity(i, 0);
+                let len = 8 + layout::PRODUCER_EXT as u64;
+                let end_of = |p: u64| geo.place(p, len) + layout::record_size(len);
+                let claim = r2.try_claim(&mut pc, 1, end_of).expect("room");
+                let rec = geo.place(claim.start, len);
+                // SAFETY: `rec` is our claim's one record, placed for 8
+                // payload bytes and the extension.
+                unsafe {
+                    r2.write_record_as(
+                        rec,
+                        claim.seq,
+                        0,
+                        Some((i as u64, 0)),
+                        0,
+                        &7u64.to_le_bytes(),
+                    )
+                };
+                if dies_after == 0 {
+                    return;
+                }
+                let n = r2.commit_records(&claim, std::iter::once((rec, len, KIND_MSG)));
+                if dies_after == 1 {
+                    return;
+                }
+                r2.publish_identity(&claim, n);
+                // Dies before clearing its intent.
+            });
+            let r3 = r.clone();
+            let sender = thread::spawn(move || {
+                let mut pc = r3.producer_cursor();
+                pc.set_slot(live);
+                send(&r3, &mut pc, 42, Spin)
+            });
+            named.join().unwrap();
+            let alive = |pid: u64, _| pid != 100;
+            r.recover_claims(alive);
+            sender.join().unwrap();
+            r.recover_claims(alive);
+            let committed = dies_after >= 1;
+            let mut got = Vec::new();
+            while let Some((_, v)) = try_recv(&r, g, m) {
+                got.push(v);
+            }
+            got.sort();
+            let want: Vec<u64> = if committed { vec![7, 42] } else { vec![42] };
+            assert_eq!(got, want);
+            let info = &r.identities()[0];
+            assert_eq!(info.last_pseq, committed.then_some(0), "{info:?}");
+            assert_eq!(info.owner, None, "the name is released");
+        });
+    }
+}
