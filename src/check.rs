@@ -3,7 +3,8 @@
 //! Opening already validates the header (magic, version, geometry, size). This
 //! checks the live state against the protocol's invariants: TAIL and HEAD
 //! aligned and ordered, every group slot in a known state with a valid name and
-//! a cursor between HEAD and TAIL, every member slot in a known state, and every
+//! a cursor between HEAD and TAIL, every member slot in a known state, the
+//! producer names consistent with the registry, and every
 //! record from HEAD to TAIL committed with a stamp for its own position, a
 //! length that fits, and dense sequence numbers. On a queue in use, a record a
 //! producer is still writing shows as uncommitted; run it on a quiet queue for a
@@ -33,6 +34,44 @@ impl CheckReport {
     }
 }
 
+/// The table of producer names: valid names, none twice, and each name's
+/// owner a registered producer publishing under it (and the other way round).
+fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
+    let names = ring.identities();
+    for (k, n) in names.iter().enumerate() {
+        if crate::queue::validate_name(&n.name).is_err() {
+            r.problems
+                .push(format!("producer name {}: invalid name {:?}", n.id, n.name));
+        }
+        if names[..k].iter().any(|m| m.name == n.name) {
+            r.problems
+                .push(format!("producer name {:?} is in the table twice", n.name));
+        }
+        if let Some(slot) = n.owner {
+            let ident = ring.registry_owner(slot).map(|(_, _, i)| i);
+            if ident != Some(n.id as u64 + 1) {
+                r.problems.push(format!(
+                    "producer name {:?}: held by registry slot {slot}, which does not publish under it",
+                    n.name
+                ));
+            }
+        }
+    }
+    for p in ring.producer_slots() {
+        if let Some(i) = p.ident {
+            if !names
+                .iter()
+                .any(|n| n.id as usize == i && n.owner == Some(p.slot))
+            {
+                r.problems.push(format!(
+                    "producer slot {} (pid {}) publishes under name {i}, which it does not hold",
+                    p.slot, p.pid
+                ));
+            }
+        }
+    }
+}
+
 /// Validates `ring` (see the module docs).
 pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
     let mut r = CheckReport::default();
@@ -52,6 +91,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
         ));
         return r; // the walk below would be meaningless
     }
+    check_names(ring, &mut r);
     for g in 0..geo.max_groups as usize {
         let state = ring
             .region
