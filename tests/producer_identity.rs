@@ -89,6 +89,19 @@ fn pseqs_number_messages_and_refuse_repeats() {
     anon.send(b"anon").unwrap();
     assert_eq!(anon.send_as(0, b"x"), Err(SendError::NotNamed));
     assert_eq!(q.producer_name(id).as_deref(), Some("ingest"));
+    // In place (zero copy), the payload starts after the extension.
+    q.add_group("peek", StartAt::Earliest).unwrap();
+    let mut peek = q.consumer("peek").unwrap();
+    let guard = peek.recv_ref(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(guard.as_bytes(), b"a");
+    assert_eq!(guard.meta().producer, Some(ProducerTag { id, pseq: 0 }));
+    drop(guard);
+    let mut buf = Vec::new();
+    let meta = peek.recv_into(&mut buf, None).unwrap();
+    assert_eq!(
+        (buf.as_slice(), meta.producer),
+        (&b"b"[..], Some(ProducerTag { id, pseq: 1 }))
+    );
     let got = drain(&q);
     let tag = |pseq| Some(ProducerTag { id, pseq });
     let want: Vec<(Vec<u8>, Option<ProducerTag>)> = vec![
