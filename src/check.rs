@@ -49,7 +49,7 @@ fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
         }
         if let Some(slot) = n.owner {
             let ident = ring.registry_owner(slot).map(|(_, _, i)| i);
-            if ident != Some(n.id as u64 + 1) {
+            if ident != Some(n.id + 1) {
                 r.problems.push(format!(
                     "producer name {:?}: held by registry slot {slot}, which does not publish under it",
                     n.name

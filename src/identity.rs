@@ -44,24 +44,35 @@ pub enum Refused {
     Full,
 }
 
-/// One named producer, as `stat` shows it.
+/// A producer name, as [`crate::Stat`] shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdentityInfo {
-    /// The producer id its messages carry (its identity slot).
-    pub id: u32,
+pub struct NameStat {
+    /// The id its messages carry ([`crate::ProducerTag::id`]: its slot in
+    /// the table of names).
+    pub id: u64,
     /// The name.
     pub name: String,
-    /// Registry slot of the producer attached under it, if any.
-    pub owner: Option<usize>,
-    /// The last per-producer sequence number committed, if any.
+    /// The pid of the producer attached under it, if any.
+    pub pid: Option<u64>,
+    /// Registry slot of the producer attached under it.
+    pub(crate) owner: Option<usize>,
+    /// The last per-producer sequence number committed under it, if any.
     pub last_pseq: Option<u64>,
-    /// Messages published under the name. (A producer killed between its two
+    /// Messages published under it. (A producer killed between its two
     /// adjacent stores of `next` and this count leaves it one claim short.)
     pub published: u64,
     /// Publishes refused as duplicates.
     pub duplicates: u64,
-    /// Times a producer attached under the name.
+    /// Times a producer attached under it.
     pub attaches: u64,
+}
+
+impl NameStat {
+    /// Whether a registered producer holds the name (a dead one holds it
+    /// until the recovery that settles its last publish).
+    pub fn held(&self) -> bool {
+        self.owner.is_some()
+    }
 }
 
 impl<R: Region> Ring<R> {
@@ -186,15 +197,17 @@ impl<R: Region> Ring<R> {
     }
 
     /// Every named producer.
-    pub fn identities(&self) -> Vec<IdentityInfo> {
+    pub fn identities(&self) -> Vec<NameStat> {
         (0..IDENTITY_SLOTS)
             .filter_map(|i| {
                 let name = self.identity_name(i)?;
                 let w = |f| self.iword(i, f).load(Ordering::Relaxed);
-                Some(IdentityInfo {
-                    id: i as u32,
+                let owner = w(I_OWNER).checked_sub(1).map(|s| s as usize);
+                Some(NameStat {
+                    id: i as u64,
                     name: String::from_utf8_lossy(&name).into_owned(),
-                    owner: w(I_OWNER).checked_sub(1).map(|s| s as usize),
+                    pid: owner.and_then(|s| self.registry_owner(s)).map(|o| o.0),
+                    owner,
                     last_pseq: w(I_NEXT).checked_sub(1),
                     published: w(I_PUBLISHED),
                     duplicates: w(I_DUPLICATES),

@@ -78,11 +78,10 @@ pub use clock::now_ns;
 pub use consumer::{Ack, Consumer, Message, Meta, ProducerTag, RecvGuard};
 pub use error::{AckError, GroupError, OpenError, RecvError, SendError};
 pub use group::StartAt;
+pub use identity::NameStat;
 pub use layout::Geometry;
 pub use producer::{Producer, SendGuard};
-pub use queue::{
-    GroupStat, MemberStat, NameStat, ProducerStat, Queue, QueueOptions, SpillStat, Stat,
-};
+pub use queue::{GroupStat, MemberStat, ProducerStat, Queue, QueueOptions, SpillStat, Stat};
 pub use registry::Recovery;
 pub use replay::{Retained, SeekTo};
 pub use spill_log::{Fsync, LogError, SpillOptions};

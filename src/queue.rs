@@ -3,7 +3,7 @@
 use crate::check::CheckReport;
 use crate::error::{GroupError, OpenError};
 use crate::group::{GroupInfo, StartAt};
-use crate::identity::Refused;
+use crate::identity::{NameStat, Refused};
 use crate::layout::*;
 use crate::liveness;
 use crate::raw_region::RawRegion;
@@ -136,26 +136,6 @@ pub struct ProducerStat {
     pub alive: bool,
     /// First sequence number of the claim it holds or is about to make.
     pub claim_seq: Option<u64>,
-}
-
-/// A producer name in [`Stat`].
-#[derive(Clone, Debug)]
-pub struct NameStat {
-    /// The id its messages carry ([`crate::ProducerTag::id`]).
-    pub id: u64,
-    /// The name.
-    pub name: String,
-    /// The pid of the producer attached under it, if any.
-    pub pid: Option<u64>,
-    /// The last per-producer sequence number committed under it.
-    pub last_pseq: Option<u64>,
-    /// Messages published under it (see `IdentityInfo::published` in
-    /// identity.rs for the one window where it can fall short).
-    pub published: u64,
-    /// Publishes refused as duplicates.
-    pub duplicates: u64,
-    /// Times a producer attached under it.
-    pub attaches: u64,
 }
 
 /// The spill log in [`Stat`].
@@ -1015,21 +995,7 @@ impl Queue {
         let (tail_seq, tail_pos) = ring.tail_now();
         let (head_seq, _) = ring.head_now();
         let slots = ring.producer_slots();
-        let name_stats: Vec<NameStat> = ring
-            .identities()
-            .into_iter()
-            .map(|i| NameStat {
-                id: i.id as u64,
-                pid: i
-                    .owner
-                    .and_then(|o| slots.iter().find(|s| s.slot == o).map(|s| s.pid)),
-                name: i.name,
-                last_pseq: i.last_pseq,
-                published: i.published,
-                duplicates: i.duplicates,
-                attaches: i.attaches,
-            })
-            .collect();
+        let name_stats = ring.identities();
         let infos = ring.groups();
         let names: std::collections::HashMap<usize, String> =
             infos.iter().map(|g| (g.slot, g.name.clone())).collect();

@@ -562,7 +562,7 @@ fn recovery_settles_a_dead_named_producers_last_pseq() {
             assert_eq!(got, want);
             let info = &r.identities()[0];
             assert_eq!(info.last_pseq, committed.then_some(0), "{info:?}");
-            assert_eq!(info.owner, None, "the name is released");
+            assert!(!info.held(), "the name is released");
         });
     }
 }
