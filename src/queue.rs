@@ -838,15 +838,19 @@ impl Queue {
     /// producer; [`GroupError::Io`] if the admin lock cannot be taken.
     pub fn producer(&self) -> Result<Producer, GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
+        Ok(Producer::new(self.clone(), self.register_producer()?))
+    }
+
+    /// Recovers dead producers, then takes a registry slot for this process
+    /// (admin lock held).
+    fn register_producer(&self) -> Result<usize, GroupError> {
         let ring = self.ring();
         ring.recover_claims(liveness::is_alive);
         let (pid, start) = liveness::current();
-        let slot = ring
-            .register_producer(pid, start)
+        ring.register_producer(pid, start)
             .ok_or(GroupError::ProducersFull {
                 max: crate::layout::PRODUCER_SLOTS as u32,
-            })?;
-        Ok(Producer::new(self.clone(), slot))
+            })
     }
 
     /// A producer publishing under `name` (1 to 64 of `A-Z a-z 0-9 . _ -`),
@@ -871,13 +875,7 @@ impl Queue {
         validate_name(name)?;
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        ring.recover_claims(liveness::is_alive);
-        let (pid, start) = liveness::current();
-        let slot = ring
-            .register_producer(pid, start)
-            .ok_or(GroupError::ProducersFull {
-                max: crate::layout::PRODUCER_SLOTS as u32,
-            })?;
+        let slot = self.register_producer()?;
         let attached = ring.attach_identity(name.as_bytes(), slot, |owner| {
             ring.registry_owner(owner)
                 .map(|(pid, start, ident)| (pid, liveness::is_alive(pid, start), ident))
