@@ -981,6 +981,17 @@ impl Queue {
             .collect())
     }
 
+    /// Recovers dead producers now, waiting for the admin lock: aborts what
+    /// they left uncommitted, settles their names' last pseqs and frees their
+    /// registry slots (producers and consumers do this on their own too).
+    ///
+    /// # Errors
+    /// [`GroupError::Io`] if the admin lock cannot be taken.
+    pub fn gc_producers(&self) -> Result<crate::Recovery, GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        Ok(self.ring().recover_claims(liveness::is_alive))
+    }
+
     /// Validates the queue's live state against the protocol's invariants (see
     /// [`CheckReport`]); opening it has already validated the header.
     pub fn check(&self) -> CheckReport {

@@ -246,6 +246,16 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
         let path = create(dir.path(), 64 << 10);
         let (ok, err) = send_lines(&path, &lines, Some(crash));
         assert!(!ok, "{crash}: the sender was not killed: {err}");
+        // `shmq gc` recovers the dead producer and settles its name.
+        let out = shmq(&["gc", path.to_str().unwrap()]);
+        let aborted = if crash == "producer-written" { 1 } else { 0 };
+        assert!(
+            out.contains(&format!("1 dead producer(s) removed, {aborted} claim(s)")),
+            "{crash}: {out}"
+        );
+        let name = &stat(&path)["producer_names"][0];
+        assert_eq!(name["pid"], serde_json::Value::Null, "{crash}: {name}");
+        assert_eq!(name["last_pseq"] == 0, aborted == 0, "{crash}: {name}");
         let (ok, err) = send_lines(&path, &lines, None);
         assert!(ok, "{crash}: {err}");
         let skipped = if crash == "producer-written" { 0 } else { 1 };
