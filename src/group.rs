@@ -73,11 +73,7 @@ impl Taken {
     /// Bytes between the header and the payload: the producer extension's.
     #[inline]
     pub fn skip(&self) -> usize {
-        if self.flags & FLAG_PRODUCER != 0 {
-            PRODUCER_EXT
-        } else {
-            0
-        }
+        ext_len(self.flags)
     }
 
     /// Payload bytes.

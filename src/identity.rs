@@ -148,8 +148,12 @@ impl<R: Region> Ring<R> {
         Ok((i, self.iword(i, I_NEXT).load(Ordering::Acquire)))
     }
 
-    /// Releases identity `i` if registry slot `slot` holds it.
+    /// Releases identity `i` if registry slot `slot` holds it (`i` comes
+    /// from the registry slot: out of range means corrupt, and nothing to do).
     pub(crate) fn release_identity(&self, i: usize, slot: usize) {
+        if i >= IDENTITY_SLOTS {
+            return;
+        }
         let owner = self.iword(i, I_OWNER);
         if owner.load(Ordering::Relaxed) == slot as u64 + 1 {
             // Release: the owner's `next` is visible to whoever attaches next

@@ -361,6 +361,16 @@ pub const fn flags_origin(flags: u32) -> Option<usize> {
     }
 }
 
+/// Bytes of producer extension a record with `flags` starts with.
+#[inline]
+pub const fn ext_len(flags: u32) -> usize {
+    if flags & FLAG_PRODUCER != 0 {
+        PRODUCER_EXT
+    } else {
+        0
+    }
+}
+
 /// Whether a record header's `len` and `flags` are possible in a queue of
 /// a queue whose largest payload is `max_msg`: no unknown flag, and a length
 /// that holds the producer extension when the flag says it is there and at
@@ -368,11 +378,7 @@ pub const fn flags_origin(flags: u32) -> Option<usize> {
 /// it trusts either.
 #[inline]
 pub const fn valid_record(len: u64, flags: u32, max_msg: u32) -> bool {
-    let ext = if flags & FLAG_PRODUCER != 0 {
-        PRODUCER_EXT as u64
-    } else {
-        0
-    };
+    let ext = ext_len(flags) as u64;
     flags & !(FLAG_PRODUCER | FLAGS_DEAD_LETTER) == 0 && len >= ext && len - ext <= max_msg as u64
 }
 

@@ -99,19 +99,19 @@ impl Producer {
 
     /// The pseqs for `n` messages starting at `explicit` (or the next one):
     /// refused if any was committed already, set up for the claim otherwise.
-    /// `None` for an anonymous producer.
-    fn number(&mut self, explicit: Option<u64>, n: u64) -> Result<Option<u64>, SendError> {
-        let Some((_, next)) = self.named else {
+    /// Returns the first message's producer extension, `(id, pseq)`; `None`
+    /// for an anonymous producer.
+    fn number(&mut self, explicit: Option<u64>, n: u64) -> Result<Option<(u64, u64)>, SendError> {
+        // `new_named` sets both.
+        let (Some((_, next)), Some(i)) = (&self.named, self.pc.ident) else {
             return match explicit {
                 Some(_) => Err(SendError::NotNamed),
                 None => Ok(None),
             };
         };
-        let first = explicit.unwrap_or(next);
+        let (next, first) = (*next, explicit.unwrap_or(*next));
         if first < next {
-            if let Some(i) = self.pc.ident {
-                self.q.ring().note_duplicate(i);
-            }
+            self.q.ring().note_duplicate(i);
             return Err(SendError::Duplicate {
                 pseq: first,
                 last: next - 1,
@@ -122,7 +122,7 @@ impl Producer {
             return Err(SendError::PseqOutOfRange(first));
         }
         self.pc.pseq = first;
-        Ok(Some(first))
+        Ok(Some((i as u64, first)))
     }
 
     /// Commits a claim's records (see `Ring::commit_claim`); a named
@@ -279,9 +279,7 @@ impl Producer {
 
     fn send_mode(&mut self, msg: &[u8], pseq: Option<u64>, mode: Mode) -> Result<u64, SendError> {
         self.check_len(msg.len())?;
-        let ext = self
-            .number(pseq, 1)?
-            .map(|p| (self.pc.ident.unwrap_or(0) as u64, p));
+        let ext = self.number(pseq, 1)?;
         self.send_record(msg, 0, ext, mode)
     }
 
@@ -407,7 +405,7 @@ impl Producer {
         if msgs.is_empty() {
             return Ok(self.q.ring().tail_now().0);
         }
-        let first_pseq = self.number(None, msgs.len() as u64)?;
+        let first = self.number(None, msgs.len() as u64)?;
         let geo = self.q.geometry();
         let layout = |mut p: u64| {
             for m in msgs {
@@ -419,13 +417,12 @@ impl Producer {
         let claim = self.claim(msgs.len() as u64, Mode::Until(None), layout)?;
         let ring = self.q.ring();
         let ts = now_ns();
-        let id = self.pc.ident.unwrap_or(0) as u64;
         let mut p = claim.start;
         let mut placed = Vec::with_capacity(msgs.len());
         for (i, m) in msgs.iter().enumerate() {
             let len = stored_len(m.len(), named);
             let rec = ring.place(p, len);
-            let ext = first_pseq.map(|f| (id, f.wrapping_add(i as u64)));
+            let ext = first.map(|(id, pseq)| (id, pseq.wrapping_add(i as u64)));
             // SAFETY: `rec` is record i of our claim, placed for its stored
             // length.
             unsafe { ring.write_record_as(rec, claim.seq.wrapping_add(i as u64), ts, ext, 0, m) };
@@ -445,29 +442,22 @@ impl Producer {
     /// [`SendError::TooLarge`].
     pub fn claim_send(&mut self, len: usize) -> Result<SendGuard<'_>, SendError> {
         self.check_len(len)?;
-        let pseq = self.number(None, 1)?;
-        let l = stored_len(len, pseq.is_some());
+        let ext = self.number(None, 1)?;
+        let l = stored_len(len, ext.is_some());
         let geo = self.q.geometry();
         let claim = self.claim(1, Mode::Until(None), |p| {
             geo.place(p, l).wrapping_add(record_size(l))
         })?;
         let rec = self.q.ring().place(claim.start, l);
-        if let Some(pseq) = pseq {
-            let id = self.pc.ident.unwrap_or(0) as u64;
-            // SAFETY: `rec` is our claim's record, placed for the payload
-            // and the extension; the payload is written through the guard.
-            unsafe {
-                self.q
-                    .ring()
-                    .write_record_as(rec, claim.seq, 0, Some((id, pseq)), 0, &[])
-            };
+        if let Some((id, pseq)) = ext {
+            // The header, with FLAG_PRODUCER, is written by `finish`.
+            self.q.ring().write_ext(rec, id, pseq);
         }
         Ok(SendGuard {
             p: self,
             claim,
             rec,
             len,
-            ext: pseq.is_some(),
             done: false,
         })
     }
@@ -479,8 +469,6 @@ pub struct SendGuard<'a> {
     claim: Claim,
     rec: u64,
     len: usize,
-    /// The record starts with the producer extension (a named producer).
-    ext: bool,
     done: bool,
 }
 
@@ -493,12 +481,22 @@ impl SendGuard<'_> {
     /// The payload bytes, to fill in. Their initial content is unspecified.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         let ring = self.p.q.ring();
-        let off = ring.ring_at(self.rec) + RECORD_HEADER + if self.ext { PRODUCER_EXT } else { 0 };
+        let off = ring.ring_at(self.rec) + RECORD_HEADER + ext_len(self.flags());
         // SAFETY: these bytes lie inside our claim (placed for `len` bytes, never
         // across the ring's end), which no consumer reads before our commit and
         // no other producer overlaps: they are ours alone until `commit`. Any byte
         // value is a valid u8.
         unsafe { std::slice::from_raw_parts_mut(ring.region.ptr_at(off, self.len), self.len) }
+    }
+
+    /// The record's flags: a named producer's claim (one with an identity)
+    /// starts with the producer extension.
+    fn flags(&self) -> u32 {
+        if self.claim.ident.is_some() {
+            FLAG_PRODUCER
+        } else {
+            0
+        }
     }
 
     /// Publishes the message; returns its sequence number.
@@ -508,13 +506,10 @@ impl SendGuard<'_> {
     }
 
     fn finish(&mut self, kind: u64) {
-        let stored = stored_len(self.len, self.ext);
+        let flags = self.flags();
+        let stored = (ext_len(flags) + self.len) as u64;
         let ring = self.p.q.ring();
-        ring.write_header(self.rec, self.claim.seq, now_ns(), stored as u32);
-        if self.ext {
-            // `write_header` cleared the flags `claim_send` wrote.
-            ring.write_flags(self.rec, stored as u32, FLAG_PRODUCER);
-        }
+        ring.write_header(self.rec, self.claim.seq, now_ns(), stored as u32, flags);
         let claim = self.claim;
         self.p
             .commit(&claim, std::iter::once((self.rec, stored, kind)));
@@ -537,7 +532,7 @@ impl Drop for SendGuard<'_> {
             ring.region
                 .u64_at(OFF_ABORTED)
                 .fetch_add(1, Ordering::Relaxed);
-            if let (true, Some(slot)) = (self.ext, self.claim.slot) {
+            if let (Some(_), Some(slot)) = (self.claim.ident, self.claim.slot) {
                 // Its pseq stays unpublished even if we die before the intent
                 // is cleared.
                 ring.note_abandoned(slot);

@@ -40,8 +40,8 @@
 //! fail its CAS) only postpone recovery.
 
 use crate::layout::{
-    record_size, ALIGN, FLAG_PRODUCER, IDENTITY_SLOTS, KIND_ABORT, KIND_PAD, OFF_ABORTED,
-    OFF_PRODUCERS, PRODUCER_SLOTS, PRODUCER_SLOT_SIZE, RECORD_HEADER,
+    record_size, ALIGN, FLAG_PRODUCER, KIND_ABORT, KIND_PAD, OFF_ABORTED, OFF_PRODUCERS,
+    PRODUCER_SLOTS, PRODUCER_SLOT_SIZE, RECORD_HEADER,
 };
 use crate::region::Region;
 use crate::ring::{unpack_head, widen_seq, Ring, Slot};
@@ -182,9 +182,7 @@ impl<R: Region> Ring<R> {
     pub fn unregister_producer(&self, slot: usize) {
         let ident = self.pword(slot, S_IDENT).load(Ordering::Relaxed);
         if let Some(i) = ident.checked_sub(1) {
-            if (i as usize) < IDENTITY_SLOTS {
-                self.release_identity(i as usize, slot);
-            }
+            self.release_identity(i as usize, slot);
         }
         self.pword(slot, S_CLAIM).store(0, Ordering::Relaxed);
         // Release: pairs with the Acquire owner load of a recovery.
@@ -482,10 +480,7 @@ impl<R: Region> Ring<R> {
                     } else {
                         (body.min(self.geo.max_stored()), FLAG_PRODUCER)
                     };
-                    self.write_header(pos, seq, 0, len as u32);
-                    if flags != 0 {
-                        self.write_flags(pos, len as u32, flags);
-                    }
+                    self.write_header(pos, seq, 0, len as u32, flags);
                     self.commit(pos, KIND_ABORT);
                 }
             }

@@ -350,27 +350,33 @@ impl<R: Region> Ring<R> {
         flags: u32,
         payload: &[u8],
     ) {
-        let off = self.ring_at(pos);
-        let skip = if ext.is_some() { PRODUCER_EXT } else { 0 };
+        let flags = match ext {
+            Some((id, pseq)) => {
+                self.write_ext(pos, id, pseq);
+                flags | FLAG_PRODUCER
+            }
+            None => flags,
+        };
+        let skip = ext_len(flags);
         let stored = (skip + payload.len()) as u32;
         debug_assert!(record_size(stored as u64) <= self.geo.room_to_end(pos));
-        self.write_header(pos, seq, ts_ns, stored);
-        if let Some((id, pseq)) = ext {
-            self.write_flags(pos, stored, flags | FLAG_PRODUCER);
-            // Relaxed: published by the Release store of the commit word.
-            self.region
-                .u64_at(off + RECORD_HEADER)
-                .store(id, Ordering::Relaxed);
-            self.region
-                .u64_at(off + RECORD_HEADER + 8)
-                .store(pseq, Ordering::Relaxed);
-        } else if flags != 0 {
-            self.write_flags(pos, stored, flags);
-        }
+        self.write_header(pos, seq, ts_ns, stored, flags);
         // SAFETY: the bytes after the header (and extension) belong to the
         // caller's claim, which no consumer reads before the commit and no
         // producer overlaps.
-        unsafe { self.region.write(off + RECORD_HEADER + skip, payload) };
+        unsafe {
+            self.region
+                .write(self.ring_at(pos) + RECORD_HEADER + skip, payload)
+        };
+    }
+
+    /// Writes the producer extension of the record at `pos` (in a claim the
+    /// caller holds, not committed yet).
+    pub(crate) fn write_ext(&self, pos: u64, id: u64, pseq: u64) {
+        let off = self.ring_at(pos) + RECORD_HEADER;
+        // Relaxed: published by the Release store of the commit word.
+        self.region.u64_at(off).store(id, Ordering::Relaxed);
+        self.region.u64_at(off + 8).store(pseq, Ordering::Relaxed);
     }
 
     /// The producer extension `(id, pseq)` of a record with FLAG_PRODUCER at
@@ -385,25 +391,17 @@ impl<R: Region> Ring<R> {
         )
     }
 
-    /// Writes the header fields of a record at `pos` (zero-copy sends write the
-    /// payload themselves).
-    pub fn write_header(&self, pos: u64, seq: u64, ts_ns: u64, len: u32) {
+    /// Writes the header fields of a record at `pos`: stored length `len`
+    /// and `flags` (layout.rs), sequence number and time (zero-copy sends
+    /// write the payload themselves).
+    pub fn write_header(&self, pos: u64, seq: u64, ts_ns: u64, len: u32, flags: u32) {
         let off = self.ring_at(pos);
         // Relaxed: published by the Release store of the commit word.
         self.region
             .u64_at(off + 8)
-            .store(len as u64, Ordering::Relaxed);
+            .store(len as u64 | (flags as u64) << 32, Ordering::Relaxed);
         self.region.u64_at(off + 16).store(seq, Ordering::Relaxed);
         self.region.u64_at(off + 24).store(ts_ns, Ordering::Relaxed);
-    }
-
-    /// Sets the flags of the record at `pos`, whose header says `len` (a dead
-    /// letter's addressing: `layout.rs`), before its commit.
-    pub(crate) fn write_flags(&self, pos: u64, len: u32, flags: u32) {
-        // Relaxed: published by the Release store of the commit word.
-        self.region
-            .u64_at(self.ring_at(pos) + 8)
-            .store(len as u64 | (flags as u64) << 32, Ordering::Relaxed);
     }
 
     /// Publishes the record (or pad) at `pos`.

@@ -162,7 +162,7 @@ pub fn abort_one(r: &Ring<LoomRegion>, pc: &mut ProducerCursor) -> u64 {
         })
         .expect("no deadline");
     let rec = geo.place(claim.start, 8);
-    r.write_header(rec, claim.seq, 0, 8);
+    r.write_header(rec, claim.seq, 0, 8, 0);
     r.commit_claim(&claim, std::iter::once((rec, 8, layout::KIND_ABORT)));
     claim.seq
 }
