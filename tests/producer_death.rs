@@ -10,7 +10,7 @@
 mod common;
 
 use common::{check_passes, stat};
-use shmq::{Queue, QueueOptions, StartAt};
+use shmq::{Queue, StartAt};
 use std::io::Write;
 use std::path::Path;
 use std::process::Child;
@@ -46,18 +46,7 @@ fn claim_and_hang(q: &Path) -> (Child, u64) {
 }
 
 fn create(dir: &Path, capacity: u64) -> std::path::PathBuf {
-    let path = dir.join("q");
-    let q = Queue::create(
-        &path,
-        &QueueOptions {
-            capacity,
-            max_msg: 1024,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    q.add_group("g", StartAt::Latest).unwrap();
-    path
+    common::small_queue(dir, capacity, StartAt::Latest)
 }
 
 /// Receives `n` messages from group "g", failing if any takes over 20 s.

@@ -13,18 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn create(dir: &Path, capacity: u64) -> PathBuf {
-    let path = dir.join("q");
-    let q = Queue::create(
-        &path,
-        &QueueOptions {
-            capacity,
-            max_msg: 1024,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    q.add_group("g", StartAt::Earliest).unwrap();
-    path
+    common::small_queue(dir, capacity, StartAt::Earliest)
 }
 
 /// Everything group "g" has now: (payload, producer tag).

@@ -101,6 +101,27 @@ pub fn queue_with_group(dir: &std::path::Path) -> (std::path::PathBuf, shmq::Que
     (p, q)
 }
 
+/// A queue at `dir/q` of `capacity` bytes and 1 KiB messages, made with the
+/// library, with group "g" starting at `start`; returns its path.
+pub fn small_queue(
+    dir: &std::path::Path,
+    capacity: u64,
+    start: shmq::StartAt,
+) -> std::path::PathBuf {
+    let path = dir.join("q");
+    let q = shmq::Queue::create(
+        &path,
+        &shmq::QueueOptions {
+            capacity,
+            max_msg: 1024,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.add_group("g", start).unwrap();
+    path
+}
+
 /// Waits (up to 30 s) until the queue's groups have `n` attached members.
 pub fn wait_members(q: &shmq::Queue, n: usize) {
     let t0 = std::time::Instant::now();
