@@ -13,7 +13,7 @@ use crate::region::Region;
 use crate::ring::Slot;
 use crate::spill_log::LogReader;
 use crate::sync::Ordering;
-use crate::wait::{Event, WaitStrategy};
+use crate::wait::{Sleeper, WaitStrategy};
 use std::time::{Duration, Instant};
 
 /// While a consumer waits, how often it looks again without being woken, on
@@ -211,6 +211,8 @@ impl Consumer {
     }
 
     fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
+        // A wake of this process (the last release) may have found nobody.
+        self.q.after_stale_wake();
         if let Some(seq) = self.unacked_if_explicit() {
             return Err(RecvError::AckPending { seq });
         }
@@ -270,7 +272,7 @@ impl Consumer {
                 }
                 None => deadline,
             };
-            if let Some(r) = ring.wait_for(Event::Data, self.wait, slice, &mut poll) {
+            if let Some(r) = ring.wait_for(Sleeper::Member { g, m }, self.wait, slice, &mut poll) {
                 return r;
             }
             if stuck && unpack(ring.cursor_now(g)) == (cur_seq, cur_pos) {

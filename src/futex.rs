@@ -37,8 +37,9 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>, p
     }
 }
 
-/// Wakes every thread sleeping on `word`, in any process.
-pub(crate) fn wake_all(word: &AtomicU32, private: bool) {
+/// Wakes every thread sleeping on `word`, in any process. Returns how many
+/// it woke (0 also if the call failed).
+pub(crate) fn wake_all(word: &AtomicU32, private: bool) -> usize {
     let op = if private {
         libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG
     } else {
@@ -46,7 +47,7 @@ pub(crate) fn wake_all(word: &AtomicU32, private: bool) {
     };
     // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE does not
     // access user memory beyond using its address as a key.
-    unsafe {
+    let woken = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -55,6 +56,7 @@ pub(crate) fn wake_all(word: &AtomicU32, private: bool) {
             std::ptr::null::<u8>(),
             std::ptr::null::<u32>(),
             0u32,
-        );
-    }
+        )
+    };
+    usize::try_from(woken).unwrap_or(0)
 }

@@ -33,7 +33,7 @@ use crate::layout::*;
 use crate::region::Region;
 use crate::ring::{pack_head, unpack_head, widen_seq, Ring};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
-use crate::wait::Event;
+use crate::wait::{Event, Sleeper};
 
 /// What a producer's scan found.
 #[derive(Clone, Copy, Debug)]
@@ -142,6 +142,8 @@ pub struct MemberInfo {
     pub unacked: Option<u64>,
     /// Messages it acknowledged.
     pub acked: u64,
+    /// Asleep waiting for messages (wait.rs).
+    pub asleep: bool,
 }
 
 impl<R: Region> Ring<R> {
@@ -503,6 +505,8 @@ impl<R: Region> Ring<R> {
         // Relaxed: the group has no live member, and the state store below
         // publishes these.
         for m in 0..self.geo.max_members as usize {
+            // A member killed asleep is no longer counted.
+            self.clear_sleeper(Sleeper::Member { g, m });
             self.member_word(g, m, M_INFLIGHT)
                 .store(IDLE, Ordering::Relaxed);
             self.member_word(g, m, M_STATE)
@@ -536,6 +540,7 @@ impl<R: Region> Ring<R> {
                         _ => None,
                     },
                     acked: self.member_word(g, m, M_ACKED).load(Ordering::Relaxed),
+                    asleep: self.is_asleep(Sleeper::Member { g, m }),
                 }
             })
             .collect()

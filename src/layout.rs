@@ -29,8 +29,10 @@
 //!                      position to be claimed (advanced by producers' CAS)
 //!   384 HEAD     line: u128 = (gen << 32 | seq_lo32) << 64 | pos   oldest record
 //!                      the ring still holds; gen changes whenever a group is added
-//!   512 DATA     line: u32 futex word, u32 sleeping consumers (at 516)
-//!   640 SPACE    line: u32 futex word, u32 sleeping producers (at 644)
+//!   512 DATA     line: u32 futex word, u32 sleeping consumers (at 516; each
+//!                      also marks itself asleep in its member slot, +80)
+//!   640 SPACE    line: u32 futex word, u32 at 644: bit s set while the
+//!                      producer of registry slot s sleeps (wait.rs)
 //!   768 COUNTERS line: u64 full_waits (times a producer found the ring full
 //!                      because a group had not read it), u64 aborted (claims
 //!                      abandoned without a message), u64 stall_waits (at 784:
@@ -110,7 +112,12 @@
 //!                             log position | DISK_BIT
 //!        +64  attempts   u64  deliveries before this one (0: first delivery)
 //!        +72  acked      u64  messages this member acknowledged
-//!        +80..128 reserved
+//!        +80  asleep     u64  1 while the member is counted in the DATA
+//!                             sleeper count (wait.rs): set after its
+//!                             increment, cleared before its decrement, so the
+//!                             reaper of a member killed asleep can take its
+//!                             count back
+//!        +88..128 reserved
 //!
 //! RING at ring_off: `capacity` bytes of records. A record at byte position `pos`
 //! (a u64 that only grows; its offset in the ring is pos & (capacity - 1)) is
@@ -140,7 +147,7 @@
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Size of the header block.
 pub const HEADER_SIZE: usize = 8192;
 /// Size of a record header.
@@ -185,7 +192,7 @@ pub const OFF_DATA_FUTEX: usize = 512;
 pub const OFF_DATA_WAITERS: usize = 516;
 /// Futex word producers sleep on when the ring is full.
 pub const OFF_SPACE_FUTEX: usize = 640;
-/// Number of producers asleep (or about to be).
+/// Producers asleep (or about to be): bit s for registry slot s.
 pub const OFF_SPACE_WAITERS: usize = 644;
 /// Counter: times a producer found the ring full.
 pub const OFF_FULL_WAITS: usize = 768;
@@ -295,6 +302,7 @@ pub(crate) const M_ENTRY_SEQ: usize = 48;
 pub(crate) const M_ENTRY_AT: usize = 56;
 pub(crate) const M_ATTEMPTS: usize = 64;
 pub(crate) const M_ACKED: usize = 72;
+pub(crate) const M_ASLEEP: usize = 80;
 
 // Group slot fields for acknowledgements (ack.rs), after the cursor.
 pub(crate) const G_PENDING: usize = 144;

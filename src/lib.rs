@@ -81,9 +81,11 @@ pub use group::StartAt;
 pub use identity::NameStat;
 pub use layout::Geometry;
 pub use producer::{Producer, SendGuard};
-pub use queue::{GroupStat, MemberStat, ProducerStat, Queue, QueueOptions, SpillStat, Stat};
+pub use queue::{
+    GroupStat, MemberStat, ProducerStat, Queue, QueueOptions, RemovedMember, SpillStat, Stat,
+};
 pub use registry::Recovery;
 pub use replay::{Retained, SeekTo};
 pub use spill_log::{Fsync, LogError, SpillOptions};
 pub use spiller::{RoundOutcome, CRASH_POINTS};
-pub use wait::WaitStrategy;
+pub use wait::{Sleeper, WaitStrategy};

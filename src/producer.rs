@@ -10,7 +10,7 @@ use crate::region::Region;
 use crate::ring::{Claim, ProducerCursor};
 use crate::spiller::crash_point;
 use crate::sync::Ordering;
-use crate::wait::{Event, WaitStrategy};
+use crate::wait::{Sleeper, WaitStrategy};
 use std::time::{Duration, Instant};
 
 /// How long a producer waits on a full ring before checking for dead members
@@ -23,6 +23,8 @@ const REAP_EVERY: Duration = Duration::from_millis(100);
 pub struct Producer {
     q: Queue,
     pc: ProducerCursor,
+    /// Its registry slot (also in `pc`): where it announces claims and sleeps.
+    slot: usize,
     wait: WaitStrategy,
     /// The queue has a spill log.
     spill: bool,
@@ -53,6 +55,7 @@ impl Producer {
         Producer {
             q,
             pc,
+            slot,
             wait: WaitStrategy::default(),
             spill,
             next_spill_check: 0,
@@ -144,6 +147,7 @@ impl Producer {
             crash_point("producer-published");
         }
         ring.finish_claim(claim);
+        self.q.after_stale_wake();
     }
 
     /// How this producer waits when the ring is full.
@@ -255,9 +259,12 @@ impl Producer {
             let slice_end = Instant::now() + every;
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));
             let pc = &mut self.pc;
-            let got = ring.wait_for(Event::Space, self.wait, Some(until), || {
-                ring.try_claim(pc, count, &end_of).ok()
-            });
+            let got = ring.wait_for(
+                Sleeper::Producer { slot: self.slot },
+                self.wait,
+                Some(until),
+                || ring.try_claim(pc, count, &end_of).ok(),
+            );
             if let Some(c) = got {
                 return Ok(c);
             }
@@ -519,9 +526,7 @@ impl SendGuard<'_> {
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        if let Some(slot) = self.pc.slot {
-            self.q.ring().unregister_producer(slot);
-        }
+        self.q.ring().unregister_producer(self.slot);
     }
 }
 

@@ -12,6 +12,7 @@ use crate::ring::Ring;
 use crate::spill_log::{list_segments, Fsync, SpillOptions};
 use crate::spiller::Spill;
 use crate::sync::{wide_atomics_lock_free, Ordering};
+use crate::wait::Sleeper;
 use crate::{Consumer, Producer};
 use memmap2::MmapOptions;
 use std::fs::{File, OpenOptions};
@@ -19,6 +20,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How to create a queue.
@@ -73,7 +75,12 @@ pub(crate) struct Inner {
     path: Option<PathBuf>,
     admin: Mutex<()>,
     pub(crate) spill: Option<Spill>,
+    /// When this process last reaped because a wake found nobody (ns).
+    last_sleeper_reap: AtomicU64,
 }
+
+/// How often a process reaps at most because wakes find nobody asleep.
+const STALE_SLEEPER_REAP_EVERY_NS: u64 = 100_000_000;
 
 /// A handle to a queue; cheap to clone, shareable between threads. Producers and
 /// consumers are made from it.
@@ -114,6 +121,12 @@ pub struct Stat {
     pub stall_waits: u64,
     /// Claims abandoned without a message (their sequence numbers are skipped).
     pub aborted: u64,
+    /// Consumers counted asleep: every commit pays a futex wake while this is
+    /// not zero (members killed asleep stay counted until reaped).
+    pub sleeping_consumers: u32,
+    /// Producers counted asleep on a full ring: every release pays a futex
+    /// wake while this is not zero.
+    pub sleeping_producers: u32,
     /// Registered groups.
     pub groups: Vec<GroupStat>,
     /// Registered producers.
@@ -122,6 +135,18 @@ pub struct Stat {
     pub names: Vec<NameStat>,
     /// The spill log, if the queue has one.
     pub spill: Option<SpillStat>,
+}
+
+/// A dead member [`Queue::gc`] removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemovedMember {
+    /// Its group.
+    pub group: String,
+    /// Its process.
+    pub pid: u64,
+    /// It was killed while asleep waiting for messages: wakers no longer
+    /// count it (until then every commit paid a futex wake for it).
+    pub asleep: bool,
 }
 
 /// A registered producer in [`Stat`].
@@ -136,6 +161,8 @@ pub struct ProducerStat {
     pub alive: bool,
     /// First sequence number of the claim it holds or is about to make.
     pub claim_seq: Option<u64>,
+    /// Asleep waiting for space in a full ring.
+    pub asleep: bool,
 }
 
 /// The spill log in [`Stat`].
@@ -215,6 +242,9 @@ pub struct MemberStat {
     pub acked: u64,
     /// The message it holds unacknowledged, if any.
     pub unacked: Option<u64>,
+    /// Asleep waiting for messages (a dead member still marked asleep was
+    /// killed in its sleep; the next reaping takes it out of the count).
+    pub asleep: bool,
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> OpenError {
@@ -603,6 +633,7 @@ impl Queue {
                 file: Some(file),
                 path: Some(path.to_owned()),
                 admin: Mutex::new(()),
+                last_sleeper_reap: AtomicU64::new(0),
                 spill,
             }),
         })
@@ -634,6 +665,7 @@ impl Queue {
                 file: None,
                 path: None,
                 admin: Mutex::new(()),
+                last_sleeper_reap: AtomicU64::new(0),
                 spill: open_spill(spill, nonce, &geo)?,
             }),
         })
@@ -941,6 +973,41 @@ impl Queue {
         Ok(Consumer::new(self.clone(), g, m))
     }
 
+    /// Called by producers and consumers at the start or end of each
+    /// operation: if a wake of this process found nobody asleep although the
+    /// sleeper word said otherwise, a process may have been killed asleep
+    /// (wait.rs), and every later wake would be a wasted syscall; reap dead
+    /// members and producers, at most every 100 ms.
+    #[inline]
+    pub(crate) fn after_stale_wake(&self) {
+        if self.ring().region.take_stale_wake() {
+            self.reap_stale_sleepers();
+        }
+    }
+
+    #[cold]
+    fn reap_stale_sleepers(&self) {
+        let now = crate::clock::now_ns();
+        let last = &self.inner.last_sleeper_reap;
+        // Relaxed: process-local rate limiting; the CAS picks one thread.
+        let prev = last.load(std::sync::atomic::Ordering::Relaxed);
+        // abs_diff: a clock stepped back does not hold reaping off.
+        if now.abs_diff(prev) < STALE_SLEEPER_REAP_EVERY_NS
+            || last
+                .compare_exchange(
+                    prev,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        self.reap_dead_members();
+        self.recover_dead_producers();
+    }
+
     /// Frees member slots whose processes have died, so their hazards no longer
     /// hold producers back. Returns how many were freed.
     pub fn reap_dead_members(&self) -> usize {
@@ -952,31 +1019,30 @@ impl Queue {
 
     /// Frees the dead members of every group; the caller holds the admin lock.
     /// Returns (group slot, pid) of each.
-    fn reap_all(&self) -> Vec<(usize, u64)> {
+    fn reap_all(&self) -> Vec<(usize, Reaped)> {
         let ring = self.ring();
         (0..ring.geo.max_groups as usize)
             .filter(|&g| ring.is_active(g))
-            .flat_map(|g| reap_group(ring, g).into_iter().map(move |pid| (g, pid)))
+            .flat_map(|g| reap_group(ring, g).into_iter().map(move |r| (g, r)))
             .collect()
     }
 
     /// Frees the member slots of dead processes now, waiting for the admin lock
     /// (producers and `consumer` do this on their own, opportunistically).
-    /// Returns (group, pid) of every member removed.
+    /// Returns every member removed.
     ///
     /// # Errors
     /// [`GroupError::Io`] if the admin lock cannot be taken.
-    pub fn gc(&self) -> Result<Vec<(String, u64)>, GroupError> {
+    pub fn gc(&self) -> Result<Vec<RemovedMember>, GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
         Ok(self
             .reap_all()
             .into_iter()
-            .map(|(g, pid)| {
-                (
-                    String::from_utf8_lossy(&ring.slot_name(g)).into_owned(),
-                    pid,
-                )
+            .map(|(g, r)| RemovedMember {
+                group: String::from_utf8_lossy(&ring.slot_name(g)).into_owned(),
+                pid: r.pid,
+                asleep: r.asleep,
             })
             .collect())
     }
@@ -1033,6 +1099,7 @@ impl Queue {
                             delivered: m.delivered,
                             acked: m.acked,
                             unacked: m.unacked,
+                            asleep: m.asleep,
                         })
                         .collect(),
                 }
@@ -1046,6 +1113,12 @@ impl Queue {
             full_waits: ring.region.u64_at(OFF_FULL_WAITS).load(Ordering::Relaxed),
             stall_waits: ring.region.u64_at(OFF_STALL_WAITS).load(Ordering::Relaxed),
             aborted: ring.region.u64_at(OFF_ABORTED).load(Ordering::Relaxed),
+            sleeping_consumers: ring.region.u32_at(OFF_DATA_WAITERS).load(Ordering::Relaxed),
+            sleeping_producers: ring
+                .region
+                .u32_at(OFF_SPACE_WAITERS)
+                .load(Ordering::Relaxed)
+                .count_ones(),
             groups,
             producers: slots
                 .into_iter()
@@ -1057,6 +1130,7 @@ impl Queue {
                     pid: p.pid,
                     alive: liveness::is_alive(p.pid, p.start_time),
                     claim_seq: p.claim.map(|c| c.0),
+                    asleep: p.asleep,
                 })
                 .collect(),
             names: name_stats,
@@ -1108,18 +1182,27 @@ fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// Frees group `g`'s member slots whose processes are dead; returns their pids.
-fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<u64> {
-    let mut pids = Vec::new();
+/// A dead member freed by `reap_group`.
+struct Reaped {
+    pid: u64,
+    /// It was killed asleep: its sleep announcement was withdrawn.
+    asleep: bool,
+}
+
+/// Frees group `g`'s member slots whose processes are dead.
+fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<Reaped> {
+    let mut out = Vec::new();
     for m in ring.members(g) {
         if !liveness::is_alive(m.pid, m.start_time) {
+            // Wakers stop counting it, before the slot can be reused.
+            let asleep = ring.clear_sleeper(Sleeper::Member { g, m: m.slot });
             // Its unacknowledged message goes back to the group first.
             ring.reap_entry(g, m.slot);
             ring.detach(g, m.slot);
-            pids.push(m.pid);
+            out.push(Reaped { pid: m.pid, asleep });
         }
     }
-    pids
+    out
 }
 
 /// Held while changing the group table.

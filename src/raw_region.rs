@@ -22,6 +22,9 @@ pub struct RawRegion {
     len: usize,
     /// Futexes on a private heap block can use the cheaper process-private keys.
     private: bool,
+    /// A wake found nobody asleep although the sleeper word said otherwise:
+    /// maybe a process killed asleep (wait.rs). Process-local.
+    stale_wake: std::sync::atomic::AtomicBool,
     _owner: Owner,
 }
 
@@ -33,6 +36,16 @@ unsafe impl Send for RawRegion {}
 unsafe impl Sync for RawRegion {}
 
 impl RawRegion {
+    /// Whether a wake since the last call found nobody asleep (see
+    /// `stale_wake`); clears the note.
+    #[inline]
+    pub(crate) fn take_stale_wake(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Relaxed: a process-local hint; the load keeps the line shared
+        // while nothing is noted.
+        self.stale_wake.load(Relaxed) && self.stale_wake.swap(false, Relaxed)
+    }
+
     /// Wraps a shared mapping of a queue file.
     pub fn from_map(map: MmapRaw) -> Self {
         let ptr = map.as_mut_ptr();
@@ -41,6 +54,7 @@ impl RawRegion {
             ptr,
             len,
             private: false,
+            stale_wake: Default::default(),
             _owner: Owner::Map(map),
         }
     }
@@ -55,6 +69,7 @@ impl RawRegion {
             ptr,
             len,
             private: true,
+            stale_wake: Default::default(),
             _owner: Owner::Heap(block),
         }
     }
@@ -137,6 +152,10 @@ unsafe impl Region for RawRegion {
 
     fn wake_all(&self, off: usize) {
         let word = self.u32_at(off);
-        crate::futex::wake_all(word, self.private);
+        if crate::futex::wake_all(word, self.private) == 0 {
+            // Relaxed: a hint for this process (`take_stale_wake`).
+            self.stale_wake
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }

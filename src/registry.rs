@@ -46,7 +46,7 @@ use crate::layout::{
 use crate::region::Region;
 use crate::ring::{unpack_head, widen_seq, Ring, Slot};
 use crate::sync::{AtomicU64, Ordering};
-use crate::wait::Event;
+use crate::wait::{Event, Sleeper};
 
 /// Low bits of CLAIM: the producer is about to CAS for the claim at `p`.
 const INTENT: u64 = 1;
@@ -115,6 +115,9 @@ pub struct Recovery {
     pub freed: u64,
     /// Stuck claims left alone because their owner could not be told apart.
     pub ambiguous: u64,
+    /// Dead producers that were asleep waiting for space: wakers no longer
+    /// count them (until then every release paid a futex wake for them).
+    pub sleepers: u64,
 }
 
 /// A registered producer's slot, as `stat` shows it.
@@ -130,6 +133,8 @@ pub struct SlotInfo {
     pub claim: Option<(u64, u64)>,
     /// The identity slot it publishes under (a named producer).
     pub ident: Option<usize>,
+    /// Asleep waiting for space (wait.rs).
+    pub asleep: bool,
 }
 
 impl<R: Region> Ring<R> {
@@ -250,6 +255,7 @@ impl<R: Region> Ring<R> {
                             .load(Ordering::Relaxed)
                             .checked_sub(1)
                             .map(|i| i as usize),
+                        asleep: self.is_asleep(Sleeper::Producer { slot: s }),
                         claim: (claim & STATE_MASK != 0).then(|| {
                             (
                                 self.pword(s, S_SEQ).load(Ordering::Relaxed),
@@ -300,6 +306,11 @@ impl<R: Region> Ring<R> {
         let tail = self.tail_now();
         let slots = self.snapshot(&alive);
         for d in slots.iter().filter(|s| !s.alive) {
+            // Killed asleep: wakers stop counting it. (Its slot is not reused
+            // before it is freed below, and a dead owner sets no bit again.)
+            if self.clear_sleeper(Sleeper::Producer { slot: d.slot }) {
+                out.sleepers += 1;
+            }
             // Records of d's claim that were committed (identity.rs): none
             // unless its CAS succeeded, since it commits only after CLAIMED.
             let mut committed = 0;

@@ -1,19 +1,38 @@
 //! Waiting without losing wake-ups: an eventcount on a futex word.
 //!
-//! Two events live in the header, each a futex word and a sleeper count on a
+//! Two events live in the header, each a futex word and a sleeper word on a
 //! line of its own: DATA (a record was committed; consumers sleep on it) and
 //! SPACE (a group moved on; producers sleep on it when the ring is full).
 //!
-//! Sleeper: read the futex word `e`; increment the sleeper count; SeqCst fence;
-//! re-check its condition; if still false, `futex_wait(word, e)`; decrement.
+//! Sleeper: read the futex word `e`; announce itself in the sleeper word;
+//! SeqCst fence; re-check its condition; if still false, `futex_wait(word, e)`;
+//! withdraw its announcement.
 //! Waker: make its change (commit a record, move a cursor); SeqCst fence; if the
-//! sleeper count is non-zero, bump the futex word and wake everyone.
+//! sleeper word is non-zero, bump the futex word and wake everyone.
 //!
 //! The two fences are ordered one way or the other. If the sleeper's is first,
-//! the waker sees the count and bumps the word, and the kernel's compare in
-//! `futex_wait` makes a sleeper that has not gone to sleep yet return at once.
-//! If the waker's is first, the sleeper's re-check sees the change. So no
+//! the waker sees the announcement and bumps the word, and the kernel's compare
+//! in `futex_wait` makes a sleeper that has not gone to sleep yet return at
+//! once. If the waker's is first, the sleeper's re-check sees the change. So no
 //! wake-up is lost, and a waker pays a syscall only when someone sleeps.
+//!
+//! A process killed while asleep never withdraws its announcement, and every
+//! later waker would pay a futex syscall for nobody. So each announcement can
+//! be undone by whoever reaps the dead process's slot (under the admin lock,
+//! before the slot is freed: [`Ring::clear_sleeper`]):
+//! - SPACE: the sleeper word is a bitmask of producer registry slots; a
+//!   producer sets and clears its own bit, each with one RMW, and the
+//!   recovery that frees a dead producer's slot clears its bit. Exact.
+//! - DATA: members are too many for a mask, so the word is a count, and each
+//!   member also marks itself asleep in its slot: increment, then mark; on
+//!   waking, clear the mark, then decrement. The reaper takes the count back
+//!   only if it clears a mark. A process killed between the two steps of
+//!   either pair leaves the count one too high (a wasted syscall per commit,
+//!   never a lost wake-up, which an undercount could cause).
+//!
+//! A wake that finds nobody (the kernel woke no thread) hints at such a dead
+//! sleeper; the production region notes it so that the queue runs a reaping
+//! pass soon (queue.rs, `Queue::after_op`).
 
 use crate::layout::*;
 use crate::region::Region;
@@ -42,6 +61,36 @@ impl Event {
         match self {
             Event::Data => OFF_DATA_WAITERS,
             Event::Space => OFF_SPACE_WAITERS,
+        }
+    }
+}
+
+/// Who sleeps: decides the event and where the sleep is announced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sleeper {
+    /// Member `m` of group `g` waits for data.
+    Member {
+        /// Group slot.
+        g: usize,
+        /// Member slot.
+        m: usize,
+    },
+    /// The producer of registry slot `slot` (below [`PRODUCER_SLOTS`]) waits
+    /// for space.
+    Producer {
+        /// Registry slot.
+        slot: usize,
+    },
+}
+
+// The SPACE sleeper word has a bit per registry slot.
+const _: () = assert!(PRODUCER_SLOTS <= 32);
+
+impl Sleeper {
+    const fn event(self) -> Event {
+        match self {
+            Sleeper::Member { .. } => Event::Data,
+            Sleeper::Producer { .. } => Event::Space,
         }
     }
 }
@@ -78,7 +127,7 @@ impl<R: Region> Ring<R> {
     /// Polls `poll` until it yields a value, per `strategy`, until `deadline`.
     pub fn wait_for<T>(
         &self,
-        ev: Event,
+        who: Sleeper,
         strategy: WaitStrategy,
         deadline: Option<Instant>,
         mut poll: impl FnMut() -> Option<T>,
@@ -110,7 +159,7 @@ impl<R: Region> Ring<R> {
                         spin_hint();
                     } else if polls < SPIN_POLLS + YIELD_POLLS {
                         yield_now();
-                    } else if let Some(v) = self.sleep(ev, remaining, &mut poll) {
+                    } else if let Some(v) = self.sleep(who, remaining, &mut poll) {
                         return Some(v);
                     }
                 }
@@ -121,22 +170,73 @@ impl<R: Region> Ring<R> {
     /// The sleeper's half of the eventcount.
     fn sleep<T>(
         &self,
-        ev: Event,
+        who: Sleeper,
         timeout: Option<Duration>,
         poll: &mut impl FnMut() -> Option<T>,
     ) -> Option<T> {
-        let word = self.region.u32_at(ev.futex_off());
-        let waiters = self.region.u32_at(ev.waiters_off());
+        let ev = who.event();
         // Acquire pairs with the Release bump in `notify`.
-        let e = word.load(Ordering::Acquire);
-        waiters.fetch_add(1, Ordering::Relaxed);
+        let e = self.region.u32_at(ev.futex_off()).load(Ordering::Acquire);
+        self.announce_sleep(who);
         // SYNC POINT eventcount: pairs with the fence in `notify`.
         fence(Ordering::SeqCst);
         let got = poll();
         if got.is_none() {
             self.region.wait(ev.futex_off(), e, timeout);
         }
-        waiters.fetch_sub(1, Ordering::Relaxed);
+        self.clear_sleeper(who);
         got
+    }
+
+    /// Puts `who` in its event's sleeper word. Relaxed: the fence after it in
+    /// `sleep` orders it before the re-check (module docs); the mark is read
+    /// only by the sleeper itself and by a reaper after the sleeper died.
+    pub(crate) fn announce_sleep(&self, who: Sleeper) {
+        let word = self.region.u32_at(who.event().waiters_off());
+        match who {
+            Sleeper::Member { g, m } => {
+                word.fetch_add(1, Ordering::Relaxed);
+                self.member_word(g, m, M_ASLEEP).store(1, Ordering::Relaxed);
+            }
+            Sleeper::Producer { slot } => {
+                word.fetch_or(1 << slot, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether `who` is announced asleep (for `stat`).
+    pub fn is_asleep(&self, who: Sleeper) -> bool {
+        // Relaxed: a snapshot for display.
+        match who {
+            Sleeper::Member { g, m } => {
+                self.member_word(g, m, M_ASLEEP).load(Ordering::Relaxed) == 1
+            }
+            Sleeper::Producer { slot } => {
+                let word = self.region.u32_at(OFF_SPACE_WAITERS);
+                word.load(Ordering::Relaxed) & (1 << slot) != 0
+            }
+        }
+    }
+
+    /// Takes `who` out of its event's sleeper word: the sleeper on waking, or
+    /// whoever reaps a process killed while asleep (admin lock held, the owner
+    /// found dead, its slot not freed yet). Returns whether it was in.
+    /// Relaxed: a waker that still sees it only pays a wasted wake.
+    pub fn clear_sleeper(&self, who: Sleeper) -> bool {
+        let word = self.region.u32_at(who.event().waiters_off());
+        match who {
+            Sleeper::Member { g, m } => {
+                // Only who clears the mark takes the count back: the member
+                // itself or the reaper of a dead one, never both.
+                let marked = self.member_word(g, m, M_ASLEEP).swap(0, Ordering::Relaxed) == 1;
+                if marked {
+                    word.fetch_sub(1, Ordering::Relaxed);
+                }
+                marked
+            }
+            Sleeper::Producer { slot } => {
+                word.fetch_and(!(1 << slot), Ordering::Relaxed) & (1 << slot) != 0
+            }
+        }
     }
 }

@@ -239,7 +239,9 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
         let out = shmq(&["gc", path.to_str().unwrap()]);
         let aborted = if crash == "producer-written" { 1 } else { 0 };
         assert!(
-            out.contains(&format!("1 dead producer(s) removed, {aborted} claim(s)")),
+            out.contains(&format!(
+                "1 dead producer(s) removed (0 killed asleep), {aborted} claim(s)"
+            )),
             "{crash}: {out}"
         );
         let name = &stat(&path)["producer_names"][0];

@@ -6,14 +6,20 @@ use std::path::Path;
 pub fn run(path: &Path) -> Result<(), String> {
     let q = Queue::open(path).map_err(|e| e.to_string())?;
     let removed = q.gc().map_err(|e| e.to_string())?;
-    for (group, pid) in &removed {
-        println!("removed dead member pid {pid} of group '{group}'");
+    for m in &removed {
+        println!(
+            "removed dead member pid {} of group '{}'{}",
+            m.pid,
+            m.group,
+            if m.asleep { " (killed asleep)" } else { "" }
+        );
     }
     println!("{} dead member(s) removed", removed.len());
     let r = q.gc_producers().map_err(|e| e.to_string())?;
     println!(
-        "{} dead producer(s) removed, {} claim(s) they left aborted ({} sequence numbers){}",
+        "{} dead producer(s) removed ({} killed asleep), {} claim(s) they left aborted ({} sequence numbers){}",
         r.freed,
+        r.sleepers,
         r.claims,
         r.records,
         if r.ambiguous > 0 {

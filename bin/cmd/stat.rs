@@ -21,7 +21,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "members": gr.members.iter().filter(|m| m.alive).count(),
                     "member_list": gr.members.iter().map(|m| serde_json::json!({
                         "pid": m.pid, "alive": m.alive, "delivered": m.delivered,
-                        "acked": m.acked, "unacked": m.unacked,
+                        "acked": m.acked, "unacked": m.unacked, "asleep": m.asleep,
                     })).collect::<Vec<_>>(),
                     "pending": gr.pending,
                     "redelivered": gr.redelivered,
@@ -44,9 +44,12 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             "full_waits": s.full_waits,
             "stall_waits": s.stall_waits,
             "aborted": s.aborted,
+            "sleeping_consumers": s.sleeping_consumers,
+            "sleeping_producers": s.sleeping_producers,
             "groups": groups,
             "producers": s.producers.iter().map(|p| serde_json::json!({
-                "pid": p.pid, "alive": p.alive, "claim_seq": p.claim_seq, "name": p.name
+                "pid": p.pid, "alive": p.alive, "claim_seq": p.claim_seq, "name": p.name,
+                "asleep": p.asleep,
             })).collect::<Vec<_>>(),
             "producer_names": s.names.iter().map(|n| serde_json::json!({
                 "id": n.id,
@@ -90,6 +93,10 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
         "full      {} waits on a full ring, {} behind a send or read in progress, {} aborted claims",
         s.full_waits, s.stall_waits, s.aborted
     );
+    println!(
+        "sleeping  {} consumer(s), {} producer(s) counted asleep (each commit, each release wakes them)",
+        s.sleeping_consumers, s.sleeping_producers
+    );
     let live = s.producers.iter().filter(|p| p.alive).count();
     println!(
         "producers {} registered ({live} alive){}",
@@ -102,7 +109,12 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 p.name
                     .as_ref()
                     .map_or(String::new(), |n| format!(" as '{n}'")),
-                if p.alive { "" } else { " (dead)" }
+                match (p.alive, p.asleep) {
+                    (true, false) => "",
+                    (true, true) => " (asleep: ring full)",
+                    (false, false) => " (dead)",
+                    (false, true) => " (dead, killed asleep)",
+                }
             ))
             .collect::<String>()
     );
@@ -153,12 +165,11 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
         let live: Vec<String> = gr
             .members
             .iter()
-            .map(|m| {
-                if m.alive {
-                    m.pid.to_string()
-                } else {
-                    format!("{}(dead)", m.pid)
-                }
+            .map(|m| match (m.alive, m.asleep) {
+                (true, false) => m.pid.to_string(),
+                (true, true) => format!("{}(asleep)", m.pid),
+                (false, false) => format!("{}(dead)", m.pid),
+                (false, true) => format!("{}(dead, killed asleep)", m.pid),
             })
             .collect();
         let alive = gr.members.iter().filter(|m| m.alive).count();

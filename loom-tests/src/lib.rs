@@ -51,7 +51,7 @@ use layout::{record_size, Geometry};
 /// The record kind of a message (layout.rs keeps it crate-private).
 pub const KIND_MSG: u64 = layout::KIND_MSG;
 use ring::{ProducerCursor, Ring};
-use wait::{Event, WaitStrategy};
+use wait::{Sleeper, WaitStrategy};
 
 /// A ring of 128 bytes: three 8-byte messages (40-byte records) per lap, so
 /// four messages wrap it, pad its end and fill it.
@@ -82,12 +82,45 @@ pub fn add(r: &Ring<LoomRegion>, name: &str, start: StartAt) -> usize {
     g
 }
 
+/// `who` announces its sleep and is killed before withdrawing it: what a
+/// process SIGKILLed in `futex_wait` leaves behind.
+pub fn die_asleep(r: &Ring<LoomRegion>, who: Sleeper) {
+    r.announce_sleep(who);
+}
+
+/// The sleeper words (DATA count, SPACE producer bits) and member marks of `r`'s
+/// first group, read after the model's threads are joined.
+pub fn sleepers(r: &Ring<LoomRegion>, members: usize) -> (u32, u32, Vec<bool>) {
+    use region::Region as _;
+    use sync::Ordering::Relaxed;
+    (
+        r.region.u32_at(layout::OFF_DATA_WAITERS).load(Relaxed),
+        r.region.u32_at(layout::OFF_SPACE_WAITERS).load(Relaxed),
+        (0..members)
+            .map(|m| r.is_asleep(Sleeper::Member { g: 0, m }))
+            .collect(),
+    )
+}
+
+/// Where a producer waiting per `w` announces its sleep: its registry slot.
+/// Only a producer that may sleep (`Block`) needs one.
+fn producer_sleeper(pc: &ProducerCursor, w: WaitStrategy) -> Sleeper {
+    assert!(
+        w != WaitStrategy::Block || pc.slot.is_some(),
+        "a producer that may sleep is registered"
+    );
+    Sleeper::Producer {
+        slot: pc.slot.unwrap_or(0),
+    }
+}
+
 /// Publishes one 8-byte message carrying `value`, waiting per `w` while full.
 pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitStrategy) -> u64 {
     let geo = r.geometry();
     let end_of = |p: u64| geo.place(p, 8) + record_size(8);
+    let who = producer_sleeper(pc, w);
     let claim = r
-        .wait_for(Event::Space, w, None, || r.try_claim(pc, 1, end_of).ok())
+        .wait_for(who, w, None, || r.try_claim(pc, 1, end_of).ok())
         .expect("no deadline");
     let rec = geo.place(claim.start, 8);
     // SAFETY: `rec` is the one record of our claim, placed for 8 bytes.
@@ -125,7 +158,7 @@ pub fn send_or(
 /// Receives one message as member `m` of group `g`: (seq, value).
 pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, u64) {
     let t = r
-        .wait_for(Event::Data, w, None, || {
+        .wait_for(Sleeper::Member { g, m }, w, None, || {
             r.try_take(g, m, false)
                 .expect("corrupt")
                 .map(|t| t.ring().expect("on the ring"))
@@ -156,8 +189,9 @@ pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> 
 pub fn abort_one(r: &Ring<LoomRegion>, pc: &mut ProducerCursor) -> u64 {
     let geo = r.geometry();
     let end_of = |p: u64| geo.place(p, 8) + record_size(8);
+    let who = producer_sleeper(pc, WaitStrategy::Spin);
     let claim = r
-        .wait_for(Event::Space, WaitStrategy::Spin, None, || {
+        .wait_for(who, WaitStrategy::Spin, None, || {
             r.try_claim(pc, 1, end_of).ok()
         })
         .expect("no deadline");

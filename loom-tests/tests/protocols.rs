@@ -4,6 +4,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use shmq_loom_tests::group::StartAt;
+use shmq_loom_tests::wait::Sleeper;
 use shmq_loom_tests::wait::WaitStrategy::{Block, Spin};
 use shmq_loom_tests::*;
 
@@ -134,9 +135,12 @@ fn wait_wake_producer_never_misses_space() {
         for i in 0..3 {
             send(&r, &mut pc, i, Spin); // fills the 128-byte ring
         }
+        // A producer that may sleep announces it in its registry slot.
+        let slot = r.register_producer(2, 2).unwrap();
         let r2 = r.clone();
         let producer = thread::spawn(move || {
             let mut pc = r2.producer_cursor();
+            pc.set_slot(slot);
             send(&r2, &mut pc, 3, Block)
         });
         assert_eq!(recv(&r, g, m, Spin), (0, 0));
@@ -144,6 +148,65 @@ fn wait_wake_producer_never_misses_space() {
         for i in 1..4 {
             assert_eq!(recv(&r, g, m, Spin), (i, i));
         }
+    });
+}
+
+/// A member killed asleep (it announced its sleep and never withdrew it) is
+/// reaped while the other member sleeps and a producer commits: the reaper
+/// takes back exactly the dead member's count, the live member is still woken
+/// (loom reports a lost wake-up as a deadlock), and nobody is counted at the
+/// end.
+#[test]
+fn wait_wake_reaping_a_member_killed_asleep_loses_no_wake_up() {
+    model(|| {
+        let r = Arc::new(ring_with(2));
+        let g = add(&r, "g", StartAt::Latest);
+        let dead = r.attach(g, 1, 1).unwrap();
+        let live = r.attach(g, 2, 2).unwrap();
+        die_asleep(&r, Sleeper::Member { g, m: dead });
+        let r2 = r.clone();
+        let reaper = thread::spawn(move || r2.clear_sleeper(Sleeper::Member { g, m: dead }));
+        let r3 = r.clone();
+        let producer = thread::spawn(move || {
+            let mut pc = r3.producer_cursor();
+            send(&r3, &mut pc, 42, Spin)
+        });
+        let (seq, v) = recv(&r, g, live, Block);
+        assert!(reaper.join().unwrap(), "the dead member was marked");
+        assert_eq!((seq, v), (producer.join().unwrap(), 42));
+        assert_eq!(sleepers(&r, 2), (0, 0, vec![false, false]));
+    });
+}
+
+/// A producer killed asleep on a full ring is recovered while another
+/// producer sleeps there and the consumer frees space: the recovery clears
+/// only the dead producer's bit, the live one is woken, and no bit is left.
+#[test]
+fn wait_wake_recovering_a_producer_killed_asleep_loses_no_wake_up() {
+    model(|| {
+        let r = Arc::new(ring());
+        let g = add(&r, "g", StartAt::Latest);
+        let m = r.attach(g, 1, 1).unwrap();
+        let mut pc = r.producer_cursor();
+        for i in 0..3 {
+            send(&r, &mut pc, i, Spin); // fills the 128-byte ring
+        }
+        let dead = r.register_producer(7, 7).unwrap();
+        die_asleep(&r, Sleeper::Producer { slot: dead });
+        let live = r.register_producer(8, 8).unwrap();
+        let r2 = r.clone();
+        let recovery = thread::spawn(move || r2.recover_claims(|pid, _| pid != 7));
+        let r3 = r.clone();
+        let producer = thread::spawn(move || {
+            let mut pc = r3.producer_cursor();
+            pc.set_slot(live);
+            send(&r3, &mut pc, 3, Block)
+        });
+        assert_eq!(recv(&r, g, m, Spin), (0, 0));
+        let rec = recovery.join().unwrap();
+        assert_eq!((rec.sleepers, rec.freed), (1, 1));
+        assert_eq!(producer.join().unwrap(), 3);
+        assert_eq!(sleepers(&r, 1), (0, 0, vec![false]));
     });
 }
 
