@@ -129,7 +129,9 @@ enum DiskStep {
 #[derive(Clone, Copy)]
 enum Mode {
     Try,
-    Until(Option<Instant>),
+    /// Wait up to this long (`None`: forever). The deadline is computed only
+    /// once the first poll found nothing: no clock read per message.
+    Until(Option<Duration>),
 }
 
 impl Consumer {
@@ -210,12 +212,29 @@ impl Consumer {
         self.wait = w;
     }
 
+    #[inline]
     fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
         // A wake of this process (the last release) may have found nobody.
         self.q.after_stale_wake();
         if let Some(seq) = self.unacked_if_explicit() {
             return Err(RecvError::AckPending { seq });
         }
+        // Fast path, the usual case: no redelivery waiting, a message in the
+        // ring at the cursor. Anything else (nothing there, the log, a
+        // corrupt record) is looked at again by the full poll below.
+        let ring = self.q.ring();
+        if !ring.has_pending(self.g) {
+            if let Ok(Some(Take::Ring(t))) =
+                ring.try_take(self.g, self.m, self.ack == Ack::Explicit)
+            {
+                return Ok(Got::Ring(t, 0));
+            }
+        }
+        self.take_slow(mode)
+    }
+
+    #[inline(never)]
+    fn take_slow(&mut self, mode: Mode) -> Result<Got, RecvError> {
         let (g, m) = (self.g, self.m);
         let q = &self.q;
         let disk = &mut self.disk;
@@ -250,7 +269,7 @@ impl Consumer {
         }
         let deadline = match mode {
             Mode::Try => return Err(RecvError::Empty),
-            Mode::Until(d) => d,
+            Mode::Until(t) => t.map(|t| Instant::now() + t),
         };
         let spill = q.inner.spill.is_some();
         loop {
@@ -351,7 +370,7 @@ impl Consumer {
     /// # Errors
     /// [`RecvError::Timeout`], [`RecvError::Corrupt`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, RecvError> {
-        self.recv_mode(Mode::Until(Some(Instant::now() + timeout)))
+        self.recv_mode(Mode::Until(Some(timeout)))
     }
 
     /// Receives the next message if one is there.
@@ -372,7 +391,7 @@ impl Consumer {
         buf: &mut Vec<u8>,
         timeout: Option<Duration>,
     ) -> Result<Meta, RecvError> {
-        let got = self.take(Mode::Until(timeout.map(|d| Instant::now() + d)))?;
+        let got = self.take(Mode::Until(timeout))?;
         Ok(self.copy_out(got, buf))
     }
 
@@ -383,7 +402,7 @@ impl Consumer {
     /// # Errors
     /// [`RecvError::Timeout`], [`RecvError::Corrupt`], [`RecvError::Spill`].
     pub fn recv_ref(&mut self, timeout: Option<Duration>) -> Result<RecvGuard<'_>, RecvError> {
-        let got = self.take(Mode::Until(timeout.map(|d| Instant::now() + d)))?;
+        let got = self.take(Mode::Until(timeout))?;
         Ok(RecvGuard { c: self, got })
     }
 }

@@ -51,6 +51,8 @@
 #![cfg(target_os = "linux")]
 
 mod ack;
+#[cfg(target_arch = "x86_64")]
+mod atomic128;
 mod check;
 mod clock;
 mod consumer;

@@ -5,6 +5,9 @@
 //! `loom-tests/` compiles the very same protocol source files against its own
 //! `sync` module, which maps these names onto loom's types.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use crate::atomic128::AtomicU128;
+#[cfg(not(target_arch = "x86_64"))]
 pub(crate) use portable_atomic::AtomicU128;
 pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
