@@ -19,11 +19,14 @@ use std::time::{Duration, Instant};
 /// While a consumer waits, how often it looks again without being woken, on
 /// a queue with a spill log (a round run elsewhere may have moved its group).
 const SPILL_RECHECK: Duration = Duration::from_millis(20);
-/// How often a consumer that has read the whole log tries a round to rejoin.
 /// How often a consumer waiting behind an uncommitted record checks whether
 /// its producer died.
 const STUCK_CHECK: Duration = Duration::from_millis(50);
+/// How often a consumer that has read the whole log tries a round to rejoin.
 const REJOIN_EVERY: Duration = Duration::from_micros(100);
+/// How often an idle consumer (nothing stuck at its cursor when it last
+/// looked) looks again whether it waits behind a claim whose producer died.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// A received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,34 +275,36 @@ impl Consumer {
             Mode::Until(t) => t.map(|t| Instant::now() + t),
         };
         let spill = q.inner.spill.is_some();
+        // Whether the last look found the cursor not behind a claim.
+        let mut settled = false;
         loop {
             // Waiting behind a claimed record that is not committed: its
-            // producer may have died, which no wake-up will tell; look again
-            // every STUCK_CHECK. (A claim made after we fell asleep blocks
-            // nothing until a later record is committed, which wakes us.)
-            let (cur_seq, cur_pos) = unpack(ring.cursor_now(g));
-            let stuck = cur_seq & DISK_BIT == 0 && cur_pos < ring.tail_now().1;
-            let recheck = match (spill, stuck) {
-                (true, _) => Some(SPILL_RECHECK),
-                (false, true) => Some(STUCK_CHECK),
-                (false, false) => None,
+            // producer may have died, which no wake-up will tell. So wait in
+            // slices, and between slices compare the cursor with TAIL: every
+            // STUCK_CHECK until that found nothing stuck, then every
+            // IDLE_RECHECK (a claim made later may die too, and the wake-up
+            // of a later commit ends no slice). TAIL is read only after a
+            // slice: a consumer that read it at each wait would pull the
+            // producers' hottest line away from them once per message.
+            let cur = unpack(ring.cursor_now(g));
+            let every = match (spill, settled) {
+                (true, _) => SPILL_RECHECK,
+                (false, false) => STUCK_CHECK,
+                (false, true) => IDLE_RECHECK,
             };
-            let slice = match recheck {
-                Some(every) => {
-                    let s = Instant::now() + every;
-                    Some(deadline.map_or(s, |d| d.min(s)))
-                }
-                None => deadline,
-            };
+            let s = Instant::now() + every;
+            let slice = Some(deadline.map_or(s, |d| d.min(s)));
             if let Some(r) = ring.wait_for(Sleeper::Member { g, m }, self.wait, slice, &mut poll) {
                 return r;
             }
-            if stuck && unpack(ring.cursor_now(g)) == (cur_seq, cur_pos) {
+            let stuck = cur.0 & DISK_BIT == 0
+                && unpack(ring.cursor_now(g)) == cur
+                && cur.1 < ring.tail_now().1;
+            if stuck {
                 q.recover_dead_producers();
             }
-            if deadline.is_none_or(|d| Instant::now() >= d)
-                && (deadline.is_some() || recheck.is_none())
-            {
+            settled = !stuck;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvError::Timeout);
             }
         }
