@@ -19,16 +19,18 @@ use std::time::Duration;
 /// The helper's side. Does nothing unless run as the helper.
 #[test]
 fn helper_claim_and_hang() {
-    if std::env::var("SHMQ_TEST_ROLE").as_deref() != Ok("claim-and-hang") {
-        return;
-    }
+    let sends = match std::env::var("SHMQ_TEST_ROLE").as_deref() {
+        Ok("claim-and-hang") => 3,
+        Ok("claim-first-and-hang") => 0,
+        _ => return,
+    };
     // Die with the test that started us, even if it fails before killing us.
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let path = std::env::var("SHMQ_TEST_QUEUE").unwrap();
     let q = Queue::open(path).unwrap();
     let mut p = q.producer().unwrap();
-    for i in 0..3u8 {
+    for i in 0..sends {
         p.send(&[b'a' + i; 10]).unwrap();
     }
     let mut g = p.claim_send(100).unwrap();
@@ -103,6 +105,42 @@ fn a_consumer_waiting_behind_a_dead_claim_aborts_it() {
         "dead slot freed: {st}"
     );
     check_passes(&path);
+}
+
+/// A consumer that had waited long enough to look at TAIL and settle (nothing
+/// stuck) when a producer claimed and died is not wedged either: it looks
+/// again after a while (`IDLE_RECHECK`), even though the commit behind the
+/// claim woke it without ending its wait. No other producer recovers here:
+/// the sender registered before the helper died and never finds the ring full.
+#[test]
+fn a_consumer_already_waiting_when_a_claim_dies_aborts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = create(dir.path(), 64 << 10);
+    let q = Queue::open(&path).unwrap();
+    let consumer = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            let mut c = q.consumer("g").unwrap();
+            c.recv_timeout(Duration::from_secs(20))
+                .map(|m| (m.seq, m.payload))
+        })
+    };
+    // The consumer waits on the empty queue and settles.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut p = q.producer().unwrap();
+    let (mut helper, claimed) = common::spawn_helper(
+        "helper_claim_and_hang",
+        "claim-first-and-hang",
+        &path,
+        "claimed ",
+    );
+    assert_eq!(claimed, 0);
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    assert_eq!(p.send(b"behind the dead claim").unwrap(), 1);
+    let (seq, payload) = consumer.join().unwrap().expect("the consumer is wedged");
+    assert_eq!((seq, &payload[..]), (1, &b"behind the dead claim"[..]));
+    assert_eq!(stat(&path)["aborted"], 1);
 }
 
 #[test]
