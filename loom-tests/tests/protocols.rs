@@ -123,18 +123,24 @@ fn wait_wake_consumer_never_misses_a_commit() {
     });
 }
 
+/// A ring with group "g", its one member, and messages 0, 1, 2 filling it.
+fn full_ring() -> (Arc<ring::Ring<LoomRegion>>, usize, usize) {
+    let r = Arc::new(ring());
+    let g = add(&r, "g", StartAt::Latest);
+    let m = r.attach(g, 1, 1).unwrap();
+    let mut pc = r.producer_cursor();
+    for i in 0..3 {
+        send(&r, &mut pc, i, Spin); // fills the 128-byte ring
+    }
+    (r, g, m)
+}
+
 /// A producer blocked on a full ring (futex path) is woken when the consumer
 /// releases space.
 #[test]
 fn wait_wake_producer_never_misses_space() {
     model(|| {
-        let r = Arc::new(ring());
-        let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
-        let mut pc = r.producer_cursor();
-        for i in 0..3 {
-            send(&r, &mut pc, i, Spin); // fills the 128-byte ring
-        }
+        let (r, g, m) = full_ring();
         // A producer that may sleep announces it in its registry slot.
         let slot = r.register_producer(2, 2).unwrap();
         let r2 = r.clone();
@@ -184,13 +190,7 @@ fn wait_wake_reaping_a_member_killed_asleep_loses_no_wake_up() {
 #[test]
 fn wait_wake_recovering_a_producer_killed_asleep_loses_no_wake_up() {
     model(|| {
-        let r = Arc::new(ring());
-        let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
-        let mut pc = r.producer_cursor();
-        for i in 0..3 {
-            send(&r, &mut pc, i, Spin); // fills the 128-byte ring
-        }
+        let (r, g, m) = full_ring();
         let dead = r.register_producer(7, 7).unwrap();
         die_asleep(&r, Sleeper::Producer { slot: dead });
         let live = r.register_producer(8, 8).unwrap();
