@@ -141,16 +141,19 @@ unsafe fn cmpxchg16b(dst: *mut u128, old: u128, new: u128) -> (u128, bool) {
     let prev_lo: u64;
     let prev_hi: u64;
     let ok: u8;
-    // SAFETY: forwarded from the caller. rbx is reserved by the compiler, so
-    // the new value's low half goes in through another register and is
-    // swapped into rbx around the instruction (rbx is restored).
+    // SAFETY: forwarded from the caller. rbx may not be named as an operand
+    // (LLVM may use it), so the new value's low half goes in through another
+    // register and is swapped into rbx around the instruction, and rbx is
+    // restored. The address must not be in rbx, which the compiler may
+    // otherwise choose for a `reg` operand (the fuzzer caught that: the CAS
+    // went to the new value's address), so it is pinned to rsi.
     unsafe {
         asm!(
             "xchg {new_lo}, rbx",
-            "lock cmpxchg16b xmmword ptr [{dst}]",
+            "lock cmpxchg16b xmmword ptr [rsi]",
             "sete {ok}",
             "mov rbx, {new_lo}",
-            dst = in(reg) dst,
+            in("rsi") dst,
             new_lo = inout(reg) new as u64 => _,
             ok = out(reg_byte) ok,
             inout("rax") old as u64 => prev_lo,

@@ -90,4 +90,4 @@ pub use registry::Recovery;
 pub use replay::{Retained, SeekTo};
 pub use spill_log::{Fsync, LogError, SpillOptions};
 pub use spiller::{RoundOutcome, CRASH_POINTS};
-pub use wait::{Sleeper, WaitStrategy};
+pub use wait::WaitStrategy;

@@ -32,7 +32,7 @@
 //!
 //! A wake that finds nobody (the kernel woke no thread) hints at such a dead
 //! sleeper; the production region notes it so that the queue runs a reaping
-//! pass soon (queue.rs, `Queue::after_op`).
+//! pass soon (`Queue::after_stale_wake`, queue.rs).
 
 use crate::layout::*;
 use crate::region::Region;
