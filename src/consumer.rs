@@ -223,21 +223,24 @@ impl Consumer {
             return Err(RecvError::AckPending { seq });
         }
         // Fast path, the usual case: no redelivery waiting, a message in the
-        // ring at the cursor. Anything else (nothing there, the log, a
-        // corrupt record) is looked at again by the full poll below.
+        // ring at the cursor. The log and a corrupt record are left to the
+        // full poll; an empty ring is not looked at again before waiting.
         let ring = self.q.ring();
+        let mut empty = false;
         if !ring.has_pending(self.g) {
-            if let Ok(Some(Take::Ring(t))) =
-                ring.try_take(self.g, self.m, self.ack == Ack::Explicit)
-            {
-                return Ok(Got::Ring(t, 0));
+            match ring.try_take(self.g, self.m, self.ack == Ack::Explicit) {
+                Ok(Some(Take::Ring(t))) => return Ok(Got::Ring(t, 0)),
+                Ok(None) => empty = true,
+                _ => {}
             }
         }
-        self.take_slow(mode)
+        self.take_slow(mode, empty)
     }
 
+    /// Everything but the fast path: redeliveries, the log, waiting.
+    /// `empty`: the fast path just found nothing at the cursor.
     #[inline(never)]
-    fn take_slow(&mut self, mode: Mode) -> Result<Got, RecvError> {
+    fn take_slow(&mut self, mode: Mode, empty: bool) -> Result<Got, RecvError> {
         let (g, m) = (self.g, self.m);
         let q = &self.q;
         let disk = &mut self.disk;
@@ -265,10 +268,13 @@ impl Consumer {
                 },
             }
         };
-        // Fast path: usually a message is there, and `wait_for`'s set-up costs
-        // about 70 instructions per receive (callgrind), so poll once first.
-        if let Some(r) = poll() {
-            return r;
+        // The fast path missed for a reason other than an empty ring: poll
+        // the full way once before setting up a wait (`wait_for` also polls
+        // first, so only `Mode::Try` would otherwise miss this look).
+        if !empty {
+            if let Some(r) = poll() {
+                return r;
+            }
         }
         let deadline = match mode {
             Mode::Try => return Err(RecvError::Empty),
