@@ -28,6 +28,8 @@ pub(crate) fn yield_now() {
 pub(crate) const SPIN_POLLS: u32 = 256;
 /// Yields before a blocking waiter sleeps.
 pub(crate) const YIELD_POLLS: u32 = 16;
+/// Polls between two looks at the clock while spinning (about a microsecond).
+pub(crate) const CLOCK_POLLS: u32 = 64;
 
 /// Whether 128-bit atomics are lock-free on this CPU. A queue is shared between
 /// processes, so a lock-based fallback (process-local) would be silently wrong.

@@ -37,7 +37,7 @@
 use crate::layout::*;
 use crate::region::Region;
 use crate::ring::Ring;
-use crate::sync::{fence, spin_hint, yield_now, Ordering, SPIN_POLLS, YIELD_POLLS};
+use crate::sync::{fence, spin_hint, yield_now, Ordering, CLOCK_POLLS, SPIN_POLLS, YIELD_POLLS};
 use std::time::{Duration, Instant};
 
 /// What a waiter is waiting for.
@@ -132,36 +132,42 @@ impl<R: Region> Ring<R> {
         deadline: Option<Instant>,
         mut poll: impl FnMut() -> Option<T>,
     ) -> Option<T> {
+        // Time left until `deadline` (`None`: no deadline), or `Err` once it
+        // has passed.
+        let remaining = || match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(r) if !r.is_zero() => Ok(Some(r)),
+                _ => Err(()),
+            },
+            None => Ok(None),
+        };
         let mut polls: u32 = 0;
         loop {
             if let Some(v) = poll() {
                 return Some(v);
             }
-            let remaining = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(r) if !r.is_zero() => Some(r),
-                    _ => return None,
-                },
-                None => None,
-            };
             polls = polls.saturating_add(1);
-            match strategy {
-                WaitStrategy::Spin => spin_hint(),
-                WaitStrategy::SpinYield => {
-                    if polls < SPIN_POLLS {
-                        spin_hint()
-                    } else {
-                        yield_now()
-                    }
-                }
-                WaitStrategy::Block => {
-                    if polls < SPIN_POLLS {
-                        spin_hint();
-                    } else if polls < SPIN_POLLS + YIELD_POLLS {
-                        yield_now();
-                    } else if let Some(v) = self.sleep(who, remaining, &mut poll) {
-                        return Some(v);
-                    }
+            let spinning = strategy == WaitStrategy::Spin || polls < SPIN_POLLS;
+            // A clock read costs several polls (a vDSO call: over 20 ns in a
+            // VM), and a spinning waiter that read it after each poll would
+            // see a commit that much later: while spinning, it looks at the
+            // clock only every CLOCK_POLLS polls.
+            if deadline.is_some()
+                && (!spinning || polls.is_multiple_of(CLOCK_POLLS))
+                && remaining().is_err()
+            {
+                return None;
+            }
+            if spinning {
+                spin_hint();
+            } else if strategy == WaitStrategy::SpinYield || polls < SPIN_POLLS + YIELD_POLLS {
+                yield_now();
+            } else {
+                let Ok(left) = remaining() else {
+                    return None;
+                };
+                if let Some(v) = self.sleep(who, left, &mut poll) {
+                    return Some(v);
                 }
             }
         }

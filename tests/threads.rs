@@ -4,10 +4,11 @@
 mod common;
 
 use common::{check_group, encode, Received};
-use shmq::{Queue, QueueOptions, StartAt, WaitStrategy};
+use shmq::{Queue, QueueOptions, RecvError, SendError, StartAt, WaitStrategy};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::thread;
+use std::time::{Duration, Instant};
 
 #[test]
 fn four_producers_three_groups_threads() {
@@ -207,6 +208,48 @@ fn spin_strategies_deliver() {
             assert_eq!(c.recv().unwrap().payload, i.to_le_bytes());
         }
         t.join().unwrap();
+    }
+}
+
+#[test]
+fn timeouts_expire_under_every_wait_strategy() {
+    // While spinning, waiters look at the clock only every so many polls:
+    // a timeout must still end the wait, not early and not never.
+    let q = Queue::in_memory(&QueueOptions {
+        capacity: 4096,
+        max_msg: 64,
+        ..Default::default()
+    })
+    .unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    let mut c = q.consumer("g").unwrap();
+    let mut p = q.producer().unwrap();
+    let t = Duration::from_millis(30);
+    for w in [
+        WaitStrategy::Spin,
+        WaitStrategy::SpinYield,
+        WaitStrategy::Block,
+    ] {
+        c.set_wait_strategy(w);
+        p.set_wait_strategy(w);
+        let start = Instant::now();
+        assert!(
+            matches!(c.recv_timeout(t), Err(RecvError::Timeout)),
+            "{w:?}"
+        );
+        assert!(start.elapsed() >= t, "{w:?}: recv gave up early");
+        // A timeout of zero still looks once.
+        p.send(b"x").unwrap();
+        assert_eq!(c.recv_timeout(Duration::ZERO).unwrap().payload, b"x");
+        // Fill the ring (nobody reads): the next send times out.
+        while p.try_send(&[0; 64]).is_ok() {}
+        let start = Instant::now();
+        assert!(
+            matches!(p.send_timeout(&[0; 64], t), Err(SendError::Timeout)),
+            "{w:?}"
+        );
+        assert!(start.elapsed() >= t, "{w:?}: send gave up early");
+        while c.try_recv().is_ok() {}
     }
 }
 

@@ -51,3 +51,5 @@ pub(crate) fn yield_now() {
 /// Spin phases shrink to one step so the models reach the sleeping path.
 pub(crate) const SPIN_POLLS: u32 = 1;
 pub(crate) const YIELD_POLLS: u32 = 1;
+/// The models have no deadlines; every poll may look at the clock.
+pub(crate) const CLOCK_POLLS: u32 = 1;
