@@ -76,7 +76,7 @@ mod sync;
 mod wait;
 
 pub use check::CheckReport;
-pub use clock::now_ns;
+pub use clock::{now_ns, timestamps_from_tsc};
 pub use consumer::{Ack, Consumer, Message, Meta, ProducerTag, RecvGuard};
 pub use error::{AckError, GroupError, OpenError, RecvError, SendError};
 pub use group::StartAt;

@@ -694,8 +694,13 @@ fn report(rows: &[Row], json: bool, ncpu: usize) {
         return;
     }
     println!(
-        "shmq bench on {ncpu} CPUs (each side pinned to its own core: {})",
-        ncpu >= 2
+        "shmq bench on {ncpu} CPUs (each side pinned to its own core: {}; message timestamps from {})",
+        ncpu >= 2,
+        if shmq::timestamps_from_tsc() {
+            "the TSC"
+        } else {
+            "clock_gettime"
+        }
     );
     let lat: Vec<&Row> = rows.iter().filter(|r| r.rtt.is_some()).collect();
     if !lat.is_empty() {
