@@ -273,6 +273,9 @@ impl<R: Region> Ring<R> {
                 }
                 continue;
             }
+            // The payload's lines, while the hazard and the CAS below run.
+            self.region
+                .prefetch(off + RECORD_HEADER, size as usize - RECORD_HEADER);
             let next = pack(seq.wrapping_add(1), pos.wrapping_add(size));
             if kind == KIND_ABORT
                 || ((flags & !FLAG_PRODUCER != 0 || dl_only) && !addressed(flags, g, dl_only))

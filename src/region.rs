@@ -44,6 +44,13 @@ pub unsafe trait Region: Send + Sync {
     /// caller's hazard or cursor protects those bytes.
     unsafe fn read(&self, off: usize, dst: &mut [u8]);
 
+    /// Hints that `off..off + len` will be read soon (a record whose commit
+    /// word has just been seen): its other cache lines are fetched while the
+    /// reader takes the record, instead of one after another in the copy.
+    /// Reads nothing, so it needs no protection; a no-op by default.
+    #[inline]
+    fn prefetch(&self, _off: usize, _len: usize) {}
+
     /// Sleeps while the 32-bit word at `off` equals `expected`, until woken, the
     /// timeout passes, or spuriously. Returns at once if the word differs.
     fn wait(&self, off: usize, expected: u32, timeout: Option<Duration>);
