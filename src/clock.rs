@@ -127,21 +127,26 @@ mod tsc {
     /// 0: not decided yet; 1: use the TSC; 2: do not.
     static STATE: AtomicU8 = AtomicU8::new(0);
 
+    #[inline]
     pub(super) fn usable() -> bool {
         // Relaxed: a cache of a fact every thread computes the same way.
         match STATE.load(Ordering::Relaxed) {
             1 => true,
             2 => false,
-            _ => {
-                let ok = std::env::var("SHMQ_CLOCK").as_deref() != Ok("kernel")
-                    && std::fs::read_to_string(
-                        "/sys/devices/system/clocksource/clocksource0/current_clocksource",
-                    )
-                    .is_ok_and(|s| s.trim() == "tsc");
-                STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
-                ok
-            }
+            _ => decide(),
         }
+    }
+
+    #[cold]
+    fn decide() -> bool {
+        let ok = std::env::var("SHMQ_CLOCK").as_deref() != Ok("kernel")
+            && std::fs::read_to_string(
+                "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+            )
+            .is_ok_and(|s| s.trim() == "tsc");
+        // Relaxed: as above.
+        STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+        ok
     }
 
     #[inline]

@@ -153,14 +153,19 @@ unsafe impl Region for RawRegion {
         // The first few lines only: for longer records the copy's own
         // hardware prefetching takes over.
         #[cfg(target_arch = "x86_64")]
-        for line in (0..len.min(PREFETCH_MAX)).step_by(64) {
-            if off + line < self.len {
-                // SAFETY: in bounds (checked); a prefetch reads nothing and
-                // cannot fault, so no protection of the bytes is needed.
+        {
+            let end = off + len.min(PREFETCH_MAX);
+            debug_assert!(end <= self.len);
+            let mut line = off & !63;
+            while line < end {
+                // SAFETY: in bounds (the caller's record fits the region); a
+                // prefetch reads nothing and cannot fault, so no protection
+                // of the bytes is needed.
                 unsafe {
                     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    _mm_prefetch::<_MM_HINT_T0>(self.ptr.add(off + line).cast::<i8>().cast_const());
+                    _mm_prefetch::<_MM_HINT_T0>(self.ptr.add(line).cast::<i8>().cast_const());
                 }
+                line += 64;
             }
         }
         #[cfg(not(target_arch = "x86_64"))]

@@ -74,6 +74,8 @@ fn throughput_reports_rates_for_every_shape() {
         ("shmq", "2->1"),
         ("shmq", "1->2 groups"),
         ("shmq", "1->group of 2"),
+        ("shmq", "1->1 unblocked"),
+        ("shmq", "1->2 groups unblocked"),
     ] {
         assert!(
             tests.contains(&(want.0.to_string(), want.1.to_string())),
@@ -85,6 +87,16 @@ fn throughput_reports_rates_for_every_shape() {
         assert!(m > 0.0);
         assert!((r["mb_per_s"].as_f64().unwrap() - m * 64.0 / 1e6).abs() < 1e-6 * m);
     }
+    // The broadcast row is compared with the one-group row of the same kind.
+    let one = rows.iter().find(|r| r["test"] == "1->1 unblocked").unwrap();
+    let two = rows
+        .iter()
+        .find(|r| r["test"] == "1->2 groups unblocked")
+        .unwrap();
+    let ratio = two["vs_one_group"].as_f64().unwrap();
+    let want = two["msgs_per_s"].as_f64().unwrap() / one["msgs_per_s"].as_f64().unwrap();
+    assert!((ratio - want).abs() < 1e-9 * want, "{ratio} vs {want}");
+    assert!(one.get("vs_one_group").is_none());
 }
 
 #[test]

@@ -115,10 +115,14 @@ fn finish(child: Child) -> Result<serde_json::Value, String> {
 }
 
 fn queue(path: &Path, groups: &[&str]) -> Result<(), String> {
+    queue_of(path, groups, 1 << 20)
+}
+
+fn queue_of(path: &Path, groups: &[&str], capacity: u64) -> Result<(), String> {
     let q = Queue::create(
         path,
         &QueueOptions {
-            capacity: 1 << 20,
+            capacity,
             max_msg: 64 << 10,
             replace: true,
             ..Default::default()
@@ -410,7 +414,7 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
                 parse(sink.join().map_err(|_| "sink thread panicked")?)?,
             )
         }
-        Mechanism::Shmq => return shmq_throughput(ctx, size, n, 1, 1, 1),
+        Mechanism::Shmq => return shmq_throughput(ctx, size, n, 1, 1, 1, false),
     };
     if snk["count"].as_u64() != Some(n) {
         return Err(format!(
@@ -461,9 +465,21 @@ fn shmq_worker(q: &Path, role: &str, load: Load, group: Option<&str>, wait: &str
     a
 }
 
+/// Suffix of the `unblocked` throughput tests' names.
+const UNBLOCKED: &str = "unblocked";
+
+/// Largest ring an `unblocked` throughput test makes.
+const UNBLOCKED_RING: u64 = 256 << 20;
+
 /// shmq throughput: `producers` processes into `groups` groups of `members`.
 /// The rate is what the producers published per second, from the first
 /// producer's start to the last group's last receipt.
+///
+/// `unblocked`: the ring holds the whole run (fewer messages if it would
+/// pass `UNBLOCKED_RING`), and the rate is the producer's own, from its first
+/// send to its last: what publishing costs when no consumer holds the
+/// producer back. On a machine with fewer cores than consumers plus one,
+/// this is the only way to see what each extra group costs the producer.
 fn shmq_throughput(
     ctx: &Ctx,
     size: usize,
@@ -471,15 +487,31 @@ fn shmq_throughput(
     producers: u32,
     groups: u32,
     members: u32,
+    unblocked: bool,
 ) -> Result<Row, String> {
     let q = ctx.path("tp.q");
     let names: Vec<String> = (0..groups).map(|g| format!("g{g}")).collect();
-    queue(&q, &names.iter().map(|x| x.as_str()).collect::<Vec<_>>())?;
+    let names_ref: Vec<&str> = names.iter().map(|x| x.as_str()).collect();
+    // A record takes at most the payload plus 64 bytes (header, alignment).
+    let record = size as u64 + 64;
+    let n = if unblocked {
+        let cap = (n * record + n * record / 8)
+            .next_power_of_two()
+            .clamp(1 << 20, UNBLOCKED_RING);
+        queue_of(&q, &names_ref, cap)?;
+        n.min(cap / 8 * 7 / record).max(1)
+    } else {
+        queue(&q, &names_ref)?;
+        n
+    };
     let total = n * producers as u64;
     // Spinning is right while every consumer has a core to itself; more
     // consumers than the one core they share must sleep when idle, or they
-    // spend their time slices spinning against each other.
-    let wait = if groups * members > 1 {
+    // spend their time slices spinning against each other. Unblocked, the
+    // consumers' pace does not matter, and sleeping ones would make every
+    // commit pay a wake-up syscall: that would measure the futex, not the
+    // groups.
+    let wait = if groups * members > 1 && !unblocked {
         "block"
     } else {
         "spin"
@@ -522,10 +554,15 @@ fn shmq_throughput(
         .filter_map(|v| v["start_ns"].as_u64())
         .min()
         .unwrap_or(0);
+    // Unblocked: the producers' own time; otherwise until the last receipt.
+    let receipts = snks
+        .iter()
+        .filter(|_| !unblocked)
+        .filter_map(|v| v["last_ns"].as_u64());
     let end = srcs
         .iter()
         .filter_map(|v| v["end_ns"].as_u64())
-        .chain(snks.iter().filter_map(|v| v["last_ns"].as_u64()))
+        .chain(receipts)
         .max()
         .unwrap_or(0);
     let secs = end.saturating_sub(start) as f64 / 1e9;
@@ -535,6 +572,11 @@ fn shmq_throughput(
         (1, g, 1) => format!("1->{g} groups"),
         (1, 1, k) => format!("1->group of {k}"),
         (p, g, k) => format!("{p}->{g}x{k}"),
+    };
+    let test = if unblocked {
+        format!("{test} {UNBLOCKED}")
+    } else {
+        test
     };
     Ok(Row {
         mechanism: "shmq",
@@ -601,11 +643,22 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             }
             if o.only.is_empty() || o.only.contains(&Mechanism::Shmq) {
                 emit(
-                    shmq_throughput(&ctx, size, n / o.producers as u64, o.producers, 1, 1)?,
+                    shmq_throughput(&ctx, size, n / o.producers as u64, o.producers, 1, 1, false)?,
                     &mut rows,
                 );
-                emit(shmq_throughput(&ctx, size, n, 1, o.groups, 1)?, &mut rows);
-                emit(shmq_throughput(&ctx, size, n, 1, 1, o.members)?, &mut rows);
+                emit(
+                    shmq_throughput(&ctx, size, n, 1, o.groups, 1, false)?,
+                    &mut rows,
+                );
+                emit(
+                    shmq_throughput(&ctx, size, n, 1, 1, o.members, false)?,
+                    &mut rows,
+                );
+                emit(shmq_throughput(&ctx, size, n, 1, 1, 1, true)?, &mut rows);
+                emit(
+                    shmq_throughput(&ctx, size, n, 1, o.groups, 1, true)?,
+                    &mut rows,
+                );
             }
         }
     }
@@ -669,6 +722,14 @@ fn floor_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
     })
 }
 
+/// For an unblocked broadcast row, the unblocked 1 -> 1 row of its size.
+fn one_group_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
+    let one = format!("1->1 {UNBLOCKED}");
+    (r.test.ends_with(UNBLOCKED) && r.test != one)
+        .then(|| rows.iter().find(|f| f.size == r.size && f.test == one))
+        .flatten()
+}
+
 fn report(rows: &[Row], json: bool, ncpu: usize) {
     if json {
         for r in rows {
@@ -687,6 +748,9 @@ fn report(rows: &[Row], json: bool, ncpu: usize) {
                 o["mb_per_s"] = serde_json::json!(m * r.size as f64 / 1e6);
                 if let Some(f) = floor_of(rows, r).and_then(|f| f.msgs_per_s) {
                     o["vs_floor"] = serde_json::json!(m / f);
+                }
+                if let Some(one) = one_group_of(rows, r).and_then(|f| f.msgs_per_s) {
+                    o["vs_one_group"] = serde_json::json!(m / one);
                 }
             }
             println!("{o}");
@@ -744,14 +808,14 @@ fn report(rows: &[Row], json: bool, ncpu: usize) {
     if !tp.is_empty() {
         println!("\nthroughput (producer publish rate; every message delivered to every group)");
         println!(
-            "{:<10} {:<16} {:>6} {:>12} {:>10}  {:>8}",
+            "{:<10} {:<22} {:>6} {:>12} {:>10}  {:>8}",
             "mechanism", "test", "size", "msgs/s", "MB/s", "vs floor"
         );
-        for r in tp {
+        for r in &tp {
             let m = r.msgs_per_s.unwrap_or(0.0);
             let ratio = floor_of(rows, r).and_then(|f| f.msgs_per_s).map(|f| m / f);
             println!(
-                "{:<10} {:<16} {:>6} {:>12.0} {:>10.1}  {:>8}",
+                "{:<10} {:<22} {:>6} {:>12.0} {:>10.1}  {:>8}",
                 r.mechanism,
                 r.test,
                 r.size,
@@ -759,6 +823,16 @@ fn report(rows: &[Row], json: bool, ncpu: usize) {
                 m * r.size as f64 / 1e6,
                 ratio.map_or("-".into(), |x| format!("{x:.2}x"))
             );
+        }
+        for r in &tp {
+            if let Some(one) = one_group_of(rows, r).and_then(|f| f.msgs_per_s) {
+                println!(
+                    "{} B: producer rate {} / 1->1, both {UNBLOCKED} (the ring holds the run): {:.2}x",
+                    r.size,
+                    r.test.trim_end_matches(UNBLOCKED).trim_end(),
+                    r.msgs_per_s.unwrap_or(0.0) / one
+                );
+            }
         }
     }
 }
