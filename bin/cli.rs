@@ -256,6 +256,10 @@ pub struct RecvArgs {
     /// the message is delivered again, with redelivered > 0).
     #[arg(long, value_enum, default_value_t = AckArg::Auto)]
     pub ack: AckArg,
+    /// Take up to this many waiting messages at once (one cursor update for
+    /// all of them; with --ack explicit, one at a time regardless).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
 }
 
 /// `--ack`.

@@ -31,7 +31,7 @@
 
 use crate::layout::*;
 use crate::region::Region;
-use crate::ring::{pack_head, unpack_head, widen_seq, Ring};
+use crate::ring::{pack_head, unpack_head, widen_seq, Ring, Slot};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 use crate::wait::{Event, Sleeper};
 
@@ -144,6 +144,16 @@ pub struct MemberInfo {
     pub acked: u64,
     /// Asleep waiting for messages (wait.rs).
     pub asleep: bool,
+}
+
+/// Whether group `g` (a dead-letter group if `dl_only`) passes over a
+/// record of `kind` with `flags` rather than delivering it: an abandoned
+/// claim (its sequence number stays unused), or a record for other groups (a
+/// dead letter, or, in a dead-letter group, a message).
+#[inline]
+fn passed_over(kind: u64, flags: u32, g: usize, dl_only: bool) -> bool {
+    kind == KIND_ABORT
+        || ((flags & !FLAG_PRODUCER != 0 || dl_only) && !addressed(flags, g, dl_only))
 }
 
 impl<R: Region> Ring<R> {
@@ -277,12 +287,7 @@ impl<R: Region> Ring<R> {
             self.region
                 .prefetch(off + RECORD_HEADER, size as usize - RECORD_HEADER);
             let next = pack(seq.wrapping_add(1), pos.wrapping_add(size));
-            if kind == KIND_ABORT
-                || ((flags & !FLAG_PRODUCER != 0 || dl_only) && !addressed(flags, g, dl_only))
-            {
-                // An abandoned claim (its sequence number stays unused), or a
-                // record for other groups (a dead letter, or, in a dead-letter
-                // group, a message): skip it.
+            if passed_over(kind, flags, g, dl_only) {
                 if cursor
                     .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
@@ -315,7 +320,7 @@ impl<R: Region> Ring<R> {
                     "record at position {pos} has sequence {rseq}, expected {seq}"
                 )));
             }
-            self.note_delivered(g, m);
+            self.note_delivered(g, m, 1);
             return Ok(Some(Take::Ring(Taken {
                 seq,
                 pos,
@@ -333,6 +338,101 @@ impl<R: Region> Ring<R> {
         result
     }
 
+    /// Takes up to `max` messages at group `g`'s cursor for member `m` with
+    /// one cursor CAS: the committed records from the cursor on, until `max`
+    /// messages, an uncommitted record or anything unusual. Records for other
+    /// groups and aborted claims among them are passed over, as `try_take`
+    /// passes them. Returns how many messages it put in `out` (cleared
+    /// first); the member then holds a hazard on the first record, which
+    /// keeps the whole run from being overwritten (producers stay below the
+    /// lowest hazard plus one lap), until [`Ring::release`].
+    ///
+    /// 0 means nothing was taken: the ring is empty at the cursor, the group
+    /// is on the spill log, or the first record needs `try_take`'s care (a
+    /// bad length, a wrong sequence number): the caller falls back to it.
+    /// Without explicit acknowledgement only: an entry holds one message.
+    pub fn try_take_batch(&self, g: usize, m: usize, max: usize, out: &mut Vec<Taken>) -> usize {
+        let cursor = self.cursor(g);
+        let hazard = self.member_word(g, m, M_INFLIGHT);
+        let dl_only = self.dl_only(g);
+        // A hazard left from a failed CAS is dropped before returning empty.
+        let nothing = |hazard_set: bool| {
+            if hazard_set {
+                self.release(g, m);
+            }
+            0
+        };
+        let mut hazard_set = false;
+        loop {
+            out.clear();
+            // Acquire pairs with other members' cursor CAS (Release).
+            let cur = cursor.load(Ordering::Acquire);
+            let (seq, pos) = unpack(cur);
+            if seq & DISK_BIT != 0 || !pos.is_multiple_of(ALIGN as u64) {
+                return nothing(hazard_set);
+            }
+            let (mut s, mut p) = (seq, pos);
+            // While the cursor stays at `pos`, nothing from it on to one lap
+            // later is overwritten, so what is read here holds if the CAS
+            // below succeeds (as in `try_take`). Committed records end below
+            // HEAD + capacity <= pos + capacity; the bound only guards
+            // against a corrupt file.
+            while out.len() < max && p.wrapping_sub(pos) < self.geo.capacity {
+                match self.slot_at(p) {
+                    Slot::Pad { next } => p = next,
+                    Slot::Record {
+                        kind,
+                        len,
+                        seq: rseq,
+                        ts_ns,
+                        flags,
+                        next,
+                    } => {
+                        if rseq != s {
+                            break;
+                        }
+                        if !passed_over(kind, flags, g, dl_only) {
+                            out.push(Taken {
+                                seq: s,
+                                pos: p,
+                                len,
+                                ts_ns,
+                                flags,
+                            });
+                        }
+                        s = s.wrapping_add(1);
+                        p = next;
+                    }
+                    Slot::Uncommitted | Slot::Bad => break,
+                }
+            }
+            if p == pos {
+                return nothing(hazard_set);
+            }
+            // As in `try_take`: the hazard is visible to any scan that sees
+            // the cursor past it, through the CAS's release sequence.
+            if !out.is_empty() {
+                hazard.store(pos, Ordering::Relaxed);
+                hazard_set = true;
+            }
+            // SYNC POINT hazard: Release pairs with the Acquire cursor load in
+            // `scan_groups`; Acquire chains with the previous members' CAS.
+            if cursor
+                .compare_exchange(cur, pack(s, p), Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue; // another member moved the cursor: look again
+            }
+            if out.is_empty() {
+                // Only records for others: passed over, room made.
+                self.notify(Event::Space);
+                continue;
+            }
+            self.note_delivered(g, m, out.len() as u64);
+            return out.len();
+        }
+    }
+
     /// Whether group `g` is a dead-letter group (delivers only the dead
     /// letters addressed to it).
     #[inline]
@@ -342,13 +442,13 @@ impl<R: Region> Ring<R> {
         self.slot_word(g, G_DL_ONLY).load(Ordering::Relaxed) != 0
     }
 
-    /// Counts a message handed to member `m` of group `g`.
+    /// Counts `n` messages handed to member `m` of group `g`.
     #[inline]
-    pub fn note_delivered(&self, g: usize, m: usize) {
+    pub fn note_delivered(&self, g: usize, m: usize, n: u64) {
         let delivered = self.member_word(g, m, M_DELIVERED);
         // Only this member writes its counter: load + store, no RMW needed.
         delivered.store(
-            delivered.load(Ordering::Relaxed).wrapping_add(1),
+            delivered.load(Ordering::Relaxed).wrapping_add(n),
             Ordering::Relaxed,
         );
     }

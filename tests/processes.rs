@@ -34,9 +34,11 @@ fn spawn_recv(
     q: &std::path::Path,
     group: &str,
     count: Option<u64>,
+    batch: u32,
 ) -> (Child, thread::JoinHandle<Received>) {
     let mut cmd = Command::new(SHMQ);
     cmd.args(["recv", q.to_str().unwrap(), "--group", group, "--json"]);
+    cmd.args(["--batch", &batch.to_string()]);
     if let Some(n) = count {
         cmd.args(["--count", &n.to_string()]);
     }
@@ -80,12 +82,14 @@ fn four_producer_processes_three_groups() {
     }
     let queue = Queue::open(&q).unwrap();
 
+    // A receives one message at a time; B and C's members in batches (one
+    // cursor CAS for up to 64 or 8 messages), C's three competing for them.
     let mut consumers = vec![
-        ("A", spawn_recv(&q, "A", Some(total))),
-        ("B", spawn_recv(&q, "B", Some(total))),
+        ("A", spawn_recv(&q, "A", Some(total), 1)),
+        ("B", spawn_recv(&q, "B", Some(total), 64)),
     ];
     for _ in 0..3 {
-        consumers.push(("C", spawn_recv(&q, "C", None)));
+        consumers.push(("C", spawn_recv(&q, "C", None, 8)));
     }
     wait_until("5 members", Duration::from_secs(30), || {
         queue

@@ -118,6 +118,153 @@ fn heap_queue_zero_copy_and_batch() {
     assert_eq!(c.try_recv(), Err(shmq::RecvError::Empty));
 }
 
+/// Drains `c` with `recv_batch` (up to `max` per call) until `want`
+/// messages came: (seq, payload, batch it came in).
+fn batches(c: &mut shmq::Consumer, max: usize, want: usize) -> Vec<(u64, Vec<u8>, usize)> {
+    let mut got = Vec::new();
+    let mut call = 0;
+    while got.len() < want {
+        let n = c
+            .recv_batch(max, Some(Duration::from_secs(10)), |m, p| {
+                got.push((m.seq, p.to_vec(), call))
+            })
+            .unwrap();
+        assert!((1..=max).contains(&n), "{n} messages in a batch of {max}");
+        call += 1;
+    }
+    got
+}
+
+#[test]
+fn recv_batch_takes_what_waits_and_passes_over_aborted_claims_and_pads() {
+    // 512-byte ring, 40-byte records for 8-byte payloads: twelve per lap, so
+    // the run below wraps (a pad) in the middle of a batch.
+    let q = Queue::in_memory(&QueueOptions {
+        capacity: 512,
+        max_msg: 8,
+        ..Default::default()
+    })
+    .unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    let mut c = q.consumer("g").unwrap();
+    let mut p = q.producer().unwrap();
+    assert_eq!(c.recv_batch(0, None, |_, _| panic!("max 0")).unwrap(), 0);
+    assert!(matches!(
+        c.recv_batch(4, Some(Duration::ZERO), |_, _| ()),
+        Err(RecvError::Timeout)
+    ));
+    let mut seq = 0u64;
+    for lap in 0..3u64 {
+        for i in 0..10u64 {
+            if i == 4 {
+                drop(p.claim_send(8).unwrap()); // an aborted claim: seq used
+            }
+            p.send(&(lap * 100 + i).to_le_bytes()).unwrap();
+        }
+        let got = batches(&mut c, 64, 10);
+        // Everything waiting came in one batch, the aborted claim left out.
+        assert!(got.iter().all(|g| g.2 == 0), "{got:?}");
+        for (i, (s, payload, _)) in got.iter().enumerate() {
+            let want_seq = seq + i as u64 + u64::from(i >= 4);
+            assert_eq!(*s, want_seq);
+            assert_eq!(payload, &(lap * 100 + i as u64).to_le_bytes());
+        }
+        seq += 11;
+    }
+    assert_eq!(q.stat().aborted, 3);
+    // max bounds a batch; the rest waits for the next call.
+    for i in 0..5u64 {
+        p.send(&i.to_le_bytes()).unwrap();
+    }
+    let got = batches(&mut c, 2, 5);
+    assert_eq!(
+        got.iter().map(|g| g.2).collect::<Vec<_>>(),
+        vec![0, 0, 1, 1, 2]
+    );
+    // Every message counted as delivered, and the hazard released (the ring
+    // is free again: a full lap fits).
+    let stat = q.stat();
+    assert_eq!(stat.groups[0].members[0].delivered, 35);
+    for i in 0..12u64 {
+        p.try_send(&i.to_le_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn recv_batch_yields_to_redeliveries_and_explicit_ack() {
+    let q = Queue::in_memory(&QueueOptions::default()).unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    let mut p = q.producer().unwrap();
+    for i in 0..6u8 {
+        p.send(&[i]).unwrap();
+    }
+    // Explicit: one message per call, held until acknowledged.
+    let mut c1 = q.consumer("g").unwrap();
+    c1.set_ack(shmq::Ack::Explicit);
+    let mut seen = Vec::new();
+    assert_eq!(c1.recv_batch(8, None, |m, _| seen.push(m.seq)).unwrap(), 1);
+    assert_eq!(seen, [0]);
+    assert!(matches!(
+        c1.recv_batch(8, None, |_, _| ()),
+        Err(RecvError::AckPending { seq: 0 })
+    ));
+    c1.nack(0).unwrap(); // back to the group
+                         // An auto-ack member gets the redelivery first, alone, then a batch of
+                         // what follows it.
+    let mut c2 = q.consumer("g").unwrap();
+    let mut got = Vec::new();
+    let n = c2
+        .recv_batch(8, None, |m, p| got.push((m.seq, m.redelivered, p.to_vec())))
+        .unwrap();
+    assert_eq!(n, 6);
+    assert_eq!(got[0], (0, 1, vec![0]));
+    assert_eq!(
+        got[1..].iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(),
+        (1..6).map(|s| (s, 0)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn recv_batch_members_compete_exactly_once() {
+    let q = Queue::in_memory(&QueueOptions {
+        capacity: 8192,
+        max_msg: 64,
+        ..Default::default()
+    })
+    .unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    const N: u64 = 20_000;
+    let members: Vec<_> = (0..3)
+        .map(|_| {
+            let mut c = q.consumer("g").unwrap();
+            thread::spawn(move || {
+                let mut mine = Vec::new();
+                loop {
+                    match c.recv_batch(16, Some(Duration::from_millis(500)), |m, p| {
+                        mine.push((m.seq, u64::from_le_bytes(p.try_into().unwrap())))
+                    }) {
+                        Ok(_) => {}
+                        Err(RecvError::Timeout) => return mine,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut p = q.producer().unwrap();
+    for i in 0..N {
+        p.send(&(i * 7).to_le_bytes()).unwrap();
+    }
+    let mut all = Vec::new();
+    for m in members {
+        let mine = m.join().unwrap();
+        assert!(mine.windows(2).all(|w| w[0].0 < w[1].0));
+        all.extend(mine);
+    }
+    all.sort();
+    assert_eq!(all, (0..N).map(|i| (i, i * 7)).collect::<Vec<_>>());
+}
+
 #[test]
 fn try_send_reports_full_and_recovers() {
     let q = Queue::in_memory(&QueueOptions {

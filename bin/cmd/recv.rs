@@ -1,7 +1,8 @@
 //! `shmq recv`
 
 use crate::cli::{AckArg, RecvArgs};
-use shmq::{now_ns, Ack, Queue, RecvError};
+use shmq::{now_ns, Ack, Consumer, Meta, Queue, RecvError};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -31,6 +32,41 @@ fn install_handlers() {
 /// How long one blocking wait lasts before the loop checks STOP again.
 const SLICE: Duration = Duration::from_millis(100);
 
+/// Receives one message at a time, or (`size > 1`) a batch at a time, handed
+/// out one by one: a batch's messages are consumed when taken, so every one
+/// is printed, even after a stop signal.
+struct Batches {
+    size: usize,
+    pending: VecDeque<(Meta, Vec<u8>)>,
+}
+
+impl Batches {
+    /// The next message into `buf`, waiting up to `wait`; a new batch takes
+    /// at most `room` messages (what `--count` still allows).
+    fn next(
+        &mut self,
+        c: &mut Consumer,
+        buf: &mut Vec<u8>,
+        wait: Duration,
+        room: u64,
+    ) -> Result<Meta, RecvError> {
+        if self.pending.is_empty() && self.size > 1 {
+            let max = self.size.min(usize::try_from(room).unwrap_or(usize::MAX));
+            c.recv_batch(max, Some(wait), |m, p| {
+                self.pending.push_back((*m, p.to_vec()))
+            })?;
+        }
+        match self.pending.pop_front() {
+            Some((m, p)) => {
+                buf.clear();
+                buf.extend_from_slice(&p);
+                Ok(m)
+            }
+            None => c.recv_into(buf, Some(wait)),
+        }
+    }
+}
+
 pub fn run(args: &RecvArgs) -> Result<(), String> {
     let RecvArgs {
         ref path,
@@ -41,6 +77,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
         quiet,
         stats,
         ack,
+        batch,
     } = *args;
     let explicit = ack == AckArg::Explicit;
     let q = Queue::open(path).map_err(|e| e.to_string())?;
@@ -56,9 +93,16 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
     let (mut received, mut first, mut last, mut in_order) = (0u64, None::<u64>, None::<u64>, true);
     let mut idle_since = Instant::now();
     let write_err = |e: std::io::Error| format!("writing stdout: {e}");
-    while count.is_none_or(|n| received < n) && !STOP.load(Ordering::Relaxed) {
+    let mut batches = Batches {
+        size: batch as usize,
+        pending: VecDeque::new(),
+    };
+    while (count.is_none_or(|n| received < n) && !STOP.load(Ordering::Relaxed))
+        || !batches.pending.is_empty()
+    {
+        let room = count.map_or(u64::MAX, |n| n.saturating_sub(received));
         // Try without waiting first; flush what we have before blocking.
-        let meta = match c.recv_into(&mut buf, Some(Duration::ZERO)) {
+        let meta = match batches.next(&mut c, &mut buf, Duration::ZERO, room) {
             Ok(m) => m,
             Err(RecvError::Timeout) => {
                 out.flush().map_err(write_err)?;
@@ -72,7 +116,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
                     }
                     None => SLICE,
                 };
-                match c.recv_into(&mut buf, Some(wait)) {
+                match batches.next(&mut c, &mut buf, wait, room) {
                     Ok(m) => m,
                     Err(RecvError::Timeout) => continue,
                     Err(e) => return Err(e.to_string()),

@@ -184,6 +184,26 @@ pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> 
     Some((t.seq, u64::from_le_bytes(buf)))
 }
 
+/// Receives up to `max` messages with one cursor CAS if any are there now:
+/// (seq, value) each.
+pub fn try_recv_batch(r: &Ring<LoomRegion>, g: usize, m: usize, max: usize) -> Vec<(u64, u64)> {
+    let mut taken = Vec::new();
+    if r.try_take_batch(g, m, max, &mut taken) == 0 {
+        return Vec::new();
+    }
+    let got = taken
+        .iter()
+        .map(|t| {
+            let mut buf = [0u8; 8];
+            assert_eq!(t.len, 8);
+            r.read_payload(t, &mut buf);
+            (t.seq, u64::from_le_bytes(buf))
+        })
+        .collect();
+    r.release(g, m);
+    got
+}
+
 /// Claims one 8-byte record and abandons it: commits it as aborted, as a
 /// dropped zero-copy claim does. Returns the sequence number it used up.
 pub fn abort_one(r: &Ring<LoomRegion>, pc: &mut ProducerCursor) -> u64 {

@@ -104,6 +104,83 @@ fn group_members_compete_exactly_once() {
     });
 }
 
+/// A producer publishes four messages into a ring that holds three (it
+/// wraps, pads its end and waits for space) while a member takes them in
+/// batches of up to three with one cursor CAS each: the hazard on a batch's
+/// first record must keep all of it, across the pad, from being
+/// overwritten while it is read. Dense, in order, every value intact.
+#[test]
+fn group_batch_take_keeps_the_whole_batch_pinned() {
+    model(|| {
+        let r = Arc::new(ring());
+        let g = add(&r, "g", StartAt::Latest);
+        let m = r.attach(g, 1, 1).unwrap();
+        let producer = {
+            let r = r.clone();
+            thread::spawn(move || {
+                let mut pc = r.producer_cursor();
+                for i in 0..4 {
+                    send(&r, &mut pc, val(1, i), Spin);
+                }
+            })
+        };
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let batch = try_recv_batch(&r, g, m, 3);
+            if batch.is_empty() {
+                thread::yield_now();
+            }
+            got.extend(batch);
+        }
+        producer.join().unwrap();
+        assert_eq!(got, (0..4).map(|i| (i, val(1, i))).collect::<Vec<_>>());
+    });
+}
+
+/// Two members take three messages in batches of up to two, competing for
+/// the cursor: each message goes to exactly one of them, each member's
+/// sequence numbers increase, and an aborted claim among them is passed over.
+#[test]
+fn group_batch_takes_compete_exactly_once() {
+    model(|| {
+        let r = Arc::new(ring_with(2));
+        let g = add(&r, "g", StartAt::Latest);
+        let m0 = r.attach(g, 1, 1).unwrap();
+        let m1 = r.attach(g, 2, 1).unwrap();
+        let mut pc = r.producer_cursor();
+        send(&r, &mut pc, val(7, 0), Spin);
+        let aborted = abort_one(&r, &mut pc);
+        send(&r, &mut pc, val(7, 2), Spin);
+        let taken = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let member = move |m: usize,
+                           taken: Arc<loom::sync::atomic::AtomicUsize>,
+                           r: Arc<ring::Ring<LoomRegion>>| {
+            let mut mine = Vec::new();
+            while taken.load(loom::sync::atomic::Ordering::Acquire) < 2 {
+                let batch = try_recv_batch(&r, g, m, 2);
+                if batch.is_empty() {
+                    thread::yield_now();
+                }
+                taken.fetch_add(batch.len(), loom::sync::atomic::Ordering::AcqRel);
+                mine.extend(batch);
+            }
+            mine
+        };
+        let other = {
+            let (r, taken) = (r.clone(), taken.clone());
+            thread::spawn(move || member(m1, taken, r))
+        };
+        let mine = member(m0, taken, r);
+        let theirs = other.join().unwrap();
+        assert!(mine.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(theirs.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut all: Vec<_> = mine.into_iter().chain(theirs).collect();
+        all.sort();
+        assert_eq!(aborted, 1);
+        assert_eq!(all, vec![(0, val(7, 0)), (2, val(7, 2))]);
+    });
+}
+
 /// A consumer that blocks (futex path) on an empty ring is woken by the next
 /// commit: a lost wake-up would leave it asleep forever, which loom reports as
 /// a deadlock.
