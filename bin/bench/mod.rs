@@ -414,7 +414,7 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
                 parse(sink.join().map_err(|_| "sink thread panicked")?)?,
             )
         }
-        Mechanism::Shmq => return shmq_throughput(ctx, size, n, 1, 1, 1, false),
+        Mechanism::Shmq => return shmq_throughput(ctx, size, n, Shape::ONE),
     };
     if snk["count"].as_u64() != Some(n) {
         return Err(format!(
@@ -461,6 +461,9 @@ fn shmq_worker(q: &Path, role: &str, load: Load, group: Option<&str>, wait: &str
     if load.latency {
         a.push(s("--latency"));
     }
+    if load.batch > 1 {
+        a.extend([s("--batch"), s(load.batch)]);
+    }
     a.extend([s("--wait"), s(wait)]);
     a
 }
@@ -471,24 +474,47 @@ const UNBLOCKED: &str = "unblocked";
 /// Largest ring an `unblocked` throughput test makes.
 const UNBLOCKED_RING: u64 = 256 << 20;
 
-/// shmq throughput: `producers` processes into `groups` groups of `members`.
-/// The rate is what the producers published per second, from the first
-/// producer's start to the last group's last receipt.
-///
-/// `unblocked`: the ring holds the whole run (fewer messages if it would
-/// pass `UNBLOCKED_RING`), and the rate is the producer's own, from its first
-/// send to its last: what publishing costs when no consumer holds the
-/// producer back. On a machine with fewer cores than consumers plus one,
-/// this is the only way to see what each extra group costs the producer.
-fn shmq_throughput(
-    ctx: &Ctx,
-    size: usize,
-    n: u64,
+/// What a shmq throughput test runs: `producers` processes into `groups`
+/// groups of `members`.
+#[derive(Clone, Copy)]
+struct Shape {
     producers: u32,
     groups: u32,
     members: u32,
+    /// The ring holds the whole run (fewer messages if it would pass
+    /// `UNBLOCKED_RING`), and the rate is the producer's own, from its first
+    /// send to its last: what publishing costs when no consumer holds the
+    /// producer back. On a machine with fewer cores than consumers plus one,
+    /// this is the only way to see what each extra group costs the producer.
     unblocked: bool,
-) -> Result<Row, String> {
+    /// Consumers take up to this many messages at once (`recv_batch`).
+    batch: u32,
+}
+
+impl Shape {
+    const ONE: Shape = Shape {
+        producers: 1,
+        groups: 1,
+        members: 1,
+        unblocked: false,
+        batch: 1,
+    };
+}
+
+/// Messages a batch-receiving sink takes at most at once.
+const SINK_BATCH: u32 = 64;
+
+/// shmq throughput of `shape`. The rate is what the producers published per
+/// second, from the first producer's start to the last group's last receipt
+/// (unblocked: to the last producer's last send).
+fn shmq_throughput(ctx: &Ctx, size: usize, n: u64, shape: Shape) -> Result<Row, String> {
+    let Shape {
+        producers,
+        groups,
+        members,
+        unblocked,
+        batch,
+    } = shape;
     let q = ctx.path("tp.q");
     let names: Vec<String> = (0..groups).map(|g| format!("g{g}")).collect();
     let names_ref: Vec<&str> = names.iter().map(|x| x.as_str()).collect();
@@ -521,7 +547,11 @@ fn shmq_throughput(
         for _ in 0..members {
             // One member knows its count; several stop when idle.
             let count = if members == 1 { total } else { 0 };
-            let args = shmq_worker(&q, "sink", Load::new(size, count), Some(g), wait);
+            let load = Load {
+                batch,
+                ..Load::new(size, count)
+            };
+            let args = shmq_worker(&q, "sink", load, Some(g), wait);
             sinks.push(ctx.spawn_quiet(&args, ctx.cpus.1)?);
         }
     }
@@ -572,6 +602,11 @@ fn shmq_throughput(
         (1, g, 1) => format!("1->{g} groups"),
         (1, 1, k) => format!("1->group of {k}"),
         (p, g, k) => format!("{p}->{g}x{k}"),
+    };
+    let test = if batch > 1 {
+        format!("{test} batch {batch}")
+    } else {
+        test
     };
     let test = if unblocked {
         format!("{test} {UNBLOCKED}")
@@ -642,23 +677,37 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
                 emit(throughput_pair(&ctx, m, size, n)?, &mut rows);
             }
             if o.only.is_empty() || o.only.contains(&Mechanism::Shmq) {
-                emit(
-                    shmq_throughput(&ctx, size, n / o.producers as u64, o.producers, 1, 1, false)?,
-                    &mut rows,
-                );
-                emit(
-                    shmq_throughput(&ctx, size, n, 1, o.groups, 1, false)?,
-                    &mut rows,
-                );
-                emit(
-                    shmq_throughput(&ctx, size, n, 1, 1, o.members, false)?,
-                    &mut rows,
-                );
-                emit(shmq_throughput(&ctx, size, n, 1, 1, 1, true)?, &mut rows);
-                emit(
-                    shmq_throughput(&ctx, size, n, 1, o.groups, 1, true)?,
-                    &mut rows,
-                );
+                let one = Shape::ONE;
+                for shape in [
+                    Shape {
+                        batch: SINK_BATCH,
+                        ..one
+                    },
+                    Shape {
+                        producers: o.producers,
+                        ..one
+                    },
+                    Shape {
+                        groups: o.groups,
+                        ..one
+                    },
+                    Shape {
+                        members: o.members,
+                        ..one
+                    },
+                    Shape {
+                        unblocked: true,
+                        ..one
+                    },
+                    Shape {
+                        groups: o.groups,
+                        unblocked: true,
+                        ..one
+                    },
+                ] {
+                    let per = n / shape.producers as u64;
+                    emit(shmq_throughput(&ctx, size, per, shape)?, &mut rows);
+                }
             }
         }
     }

@@ -51,6 +51,9 @@ pub struct WorkerArgs {
     /// Pin to this CPU.
     #[arg(long)]
     pub cpu: Option<usize>,
+    /// shmq sink: take up to this many waiting messages at once.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u32,
     /// shmq: how to wait (spin when each side has a core of its own; block when
     /// several workers share one).
     #[arg(long, value_enum, default_value_t = Wait::Spin)]
@@ -140,6 +143,8 @@ pub struct Load {
     pub rate: u64,
     /// See [`WorkerArgs::latency`].
     pub latency: bool,
+    /// See [`WorkerArgs::batch`] (0 or 1: one at a time).
+    pub batch: u32,
 }
 
 impl Load {
@@ -234,20 +239,33 @@ pub fn serve(role: Role, ep: &mut dyn Endpoint, load: Load) -> Result<String, St
     }
 }
 
-/// A shmq sink that stops after 300 ms without a message (members of one group
-/// cannot know their share in advance).
-fn shmq_idle_sink(ep: &mut ShmqEnd, size: usize) -> Result<String, String> {
+/// A shmq sink that receives `count` messages, or with `count == 0` stops
+/// after 300 ms without one (members of one group cannot know their share in
+/// advance); `batch > 1` takes up to that many at a time (`recv_batch`),
+/// copying each payload out as every other sink does.
+fn shmq_sink(ep: &mut ShmqEnd, size: usize, count: u64, batch: u32) -> Result<String, String> {
     let c = ep.consumer().ok_or("sink needs --rx")?;
     let mut buf = Vec::with_capacity(size);
     let (mut first, mut last, mut n) = (0u64, 0u64, 0u64);
-    loop {
-        match c.recv_into(&mut buf, Some(Duration::from_millis(300))) {
-            Ok(_) => {
+    let timeout = (count == 0).then_some(Duration::from_millis(300));
+    while count == 0 || n < count {
+        let left = if count == 0 { u64::MAX } else { count - n };
+        let max = u64::from(batch).min(left).max(1) as usize;
+        let got = if max > 1 {
+            c.recv_batch(max, timeout, |_, p| {
+                buf.clear();
+                buf.extend_from_slice(p);
+            })
+        } else {
+            c.recv_into(&mut buf, timeout).map(|_| 1)
+        };
+        match got {
+            Ok(k) => {
                 last = now_ns();
                 if n == 0 {
                     first = last;
                 }
-                n += 1;
+                n += k as u64;
             }
             Err(shmq::RecvError::Timeout) => break,
             Err(e) => return Err(e.to_string()),
@@ -262,13 +280,15 @@ fn shmq_idle_sink(ep: &mut ShmqEnd, size: usize) -> Result<String, String> {
 /// `shmq bench-worker`.
 pub fn run(a: WorkerArgs) -> Result<(), String> {
     pin(a.cpu);
-    let line = if a.mechanism == Mechanism::Shmq && a.role == Role::Sink && a.count == 0 {
+    let shmq_sink_only =
+        a.mechanism == Mechanism::Shmq && a.role == Role::Sink && (a.count == 0 || a.batch > 1);
+    let line = if shmq_sink_only {
         let mut ep = ShmqEnd::new(
             None,
             a.rx.as_deref().zip(a.group.as_deref()),
             a.wait.strategy(),
         )?;
-        shmq_idle_sink(&mut ep, a.size)?
+        shmq_sink(&mut ep, a.size, a.count, a.batch)?
     } else {
         let mut ep = endpoint(&a)?;
         let load = Load {
@@ -276,6 +296,7 @@ pub fn run(a: WorkerArgs) -> Result<(), String> {
             count: a.count,
             rate: a.rate,
             latency: a.latency,
+            batch: a.batch,
         };
         serve(a.role, ep.as_mut(), load)?
     };
