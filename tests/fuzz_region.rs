@@ -191,13 +191,26 @@ impl Live {
             4..=9 => {
                 let m = rng.below(self.members.len() as u64) as usize;
                 let c = &mut self.members[m];
-                match c.try_recv() {
-                    Ok(msg) => {
-                        r.received += 1;
-                        r.redelivered += (msg.redelivered > 0) as u64;
+                // One message, or a batch taken with one cursor CAS (whose
+                // walk reads every header it passes).
+                let got = if rng.below(2) == 0 {
+                    c.try_recv().map(|msg| (1, (msg.redelivered > 0) as u64))
+                } else {
+                    let mut redelivered = 0;
+                    let max = 1 + rng.below(8) as usize;
+                    c.recv_batch(max, Some(Duration::ZERO), |m, p| {
+                        redelivered += (m.redelivered > 0) as u64;
+                        std::hint::black_box(p.iter().fold(0u8, |a, b| a ^ b));
+                    })
+                    .map(|n| (n as u64, redelivered))
+                };
+                match got {
+                    Ok((n, redelivered)) => {
+                        r.received += n;
+                        r.redelivered += redelivered;
                     }
                     Err(RecvError::Corrupt(_)) => r.corrupt += 1,
-                    Err(RecvError::Empty) => {}
+                    Err(RecvError::Empty | RecvError::Timeout) => {}
                     Err(e) => note(Err(e.to_string()), r),
                 }
                 if let Some(seq) = c.unacked() {
