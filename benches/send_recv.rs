@@ -77,6 +77,24 @@ fn batches(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    group.bench_function("send_batch+recv_batch", |b| {
+        b.iter_batched(
+            || (),
+            |_| {
+                p.send_batch(&refs).unwrap();
+                let mut got = 0;
+                while got < 64 {
+                    got += cons
+                        .recv_batch(64, None, |_, payload| {
+                            buf.clear();
+                            buf.extend_from_slice(payload);
+                        })
+                        .unwrap();
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 
