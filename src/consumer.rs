@@ -463,10 +463,11 @@ impl Consumer {
         }
         let n = ring.try_take_batch(self.g, self.m, max, &mut self.batch);
         if n > 0 {
+            // Released after the last borrow, also if `f` panics.
+            let _release = Release(ring, self.g, self.m);
             for t in &self.batch {
                 f(&ring_meta(ring, t, 0), ring_payload(ring, t));
             }
-            ring.release(self.g, self.m);
         }
         n
     }
@@ -535,6 +536,20 @@ impl RecvGuard<'_> {
             Got::Ring(t, _) => ring_payload(self.c.q.ring(), &t),
             Got::Disk(_) => self.c.disk.as_ref().map_or(&[], |d| &d.buf[..]),
         }
+    }
+}
+
+/// Drops a member's hazard (and wakes producers waiting for space) when it
+/// goes out of scope.
+struct Release<'a>(
+    &'a crate::ring::Ring<crate::raw_region::RawRegion>,
+    usize,
+    usize,
+);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1, self.2);
     }
 }
 
