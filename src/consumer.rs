@@ -420,7 +420,9 @@ impl Consumer {
     /// that keeps up with a fast producer. Redeliveries and messages read
     /// from the spill log come one per call. With [`Ack::Explicit`] a member
     /// holds one message at a time, so a batch is one message (acknowledge
-    /// it before the next call).
+    /// it before the next call). Auto-ack is at most once per message, so a
+    /// member killed while `f` works through a batch loses the rest of it for
+    /// its group.
     ///
     /// # Errors
     /// As for [`Consumer::recv_into`].
