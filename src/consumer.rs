@@ -301,8 +301,11 @@ impl Consumer {
                 (false, false) => STUCK_CHECK,
                 (false, true) => IDLE_RECHECK,
             };
-            let s = Instant::now() + every;
-            let slice = Some(deadline.map_or(s, |d| d.min(s)));
+            // The slice starts when the wait first looks at the clock.
+            let slice = || {
+                let s = Instant::now() + every;
+                Some(deadline.map_or(s, |d| d.min(s)))
+            };
             if let Some(r) = ring.wait_for(Sleeper::Member { g, m }, self.wait, slice, &mut poll) {
                 return r;
             }

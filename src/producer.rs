@@ -256,13 +256,16 @@ impl Producer {
         };
         loop {
             let every = if self.spill { SPILL_RETRY } else { REAP_EVERY };
-            let slice_end = Instant::now() + every;
-            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+            // The slice starts when the wait first looks at the clock.
+            let slice = || {
+                let s = Instant::now() + every;
+                Some(deadline.map_or(s, |d| d.min(s)))
+            };
             let pc = &mut self.pc;
             let got = ring.wait_for(
                 Sleeper::Producer { slot: self.slot },
                 self.wait,
-                Some(until),
+                slice,
                 || ring.try_claim(pc, count, &end_of).ok(),
             );
             if let Some(c) = got {

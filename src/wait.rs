@@ -124,17 +124,22 @@ impl<R: Region> Ring<R> {
         }
     }
 
-    /// Polls `poll` until it yields a value, per `strategy`, until `deadline`.
+    /// Polls `poll` until it yields a value, per `strategy`, until the
+    /// deadline `deadline()` gives (`None`: none). The deadline is asked for
+    /// only when the clock is first looked at, after up to `CLOCK_POLLS`
+    /// polls: a wait that ends sooner reads no clock at all.
     pub fn wait_for<T>(
         &self,
         who: Sleeper,
         strategy: WaitStrategy,
-        deadline: Option<Instant>,
+        deadline: impl FnOnce() -> Option<Instant>,
         mut poll: impl FnMut() -> Option<T>,
     ) -> Option<T> {
-        // Time left until `deadline` (`None`: no deadline), or `Err` once it
-        // has passed.
-        let remaining = || match deadline {
+        let mut deadline = Some(deadline);
+        let mut at: Option<Option<Instant>> = None;
+        // Time left until the deadline (`None`: no deadline), or `Err` once
+        // it has passed.
+        let mut remaining = || match *at.get_or_insert_with(|| deadline.take().and_then(|f| f())) {
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(r) if !r.is_zero() => Ok(Some(r)),
                 _ => Err(()),
@@ -152,10 +157,7 @@ impl<R: Region> Ring<R> {
             // VM), and a spinning waiter that read it after each poll would
             // see a commit that much later: while spinning, it looks at the
             // clock only every CLOCK_POLLS polls.
-            if deadline.is_some()
-                && (!spinning || polls.is_multiple_of(CLOCK_POLLS))
-                && remaining().is_err()
-            {
+            if (!spinning || polls.is_multiple_of(CLOCK_POLLS)) && remaining().is_err() {
                 return None;
             }
             if spinning {

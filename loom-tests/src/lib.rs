@@ -120,7 +120,7 @@ pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitSt
     let end_of = |p: u64| geo.place(p, 8) + record_size(8);
     let who = producer_sleeper(pc, w);
     let claim = r
-        .wait_for(who, w, None, || r.try_claim(pc, 1, end_of).ok())
+        .wait_for(who, w, || None, || r.try_claim(pc, 1, end_of).ok())
         .expect("no deadline");
     let rec = geo.place(claim.start, 8);
     // SAFETY: `rec` is the one record of our claim, placed for 8 bytes.
@@ -158,11 +158,16 @@ pub fn send_or(
 /// Receives one message as member `m` of group `g`: (seq, value).
 pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, u64) {
     let t = r
-        .wait_for(Sleeper::Member { g, m }, w, None, || {
-            r.try_take(g, m, false)
-                .expect("corrupt")
-                .map(|t| t.ring().expect("on the ring"))
-        })
+        .wait_for(
+            Sleeper::Member { g, m },
+            w,
+            || None,
+            || {
+                r.try_take(g, m, false)
+                    .expect("corrupt")
+                    .map(|t| t.ring().expect("on the ring"))
+            },
+        )
         .expect("no deadline");
     let mut buf = [0u8; 8];
     assert_eq!(t.len, 8);
@@ -211,9 +216,12 @@ pub fn abort_one(r: &Ring<LoomRegion>, pc: &mut ProducerCursor) -> u64 {
     let end_of = |p: u64| geo.place(p, 8) + record_size(8);
     let who = producer_sleeper(pc, WaitStrategy::Spin);
     let claim = r
-        .wait_for(who, WaitStrategy::Spin, None, || {
-            r.try_claim(pc, 1, end_of).ok()
-        })
+        .wait_for(
+            who,
+            WaitStrategy::Spin,
+            || None,
+            || r.try_claim(pc, 1, end_of).ok(),
+        )
         .expect("no deadline");
     let rec = geo.place(claim.start, 8);
     r.write_header(rec, claim.seq, 0, 8, 0);
