@@ -208,6 +208,17 @@ impl<R: Region> Ring<R> {
     /// own entry is `EMPTY`. On success `m`'s entry is `HELD` with `attempts`
     /// one higher, and a ring message is pinned by `m`'s hazard.
     pub fn take_pending(&self, g: usize, m: usize) -> Option<Entry> {
+        let (j, e) = self.claim_pending(g, m)?;
+        if self.adopt(g, m, j, e) {
+            self.vacate(g, j, e);
+        }
+        Some(e)
+    }
+
+    /// The first step of `take_pending`: CASes the oldest `PENDING` entry of
+    /// group `g` (slot `j`) to `MOVING` to `m` and reads it. Returns `j` and
+    /// the entry, its attempts one higher.
+    pub(crate) fn claim_pending(&self, g: usize, m: usize) -> Option<(usize, Entry)> {
         loop {
             if !self.has_pending(g) {
                 return None;
@@ -240,14 +251,15 @@ impl<R: Region> Ring<R> {
                 attempts: e.attempts.saturating_add(1),
                 ..e
             };
-            self.adopt(g, m, j, e);
-            return Some(e);
+            return Some((j, e));
         }
     }
 
-    /// Makes `e`, taken over from slot `j` (whose entry is MOVING to `m`), the
-    /// HELD entry of `m`, moving its pin.
-    fn adopt(&self, g: usize, m: usize, j: usize, e: Entry) {
+    /// The second step: makes `e`, taken over from slot `j` (whose entry is
+    /// MOVING to `m`), the HELD entry of `m`, with `m`'s own pin on it.
+    /// Returns whether slot `j` is still to be vacated (the last step), that
+    /// is, whether it was another slot's entry.
+    pub(crate) fn adopt(&self, g: usize, m: usize, j: usize, e: Entry) -> bool {
         self.member_word(g, m, M_ENTRY_SEQ)
             .store(e.seq, Ordering::Relaxed);
         self.member_word(g, m, M_ENTRY_AT)
@@ -259,7 +271,7 @@ impl<R: Region> Ring<R> {
             // Release: as in `make_pending`.
             self.member_word(g, m, M_ENTRY)
                 .store(ENTRY_HELD, Ordering::Release);
-            return;
+            return false;
         }
         if !e.on_disk() {
             // Relaxed: ordered before the scan-visible RMW below.
@@ -270,13 +282,13 @@ impl<R: Region> Ring<R> {
         // sees these fields (it compares entry_seq).
         self.member_word(g, m, M_ENTRY)
             .store(ENTRY_HELD, Ordering::Release);
-        self.vacate(g, j, e);
+        true
     }
 
     /// Empties slot `j`, whose entry `e` now lives (pin included) in another
     /// slot: the last step of a move, by the taker or by a reaper finishing
     /// a dead taker's move.
-    fn vacate(&self, g: usize, j: usize, e: Entry) {
+    pub(crate) fn vacate(&self, g: usize, j: usize, e: Entry) {
         if !e.on_disk() {
             // SYNC POINT hazard move: the RMW (Release) orders the new hazard
             // before the old one's clear; see the module docs.

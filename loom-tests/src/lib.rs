@@ -209,6 +209,16 @@ pub fn try_recv_batch(r: &Ring<LoomRegion>, g: usize, m: usize, max: usize) -> V
     got
 }
 
+/// Member `m` starts taking over the group's pending entry and is killed:
+/// right after its CAS to MOVING (`copied == false`), or after it made the
+/// entry its own, pin included, but before it emptied the old slot.
+pub fn die_taking_pending(r: &Ring<LoomRegion>, g: usize, m: usize, copied: bool) {
+    let (j, e) = r.claim_pending(g, m).expect("a pending entry");
+    if copied {
+        assert!(r.adopt(g, m, j, e), "another slot's entry");
+    }
+}
+
 /// Claims one 8-byte record and abandons it: commits it as aborted, as a
 /// dropped zero-copy claim does. Returns the sequence number it used up.
 pub fn abort_one(r: &Ring<LoomRegion>, pc: &mut ProducerCursor) -> u64 {

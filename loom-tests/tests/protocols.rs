@@ -104,6 +104,64 @@ fn group_members_compete_exactly_once() {
     });
 }
 
+/// A member taking over a nacked message is killed mid-move (`copied`: after
+/// making the entry its own, before emptying the old slot; otherwise right
+/// after its CAS to MOVING). The reaper settles it, and a live member takes
+/// the redelivery, while a producer wraps the ring towards the message: the
+/// message must stay pinned throughout and reach the live member intact.
+fn reaped_mid_move(copied: bool) {
+    model(move || {
+        let r = Arc::new(ring_with(3));
+        let g = add(&r, "g", StartAt::Latest);
+        let holder = r.attach(g, 1, 1).unwrap();
+        let taker = r.attach(g, 2, 1).unwrap();
+        let live = r.attach(g, 3, 1).unwrap();
+        let mut pc = r.producer_cursor();
+        for i in 0..3 {
+            send(&r, &mut pc, val(7, i), Spin);
+        }
+        let t = r
+            .try_take(g, holder, true)
+            .expect("corrupt")
+            .and_then(|t| t.ring())
+            .expect("message 0");
+        r.nack(g, holder).expect("held");
+        die_taking_pending(&r, g, taker, copied);
+        let producer = {
+            let r = r.clone();
+            // Message 3 goes where message 0 is (after a pad): only once it
+            // is acknowledged.
+            thread::spawn(move || send(&r, &mut pc, val(7, 3), Spin))
+        };
+        // The reaper (the admin lock keeps other reapers out), then the
+        // live member, race the producer.
+        r.reap_entry(g, taker);
+        r.detach(g, taker);
+        let e = r.take_pending(g, live).expect("pending again");
+        assert_eq!((e.seq, e.at), (0, t.pos));
+        let mut buf = [0u8; 8];
+        r.read_payload(&t, &mut buf);
+        assert_eq!(
+            u64::from_le_bytes(buf),
+            val(7, 0),
+            "overwritten while pinned"
+        );
+        r.ack(g, live).expect("held");
+        assert_eq!(producer.join().unwrap(), 3);
+        assert_eq!(r.ack_stats(g).0, 0, "nothing left pending");
+    });
+}
+
+#[test]
+fn redelivery_taker_killed_after_its_cas_is_reaped_back_to_pending() {
+    reaped_mid_move(false);
+}
+
+#[test]
+fn redelivery_taker_killed_after_copying_has_its_move_finished() {
+    reaped_mid_move(true);
+}
+
 /// A producer publishes four messages into a ring that holds three (it
 /// wraps, pads its end and waits for space) while a member takes them in
 /// batches of up to three with one cursor CAS each: the hazard on a batch's
