@@ -53,6 +53,10 @@ pub enum Cmd {
         /// Members for the 1 -> group of K test.
         #[arg(long, default_value_t = 4)]
         members: u32,
+        /// Ring size of the shmq queues and of the floor's SPSC ring (a
+        /// power of two; the unblocked tests size theirs to the run).
+        #[arg(long, value_parser = parse_size, default_value = "1MiB")]
+        capacity: u64,
         /// Run only these mechanisms (comma separated).
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<crate::bench::Mechanism>,

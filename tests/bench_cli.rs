@@ -195,3 +195,36 @@ fn spill_bench_reports_rates_latency_disk_and_catch_up() {
     // The bench cleans up what it wrote.
     assert_eq!(std::fs::read_dir(disk.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn capacity_sets_the_rings_and_is_checked_first() {
+    // A small ring works for small messages (the ring wraps many times).
+    let rows = rows(&[
+        "bench",
+        "pingpong",
+        "--size",
+        "64",
+        "--msgs",
+        "2000",
+        "--capacity",
+        "4KiB",
+        "--only",
+        "shmq",
+        "--json",
+    ]);
+    assert_eq!(rows.len(), 1);
+    // Refused before anything runs, with the reason.
+    for (capacity, size, says) in [
+        ("100", "64", "not a power of two"),
+        ("64KiB", "64KiB", "does not fit a ring of 65536 bytes"),
+    ] {
+        let out = Command::new(SHMQ)
+            .args(["bench", "pingpong", "--size", size, "--capacity", capacity])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(out.stdout.is_empty(), "ran something: {err}");
+    }
+}

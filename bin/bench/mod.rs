@@ -40,6 +40,8 @@ pub struct Opts {
     pub producers: u32,
     pub groups: u32,
     pub members: u32,
+    /// Ring bytes (`--capacity`).
+    pub capacity: u64,
     pub only: Vec<Mechanism>,
     pub json: bool,
     pub plot: Option<PathBuf>,
@@ -68,6 +70,9 @@ struct Ctx {
     exe: PathBuf,
     /// (our CPU, the peer's CPU) when there are at least two.
     cpus: (Option<usize>, Option<usize>),
+    /// Ring bytes of every shmq queue (unblocked tests excepted) and of the
+    /// floor's SPSC ring.
+    capacity: u64,
 }
 
 impl Ctx {
@@ -114,16 +119,12 @@ fn finish(child: Child) -> Result<serde_json::Value, String> {
         .map_err(|e| format!("bench worker said {err:?}: {e}"))
 }
 
-fn queue(path: &Path, groups: &[&str]) -> Result<(), String> {
-    queue_of(path, groups, 1 << 20)
-}
-
-fn queue_of(path: &Path, groups: &[&str], capacity: u64) -> Result<(), String> {
+fn queue(path: &Path, groups: &[&str], capacity: u64) -> Result<(), String> {
     let q = Queue::create(
         path,
         &QueueOptions {
             capacity,
-            max_msg: 64 << 10,
+            max_msg: crate::cmd::create::default_max_msg(capacity) as u32,
             replace: true,
             ..Default::default()
         },
@@ -183,8 +184,8 @@ fn echo_peer(
     Ok(match m {
         Mechanism::Shmq => {
             let (ab, ba) = (ctx.path("ab.q"), ctx.path("ba.q"));
-            queue(&ab, &["b"])?;
-            queue(&ba, &["a"])?;
+            queue(&ab, &["b"], ctx.capacity)?;
+            queue(&ba, &["a"], ctx.capacity)?;
             let mut args = common;
             args.extend([
                 s("--tx"),
@@ -332,7 +333,7 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
         Mechanism::Floor => {
             let f = ctx.path("ring");
             let slot = size.max(8);
-            let slots = ((1usize << 20) / slot).max(16) as u64;
+            let slots = (ctx.capacity as usize / slot).max(16) as u64;
             FloorRing::file(&f, slot, slots)?;
             let extra = [s("--tx"), s(f.display()), s("--slots"), s(slots)];
             let mut a = base("sink");
@@ -524,10 +525,10 @@ fn shmq_throughput(ctx: &Ctx, size: usize, n: u64, shape: Shape) -> Result<Row, 
         let cap = (n * record + n * record / 8)
             .next_power_of_two()
             .clamp(1 << 20, UNBLOCKED_RING);
-        queue_of(&q, &names_ref, cap)?;
+        queue(&q, &names_ref, cap)?;
         n.min(cap / 8 * 7 / record).max(1)
     } else {
-        queue(&q, &names_ref)?;
+        queue(&q, &names_ref, ctx.capacity)?;
         n
     };
     let total = n * producers as u64;
@@ -634,7 +635,12 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
     } else {
         (None, None)
     };
-    let ctx = Ctx { dir, exe, cpus };
+    let ctx = Ctx {
+        dir,
+        exe,
+        cpus,
+        capacity: o.capacity,
+    };
     pin(cpus.0);
     let mechs: Vec<Mechanism> = ALL
         .into_iter()
@@ -724,7 +730,7 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             spills.push(r);
         }
     }
-    report(&rows, o.json, ncpu);
+    report(&rows, o.json, ncpu, o.capacity);
     for r in &spills {
         if o.json {
             for line in r.json_lines() {
@@ -779,7 +785,7 @@ fn one_group_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
         .flatten()
 }
 
-fn report(rows: &[Row], json: bool, ncpu: usize) {
+fn report(rows: &[Row], json: bool, ncpu: usize, capacity: u64) {
     if json {
         for r in rows {
             let mut o =
@@ -807,13 +813,14 @@ fn report(rows: &[Row], json: bool, ncpu: usize) {
         return;
     }
     println!(
-        "shmq bench on {ncpu} CPUs (each side pinned to its own core: {}; message timestamps from {})",
+        "shmq bench on {ncpu} CPUs (each side pinned to its own core: {}; message timestamps from {}; rings of {} KiB)",
         ncpu >= 2,
         if shmq::timestamps_from_tsc() {
             "the TSC"
         } else {
             "clock_gettime"
-        }
+        },
+        capacity >> 10
     );
     let lat: Vec<&Row> = rows.iter().filter(|r| r.rtt.is_some()).collect();
     if !lat.is_empty() {

@@ -4,12 +4,17 @@ use super::human_size;
 use crate::cli::CreateArgs;
 use shmq::{Queue, QueueOptions, SpillOptions};
 
-pub fn run(a: CreateArgs) -> Result<(), String> {
-    // A record (32-byte header, producer extension, payload) may take at
-    // most half the ring.
+/// The default largest message of a ring of `capacity` bytes: 64 KiB, or
+/// less when a record (32-byte header, producer extension, payload) would
+/// take more than half the ring.
+pub fn default_max_msg(capacity: u64) -> u64 {
     let headers = (shmq::layout::RECORD_HEADER + shmq::layout::PRODUCER_EXT) as u64;
-    let fits = (a.capacity / 2).saturating_sub(headers) & !7;
-    let max_msg = a.max_msg.unwrap_or_else(|| fits.min(64 << 10));
+    let fits = (capacity / 2).saturating_sub(headers) & !7;
+    fits.min(64 << 10)
+}
+
+pub fn run(a: CreateArgs) -> Result<(), String> {
+    let max_msg = a.max_msg.unwrap_or_else(|| default_max_msg(a.capacity));
     let max_msg = u32::try_from(max_msg)
         .map_err(|_| format!("--max-msg {max_msg} is too large (at most 4 GiB)"))?;
     let spill = a.spill_dir.as_ref().map(|dir| SpillOptions {

@@ -1,7 +1,7 @@
 //! One file per command.
 
 mod check;
-mod create;
+pub mod create;
 mod demo;
 mod dump;
 mod gc;
@@ -38,6 +38,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             producers,
             groups,
             members,
+            capacity,
             only,
             json,
             plot,
@@ -57,12 +58,22 @@ pub fn run(cli: Cli) -> Result<(), String> {
             if sizes.iter().any(|&s| s > 64 << 10) {
                 return Err("bench sizes go up to 64 KiB".into());
             }
+            if !capacity.is_power_of_two() {
+                return Err(format!("--capacity {capacity} is not a power of two"));
+            }
+            let fits = create::default_max_msg(capacity) as usize;
+            if let Some(&s) = sizes.iter().find(|&&s| s > fits) {
+                return Err(format!(
+                    "a {s}-byte message does not fit a ring of {capacity} bytes (at most {fits}); give a larger --capacity"
+                ));
+            }
             let opts = crate::bench::Opts {
                 sizes,
                 msgs: msgs.max(1),
                 producers: producers.max(1),
                 groups: groups.max(1),
                 members: members.max(1),
+                capacity,
                 only,
                 json,
                 plot,
