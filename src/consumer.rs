@@ -438,35 +438,41 @@ impl Consumer {
         if max == 0 {
             return Ok(0);
         }
-        let mut n = 0;
-        if self.ack == Ack::Auto {
+        let mode = Mode::Until(timeout);
+        let got = if self.ack == Ack::Auto {
             self.q.after_stale_wake();
-            n = self.deliver_batch(max, &mut f);
-        }
-        if n == 0 {
-            // Nothing at the cursor the batch path takes: one message the
-            // full way (waiting, redeliveries, the log, errors), then what
-            // followed it.
-            let g = self.recv_ref(timeout)?;
-            f(&g.meta(), g.as_bytes());
-            drop(g);
-            n = 1;
-            if self.ack == Ack::Auto && max > 1 {
-                n += self.deliver_batch(max - 1, &mut f);
+            match self.deliver_batch(max, &mut f) {
+                Some(0) => self.take(mode)?,
+                Some(n) => return Ok(n),
+                // Empty: straight to waiting, without the fast path's look.
+                None => self.take_slow(mode, true)?,
             }
+        } else {
+            self.take(mode)?
+        };
+        // Nothing the batch path takes was at the cursor: one message the
+        // full way (waiting, redeliveries, the log, errors), then what
+        // followed it.
+        let g = RecvGuard { c: self, got };
+        f(&g.meta(), g.as_bytes());
+        drop(g);
+        let mut n = 1;
+        if self.ack == Ack::Auto && max > 1 {
+            n += self.deliver_batch(max - 1, &mut f).unwrap_or(0);
         }
         Ok(n)
     }
 
     /// The batch path of `recv_batch`: takes up to `max` ring messages at the
     /// cursor (none while redeliveries wait: they go first), hands them to
-    /// `f`, and releases them.
-    fn deliver_batch(&mut self, max: usize, f: &mut impl FnMut(&Meta, &[u8])) -> usize {
+    /// `f`, and releases them. Returns how many (`None`: nothing committed
+    /// at the cursor).
+    fn deliver_batch(&mut self, max: usize, f: &mut impl FnMut(&Meta, &[u8])) -> Option<usize> {
         let ring = self.q.ring();
         if ring.has_pending(self.g) {
-            return 0;
+            return Some(0);
         }
-        let n = ring.try_take_batch(self.g, self.m, max, &mut self.batch);
+        let n = ring.try_take_batch(self.g, self.m, max, &mut self.batch)?;
         if n > 0 {
             // Released after the last borrow, also if `f` panics.
             let _release = Release(ring, self.g, self.m);
@@ -474,7 +480,7 @@ impl Consumer {
                 f(&ring_meta(ring, t, 0), ring_payload(ring, t));
             }
         }
-        n
+        Some(n)
     }
 
     /// Receives the next message in place (zero copy), waiting up to `timeout`

@@ -347,20 +347,27 @@ impl<R: Region> Ring<R> {
     /// keeps the whole run from being overwritten (producers stay below the
     /// lowest hazard plus one lap), until [`Ring::release`].
     ///
-    /// 0 means nothing was taken: the ring is empty at the cursor, the group
-    /// is on the spill log, or the first record needs `try_take`'s care (a
-    /// bad length, a wrong sequence number): the caller falls back to it.
-    /// Without explicit acknowledgement only: an entry holds one message.
-    pub fn try_take_batch(&self, g: usize, m: usize, max: usize, out: &mut Vec<Taken>) -> usize {
+    /// `Some(0)` means nothing was taken because the group is on the spill
+    /// log or the first record needs `try_take`'s care (a bad length, a
+    /// wrong sequence number): the caller falls back to it. `None`: nothing
+    /// is committed at the cursor. Without explicit acknowledgement only: an
+    /// entry holds one message.
+    pub fn try_take_batch(
+        &self,
+        g: usize,
+        m: usize,
+        max: usize,
+        out: &mut Vec<Taken>,
+    ) -> Option<usize> {
         let cursor = self.cursor(g);
         let hazard = self.member_word(g, m, M_INFLIGHT);
         let dl_only = self.dl_only(g);
         // A hazard left from a failed CAS is dropped before returning empty.
-        let nothing = |hazard_set: bool| {
+        let nothing = |hazard_set: bool, n: Option<usize>| {
             if hazard_set {
                 self.release(g, m);
             }
-            0
+            n
         };
         let mut hazard_set = false;
         loop {
@@ -369,9 +376,11 @@ impl<R: Region> Ring<R> {
             let cur = cursor.load(Ordering::Acquire);
             let (seq, pos) = unpack(cur);
             if seq & DISK_BIT != 0 || !pos.is_multiple_of(ALIGN as u64) {
-                return nothing(hazard_set);
+                return nothing(hazard_set, Some(0));
             }
             let (mut s, mut p) = (seq, pos);
+            // Whether the walk ended at a record not committed yet.
+            let mut uncommitted = false;
             // While the cursor stays at `pos`, nothing from it on to one lap
             // later is overwritten, so what is read here holds if the CAS
             // below succeeds (as in `try_take`). Committed records end below
@@ -403,11 +412,15 @@ impl<R: Region> Ring<R> {
                         s = s.wrapping_add(1);
                         p = next;
                     }
-                    Slot::Uncommitted | Slot::Bad => break,
+                    Slot::Uncommitted => {
+                        uncommitted = true;
+                        break;
+                    }
+                    Slot::Bad => break,
                 }
             }
             if p == pos {
-                return nothing(hazard_set);
+                return nothing(hazard_set, if uncommitted { None } else { Some(0) });
             }
             // As in `try_take`: the hazard is visible to any scan that sees
             // the cursor past it, through the CAS's release sequence.
@@ -429,7 +442,7 @@ impl<R: Region> Ring<R> {
                 continue;
             }
             self.note_delivered(g, m, out.len() as u64);
-            return out.len();
+            return Some(out.len());
         }
     }
 

@@ -193,7 +193,7 @@ pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> 
 /// (seq, value) each.
 pub fn try_recv_batch(r: &Ring<LoomRegion>, g: usize, m: usize, max: usize) -> Vec<(u64, u64)> {
     let mut taken = Vec::new();
-    if r.try_take_batch(g, m, max, &mut taken) == 0 {
+    if r.try_take_batch(g, m, max, &mut taken).unwrap_or(0) == 0 {
         return Vec::new();
     }
     let got = taken
