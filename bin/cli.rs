@@ -245,7 +245,7 @@ pub struct RecvArgs {
     pub timeout: Option<Duration>,
     /// One JSON object per line: seq, len, ts_ns, redelivered, payload (or
     /// payload_b64); producer and pseq for a named producer's message,
-    /// dead_letter_from for a dead letter.
+    /// dead_letter_from and dead_letter_seq for a dead letter.
     #[arg(long)]
     pub json: bool,
     /// Print nothing per message.

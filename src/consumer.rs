@@ -4,8 +4,8 @@ use crate::ack::Entry;
 use crate::error::{AckError, RecvError};
 use crate::group::{Take, Taken};
 use crate::layout::{
-    addressed, dead_letter_flags, flags_origin, unpack, DISK_BIT, ENTRY_HELD, FLAG_PRODUCER,
-    KIND_ABORT, OFF_LOG_END, PRODUCER_EXT, RECORD_HEADER,
+    addressed, dead_letter_flags, ext_len, flags_origin, origin_off, unpack, DISK_BIT, ENTRY_HELD,
+    FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, OFF_LOG_END, RECORD_HEADER,
 };
 use crate::producer::Producer;
 use crate::queue::Queue;
@@ -44,6 +44,10 @@ pub struct Message {
     /// group that gave it up after its `max_attempts` ([`Queue::group_name`]
     /// names it). `None` for every other message.
     pub dead_letter_from: Option<usize>,
+    /// For a dead letter: the sequence number the message had when the
+    /// group that gave it up received it (the dead letter itself has a new
+    /// one, `seq`). `None` for every other message.
+    pub dead_letter_seq: Option<u64>,
     /// The named producer that published it and its per-producer sequence
     /// number; `None` for a message from an anonymous producer.
     pub producer: Option<ProducerTag>,
@@ -70,6 +74,8 @@ pub struct Meta {
     pub redelivered: u64,
     /// See [`Message::dead_letter_from`].
     pub dead_letter_from: Option<usize>,
+    /// See [`Message::dead_letter_seq`].
+    pub dead_letter_seq: Option<u64>,
     /// See [`Message::producer`].
     pub producer: Option<ProducerTag>,
 }
@@ -369,6 +375,7 @@ impl Consumer {
             payload,
             redelivered: meta.redelivered,
             dead_letter_from: meta.dead_letter_from,
+            dead_letter_seq: meta.dead_letter_seq,
             producer: meta.producer,
         })
     }
@@ -653,13 +660,7 @@ fn take_disk(
         return Ok(DiskStep::Retry);
     }
     ring.note_delivered(g, m, 1);
-    Ok(DiskStep::Got(Meta {
-        seq: rec.seq,
-        ts_ns: rec.ts_ns,
-        redelivered: 0,
-        dead_letter_from: flags_origin(rec.flags),
-        producer: strip_ext(rec.flags, &mut d.buf),
-    }))
+    Ok(DiskStep::Got(disk_meta(&rec, 0, &mut d.buf)))
 }
 
 /// Takes over a message of group `g` waiting for redelivery, if any: the
@@ -728,7 +729,7 @@ fn forward_dead_letter(
     }
     let p = dead_letters.as_mut().expect("set above");
     // The dead letter keeps its producer's id and pseq.
-    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag) {
+    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, e.seq) {
         Ok(_) => {
             crate::spiller::crash_point("dead-letter-published");
             Ok(true)
@@ -805,13 +806,7 @@ fn redelivered(
             e.seq
         )));
     }
-    Ok(Got::Disk(Meta {
-        seq: rec.seq,
-        ts_ns: rec.ts_ns,
-        redelivered: e.attempts,
-        dead_letter_from: flags_origin(rec.flags),
-        producer: strip_ext(rec.flags, &mut d.buf),
-    }))
+    Ok(Got::Disk(disk_meta(&rec, e.attempts, &mut d.buf)))
 }
 
 /// The metadata of a record taken from the ring (under the caller's hazard).
@@ -825,6 +820,7 @@ fn ring_meta(
         ts_ns: t.ts_ns,
         redelivered,
         dead_letter_from: flags_origin(t.flags),
+        dead_letter_seq: ring.read_origin(t.pos, t.flags),
         producer: (t.flags & FLAG_PRODUCER != 0).then(|| {
             let (id, pseq) = ring.read_ext(t.pos);
             ProducerTag { id, pseq }
@@ -832,21 +828,38 @@ fn ring_meta(
     }
 }
 
-/// Splits the producer extension off a record read from the spill log into
-/// `buf` (the log keeps the ring's bytes as they were, native-endian).
-pub(crate) fn strip_ext(flags: u32, buf: &mut Vec<u8>) -> Option<ProducerTag> {
-    if flags & FLAG_PRODUCER == 0 || buf.len() < PRODUCER_EXT {
-        return None;
+/// The metadata of a record read from the spill log, whose stored bytes are
+/// in `buf`: its extensions are split off, leaving the payload.
+fn disk_meta(rec: &crate::spill_log::LogRecord, redelivered: u64, buf: &mut Vec<u8>) -> Meta {
+    let (producer, dead_letter_seq) = strip_ext(rec.flags, buf);
+    Meta {
+        seq: rec.seq,
+        ts_ns: rec.ts_ns,
+        redelivered,
+        dead_letter_from: flags_origin(rec.flags),
+        dead_letter_seq,
+        producer,
+    }
+}
+
+/// Splits the extensions (producer, origin) off a record read from the
+/// spill log into `buf` (the log keeps the ring's bytes as they were,
+/// native-endian); `valid_record` checked that they fit.
+pub(crate) fn strip_ext(flags: u32, buf: &mut Vec<u8>) -> (Option<ProducerTag>, Option<u64>) {
+    let ext = ext_len(flags);
+    if ext == 0 || buf.len() < ext {
+        return (None, None);
     }
     let word = |i: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&buf[i..i + 8]);
         u64::from_ne_bytes(b)
     };
-    let tag = ProducerTag {
+    let tag = (flags & FLAG_PRODUCER != 0).then(|| ProducerTag {
         id: word(0),
         pseq: word(8),
-    };
-    buf.drain(..PRODUCER_EXT);
-    Some(tag)
+    });
+    let origin = (flags & FLAG_ORIGIN_SEQ != 0).then(|| word(origin_off(flags)));
+    buf.drain(..ext);
+    (tag, origin)
 }

@@ -127,14 +127,19 @@
 //!                     to every group from an anonymous producer. A dead letter
 //!                     (a message a group gave up on) has the dead-letter
 //!                     group's slot + 1 in bits 0..11 and the slot of the group
-//!                     that gave it up in bits 11..22. Bit 23 (FLAG_PRODUCER):
-//!                     the record starts with the producer extension
+//!                     that gave it up in bits 11..22. Bit 22 (FLAG_ORIGIN_SEQ,
+//!                     on dead letters): the origin extension follows the
+//!                     producer extension. Bit 23 (FLAG_PRODUCER): the record
+//!                     starts with the producer extension
 //!   +16  seq     u64
 //!   +24  ts_ns   u64  publish time, CLOCK_REALTIME
 //!   +32  with FLAG_PRODUCER, the producer extension (PRODUCER_EXT bytes):
 //!        +32 producer id u64 (its identity slot), +40 pseq u64 (its
 //!        per-producer sequence number)
-//!   then the payload (len bytes, less the extension), then zero padding to
+//!   then, with FLAG_ORIGIN_SEQ, the origin extension (ORIGIN_EXT bytes): the
+//!        sequence number the message had in the queue before the group that
+//!        gave it up did so
+//!   then the payload (len bytes, less the extensions), then zero padding to
 //!   a multiple of 8
 //! A PAD record (kind KIND_PAD) is only its commit word: it fills the ring from
 //! its position to the end, and the next record starts at offset 0.
@@ -147,7 +152,7 @@
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Size of the header block.
 pub const HEADER_SIZE: usize = 8192;
 /// Size of a record header.
@@ -230,6 +235,11 @@ pub(crate) const IDENTITY_NAMED: u64 = 1;
 pub const PRODUCER_EXT: usize = 16;
 /// Record flag: the record starts with the producer extension.
 pub const FLAG_PRODUCER: u32 = 1 << 23;
+/// Bytes of the origin extension of a record with FLAG_ORIGIN_SEQ.
+pub const ORIGIN_EXT: usize = 8;
+/// Record flag: a dead letter carries, after the producer extension if any,
+/// the queue sequence number of the message it copies.
+pub const FLAG_ORIGIN_SEQ: u32 = 1 << 22;
 /// Record flags: the bits of a dead letter's addressing.
 const FLAGS_DEAD_LETTER: u32 = (1 << 22) - 1;
 
@@ -369,9 +379,21 @@ pub const fn flags_origin(flags: u32) -> Option<usize> {
     }
 }
 
-/// Bytes of producer extension a record with `flags` starts with.
+/// Bytes of extensions (producer, origin) a record with `flags` starts with.
 #[inline]
 pub const fn ext_len(flags: u32) -> usize {
+    origin_off(flags)
+        + if flags & FLAG_ORIGIN_SEQ != 0 {
+            ORIGIN_EXT
+        } else {
+            0
+        }
+}
+
+/// Where the origin extension of a record with `flags` starts, after the
+/// record header.
+#[inline]
+pub const fn origin_off(flags: u32) -> usize {
     if flags & FLAG_PRODUCER != 0 {
         PRODUCER_EXT
     } else {
@@ -381,13 +403,15 @@ pub const fn ext_len(flags: u32) -> usize {
 
 /// Whether a record header's `len` and `flags` are possible in a queue of
 /// a queue whose largest payload is `max_msg`: no unknown flag, and a length
-/// that holds the producer extension when the flag says it is there and at
-/// most `max_msg` bytes of payload besides. Every reader checks this before
-/// it trusts either.
+/// that holds the extensions the flags say are there and at most `max_msg`
+/// bytes of payload besides. Every reader checks this before it trusts
+/// either.
 #[inline]
 pub const fn valid_record(len: u64, flags: u32, max_msg: u32) -> bool {
     let ext = ext_len(flags) as u64;
-    flags & !(FLAG_PRODUCER | FLAGS_DEAD_LETTER) == 0 && len >= ext && len - ext <= max_msg as u64
+    flags & !(FLAG_PRODUCER | FLAG_ORIGIN_SEQ | FLAGS_DEAD_LETTER) == 0
+        && len >= ext
+        && len - ext <= max_msg as u64
 }
 
 /// Whether a record with `flags` is delivered to a group that is (`dl_only`)
@@ -487,9 +511,9 @@ impl Geometry {
     }
 
     /// Most bytes a record holds after its header: the largest payload with
-    /// the producer extension.
+    /// both extensions (a dead letter of a named producer's message).
     pub const fn max_stored(&self) -> u64 {
-        self.max_msg as u64 + PRODUCER_EXT as u64
+        self.max_msg as u64 + (PRODUCER_EXT + ORIGIN_EXT) as u64
     }
 
     /// Bytes of one group slot.

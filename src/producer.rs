@@ -290,38 +290,49 @@ impl Producer {
     fn send_mode(&mut self, msg: &[u8], pseq: Option<u64>, mode: Mode) -> Result<u64, SendError> {
         self.check_len(msg.len())?;
         let ext = self.number(pseq, 1)?;
-        self.send_record(msg, 0, ext, mode)
+        self.send_record(msg, 0, ext, None, mode)
     }
 
-    /// Publishes a dead letter (`flags`: its addressing, `layout.rs`), with
-    /// the extension of the producer that published the message, if there
-    /// is room now.
+    /// Publishes a dead letter (`flags`: its addressing, `layout.rs`) of
+    /// message `origin`, with the extension of the producer that published
+    /// the message, if there is room now.
     pub(crate) fn try_send_dead_letter(
         &mut self,
         msg: &[u8],
         flags: u32,
         tag: Option<ProducerTag>,
+        origin: u64,
     ) -> Result<u64, SendError> {
         self.check_len(msg.len())?;
-        self.send_record(msg, flags, tag.map(|t| (t.id, t.pseq)), Mode::Try)
+        let ext = tag.map(|t| (t.id, t.pseq));
+        self.send_record(msg, flags, ext, Some(origin), Mode::Try)
     }
 
+    /// Publishes one record: `msg` with `flags`, the producer extension
+    /// `ext` and the origin extension `origin`, where given.
     fn send_record(
         &mut self,
         msg: &[u8],
         flags: u32,
         ext: Option<(u64, u64)>,
+        origin: Option<u64>,
         mode: Mode,
     ) -> Result<u64, SendError> {
-        let len = stored_len(msg.len(), ext.is_some());
+        let flags = flags | if origin.is_some() { FLAG_ORIGIN_SEQ } else { 0 };
+        let len = msg.len() as u64
+            + ext_len(flags | if ext.is_some() { FLAG_PRODUCER } else { 0 }) as u64;
         let geo = self.q.geometry();
         let claim = self.claim(1, mode, |p| {
             geo.place(p, len).wrapping_add(record_size(len))
         })?;
         let ring = self.q.ring();
         let rec = ring.place(claim.start, len);
+        if let Some(seq) = origin {
+            let all = flags | if ext.is_some() { FLAG_PRODUCER } else { 0 };
+            ring.write_origin(rec, all, seq);
+        }
         // SAFETY: `rec` is the single record of our claim, placed for exactly
-        // the stored length of `msg` with `ext`.
+        // the stored length of `msg` with its extensions.
         unsafe { ring.write_record_as(rec, claim.seq, now_ns(), ext, flags, msg) };
         self.commit(&claim, std::iter::once((rec, len, KIND_MSG)));
         Ok(claim.seq)

@@ -40,8 +40,8 @@
 //! fail its CAS) only postpone recovery.
 
 use crate::layout::{
-    record_size, ALIGN, FLAG_PRODUCER, KIND_ABORT, KIND_PAD, OFF_ABORTED, OFF_PRODUCERS,
-    PRODUCER_SLOTS, PRODUCER_SLOT_SIZE, RECORD_HEADER,
+    ext_len, record_size, ALIGN, FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, KIND_PAD, OFF_ABORTED,
+    OFF_PRODUCERS, PRODUCER_SLOTS, PRODUCER_SLOT_SIZE, RECORD_HEADER,
 };
 use crate::region::Region;
 use crate::ring::{unpack_head, widen_seq, Ring, Slot};
@@ -480,17 +480,7 @@ impl<R: Region> Ring<R> {
             match rec {
                 None => self.commit(pos, KIND_PAD),
                 Some((size, seq)) => {
-                    // A stored length whose record size is `size` and that
-                    // `valid_record` accepts: within max_msg (the largest
-                    // size may round it up), or, for a named producer's
-                    // larger record, with the producer extension.
-                    let body = size - RECORD_HEADER as u64;
-                    let plain = body.min(self.geo.max_msg as u64);
-                    let (len, flags) = if record_size(plain) == size {
-                        (plain, 0)
-                    } else {
-                        (body.min(self.geo.max_stored()), FLAG_PRODUCER)
-                    };
+                    let (len, flags) = abort_header(&self.geo, size);
                     self.write_header(pos, seq, 0, len as u32, flags);
                     self.commit(pos, KIND_ABORT);
                 }
@@ -572,9 +562,44 @@ fn cover(
     Some(())
 }
 
+/// The stored length and flags of an aborted record that takes `size`
+/// bytes: a length whose record size is `size` and that `valid_record`
+/// accepts, within max_msg (the largest size may round it up), or, for a
+/// larger record (a named producer's, a dead letter's), with extensions.
+fn abort_header(geo: &crate::layout::Geometry, size: u64) -> (u64, u32) {
+    let body = size.saturating_sub(RECORD_HEADER as u64);
+    let all = FLAG_PRODUCER | FLAG_ORIGIN_SEQ;
+    [0, FLAG_PRODUCER, all]
+        .into_iter()
+        .map(|f| (body.min(geo.max_msg as u64 + ext_len(f) as u64), f))
+        .find(|&(len, _)| record_size(len) == size)
+        .unwrap_or((body.min(geo.max_stored()), all))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_record_size_gets_a_valid_aborted_header() {
+        for max_msg in [8u32, 60, 64, 1000, 1024] {
+            let geo = crate::layout::Geometry {
+                capacity: 1 << 16,
+                max_msg,
+                max_groups: 1,
+                max_members: 1,
+            };
+            let mut size = record_size(0);
+            while size <= record_size(geo.max_stored()) {
+                let (len, flags) = abort_header(&geo, size);
+                assert!(
+                    record_size(len) == size && crate::layout::valid_record(len, flags, max_msg),
+                    "max_msg {max_msg}, size {size}: len {len}, flags {flags:#x}"
+                );
+                size += 8;
+            }
+        }
+    }
 
     fn check(from: u64, to: u64, n: u64, cap: u64, max: u64) {
         let plan = abort_layout(from, to, n, cap, max).unwrap();

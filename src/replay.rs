@@ -185,7 +185,7 @@ impl Queue {
                     }
                     next = rec.seq.saturating_add(1);
                     shown += 1;
-                    let producer = strip_ext(rec.flags, &mut payload);
+                    let (producer, _) = strip_ext(rec.flags, &mut payload);
                     f(Retained {
                         seq: rec.seq,
                         ts_ns: rec.ts_ns,
@@ -236,7 +236,7 @@ impl Queue {
                     if kind == KIND_MSG && flags_target(flags).is_none() && seq >= next {
                         next = seq.saturating_add(1);
                         shown += 1;
-                        let producer = strip_ext(flags, &mut payload);
+                        let (producer, _) = strip_ext(flags, &mut payload);
                         f(Retained {
                             seq,
                             ts_ns,

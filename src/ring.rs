@@ -337,10 +337,12 @@ impl<R: Region> Ring<R> {
 
     /// Like `write_record`, with record `flags` and, for a named producer,
     /// the producer extension `(id, pseq)` before the payload (layout.rs).
+    /// With FLAG_ORIGIN_SEQ in `flags` the payload goes after the origin
+    /// extension, which the caller writes (`write_origin`).
     ///
     /// # Safety
     /// As for `write_record`, the record placed for the stored length:
-    /// `payload.len()`, plus `PRODUCER_EXT` with an extension.
+    /// `payload.len()` plus the extensions (`ext_len` of the flags written).
     pub unsafe fn write_record_as(
         &self,
         pos: u64,
@@ -377,6 +379,26 @@ impl<R: Region> Ring<R> {
         // Relaxed: published by the Release store of the commit word.
         self.region.u64_at(off).store(id, Ordering::Relaxed);
         self.region.u64_at(off + 8).store(pseq, Ordering::Relaxed);
+    }
+
+    /// Writes the origin extension of the record at `pos` with `flags`
+    /// (FLAG_ORIGIN_SEQ among them), in a claim the caller holds, not
+    /// committed yet.
+    pub(crate) fn write_origin(&self, pos: u64, flags: u32, seq: u64) {
+        let off = self.ring_at(pos) + RECORD_HEADER + origin_off(flags);
+        // Relaxed: published by the Release store of the commit word.
+        self.region.u64_at(off).store(seq, Ordering::Relaxed);
+    }
+
+    /// The origin extension of the record at `pos` with `flags`, if it has
+    /// one; the caller keeps the record from being overwritten and checked
+    /// its length (`valid_record`), as for `read_ext`.
+    pub(crate) fn read_origin(&self, pos: u64, flags: u32) -> Option<u64> {
+        (flags & FLAG_ORIGIN_SEQ != 0).then(|| {
+            let off = self.ring_at(pos) + RECORD_HEADER + origin_off(flags);
+            // Relaxed: made visible by the Acquire load of the commit word.
+            self.region.u64_at(off).load(Ordering::Relaxed)
+        })
     }
 
     /// The producer extension `(id, pseq)` of a record with FLAG_PRODUCER at

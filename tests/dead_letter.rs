@@ -38,13 +38,17 @@ fn create(dir: &Path, capacity: u64, spill: bool) -> (PathBuf, Queue) {
     (path, q)
 }
 
-/// Receives everything group `name` has now: (seq, payload, from).
-fn drain(q: &Queue, name: &str) -> Vec<(u64, Vec<u8>, Option<usize>)> {
+/// What `drain` gets of a message: (seq, payload, from, and the sequence
+/// number a dead letter had).
+type Got = (u64, Vec<u8>, Option<usize>, Option<u64>);
+
+/// Receives everything group `name` has now.
+fn drain(q: &Queue, name: &str) -> Vec<Got> {
     let mut c = q.consumer(name).unwrap();
     let mut got = Vec::new();
     loop {
         match c.try_recv() {
-            Ok(m) => got.push((m.seq, m.payload, m.dead_letter_from)),
+            Ok(m) => got.push((m.seq, m.payload, m.dead_letter_from, m.dead_letter_seq)),
             Err(RecvError::Empty) => return got,
             Err(e) => panic!("{name}: {e}"),
         }
@@ -90,10 +94,12 @@ fn a_given_up_message_goes_to_the_dead_letter_group_only() {
     );
     let dl = drain(&q, "dlq");
     assert_eq!(dl.len(), 1, "{dl:?}");
-    let (seq, payload, from) = &dl[0];
+    let (seq, payload, from, was) = &dl[0];
     assert_eq!(&payload[..], b"m2");
-    // A new record after the five messages; it names the group that gave up.
+    // A new record after the five messages; it names the group that gave up
+    // and the sequence number the message had.
     assert_eq!(*seq, 5);
+    assert_eq!(*was, Some(2));
     assert_eq!(
         q.group_name(from.expect("a dead letter")).as_deref(),
         Some("g")
@@ -102,7 +108,7 @@ fn a_given_up_message_goes_to_the_dead_letter_group_only() {
     let other = drain(&q, "other");
     let seqs: Vec<u64> = other.iter().map(|m| m.0).collect();
     assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
-    assert!(other.iter().all(|m| m.2.is_none()));
+    assert!(other.iter().all(|m| m.2.is_none() && m.3.is_none()));
     // And g does not get it back either.
     assert!(consume_g(&q, b"m2").is_empty());
     let s = q.stat();
@@ -143,9 +149,11 @@ fn a_dead_letter_group_that_fell_behind_reads_its_letters_from_the_spill_log() {
     assert_eq!(dl.len(), 1, "{dl:?}");
     assert_eq!(&dl[0].1[..], b"poison");
     assert_eq!(q.group_name(dl[0].2.unwrap()).as_deref(), Some("g"));
+    // Read back from the log with its origin extension.
+    assert_eq!(dl[0].3, Some(0));
     let other = drain(&q, "other");
     assert_eq!(other.len(), 2001);
-    assert!(other.iter().all(|m| m.2.is_none()));
+    assert!(other.iter().all(|m| m.2.is_none() && m.3.is_none()));
 }
 
 #[test]
@@ -198,6 +206,7 @@ fn the_command_line_sets_up_dead_letters_and_shows_them() {
     let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(line["payload"], "bad input");
     assert_eq!(line["dead_letter_from"], "g");
+    assert_eq!(line["dead_letter_seq"], m.seq);
     assert_eq!(
         stat(&path)["groups"]
             .as_array()

@@ -5,10 +5,11 @@ use crate::cli::CreateArgs;
 use shmq::{Queue, QueueOptions, SpillOptions};
 
 /// The default largest message of a ring of `capacity` bytes: 64 KiB, or
-/// less when a record (32-byte header, producer extension, payload) would
-/// take more than half the ring.
+/// less when a record (32-byte header, extensions, payload) would take more
+/// than half the ring.
 pub fn default_max_msg(capacity: u64) -> u64 {
-    let headers = (shmq::layout::RECORD_HEADER + shmq::layout::PRODUCER_EXT) as u64;
+    use shmq::layout::{ORIGIN_EXT, PRODUCER_EXT, RECORD_HEADER};
+    let headers = (RECORD_HEADER + PRODUCER_EXT + ORIGIN_EXT) as u64;
     let fits = (capacity / 2).saturating_sub(headers) & !7;
     fits.min(64 << 10)
 }

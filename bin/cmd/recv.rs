@@ -152,6 +152,9 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
                     .unwrap_or_else(|| from.to_string())
                     .into();
             }
+            if let Some(seq) = meta.dead_letter_seq {
+                obj["dead_letter_seq"] = seq.into();
+            }
             super::json_message(&mut obj, &q, &buf, meta.producer);
             serde_json::to_writer(&mut out, &obj).map_err(|e| format!("writing stdout: {e}"))?;
             out.write_all(b"\n").map_err(write_err)?;
