@@ -318,9 +318,13 @@ impl Producer {
         origin: Option<u64>,
         mode: Mode,
     ) -> Result<u64, SendError> {
-        let flags = flags | if origin.is_some() { FLAG_ORIGIN_SEQ } else { 0 };
-        let len = msg.len() as u64
-            + ext_len(flags | if ext.is_some() { FLAG_PRODUCER } else { 0 }) as u64;
+        let (flags, len) = match origin {
+            None => (flags, stored_len(msg.len(), ext.is_some())),
+            Some(_) => (
+                flags | FLAG_ORIGIN_SEQ,
+                stored_len(msg.len(), ext.is_some()) + ORIGIN_EXT as u64,
+            ),
+        };
         let geo = self.q.geometry();
         let claim = self.claim(1, mode, |p| {
             geo.place(p, len).wrapping_add(record_size(len))
