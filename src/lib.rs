@@ -36,10 +36,12 @@
 //! producer.send(b"order 1")?;
 //! producer.send_batch(&[b"order 2", b"order 3"])?;
 //!
-//! for c in [&mut billing, &mut audit] {
-//!     let seqs: Vec<u64> = (0..3).map(|_| c.recv().map(|m| m.seq)).collect::<Result<_, _>>()?;
-//!     assert_eq!(seqs, [0, 1, 2]);
-//! }
+//! let seqs: Vec<u64> = (0..3).map(|_| billing.recv().map(|m| m.seq)).collect::<Result<_, _>>()?;
+//! assert_eq!(seqs, [0, 1, 2]);
+//! // What waits, taken with one cursor update and read in place:
+//! let mut seen = Vec::new();
+//! audit.recv_batch(64, None, |meta, payload| seen.push((meta.seq, payload.to_vec())))?;
+//! assert_eq!(seen, [(0, b"order 1".to_vec()), (1, b"order 2".to_vec()), (2, b"order 3".to_vec())]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
