@@ -10,6 +10,27 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// An in-memory queue of `capacity` ring bytes and `max_msg`-byte messages,
+/// with group "g".
+fn heap(capacity: u64, max_msg: u32) -> Queue {
+    let q = Queue::in_memory(&QueueOptions {
+        capacity,
+        max_msg,
+        ..Default::default()
+    })
+    .unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    q
+}
+
+/// `heap`, with a member of "g" and a producer.
+fn heap_ends(capacity: u64, max_msg: u32) -> (Queue, shmq::Consumer, shmq::Producer) {
+    let q = heap(capacity, max_msg);
+    let c = q.consumer("g").unwrap();
+    let p = q.producer().unwrap();
+    (q, c, p)
+}
+
 #[test]
 fn four_producers_three_groups_threads() {
     const PRODUCERS: u32 = 4;
@@ -87,15 +108,7 @@ fn four_producers_three_groups_threads() {
 
 #[test]
 fn heap_queue_zero_copy_and_batch() {
-    let q = Queue::in_memory(&QueueOptions {
-        capacity: 4096,
-        max_msg: 256,
-        ..Default::default()
-    })
-    .unwrap();
-    q.add_group("g", StartAt::Latest).unwrap();
-    let mut c = q.consumer("g").unwrap();
-    let mut p = q.producer().unwrap();
+    let (q, mut c, mut p) = heap_ends(4096, 256);
     let mut guard = p.claim_send(5).unwrap();
     guard.as_mut_slice().copy_from_slice(b"hello");
     assert_eq!(guard.commit(), 0);
@@ -139,15 +152,7 @@ fn batches(c: &mut shmq::Consumer, max: usize, want: usize) -> Vec<(u64, Vec<u8>
 fn recv_batch_takes_what_waits_and_passes_over_aborted_claims_and_pads() {
     // 512-byte ring, 40-byte records for 8-byte payloads: twelve per lap, so
     // the run below wraps (a pad) in the middle of a batch.
-    let q = Queue::in_memory(&QueueOptions {
-        capacity: 512,
-        max_msg: 8,
-        ..Default::default()
-    })
-    .unwrap();
-    q.add_group("g", StartAt::Latest).unwrap();
-    let mut c = q.consumer("g").unwrap();
-    let mut p = q.producer().unwrap();
+    let (q, mut c, mut p) = heap_ends(512, 8);
     assert_eq!(c.recv_batch(0, None, |_, _| panic!("max 0")).unwrap(), 0);
     assert!(matches!(
         c.recv_batch(4, Some(Duration::ZERO), |_, _| ()),
@@ -226,13 +231,7 @@ fn recv_batch_yields_to_redeliveries_and_explicit_ack() {
 
 #[test]
 fn recv_batch_members_compete_exactly_once() {
-    let q = Queue::in_memory(&QueueOptions {
-        capacity: 8192,
-        max_msg: 64,
-        ..Default::default()
-    })
-    .unwrap();
-    q.add_group("g", StartAt::Latest).unwrap();
+    let q = heap(8192, 64);
     const N: u64 = 20_000;
     let members: Vec<_> = (0..3)
         .map(|_| {
@@ -329,13 +328,7 @@ fn earliest_sees_retained_messages_and_latest_does_not() {
 
 #[test]
 fn spin_strategies_deliver() {
-    let q = Queue::in_memory(&QueueOptions {
-        capacity: 8192,
-        max_msg: 64,
-        ..Default::default()
-    })
-    .unwrap();
-    q.add_group("g", StartAt::Latest).unwrap();
+    let q = heap(8192, 64);
     for w in [
         WaitStrategy::Spin,
         WaitStrategy::SpinYield,
@@ -362,15 +355,7 @@ fn spin_strategies_deliver() {
 fn timeouts_expire_under_every_wait_strategy() {
     // While spinning, waiters look at the clock only every so many polls:
     // a timeout must still end the wait, not early and not never.
-    let q = Queue::in_memory(&QueueOptions {
-        capacity: 4096,
-        max_msg: 64,
-        ..Default::default()
-    })
-    .unwrap();
-    q.add_group("g", StartAt::Latest).unwrap();
-    let mut c = q.consumer("g").unwrap();
-    let mut p = q.producer().unwrap();
+    let (_, mut c, mut p) = heap_ends(4096, 64);
     let t = Duration::from_millis(30);
     for w in [
         WaitStrategy::Spin,
