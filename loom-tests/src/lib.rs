@@ -82,6 +82,17 @@ pub fn add(r: &Ring<LoomRegion>, name: &str, start: StartAt) -> usize {
     g
 }
 
+/// A ring with one group "g" of `members` attached members (pids 1, 2, ...):
+/// the ring, the group's slot and the members' slots.
+pub fn group_of(members: u32) -> (loom::sync::Arc<Ring<LoomRegion>>, usize, Vec<usize>) {
+    let r = loom::sync::Arc::new(ring_with(members));
+    let g = add(&r, "g", StartAt::Latest);
+    let ms = (1..=u64::from(members))
+        .map(|pid| r.attach(g, pid, 1).expect("a free member slot"))
+        .collect();
+    (r, g, ms)
+}
+
 /// `who` announces its sleep and is killed before withdrawing it: what a
 /// process SIGKILLed in `futex_wait` leaves behind.
 pub fn die_asleep(r: &Ring<LoomRegion>, who: Sleeper) {

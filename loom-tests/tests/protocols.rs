@@ -60,10 +60,8 @@ fn claim_commit_two_producers_wrap_and_full() {
 #[test]
 fn group_members_compete_exactly_once() {
     model(|| {
-        let r = Arc::new(ring_with(2));
-        let g = add(&r, "g", StartAt::Latest);
-        let m0 = r.attach(g, 1, 1).unwrap();
-        let m1 = r.attach(g, 2, 1).unwrap();
+        let (r, g, m) = group_of(2);
+        let (m0, m1) = (m[0], m[1]);
         let mut pc = r.producer_cursor();
         for i in 0..3 {
             send(&r, &mut pc, val(7, i), Spin);
@@ -111,11 +109,8 @@ fn group_members_compete_exactly_once() {
 /// message must stay pinned throughout and reach the live member intact.
 fn reaped_mid_move(copied: bool) {
     model(move || {
-        let r = Arc::new(ring_with(3));
-        let g = add(&r, "g", StartAt::Latest);
-        let holder = r.attach(g, 1, 1).unwrap();
-        let taker = r.attach(g, 2, 1).unwrap();
-        let live = r.attach(g, 3, 1).unwrap();
+        let (r, g, m) = group_of(3);
+        let (holder, taker, live) = (m[0], m[1], m[2]);
         let mut pc = r.producer_cursor();
         for i in 0..3 {
             send(&r, &mut pc, val(7, i), Spin);
@@ -201,10 +196,8 @@ fn group_batch_take_keeps_the_whole_batch_pinned() {
 #[test]
 fn group_batch_takes_compete_exactly_once() {
     model(|| {
-        let r = Arc::new(ring_with(2));
-        let g = add(&r, "g", StartAt::Latest);
-        let m0 = r.attach(g, 1, 1).unwrap();
-        let m1 = r.attach(g, 2, 1).unwrap();
+        let (r, g, m) = group_of(2);
+        let (m0, m1) = (m[0], m[1]);
         let mut pc = r.producer_cursor();
         send(&r, &mut pc, val(7, 0), Spin);
         let aborted = abort_one(&r, &mut pc);
@@ -485,10 +478,8 @@ fn recovery_leaves_a_live_claim_under_a_dead_intent_alone() {
 #[test]
 fn redelivery_hand_off_keeps_the_message_pinned() {
     model(|| {
-        let r = Arc::new(ring_with(2));
-        let g = add(&r, "g", StartAt::Latest);
-        let m0 = r.attach(g, 1, 1).unwrap();
-        let m1 = r.attach(g, 2, 1).unwrap();
+        let (r, g, m) = group_of(2);
+        let (m0, m1) = (m[0], m[1]);
         let mut pc = r.producer_cursor();
         send(&r, &mut pc, val(7, 0), Spin);
         // Member 1 takes message 0 with explicit ack, and nacks it.
