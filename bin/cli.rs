@@ -136,6 +136,9 @@ pub struct CreateArgs {
     /// Member slots per group.
     #[arg(long, default_value_t = 16)]
     pub max_members: u32,
+    /// Producer slots: producers attached at once, and producer names kept.
+    #[arg(long, default_value_t = 64)]
+    pub max_producers: u32,
     /// Replace an existing file (and an existing spill log in --spill-dir).
     #[arg(long)]
     pub force: bool,

@@ -2,8 +2,8 @@
 //! duplicate rejection, which together make publishing exactly-once.
 //!
 //! # The table
-//! [`IDENTITY_SLOTS`] slots of [`IDENTITY_SIZE`] bytes in the header
-//! (layout.rs). A slot holds a name, the registry slot of the producer
+//! `max_producers` slots of [`IDENTITY_SIZE`] bytes after the producer
+//! registry (layout.rs). A slot holds a name, the registry slot of the producer
 //! attached under it (at most one at a time), and `next`: the last
 //! per-producer sequence number ("pseq") committed under the name, plus one.
 //! Names, owners and attach counts change only under the admin lock.
@@ -77,8 +77,12 @@ impl NameStat {
 
 impl<R: Region> Ring<R> {
     fn iword(&self, i: usize, field: usize) -> &AtomicU64 {
+        debug_assert_eq!(
+            self.identities_off + i * IDENTITY_SIZE,
+            self.geo.identity_off(i)
+        );
         self.region
-            .u64_at(OFF_IDENTITIES + i * IDENTITY_SIZE + field)
+            .u64_at(self.identities_off + i * IDENTITY_SIZE + field)
     }
 
     fn identity_named(&self, i: usize) -> bool {
@@ -89,12 +93,13 @@ impl<R: Region> Ring<R> {
 
     /// The name of identity slot `i`, if it has one.
     pub fn identity_name(&self, i: usize) -> Option<Vec<u8>> {
-        (i < IDENTITY_SLOTS && self.identity_named(i))
-            .then(|| self.read_name_at(OFF_IDENTITIES + i * IDENTITY_SIZE + I_NAME_LEN))
+        (i < self.geo.max_producers as usize && self.identity_named(i))
+            .then(|| self.read_name_at(self.geo.identity_off(i) + I_NAME_LEN))
     }
 
     fn find_identity(&self, name: &[u8]) -> Option<usize> {
-        (0..IDENTITY_SLOTS).find(|&i| self.identity_name(i).as_deref() == Some(name))
+        (0..self.geo.max_producers as usize)
+            .find(|&i| self.identity_name(i).as_deref() == Some(name))
     }
 
     /// Attaches registry slot `slot` under `name` (admin lock held, dead
@@ -111,10 +116,10 @@ impl<R: Region> Ring<R> {
         let i = match self.find_identity(name) {
             Some(i) => i,
             None => {
-                let i = (0..IDENTITY_SLOTS)
+                let i = (0..self.geo.max_producers as usize)
                     .find(|&i| self.iword(i, I_STATE).load(Ordering::Relaxed) == IDENTITY_FREE)
                     .ok_or(Refused::Full)?;
-                self.write_name_at(OFF_IDENTITIES + i * IDENTITY_SIZE + I_NAME_LEN, name);
+                self.write_name_at(self.geo.identity_off(i) + I_NAME_LEN, name);
                 for f in [I_OWNER, I_NEXT, I_PUBLISHED, I_DUPLICATES, I_ATTACHES] {
                     self.iword(i, f).store(0, Ordering::Relaxed);
                 }
@@ -151,7 +156,7 @@ impl<R: Region> Ring<R> {
     /// Releases identity `i` if registry slot `slot` holds it (`i` comes
     /// from the registry slot: out of range means corrupt, and nothing to do).
     pub(crate) fn release_identity(&self, i: usize, slot: usize) {
-        if i >= IDENTITY_SLOTS {
+        if i >= self.geo.max_producers as usize {
             return;
         }
         let owner = self.iword(i, I_OWNER);
@@ -186,7 +191,7 @@ impl<R: Region> Ring<R> {
     /// `next` to it (counting them, if the owner had not) and release the
     /// name.
     pub(crate) fn settle_identity(&self, i: usize, slot: usize, committed: Option<(u64, u64)>) {
-        if i >= IDENTITY_SLOTS {
+        if i >= self.geo.max_producers as usize {
             return; // a corrupt registry slot
         }
         if let Some((next, n)) = committed {
@@ -202,7 +207,7 @@ impl<R: Region> Ring<R> {
 
     /// Every named producer.
     pub fn identities(&self) -> Vec<NameStat> {
-        (0..IDENTITY_SLOTS)
+        (0..self.geo.max_producers as usize)
             .filter_map(|i| {
                 let name = self.identity_name(i)?;
                 let w = |f| self.iword(i, f).load(Ordering::Relaxed);

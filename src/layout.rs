@@ -7,10 +7,10 @@
 //! false-share (128 bytes, not 64, because of adjacent-line prefetch).
 //!
 //! ```text
-//! HEADER (8192 bytes)
+//! HEADER (2048 bytes)
 //!   0   magic            [u8; 8]  b"SHMQUEUE"
 //!   8   version          u32      FORMAT_VERSION (a reader refuses any other)
-//!   12  header_size      u32      8192
+//!   12  header_size      u32      2048
 //!   16  capacity         u64      ring bytes, a power of two
 //!   24  max_msg          u32      largest payload in bytes
 //!   28  max_groups       u32
@@ -18,21 +18,25 @@
 //!   36  compat_flags     u32      features a reader must understand; a reader
 //!                                 refuses unknown bits. Bit 0 (COMPAT_SPILL): a spill
 //!                                 log is configured (SPILL CONFIG below).
-//!   40  group_table_off  u64      = 8192
+//!   40  group_table_off  u64      = 2048
 //!   48  group_slot_size  u64
 //!   56  ring_off         u64      page aligned
 //!   64  file_size        u64      = ring_off + capacity
 //!   72  created_ns       u64      CLOCK_REALTIME at creation
 //!   80  nonce            u64      random, mixed into every commit stamp
-//!   88  (reserved up to 256, zero)
+//!   88  max_producers    u32      producer registry slots, and producer names
+//!   92  (reserved, zero)
+//!   96  producer_table_off u64    after the group table
+//!   104 identity_table_off u64    after the producer registry
+//!   112 (reserved up to 256, zero)
 //!   256 TAIL     line: u128 = seq << 64 | pos   next sequence number and byte
 //!                      position to be claimed (advanced by producers' CAS)
 //!   384 HEAD     line: u128 = (gen << 32 | seq_lo32) << 64 | pos   oldest record
 //!                      the ring still holds; gen changes whenever a group is added
 //!   512 DATA     line: u32 futex word, u32 sleeping consumers (at 516; each
 //!                      also marks itself asleep in its member slot, +80)
-//!   640 SPACE    line: u32 futex word, u32 at 644: bit s set while the
-//!                      producer of registry slot s sleeps (wait.rs)
+//!   640 SPACE    line: u32 futex word, u32 sleeping producers (at 644; each
+//!                      also marks itself asleep in its registry slot, +64)
 //!   768 COUNTERS line: u64 full_waits (times a producer found the ring full
 //!                      because a group had not read it), u64 aborted (claims
 //!                      abandoned without a message), u64 stall_waits (at 784:
@@ -65,19 +69,6 @@
 //!        1408 segment_size u64, 1416 fsync_mode u32, 1420 dir_len u32,
 //!        1424 fsync_interval_ns u64, 1432 retain_bytes u64, 1440 retain_ns u64
 //!   1536 spill directory, absolute path, dir_len bytes (at most 512)
-//!   2048 PRODUCER REGISTRY: 32 slots of 64 bytes (registry.rs), each
-//!        +0 owner pid u64 (0: free), +8 owner start time u64, +16 CLAIM u64
-//!        (position of the claim held or about to be made | state in the low
-//!        3 bits: 1 intent, 2 claimed; 0: none), +24 claim end u64, +32 claim
-//!        seq u64, +40 claim record count u64, +48 identity slot + 1 of a
-//!        named producer (0: anonymous), +56 per-producer sequence number of
-//!        the claim's first record (valid with an intent)
-//!   4096 PRODUCER IDENTITIES: 32 slots of 128 bytes (identity.rs), each
-//!        +0 state u64 (0: free, 1: named), +8 name_len u64, +16 name [u8; 64],
-//!        +80 owner u64 (registry slot + 1 of the producer attached under the
-//!        name; 0: none), +88 next u64 (last per-producer sequence number
-//!        committed + 1; 0: none yet), +96 published u64, +104 duplicates u64
-//!        (publishes refused as repeats), +112 attaches u64, +120 reserved
 //!
 //! GROUP TABLE at group_table_off: max_groups slots of group_slot_size bytes
 //!   +0   state      u64   low 8 bits SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE,
@@ -119,6 +110,30 @@
 //!                             count back
 //!        +88..128 reserved
 //!
+//! PRODUCER REGISTRY at producer_table_off: max_producers slots of 128 bytes
+//!   (registry.rs), each
+//!   +0   owner pid u64 (0: free)     +8  owner start time u64
+//!   +16  CLAIM u64: position of the claim held or about to be made | state
+//!        in the low 3 bits (1 intent, 2 claimed; 0: none)
+//!   +24  claim end u64               +32 claim seq u64
+//!   +40  claim record count u64
+//!   +48  identity slot + 1 of a named producer (0: anonymous)
+//!   +56  per-producer sequence number of the claim's first record (valid
+//!        with an intent)
+//!   +64  asleep u64: 1 while the producer is counted in the SPACE sleeper
+//!        count (wait.rs), as a member's `asleep` is in the DATA count
+//!   +72..128 reserved
+//!
+//! PRODUCER IDENTITIES at identity_table_off: max_producers slots of 128
+//!   bytes (identity.rs), each
+//!   +0   state u64 (0: free, 1: named)   +8 name_len u64   +16 name [u8; 64]
+//!   +80  owner u64 (registry slot + 1 of the producer attached under the
+//!        name; 0: none)
+//!   +88  next u64 (last per-producer sequence number committed + 1; 0: none
+//!        yet)
+//!   +96  published u64   +104 duplicates u64 (publishes refused as repeats)
+//!   +112 attaches u64    +120 reserved
+//!
 //! RING at ring_off: `capacity` bytes of records. A record at byte position `pos`
 //! (a u64 that only grows; its offset in the ring is pos & (capacity - 1)) is
 //! 8-byte aligned and never wraps around the end of the ring:
@@ -152,9 +167,9 @@
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Size of the header block.
-pub const HEADER_SIZE: usize = 8192;
+pub const HEADER_SIZE: usize = 2048;
 /// Size of a record header.
 pub const RECORD_HEADER: usize = 32;
 /// Record alignment.
@@ -170,6 +185,8 @@ pub const MAX_CAPACITY: u64 = 1 << 36;
 pub const MAX_GROUPS_LIMIT: u32 = 1024;
 /// Most members per group a queue may be created with.
 pub const MAX_MEMBERS_LIMIT: u32 = 1024;
+/// Most producer slots (and producer names) a queue may be created with.
+pub const MAX_PRODUCERS_LIMIT: u32 = 4096;
 
 // Header field offsets.
 pub(crate) const OFF_MAGIC: usize = 0;
@@ -186,6 +203,9 @@ pub(crate) const OFF_RING: usize = 56;
 pub(crate) const OFF_FILE_SIZE: usize = 64;
 pub(crate) const OFF_CREATED: usize = 72;
 pub(crate) const OFF_NONCE: usize = 80;
+pub(crate) const OFF_MAX_PRODUCERS: usize = 88;
+pub(crate) const OFF_PRODUCER_TABLE: usize = 96;
+pub(crate) const OFF_IDENTITY_TABLE: usize = 104;
 
 /// Hot control words.
 pub const OFF_TAIL: usize = 256;
@@ -206,17 +226,12 @@ pub const OFF_ABORTED: usize = 776;
 /// Counter: times the ring was full behind an operation in progress.
 pub const OFF_STALL_WAITS: usize = 784;
 
-/// The producer registry (registry.rs).
-pub const OFF_PRODUCERS: usize = 2048;
-/// Producers that can be registered at once.
-pub const PRODUCER_SLOTS: usize = 32;
-/// Bytes per producer slot.
-pub const PRODUCER_SLOT_SIZE: usize = 64;
+/// Bytes per producer registry slot (registry.rs).
+pub const PRODUCER_SLOT_SIZE: usize = 128;
+/// In a producer registry slot: 1 while the producer is counted asleep
+/// (wait.rs).
+pub(crate) const P_ASLEEP: usize = 64;
 
-/// The table of producer identities (identity.rs).
-pub const OFF_IDENTITIES: usize = 4096;
-/// Named producers a queue can hold.
-pub const IDENTITY_SLOTS: usize = 32;
 /// Bytes per identity slot.
 pub const IDENTITY_SIZE: usize = 128;
 // Identity slot field offsets.
@@ -466,6 +481,9 @@ pub struct Geometry {
     pub max_groups: u32,
     /// Member slots per group.
     pub max_members: u32,
+    /// Producer registry slots (producers attached at once), and producer
+    /// names.
+    pub max_producers: u32,
 }
 
 /// Why a geometry is unusable.
@@ -507,6 +525,12 @@ impl Geometry {
                 self.max_members
             ));
         }
+        if !(1..=MAX_PRODUCERS_LIMIT).contains(&self.max_producers) {
+            return e(format!(
+                "max producers {} is outside 1..={MAX_PRODUCERS_LIMIT}",
+                self.max_producers
+            ));
+        }
         Ok(())
     }
 
@@ -526,9 +550,19 @@ impl Geometry {
         HEADER_SIZE
     }
 
+    /// Offset of the producer registry, after the group table.
+    pub const fn producer_table_off(&self) -> usize {
+        self.group_table_off() + self.max_groups as usize * self.slot_size()
+    }
+
+    /// Offset of the producer identities, after the registry.
+    pub const fn identity_table_off(&self) -> usize {
+        self.producer_table_off() + self.max_producers as usize * PRODUCER_SLOT_SIZE
+    }
+
     /// Offset of the ring.
     pub const fn ring_off(&self) -> usize {
-        let end = self.group_table_off() + self.max_groups as usize * self.slot_size();
+        let end = self.identity_table_off() + self.max_producers as usize * IDENTITY_SIZE;
         align_up(end as u64, 4096) as usize
     }
 
@@ -549,6 +583,20 @@ impl Geometry {
     pub fn member_off(&self, g: usize, m: usize) -> usize {
         debug_assert!(m < self.max_members as usize);
         self.slot_off(g) + G_MEMBERS + m * MEMBER_SIZE
+    }
+
+    /// Offset of producer registry slot `slot`.
+    #[inline]
+    pub fn producer_off(&self, slot: usize) -> usize {
+        debug_assert!(slot < self.max_producers as usize);
+        self.producer_table_off() + slot * PRODUCER_SLOT_SIZE
+    }
+
+    /// Offset of producer identity slot `i`.
+    #[inline]
+    pub fn identity_off(&self, i: usize) -> usize {
+        debug_assert!(i < self.max_producers as usize);
+        self.identity_table_off() + i * IDENTITY_SIZE
     }
 
     /// Offset in the file of the record at ring position `pos`. Positions come
@@ -599,6 +647,7 @@ mod tests {
             max_msg: 1024,
             max_groups: 4,
             max_members: 4,
+            max_producers: 4,
         };
         assert!(g.validate().is_ok());
         assert_eq!(g.ring_off() % 4096, 0);
@@ -622,6 +671,25 @@ mod tests {
         }
         .validate()
         .is_err());
+        assert!(Geometry {
+            max_producers: 0,
+            ..g
+        }
+        .validate()
+        .is_err());
+        assert!(Geometry {
+            max_producers: MAX_PRODUCERS_LIMIT + 1,
+            ..g
+        }
+        .validate()
+        .is_err());
+        // The tables follow each other, each slot on lines of its own.
+        assert_eq!(g.producer_table_off() % 128, 0);
+        assert_eq!(
+            g.identity_table_off(),
+            g.producer_off(3) + PRODUCER_SLOT_SIZE
+        );
+        assert!(g.identity_off(3) + IDENTITY_SIZE <= g.ring_off());
     }
 
     #[test]

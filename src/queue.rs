@@ -34,6 +34,9 @@ pub struct QueueOptions {
     pub max_groups: u32,
     /// Member slots per group. Default 16.
     pub max_members: u32,
+    /// Producers attached at once, and producer names a queue keeps.
+    /// Default 64.
+    pub max_producers: u32,
     /// Replace an existing file at the path. Default false.
     pub replace: bool,
     /// Permission bits of the file (before the umask). Default 0o600: only
@@ -51,6 +54,7 @@ impl Default for QueueOptions {
             max_msg: 64 << 10,
             max_groups: 16,
             max_members: 16,
+            max_producers: 64,
             replace: false,
             mode: 0o600,
             spill: None,
@@ -65,6 +69,7 @@ impl QueueOptions {
             max_msg: self.max_msg,
             max_groups: self.max_groups,
             max_members: self.max_members,
+            max_producers: self.max_producers,
         }
     }
 }
@@ -267,7 +272,7 @@ fn random_u64() -> u64 {
 
 /// Header bytes for a new queue.
 fn header_bytes(geo: &Geometry, nonce: u64, spill: Option<&SpillOptions>) -> Vec<u8> {
-    let mut h = vec![0u8; 2048];
+    let mut h = vec![0u8; HEADER_SIZE];
     let put = |h: &mut Vec<u8>, off: usize, b: &[u8]| h[off..off + b.len()].copy_from_slice(b);
     put(&mut h, OFF_MAGIC, &MAGIC);
     put(&mut h, OFF_VERSION, &FORMAT_VERSION.to_ne_bytes());
@@ -276,6 +281,7 @@ fn header_bytes(geo: &Geometry, nonce: u64, spill: Option<&SpillOptions>) -> Vec
     put(&mut h, OFF_MAX_MSG, &geo.max_msg.to_ne_bytes());
     put(&mut h, OFF_MAX_GROUPS, &geo.max_groups.to_ne_bytes());
     put(&mut h, OFF_MAX_MEMBERS, &geo.max_members.to_ne_bytes());
+    put(&mut h, OFF_MAX_PRODUCERS, &geo.max_producers.to_ne_bytes());
     let compat = if spill.is_some() { COMPAT_SPILL } else { 0 };
     put(&mut h, OFF_COMPAT, &compat.to_ne_bytes());
     if let Some(sp) = spill {
@@ -305,6 +311,16 @@ fn header_bytes(geo: &Geometry, nonce: u64, spill: Option<&SpillOptions>) -> Vec
         &mut h,
         OFF_SLOT_SIZE,
         &(geo.slot_size() as u64).to_ne_bytes(),
+    );
+    put(
+        &mut h,
+        OFF_PRODUCER_TABLE,
+        &(geo.producer_table_off() as u64).to_ne_bytes(),
+    );
+    put(
+        &mut h,
+        OFF_IDENTITY_TABLE,
+        &(geo.identity_table_off() as u64).to_ne_bytes(),
     );
     put(&mut h, OFF_RING, &(geo.ring_off() as u64).to_ne_bytes());
     put(
@@ -364,20 +380,26 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<Parsed, OpenErro
         max_msg: u32_at(OFF_MAX_MSG),
         max_groups: u32_at(OFF_MAX_GROUPS),
         max_members: u32_at(OFF_MAX_MEMBERS),
+        max_producers: u32_at(OFF_MAX_PRODUCERS),
     };
     geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
     // The stored offsets must be the ones this geometry implies: they are
     // checked, never used.
-    let stored = (
+    let stored = [
         u64_at(OFF_GROUP_TABLE),
         u64_at(OFF_SLOT_SIZE),
+        u64_at(OFF_PRODUCER_TABLE),
+        u64_at(OFF_IDENTITY_TABLE),
         u64_at(OFF_RING),
-    );
-    let implied = (
-        geo.group_table_off() as u64,
-        geo.slot_size() as u64,
-        geo.ring_off() as u64,
-    );
+    ];
+    let implied = [
+        geo.group_table_off(),
+        geo.slot_size(),
+        geo.producer_table_off(),
+        geo.identity_table_off(),
+        geo.ring_off(),
+    ]
+    .map(|o| o as u64);
     if stored != implied {
         return Err(OpenError::BadGeometry(format!(
             "layout offsets {stored:?} do not match the geometry ({implied:?})"
@@ -881,7 +903,7 @@ impl Queue {
         let (pid, start) = liveness::current();
         ring.register_producer(pid, start)
             .ok_or(GroupError::ProducersFull {
-                max: crate::layout::PRODUCER_SLOTS as u32,
+                max: ring.geo.max_producers,
             })
     }
 
@@ -929,7 +951,7 @@ impl Queue {
                         pid,
                     },
                     Refused::Full => GroupError::ProducerNamesFull {
-                        max: IDENTITY_SLOTS as u32,
+                        max: ring.geo.max_producers,
                     },
                 })
             }
@@ -1117,8 +1139,7 @@ impl Queue {
             sleeping_producers: ring
                 .region
                 .u32_at(OFF_SPACE_WAITERS)
-                .load(Ordering::Relaxed)
-                .count_ones(),
+                .load(Ordering::Relaxed),
             groups,
             producers: slots
                 .into_iter()

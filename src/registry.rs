@@ -4,7 +4,7 @@
 //! the record it claimed).
 //!
 //! # Slots
-//! [`PRODUCER_SLOTS`] slots of 64 bytes in the header (layout.rs). A producer
+//! `max_producers` slots of 128 bytes after the group table (layout.rs). A producer
 //! takes a free slot under the admin lock and records its pid and process
 //! start time, so that a reused pid is not mistaken for it (liveness.rs).
 //!
@@ -41,7 +41,7 @@
 
 use crate::layout::{
     ext_len, record_size, ALIGN, FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, KIND_PAD, OFF_ABORTED,
-    OFF_PRODUCERS, PRODUCER_SLOTS, PRODUCER_SLOT_SIZE, RECORD_HEADER,
+    PRODUCER_SLOT_SIZE, RECORD_HEADER,
 };
 use crate::region::Region;
 use crate::ring::{unpack_head, widen_seq, Ring, Slot};
@@ -139,14 +139,18 @@ pub struct SlotInfo {
 
 impl<R: Region> Ring<R> {
     fn pword(&self, slot: usize, off: usize) -> &AtomicU64 {
+        debug_assert_eq!(
+            self.producers_off + slot * PRODUCER_SLOT_SIZE,
+            self.geo.producer_off(slot)
+        );
         self.region
-            .u64_at(OFF_PRODUCERS + slot * PRODUCER_SLOT_SIZE + off)
+            .u64_at(self.producers_off + slot * PRODUCER_SLOT_SIZE + off)
     }
 
     /// Takes a free slot for a producer of process `(pid, start)` (admin lock
     /// held). `None` if all are taken.
     pub fn register_producer(&self, pid: u64, start: u64) -> Option<usize> {
-        let slot = (0..PRODUCER_SLOTS).find(|&s| {
+        let slot = (0..self.geo.max_producers as usize).find(|&s| {
             // Relaxed: slots change owner only under the admin lock we hold.
             self.pword(s, S_OWNER).load(Ordering::Relaxed) == 0
         })?;
@@ -168,7 +172,7 @@ impl<R: Region> Ring<R> {
 
     /// The owner of registry slot `slot`: (pid, start time, identity slot + 1).
     pub(crate) fn registry_owner(&self, slot: usize) -> Option<(u64, u64, u64)> {
-        if slot >= PRODUCER_SLOTS {
+        if slot >= self.geo.max_producers as usize {
             return None;
         }
         // Acquire pairs with the Release owner store of registration.
@@ -239,7 +243,7 @@ impl<R: Region> Ring<R> {
 
     /// The registered producers.
     pub fn producer_slots(&self) -> Vec<SlotInfo> {
-        (0..PRODUCER_SLOTS)
+        (0..self.geo.max_producers as usize)
             .filter_map(|s| {
                 // Acquire pairs with the Release owner store of registration.
                 let pid = self.pword(s, S_OWNER).load(Ordering::Acquire);
@@ -269,7 +273,7 @@ impl<R: Region> Ring<R> {
     }
 
     fn snapshot(&self, alive: &impl Fn(u64, u64) -> bool) -> Vec<Snapshot> {
-        (0..PRODUCER_SLOTS)
+        (0..self.geo.max_producers as usize)
             .filter_map(|s| {
                 // Acquire pairs with the Release owner store of registration.
                 let pid = self.pword(s, S_OWNER).load(Ordering::Acquire);
@@ -588,6 +592,7 @@ mod tests {
                 max_msg,
                 max_groups: 1,
                 max_members: 1,
+                max_producers: 1,
             };
             let mut size = record_size(0);
             while size <= record_size(geo.max_stored()) {

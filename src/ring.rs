@@ -35,6 +35,10 @@ pub struct Ring<R> {
     pub(crate) nonce: u64,
     /// `geo.ring_off()`, computed once: it is on every record access.
     ring_off: usize,
+    /// `geo.producer_table_off()` and `geo.identity_table_off()`, computed
+    /// once: a send announces its claim in its registry slot.
+    pub(crate) producers_off: usize,
+    pub(crate) identities_off: usize,
     /// `(geo.capacity - 1) & !7`: maps a position to its aligned ring offset
     /// (see `Geometry::ring_at`).
     mask: u64,
@@ -157,6 +161,8 @@ impl<R: Region> Ring<R> {
             geo,
             nonce,
             ring_off: geo.ring_off(),
+            producers_off: geo.producer_table_off(),
+            identities_off: geo.identity_table_off(),
             mask: (geo.capacity - 1) & !(ALIGN as u64 - 1),
         }
     }

@@ -19,16 +19,13 @@
 //! A process killed while asleep never withdraws its announcement, and every
 //! later waker would pay a futex syscall for nobody. So each announcement can
 //! be undone by whoever reaps the dead process's slot (under the admin lock,
-//! before the slot is freed: [`Ring::clear_sleeper`]):
-//! - SPACE: the sleeper word is a bitmask of producer registry slots; a
-//!   producer sets and clears its own bit, each with one RMW, and the
-//!   recovery that frees a dead producer's slot clears its bit. Exact.
-//! - DATA: members are too many for a mask, so the word is a count, and each
-//!   member also marks itself asleep in its slot: increment, then mark; on
-//!   waking, clear the mark, then decrement. The reaper takes the count back
-//!   only if it clears a mark. A process killed between the two steps of
-//!   either pair leaves the count one too high (a wasted syscall per commit,
-//!   never a lost wake-up, which an undercount could cause).
+//! before the slot is freed: [`Ring::clear_sleeper`]). The sleeper word is a
+//! count, and each sleeper also marks itself asleep in its own slot (a
+//! member's slot for DATA, a producer's registry slot for SPACE): increment,
+//! then mark; on waking, clear the mark, then decrement. The reaper takes the
+//! count back only if it clears a mark. A process killed between the two
+//! steps of either pair leaves the count one too high (a wasted syscall per
+//! wake, never a lost wake-up, which an undercount could cause).
 //!
 //! A wake that finds nobody (the kernel woke no thread) hints at such a dead
 //! sleeper; the production region notes it so that the queue runs a reaping
@@ -75,16 +72,12 @@ pub enum Sleeper {
         /// Member slot.
         m: usize,
     },
-    /// The producer of registry slot `slot` (below [`PRODUCER_SLOTS`]) waits
-    /// for space.
+    /// The producer of registry slot `slot` waits for space.
     Producer {
         /// Registry slot.
         slot: usize,
     },
 }
-
-// The SPACE sleeper word has a bit per registry slot.
-const _: () = assert!(PRODUCER_SLOTS <= 32);
 
 impl Sleeper {
     const fn event(self) -> Event {
@@ -200,14 +193,18 @@ impl<R: Region> Ring<R> {
     /// `sleep` orders it before the re-check (module docs); the mark is read
     /// only by the sleeper itself and by a reaper after the sleeper died.
     pub(crate) fn announce_sleep(&self, who: Sleeper) {
-        let word = self.region.u32_at(who.event().waiters_off());
+        self.region
+            .u32_at(who.event().waiters_off())
+            .fetch_add(1, Ordering::Relaxed);
+        self.asleep_mark(who).store(1, Ordering::Relaxed);
+    }
+
+    /// The word in `who`'s own slot that marks it asleep.
+    fn asleep_mark(&self, who: Sleeper) -> &crate::sync::AtomicU64 {
         match who {
-            Sleeper::Member { g, m } => {
-                word.fetch_add(1, Ordering::Relaxed);
-                self.member_word(g, m, M_ASLEEP).store(1, Ordering::Relaxed);
-            }
+            Sleeper::Member { g, m } => self.member_word(g, m, M_ASLEEP),
             Sleeper::Producer { slot } => {
-                word.fetch_or(1 << slot, Ordering::Relaxed);
+                self.region.u64_at(self.geo.producer_off(slot) + P_ASLEEP)
             }
         }
     }
@@ -215,15 +212,7 @@ impl<R: Region> Ring<R> {
     /// Whether `who` is announced asleep (for `stat`).
     pub fn is_asleep(&self, who: Sleeper) -> bool {
         // Relaxed: a snapshot for display.
-        match who {
-            Sleeper::Member { g, m } => {
-                self.member_word(g, m, M_ASLEEP).load(Ordering::Relaxed) == 1
-            }
-            Sleeper::Producer { slot } => {
-                let word = self.region.u32_at(OFF_SPACE_WAITERS);
-                word.load(Ordering::Relaxed) & (1 << slot) != 0
-            }
-        }
+        self.asleep_mark(who).load(Ordering::Relaxed) == 1
     }
 
     /// Takes `who` out of its event's sleeper word: the sleeper on waking, or
@@ -231,20 +220,14 @@ impl<R: Region> Ring<R> {
     /// found dead, its slot not freed yet). Returns whether it was in.
     /// Relaxed: a waker that still sees it only pays a wasted wake.
     pub fn clear_sleeper(&self, who: Sleeper) -> bool {
-        let word = self.region.u32_at(who.event().waiters_off());
-        match who {
-            Sleeper::Member { g, m } => {
-                // Only who clears the mark takes the count back: the member
-                // itself or the reaper of a dead one, never both.
-                let marked = self.member_word(g, m, M_ASLEEP).swap(0, Ordering::Relaxed) == 1;
-                if marked {
-                    word.fetch_sub(1, Ordering::Relaxed);
-                }
-                marked
-            }
-            Sleeper::Producer { slot } => {
-                word.fetch_and(!(1 << slot), Ordering::Relaxed) & (1 << slot) != 0
-            }
+        // Only who clears the mark takes the count back: the sleeper itself
+        // or the reaper of a dead one, never both.
+        let marked = self.asleep_mark(who).swap(0, Ordering::Relaxed) == 1;
+        if marked {
+            self.region
+                .u32_at(who.event().waiters_off())
+                .fetch_sub(1, Ordering::Relaxed);
         }
+        marked
     }
 }

@@ -53,8 +53,8 @@ fn options(dir: &Path) -> QueueOptions {
 /// pointers (other processes write this memory: no references over it).
 struct Scribbler {
     map: memmap2::MmapRaw,
-    /// The byte ranges worth hitting: header control words, producer
-    /// registry and names, group table, ring. The spill configuration (1408..2048) is
+    /// The byte ranges worth hitting: header control words, group table,
+    /// producer registry and names, ring. The spill configuration (1408..2048) is
     /// left alone: it is read once at open, which `fuzz_file.rs` covers, and
     /// a mangled directory name would send the spill lock file elsewhere.
     areas: Vec<std::ops::Range<usize>>,
@@ -70,11 +70,11 @@ impl Scribbler {
         let map = memmap2::MmapRaw::map_raw(&f).unwrap();
         let q = Queue::open(path).unwrap();
         let geo = q.geometry();
-        let table = geo.group_table_off()..geo.ring_off();
+        let table = geo.group_table_off()..geo.producer_table_off();
         Scribbler {
             areas: vec![
                 0..1408,
-                2048..shmq::layout::HEADER_SIZE,
+                geo.producer_table_off()..geo.ring_off(),
                 table.clone(),
                 table,
                 geo.ring_off()..map.len(),

@@ -102,13 +102,28 @@ fn gc_withdraws_a_dead_sleepers_count() {
     assert_eq!(s["groups"][0]["members"], 0, "{s}");
 }
 
-/// A producer killed asleep on a full ring keeps its bit in the SPACE sleeper
-/// word until a consumer's wake finds nobody: that consumer recovers it.
+/// A producer killed asleep on a full ring stays counted in the SPACE sleeper
+/// count until a consumer's wake finds nobody: that consumer recovers it.
 #[test]
 fn a_producer_killed_asleep_on_a_full_ring_is_recovered_by_a_consumer() {
+    producer_killed_asleep_is_recovered(0);
+}
+
+/// The same with the sleeper in registry slot 40 (the count and its mark
+/// have no per-slot bit to run out of).
+#[test]
+fn a_producer_killed_asleep_in_a_high_registry_slot_is_recovered() {
+    producer_killed_asleep_is_recovered(40);
+}
+
+/// Holds `idle` producers in this process, so that the `shmq send` child
+/// that falls asleep on the full ring gets registry slot `idle`.
+fn producer_killed_asleep_is_recovered(idle: usize) {
     let dir = tempfile::tempdir().unwrap();
     // Group g reads nothing until the producer is dead: the ring fills.
     let path = small_queue(dir.path(), 64 << 10, StartAt::Latest);
+    let q = Queue::open(&path).unwrap();
+    let held: Vec<_> = (0..idle).map(|_| q.producer().unwrap()).collect();
     let line = "x".repeat(900);
     let spawn = || {
         let mut child = Command::new(SHMQ)
@@ -130,14 +145,14 @@ fn a_producer_killed_asleep_on_a_full_ring_is_recovered_by_a_consumer() {
         });
         child
     };
-    let asleep =
-        |s: &serde_json::Value| s["sleeping_producers"] == 1 && s["producers"][0]["asleep"] == true;
+    let asleep = |s: &serde_json::Value| {
+        s["sleeping_producers"] == 1 && s["producers"][idle]["asleep"] == true
+    };
     let pid = kill_asleep(&path, spawn, asleep);
     let s = stat(&path);
-    assert_eq!(s["producers"][0]["pid"], pid, "{s}");
-    assert_eq!(s["producers"][0]["alive"], false, "{s}");
+    assert_eq!(s["producers"][idle]["pid"], pid, "{s}");
+    assert_eq!(s["producers"][idle]["alive"], false, "{s}");
 
-    let q = Queue::open(&path).unwrap();
     let mut c = q.consumer("g").unwrap();
     // The first release's wake finds nobody; the next receive recovers the
     // dead producer.
@@ -146,5 +161,9 @@ fn a_producer_killed_asleep_on_a_full_ring_is_recovered_by_a_consumer() {
     }
     let st = q.stat();
     assert_eq!(st.sleeping_producers, 0);
-    assert!(st.producers.is_empty(), "{:?}", st.producers);
+    let me = u64::from(std::process::id());
+    assert_eq!(st.producers.len(), idle, "{:?}", st.producers);
+    assert!(st.producers.iter().all(|p| p.pid == me && !p.asleep));
+    drop(held);
+    assert!(q.stat().producers.is_empty());
 }

@@ -30,6 +30,7 @@ pub fn run(a: CreateArgs) -> Result<(), String> {
         max_msg,
         max_groups: a.max_groups,
         max_members: a.max_members,
+        max_producers: a.max_producers,
         replace: a.force,
         mode: a.mode,
         spill,
@@ -41,12 +42,13 @@ pub fn run(a: CreateArgs) -> Result<(), String> {
         None => String::new(),
     };
     eprintln!(
-        "created {}: ring {}, max message {}, {} groups x {} members, file {}{spill}",
+        "created {}: ring {}, max message {}, {} groups x {} members, {} producers, file {}{spill}",
         a.path.display(),
         human_size(g.capacity),
         human_size(g.max_msg as u64),
         g.max_groups,
         g.max_members,
+        g.max_producers,
         human_size(g.file_size() as u64)
     );
     Ok(())

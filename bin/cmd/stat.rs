@@ -38,6 +38,7 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             "max_msg": g.max_msg,
             "max_groups": g.max_groups,
             "max_members": g.max_members,
+            "max_producers": g.max_producers,
             "file_size": g.file_size(),
             "tail_seq": s.tail_seq,
             "head_seq": s.head_seq,
@@ -81,11 +82,12 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
     }
     println!("queue     {}", path.display());
     println!(
-        "geometry  ring {}, max message {}, {} group slots x {} members, file {}",
+        "geometry  ring {}, max message {}, {} group slots x {} members, {} producer slots, file {}",
         human_size(g.capacity),
         human_size(g.max_msg as u64),
         g.max_groups,
         g.max_members,
+        g.max_producers,
         human_size(g.file_size() as u64)
     );
     println!("tail_seq  {}   (oldest held: {})", s.tail_seq, s.head_seq);

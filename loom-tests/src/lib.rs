@@ -63,6 +63,7 @@ pub fn tiny(members: u32) -> Geometry {
         max_msg: 8,
         max_groups: 1,
         max_members: members,
+        max_producers: 2,
     }
 }
 
@@ -99,7 +100,7 @@ pub fn die_asleep(r: &Ring<LoomRegion>, who: Sleeper) {
     r.announce_sleep(who);
 }
 
-/// The sleeper words (DATA count, SPACE producer bits) and member marks of `r`'s
+/// The sleeper counts (DATA, SPACE) and member marks of `r`'s
 /// first group, read after the model's threads are joined.
 pub fn sleepers(r: &Ring<LoomRegion>, members: usize) -> (u32, u32, Vec<bool>) {
     use region::Region as _;

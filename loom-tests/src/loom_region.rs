@@ -52,10 +52,8 @@ impl LoomRegion {
         ] {
             u64s.insert(off, AtomicU64::new(0));
         }
-        for off in (OFF_PRODUCERS..OFF_PRODUCERS + PRODUCER_SLOTS * PRODUCER_SLOT_SIZE).step_by(8) {
-            u64s.insert(off, AtomicU64::new(0));
-        }
-        for off in (OFF_IDENTITIES..OFF_IDENTITIES + IDENTITY_SLOTS * IDENTITY_SIZE).step_by(8) {
+        // The producer registry and identities, which follow the group table.
+        for off in (geo.producer_table_off()..geo.ring_off()).step_by(8) {
             u64s.insert(off, AtomicU64::new(0));
         }
         let table = geo.group_table_off()

@@ -313,8 +313,9 @@ fn wait_wake_reaping_a_member_killed_asleep_loses_no_wake_up() {
 }
 
 /// A producer killed asleep on a full ring is recovered while another
-/// producer sleeps there and the consumer frees space: the recovery clears
-/// only the dead producer's bit, the live one is woken, and no bit is left.
+/// producer sleeps there and the consumer frees space: the recovery takes
+/// back only the dead producer's count, the live one is woken, and nobody is
+/// left counted.
 #[test]
 fn wait_wake_recovering_a_producer_killed_asleep_loses_no_wake_up() {
     model(|| {
