@@ -281,7 +281,11 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
 fn a_producer_killed_at_random_and_restarted_publishes_exactly_once() {
     let n: u64 = 200_000 * common::scale();
     let dir = tempfile::tempdir().unwrap();
-    let path = create(dir.path(), 16 << 20);
+    // Nobody reads until the end, so the ring holds the whole run (a record
+    // is 72 bytes: header, producer extension, 24-byte payload); a ring it
+    // fills would block every run for good.
+    let capacity = (n * 72 + n * 9).next_power_of_two().max(16 << 20);
+    let path = create(dir.path(), capacity);
     let q = path.to_str().unwrap();
     let mut rng = Rng::new();
     let mut kills = 0;
