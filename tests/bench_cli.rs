@@ -107,6 +107,12 @@ fn bad_bench_arguments_are_one_line_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("64 KiB"));
+    let out = Command::new(SHMQ)
+        .args(["bench", "pingpong", "--rounds", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rounds"));
 }
 
 #[test]
@@ -227,4 +233,112 @@ fn capacity_sets_the_rings_and_is_checked_first() {
         assert!(err.contains(says), "{err}");
         assert!(out.stdout.is_empty(), "ran something: {err}");
     }
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// `--rounds N`: one row per mechanism, test and size, with every round's
+/// figure; the rate is the median round's, and the ratio to the floor the
+/// median of the per-round ratios (each shmq round against the floor of the
+/// same round), with their range.
+#[test]
+fn rounds_report_medians_of_per_round_ratios() {
+    let rows = rows(&[
+        "bench",
+        "throughput",
+        "--size",
+        "64",
+        "--msgs",
+        "2000",
+        "--rounds",
+        "3",
+        "--only",
+        "floor,shmq",
+        "--json",
+    ]);
+    let floor = rows
+        .iter()
+        .find(|r| r["mechanism"] == "floor" && r["test"] == "1->1")
+        .unwrap();
+    let shmq = rows
+        .iter()
+        .find(|r| r["mechanism"] == "shmq" && r["test"] == "1->1")
+        .unwrap();
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["mechanism"] == "shmq" && r["test"] == "1->1")
+            .count(),
+        1
+    );
+    let (f, s) = (
+        floats(&floor["msgs_per_s_rounds"]),
+        floats(&shmq["msgs_per_s_rounds"]),
+    );
+    assert_eq!((f.len(), s.len()), (3, 3));
+    assert_eq!(shmq["rounds"], 3);
+    assert_eq!(shmq["msgs_per_s"].as_f64().unwrap(), median(s.clone()));
+    let ratios: Vec<f64> = s.iter().zip(&f).map(|(s, f)| s / f).collect();
+    let got = shmq["vs_floor"].as_f64().unwrap();
+    assert!((got - median(ratios.clone())).abs() < 1e-9 * got, "{shmq}");
+    let range = floats(&shmq["vs_floor_range"]);
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(0.0, f64::max);
+    assert!((range[0] - lo).abs() < 1e-9 * lo && (range[1] - hi).abs() < 1e-9 * hi);
+    // The unblocked broadcast row: its ratio to the unblocked 1 -> 1, per round.
+    let one = rows.iter().find(|r| r["test"] == "1->1 unblocked").unwrap();
+    let eight = rows
+        .iter()
+        .find(|r| r["test"] == "1->8 groups unblocked")
+        .unwrap();
+    let per: Vec<f64> = floats(&eight["msgs_per_s_rounds"])
+        .iter()
+        .zip(floats(&one["msgs_per_s_rounds"]))
+        .map(|(e, o)| e / o)
+        .collect();
+    let got = eight["vs_one_group"].as_f64().unwrap();
+    assert!((got - median(per)).abs() < 1e-9 * got, "{eight}");
+
+    // Latency: percentiles over every round's samples, each round's p50.
+    let rows = rows_of_pingpong_rounds();
+    let shmq = rows.iter().find(|r| r["mechanism"] == "shmq").unwrap();
+    let p50s = floats(&shmq["p50_rounds"]);
+    assert_eq!(p50s.len(), 2);
+    let all = shmq["rtt_ns"]["p50"].as_f64().unwrap();
+    assert!(all > 0.0 && shmq["rtt_ns"]["max"].as_f64().unwrap() >= all);
+    let r = floats(&shmq["p50_vs_floor_range"]);
+    let mid = shmq["p50_vs_floor"].as_f64().unwrap();
+    assert!(r[0] <= mid && mid <= r[1], "{shmq}");
+}
+
+fn rows_of_pingpong_rounds() -> Vec<serde_json::Value> {
+    rows(&[
+        "bench",
+        "pingpong",
+        "--size",
+        "64",
+        "--msgs",
+        "2000",
+        "--rounds",
+        "2",
+        "--only",
+        "floor,shmq",
+        "--json",
+    ])
 }

@@ -46,6 +46,8 @@ pub struct Opts {
     pub json: bool,
     pub plot: Option<PathBuf>,
     pub spill: SpillBench,
+    /// Times every selected measurement is taken, mechanisms interleaved.
+    pub rounds: u32,
 }
 
 const ALL: [Mechanism; 5] = [
@@ -56,13 +58,15 @@ const ALL: [Mechanism; 5] = [
     Mechanism::Crossbeam,
 ];
 
-/// One result row.
+/// One result row: one measurement of one round.
 struct Row {
     mechanism: &'static str,
     test: String,
     size: usize,
     rtt: Option<hdrhistogram::Histogram<u64>>,
     msgs_per_s: Option<f64>,
+    /// Which round (0-based) measured it.
+    round: u32,
 }
 
 struct Ctx {
@@ -312,6 +316,7 @@ fn round_trips(
         size,
         rtt: Some(hist),
         msgs_per_s: None,
+        round: 0,
     })
 }
 
@@ -436,6 +441,7 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
         size,
         rtt: None,
         msgs_per_s: Some(n as f64 / secs),
+        round: 0,
     })
 }
 
@@ -620,35 +626,33 @@ fn shmq_throughput(ctx: &Ctx, size: usize, n: u64, shape: Shape) -> Result<Row, 
         size,
         rtt: None,
         msgs_per_s: Some(total as f64 / secs),
+        round: 0,
     })
 }
 
-/// `shmq bench`.
-pub fn run(test: Test, o: Opts) -> Result<(), String> {
-    let dir = crate::cmd::shm_tempdir("shmq-bench-")?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let ncpu = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let cpus = if ncpu >= 2 {
-        (Some(0), Some(1))
-    } else {
-        (None, None)
-    };
-    let ctx = Ctx {
-        dir,
-        exe,
-        cpus,
-        capacity: o.capacity,
-    };
-    pin(cpus.0);
-    let mechs: Vec<Mechanism> = ALL
-        .into_iter()
-        .filter(|m| o.only.is_empty() || o.only.contains(m))
-        .collect();
-    let mut rows = Vec::new();
-    let emit = |r: Row, rows: &mut Vec<Row>| {
-        eprintln!("  done: {} {} {} B", r.mechanism, r.test, r.size);
+/// One round: every selected measurement once, appended to `rows`.
+fn measure(
+    ctx: &Ctx,
+    test: Test,
+    o: &Opts,
+    mechs: &[Mechanism],
+    round: u32,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let emit = |mut r: Row, rows: &mut Vec<Row>| {
+        r.round = round;
+        if o.rounds > 1 {
+            eprintln!(
+                "  done: {} {} {} B (round {} of {})",
+                r.mechanism,
+                r.test,
+                r.size,
+                round + 1,
+                o.rounds
+            );
+        } else {
+            eprintln!("  done: {} {} {} B", r.mechanism, r.test, r.size);
+        }
         rows.push(r);
     };
     if matches!(test, Test::Pingpong | Test::All) {
@@ -658,8 +662,8 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             } else {
                 o.msgs
             };
-            for &m in &mechs {
-                emit(round_trips(&ctx, m, size, n, false)?, &mut rows);
+            for &m in mechs {
+                emit(round_trips(ctx, m, size, n, false)?, rows);
             }
         }
     }
@@ -669,7 +673,7 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             .into_iter()
             .filter(|m| mechs.contains(m))
         {
-            emit(round_trips(&ctx, m, 64, n, true)?, &mut rows);
+            emit(round_trips(ctx, m, 64, n, true)?, rows);
         }
     }
     if matches!(test, Test::Throughput | Test::All) {
@@ -679,8 +683,8 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             } else {
                 o.msgs * 10
             };
-            for &m in &mechs {
-                emit(throughput_pair(&ctx, m, size, n)?, &mut rows);
+            for &m in mechs {
+                emit(throughput_pair(ctx, m, size, n)?, rows);
             }
             if o.only.is_empty() || o.only.contains(&Mechanism::Shmq) {
                 let one = Shape::ONE;
@@ -712,10 +716,40 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
                     },
                 ] {
                     let per = n / shape.producers as u64;
-                    emit(shmq_throughput(&ctx, size, per, shape)?, &mut rows);
+                    emit(shmq_throughput(ctx, size, per, shape)?, rows);
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// `shmq bench`.
+pub fn run(test: Test, o: Opts) -> Result<(), String> {
+    let dir = crate::cmd::shm_tempdir("shmq-bench-")?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpus = if ncpu >= 2 {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
+    let ctx = Ctx {
+        dir,
+        exe,
+        cpus,
+        capacity: o.capacity,
+    };
+    pin(cpus.0);
+    let mechs: Vec<Mechanism> = ALL
+        .into_iter()
+        .filter(|m| o.only.is_empty() || o.only.contains(m))
+        .collect();
+    let mut rows = Vec::new();
+    for round in 0..o.rounds {
+        measure(&ctx, test, &o, &mechs, round, &mut rows)?;
     }
     let mut spills = Vec::new();
     if matches!(test, Test::Spill | Test::All) {
@@ -730,7 +764,8 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
             spills.push(r);
         }
     }
-    report(&rows, o.json, ncpu, o.capacity);
+    let sums = summarize(&rows)?;
+    report(&sums, o.json, ncpu, o.capacity, o.rounds);
     for r in &spills {
         if o.json {
             for line in r.json_lines() {
@@ -741,7 +776,7 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
         }
     }
     if let Some(path) = &o.plot {
-        let curves: Vec<plot::Curve> = rows
+        let curves: Vec<plot::Curve> = sums
             .iter()
             .filter_map(|r| {
                 r.rtt.as_ref().map(|h| plot::Curve {
@@ -772,40 +807,184 @@ fn percentiles(h: &hdrhistogram::Histogram<u64>) -> serde_json::Value {
 fn floor_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
     rows.iter().find(|f| {
         f.mechanism == "floor"
+            && f.round == r.round
             && f.size == r.size
             && (f.test == r.test || (r.rtt.is_none() && f.test == "1->1"))
     })
 }
 
-/// For an unblocked broadcast row, the unblocked 1 -> 1 row of its size.
+/// For an unblocked broadcast row, the unblocked 1 -> 1 row of its size
+/// and round.
 fn one_group_of<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
     let one = format!("1->1 {UNBLOCKED}");
     (r.test.ends_with(UNBLOCKED) && r.test != one)
-        .then(|| rows.iter().find(|f| f.size == r.size && f.test == one))
+        .then(|| {
+            rows.iter()
+                .find(|f| f.round == r.round && f.size == r.size && f.test == one)
+        })
         .flatten()
 }
 
-fn report(rows: &[Row], json: bool, ncpu: usize, capacity: u64) {
+/// The median, smallest and largest of some per-round figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    /// `None` for no figures; the median of an even count is the mean of
+    /// the middle two.
+    fn of(mut v: Vec<f64>) -> Option<Spread> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+
+    /// `2.27x`, or with several rounds `2.27x (2.10-2.41)`.
+    fn ratio_text(&self, rounds: u32) -> String {
+        if rounds > 1 {
+            format!("{:.2}x ({:.2}-{:.2})", self.median, self.min, self.max)
+        } else {
+            format!("{:.2}x", self.median)
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!([self.min, self.max])
+    }
+}
+
+/// One mechanism, test and size over every round.
+struct Summary {
+    mechanism: &'static str,
+    test: String,
+    size: usize,
+    /// Latency tests: every round's samples together.
+    rtt: Option<hdrhistogram::Histogram<u64>>,
+    /// Latency tests: each round's p50.
+    p50s: Vec<u64>,
+    /// Throughput tests: each round's rate.
+    rates: Vec<f64>,
+    /// Each round's ratio to the floor measured in the same round.
+    vs_floor: Option<Spread>,
+    /// Unblocked broadcast: each round's ratio to that round's unblocked 1 -> 1.
+    vs_one_group: Option<Spread>,
+}
+
+impl Summary {
+    /// The median round's rate.
+    fn rate(&self) -> Option<f64> {
+        Spread::of(self.rates.clone()).map(|s| s.median)
+    }
+}
+
+/// Groups the rows by mechanism, test and size, in the order first measured.
+fn summarize(rows: &[Row]) -> Result<Vec<Summary>, String> {
+    let mut out: Vec<Summary> = Vec::new();
+    for r in rows {
+        if out
+            .iter()
+            .any(|s| s.mechanism == r.mechanism && s.test == r.test && s.size == r.size)
+        {
+            continue;
+        }
+        let same: Vec<&Row> = rows
+            .iter()
+            .filter(|x| x.mechanism == r.mechanism && x.test == r.test && x.size == r.size)
+            .collect();
+        let mut hists = same.iter().filter_map(|x| x.rtt.as_ref());
+        let rtt = match hists.next() {
+            Some(first) => {
+                let mut all = first.clone();
+                for h in hists {
+                    all.add(h).map_err(|e| format!("merging rounds: {e}"))?;
+                }
+                Some(all)
+            }
+            None => None,
+        };
+        let p50 = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.5);
+        let vs_floor = same
+            .iter()
+            .filter_map(|x| {
+                let f = floor_of(rows, x)?;
+                match (&x.rtt, &f.rtt, x.msgs_per_s, f.msgs_per_s) {
+                    (Some(h), Some(fh), _, _) => Some(p50(h) as f64 / p50(fh).max(1) as f64),
+                    (_, _, Some(m), Some(fm)) => Some(m / fm),
+                    _ => None,
+                }
+            })
+            .collect();
+        let vs_one_group = same
+            .iter()
+            .filter_map(|x| Some(x.msgs_per_s? / one_group_of(rows, x)?.msgs_per_s?))
+            .collect();
+        out.push(Summary {
+            mechanism: r.mechanism,
+            test: r.test.clone(),
+            size: r.size,
+            p50s: same
+                .iter()
+                .filter_map(|x| x.rtt.as_ref().map(p50))
+                .collect(),
+            rtt,
+            rates: same.iter().filter_map(|x| x.msgs_per_s).collect(),
+            vs_floor: Spread::of(vs_floor),
+            vs_one_group: Spread::of(vs_one_group),
+        });
+    }
+    Ok(out)
+}
+
+fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32) {
     if json {
-        for r in rows {
-            let mut o =
-                serde_json::json!({ "mechanism": r.mechanism, "test": r.test, "size": r.size });
+        for r in sums {
+            let mut o = serde_json::json!({
+                "mechanism": r.mechanism, "test": r.test, "size": r.size, "rounds": rounds,
+            });
             if let Some(h) = &r.rtt {
                 o["rtt_ns"] = percentiles(h);
-                if let Some(f) = floor_of(rows, r).and_then(|f| f.rtt.as_ref()) {
-                    o["p50_vs_floor"] = serde_json::json!(
-                        h.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5).max(1) as f64
-                    );
+                if rounds > 1 {
+                    o["p50_rounds"] = serde_json::json!(r.p50s);
+                }
+                if let Some(v) = r.vs_floor {
+                    o["p50_vs_floor"] = serde_json::json!(v.median);
+                    if rounds > 1 {
+                        o["p50_vs_floor_range"] = v.json();
+                    }
                 }
             }
-            if let Some(m) = r.msgs_per_s {
+            if let Some(m) = r.rate() {
                 o["msgs_per_s"] = serde_json::json!(m);
                 o["mb_per_s"] = serde_json::json!(m * r.size as f64 / 1e6);
-                if let Some(f) = floor_of(rows, r).and_then(|f| f.msgs_per_s) {
-                    o["vs_floor"] = serde_json::json!(m / f);
+                if rounds > 1 {
+                    o["msgs_per_s_rounds"] = serde_json::json!(r.rates);
                 }
-                if let Some(one) = one_group_of(rows, r).and_then(|f| f.msgs_per_s) {
-                    o["vs_one_group"] = serde_json::json!(m / one);
+                if let Some(v) = r.vs_floor {
+                    o["vs_floor"] = serde_json::json!(v.median);
+                    if rounds > 1 {
+                        o["vs_floor_range"] = v.json();
+                    }
+                }
+                if let Some(v) = r.vs_one_group {
+                    o["vs_one_group"] = serde_json::json!(v.median);
+                    if rounds > 1 {
+                        o["vs_one_group_range"] = v.json();
+                    }
                 }
             }
             println!("{o}");
@@ -822,7 +1001,13 @@ fn report(rows: &[Row], json: bool, ncpu: usize, capacity: u64) {
         },
         capacity >> 10
     );
-    let lat: Vec<&Row> = rows.iter().filter(|r| r.rtt.is_some()).collect();
+    if rounds > 1 {
+        println!(
+            "{rounds} rounds, mechanisms interleaved in each: percentiles over all rounds' samples, \
+             rates of the median round, ratios the median (min-max) of each round's ratio"
+        );
+    }
+    let lat: Vec<&Summary> = sums.iter().filter(|r| r.rtt.is_some()).collect();
     if !lat.is_empty() {
         println!("\nround trip, ns (warm-up excluded); wakeup: the echoing side sleeps, floor = bare futex");
         println!(
@@ -840,10 +1025,7 @@ fn report(rows: &[Row], json: bool, ncpu: usize, capacity: u64) {
             "p50/floor"
         );
         for r in lat {
-            let h = r.rtt.as_ref().unwrap_or_else(|| unreachable!());
-            let ratio = floor_of(rows, r)
-                .and_then(|f| f.rtt.as_ref())
-                .map(|f| h.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5).max(1) as f64);
+            let Some(h) = r.rtt.as_ref() else { continue };
             println!(
                 "{:<10} {:<9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8.0}  {:>8}",
                 r.mechanism,
@@ -856,11 +1038,11 @@ fn report(rows: &[Row], json: bool, ncpu: usize, capacity: u64) {
                 h.value_at_quantile(0.9999),
                 h.max(),
                 h.mean(),
-                ratio.map_or("-".into(), |x| format!("{x:.2}x"))
+                r.vs_floor.map_or("-".into(), |v| v.ratio_text(rounds))
             );
         }
     }
-    let tp: Vec<&Row> = rows.iter().filter(|r| r.msgs_per_s.is_some()).collect();
+    let tp: Vec<&Summary> = sums.iter().filter(|r| r.rate().is_some()).collect();
     if !tp.is_empty() {
         println!("\nthroughput (producer publish rate; every message delivered to every group)");
         println!(
@@ -868,8 +1050,7 @@ fn report(rows: &[Row], json: bool, ncpu: usize, capacity: u64) {
             "mechanism", "test", "size", "msgs/s", "MB/s", "vs floor"
         );
         for r in &tp {
-            let m = r.msgs_per_s.unwrap_or(0.0);
-            let ratio = floor_of(rows, r).and_then(|f| f.msgs_per_s).map(|f| m / f);
+            let m = r.rate().unwrap_or(0.0);
             println!(
                 "{:<10} {:<22} {:>6} {:>12.0} {:>10.1}  {:>8}",
                 r.mechanism,
@@ -877,16 +1058,16 @@ fn report(rows: &[Row], json: bool, ncpu: usize, capacity: u64) {
                 r.size,
                 m,
                 m * r.size as f64 / 1e6,
-                ratio.map_or("-".into(), |x| format!("{x:.2}x"))
+                r.vs_floor.map_or("-".into(), |v| v.ratio_text(rounds))
             );
         }
         for r in &tp {
-            if let Some(one) = one_group_of(rows, r).and_then(|f| f.msgs_per_s) {
+            if let Some(v) = r.vs_one_group {
                 println!(
-                    "{} B: producer rate {} / 1->1, both {UNBLOCKED} (the ring holds the run): {:.2}x",
+                    "{} B: producer rate {} / 1->1, both {UNBLOCKED} (the ring holds the run): {}",
                     r.size,
                     r.test.trim_end_matches(UNBLOCKED).trim_end(),
-                    r.msgs_per_s.unwrap_or(0.0) / one
+                    v.ratio_text(rounds)
                 );
             }
         }

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             only,
             json,
             plot,
+            rounds,
             spill_dir,
             fsync,
             rate,
@@ -77,6 +78,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 only,
                 json,
                 plot,
+                rounds,
                 spill: crate::bench::SpillBench {
                     dir: spill_dir.unwrap_or_else(std::env::temp_dir),
                     fsync,
