@@ -308,11 +308,11 @@ impl fmt::Display for GroupError {
             GroupError::InvalidName(g) => write!(f, "invalid name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
             GroupError::HasMembers { group, count } => write!(f, "group '{group}' has {count} live member(s); stop them first"),
             GroupError::NotRetained { seq, first, last } => write!(f, "sequence number {seq} is not retained (retained: {first}..={last})"),
-            GroupError::ProducersFull { max } => write!(f, "all {max} producer slots are taken by live producers"),
+            GroupError::ProducersFull { max } => write!(f, "all {max} producer slots are taken by live producers (the queue's --max-producers)"),
             GroupError::NotDeadLetter(g) => write!(f, "group '{g}' is not a dead-letter group (create it with `group add --dead-letters`)"),
             GroupError::ProducerNameInUse { name, pid } => write!(f, "producer name '{name}' is in use by live process {pid}"),
             GroupError::ProducerUnsettled { name, pid } => write!(f, "the last producer named '{name}' (pid {pid}) died in the middle of a publish that is not settled yet; try again"),
-            GroupError::ProducerNamesFull { max } => write!(f, "all {max} producer names are taken"),
+            GroupError::ProducerNamesFull { max } => write!(f, "all {max} producer names are taken (names are kept for the life of the queue; the queue's --max-producers)"),
             GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
         }
     }

@@ -246,6 +246,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The one row of `mechanism` and `test` (every round in it).
+fn the_row<'a>(
+    rows: &'a [serde_json::Value],
+    mechanism: &str,
+    test: &str,
+) -> &'a serde_json::Value {
+    let found: Vec<_> = rows
+        .iter()
+        .filter(|r| r["mechanism"] == mechanism && r["test"] == test)
+        .collect();
+    assert_eq!(found.len(), 1, "{mechanism} {test}: {found:?}");
+    found[0]
+}
+
 fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
@@ -273,20 +287,8 @@ fn rounds_report_medians_of_per_round_ratios() {
         "floor,shmq",
         "--json",
     ]);
-    let floor = rows
-        .iter()
-        .find(|r| r["mechanism"] == "floor" && r["test"] == "1->1")
-        .unwrap();
-    let shmq = rows
-        .iter()
-        .find(|r| r["mechanism"] == "shmq" && r["test"] == "1->1")
-        .unwrap();
-    assert_eq!(
-        rows.iter()
-            .filter(|r| r["mechanism"] == "shmq" && r["test"] == "1->1")
-            .count(),
-        1
-    );
+    let floor = the_row(&rows, "floor", "1->1");
+    let shmq = the_row(&rows, "shmq", "1->1");
     let (f, s) = (
         floats(&floor["msgs_per_s_rounds"]),
         floats(&shmq["msgs_per_s_rounds"]),
@@ -302,11 +304,8 @@ fn rounds_report_medians_of_per_round_ratios() {
     let hi = ratios.iter().copied().fold(0.0, f64::max);
     assert!((range[0] - lo).abs() < 1e-9 * lo && (range[1] - hi).abs() < 1e-9 * hi);
     // The unblocked broadcast row: its ratio to the unblocked 1 -> 1, per round.
-    let one = rows.iter().find(|r| r["test"] == "1->1 unblocked").unwrap();
-    let eight = rows
-        .iter()
-        .find(|r| r["test"] == "1->8 groups unblocked")
-        .unwrap();
+    let one = the_row(&rows, "shmq", "1->1 unblocked");
+    let eight = the_row(&rows, "shmq", "1->8 groups unblocked");
     let per: Vec<f64> = floats(&eight["msgs_per_s_rounds"])
         .iter()
         .zip(floats(&one["msgs_per_s_rounds"]))

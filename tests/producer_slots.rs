@@ -95,7 +95,9 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("all {SLOTS} producer slots are taken")),
+        err.contains(&format!(
+            "all {SLOTS} producer slots are taken by live producers (the queue's --max-producers)"
+        )),
         "{err}"
     );
 
