@@ -22,6 +22,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: GroupCmd,
     },
+    /// Manage producer names.
+    Producer {
+        #[command(subcommand)]
+        cmd: ProducerCmd,
+    },
     /// Send one message per line of stdin, or generated messages.
     Send(SendArgs),
     /// Receive as a member of a group; several receivers of one group share its messages.
@@ -203,6 +208,14 @@ pub enum GroupCmd {
         /// earliest, latest, or a sequence number.
         to: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProducerCmd {
+    /// Forget a producer name (refused while a live producer uses it): its
+    /// slot is freed, its id names nothing from now on, and a producer using
+    /// the name again starts over from pseq 0 with a new id.
+    Rm { path: PathBuf, name: String },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -294,6 +294,8 @@ pub enum GroupError {
         /// Its size.
         max: u32,
     },
+    /// No producer of that name ([`crate::Queue::remove_producer_name`]).
+    UnknownProducerName(String),
     /// Taking the queue's admin lock failed.
     Io(io::Error),
 }
@@ -312,7 +314,8 @@ impl fmt::Display for GroupError {
             GroupError::NotDeadLetter(g) => write!(f, "group '{g}' is not a dead-letter group (create it with `group add --dead-letters`)"),
             GroupError::ProducerNameInUse { name, pid } => write!(f, "producer name '{name}' is in use by live process {pid}"),
             GroupError::ProducerUnsettled { name, pid } => write!(f, "the last producer named '{name}' (pid {pid}) died in the middle of a publish that is not settled yet; try again"),
-            GroupError::ProducerNamesFull { max } => write!(f, "all {max} producer names are taken (names are kept for the life of the queue; the queue's --max-producers)"),
+            GroupError::ProducerNamesFull { max } => write!(f, "all {max} producer names are taken (the queue's --max-producers; `shmq producer rm` removes one)"),
+            GroupError::UnknownProducerName(n) => write!(f, "no producer name '{n}'"),
             GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
         }
     }

@@ -32,7 +32,7 @@
 use crate::layout::*;
 use crate::region::Region;
 use crate::ring::Ring;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 
 /// Why a producer cannot attach under a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,14 +42,19 @@ pub enum Refused {
     InUse(u64, bool),
     /// The table has no free slot for a new name.
     Full,
+    /// No such name (removing one).
+    Unknown,
 }
 
 /// A producer name, as [`crate::Stat`] shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NameStat {
     /// The id its messages carry ([`crate::ProducerTag::id`]: its slot in
-    /// the table of names).
+    /// the table of names, and above bit 32 how many names that slot held
+    /// before it).
     pub id: u64,
+    /// Its slot in the table of names.
+    pub(crate) slot: usize,
     /// The name.
     pub name: String,
     /// The pid of the producer attached under it, if any.
@@ -97,6 +102,38 @@ impl<R: Region> Ring<R> {
             .then(|| self.read_name_at(self.geo.identity_off(i) + I_NAME_LEN))
     }
 
+    /// The id the messages of identity slot `i` carry: the slot and its
+    /// generation (admin lock held, or a snapshot).
+    pub fn identity_id(&self, i: usize) -> u64 {
+        // Relaxed: changed only under the admin lock, which the callers
+        // that act on it hold.
+        let gen = self.iword(i, I_GEN).load(Ordering::Relaxed) as u32;
+        i as u64 | u64::from(gen) << 32
+    }
+
+    /// The name of the producer whose messages carry `id`, if the name
+    /// still exists: a removed name's id names nothing, even once its slot
+    /// holds another name.
+    pub fn name_of_id(&self, id: u64) -> Option<Vec<u8>> {
+        let (i, gen) = (id as u32 as usize, (id >> 32) as u32);
+        if i >= self.geo.max_producers as usize {
+            return None;
+        }
+        // SYNC POINT identity generation: a seqlock read. The name is read
+        // between two loads of the generation; a removal bumps it before
+        // the slot is freed, and a new name's words are written after a
+        // Release fence (`attach_identity`), so a name read from a slot
+        // being reused shows up as a changed generation below.
+        let before = self.iword(i, I_GEN).load(Ordering::Acquire) as u32;
+        if before != gen {
+            return None;
+        }
+        let name = self.identity_name(i)?;
+        fence(Ordering::Acquire);
+        let after = self.iword(i, I_GEN).load(Ordering::Relaxed) as u32;
+        (after == gen).then_some(name)
+    }
+
     fn find_identity(&self, name: &[u8]) -> Option<usize> {
         (0..self.geo.max_producers as usize)
             .find(|&i| self.identity_name(i).as_deref() == Some(name))
@@ -119,6 +156,9 @@ impl<R: Region> Ring<R> {
                 let i = (0..self.geo.max_producers as usize)
                     .find(|&i| self.iword(i, I_STATE).load(Ordering::Relaxed) == IDENTITY_FREE)
                     .ok_or(Refused::Full)?;
+                // SYNC POINT identity generation: the name's words come after
+                // the generation bump of the slot's removal (`name_of_id`).
+                fence(Ordering::Release);
                 self.write_name_at(self.geo.identity_off(i) + I_NAME_LEN, name);
                 for f in [I_OWNER, I_NEXT, I_PUBLISHED, I_DUPLICATES, I_ATTACHES] {
                     self.iword(i, f).store(0, Ordering::Relaxed);
@@ -151,6 +191,42 @@ impl<R: Region> Ring<R> {
         // Acquire pairs with the owner's Release store in `note_published`
         // (and a recovery's in `settle_identity`).
         Ok((i, self.iword(i, I_NEXT).load(Ordering::Acquire)))
+    }
+
+    /// Removes `name` from the table (admin lock held, dead producers
+    /// already recovered): its slot is freed for another name, and its id,
+    /// which the messages published under it carry, names nothing from now
+    /// on. Refused while a producer is attached under it; `owner` as for
+    /// `attach_identity`.
+    pub fn remove_identity(
+        &self,
+        name: &[u8],
+        owner: impl Fn(usize) -> Option<(u64, bool, u64)>,
+    ) -> Result<(), Refused> {
+        let i = self.find_identity(name).ok_or(Refused::Unknown)?;
+        let held = self.iword(i, I_OWNER).load(Ordering::Relaxed);
+        if let Some(s) = held.checked_sub(1) {
+            if let Some((pid, alive, ident)) = owner(s as usize) {
+                if ident == i as u64 + 1 {
+                    return Err(Refused::InUse(pid, alive));
+                }
+            }
+        }
+        let gen = self.iword(i, I_GEN);
+        // Relaxed: the fence below orders it before the state store, and
+        // before any later name written into the slot.
+        gen.store(
+            gen.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        // SYNC POINT identity generation (see `name_of_id`).
+        fence(Ordering::Release);
+        self.iword(i, I_OWNER).store(0, Ordering::Relaxed);
+        // Release: pairs with the Acquire in `identity_named`, like a new
+        // name's state store.
+        self.iword(i, I_STATE)
+            .store(IDENTITY_FREE, Ordering::Release);
+        Ok(())
     }
 
     /// Releases identity `i` if registry slot `slot` holds it (`i` comes
@@ -213,7 +289,8 @@ impl<R: Region> Ring<R> {
                 let w = |f| self.iword(i, f).load(Ordering::Relaxed);
                 let owner = w(I_OWNER).checked_sub(1).map(|s| s as usize);
                 Some(NameStat {
-                    id: i as u64,
+                    id: self.identity_id(i),
+                    slot: i,
                     name: String::from_utf8_lossy(&name).into_owned(),
                     pid: owner.and_then(|s| self.registry_owner(s)).map(|o| o.0),
                     owner,

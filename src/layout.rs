@@ -132,7 +132,10 @@
 //!   +88  next u64 (last per-producer sequence number committed + 1; 0: none
 //!        yet)
 //!   +96  published u64   +104 duplicates u64 (publishes refused as repeats)
-//!   +112 attaches u64    +120 reserved
+//!   +112 attaches u64
+//!   +120 generation u64: bumped when the name is removed; a name's id is
+//!        `slot | generation << 32`, so ids of removed names are never
+//!        reused
 //!
 //! RING at ring_off: `capacity` bytes of records. A record at byte position `pos`
 //! (a u64 that only grows; its offset in the ring is pos & (capacity - 1)) is
@@ -149,8 +152,8 @@
 //!   +16  seq     u64
 //!   +24  ts_ns   u64  publish time, CLOCK_REALTIME
 //!   +32  with FLAG_PRODUCER, the producer extension (PRODUCER_EXT bytes):
-//!        +32 producer id u64 (its identity slot), +40 pseq u64 (its
-//!        per-producer sequence number)
+//!        +32 producer id u64 (its identity slot | the slot's generation << 32),
+//!        +40 pseq u64 (its per-producer sequence number)
 //!   then, with FLAG_ORIGIN_SEQ, the origin extension (ORIGIN_EXT bytes): the
 //!        sequence number the message had in the queue before the group that
 //!        gave it up did so
@@ -242,6 +245,7 @@ pub(crate) const I_NEXT: usize = 88;
 pub(crate) const I_PUBLISHED: usize = 96;
 pub(crate) const I_DUPLICATES: usize = 104;
 pub(crate) const I_ATTACHES: usize = 112;
+pub(crate) const I_GEN: usize = 120;
 /// Identity slot states.
 pub(crate) const IDENTITY_FREE: u64 = 0;
 pub(crate) const IDENTITY_NAMED: u64 = 1;

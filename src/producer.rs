@@ -32,9 +32,18 @@ pub struct Producer {
     next_spill_check: u64,
     /// Tail position before which an active spill front is not looked at again.
     next_front_check: u64,
-    /// A named producer: its name and the lowest pseq it may publish (the
-    /// last one committed + 1), which only it advances.
-    named: Option<(String, u64)>,
+    /// A named producer's name, id and next pseq.
+    named: Option<Named>,
+}
+
+/// What a named producer keeps in its own memory.
+struct Named {
+    name: String,
+    /// The id its messages carry (identity.rs).
+    id: u64,
+    /// The lowest pseq it may publish (the last one committed + 1), which
+    /// only it advances.
+    next: u64,
 }
 
 /// With a spill log, how long a producer facing a full ring waits before it
@@ -64,24 +73,35 @@ impl Producer {
         }
     }
 
-    /// A producer attached under `name` (identity slot `ident`), whose next
-    /// pseq is at least `next`.
-    pub(crate) fn new_named(q: Queue, slot: usize, name: &str, ident: usize, next: u64) -> Self {
+    /// A producer attached under `name` (identity slot `ident`, whose
+    /// messages carry `id`), whose next pseq is at least `next`.
+    pub(crate) fn new_named(
+        q: Queue,
+        slot: usize,
+        name: &str,
+        ident: usize,
+        id: u64,
+        next: u64,
+    ) -> Self {
         let mut p = Producer::new(q, slot);
         p.pc.set_identity(ident, next);
-        p.named = Some((name.to_owned(), next));
+        p.named = Some(Named {
+            name: name.to_owned(),
+            id,
+            next,
+        });
         p
     }
 
     /// The name this producer publishes under, if it is a named one.
     pub fn name(&self) -> Option<&str> {
-        self.named.as_ref().map(|(n, _)| n.as_str())
+        self.named.as_ref().map(|n| n.name.as_str())
     }
 
     /// A named producer's id, which its messages carry
     /// ([`ProducerTag::id`], [`Queue::producer_name`]).
     pub fn id(&self) -> Option<u64> {
-        self.pc.ident.map(|i| i as u64)
+        self.named.as_ref().map(|n| n.id)
     }
 
     /// The last per-producer sequence number committed under this name (by
@@ -89,15 +109,13 @@ impl Producer {
     /// that died), or `None` if nothing was. A producer resuming after a
     /// crash continues after it.
     pub fn last_pseq(&self) -> Option<u64> {
-        self.named
-            .as_ref()
-            .and_then(|&(_, next)| next.checked_sub(1))
+        self.named.as_ref().and_then(|n| n.next.checked_sub(1))
     }
 
     /// The pseq the next message gets from `send`, `try_send`, `send_batch`
     /// and `claim_send` (which number messages one after another).
     pub fn next_pseq(&self) -> Option<u64> {
-        self.named.as_ref().map(|&(_, next)| next)
+        self.named.as_ref().map(|n| n.next)
     }
 
     /// The pseqs for `n` messages starting at `explicit` (or the next one):
@@ -106,13 +124,13 @@ impl Producer {
     /// for an anonymous producer.
     fn number(&mut self, explicit: Option<u64>, n: u64) -> Result<Option<(u64, u64)>, SendError> {
         // `new_named` sets both.
-        let (Some((_, next)), Some(i)) = (&self.named, self.pc.ident) else {
+        let (Some(named), Some(i)) = (&self.named, self.pc.ident) else {
             return match explicit {
                 Some(_) => Err(SendError::NotNamed),
                 None => Ok(None),
             };
         };
-        let (next, first) = (*next, explicit.unwrap_or(*next));
+        let (next, first) = (named.next, explicit.unwrap_or(named.next));
         if first < next {
             self.q.ring().note_duplicate(i);
             return Err(SendError::Duplicate {
@@ -125,7 +143,7 @@ impl Producer {
             return Err(SendError::PseqOutOfRange(first));
         }
         self.pc.pseq = first;
-        Ok(Some((i as u64, first)))
+        Ok(Some((named.id, first)))
     }
 
     /// Commits a claim's records (see `Ring::commit_claim`); a named
@@ -140,8 +158,8 @@ impl Producer {
             crash_point("producer-committed");
             ring.publish_identity(claim, published);
             if published > 0 {
-                if let Some((_, n)) = &mut self.named {
-                    *n = next;
+                if let Some(n) = &mut self.named {
+                    n.next = next;
                 }
             }
             crash_point("producer-published");

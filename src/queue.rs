@@ -937,7 +937,8 @@ impl Queue {
         match attached {
             Ok((i, next)) => {
                 ring.set_identity(slot, i);
-                Ok(Producer::new_named(self.clone(), slot, name, i, next))
+                let id = ring.identity_id(i);
+                Ok(Producer::new_named(self.clone(), slot, name, i, id, next))
             }
             Err(refused) => {
                 ring.unregister_producer(slot);
@@ -953,14 +954,54 @@ impl Queue {
                     Refused::Full => GroupError::ProducerNamesFull {
                         max: ring.geo.max_producers,
                     },
+                    Refused::Unknown => unreachable!("attaching creates the name"),
                 })
             }
         }
     }
 
+    /// Removes the producer name `name`: its slot in the table of names is
+    /// freed for another name, and its id, which the messages published
+    /// under it carry, names nothing from now on ([`Queue::producer_name`]
+    /// returns `None` for it). So does its record of the last pseq: a
+    /// producer attaching under the same name later starts a new name, with
+    /// a new id, numbering from pseq 0, and nothing it publishes is checked
+    /// against what the old one published.
+    ///
+    /// # Errors
+    /// [`GroupError::ProducerNameInUse`] while a live producer is attached
+    /// under it; [`GroupError::ProducerUnsettled`] if its dead producer's
+    /// last publish cannot be settled yet (try again);
+    /// [`GroupError::UnknownProducerName`], [`GroupError::InvalidName`],
+    /// [`GroupError::Io`].
+    pub fn remove_producer_name(&self, name: &str) -> Result<(), GroupError> {
+        validate_name(name)?;
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        // A dead producer still attached under the name is settled and
+        // detached first.
+        ring.recover_claims(liveness::is_alive);
+        ring.remove_identity(name.as_bytes(), |owner| {
+            ring.registry_owner(owner)
+                .map(|(pid, start, ident)| (pid, liveness::is_alive(pid, start), ident))
+        })
+        .map_err(|refused| match refused {
+            Refused::InUse(pid, true) => GroupError::ProducerNameInUse {
+                name: name.to_owned(),
+                pid,
+            },
+            Refused::InUse(pid, false) => GroupError::ProducerUnsettled {
+                name: name.to_owned(),
+                pid,
+            },
+            Refused::Full | Refused::Unknown => GroupError::UnknownProducerName(name.to_owned()),
+        })
+    }
+
     /// The name of the named producer with id `id` ([`ProducerTag::id`](crate::ProducerTag)).
+    /// `None` for an id no name has, or whose name was removed.
     pub fn producer_name(&self, id: u64) -> Option<String> {
-        let name = self.ring().identity_name(usize::try_from(id).ok()?)?;
+        let name = self.ring().name_of_id(id)?;
         Some(String::from_utf8_lossy(&name).into_owned())
     }
 
@@ -1146,7 +1187,7 @@ impl Queue {
                 .map(|p| ProducerStat {
                     name: p
                         .ident
-                        .and_then(|i| name_stats.iter().find(|n| n.id == i as u64))
+                        .and_then(|i| name_stats.iter().find(|n| n.slot == i))
                         .map(|n| n.name.clone()),
                     pid: p.pid,
                     alive: liveness::is_alive(p.pid, p.start_time),

@@ -319,3 +319,127 @@ fn a_producer_killed_at_random_and_restarted_publishes_exactly_once() {
     assert_eq!(st["producer_names"][0]["last_pseq"], n - 1);
     shmq(&["check", q]);
 }
+
+/// Removing a name frees its slot for another name, and its id (which the
+/// messages published under it keep carrying) names nothing from then on,
+/// even once the slot holds another name; a producer using the name again
+/// starts over with a new id. Refused while a live producer holds the name.
+#[test]
+fn a_removed_name_frees_its_slot_and_its_id_names_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q");
+    let q = Queue::create(
+        &path,
+        &QueueOptions {
+            max_producers: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.add_group("g", StartAt::Earliest).unwrap();
+    let mut a = q.named_producer("a").unwrap();
+    let old_a = a.id().unwrap();
+    for m in [b"a0", b"a1", b"a2"] {
+        a.send(m).unwrap();
+    }
+    // Held by a live producer: refused.
+    assert!(matches!(
+        q.remove_producer_name("a"),
+        Err(GroupError::ProducerNameInUse { .. })
+    ));
+    drop(a);
+    drop(q.named_producer("b").unwrap());
+    assert!(matches!(
+        q.named_producer("c"),
+        Err(GroupError::ProducerNamesFull { max: 2 })
+    ));
+
+    q.remove_producer_name("a").unwrap();
+    assert_eq!(q.producer_name(old_a), None);
+    let names: Vec<String> = q.stat().names.into_iter().map(|n| n.name).collect();
+    assert_eq!(names, ["b"]);
+    // "c" takes a's slot, under a new id.
+    let mut c = q.named_producer("c").unwrap();
+    let c_id = c.id().unwrap();
+    assert_ne!(c_id, old_a);
+    assert_eq!(c_id as u32, old_a as u32, "the same slot");
+    assert_eq!(c.last_pseq(), None);
+    c.send(b"c0").unwrap();
+    drop(c);
+    assert_eq!(q.producer_name(old_a), None);
+    assert_eq!(q.producer_name(c_id).as_deref(), Some("c"));
+    let got: Vec<(Vec<u8>, Option<String>)> = drain(&q)
+        .into_iter()
+        .map(|(p, t)| (p, q.producer_name(t.unwrap().id)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (b"a0".to_vec(), None),
+            (b"a1".to_vec(), None),
+            (b"a2".to_vec(), None),
+            (b"c0".to_vec(), Some("c".to_owned())),
+        ]
+    );
+
+    // "a" again: a new name with no history, so pseq 0 is not a duplicate.
+    q.remove_producer_name("b").unwrap();
+    let mut a = q.named_producer("a").unwrap();
+    assert_eq!(a.last_pseq(), None);
+    assert_ne!(a.id(), Some(old_a));
+    a.send_as(0, b"again").unwrap();
+    drop(a);
+    assert!(matches!(
+        q.remove_producer_name("zzz"),
+        Err(GroupError::UnknownProducerName(n)) if n == "zzz"
+    ));
+    check_passes(&path);
+}
+
+/// `shmq producer rm` removes the name a SIGKILLed `shmq send --producer`
+/// held (the dead producer is recovered first), and says so for a name
+/// that does not exist.
+#[test]
+fn producer_rm_removes_a_dead_producers_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = create(dir.path(), 64 << 10);
+    let p = path.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(["send", p, "--producer", "p"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "one").unwrap();
+    stdin.flush().unwrap();
+    let t0 = std::time::Instant::now();
+    while stat(&path)["producer_names"][0]["last_pseq"] != 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{}", stat(&path));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rm = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shmq"))
+            .args(["producer", "rm", p, name])
+            .output()
+            .unwrap()
+    };
+    let out = rm("p");
+    assert!(!out.status.success(), "removed while its producer lives");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by live process"));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let out = rm("p");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = stat(&path);
+    assert_eq!(st["producer_names"], serde_json::json!([]), "{st}");
+    assert_eq!(st["producers"], serde_json::json!([]), "{st}");
+    let out = rm("p");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no producer name 'p'"));
+    check_passes(&path);
+}

@@ -6,6 +6,7 @@ mod demo;
 mod dump;
 mod gc;
 mod group;
+mod producer;
 mod recv;
 mod send;
 mod spill;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Create(args) => create::run(args),
         Cmd::Group { cmd } => group::run(cmd),
+        Cmd::Producer { cmd } => producer::run(cmd),
         Cmd::Send(args) => send::run(&args),
         Cmd::Recv(args) => recv::run(&args),
         Cmd::Stat { path, json } => stat::run(&path, json),

@@ -756,3 +756,45 @@ fn recovery_settles_a_dead_named_producers_last_pseq() {
         });
     }
 }
+
+/// A consumer looks up the name of a message's producer id while one
+/// process removes the name and another, after it (as the admin lock orders
+/// them), creates a name of the same length in the freed slot: the consumer gets
+/// the old name or nothing, never the new name for the old id (the
+/// generation is a seqlock around the name's words). Fails without the
+/// reader's second look at the generation, or without the Release fence
+/// before a new name's words.
+#[test]
+fn identity_removed_and_reused_never_lends_its_id_the_new_name() {
+    model(|| {
+        let r = Arc::new(ring());
+        let (i, _) = r.attach_identity(b"old", 0, |_| None).unwrap();
+        let old = r.identity_id(i);
+        // The creator starts after the removal, as the admin lock would
+        // order them, but in a thread of its own: its stores are not the
+        // remover's.
+        let r2 = r.clone();
+        let admin = thread::spawn(move || {
+            r2.remove_identity(b"old", |_| None).unwrap();
+            let r3 = r2.clone();
+            thread::spawn(move || {
+                let (j, _) = r3.attach_identity(b"new", 0, |_| None).unwrap();
+                r3.identity_id(j)
+            })
+            .join()
+            .unwrap()
+        });
+        let r4 = r.clone();
+        let reader = thread::spawn(move || r4.name_of_id(old));
+        let seen = reader.join().unwrap();
+        let new = admin.join().unwrap();
+        assert!(
+            seen.is_none() || seen.as_deref() == Some(&b"old"[..]),
+            "{seen:?}"
+        );
+        assert_eq!(r.name_of_id(old), None);
+        assert_ne!(new, old);
+        assert_eq!(new as u32, old as u32, "the freed slot is reused");
+        assert_eq!(r.name_of_id(new).as_deref(), Some(&b"new"[..]));
+    });
+}

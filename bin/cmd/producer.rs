@@ -1,0 +1,15 @@
+//! `shmq producer rm`
+
+use crate::cli::ProducerCmd;
+use shmq::Queue;
+
+pub fn run(cmd: ProducerCmd) -> Result<(), String> {
+    match cmd {
+        ProducerCmd::Rm { path, name } => {
+            let q = Queue::open(&path).map_err(|e| e.to_string())?;
+            q.remove_producer_name(&name).map_err(|e| e.to_string())?;
+            eprintln!("producer name '{name}' removed");
+            Ok(())
+        }
+    }
+}
