@@ -302,32 +302,16 @@ fn header_bytes(geo: &Geometry, nonce: u64, spill: Option<&SpillOptions>) -> Vec
         put(&mut h, OFF_SPILL_RETAIN_NS, &retain_ns.to_ne_bytes());
         put(&mut h, OFF_SPILL_DIR, dir);
     }
-    put(
-        &mut h,
-        OFF_GROUP_TABLE,
-        &(geo.group_table_off() as u64).to_ne_bytes(),
-    );
-    put(
-        &mut h,
-        OFF_SLOT_SIZE,
-        &(geo.slot_size() as u64).to_ne_bytes(),
-    );
-    put(
-        &mut h,
-        OFF_PRODUCER_TABLE,
-        &(geo.producer_table_off() as u64).to_ne_bytes(),
-    );
-    put(
-        &mut h,
-        OFF_IDENTITY_TABLE,
-        &(geo.identity_table_off() as u64).to_ne_bytes(),
-    );
-    put(&mut h, OFF_RING, &(geo.ring_off() as u64).to_ne_bytes());
-    put(
-        &mut h,
-        OFF_FILE_SIZE,
-        &(geo.file_size() as u64).to_ne_bytes(),
-    );
+    for (off, v) in [
+        (OFF_GROUP_TABLE, geo.group_table_off()),
+        (OFF_SLOT_SIZE, geo.slot_size()),
+        (OFF_PRODUCER_TABLE, geo.producer_table_off()),
+        (OFF_IDENTITY_TABLE, geo.identity_table_off()),
+        (OFF_RING, geo.ring_off()),
+        (OFF_FILE_SIZE, geo.file_size()),
+    ] {
+        put(&mut h, off, &(v as u64).to_ne_bytes());
+    }
     put(&mut h, OFF_CREATED, &crate::clock::now_ns().to_ne_bytes());
     put(&mut h, OFF_NONCE, &nonce.to_ne_bytes());
     h
@@ -930,11 +914,7 @@ impl Queue {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
         let slot = self.register_producer()?;
-        let attached = ring.attach_identity(name.as_bytes(), slot, |owner| {
-            ring.registry_owner(owner)
-                .map(|(pid, start, ident)| (pid, liveness::is_alive(pid, start), ident))
-        });
-        match attached {
+        match ring.attach_identity(name.as_bytes(), slot, |s| self.name_owner(s)) {
             Ok((i, next)) => {
                 ring.set_identity(slot, i);
                 let id = ring.identity_id(i);
@@ -942,21 +922,34 @@ impl Queue {
             }
             Err(refused) => {
                 ring.unregister_producer(slot);
-                Err(match refused {
-                    Refused::InUse(pid, true) => GroupError::ProducerNameInUse {
-                        name: name.to_owned(),
-                        pid,
-                    },
-                    Refused::InUse(pid, false) => GroupError::ProducerUnsettled {
-                        name: name.to_owned(),
-                        pid,
-                    },
-                    Refused::Full => GroupError::ProducerNamesFull {
-                        max: ring.geo.max_producers,
-                    },
-                    Refused::Unknown => unreachable!("attaching creates the name"),
-                })
+                Err(self.name_refused(name, refused))
             }
+        }
+    }
+
+    /// `(pid, alive, identity slot + 1)` of the producer in registry slot
+    /// `slot`, as the table of names asks (identity.rs).
+    fn name_owner(&self, slot: usize) -> Option<(u64, bool, u64)> {
+        self.ring()
+            .registry_owner(slot)
+            .map(|(pid, start, ident)| (pid, liveness::is_alive(pid, start), ident))
+    }
+
+    /// The error for producer name `name` refused by the table of names.
+    fn name_refused(&self, name: &str, refused: Refused) -> GroupError {
+        match refused {
+            Refused::InUse(pid, true) => GroupError::ProducerNameInUse {
+                name: name.to_owned(),
+                pid,
+            },
+            Refused::InUse(pid, false) => GroupError::ProducerUnsettled {
+                name: name.to_owned(),
+                pid,
+            },
+            Refused::Full => GroupError::ProducerNamesFull {
+                max: self.ring().geo.max_producers,
+            },
+            Refused::Unknown => GroupError::UnknownProducerName(name.to_owned()),
         }
     }
 
@@ -981,21 +974,8 @@ impl Queue {
         // A dead producer still attached under the name is settled and
         // detached first.
         ring.recover_claims(liveness::is_alive);
-        ring.remove_identity(name.as_bytes(), |owner| {
-            ring.registry_owner(owner)
-                .map(|(pid, start, ident)| (pid, liveness::is_alive(pid, start), ident))
-        })
-        .map_err(|refused| match refused {
-            Refused::InUse(pid, true) => GroupError::ProducerNameInUse {
-                name: name.to_owned(),
-                pid,
-            },
-            Refused::InUse(pid, false) => GroupError::ProducerUnsettled {
-                name: name.to_owned(),
-                pid,
-            },
-            Refused::Full | Refused::Unknown => GroupError::UnknownProducerName(name.to_owned()),
-        })
+        ring.remove_identity(name.as_bytes(), |s| self.name_owner(s))
+            .map_err(|refused| self.name_refused(name, refused))
     }
 
     /// The name of the named producer with id `id` ([`ProducerTag::id`](crate::ProducerTag)).
