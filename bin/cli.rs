@@ -74,7 +74,8 @@ pub enum Cmd {
         /// Take every measurement this many times, the mechanisms interleaved
         /// in each round: percentiles are over all rounds' samples, rates the
         /// median round's, and ratios to the floor the median (and range) of
-        /// the per-round ratios. For machines whose speed drifts.
+        /// the per-round ratios. For machines whose speed drifts. (The spill
+        /// test runs once.)
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
         rounds: u32,
         /// spill: the file system to spill to (a private directory is made in
