@@ -104,7 +104,8 @@ pub enum Cmd {
         #[arg(long)]
         count: Option<u64>,
         /// One JSON object per line: seq, ts_ns, source, payload (or payload_b64);
-        /// producer and pseq for a named producer's message.
+        /// producer (its name, null once removed), producer_id and pseq for a
+        /// named producer's message.
         #[arg(long)]
         json: bool,
     },
@@ -267,8 +268,9 @@ pub struct RecvArgs {
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// One JSON object per line: seq, len, ts_ns, redelivered, payload (or
-    /// payload_b64); producer and pseq for a named producer's message,
-    /// dead_letter_from and dead_letter_seq for a dead letter.
+    /// payload_b64); producer (its name, null once removed), producer_id and
+    /// pseq for a named producer's message, dead_letter_from and
+    /// dead_letter_seq for a dead letter.
     #[arg(long)]
     pub json: bool,
     /// Print nothing per message.

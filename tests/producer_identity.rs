@@ -443,3 +443,35 @@ fn producer_rm_removes_a_dead_producers_name() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no producer name 'p'"));
     check_passes(&path);
 }
+
+/// `recv --json` and `dump --json` give a named producer's messages their
+/// name, id and pseq; once the name is removed, the same id with a null name.
+#[test]
+fn json_lines_carry_the_producer_name_id_and_pseq() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = create(dir.path(), 64 << 10);
+    let p = path.to_str().unwrap();
+    let (ok, err) = send_lines(&path, &["x".to_owned(), "y".to_owned()], None);
+    assert!(ok, "{err}");
+    let id = stat(&path)["producer_names"][0]["id"].clone();
+    let lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        shmq(args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let got = lines(&["recv", p, "--group", "g", "--count", "2", "--json"]);
+    for (k, m) in got.iter().enumerate() {
+        assert_eq!(m["producer"], "p", "{m}");
+        assert_eq!(m["producer_id"], id, "{m}");
+        assert_eq!(m["pseq"], k, "{m}");
+    }
+    shmq(&["producer", "rm", p, "p"]);
+    let dumped = lines(&["dump", p, "--from", "0", "--count", "2", "--json"]);
+    assert_eq!(dumped.len(), 2);
+    for (k, m) in dumped.iter().enumerate() {
+        assert_eq!(m["producer"], serde_json::Value::Null, "{m}");
+        assert_eq!(m["producer_id"], id, "{m}");
+        assert_eq!(m["pseq"], k, "{m}");
+    }
+}

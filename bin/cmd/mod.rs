@@ -141,8 +141,9 @@ pub fn human_size(n: u64) -> String {
 }
 
 /// Adds a message's payload (`payload`, or `payload_b64` when it is not
-/// UTF-8) and, for a named producer's message, `producer` (its name) and
-/// `pseq` to a JSON line of `recv` or `dump`.
+/// UTF-8) and, for a named producer's message, `producer` (its name, null
+/// once the name was removed), `producer_id` and `pseq` to a JSON line of
+/// `recv` or `dump`.
 pub fn json_message(
     obj: &mut serde_json::Value,
     q: &shmq::Queue,
@@ -151,10 +152,8 @@ pub fn json_message(
 ) {
     use base64::Engine;
     if let Some(t) = producer {
-        obj["producer"] = q
-            .producer_name(t.id)
-            .unwrap_or_else(|| t.id.to_string())
-            .into();
+        obj["producer"] = q.producer_name(t.id).into();
+        obj["producer_id"] = t.id.into();
         obj["pseq"] = t.pseq.into();
     }
     match std::str::from_utf8(payload) {
