@@ -158,15 +158,17 @@ fn passed_over(kind: u64, flags: u32, g: usize, dl_only: bool) -> bool {
 
 impl<R: Region> Ring<R> {
     pub(crate) fn slot_word(&self, g: usize, field: usize) -> &AtomicU64 {
-        self.region.u64_at(self.geo.slot_off(g) + field)
+        self.region.u64_at(self.group_off(g) + field)
     }
 
     pub(crate) fn cursor(&self, g: usize) -> &AtomicU128 {
-        self.region.u128_at(self.geo.slot_off(g) + G_CURSOR)
+        self.region.u128_at(self.group_off(g) + G_CURSOR)
     }
 
     pub(crate) fn member_word(&self, g: usize, m: usize, field: usize) -> &AtomicU64 {
-        self.region.u64_at(self.geo.member_off(g, m) + field)
+        debug_assert!(m < self.geo.max_members as usize);
+        self.region
+            .u64_at(self.group_off(g) + G_MEMBERS + m * MEMBER_SIZE + field)
     }
 
     fn slot_state(&self, g: usize) -> u64 {

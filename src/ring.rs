@@ -39,6 +39,9 @@ pub struct Ring<R> {
     /// once: a send announces its claim in its registry slot.
     pub(crate) producers_off: usize,
     pub(crate) identities_off: usize,
+    /// `geo.slot_size()`, computed once: every take reaches its group's
+    /// cursor and its member slot through it.
+    slot_size: usize,
     /// `(geo.capacity - 1) & !7`: maps a position to its aligned ring offset
     /// (see `Geometry::ring_at`).
     mask: u64,
@@ -163,6 +166,7 @@ impl<R: Region> Ring<R> {
             ring_off: geo.ring_off(),
             producers_off: geo.producer_table_off(),
             identities_off: geo.identity_table_off(),
+            slot_size: geo.slot_size(),
             mask: (geo.capacity - 1) & !(ALIGN as u64 - 1),
         }
     }
@@ -175,6 +179,17 @@ impl<R: Region> Ring<R> {
             self.geo.ring_at(pos)
         );
         self.ring_off + (pos & self.mask) as usize
+    }
+
+    /// Offset of group slot `g` (`Geometry::slot_off`, with the slot size
+    /// computed once).
+    #[inline]
+    pub(crate) fn group_off(&self, g: usize) -> usize {
+        debug_assert_eq!(
+            self.geo.group_table_off() + g * self.slot_size,
+            self.geo.slot_off(g)
+        );
+        self.geo.group_table_off() + g * self.slot_size
     }
 
     /// The geometry.
