@@ -7,8 +7,9 @@
 //! - **Dense sequence numbers.** Every message gets a queue-wide `u64`, strictly
 //!   increasing in the order every consumer sees it, so lag is exact and a gap
 //!   is detectable.
-//! - **Lock-free producers.** Any number of producers in any processes publish
-//!   concurrently with one 128-bit CAS and no syscall on the hot path.
+//! - **Lock-free producers.** Producers in any processes (as many at once as
+//!   the queue's `max_producers`, set at creation) publish concurrently with
+//!   one 128-bit CAS and no syscall on the hot path.
 //! - **Consumer groups.** Broadcast between groups, unicast within a group:
 //!   every group receives every message in order; the members of one group
 //!   compete and each message goes to exactly one of them. Positions live in the
