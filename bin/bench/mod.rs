@@ -1073,3 +1073,20 @@ fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Spread;
+
+    #[test]
+    fn spread_is_the_median_and_range_of_rounds() {
+        assert_eq!(Spread::of(vec![]), None);
+        let s = Spread::of(vec![3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        // An even count: the mean of the middle two.
+        let s = Spread::of(vec![4.0, 1.0, 3.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        assert_eq!(s.ratio_text(4), "2.50x (1.00-4.00)");
+        assert_eq!(s.ratio_text(1), "2.50x");
+    }
+}
