@@ -59,6 +59,19 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
 
 #[test]
 fn producer_blocked_on_full_ring_wakes_when_consumer_reads() {
+    blocked_producer_wakes(0);
+}
+
+/// The same from registry slot 40: the SPACE sleeper count has no per-slot
+/// bit to run out of.
+#[test]
+fn producer_in_a_high_registry_slot_blocked_on_full_ring_wakes() {
+    blocked_producer_wakes(40);
+}
+
+/// Fills the ring, then blocks a producer in registry slot `idle` (the
+/// slots below it held by idle producers) until the consumer reads.
+fn blocked_producer_wakes(idle: usize) {
     let q = Queue::in_memory(&shmq::QueueOptions {
         capacity: 4096,
         max_msg: 64,
@@ -69,6 +82,7 @@ fn producer_blocked_on_full_ring_wakes_when_consumer_reads() {
     let mut c = q.consumer("g").unwrap();
     let mut p = q.producer().unwrap();
     while p.try_send(&[1; 64]).is_ok() {}
+    let held: Vec<_> = (1..idle).map(|_| q.producer().unwrap()).collect();
     let q2 = q.clone();
     let t = std::thread::spawn(move || {
         let mut p = q2.producer().unwrap();
@@ -76,7 +90,17 @@ fn producer_blocked_on_full_ring_wakes_when_consumer_reads() {
         msg.resize(64, b'!');
         p.send(&msg).unwrap()
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // It falls asleep (it wakes every 100 ms to look around, so poll).
+    let t0 = std::time::Instant::now();
+    loop {
+        let st = q.stat();
+        let slot = idle.max(1);
+        if st.sleeping_producers == 1 && st.producers.get(slot).is_some_and(|p| p.asleep) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{st:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert!(!t.is_finished(), "the producer should be waiting for space");
     let mut last = None;
     while let Ok(m) = c.recv_timeout(Duration::from_secs(5)) {
@@ -86,4 +110,6 @@ fn producer_blocked_on_full_ring_wakes_when_consumer_reads() {
         }
     }
     assert_eq!(last, Some(t.join().unwrap()));
+    assert_eq!(q.stat().sleeping_producers, 0);
+    drop(held);
 }
