@@ -404,15 +404,8 @@ fn producer_rm_removes_a_dead_producers_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = create(dir.path(), 64 << 10);
     let p = path.to_str().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shmq"))
-        .args(["send", p, "--producer", "p"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "one").unwrap();
-    stdin.flush().unwrap();
+    // Attached under "p" while `held.stdin` is open.
+    let mut held = common::sender(&path, &["--producer", "p"], "one");
     let t0 = std::time::Instant::now();
     while stat(&path)["producer_names"][0]["last_pseq"] != 0 {
         assert!(t0.elapsed() < Duration::from_secs(30), "{}", stat(&path));
@@ -427,8 +420,8 @@ fn producer_rm_removes_a_dead_producers_name() {
     let out = rm("p");
     assert!(!out.status.success(), "removed while its producer lives");
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by live process"));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    held.child.kill().unwrap(); // SIGKILL
+    held.child.wait().unwrap();
     let out = rm("p");
     assert!(
         out.status.success(),

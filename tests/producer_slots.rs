@@ -4,36 +4,15 @@
 
 mod common;
 
-use common::{shmq, shmq_ok, stat};
+use common::{sender, shmq, shmq_ok, stat, Sender};
 use shmq::{GroupError, Queue};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
-
-/// A `shmq send` process that has sent `first` and stays attached while its
-/// stdin is open.
-struct Sender {
-    child: Child,
-    stdin: ChildStdin,
-}
-
-fn sender(path: &Path, first: &str) -> Sender {
-    let mut child = Command::new(SHMQ)
-        .args(["send", path.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{first}").unwrap();
-    stdin.flush().unwrap();
-    Sender { child, stdin }
-}
 
 /// Waits (up to 30 s) until `tail_seq` reaches `n` and `producers` live
 /// producers are registered; returns their pids in slot order.
@@ -71,7 +50,7 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
     assert_eq!(s["max_producers"], SLOTS, "{s}");
 
     let mut senders: Vec<Sender> = (0..SLOTS)
-        .map(|i| sender(&path, &format!("p{i}")))
+        .map(|i| sender(&path, &[], &format!("p{i}")))
         .collect();
     let pids = wait_for(&path, SLOTS as u64, SLOTS);
     let mut spawned: Vec<u64> = senders.iter().map(|s| u64::from(s.child.id())).collect();
@@ -110,7 +89,7 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
     let mut dead = senders.remove(victim);
     dead.child.kill().unwrap();
     dead.child.wait().unwrap();
-    senders.push(sender(&path, "late"));
+    senders.push(sender(&path, &[], "late"));
     let late_pid = u64::from(senders.last().unwrap().child.id());
     let now = wait_for(&path, SLOTS as u64 + 1, SLOTS);
     assert_eq!(now[35], late_pid, "the freed slot 35 was reused");

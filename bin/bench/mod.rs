@@ -862,10 +862,6 @@ impl Spread {
             format!("{:.2}x", self.median)
         }
     }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!([self.min, self.max])
-    }
 }
 
 /// One mechanism, test and size over every round.
@@ -952,6 +948,13 @@ fn summarize(rows: &[Row]) -> Result<Vec<Summary>, String> {
 
 fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32) {
     if json {
+        // A ratio: its median at `key`, with several rounds its range too.
+        let put = |o: &mut serde_json::Value, key: &str, v: Spread| {
+            o[key] = serde_json::json!(v.median);
+            if rounds > 1 {
+                o[format!("{key}_range")] = serde_json::json!([v.min, v.max]);
+            }
+        };
         for r in sums {
             let mut o = serde_json::json!({
                 "mechanism": r.mechanism, "test": r.test, "size": r.size, "rounds": rounds,
@@ -962,10 +965,7 @@ fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32)
                     o["p50_rounds"] = serde_json::json!(r.p50s);
                 }
                 if let Some(v) = r.vs_floor {
-                    o["p50_vs_floor"] = serde_json::json!(v.median);
-                    if rounds > 1 {
-                        o["p50_vs_floor_range"] = v.json();
-                    }
+                    put(&mut o, "p50_vs_floor", v);
                 }
             }
             if let Some(m) = r.rate() {
@@ -975,16 +975,10 @@ fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32)
                     o["msgs_per_s_rounds"] = serde_json::json!(r.rates);
                 }
                 if let Some(v) = r.vs_floor {
-                    o["vs_floor"] = serde_json::json!(v.median);
-                    if rounds > 1 {
-                        o["vs_floor_range"] = v.json();
-                    }
+                    put(&mut o, "vs_floor", v);
                 }
                 if let Some(v) = r.vs_one_group {
-                    o["vs_one_group"] = serde_json::json!(v.median);
-                    if rounds > 1 {
-                        o["vs_one_group_range"] = v.json();
-                    }
+                    put(&mut o, "vs_one_group", v);
                 }
             }
             println!("{o}");

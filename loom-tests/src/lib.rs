@@ -181,11 +181,30 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
             },
         )
         .expect("no deadline");
-    let mut buf = [0u8; 8];
     assert_eq!(t.len, 8);
-    r.read_payload(&t, &mut buf);
+    let v = value(r, &t);
     r.release(g, m);
-    (t.seq, u64::from_le_bytes(buf))
+    (t.seq, v)
+}
+
+/// The 8-byte value a model's message `t` carries (the caller pins it).
+pub fn value(r: &Ring<LoomRegion>, t: &group::Taken) -> u64 {
+    let mut buf = [0u8; 8];
+    r.read_payload(t, &mut buf);
+    u64::from_le_bytes(buf)
+}
+
+/// Member `m` takes the message at group `g`'s cursor with explicit
+/// acknowledgement and nacks it: it is pending, still pinned by `m`'s
+/// hazard. Returns it.
+pub fn take_and_nack(r: &Ring<LoomRegion>, g: usize, m: usize) -> group::Taken {
+    let t = r
+        .try_take(g, m, true)
+        .expect("corrupt")
+        .and_then(|t| t.ring())
+        .expect("a message at the cursor");
+    r.nack(g, m).expect("held");
+    t
 }
 
 /// Receives if a message is there now.
@@ -195,10 +214,9 @@ pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> 
         .expect("corrupt")?
         .ring()
         .expect("on the ring");
-    let mut buf = [0u8; 8];
-    r.read_payload(&t, &mut buf);
+    let v = value(r, &t);
     r.release(g, m);
-    Some((t.seq, u64::from_le_bytes(buf)))
+    Some((t.seq, v))
 }
 
 /// Receives up to `max` messages with one cursor CAS if any are there now:

@@ -115,12 +115,7 @@ fn reaped_mid_move(copied: bool) {
         for i in 0..3 {
             send(&r, &mut pc, val(7, i), Spin);
         }
-        let t = r
-            .try_take(g, holder, true)
-            .expect("corrupt")
-            .and_then(|t| t.ring())
-            .expect("message 0");
-        r.nack(g, holder).expect("held");
+        let t = take_and_nack(&r, g, holder);
         die_taking_pending(&r, g, taker, copied);
         let producer = {
             let r = r.clone();
@@ -134,13 +129,7 @@ fn reaped_mid_move(copied: bool) {
         r.detach(g, taker);
         let e = r.take_pending(g, live).expect("pending again");
         assert_eq!((e.seq, e.at), (0, t.pos));
-        let mut buf = [0u8; 8];
-        r.read_payload(&t, &mut buf);
-        assert_eq!(
-            u64::from_le_bytes(buf),
-            val(7, 0),
-            "overwritten while pinned"
-        );
+        assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
         r.ack(g, live).expect("held");
         assert_eq!(producer.join().unwrap(), 3);
         assert_eq!(r.ack_stats(g).0, 0, "nothing left pending");
@@ -484,13 +473,8 @@ fn redelivery_hand_off_keeps_the_message_pinned() {
         let mut pc = r.producer_cursor();
         send(&r, &mut pc, val(7, 0), Spin);
         // Member 1 takes message 0 with explicit ack, and nacks it.
-        let t = r
-            .try_take(g, m1, true)
-            .expect("corrupt")
-            .and_then(|t| t.ring())
-            .expect("message 0");
+        let t = take_and_nack(&r, g, m1);
         assert_eq!(t.seq, 0);
-        r.nack(g, m1).expect("held");
         let producer = {
             let r = r.clone();
             thread::spawn(move || {
@@ -504,13 +488,7 @@ fn redelivery_hand_off_keeps_the_message_pinned() {
         };
         let e = r.take_pending(g, m0).expect("pending");
         assert_eq!((e.seq, e.attempts), (0, 1));
-        let mut buf = [0u8; 8];
-        r.read_payload(&t, &mut buf);
-        assert_eq!(
-            u64::from_le_bytes(buf),
-            val(7, 0),
-            "overwritten while pinned"
-        );
+        assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
         r.ack(g, m0).expect("held");
         producer.join().unwrap();
     });
@@ -615,10 +593,8 @@ fn spill_hand_off_loses_and_repeats_nothing() {
         while (got.len() as u64) < N {
             match r.try_take(g, m, false).expect("corrupt") {
                 Some(Take::Ring(t)) => {
-                    let mut buf = [0u8; 8];
-                    r.read_payload(&t, &mut buf);
+                    got.push((t.seq, value(&r, &t)));
                     r.release(g, m);
-                    got.push((t.seq, u64::from_le_bytes(buf)));
                 }
                 Some(Take::Disk(cur)) => {
                     let (seq, at) = unpack(cur);

@@ -283,3 +283,27 @@ impl FuzzRng {
         self.next() % n.max(1)
     }
 }
+
+/// A `shmq send PATH ARGS` process (the binary under test) that has been
+/// given the line `first` and stays attached while `stdin` is open.
+pub struct Sender {
+    pub child: std::process::Child,
+    pub stdin: std::process::ChildStdin,
+}
+
+pub fn sender(q: &std::path::Path, args: &[&str], first: &str) -> Sender {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(["send", q.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{first}").unwrap();
+    stdin.flush().unwrap();
+    Sender { child, stdin }
+}
