@@ -240,7 +240,7 @@ impl Consumer {
         // full poll. A receive that may wait looks again at an empty ring
         // FAST_POLLS times before the full wait is set up: a message that
         // arrives meanwhile is handed over from here (measured, `shmq bench
-        // pingpong`: some 30 ns less per round trip than from the full wait's
+        // pingpong`: 20-30 ns less per round trip than from the full wait's
         // loop), and every wait strategy spins longer than that anyway.
         let ring = self.q.ring();
         let hold = self.ack == Ack::Explicit;
