@@ -228,7 +228,8 @@ impl Consumer {
         self.wait = w;
     }
 
-    #[inline]
+    // Inlined, with `Ring::try_take` in it: see there (group.rs).
+    #[inline(always)]
     fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
         // A wake of this process (the last release) may have found nobody.
         self.q.after_stale_wake();
@@ -360,6 +361,8 @@ impl Consumer {
         }
     }
 
+    // Inlined: see `Ring::try_take` (group.rs).
+    #[inline(always)]
     fn copy_out(&mut self, got: Got, buf: &mut Vec<u8>) -> Meta {
         let meta = match got {
             Got::Ring(t, redelivered) => {

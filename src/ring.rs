@@ -287,6 +287,8 @@ impl<R: Region> Ring<R> {
 
     /// Claims `count` records whose layout from a start position is given by
     /// `end_of(start) -> end`. Never blocks; `Err(Full)` when the ring lacks room.
+    // Inlined into the send path: see `Ring::try_take` (group.rs).
+    #[inline(always)]
     pub fn try_claim(
         &self,
         pc: &mut ProducerCursor,
