@@ -246,8 +246,7 @@ impl Consumer {
         let ring = self.q.ring();
         let hold = self.ack == Ack::Explicit;
         let polls = match mode {
-            Mode::Until(Some(t)) if t.is_zero() => 1,
-            Mode::Try => 1,
+            Mode::Try | Mode::Until(Some(Duration::ZERO)) => 1,
             Mode::Until(_) => FAST_POLLS,
         };
         let mut empty = false;
