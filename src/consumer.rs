@@ -207,6 +207,7 @@ impl Consumer {
     /// After a copy: auto-ack finishes the message; explicit keeps it (and
     /// its pin) until `ack`. With auto-ack only a redelivery (taken over as
     /// an entry, so `redelivered > 0`) has an entry to end.
+    #[inline(always)]
     fn finish(&self, got: Got) {
         let ring = self.q.ring();
         let redelivery = match got {

@@ -485,6 +485,10 @@ impl Producer {
     ///
     /// # Errors
     /// [`SendError::TooLarge`].
+    // Inlined into the caller, which then builds the guard in place: returned
+    // through memory, it cost the zero-copy send ~17 ns more than `send`
+    // (one thread, 64 B, no consumer: 69 against 52 ns; inlined, 51 ns).
+    #[inline(always)]
     pub fn claim_send(&mut self, len: usize) -> Result<SendGuard<'_>, SendError> {
         self.check_len(len)?;
         let ext = self.number(None, 1)?;
