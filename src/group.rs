@@ -361,6 +361,9 @@ impl<R: Region> Ring<R> {
     /// wrong sequence number): the caller falls back to it. `None`: nothing
     /// is committed at the cursor. Without explicit acknowledgement only: an
     /// entry holds one message.
+    // Inlined into `recv_batch`, as `try_take` into a receive (criterion,
+    // send_batch + recv_batch of 64: 1.29 -> 1.19 us).
+    #[inline(always)]
     pub fn try_take_batch(
         &self,
         g: usize,
