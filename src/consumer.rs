@@ -207,6 +207,7 @@ impl Consumer {
     /// After a copy: auto-ack finishes the message; explicit keeps it (and
     /// its pin) until `ack`. With auto-ack only a redelivery (taken over as
     /// an entry, so `redelivered > 0`) has an entry to end.
+    // Inlined: see `Ring::try_take` (group.rs).
     #[inline(always)]
     fn finish(&self, got: Got) {
         let ring = self.q.ring();
@@ -478,7 +479,7 @@ impl Consumer {
             match self.deliver_batch(max, &mut f) {
                 Some(0) => self.take(mode)?,
                 Some(n) => return Ok(n),
-                // Empty: straight to waiting, without the fast path's look.
+                // Empty: the short poll at the cursor, then the wait.
                 None => self.take(mode)?,
             }
         } else {
