@@ -138,7 +138,8 @@ pub struct SlotInfo {
 }
 
 impl<R: Region> Ring<R> {
-    fn pword(&self, slot: usize, off: usize) -> &AtomicU64 {
+    /// Field `off` of registry slot `slot`.
+    pub(crate) fn pword(&self, slot: usize, off: usize) -> &AtomicU64 {
         debug_assert_eq!(
             self.producers_off + slot * PRODUCER_SLOT_SIZE,
             self.geo.producer_off(slot)

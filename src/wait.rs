@@ -203,9 +203,7 @@ impl<R: Region> Ring<R> {
     fn asleep_mark(&self, who: Sleeper) -> &crate::sync::AtomicU64 {
         match who {
             Sleeper::Member { g, m } => self.member_word(g, m, M_ASLEEP),
-            Sleeper::Producer { slot } => {
-                self.region.u64_at(self.geo.producer_off(slot) + P_ASLEEP)
-            }
+            Sleeper::Producer { slot } => self.pword(slot, P_ASLEEP),
         }
     }
 
