@@ -49,7 +49,7 @@ fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
         }
         if let Some(slot) = n.owner {
             let ident = ring.registry_owner(slot).map(|(_, _, i)| i);
-            if ident != Some(n.slot as u64 + 1) {
+            if ident != Some(n.slot() as u64 + 1) {
                 r.problems.push(format!(
                     "producer name {:?}: held by registry slot {slot}, which does not publish under it",
                     n.name
@@ -59,7 +59,7 @@ fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
     }
     for p in ring.producer_slots() {
         if let Some(i) = p.ident {
-            if !names.iter().any(|n| n.slot == i && n.owner == Some(p.slot)) {
+            if !names.iter().any(|n| n.slot() == i && n.owner == Some(p.slot)) {
                 r.problems.push(format!(
                     "producer slot {} (pid {}) publishes under name {i}, which it does not hold",
                     p.slot, p.pid

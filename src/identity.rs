@@ -53,8 +53,6 @@ pub struct NameStat {
     /// the table of names, and above bit 32 how many names that slot held
     /// before it).
     pub id: u64,
-    /// Its slot in the table of names.
-    pub(crate) slot: usize,
     /// The name.
     pub name: String,
     /// The pid of the producer attached under it, if any.
@@ -78,6 +76,17 @@ impl NameStat {
     pub fn held(&self) -> bool {
         self.owner.is_some()
     }
+
+    /// Its slot in the table of names.
+    pub(crate) fn slot(&self) -> usize {
+        split_id(self.id).0
+    }
+}
+
+/// A producer id's identity slot and generation (`Ring::identity_id`
+/// builds it).
+fn split_id(id: u64) -> (usize, u32) {
+    (id as u32 as usize, (id >> 32) as u32)
 }
 
 impl<R: Region> Ring<R> {
@@ -115,7 +124,7 @@ impl<R: Region> Ring<R> {
     /// still exists: a removed name's id names nothing, even once its slot
     /// holds another name.
     pub fn name_of_id(&self, id: u64) -> Option<Vec<u8>> {
-        let (i, gen) = (id as u32 as usize, (id >> 32) as u32);
+        let (i, gen) = split_id(id);
         if i >= self.geo.max_producers as usize {
             return None;
         }
@@ -290,7 +299,6 @@ impl<R: Region> Ring<R> {
                 let owner = w(I_OWNER).checked_sub(1).map(|s| s as usize);
                 Some(NameStat {
                     id: self.identity_id(i),
-                    slot: i,
                     name: String::from_utf8_lossy(&name).into_owned(),
                     pid: owner.and_then(|s| self.registry_owner(s)).map(|o| o.0),
                     owner,

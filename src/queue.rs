@@ -1167,7 +1167,7 @@ impl Queue {
                 .map(|p| ProducerStat {
                     name: p
                         .ident
-                        .and_then(|i| name_stats.iter().find(|n| n.slot == i))
+                        .and_then(|i| name_stats.iter().find(|n| n.slot() == i))
                         .map(|n| n.name.clone()),
                     pid: p.pid,
                     alive: liveness::is_alive(p.pid, p.start_time),
