@@ -166,9 +166,9 @@ impl<R: Region> Ring<R> {
     }
 
     pub(crate) fn member_word(&self, g: usize, m: usize, field: usize) -> &AtomicU64 {
-        debug_assert!(m < self.geo.max_members as usize);
-        self.region
-            .u64_at(self.group_off(g) + G_MEMBERS + m * MEMBER_SIZE + field)
+        let off = self.group_off(g) + G_MEMBERS + m * MEMBER_SIZE;
+        debug_assert_eq!(off, self.geo.member_off(g, m));
+        self.region.u64_at(off + field)
     }
 
     fn slot_state(&self, g: usize) -> u64 {
