@@ -875,17 +875,12 @@ struct Summary {
     p50s: Vec<u64>,
     /// Throughput tests: each round's rate.
     rates: Vec<f64>,
+    /// Throughput tests: the median round's rate.
+    rate: Option<f64>,
     /// Each round's ratio to the floor measured in the same round.
     vs_floor: Option<Spread>,
     /// Unblocked broadcast: each round's ratio to that round's unblocked 1 -> 1.
     vs_one_group: Option<Spread>,
-}
-
-impl Summary {
-    /// The median round's rate.
-    fn rate(&self) -> Option<f64> {
-        Spread::of(self.rates.clone()).map(|s| s.median)
-    }
 }
 
 /// Groups the rows by mechanism, test and size, in the order first measured.
@@ -925,6 +920,7 @@ fn summarize(rows: &[Row]) -> Result<Vec<Summary>, String> {
                 }
             })
             .collect();
+        let rates: Vec<f64> = same.iter().filter_map(|x| x.msgs_per_s).collect();
         let vs_one_group = same
             .iter()
             .filter_map(|x| Some(x.msgs_per_s? / one_group_of(rows, x)?.msgs_per_s?))
@@ -938,7 +934,8 @@ fn summarize(rows: &[Row]) -> Result<Vec<Summary>, String> {
                 .filter_map(|x| x.rtt.as_ref().map(p50))
                 .collect(),
             rtt,
-            rates: same.iter().filter_map(|x| x.msgs_per_s).collect(),
+            rate: Spread::of(rates.clone()).map(|s| s.median),
+            rates,
             vs_floor: Spread::of(vs_floor),
             vs_one_group: Spread::of(vs_one_group),
         });
@@ -968,7 +965,7 @@ fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32)
                     put(&mut o, "p50_vs_floor", v);
                 }
             }
-            if let Some(m) = r.rate() {
+            if let Some(m) = r.rate {
                 o["msgs_per_s"] = serde_json::json!(m);
                 o["mb_per_s"] = serde_json::json!(m * r.size as f64 / 1e6);
                 if rounds > 1 {
@@ -1036,7 +1033,7 @@ fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32)
             );
         }
     }
-    let tp: Vec<&Summary> = sums.iter().filter(|r| r.rate().is_some()).collect();
+    let tp: Vec<&Summary> = sums.iter().filter(|r| r.rate.is_some()).collect();
     if !tp.is_empty() {
         println!("\nthroughput (producer publish rate; every message delivered to every group)");
         println!(
@@ -1044,7 +1041,7 @@ fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32)
             "mechanism", "test", "size", "msgs/s", "MB/s", "vs floor"
         );
         for r in &tp {
-            let m = r.rate().unwrap_or(0.0);
+            let m = r.rate.unwrap_or(0.0);
             println!(
                 "{:<10} {:<22} {:>6} {:>12.0} {:>10.1}  {:>8}",
                 r.mechanism,
