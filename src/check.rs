@@ -59,7 +59,10 @@ fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
     }
     for p in ring.producer_slots() {
         if let Some(i) = p.ident {
-            if !names.iter().any(|n| n.slot() == i && n.owner == Some(p.slot)) {
+            if !names
+                .iter()
+                .any(|n| n.slot() == i && n.owner == Some(p.slot))
+            {
                 r.problems.push(format!(
                     "producer slot {} (pid {}) publishes under name {i}, which it does not hold",
                     p.slot, p.pid
