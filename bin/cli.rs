@@ -37,8 +37,9 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Cross-process latency and throughput, next to the physical floor, a pipe,
-    /// a Unix socket pair and crossbeam-channel.
+    /// Cross-process latency and throughput, next to the physical floor, a bare
+    /// ring of shmq's record layout, a pipe, a Unix socket pair and
+    /// crossbeam-channel.
     Bench {
         #[arg(value_enum, default_value_t = crate::bench::Test::All)]
         test: crate::bench::Test,
@@ -58,8 +59,8 @@ pub enum Cmd {
         /// Members for the 1 -> group of K test.
         #[arg(long, default_value_t = 4)]
         members: u32,
-        /// Ring size of the shmq queues and of the floor's SPSC ring (a
-        /// power of two; the unblocked tests size theirs to the run).
+        /// Ring size of the shmq queues, the bare rings and the floor's SPSC
+        /// ring (a power of two; the unblocked tests size theirs to the run).
         #[arg(long, value_parser = parse_size, default_value = "1MiB")]
         capacity: u64,
         /// Run only these mechanisms (comma separated).

@@ -24,7 +24,7 @@ fn pingpong_reports_every_mechanism_with_percentiles() {
     let rows = rows(&[
         "bench", "pingpong", "--size", "8,4KiB", "--msgs", "2000", "--json",
     ]);
-    for mech in ["floor", "shmq", "pipe", "uds", "crossbeam"] {
+    for mech in ["floor", "ring", "shmq", "pipe", "uds", "crossbeam"] {
         for size in [8, 4096] {
             let r = rows
                 .iter()
@@ -67,6 +67,7 @@ fn throughput_reports_rates_for_every_shape() {
         .collect();
     for want in [
         ("floor", "1->1"),
+        ("ring", "1->1"),
         ("shmq", "1->1"),
         ("pipe", "1->1"),
         ("uds", "1->1"),

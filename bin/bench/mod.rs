@@ -12,7 +12,7 @@ pub use endpoint::Mechanism;
 pub use spill::SpillBench;
 pub use worker::{run as run_worker, WorkerArgs};
 
-use endpoint::{ChannelEnd, Endpoint, FloorEnd, FloorRing, FutexEnd, ShmqEnd, StreamEnd};
+use endpoint::{BareRing, ChannelEnd, Endpoint, FloorEnd, FloorRing, FutexEnd, ShmqEnd, StreamEnd};
 use shmq::{Queue, QueueOptions, StartAt};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -50,8 +50,9 @@ pub struct Opts {
     pub rounds: u32,
 }
 
-const ALL: [Mechanism; 5] = [
+const ALL: [Mechanism; 6] = [
     Mechanism::Floor,
+    Mechanism::Ring,
     Mechanism::Shmq,
     Mechanism::Pipe,
     Mechanism::Uds,
@@ -224,6 +225,18 @@ fn echo_peer(
                 (ours, Peer::Proc(child))
             }
         }
+        Mechanism::Ring => {
+            let (ab, ba) = (ctx.path("ab.ring"), ctx.path("ba.ring"));
+            BareRing::file(&ab, ctx.capacity)?;
+            BareRing::file(&ba, ctx.capacity)?;
+            let mut args = common;
+            args.extend([s("--tx"), s(ba.display()), s("--rx"), s(ab.display())]);
+            let child = ctx.spawn_quiet(&args, peer_cpu)?;
+            (
+                Box::new(BareRing::new(Some(&ab), Some(&ba))?),
+                Peer::Proc(child),
+            )
+        }
         Mechanism::Pipe => {
             let mut child = ctx
                 .worker(&common, peer_cpu)
@@ -346,6 +359,17 @@ fn throughput_pair(ctx: &Ctx, m: Mechanism, size: usize, n: u64) -> Result<Row, 
             let sink = ctx.spawn_quiet(&a, ctx.cpus.1)?;
             let mut a = base("source");
             a.extend(extra);
+            let source = ctx.spawn_quiet(&a, ctx.cpus.0)?;
+            (finish(source)?, finish(sink)?)
+        }
+        Mechanism::Ring => {
+            let f = ctx.path("bare.ring");
+            BareRing::file(&f, ctx.capacity)?;
+            let mut a = base("sink");
+            a.extend([s("--rx"), s(f.display())]);
+            let sink = ctx.spawn_quiet(&a, ctx.cpus.1)?;
+            let mut a = base("source");
+            a.extend([s("--tx"), s(f.display())]);
             let source = ctx.spawn_quiet(&a, ctx.cpus.0)?;
             (finish(source)?, finish(sink)?)
         }

@@ -3,7 +3,9 @@
 //! throughput. Results go to stderr as one JSON line (stdout may be a pipe
 //! under test).
 
-use super::endpoint::{Endpoint, FloorEnd, FloorRing, FutexEnd, Mechanism, ShmqEnd, StreamEnd};
+use super::endpoint::{
+    BareRing, Endpoint, FloorEnd, FloorRing, FutexEnd, Mechanism, ShmqEnd, StreamEnd,
+};
 use base64::Engine;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
@@ -34,10 +36,11 @@ pub struct WorkerArgs {
     pub size: usize,
     #[arg(long)]
     pub count: u64,
-    /// shmq: queue to send on. floor: the shared file.
+    /// shmq: queue to send on. floor: the shared file. ring: the ring to
+    /// send on.
     #[arg(long)]
     pub tx: Option<PathBuf>,
-    /// shmq: queue to receive from.
+    /// shmq: queue to receive from. ring: the ring to receive from.
     #[arg(long)]
     pub rx: Option<PathBuf>,
     #[arg(long)]
@@ -116,6 +119,7 @@ pub fn endpoint(a: &WorkerArgs) -> Result<Box<dyn Endpoint>, String> {
                 Box::new(FloorRing::new(path, a.size.max(8), a.slots)?)
             }
         }
+        Mechanism::Ring => Box::new(BareRing::new(a.tx.as_deref(), a.rx.as_deref())?),
         Mechanism::Pipe => Box::new(StreamEnd {
             r: std::io::stdin(),
             w: std::io::stdout(),
