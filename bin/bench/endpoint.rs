@@ -16,6 +16,7 @@
 //! - `crossbeam`: a crossbeam bounded channel between two threads of one process.
 
 use memmap2::MmapRaw;
+use shmq::layout::{record_size, RECORD_HEADER};
 use shmq::{Consumer, Producer, Queue, WaitStrategy};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -346,9 +347,9 @@ impl Endpoint for FloorRing {
 
 // ---------- ring: shmq's record layout and nothing else ----------
 
-/// Header bytes of a bare-ring record, as in shmq (layout.rs): commit word,
-/// length, sequence number, timestamp.
-const BARE_HEADER: usize = 32;
+/// Header bytes of a bare-ring record: shmq's (commit word, length, sequence
+/// number, timestamp); records are sized as shmq's (`layout::record_size`).
+const BARE_HEADER: usize = RECORD_HEADER;
 /// Where the records start in a bare ring's file. The first word is the
 /// consumer's position, on a page of its own.
 const BARE_DATA: usize = 4096;
@@ -440,7 +441,7 @@ fn bare_pad(pos: u64) -> u64 {
 impl Endpoint for BareRing {
     fn send(&mut self, msg: &[u8]) -> Result<(), String> {
         let t = self.tx.as_mut().ok_or("bare ring: no ring to send on")?;
-        let size = (BARE_HEADER + msg.len()).next_multiple_of(8) as u64;
+        let size = record_size(msg.len() as u64);
         if size > t.cap {
             return Err(format!("bare ring: {} B do not fit", msg.len()));
         }
@@ -498,15 +499,22 @@ impl Endpoint for BareRing {
                 std::hint::spin_loop();
                 continue;
             }
+            // A record's header always fits before the ring's end (the
+            // producer pads otherwise): a commit word there is not ours.
+            let room = r.cap - r.pos % r.cap;
+            if room < BARE_HEADER as u64 {
+                return Err(format!("bare ring: a record {room} B before the end"));
+            }
             // Relaxed: made visible by the Acquire above. Read once, checked.
             let len = r.word(off + 8).load(Ordering::Relaxed);
-            let size = (BARE_HEADER as u64).saturating_add(len).next_multiple_of(8);
-            if len != buf.len() as u64 || size > r.cap - r.pos % r.cap {
+            // `len` first: `record_size` of a garbage length could overflow.
+            let size = (len == buf.len() as u64).then(|| record_size(len));
+            let Some(size) = size.filter(|&s| s <= room) else {
                 return Err(format!(
                     "bare ring: a record of {len} B, expected {}",
                     buf.len()
                 ));
-            }
+            };
             // SAFETY: checked above to lie inside the ring; the producer wrote
             // it before its Release and will not reuse it before we publish
             // our position past it.
