@@ -517,14 +517,16 @@ impl LogReader {
 
     /// Reads and checks the record at `pos`, its payload into `payload`.
     pub(crate) fn read(&mut self, pos: u64, payload: &mut Vec<u8>) -> Result<LogRecord, LogError> {
-        let (rec, crc) = self.read_head(pos)?;
+        // The CRC covers the header's bytes as they are on disk (flags
+        // included), so it is checked over those bytes, never over a header
+        // rebuilt from the parsed fields.
+        let mut head = [0u8; LOG_RECORD_HEADER];
+        self.pread(pos, 0, &mut head)?;
+        let (rec, crc) = parse_head(&head, self.max_msg).ok_or_else(|| {
+            LogError::Corrupt(format!("record at log position {pos} has a bad header"))
+        })?;
         payload.resize(rec.len as usize, 0);
         self.pread(pos, LOG_RECORD_HEADER as u64, payload)?;
-        let mut head = [0u8; LOG_RECORD_HEADER];
-        head[0..4].copy_from_slice(&rec.len.to_ne_bytes());
-        head[4..8].copy_from_slice(&(rec.kind as u32).to_ne_bytes());
-        head[8..16].copy_from_slice(&rec.seq.to_ne_bytes());
-        head[16..24].copy_from_slice(&rec.ts_ns.to_ne_bytes());
         if record_crc(&head, payload) != crc {
             return Err(LogError::Corrupt(format!(
                 "record at log position {pos} (seq {}) fails its checksum",
@@ -931,7 +933,21 @@ mod tests {
             } else {
                 (s % 90) as usize
             };
-            encode_record(&mut buf, s, s, KIND_MSG, &vec![s as u8; len]);
+            // Every other record carries flags (a named producer's
+            // extension), which the CRC covers as they are on disk: both
+            // read paths must check it over them.
+            let flags = if s % 2 == 1 {
+                crate::layout::FLAG_PRODUCER
+            } else {
+                0
+            };
+            let len = len
+                + if flags != 0 {
+                    crate::layout::PRODUCER_EXT
+                } else {
+                    0
+                };
+            encode_record_with(&mut buf, s, s, KIND_MSG, flags, len, |d| d.fill(s as u8));
             recs.push((s, log_record_size(len as u64)));
         }
         let pos = w.append(&buf, &recs).unwrap();
