@@ -153,6 +153,10 @@ pub struct CreateArgs {
     /// Producer slots: producers attached at once, and producer names kept.
     #[arg(long, default_value_t = 64)]
     pub max_producers: u32,
+    /// Entries of each group's ack table: messages the members of one group
+    /// hold unacknowledged or that wait for redelivery, at once.
+    #[arg(long, default_value_t = 64)]
+    pub ack_entries: u32,
     /// Replace an existing file (and an existing spill log in --spill-dir).
     #[arg(long)]
     pub force: bool,
@@ -200,6 +204,14 @@ pub enum GroupCmd {
         /// groups give up and send to it (with --dead-letter NAME).
         #[arg(long, conflicts_with_all = ["from", "max_attempts"])]
         dead_letters: bool,
+        /// Messages each member may hold unacknowledged at once (--ack
+        /// explicit); a member may set its own with recv --max-unacked.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        max_unacked: u64,
+        /// Ack deadline: a message held unacknowledged longer than this is
+        /// given back for redelivery to another member (e.g. 30s).
+        #[arg(long, value_parser = parse_duration)]
+        ack_wait: Option<Duration>,
     },
     /// Unregister a group (refused while it has live members).
     Rm { path: PathBuf, group: String },
@@ -290,6 +302,11 @@ pub struct RecvArgs {
     /// all of them; with --ack explicit, one at a time regardless).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
+    /// With --ack explicit: how many messages this member may hold
+    /// unacknowledged at once [default: the group's]. Each is acknowledged
+    /// once its line is written and flushed.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_unacked: Option<u64>,
 }
 
 /// `--ack`.

@@ -1,45 +1,57 @@
-//! Acknowledgements: the unacknowledged message of each member, its
-//! redelivery, and its hand-over from one member slot to another.
+//! Acknowledgements: each group's ack table, the messages its members hold
+//! unacknowledged and those waiting for redelivery.
 //!
 //! # Entries
-//! Every member slot has one *entry* (layout: `entry`, `entry_seq`,
-//! `entry_at`, `attempts`): the message handed to the member and not yet
-//! acknowledged. A member acknowledging explicitly has at most one (the
-//! window is one message); an auto-ack member acknowledges as soon as its copy
-//! is made. The entry's states:
+//! A group slot ends with `ack_entries` entries (layout: `state`, `seq`,
+//! `at`, `since`, `pin`). An entry records one message of the group that is
+//! not finished: held by a member, or given back for redelivery. A member's
+//! unacknowledged messages and the group's pending redeliveries are entries
+//! of the same table, each in an entry of its own, so nothing can overwrite
+//! an entry that still means something: a member may hold several (its
+//! window), ack or nack them in any order, and take a pending one over
+//! without touching any other.
 //!
-//! - `EMPTY`: nothing unacknowledged.
-//! - `HELD`: the member has the message. It is written *before* the member's
-//!   cursor CAS (like the hazard, `group.rs`), so a member killed at any
-//!   instruction leaves either no trace of the take or a `HELD` entry.
+//! The state word is `state | owner << 8 | attempts << 24 | ticket << 48`;
+//! every transition writes a new word with the ticket one higher. The states:
+//!
+//! - `FREE`: nothing; its pin is IDLE.
+//! - `RESERVED` (owner m): member m's next entry, set aside so that its next
+//!   take writes it without a search or a CAS. Pin IDLE.
+//! - `TAKING` (owner m): written by m *before* the cursor CAS that takes the
+//!   message, with the message's fields and pin, like the inflight hazard
+//!   (`group.rs`): a member killed at any instruction leaves either no trace
+//!   of the take or a `TAKING` entry for the reaper to judge.
+//! - `HELD` (owner m): m has the message.
 //! - `PENDING`: to be delivered again, to whichever member of the group asks
-//!   first: the member nacked it, left without acking, or died.
-//! - `MOVING | taker << 8`: a member is taking a `PENDING` entry over.
+//!   first (nacked, its holder left or died, or its ack deadline passed).
+//! - `FINISHING` (owner m): m acknowledged it (or gave it up) and is
+//!   clearing its pin; FREE or RESERVED next.
+//!
+//! Who writes what: the owner writes its own `RESERVED`/`TAKING`/`FINISHING` entries
+//! with plain stores (nobody else writes them while it lives). Every
+//! transition out of `HELD` or `PENDING` is a CAS from the exact word the
+//! writer saw, because several parties may race for it: the holder (ack,
+//! nack), any member of the group (taking a pending entry over, expiring a
+//! hold past its deadline) and the reaper of a dead holder. The loser of a
+//! race finds the word changed and acts on nothing: a late ack of an expired
+//! hold is refused ([`crate::AckError::Expired`]), never applied to whatever
+//! the entry holds now.
 //!
 //! # Pins
-//! A ring message in an entry stays pinned by the member's `inflight` hazard
-//! until it is acknowledged, so that it can be delivered again from the ring;
-//! a message read from the spill log is kept by retention instead (the
-//! spiller keeps every segment an entry points into). The group's cursor moves
-//! on: other messages flow to other members meanwhile, and a restart never
-//! loses an unacknowledged one.
-//!
-//! When a member takes over another slot's `PENDING` entry, the pin moves: the
-//! taker stores its own hazard, bumps `hazard_moves`, then clears the old
-//! hazard. A producer's scan loads `hazard_moves` before and after reading the
-//! hazards and starts again if it changed, so a scan can never read the new
-//! slot before the store and the old one after the clear.
+//! A ring message in an entry stays pinned by the entry's own `pin` until
+//! the entry is finished: producers' scans read every entry's pin
+//! (`scan_groups`, below the group's `entries_hwm`) as they read the
+//! members' hazards. A pin never moves: a redelivery takes the entry over
+//! where it is. A message read from the spill log is kept by retention
+//! instead (the spiller keeps every segment an entry points into).
 //!
 //! # Death
-//! The reaper (admin lock) finds a dead member's entry `HELD`: if the group's
-//! cursor has not passed `entry_seq`, the member's CAS never happened, and the
-//! entry is dropped; if another entry holds the same message, this one lost
-//! the race for it and is dropped too. Otherwise it becomes `PENDING`. The
-//! one case this cannot tell apart: a member killed between a *failed* cursor
-//! CAS and its next store, whose rival already finished with the message; it
-//! is then delivered once more, flagged as redelivered (at-least-once).
-//! An entry `MOVING` to a dead taker goes back to `PENDING`, or, if the taker
-//! had finished copying it, the taker's own entry is the one to redeliver.
+//! The reaper (admin lock) settles a dead member's entries: `RESERVED` is
+//! freed, and so is `FINISHING` (its pin cleared); `HELD` becomes `PENDING`; `TAKING` becomes `PENDING` if the
+//! group's cursor passed the message and no other entry holds it (then the
+//! dead member's CAS is the one that took it, or its rival already finished
+//! with the message: in that one case it is delivered once more, flagged as
+//! redelivered; at-least-once), and is freed otherwise.
 
 use crate::layout::*;
 use crate::region::Region;
@@ -65,293 +77,484 @@ impl Entry {
     }
 }
 
-/// What the reaper did with a dead member's entry.
+/// A member's hold on an entry: the entry's index, the state word the
+/// member's last transition wrote, and the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reaped {
-    /// Nothing was unacknowledged.
-    Nothing,
-    /// Queued for redelivery.
-    Pending,
-    /// The member never took it (its cursor CAS did not happen, or lost).
-    Dropped,
+pub struct Hold {
+    /// Index in the group's ack table.
+    pub idx: usize,
+    /// The entry's state word as the member left it.
+    pub word: u64,
+    /// The message.
+    pub entry: Entry,
+}
+
+/// What the reaper did with a dead member's entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Messages queued for redelivery.
+    pub pending: u64,
+    /// Announced takes that never happened (the cursor CAS did not, or
+    /// lost), and reservations: freed.
+    pub dropped: u64,
+}
+
+/// The state of an entry's word.
+#[inline]
+pub const fn word_state(w: u64) -> u64 {
+    w & 0xff
+}
+
+/// The owning member slot of an entry's word.
+#[inline]
+pub const fn word_owner(w: u64) -> usize {
+    ((w >> 8) & 0xffff) as usize
+}
+
+/// The attempts count of an entry's word.
+#[inline]
+pub const fn word_attempts(w: u64) -> u64 {
+    (w >> 24) & MAX_ATTEMPTS_LIMIT
+}
+
+/// The word after `w` in state `state`, owned by `owner`, with `attempts`:
+/// the ticket one higher.
+#[inline]
+pub const fn next_word(w: u64, state: u64, owner: usize, attempts: u64) -> u64 {
+    let ticket = ((w >> 48) + 1) & 0xffff;
+    state | (owner as u64 & 0xffff) << 8 | (attempts & MAX_ATTEMPTS_LIMIT) << 24 | ticket << 48
+}
+
+/// The hold member `m` has after taking `(seq, at)` through its reserved
+/// entry `hold` (what `Ring::took` stores).
+#[inline]
+pub const fn taken_hold(hold: (usize, u64), m: usize, seq: u64, at: u64) -> Hold {
+    let (idx, reserved) = hold;
+    Hold {
+        idx,
+        word: next_word(next_word(reserved, ENTRY_TAKING, m, 0), ENTRY_HELD, m, 0),
+        entry: Entry {
+            seq,
+            at,
+            attempts: 0,
+        },
+    }
 }
 
 impl<R: Region> Ring<R> {
-    fn hazard_moves(&self) -> &AtomicU64 {
-        self.region.u64_at(OFF_HAZARD_MOVES)
+    /// Field `field` of ack table entry `i` of group `g`.
+    #[inline]
+    pub(crate) fn entry_word(&self, g: usize, i: usize, field: usize) -> &AtomicU64 {
+        let off = self.group_off(g) + self.geo.entries_off() + i * ENTRY_SIZE;
+        debug_assert_eq!(off, self.geo.entry_off(g, i));
+        self.region.u64_at(off + field)
     }
 
-    /// `hazard_moves`, loaded before and after a scan of the hazards.
-    pub(crate) fn hazard_moves_now(&self) -> u64 {
-        // Acquire: pairs with the taker's RMW (`take_pending`): a scan that
-        // sees a cleared old hazard (Acquire) and then this value unchanged
-        // from before it started read the taker's new hazard too.
-        self.hazard_moves().load(Ordering::Acquire)
+    /// Entries of group `g` that may be in use: those below its high-water
+    /// mark (a value from shared memory, so bounded by the table).
+    #[inline]
+    pub(crate) fn entries_in_use(&self, g: usize) -> usize {
+        // Acquire pairs with the AcqRel `fetch_max` in `reserve`: an entry
+        // reserved before a take whose cursor CAS this process saw is below
+        // the mark it reads.
+        let hwm = self.slot_word(g, G_ENTRIES_HWM).load(Ordering::Acquire);
+        hwm.min(self.geo.ack_entries as u64) as usize
     }
 
-    /// State of member `m`'s entry (low 8 bits of `entry`; ENTRY_BAD if the
-    /// word is not a valid encoding).
-    pub fn entry_state(&self, g: usize, m: usize) -> u64 {
-        // Acquire pairs with the Release stores of nack/reap/take_pending:
-        // the entry's fields are visible.
-        let w = self.member_word(g, m, M_ENTRY).load(Ordering::Acquire);
-        // Exactly one of the encodings, or ENTRY_BAD: the CASes expect the
-        // whole word, and would fail for ever on a state with stray bits.
-        match w & 0xff {
-            ENTRY_MOVING if w >> 8 < self.geo.max_members as u64 => ENTRY_MOVING,
-            s if s == w && s < ENTRY_MOVING => s,
-            _ => ENTRY_BAD,
+    /// Entry `i`'s state word. Acquire pairs with the Release (or AcqRel) of
+    /// whoever wrote it: the fields written before are visible.
+    #[inline]
+    pub(crate) fn entry_state_word(&self, g: usize, i: usize) -> u64 {
+        self.entry_word(g, i, E_STATE).load(Ordering::Acquire)
+    }
+
+    /// Entry `i`'s message fields (Relaxed, after an Acquire state load).
+    pub(crate) fn entry_fields(&self, g: usize, i: usize, w: u64) -> Entry {
+        Entry {
+            seq: self.entry_word(g, i, E_SEQ).load(Ordering::Relaxed),
+            at: self.entry_word(g, i, E_AT).load(Ordering::Relaxed),
+            attempts: word_attempts(w),
         }
     }
 
-    /// Member `m`'s entry, whatever its state (fields loaded Relaxed, after
-    /// the Acquire state load).
-    pub fn entry(&self, g: usize, m: usize) -> (u64, Entry) {
-        let st = self.entry_state(g, m);
-        (
-            st,
-            Entry {
-                seq: self.member_word(g, m, M_ENTRY_SEQ).load(Ordering::Relaxed),
-                at: self.member_word(g, m, M_ENTRY_AT).load(Ordering::Relaxed),
-                attempts: self.member_word(g, m, M_ATTEMPTS).load(Ordering::Relaxed),
-            },
-        )
+    /// Whether word `w` is a valid encoding for this geometry (a corrupt
+    /// mapping may hold anything: nothing acts on an entry that is not).
+    fn valid_word(&self, w: u64) -> bool {
+        let owner_ok = word_owner(w) < self.geo.max_members as usize;
+        match word_state(w) {
+            ENTRY_FREE | ENTRY_PENDING => true,
+            ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING => owner_ok,
+            _ => false,
+        }
     }
 
-    /// Records that member `m` is taking `(seq, at)` for the first time: called
-    /// before the cursor CAS that takes it. Relaxed: the CAS (Release) publishes
-    /// these stores to anyone who sees the cursor past the message, like the
-    /// hazard.
+    /// Sets aside a free entry of group `g` for member `m`'s next take.
+    /// Returns its index and word; `None` when every entry is in use.
+    pub fn reserve(&self, g: usize, m: usize) -> Option<(usize, u64)> {
+        for i in 0..self.geo.ack_entries as usize {
+            let st = self.entry_word(g, i, E_STATE);
+            let w = st.load(Ordering::Relaxed);
+            if word_state(w) != ENTRY_FREE {
+                continue;
+            }
+            let r = next_word(w, ENTRY_RESERVED, m, 0);
+            // Acquire: a free entry's last holder finished with it (its pin
+            // cleared) before it freed it.
+            if st
+                .compare_exchange(w, r, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            // A pin left by a holder killed between its ack and the clear.
+            self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
+            // SYNC POINT entries hwm: AcqRel, before any take through this
+            // entry; see `entries_in_use`.
+            self.slot_word(g, G_ENTRIES_HWM)
+                .fetch_max(i as u64 + 1, Ordering::AcqRel);
+            return Some((i, r));
+        }
+        None
+    }
+
+    /// Announces member `m`'s take of `(seq, at)` through its reserved entry
+    /// `(i, reserved)`: called before the cursor CAS. `pin` is the ring
+    /// position to pin (None for a message in the spill log); `since` the
+    /// monotonic time of the take (0 when the group has no ack deadline:
+    /// `maintain` starts the clock if one is set later). Relaxed: the
+    /// cursor CAS (Release) publishes these stores to anyone who sees the
+    /// cursor past the message, like the inflight hazard.
     #[inline]
-    pub(crate) fn hold(&self, g: usize, m: usize, seq: u64, at: u64) {
-        self.member_word(g, m, M_ENTRY_SEQ)
-            .store(seq, Ordering::Relaxed);
-        self.member_word(g, m, M_ENTRY_AT)
-            .store(at, Ordering::Relaxed);
-        self.member_word(g, m, M_ATTEMPTS)
-            .store(0, Ordering::Relaxed);
-        self.member_word(g, m, M_ENTRY)
-            .store(ENTRY_HELD, Ordering::Relaxed);
+    pub(crate) fn announce(
+        &self,
+        g: usize,
+        m: usize,
+        hold: (usize, u64),
+        seq: u64,
+        at: u64,
+        since: u64,
+    ) {
+        let (i, reserved) = hold;
+        self.entry_word(g, i, E_SEQ).store(seq, Ordering::Relaxed);
+        self.entry_word(g, i, E_AT).store(at, Ordering::Relaxed);
+        self.entry_word(g, i, E_SINCE)
+            .store(since, Ordering::Relaxed);
+        let pin = if at & DISK_BIT == 0 { at } else { IDLE };
+        self.entry_word(g, i, E_PIN).store(pin, Ordering::Relaxed);
+        self.entry_word(g, i, E_STATE)
+            .store(next_word(reserved, ENTRY_TAKING, m, 0), Ordering::Relaxed);
     }
 
-    /// The take `hold` announced did not happen (the CAS failed, or the
-    /// record was not a message). Relaxed: only this member writes its
-    /// `HELD` entry, and the reaper of a dead member copes with a stale one.
+    /// The take announced through `(i, reserved)` happened (its cursor CAS
+    /// succeeded): the entry is HELD. Returns the hold.
     #[inline]
-    pub(crate) fn unhold(&self, g: usize, m: usize) {
-        self.member_word(g, m, M_ENTRY)
-            .store(ENTRY_EMPTY, Ordering::Relaxed);
+    pub(crate) fn took(&self, g: usize, m: usize, hold: (usize, u64), seq: u64, at: u64) -> Hold {
+        let h = taken_hold(hold, m, seq, at);
+        // Release: pairs with the Acquire state loads of expirers (`maintain`
+        // reads `since` after it).
+        self.entry_word(g, h.idx, E_STATE)
+            .store(h.word, Ordering::Release);
+        h
     }
 
-    /// Acknowledges member `m`'s entry: the message counts as consumed.
-    /// Returns the entry it acknowledged (`None` if it held nothing).
-    pub fn ack(&self, g: usize, m: usize) -> Option<Entry> {
-        let e = self.settle(g, m)?;
+    /// The take announced through `(i, reserved)` did not happen (the CAS
+    /// failed, or the record was not a message): the entry is reserved again.
+    /// Relaxed: only this member writes its own TAKING entry, and the
+    /// reaper of a dead member copes with a stale one.
+    #[inline]
+    pub(crate) fn untake(&self, g: usize, hold: (usize, u64)) {
+        let (i, reserved) = hold;
+        self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
+        self.entry_word(g, i, E_STATE)
+            .store(reserved, Ordering::Relaxed);
+    }
+
+    /// Ends member `m`'s hold `h`: acknowledged (`dead_letter`: given up).
+    /// With `keep`, the entry stays reserved for `m`'s next take (returned).
+    /// `Err(())` if the hold was ended by someone else (its deadline passed,
+    /// or its member was taken for dead): nothing is changed then.
+    pub fn finish_hold(
+        &self,
+        g: usize,
+        m: usize,
+        h: &Hold,
+        keep: bool,
+    ) -> Result<Option<(usize, u64)>, ()> {
+        let st = self.entry_word(g, h.idx, E_STATE);
+        // First the entry becomes ours alone (nobody else writes a
+        // FINISHING entry), so that the pin is cleared while no other
+        // party can hand the entry on; a member killed in between leaves a
+        // FINISHING entry, which its reaper clears. Relaxed on failure: we
+        // act on nothing then.
+        let finishing = next_word(h.word, ENTRY_FINISHING, m, 0);
+        st.compare_exchange(h.word, finishing, Ordering::AcqRel, Ordering::Relaxed)
+            .map_err(|_| ())?;
+        if !h.entry.on_disk() {
+            // SYNC POINT hazard release, as in `Ring::release`: our reads of
+            // the record happen before a producer overwrites it.
+            self.entry_word(g, h.idx, E_PIN)
+                .store(IDLE, Ordering::Release);
+        }
+        let new = if keep {
+            next_word(finishing, ENTRY_RESERVED, m, 0)
+        } else {
+            next_word(finishing, ENTRY_FREE, m, 0)
+        };
+        // Release: pairs with a reserver's Acquire CAS: a FREE entry's pin
+        // is IDLE.
+        st.store(new, Ordering::Release);
+        if !h.entry.on_disk() {
+            self.notify(Event::Space);
+        }
+        Ok(keep.then_some((h.idx, new)))
+    }
+
+    /// Counts an acknowledgement by member `m`.
+    pub fn note_acked(&self, g: usize, m: usize) {
         let acked = self.member_word(g, m, M_ACKED);
+        // Only this member writes its counter: load + store, no RMW needed.
         acked.store(
             acked.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
-        Some(e)
     }
 
-    /// Ends member `m`'s entry: acknowledged, or given up.
-    fn settle(&self, g: usize, m: usize) -> Option<Entry> {
-        let (st, e) = self.entry(g, m);
-        if st != ENTRY_HELD {
-            return None;
-        }
-        // Release: the state first, so that a member killed between the two
-        // stores leaves a pin without an entry (freed by the reaper), never an
-        // entry without its pin.
-        self.member_word(g, m, M_ENTRY)
-            .store(ENTRY_EMPTY, Ordering::Release);
-        if !e.on_disk() {
-            // SYNC POINT hazard release, as in `Ring::release`: our reads of
-            // the record happen before a producer overwrites it.
-            self.member_word(g, m, M_INFLIGHT)
-                .store(IDLE, Ordering::Release);
-            self.notify(Event::Space);
-        }
-        Some(e)
+    /// Gives hold `h` back for redelivery (a nack, or its member leaving).
+    /// The pin stays. `Err(())` if the hold was ended by someone else.
+    pub fn nack_hold(&self, g: usize, h: &Hold) -> Result<(), ()> {
+        self.to_pending(g, h.idx, h.word)
     }
 
-    /// Gives member `m`'s entry back for redelivery (a nack, or the member
-    /// leaving without acking). The pin stays until another member takes it
-    /// over. Returns the entry.
-    pub fn nack(&self, g: usize, m: usize) -> Option<Entry> {
-        let (st, e) = self.entry(g, m);
-        if st != ENTRY_HELD {
-            return None;
-        }
-        self.make_pending(g, m);
-        Some(e)
-    }
-
-    fn make_pending(&self, g: usize, m: usize) {
+    /// CASes entry `i` from `w` (HELD or TAKING) to PENDING, attempts kept.
+    fn to_pending(&self, g: usize, i: usize, w: u64) -> Result<(), ()> {
+        let p = next_word(w, ENTRY_PENDING, 0, word_attempts(w));
         // Release: pairs with the Acquire state loads of `take_pending`; the
         // fields written before are visible to the member that takes it.
-        self.member_word(g, m, M_ENTRY)
-            .store(ENTRY_PENDING, Ordering::Release);
+        self.entry_word(g, i, E_STATE)
+            .compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
+            .map_err(|_| ())?;
         self.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
         self.notify(Event::Data);
+        Ok(())
     }
 
     /// Whether group `g` may have entries waiting for redelivery (a hint:
-    /// Relaxed, one load on the receive path).
+    /// Relaxed, one load on the receive path; `maintain` repairs it).
     #[inline]
     pub fn has_pending(&self, g: usize) -> bool {
         self.slot_word(g, G_PENDING).load(Ordering::Relaxed) != 0
     }
 
-    /// Takes over the oldest `PENDING` entry of group `g` for member `m`, whose
-    /// own entry is `EMPTY`. On success `m`'s entry is `HELD` with `attempts`
-    /// one higher, and a ring message is pinned by `m`'s hazard.
-    pub fn take_pending(&self, g: usize, m: usize) -> Option<Entry> {
-        let (j, e) = self.claim_pending(g, m)?;
-        if self.adopt(g, m, j, e) {
-            self.vacate(g, j, e);
-        }
-        Some(e)
-    }
-
-    /// The first step of `take_pending`: CASes the oldest `PENDING` entry of
-    /// group `g` (slot `j`) to `MOVING` to `m` and reads it. Returns `j` and
-    /// the entry, its attempts one higher.
-    pub(crate) fn claim_pending(&self, g: usize, m: usize) -> Option<(usize, Entry)> {
+    /// Takes over the oldest PENDING entry of group `g` whose sequence
+    /// number `skip` does not exclude, for member `m`: on success `m` holds
+    /// it, with attempts one higher, pinned where it is. `since`: as for
+    /// `announce`.
+    pub fn take_pending(
+        &self,
+        g: usize,
+        m: usize,
+        since: u64,
+        skip: impl Fn(u64) -> bool,
+    ) -> Option<Hold> {
         loop {
             if !self.has_pending(g) {
                 return None;
             }
-            let (j, _) = (0..self.geo.max_members as usize)
-                .map(|j| (j, self.entry(g, j)))
-                .filter(|(_, (st, _))| *st == ENTRY_PENDING)
-                .map(|(j, (_, e))| (j, e.seq))
-                .min_by_key(|&(_, seq)| seq)?;
-            // SYNC POINT entry move: AcqRel. Acquire pairs with the Release
-            // that made it PENDING (its fields are visible); winning the CAS
-            // makes them ours to read, since nobody else writes a MOVING entry.
+            let (i, w, seq) = (0..self.entries_in_use(g))
+                .filter_map(|i| {
+                    let w = self.entry_state_word(g, i);
+                    (word_state(w) == ENTRY_PENDING)
+                        .then(|| (i, w, self.entry_word(g, i, E_SEQ).load(Ordering::Relaxed)))
+                })
+                .filter(|&(_, _, seq)| !skip(seq))
+                .min_by_key(|&(_, _, seq)| seq)?;
+            // The hold's start, written before the CAS that makes it ours:
+            // an expirer that sees our HELD word sees it (a loser's store
+            // changes a winner's by the time between them).
+            self.entry_word(g, i, E_SINCE)
+                .store(since, Ordering::Relaxed);
+            let held = next_word(
+                w,
+                ENTRY_HELD,
+                m,
+                word_attempts(w).saturating_add(1).min(MAX_ATTEMPTS_LIMIT),
+            );
+            // SYNC POINT entry take-over: AcqRel. Acquire pairs with the
+            // Release that made it PENDING (its fields are visible); Release
+            // publishes `since` to expirers.
             if self
-                .member_word(g, j, M_ENTRY)
-                .compare_exchange(
-                    ENTRY_PENDING,
-                    ENTRY_MOVING | ((m as u64) << 8),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
+                .entry_word(g, i, E_STATE)
+                .compare_exchange(w, held, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
             {
                 continue;
             }
-            // Counted out as soon as it is ours; a reaper that puts it back
-            // (we died before finishing) counts it in again.
-            self.slot_word(g, G_PENDING).fetch_sub(1, Ordering::Relaxed);
-            let (_, e) = self.entry(g, j);
-            let e = Entry {
-                attempts: e.attempts.saturating_add(1),
-                ..e
-            };
-            return Some((j, e));
+            // Counted out once it is ours; whoever makes it pending again
+            // counts it in again. Saturating: the count is a hint, and a
+            // decrement must not wrap it to "always pending".
+            let _ = self.slot_word(g, G_PENDING).fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |n| Some(n.saturating_sub(1)),
+            );
+            return Some(Hold {
+                idx: i,
+                word: held,
+                entry: Entry {
+                    seq,
+                    at: self.entry_word(g, i, E_AT).load(Ordering::Relaxed),
+                    attempts: word_attempts(held),
+                },
+            });
         }
     }
 
-    /// The second step: makes `e`, taken over from slot `j` (whose entry is
-    /// MOVING to `m`), the HELD entry of `m`, with `m`'s own pin on it.
-    /// Returns whether slot `j` is still to be vacated (the last step), that
-    /// is, whether it was another slot's entry.
-    pub(crate) fn adopt(&self, g: usize, m: usize, j: usize, e: Entry) -> bool {
-        self.member_word(g, m, M_ENTRY_SEQ)
-            .store(e.seq, Ordering::Relaxed);
-        self.member_word(g, m, M_ENTRY_AT)
-            .store(e.at, Ordering::Relaxed);
-        self.member_word(g, m, M_ATTEMPTS)
-            .store(e.attempts, Ordering::Relaxed);
-        if j == m {
-            // Our own entry, pin included: only the state changes.
-            // Release: as in `make_pending`.
-            self.member_word(g, m, M_ENTRY)
-                .store(ENTRY_HELD, Ordering::Release);
+    /// Gives back a pending entry just taken over (`take_pending`) without
+    /// counting the attempt: a dead letter that cannot be published now.
+    pub fn put_back(&self, g: usize, h: &Hold) -> Result<(), ()> {
+        let attempts = word_attempts(h.word).saturating_sub(1);
+        let p = next_word(h.word, ENTRY_PENDING, 0, attempts);
+        // Release: as in `to_pending`.
+        self.entry_word(g, h.idx, E_STATE)
+            .compare_exchange(h.word, p, Ordering::AcqRel, Ordering::Relaxed)
+            .map_err(|_| ())?;
+        self.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether hold `h` is still the member's (nobody expired or reaped it).
+    pub fn still_held(&self, g: usize, h: &Hold) -> bool {
+        self.entry_word(g, h.idx, E_STATE).load(Ordering::Relaxed) == h.word
+    }
+
+    /// Group `g`'s upkeep, run by its members now and then (at least every
+    /// second while they wait): holds past the group's ack deadline go back
+    /// for redelivery, and the pending hint is recounted. Returns how many
+    /// holds expired.
+    pub fn maintain(&self, g: usize, now_mono_ns: u64) -> u64 {
+        let wait = self.ack_wait_ns(g);
+        let mut expired = 0;
+        let mut pending = 0;
+        for i in 0..self.entries_in_use(g) {
+            let w = self.entry_state_word(g, i);
+            match word_state(w) {
+                ENTRY_PENDING => pending += 1,
+                ENTRY_HELD if wait != 0 && self.valid_word(w) => {
+                    let since = self.entry_word(g, i, E_SINCE);
+                    let t = since.load(Ordering::Relaxed);
+                    if t == 0 {
+                        // Taken while the group had no deadline: its clock
+                        // starts now.
+                        since.store(now_mono_ns, Ordering::Relaxed);
+                    } else if now_mono_ns.saturating_sub(t) > wait
+                        && self.to_pending(g, i, w).is_ok()
+                    {
+                        expired += 1;
+                        pending += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if expired > 0 {
+            self.slot_word(g, G_EXPIRED)
+                .fetch_add(expired, Ordering::Relaxed);
+        }
+        // The hint is only ever made non-zero late (between a CAS to PENDING
+        // and its increment) or left non-zero by a member killed between a
+        // take-over and its decrement: set it to what is there.
+        let hint = self.slot_word(g, G_PENDING);
+        if (hint.load(Ordering::Relaxed) == 0) != (pending == 0) {
+            hint.store(pending, Ordering::Relaxed);
+        }
+        expired
+    }
+
+    /// Settles the entries of dead member `m` of group `g` (admin lock held;
+    /// also for a member leaving, which holds nothing in TAKING): its holds
+    /// go back for redelivery, its announced takes are judged, its
+    /// reservations freed.
+    pub fn reap_entries(&self, g: usize, m: usize) -> Reaped {
+        let mut out = Reaped::default();
+        let n = self.entries_in_use(g);
+        for i in 0..n {
+            let w = self.entry_state_word(g, i);
+            if !self.valid_word(w) || word_owner(w) != m {
+                continue;
+            }
+            match word_state(w) {
+                ENTRY_RESERVED | ENTRY_FINISHING => {
+                    self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
+                    // Relaxed: only the dead owner wrote it, and the admin
+                    // lock keeps other reapers out.
+                    self.entry_word(g, i, E_STATE)
+                        .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
+                    out.dropped += 1;
+                }
+                // An expirer may have been first: then it is pending.
+                ENTRY_HELD if self.to_pending(g, i, w).is_ok() => out.pending += 1,
+                ENTRY_TAKING => {
+                    let e = self.entry_fields(g, i, w);
+                    if self.was_taken(g, i, e.seq) && self.to_pending(g, i, w).is_ok() {
+                        out.pending += 1;
+                    } else {
+                        self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
+                        self.entry_word(g, i, E_STATE)
+                            .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
+                        out.dropped += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if out.pending + out.dropped > 0 {
+            self.notify(Event::Space);
+        }
+        out
+    }
+
+    /// Whether the take of `seq` that entry `i` announced happened: the
+    /// group's cursor passed it and no other entry holds it (a rival that
+    /// won the cursor CAS and holds or gave back the message). A rival still
+    /// TAKING is no proof either way: the message is then redelivered
+    /// (at-least-once) rather than risked.
+    fn was_taken(&self, g: usize, i: usize, seq: u64) -> bool {
+        // Acquire pairs with the members' cursor CAS (Release), which follows
+        // their announcement: a cursor past `seq` was moved by a take we see.
+        let (cseq, _) = unpack(self.cursor(g).load(Ordering::Acquire));
+        if seq >= cseq & !DISK_BIT {
             return false;
         }
-        if !e.on_disk() {
-            // Relaxed: ordered before the scan-visible RMW below.
-            self.member_word(g, m, M_INFLIGHT)
-                .store(e.at, Ordering::Relaxed);
-        }
-        // Release: a reaper that finds us dead and sees j still MOVING to us
-        // sees these fields (it compares entry_seq).
-        self.member_word(g, m, M_ENTRY)
-            .store(ENTRY_HELD, Ordering::Release);
-        true
+        !(0..self.entries_in_use(g)).any(|j| {
+            j != i && {
+                let w = self.entry_state_word(g, j);
+                matches!(word_state(w), ENTRY_HELD | ENTRY_PENDING)
+                    && self.entry_word(g, j, E_SEQ).load(Ordering::Relaxed) == seq
+            }
+        })
     }
 
-    /// Empties slot `j`, whose entry `e` now lives (pin included) in another
-    /// slot: the last step of a move, by the taker or by a reaper finishing
-    /// a dead taker's move.
-    pub(crate) fn vacate(&self, g: usize, j: usize, e: Entry) {
-        if !e.on_disk() {
-            // SYNC POINT hazard move: the RMW (Release) orders the new hazard
-            // before the old one's clear; see the module docs.
-            self.hazard_moves().fetch_add(1, Ordering::AcqRel);
-            // Release: pairs with the scan's Acquire hazard load.
-            self.member_word(g, j, M_INFLIGHT)
-                .store(IDLE, Ordering::Release);
-        }
-        // Release: pairs with `attach`'s Acquire (the slot is free to reuse).
-        self.member_word(g, j, M_ENTRY)
-            .store(ENTRY_EMPTY, Ordering::Release);
+    /// The entries of group `g` that are not free, as (index, word, entry).
+    pub fn entries(&self, g: usize) -> Vec<(usize, u64, Entry)> {
+        (0..self.entries_in_use(g))
+            .filter_map(|i| {
+                let w = self.entry_state_word(g, i);
+                (word_state(w) != ENTRY_FREE).then(|| (i, w, self.entry_fields(g, i, w)))
+            })
+            .collect()
     }
 
-    /// Settles the entries of dead member `m` of group `g` (admin lock held,
-    /// the member detached or being detached): entries it was taking over go
-    /// back to PENDING (or are finished), and its own HELD entry becomes
-    /// PENDING unless it never took that message.
-    pub fn reap_entry(&self, g: usize, m: usize) -> Reaped {
-        let moving_to_m = ENTRY_MOVING | ((m as u64) << 8);
-        for j in 0..self.geo.max_members as usize {
-            if j == m {
-                continue;
-            }
-            // The whole word (the taker is in its upper bits). Relaxed: the
-            // admin lock and the dead taker leave nobody else writing it, and
-            // `entry` below loads the state again with Acquire.
-            if self.member_word(g, j, M_ENTRY).load(Ordering::Relaxed) != moving_to_m {
-                continue;
-            }
-            let (st, mine) = self.entry(g, m);
-            let (_, theirs) = self.entry(g, j);
-            if st == ENTRY_HELD && mine.seq == theirs.seq {
-                // The copy was done: finish the move; ours is redelivered below.
-                self.vacate(g, j, theirs);
-            } else {
-                // Not copied: j's pin is intact (ours, if half set, goes with
-                // our slot); it is pending again.
-                self.make_pending(g, j);
-            }
-        }
-        let (st, e) = self.entry(g, m);
-        if st != ENTRY_HELD {
-            return Reaped::Nothing;
-        }
-        // Acquire pairs with the members' cursor CAS (Release), which follows
-        // their `hold`: a cursor past `e.seq` was moved by a take we see.
-        let (cseq, _) = unpack(self.cursor(g).load(Ordering::Acquire));
-        let taken = e.seq < cseq & !DISK_BIT;
-        let rival = (0..self.geo.max_members as usize).any(|j| {
-            j != m && {
-                let (s, other) = self.entry(g, j);
-                s != ENTRY_EMPTY && other.seq == e.seq
-            }
-        });
-        if taken && !rival {
-            self.make_pending(g, m);
-            Reaped::Pending
-        } else {
-            // Release: pairs with `attach`'s Acquire (the slot is free again).
-            self.member_word(g, m, M_ENTRY)
-                .store(ENTRY_EMPTY, Ordering::Release);
-            Reaped::Dropped
-        }
+    /// Sequence numbers member `m` of group `g` holds (HELD entries), in
+    /// order.
+    pub fn held_by(&self, g: usize, m: usize) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .entries(g)
+            .into_iter()
+            .filter(|(_, w, _)| word_state(*w) == ENTRY_HELD && word_owner(*w) == m)
+            .map(|(_, _, e)| e.seq)
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Lowest log position an entry of any group points into, for retention.
@@ -361,15 +564,38 @@ impl<R: Region> Ring<R> {
             if !self.is_active(g) {
                 continue;
             }
-            for m in 0..self.geo.max_members as usize {
-                let (st, e) = self.entry(g, m);
-                if st != ENTRY_EMPTY && e.on_disk() {
+            for (_, w, e) in self.entries(g) {
+                let live = matches!(word_state(w), ENTRY_TAKING | ENTRY_HELD | ENTRY_PENDING);
+                if live && e.on_disk() {
                     let at = e.at & !DISK_BIT;
                     min = Some(min.map_or(at, |x: u64| x.min(at)));
                 }
             }
         }
         min
+    }
+
+    /// Lowest ring position pinned by an entry of group `g` (IDLE: none).
+    #[inline]
+    pub(crate) fn min_entry_pin(&self, g: usize) -> u64 {
+        let mut min = IDLE;
+        for i in 0..self.entries_in_use(g) {
+            // Acquire pairs with the Release pin clears: the holder's reads
+            // of the record happen before anything we then overwrite.
+            min = min.min(self.entry_word(g, i, E_PIN).load(Ordering::Acquire));
+        }
+        min
+    }
+
+    /// Clears group `g`'s ack table (group add and remove, admin lock held).
+    pub(crate) fn clear_entries(&self, g: usize) {
+        for i in 0..self.geo.ack_entries as usize {
+            self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
+            let w = self.entry_word(g, i, E_STATE).load(Ordering::Relaxed);
+            self.entry_word(g, i, E_STATE)
+                .store(next_word(w, ENTRY_FREE, 0, 0), Ordering::Relaxed);
+        }
+        self.slot_word(g, G_ENTRIES_HWM).store(0, Ordering::Relaxed);
     }
 
     /// Deliveries after which group `g` gives a message up (0: never).
@@ -380,9 +606,29 @@ impl<R: Region> Ring<R> {
     /// Sets group `g`'s delivery limit and dead-letter group (admin lock held).
     pub fn set_redelivery(&self, g: usize, max_attempts: u64, dead_letter: Option<usize>) {
         self.slot_word(g, G_MAX_ATTEMPTS)
-            .store(max_attempts, Ordering::Relaxed);
+            .store(max_attempts.min(MAX_ATTEMPTS_LIMIT), Ordering::Relaxed);
         self.slot_word(g, G_DEAD_LETTER)
             .store(dead_letter.map_or(0, |d| d as u64 + 1), Ordering::Relaxed);
+    }
+
+    /// Messages a member of group `g` may hold unacknowledged (at least 1).
+    pub fn max_unacked(&self, g: usize) -> u64 {
+        self.slot_word(g, G_MAX_UNACKED)
+            .load(Ordering::Relaxed)
+            .clamp(1, self.geo.ack_entries as u64)
+    }
+
+    /// Group `g`'s ack deadline in ns (0: none).
+    pub fn ack_wait_ns(&self, g: usize) -> u64 {
+        self.slot_word(g, G_ACK_WAIT).load(Ordering::Relaxed)
+    }
+
+    /// Sets group `g`'s window and ack deadline (admin lock held).
+    pub fn set_ack_policy(&self, g: usize, max_unacked: u64, ack_wait_ns: u64) {
+        self.slot_word(g, G_MAX_UNACKED)
+            .store(max_unacked, Ordering::Relaxed);
+        self.slot_word(g, G_ACK_WAIT)
+            .store(ack_wait_ns, Ordering::Relaxed);
     }
 
     /// Group `g`'s acknowledgement counters: (pending, redelivered,
@@ -399,12 +645,15 @@ impl<R: Region> Ring<R> {
         )
     }
 
-    /// Gives up member `m`'s entry after too many attempts (counted).
-    pub fn dead_letter(&self, g: usize, m: usize) {
-        if self.settle(g, m).is_some() {
-            self.slot_word(g, G_DEAD_LETTERED)
-                .fetch_add(1, Ordering::Relaxed);
-        }
+    /// Holds of group `g` ended by its ack deadline.
+    pub fn expired(&self, g: usize) -> u64 {
+        self.slot_word(g, G_EXPIRED).load(Ordering::Relaxed)
+    }
+
+    /// Counts a message of group `g` given up after too many attempts.
+    pub fn note_dead_lettered(&self, g: usize) {
+        self.slot_word(g, G_DEAD_LETTERED)
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The dead-letter group that group `g` sends what it gives up to: a
@@ -419,5 +668,25 @@ impl<R: Region> Ring<R> {
     pub fn note_redelivered(&self, g: usize) {
         self.slot_word(g, G_REDELIVERED)
             .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip_and_tickets_wrap() {
+        let w = next_word(0, ENTRY_HELD, 1023, 77);
+        assert_eq!(
+            (word_state(w), word_owner(w), word_attempts(w)),
+            (ENTRY_HELD, 1023, 77)
+        );
+        assert_eq!(w >> 48, 1);
+        let max = 0xffff_u64 << 48 | ENTRY_FREE;
+        assert_eq!(next_word(max, ENTRY_FREE, 0, 0) >> 48, 0);
+        let sat = next_word(0, ENTRY_PENDING, 0, u64::MAX);
+        assert_eq!(word_attempts(sat), MAX_ATTEMPTS_LIMIT);
+        assert_eq!(word_state(sat), ENTRY_PENDING);
     }
 }

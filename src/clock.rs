@@ -48,6 +48,21 @@ fn kernel_ns() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// Nanoseconds of CLOCK_MONOTONIC (one clock for every process on the host,
+/// never stepped): ack deadlines are measured with it. Never 0.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+        .max(1)
+}
+
 /// Whether [`now_ns`] (and so every message's timestamp) reads the TSC on
 /// this machine, rather than calling `clock_gettime` each time.
 pub fn timestamps_from_tsc() -> bool {

@@ -1,10 +1,10 @@
 //! Consumers: members of a group, receiving by copy or in place.
 
-use crate::ack::Entry;
+use crate::ack::{taken_hold, Hold};
 use crate::error::{AckError, RecvError};
 use crate::group::{Take, Taken};
 use crate::layout::{
-    addressed, dead_letter_flags, ext_len, flags_origin, origin_off, unpack, DISK_BIT, ENTRY_HELD,
+    addressed, dead_letter_flags, ext_len, flags_origin, origin_off, unpack, DISK_BIT,
     FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, OFF_LOG_END, RECORD_HEADER,
 };
 use crate::producer::Producer;
@@ -92,9 +92,12 @@ pub enum Ack {
     #[default]
     Auto,
     /// When the member calls [`Consumer::ack`] (at-least-once: a message
-    /// handed to a member that nacks it, leaves or dies first is delivered
-    /// again, with [`Message::redelivered`] counting the attempts). A member
-    /// holds one unacknowledged message at a time.
+    /// handed to a member that nacks it, leaves or dies first, or holds it
+    /// past the group's ack deadline, is delivered again, with
+    /// [`Message::redelivered`] counting the attempts). A member holds up to
+    /// its window of unacknowledged messages at a time
+    /// ([`Consumer::set_max_unacked`], [`Queue::set_ack_policy`]; default 1)
+    /// and acknowledges them in any order.
     Explicit,
 }
 
@@ -114,7 +117,32 @@ pub struct Consumer {
     /// Publishes what this member gives up to the group's dead-letter group
     /// (created the first time).
     dead_letters: Option<Producer>,
+    /// This member's entries in the group's ack table.
+    acks: Acks,
 }
+
+/// A member's entries in its group's ack table (ack.rs).
+#[derive(Default)]
+struct Acks {
+    /// Messages it holds unacknowledged (explicit ack), in the order taken.
+    held: Vec<Hold>,
+    /// A redelivery taken with auto-ack, finished once copied.
+    auto: Option<Hold>,
+    /// The entry set aside for its next explicit take.
+    reserved: Option<(usize, u64)>,
+    /// Its own window, if it set one (the group's otherwise).
+    window: Option<u64>,
+    /// Takes left until the next look at the clock for upkeep.
+    countdown: u32,
+    /// Monotonic ns of the next upkeep (0: not yet scheduled).
+    next_upkeep: u64,
+}
+
+/// Takes between two looks at the clock for upkeep on the fast path.
+const UPKEEP_COUNTDOWN: u32 = 256;
+/// How often a member does its group's upkeep (dead members, ack deadlines,
+/// the pending hint) at most, and at least while it waits.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A consumer's view of the spill log.
 struct Disk {
@@ -124,8 +152,8 @@ struct Disk {
     last_round: Option<Instant>,
 }
 
-/// What a consumer took: a record in the ring (under its hazard), or a
-/// message read from the log (payload in `Disk::buf`).
+/// What a consumer took: a record in the ring (under its hazard or an
+/// entry's pin), or a message read from the log (payload in `Disk::buf`).
 #[derive(Clone, Copy, Debug)]
 enum Got {
     Ring(Taken, u64),
@@ -134,7 +162,8 @@ enum Got {
 
 /// One attempt at the log.
 enum DiskStep {
-    Got(Meta),
+    /// A message, and its log position | DISK_BIT.
+    Got(Meta, u64),
     /// The cursor moved (another member, a rejoin): look again.
     Retry,
     /// The group has read everything logged so far.
@@ -160,29 +189,68 @@ impl Consumer {
             batch: Vec::new(),
             disk: None,
             dead_letters: None,
+            acks: Acks {
+                countdown: UPKEEP_COUNTDOWN,
+                ..Acks::default()
+            },
         }
     }
 
-    /// How this member acknowledges (default [`Ack::Auto`]).
+    /// How this member acknowledges (default [`Ack::Auto`]). It may change
+    /// at any time: messages already held stay held until acknowledged or
+    /// nacked, whatever the mode of later receives.
     pub fn set_ack(&mut self, ack: Ack) {
         self.ack = ack;
     }
 
-    /// The unacknowledged message this member holds, if any.
-    pub fn unacked(&self) -> Option<u64> {
-        let (st, e) = self.q.ring().entry(self.g, self.m);
-        (st == ENTRY_HELD).then_some(e.seq)
+    /// Sets this member's window: how many messages it may hold
+    /// unacknowledged at once with [`Ack::Explicit`] (at least 1; `None`:
+    /// the group's, [`Queue::set_ack_policy`], default 1). All members of a
+    /// group share its ack table (`QueueOptions::ack_entries` entries).
+    pub fn set_max_unacked(&mut self, n: Option<u64>) {
+        self.acks.window = n.map(|n| n.max(1));
+    }
+
+    /// This member's window (see [`Consumer::set_max_unacked`]).
+    pub fn max_unacked(&self) -> u64 {
+        self.acks
+            .window
+            .unwrap_or_else(|| self.q.ring().max_unacked(self.g))
+    }
+
+    /// The messages this member holds unacknowledged, in the order taken
+    /// (a hold whose ack deadline passed is no longer listed).
+    pub fn unacked(&self) -> Vec<u64> {
+        let ring = self.q.ring();
+        self.acks
+            .held
+            .iter()
+            .filter(|h| ring.still_held(self.g, h))
+            .map(|h| h.entry.seq)
+            .collect()
     }
 
     /// Acknowledges message `seq` (received with [`Ack::Explicit`]): it
     /// counts as consumed and will not be delivered again.
     ///
     /// # Errors
-    /// [`AckError::NotHeld`] if this member does not hold `seq`.
+    /// [`AckError::NotHeld`] if this member does not hold `seq`;
+    /// [`AckError::Expired`] if it held it past the group's ack deadline
+    /// (it went back for redelivery, and this ack changes nothing).
     pub fn ack(&mut self, seq: u64) -> Result<(), AckError> {
-        self.check_held(seq)?;
-        self.q.ring().ack(self.g, self.m);
-        Ok(())
+        let h = self.release_hold(seq)?;
+        let ring = self.q.ring();
+        let keep = self.acks.reserved.is_none();
+        match ring.finish_hold(self.g, self.m, &h, keep) {
+            Ok(r) => {
+                if r.is_some() {
+                    self.acks.reserved = r;
+                }
+                ring.note_acked(self.g, self.m);
+                Ok(())
+            }
+            Err(()) => Err(AckError::Expired { seq }),
+        }
     }
 
     /// Gives message `seq` back: it failed here, and is delivered again (to
@@ -190,38 +258,44 @@ impl Consumer {
     /// up once the group's `max_attempts` is reached.
     ///
     /// # Errors
-    /// [`AckError::NotHeld`] if this member does not hold `seq`.
+    /// As for [`Consumer::ack`].
     pub fn nack(&mut self, seq: u64) -> Result<(), AckError> {
-        self.check_held(seq)?;
-        self.q.ring().nack(self.g, self.m);
-        Ok(())
+        let h = self.release_hold(seq)?;
+        self.q
+            .ring()
+            .nack_hold(self.g, &h)
+            .map_err(|()| AckError::Expired { seq })
     }
 
-    fn check_held(&self, seq: u64) -> Result<(), AckError> {
-        match self.unacked() {
-            Some(h) if h == seq => Ok(()),
-            held => Err(AckError::NotHeld { seq, held }),
+    /// Removes this member's hold on `seq` from its list (the latest, if it
+    /// was handed `seq` more than once).
+    fn release_hold(&mut self, seq: u64) -> Result<Hold, AckError> {
+        match self.acks.held.iter().rposition(|h| h.entry.seq == seq) {
+            Some(i) => Ok(self.acks.held.remove(i)),
+            None => Err(AckError::NotHeld {
+                seq,
+                held: self.unacked().first().copied(),
+            }),
         }
     }
 
     /// After a copy: auto-ack finishes the message; explicit keeps it (and
-    /// its pin) until `ack`. With auto-ack only a redelivery (taken over as
-    /// an entry, so `redelivered > 0`) has an entry to end.
+    /// its pin) until `ack`. With auto-ack a redelivery (taken over as an
+    /// entry) is finished as acknowledged; a fresh message only drops the
+    /// hazard.
     // Inlined: see `Ring::try_take` (group.rs).
     #[inline(always)]
-    fn finish(&self, got: Got) {
+    fn finish(&mut self, got: Got) {
         let ring = self.q.ring();
-        let redelivery = match got {
-            Got::Ring(_, r) => r > 0,
-            Got::Disk(m) => m.redelivered > 0,
-        };
-        match (self.ack, redelivery, got) {
-            (Ack::Explicit, _, _) => {}
-            (Ack::Auto, true, _) => {
-                ring.ack(self.g, self.m);
+        if let Some(h) = self.acks.auto.take() {
+            if ring.finish_hold(self.g, self.m, &h, false).is_ok() {
+                ring.note_acked(self.g, self.m);
             }
-            (Ack::Auto, false, Got::Ring(..)) => ring.release(self.g, self.m),
-            (Ack::Auto, false, Got::Disk(_)) => {}
+            return;
+        }
+        match (self.ack, got) {
+            (Ack::Auto, Got::Ring(..)) => ring.release(self.g, self.m),
+            (Ack::Explicit, _) | (Ack::Auto, Got::Disk(_)) => {}
         }
     }
 
@@ -230,14 +304,70 @@ impl Consumer {
         self.wait = w;
     }
 
+    /// The group's upkeep, if it is due (see `UPKEEP_EVERY`): dead members
+    /// of the group are reaped (their messages redelivered), holds past the
+    /// ack deadline expired, the pending hint repaired.
+    #[cold]
+    fn upkeep(&mut self, force: bool) {
+        self.acks.countdown = UPKEEP_COUNTDOWN;
+        let ring = self.q.ring();
+        let now = crate::clock::monotonic_ns();
+        if !force && now < self.acks.next_upkeep {
+            return;
+        }
+        let wait = ring.ack_wait_ns(self.g);
+        // With an ack deadline, often enough to keep its lateness small.
+        let every = match wait {
+            0 => UPKEEP_EVERY.as_nanos() as u64,
+            w => (w / 4).clamp(1_000_000, UPKEEP_EVERY.as_nanos() as u64),
+        };
+        self.acks.next_upkeep = now + every;
+        self.q.reap_dead_members_of(self.g);
+        ring.maintain(self.g, now);
+        // Holds of ours that others ended (expired): off our list.
+        self.acks.held.retain(|h| ring.still_held(self.g, h));
+    }
+
+    /// The explicit take's entry and its time (`None` for auto-ack), or an
+    /// error when the window is full. `Ok(Some(None))`: explicit, but the
+    /// group's ack table has no free entry now.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn hold_for_take(&mut self) -> Result<Option<Option<((usize, u64), u64)>>, RecvError> {
+        if self.ack != Ack::Explicit {
+            return Ok(None);
+        }
+        let ring = self.q.ring();
+        if self.acks.held.len() as u64 >= self.max_unacked() {
+            self.acks.held.retain(|h| ring.still_held(self.g, h));
+            if let Some(oldest) = self.acks.held.first() {
+                if self.acks.held.len() as u64 >= self.max_unacked() {
+                    return Err(RecvError::AckPending {
+                        seq: oldest.entry.seq,
+                    });
+                }
+            }
+        }
+        if self.acks.reserved.is_none() {
+            self.acks.reserved = ring.reserve(self.g, self.m);
+        }
+        let since = match ring.ack_wait_ns(self.g) {
+            0 => 0,
+            _ => crate::clock::monotonic_ns(),
+        };
+        Ok(Some(self.acks.reserved.map(|r| (r, since))))
+    }
+
     // Inlined, with `Ring::try_take` in it: see there (group.rs).
     #[inline(always)]
     fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
         // A wake of this process (the last release) may have found nobody.
         self.q.after_stale_wake();
-        if let Some(seq) = self.unacked_if_explicit() {
-            return Err(RecvError::AckPending { seq });
+        self.acks.countdown -= 1;
+        if self.acks.countdown == 0 {
+            self.upkeep(false);
         }
+        let hold = self.hold_for_take()?;
         // Fast path, the usual case: no redelivery waiting, a message in the
         // ring at the cursor. The log and a corrupt record are left to the
         // full poll. A receive that may wait looks again at an empty ring
@@ -246,27 +376,37 @@ impl Consumer {
         // pingpong`: 20-30 ns less per round trip than from the full wait's
         // loop), and every wait strategy spins longer than that anyway.
         let ring = self.q.ring();
-        let hold = self.ack == Ack::Explicit;
         let polls = match mode {
             Mode::Try | Mode::Until(Some(Duration::ZERO)) => 1,
             Mode::Until(_) => FAST_POLLS,
         };
         let mut empty = false;
-        for i in 0..polls {
-            if ring.has_pending(self.g) {
-                empty = false;
-                break;
-            }
-            match ring.try_take(self.g, self.m, hold) {
-                Ok(Some(Take::Ring(t))) => return Ok(Got::Ring(t, 0)),
-                Ok(None) => empty = true,
-                _ => {
+        // An explicit take with no free entry goes the full way (pending
+        // entries need none).
+        if hold != Some(None) {
+            let hold = hold.flatten();
+            for i in 0..polls {
+                if ring.has_pending(self.g) {
                     empty = false;
                     break;
                 }
-            }
-            if i + 1 < polls {
-                crate::sync::spin_hint();
+                match ring.try_take(self.g, self.m, hold) {
+                    Ok(Some(Take::Ring(t))) => {
+                        if let Some((r, _)) = hold {
+                            self.acks.held.push(taken_hold(r, self.m, t.seq, t.pos));
+                            self.acks.reserved = None;
+                        }
+                        return Ok(Got::Ring(t, 0));
+                    }
+                    Ok(None) => empty = true,
+                    _ => {
+                        empty = false;
+                        break;
+                    }
+                }
+                if i + 1 < polls {
+                    crate::sync::spin_hint();
+                }
             }
         }
         self.take_slow(mode, empty)
@@ -277,47 +417,27 @@ impl Consumer {
     #[inline(never)]
     fn take_slow(&mut self, mode: Mode, empty: bool) -> Result<Got, RecvError> {
         let (g, m) = (self.g, self.m);
-        let q = &self.q;
-        let disk = &mut self.disk;
-        let dead_letters = &mut self.dead_letters;
-        let ring = q.ring();
-        let hold = self.ack == Ack::Explicit;
-        let mut poll = || loop {
-            // Redeliveries first: they are older than anything at the cursor.
-            if ring.has_pending(g) {
-                match take_redelivery(q, g, m, disk, dead_letters) {
-                    Ok(Some(got)) => return Some(Ok(got)),
-                    Ok(None) => {}
-                    Err(e) => return Some(Err(e)),
-                }
-            }
-            match ring.try_take(g, m, hold) {
-                Ok(Some(Take::Ring(t))) => return Some(Ok(Got::Ring(t, 0))),
-                Ok(None) => return None,
-                Err(e) => return Some(Err(RecvError::Corrupt(e.0))),
-                Ok(Some(Take::Disk(cur))) => match take_disk(q, g, m, disk, cur, hold) {
-                    Ok(DiskStep::Got(meta)) => return Some(Ok(Got::Disk(meta))),
-                    Ok(DiskStep::Retry) => continue,
-                    Ok(DiskStep::CaughtUp) => return None,
-                    Err(e) => return Some(Err(e)),
-                },
-            }
+        let explicit = self.ack == Ack::Explicit;
+        let deadline = match mode {
+            Mode::Try => None,
+            Mode::Until(t) => t.map(|t| Instant::now() + t),
         };
+        let spill = self.q.inner.spill.is_some();
         // The fast path missed for a reason other than an empty ring: poll
         // the full way once before setting up a wait (`wait_for` also polls
         // first, so only `Mode::Try` would otherwise miss this look).
         if !empty {
-            if let Some(r) = poll() {
+            if let Some(r) = self.poll_full() {
                 return r;
             }
         }
-        let deadline = match mode {
-            Mode::Try => return Err(RecvError::Empty),
-            Mode::Until(t) => t.map(|t| Instant::now() + t),
-        };
-        let spill = q.inner.spill.is_some();
+        if let Mode::Try = mode {
+            return Err(self.nothing_now(explicit));
+        }
         // Whether the last look found the cursor not behind a claim.
         let mut settled = false;
+        let q = self.q.clone();
+        let ring = q.ring();
         loop {
             // Waiting behind a claimed record that is not committed: its
             // producer may have died, which no wake-up will tell. So wait in
@@ -328,17 +448,29 @@ impl Consumer {
             // slice: a consumer that read it at each wait would pull the
             // producers' hottest line away from them once per message.
             let cur = unpack(ring.cursor_now(g));
-            let every = match (spill, settled) {
+            let mut every = match (spill, settled) {
                 (true, _) => SPILL_RECHECK,
                 (false, false) => STUCK_CHECK,
                 (false, true) => IDLE_RECHECK,
             };
+            if ring.ack_wait_ns(g) != 0 {
+                // Holds past the deadline are found by waiting members too.
+                every = every.min(Duration::from_nanos(
+                    (ring.ack_wait_ns(g) / 4).max(1_000_000),
+                ));
+            }
             // The slice starts when the wait first looks at the clock.
             let slice = || {
                 let s = Instant::now() + every;
                 Some(deadline.map_or(s, |d| d.min(s)))
             };
-            if let Some(r) = ring.wait_for(Sleeper::Member { g, m }, self.wait, slice, &mut poll) {
+            let wait = self.wait;
+            let r = {
+                let this = &mut *self;
+                let mut poll = || this.poll_full();
+                ring.wait_for(Sleeper::Member { g, m }, wait, slice, &mut poll)
+            };
+            if let Some(r) = r {
                 return r;
             }
             let stuck = cur.0 & DISK_BIT == 0
@@ -348,17 +480,82 @@ impl Consumer {
                 q.recover_dead_producers();
             }
             settled = !stuck;
+            // Dead members of the group, expired holds: found by members
+            // that wait, with no new member, gc or send needed.
+            self.upkeep(false);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvError::Timeout);
             }
         }
     }
 
-    fn unacked_if_explicit(&self) -> Option<u64> {
-        if self.ack == Ack::Explicit {
-            self.unacked()
+    /// What a receive that found nothing returns without waiting: empty,
+    /// or, for an explicit take with the group's ack table full, that.
+    fn nothing_now(&self, explicit: bool) -> RecvError {
+        if explicit && self.acks.reserved.is_none() {
+            RecvError::AckTableFull {
+                entries: self.q.ring().geo.ack_entries,
+            }
         } else {
-            None
+            RecvError::Empty
+        }
+    }
+
+    /// One full poll: redeliveries, then the cursor (ring or log). `None`:
+    /// nothing now.
+    fn poll_full(&mut self) -> Option<Result<Got, RecvError>> {
+        let (g, m) = (self.g, self.m);
+        let q = self.q.clone();
+        let ring = q.ring();
+        let explicit = self.ack == Ack::Explicit;
+        loop {
+            // Redeliveries first: they are older than anything at the cursor.
+            if ring.has_pending(g) {
+                match take_redelivery(
+                    &q,
+                    g,
+                    m,
+                    &mut self.disk,
+                    &mut self.dead_letters,
+                    &mut self.acks,
+                    explicit,
+                ) {
+                    Ok(Some(got)) => return Some(Ok(got)),
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let hold = match self.hold_for_take() {
+                Ok(h) => h,
+                Err(e) => return Some(Err(e)),
+            };
+            // Explicit with the ack table full: nothing to take into.
+            let hold = match hold {
+                Some(None) => return None,
+                h => h.flatten(),
+            };
+            let got = match ring.try_take(g, m, hold) {
+                Ok(Some(Take::Ring(t))) => Got::Ring(t, 0),
+                Ok(None) => return None,
+                Err(e) => return Some(Err(RecvError::Corrupt(e.0))),
+                Ok(Some(Take::Disk(cur))) => match take_disk(&q, g, m, &mut self.disk, cur, hold) {
+                    Ok(DiskStep::Got(meta, at)) => {
+                        if let Some((r, _)) = hold {
+                            self.acks.held.push(taken_hold(r, m, meta.seq, at));
+                            self.acks.reserved = None;
+                        }
+                        return Some(Ok(Got::Disk(meta)));
+                    }
+                    Ok(DiskStep::Retry) => continue,
+                    Ok(DiskStep::CaughtUp) => return None,
+                    Err(e) => return Some(Err(e)),
+                },
+            };
+            if let (Some((r, _)), Got::Ring(t, _)) = (hold, got) {
+                self.acks.held.push(taken_hold(r, m, t.seq, t.pos));
+                self.acks.reserved = None;
+            }
+            return Some(Ok(got));
         }
     }
 
@@ -623,14 +820,15 @@ impl Drop for RecvGuard<'_> {
     }
 }
 
-/// One attempt to take the message at the group's disk cursor `cur`.
+/// One attempt to take the message at the group's disk cursor `cur` (with
+/// `hold`, through that reserved entry of the ack table).
 fn take_disk(
     q: &Queue,
     g: usize,
     m: usize,
     disk: &mut Option<Disk>,
     cur: u128,
-    hold: bool,
+    hold: Option<((usize, u64), u64)>,
 ) -> Result<DiskStep, RecvError> {
     let ring = q.ring();
     let Some(spill) = q.inner.spill.as_ref() else {
@@ -674,71 +872,114 @@ fn take_disk(
     }
     // An aborted claim, or a record for other groups: the cursor passes it.
     let skip = rec.kind == KIND_ABORT || !addressed(rec.flags, g, ring.dl_only(g));
-    let hold = hold && !skip;
-    if hold {
-        ring.hold(g, m, rec.seq, at | DISK_BIT);
+    let hold = hold.filter(|_| !skip);
+    if let Some((h, since)) = hold {
+        ring.announce(g, m, h, rec.seq, at | DISK_BIT, since);
     }
     if !ring.disk_advance(g, cur, rec.seq, rec.size) {
-        if hold {
-            ring.unhold(g, m);
+        if let Some((h, _)) = hold {
+            ring.untake(g, h);
         }
         return Ok(DiskStep::Retry);
     }
     if skip {
         return Ok(DiskStep::Retry);
     }
+    if let Some((h, _)) = hold {
+        ring.took(g, m, h, rec.seq, at | DISK_BIT);
+    }
     ring.note_delivered(g, m, 1);
-    Ok(DiskStep::Got(disk_meta(&rec, 0, &mut d.buf)))
+    Ok(DiskStep::Got(disk_meta(&rec, 0, &mut d.buf), at | DISK_BIT))
 }
 
 /// Takes over a message of group `g` waiting for redelivery, if any: the
-/// member's entry then holds it (and its pin). Messages past the group's
-/// `max_attempts` are given up on the way: published to its dead-letter group
-/// if it has one (then settled), otherwise only counted.
+/// member then holds it (with auto-ack, until it is copied). Messages past
+/// the group's `max_attempts` are given up on the way: published to its
+/// dead-letter group if it has one (then finished), otherwise only counted.
+/// A dead letter that cannot be published now stays pending, for a later
+/// receive; this one goes on to other pending messages and the cursor.
 fn take_redelivery(
     q: &Queue,
     g: usize,
     m: usize,
     disk: &mut Option<Disk>,
     dead_letters: &mut Option<Producer>,
+    acks: &mut Acks,
+    explicit: bool,
 ) -> Result<Option<Got>, RecvError> {
     let ring = q.ring();
-    while let Some(e) = ring.take_pending(g, m) {
+    let since = match ring.ack_wait_ns(g) {
+        0 => 0,
+        _ => crate::clock::monotonic_ns(),
+    };
+    // Dead letters that found no room in this poll.
+    let mut no_room: Vec<u64> = Vec::new();
+    while let Some(h) = ring.take_pending(g, m, since, |s| no_room.contains(&s)) {
         let max = ring.max_attempts(g);
-        if max != 0 && e.attempts >= max {
+        if max != 0 && h.entry.attempts >= max {
             if let Some(d) = ring.dead_letter_target(g) {
-                if !forward_dead_letter(q, g, m, disk, dead_letters, e, d)? {
-                    // No room for it now: pending again, tried on a later
-                    // receive; meanwhile this one goes on at the cursor.
-                    ring.nack(g, m);
-                    return Ok(None);
+                match forward_dead_letter(q, g, m, disk, dead_letters, &h, d) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Pending again, untouched; retried on a later
+                        // receive (and by other members).
+                        let _ = ring.put_back(g, &h);
+                        no_room.push(h.entry.seq);
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = ring.put_back(g, &h);
+                        return Err(e);
+                    }
                 }
             }
-            ring.dead_letter(g, m);
+            if ring.finish_hold(g, m, &h, false).is_ok() {
+                ring.note_dead_lettered(g);
+            }
             continue;
         }
-        ring.note_delivered(g, m, 1);
-        ring.note_redelivered(g);
-        return redelivered(q, g, m, disk, e).map(Some);
+        match redelivered(q, g, disk, &h) {
+            Ok(got) => {
+                ring.note_delivered(g, m, 1);
+                ring.note_redelivered(g);
+                if explicit {
+                    acks.held.push(h);
+                } else {
+                    acks.auto = Some(h);
+                }
+                return Ok(Some(got));
+            }
+            Err((e, keep)) => {
+                if keep {
+                    // The log could not be read now: pending again, for
+                    // whoever tries next (the error says why).
+                    let _ = ring.put_back(g, &h);
+                } else if ring.finish_hold(g, m, &h, false).is_ok() {
+                    // Gone for good (a damaged queue): not held by anyone.
+                }
+                return Err(e);
+            }
+        }
     }
     Ok(None)
 }
 
-/// Publishes the message of entry `e` (held by member `m` of group `g`, which
-/// gives it up) to dead-letter group `d`, addressed to it alone. Returns
-/// false if there is no room for it now. The entry stays held (and its pin)
-/// until the caller settles it, so a member killed in between leaves it to be
-/// redelivered, and dead-lettered again: at least once in `d`.
+/// Publishes the message of hold `h` (member `m` of group `g` gives it up)
+/// to dead-letter group `d`, addressed to it alone. Returns false if there is
+/// no room for it now (the geometry guarantees room beside the pinned
+/// original once other groups and holds make way). The hold stays (and its
+/// pin) until the caller finishes it, so a member killed in between leaves it
+/// to be redelivered, and dead-lettered again: at least once in `d`.
 fn forward_dead_letter(
     q: &Queue,
     g: usize,
-    m: usize,
+    _m: usize,
     disk: &mut Option<Disk>,
     dead_letters: &mut Option<Producer>,
-    e: Entry,
+    h: &Hold,
     d: usize,
 ) -> Result<bool, RecvError> {
-    let got = redelivered(q, g, m, disk, e)?;
+    let got = redelivered(q, g, disk, h).map_err(|(e, _)| e)?;
     let mut ring_copy = Vec::new();
     let (payload, tag): (&[u8], _) = match got {
         Got::Ring(t, r) => {
@@ -755,36 +996,36 @@ fn forward_dead_letter(
             Err(_) => return Ok(false),
         }
     }
-    let p = dead_letters.as_mut().expect("set above");
+    let Some(p) = dead_letters.as_mut() else {
+        return Ok(false);
+    };
     // The dead letter keeps its producer's id and pseq.
-    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, e.seq) {
+    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, h.entry.seq) {
         Ok(_) => {
             crate::spiller::crash_point("dead-letter-published");
             Ok(true)
         }
         Err(crate::SendError::Full) => Ok(false),
-        Err(err) => {
-            // Pending again: tried on a later receive.
-            q.ring().nack(g, m);
-            Err(RecvError::Spill(format!(
-                "publishing message {} to the dead-letter group: {err}",
-                e.seq
-            )))
-        }
+        Err(err) => Err(RecvError::Spill(format!(
+            "publishing message {} to the dead-letter group: {err}",
+            h.entry.seq
+        ))),
     }
 }
 
-/// Reads the message of entry `e`, just taken over by member `m`.
+/// Reads the message of hold `h`, just taken over. On failure, the error
+/// and whether the message may still be readable later (a spill log read
+/// that failed) rather than gone.
 fn redelivered(
     q: &Queue,
     g: usize,
-    m: usize,
     disk: &mut Option<Disk>,
-    e: Entry,
-) -> Result<Got, RecvError> {
+    h: &Hold,
+) -> Result<Got, (RecvError, bool)> {
     let ring = q.ring();
+    let e = h.entry;
     if !e.on_disk() {
-        // Our hazard pins the record (moved with the entry).
+        // The entry's pin keeps the record.
         return match ring.slot_at(e.at) {
             Slot::Record {
                 len,
@@ -802,19 +1043,21 @@ fn redelivered(
                 },
                 e.attempts,
             )),
-            _ => {
-                ring.ack(g, m);
-                Err(RecvError::Corrupt(format!(
+            _ => Err((
+                RecvError::Corrupt(format!(
                     "unacknowledged message {} at ring position {} is gone",
                     e.seq, e.at
-                )))
-            }
+                )),
+                false,
+            )),
         };
     }
     let Some(spill) = q.inner.spill.as_ref() else {
-        ring.ack(g, m);
-        return Err(RecvError::Corrupt(
-            "unacknowledged message on disk but the queue has no spill log".into(),
+        return Err((
+            RecvError::Corrupt(
+                "unacknowledged message on disk but the queue has no spill log".into(),
+            ),
+            false,
         ));
     };
     let d = disk.get_or_insert_with(|| Disk {
@@ -825,15 +1068,19 @@ fn redelivered(
     let rec = d
         .reader
         .read(e.at & !DISK_BIT, &mut d.buf)
-        .map_err(|err| RecvError::Spill(err.to_string()))?;
+        .map_err(|err| (RecvError::Spill(err.to_string()), true))?;
     if rec.seq != e.seq {
-        return Err(RecvError::Spill(format!(
-            "log position {} holds sequence {}, the unacknowledged message is {}",
-            e.at & !DISK_BIT,
-            rec.seq,
-            e.seq
-        )));
+        return Err((
+            RecvError::Spill(format!(
+                "log position {} holds sequence {}, the unacknowledged message is {}",
+                e.at & !DISK_BIT,
+                rec.seq,
+                e.seq
+            )),
+            true,
+        ));
     }
+    let _ = g;
     Ok(Got::Disk(disk_meta(&rec, e.attempts, &mut d.buf)))
 }
 

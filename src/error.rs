@@ -170,11 +170,19 @@ pub enum RecvError {
     Corrupt(String),
     /// The group reads the spill log and reading it failed.
     Spill(String),
-    /// An explicitly acknowledging member still holds message `seq`: ack or
-    /// nack it first (the window is one message).
+    /// An explicitly acknowledging member holds its whole window of
+    /// unacknowledged messages: ack or nack one first.
     AckPending {
-        /// The unacknowledged message.
+        /// The oldest message it holds.
         seq: u64,
+    },
+    /// Every entry of the group's ack table is in use (held by members or
+    /// waiting for redelivery): an explicitly acknowledging member can take
+    /// a new message only once one is acknowledged. The table's size is set
+    /// at creation (`QueueOptions::ack_entries`).
+    AckTableFull {
+        /// Entries in the table.
+        entries: u32,
     },
 }
 
@@ -188,7 +196,13 @@ impl fmt::Display for RecvError {
             RecvError::AckPending { seq } => {
                 write!(
                     f,
-                    "message {seq} is not acknowledged yet (ack or nack it first)"
+                    "the window of unacknowledged messages is full (the oldest is {seq}): ack or nack one first"
+                )
+            }
+            RecvError::AckTableFull { entries } => {
+                write!(
+                    f,
+                    "all {entries} entries of the group's ack table are in use: ack a message first"
                 )
             }
         }
@@ -205,8 +219,15 @@ pub enum AckError {
     NotHeld {
         /// The sequence number given.
         seq: u64,
-        /// The one the member holds, if any.
+        /// The oldest one the member holds, if any.
         held: Option<u64>,
+    },
+    /// The member held `seq` past the group's ack deadline (or was taken
+    /// for dead): it went back for redelivery, and this acknowledgement
+    /// changed nothing.
+    Expired {
+        /// The sequence number given.
+        seq: u64,
     },
 }
 
@@ -220,6 +241,12 @@ impl fmt::Display for AckError {
                 write!(
                     f,
                     "message {seq} is not held by this member (it holds none)"
+                )
+            }
+            AckError::Expired { seq } => {
+                write!(
+                    f,
+                    "message {seq} was held past the group's ack deadline and went back for redelivery"
                 )
             }
         }

@@ -138,8 +138,8 @@ pub struct MemberInfo {
     pub delivered: u64,
     /// Position being read, if any.
     pub inflight: Option<u64>,
-    /// Sequence number of its unacknowledged message, if any.
-    pub unacked: Option<u64>,
+    /// Sequence numbers of the messages it holds unacknowledged.
+    pub unacked: Vec<u64>,
     /// Messages it acknowledged.
     pub acked: u64,
     /// Asleep waiting for messages (wait.rs).
@@ -199,28 +199,24 @@ impl<R: Region> Ring<R> {
                 min_cursor = Some((seq, pos));
             }
         }
-        let min_inflight = loop {
-            let moves = self.hazard_moves_now();
-            let mut min_inflight = IDLE;
-            for g in 0..self.geo.max_groups as usize {
-                let st = self.slot_state(g);
-                if st != SLOT_CREATING && st != SLOT_ACTIVE {
-                    continue;
-                }
-                for m in 0..self.geo.max_members as usize {
-                    // Acquire pairs with the Release in `release`: the member's
-                    // reads of the record happen before anything we then
-                    // overwrite.
-                    let h = self.member_word(g, m, M_INFLIGHT).load(Ordering::Acquire);
-                    min_inflight = min_inflight.min(h);
-                }
+        let mut min_inflight = IDLE;
+        for g in 0..self.geo.max_groups as usize {
+            let st = self.slot_state(g);
+            if st != SLOT_CREATING && st != SLOT_ACTIVE {
+                continue;
             }
-            // A pin that moved between two slots while we read them may have
-            // been missed in both: read them again (ack.rs).
-            if self.hazard_moves_now() == moves {
-                break min_inflight;
+            for m in 0..self.geo.max_members as usize {
+                // Acquire pairs with the Release in `release`: the member's
+                // reads of the record happen before anything we then
+                // overwrite.
+                let h = self.member_word(g, m, M_INFLIGHT).load(Ordering::Acquire);
+                min_inflight = min_inflight.min(h);
             }
-        };
+            // The pins of the group's ack table (ack.rs), read after the
+            // cursors like the hazards: a pin is stored before the cursor CAS
+            // that takes its message, and never moves.
+            min_inflight = min_inflight.min(self.min_entry_pin(g));
+        }
         Scan {
             min_cursor,
             min_inflight,
@@ -231,9 +227,11 @@ impl<R: Region> Ring<R> {
     /// On `Ok(Some(_))` the member holds a hazard on the record: copy it out,
     /// then call [`Ring::release`].
     ///
-    /// With `hold`, the message is also recorded as member `m`'s
-    /// unacknowledged entry (ack.rs) before the cursor moves, and the hazard
-    /// stays until it is acknowledged.
+    /// With `hold` (an entry of the group's ack table reserved for `m`, and
+    /// the time of the take for an ack deadline), the message is recorded in
+    /// that entry, pinned by it instead of the hazard, before the cursor
+    /// moves (ack.rs); the entry is HELD on success and reserved again
+    /// otherwise.
     // The hot path is inlined into one function per receive (this, the
     // consumer's `take` and `copy_out`) and per send (`try_claim`, the
     // producer's `commit`): no calls and no results passed through memory
@@ -241,7 +239,12 @@ impl<R: Region> Ring<R> {
     // recv_into of 64 B: 722 -> 545 instructions; `shmq bench pingpong`,
     // 64 B, interleaved with the build before: ~290 -> ~260 ns.
     #[inline(always)]
-    pub fn try_take(&self, g: usize, m: usize, hold: bool) -> Result<Option<Take>, Corrupt> {
+    pub fn try_take(
+        &self,
+        g: usize,
+        m: usize,
+        hold: Option<((usize, u64), u64)>,
+    ) -> Result<Option<Take>, Corrupt> {
         let cursor = self.cursor(g);
         let hazard = self.member_word(g, m, M_INFLIGHT);
         let dl_only = self.dl_only(g);
@@ -305,15 +308,16 @@ impl<R: Region> Ring<R> {
                 }
                 continue;
             }
-            // The hazard must be visible before the cursor moves past the record.
-            // Relaxed is enough: the CAS below is a Release, and every later
-            // cursor write is an RMW in its release sequence, so any scan whose
-            // Acquire load sees the cursor past `pos` also sees this store.
-            hazard.store(pos, Ordering::Relaxed);
-            hazard_set = true;
-            if hold {
-                self.hold(g, m, seq, pos);
+            // The hazard (or the entry's pin) must be visible before the
+            // cursor moves past the record. Relaxed is enough: the CAS below
+            // is a Release, and every later cursor write is an RMW in its
+            // release sequence, so any scan whose Acquire load sees the
+            // cursor past `pos` also sees this store.
+            match hold {
+                Some((h, since)) => self.announce(g, m, h, seq, pos, since),
+                None => hazard.store(pos, Ordering::Relaxed),
             }
+            hazard_set = true;
             // SYNC POINT hazard: Release pairs with the Acquire cursor load in
             // `scan_groups`; Acquire chains with the previous members' CAS.
             if cursor
@@ -329,6 +333,9 @@ impl<R: Region> Ring<R> {
                     "record at position {pos} has sequence {rseq}, expected {seq}"
                 )));
             }
+            if let Some((h, _)) = hold {
+                self.took(g, m, h, seq, pos);
+            }
             self.note_delivered(g, m, 1);
             return Ok(Some(Take::Ring(Taken {
                 seq,
@@ -339,10 +346,10 @@ impl<R: Region> Ring<R> {
             })));
         };
         if hazard_set {
-            if hold {
-                self.unhold(g, m);
+            match hold {
+                Some((h, _)) => self.untake(g, h),
+                None => self.release(g, m),
             }
-            self.release(g, m);
         }
         result
     }
@@ -566,15 +573,17 @@ impl<R: Region> Ring<R> {
                 .store(MEMBER_FREE, Ordering::Relaxed);
             self.member_word(g, m, M_DELIVERED)
                 .store(0, Ordering::Relaxed);
-            self.member_word(g, m, M_ENTRY)
-                .store(ENTRY_EMPTY, Ordering::Relaxed);
         }
+        self.clear_entries(g);
         for f in [
             G_PENDING,
             G_MAX_ATTEMPTS,
             G_DEAD_LETTERED,
             G_REDELIVERED,
             G_DEAD_LETTER,
+            G_MAX_UNACKED,
+            G_ACK_WAIT,
+            G_EXPIRED,
         ] {
             self.slot_word(g, f).store(0, Ordering::Relaxed);
         }
@@ -639,9 +648,8 @@ impl<R: Region> Ring<R> {
                 .store(IDLE, Ordering::Relaxed);
             self.member_word(g, m, M_STATE)
                 .store(MEMBER_FREE, Ordering::Relaxed);
-            self.member_word(g, m, M_ENTRY)
-                .store(ENTRY_EMPTY, Ordering::Relaxed);
         }
+        self.clear_entries(g);
         // Release: a scan that no longer sees the group was ordered after it.
         state.store(((gen + 1) << 8) | SLOT_FREE, Ordering::Release);
         // Removing a slow group may free space.
@@ -663,10 +671,7 @@ impl<R: Region> Ring<R> {
                     start_time: self.member_word(g, m, M_START).load(Ordering::Relaxed),
                     delivered: self.member_word(g, m, M_DELIVERED).load(Ordering::Relaxed),
                     inflight: (inflight != IDLE).then_some(inflight),
-                    unacked: match self.entry(g, m) {
-                        (ENTRY_HELD, e) => Some(e.seq),
-                        _ => None,
-                    },
+                    unacked: self.held_by(g, m),
                     acked: self.member_word(g, m, M_ACKED).load(Ordering::Relaxed),
                     asleep: self.is_asleep(Sleeper::Member { g, m }),
                 }
@@ -677,11 +682,9 @@ impl<R: Region> Ring<R> {
     /// Takes a free member slot of group `g` for process `pid`.
     pub fn attach(&self, g: usize, pid: u64, start_time: u64) -> Option<usize> {
         let m = (0..self.geo.max_members as usize).find(|&m| {
-            // Acquire pairs with `detach`'s Release: the old owner is done. A
-            // slot whose entry still waits for redelivery keeps its pin: not
-            // free yet.
+            // Acquire pairs with `detach`'s Release: the old owner is done
+            // (its entries settled first).
             self.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_FREE
-                && self.entry_state(g, m) == ENTRY_EMPTY
         })?;
         self.member_word(g, m, M_PID).store(pid, Ordering::Relaxed);
         self.member_word(g, m, M_START)
@@ -697,20 +700,17 @@ impl<R: Region> Ring<R> {
         Some(m)
     }
 
-    /// Frees member slot `m` (its owner leaving, or a dead owner being reaped
-    /// after `reap_entry`). An unacknowledged message it held goes back to the
-    /// group for redelivery, keeping its pin; a message it was reading with
-    /// auto-ack is its own business (at-most-once).
+    /// Frees member slot `m` (its owner leaving, or a dead owner being
+    /// reaped). Its entries are settled first (`reap_entries`): the messages
+    /// it held unacknowledged go back to the group for redelivery, keeping
+    /// their pins; a message it was reading with auto-ack is its own
+    /// business (at-most-once).
     pub fn detach(&self, g: usize, m: usize) {
-        if self.entry_state(g, m) == ENTRY_HELD {
-            self.nack(g, m);
-        }
-        if self.entry_state(g, m) == ENTRY_EMPTY {
-            // Release, as in `release`: pairs with the scan's Acquire hazard
-            // load.
-            self.member_word(g, m, M_INFLIGHT)
-                .store(IDLE, Ordering::Release);
-        }
+        self.reap_entries(g, m);
+        // Release, as in `release`: pairs with the scan's Acquire hazard
+        // load.
+        self.member_word(g, m, M_INFLIGHT)
+            .store(IDLE, Ordering::Release);
         // Release: pairs with `attach`'s Acquire.
         self.member_word(g, m, M_STATE)
             .store(MEMBER_FREE, Ordering::Release);

@@ -25,7 +25,7 @@
 //!   72  created_ns       u64      CLOCK_REALTIME at creation
 //!   80  nonce            u64      random, mixed into every commit stamp
 //!   88  max_producers    u32      producer registry slots, and producer names
-//!   92  (reserved, zero)
+//!   92  ack_entries      u32      entries in each group's ack table (ack.rs)
 //!   96  producer_table_off u64    after the group table
 //!   104 identity_table_off u64    after the producer registry
 //!   112 (reserved up to 256, zero)
@@ -42,10 +42,7 @@
 //!                      abandoned without a message), u64 stall_waits (at 784:
 //!                      times the ring was full behind an operation in progress:
 //!                      a claim not committed yet, or a message being read)
-//!   896 ACK line: u64 hazard_moves (bumped whenever a pin moves from one
-//!                 member slot to another, ack.rs; producers' scans retry when
-//!                 it changed under them)
-//!   904..1024    reserved (zero)
+//!   896..1024    reserved (zero)
 //!   1024 SPILL slot, laid out like a group slot's first 144 bytes (spill.rs):
 //!        1024 state u64   SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE + generation
 //!        1152 FRONT u128  = seq << 64 | pos: while ACTIVE, every record below it
@@ -87,6 +84,13 @@
 //!        +176 dead_letter  u64  slot + 1 of the group dead letters go to (0: none)
 //!        +184 dl_only      u64  1: a dead-letter group, which delivers only the
 //!                               dead letters addressed to it (and skips the rest)
+//!        +192 max_unacked  u64  messages a member may hold unacknowledged
+//!                               (0: 1); a consumer may lower it for itself
+//!        +200 ack_wait_ns  u64  ack deadline: a message held longer goes back
+//!                               for redelivery (0: none)
+//!        +208 expired      u64  holds ended by the ack deadline
+//!        +216 entries_hwm  u64  ack table entries ever used (scans read the
+//!                               entries below it)
 //!   +256 members: max_members member slots of 128 bytes
 //!        +0   state      u64  MEMBER_FREE / MEMBER_ATTACHED (+ generation)
 //!        +8   pid        u64
@@ -95,13 +99,7 @@
 //!        +24  inflight   u64  position of the record the member is reading, or
 //!                             IDLE; producers never overwrite it (a hazard)
 //!        +32  delivered  u64  messages handed to this member
-//!        +40  entry      u64  the member's unacknowledged message (ack.rs): low
-//!                             8 bits ENTRY_EMPTY / HELD / PENDING / MOVING, the
-//!                             taking member's slot above them while MOVING
-//!        +48  entry_seq  u64  its sequence number
-//!        +56  entry_at   u64  its ring position (pinned by `inflight`), or its
-//!                             log position | DISK_BIT
-//!        +64  attempts   u64  deliveries before this one (0: first delivery)
+//!        +40..72 reserved
 //!        +72  acked      u64  messages this member acknowledged
 //!        +80  asleep     u64  1 while the member is counted in the DATA
 //!                             sleeper count (wait.rs): set after its
@@ -109,6 +107,18 @@
 //!                             reaper of a member killed asleep can take its
 //!                             count back
 //!        +88..128 reserved
+//!   then the ACK TABLE: ack_entries entries of 64 bytes (ack.rs), each
+//!        +0   state   u64  low 8 bits ENTRY_FREE / RESERVED / TAKING / HELD /
+//!                          PENDING / FINISHING; bits 8..24 the owning member slot;
+//!                          bits 24..48 attempts (deliveries before the
+//!                          current one); bits 48..64 a ticket bumped on every
+//!                          transition
+//!        +8   seq     u64  the message's sequence number
+//!        +16  at      u64  its ring position, or its log position | DISK_BIT
+//!        +24  since   u64  CLOCK_MONOTONIC ns when its holder took it
+//!        +32  pin     u64  ring position producers must not overwrite
+//!                          (a hazard, as a member's `inflight`), or IDLE
+//!        +40..64 reserved
 //!
 //! PRODUCER REGISTRY at producer_table_off: max_producers slots of 128 bytes
 //!   (registry.rs), each
@@ -170,7 +180,7 @@
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Size of the header block.
 pub const HEADER_SIZE: usize = 2048;
 /// Size of a record header.
@@ -190,6 +200,8 @@ pub const MAX_GROUPS_LIMIT: u32 = 1024;
 pub const MAX_MEMBERS_LIMIT: u32 = 1024;
 /// Most producer slots (and producer names) a queue may be created with.
 pub const MAX_PRODUCERS_LIMIT: u32 = 4096;
+/// Most entries a group's ack table may have.
+pub const MAX_ACK_ENTRIES_LIMIT: u32 = 65536;
 
 // Header field offsets.
 pub(crate) const OFF_MAGIC: usize = 0;
@@ -209,6 +221,7 @@ pub(crate) const OFF_NONCE: usize = 80;
 pub(crate) const OFF_MAX_PRODUCERS: usize = 88;
 pub(crate) const OFF_PRODUCER_TABLE: usize = 96;
 pub(crate) const OFF_IDENTITY_TABLE: usize = 104;
+pub(crate) const OFF_ACK_ENTRIES: usize = 92;
 
 /// Hot control words.
 pub const OFF_TAIL: usize = 256;
@@ -326,10 +339,6 @@ pub(crate) const M_PID: usize = 8;
 pub(crate) const M_START: usize = 16;
 pub(crate) const M_INFLIGHT: usize = 24;
 pub(crate) const M_DELIVERED: usize = 32;
-pub(crate) const M_ENTRY: usize = 40;
-pub(crate) const M_ENTRY_SEQ: usize = 48;
-pub(crate) const M_ENTRY_AT: usize = 56;
-pub(crate) const M_ATTEMPTS: usize = 64;
 pub(crate) const M_ACKED: usize = 72;
 pub(crate) const M_ASLEEP: usize = 80;
 
@@ -340,18 +349,29 @@ pub(crate) const G_DEAD_LETTERED: usize = 160;
 pub(crate) const G_REDELIVERED: usize = 168;
 pub(crate) const G_DEAD_LETTER: usize = 176;
 pub(crate) const G_DL_ONLY: usize = 184;
+pub(crate) const G_MAX_UNACKED: usize = 192;
+pub(crate) const G_ACK_WAIT: usize = 200;
+pub(crate) const G_EXPIRED: usize = 208;
+pub(crate) const G_ENTRIES_HWM: usize = 216;
 
-/// Member entry states (low 8 bits of `entry`).
-pub(crate) const ENTRY_EMPTY: u64 = 0;
-pub(crate) const ENTRY_HELD: u64 = 1;
-pub(crate) const ENTRY_PENDING: u64 = 2;
-pub(crate) const ENTRY_MOVING: u64 = 3;
-/// What `entry_state` reports for a word that is none of the states above (a
-/// corrupt mapping): it matches no state, so nothing acts on the entry.
-pub(crate) const ENTRY_BAD: u64 = 0xff;
+/// Bytes of one ack table entry.
+pub const ENTRY_SIZE: usize = 64;
+// Ack table entry field offsets (relative to the entry).
+pub(crate) const E_STATE: usize = 0;
+pub(crate) const E_SEQ: usize = 8;
+pub(crate) const E_AT: usize = 16;
+pub(crate) const E_SINCE: usize = 24;
+pub(crate) const E_PIN: usize = 32;
 
-/// Bumped whenever a pin moves between member slots (ack.rs).
-pub const OFF_HAZARD_MOVES: usize = 896;
+/// Ack table entry states (low 8 bits of an entry's state word).
+pub(crate) const ENTRY_FREE: u64 = 0;
+pub(crate) const ENTRY_RESERVED: u64 = 1;
+pub(crate) const ENTRY_TAKING: u64 = 2;
+pub(crate) const ENTRY_HELD: u64 = 3;
+pub(crate) const ENTRY_PENDING: u64 = 4;
+pub(crate) const ENTRY_FINISHING: u64 = 5;
+/// Largest attempts count an entry keeps (24 bits of its state word).
+pub const MAX_ATTEMPTS_LIMIT: u64 = (1 << 24) - 1;
 
 /// Group slot states (low 8 bits of the state word).
 pub(crate) const SLOT_FREE: u64 = 0;
@@ -488,6 +508,9 @@ pub struct Geometry {
     /// Producer registry slots (producers attached at once), and producer
     /// names.
     pub max_producers: u32,
+    /// Entries in each group's ack table: messages that members of one
+    /// group hold unacknowledged or that wait for redelivery, at once.
+    pub ack_entries: u32,
 }
 
 /// Why a geometry is unusable.
@@ -508,10 +531,15 @@ impl Geometry {
             ));
         }
         // A claim may need padding up to the end of the ring plus the record,
-        // so a record larger than half the ring could never be placed.
-        if record_size(self.max_stored()) > self.capacity / 2 {
+        // so a record larger than half the ring could never be placed. And a
+        // message given up must find room for its dead letter while the
+        // original is still pinned: the original (S bytes at ring offset o),
+        // then the dead letter (D) after it, or, past the ring's end, at
+        // offset 0 below o (o > capacity - S - D then). S, D <= R and
+        // capacity >= 3R make either fit.
+        if record_size(self.max_stored()) > self.capacity / 3 {
             return e(format!(
-                "max message {} does not fit: a record ({} bytes with its headers) must be at most half the capacity ({})",
+                "max message {} does not fit: a record ({} bytes with its headers) must be at most a third of the capacity ({})",
                 self.max_msg,
                 record_size(self.max_stored()),
                 self.capacity
@@ -535,6 +563,12 @@ impl Geometry {
                 self.max_producers
             ));
         }
+        if !(1..=MAX_ACK_ENTRIES_LIMIT).contains(&self.ack_entries) {
+            return e(format!(
+                "ack entries {} is outside 1..={MAX_ACK_ENTRIES_LIMIT}",
+                self.ack_entries
+            ));
+        }
         Ok(())
     }
 
@@ -544,9 +578,21 @@ impl Geometry {
         self.max_msg as u64 + (PRODUCER_EXT + ORIGIN_EXT) as u64
     }
 
-    /// Bytes of one group slot.
+    /// Bytes of one group slot: its header, member slots and ack table.
     pub const fn slot_size(&self) -> usize {
+        self.entries_off() + self.ack_entries as usize * ENTRY_SIZE
+    }
+
+    /// Offset of the ack table in a group slot.
+    pub const fn entries_off(&self) -> usize {
         G_MEMBERS + self.max_members as usize * MEMBER_SIZE
+    }
+
+    /// Offset of ack table entry `i` of group `g`.
+    #[inline]
+    pub fn entry_off(&self, g: usize, i: usize) -> usize {
+        debug_assert!(i < self.ack_entries as usize);
+        self.slot_off(g) + self.entries_off() + i * ENTRY_SIZE
     }
 
     /// Offset of the group table.
@@ -652,6 +698,7 @@ mod tests {
             max_groups: 4,
             max_members: 4,
             max_producers: 4,
+            ack_entries: 8,
         };
         assert!(g.validate().is_ok());
         assert_eq!(g.ring_off() % 4096, 0);
@@ -663,7 +710,19 @@ mod tests {
         .validate()
         .is_err());
         assert!(Geometry {
-            max_msg: (1 << 15) - 32 - 16 + 1,
+            max_msg: (1 << 16) / 3 / 8 * 8 - 32 - 24 + 1,
+            ..g
+        }
+        .validate()
+        .is_err());
+        assert!(Geometry {
+            max_msg: (1 << 16) / 3 / 8 * 8 - 32 - 24,
+            ..g
+        }
+        .validate()
+        .is_ok());
+        assert!(Geometry {
+            ack_entries: 0,
             ..g
         }
         .validate()

@@ -37,6 +37,10 @@ pub struct QueueOptions {
     /// Producers attached at once, and producer names a queue keeps.
     /// Default 64.
     pub max_producers: u32,
+    /// Entries in each group's ack table: messages the members of one group
+    /// hold unacknowledged ([`crate::Ack::Explicit`], up to each member's
+    /// window) or that wait for redelivery, at once. Default 64.
+    pub ack_entries: u32,
     /// Replace an existing file at the path. Default false.
     pub replace: bool,
     /// Permission bits of the file (before the umask). Default 0o600: only
@@ -55,6 +59,7 @@ impl Default for QueueOptions {
             max_groups: 16,
             max_members: 16,
             max_producers: 64,
+            ack_entries: 64,
             replace: false,
             mode: 0o600,
             spill: None,
@@ -70,6 +75,7 @@ impl QueueOptions {
             max_groups: self.max_groups,
             max_members: self.max_members,
             max_producers: self.max_producers,
+            ack_entries: self.ack_entries,
         }
     }
 }
@@ -217,9 +223,18 @@ pub struct GroupStat {
     /// Whether the group reads the spill log (it fell a ring behind) rather
     /// than the ring.
     pub on_disk: bool,
-    /// Messages waiting for redelivery (nacked, or left unacknowledged by a
-    /// member that left or died).
+    /// Messages waiting for redelivery (nacked, left unacknowledged by a
+    /// member that left or died, or held past the ack deadline).
     pub pending: u64,
+    /// Entries of the group's ack table in use (held or pending), of
+    /// `Geometry::ack_entries`.
+    pub ack_entries_used: u64,
+    /// Messages a member may hold unacknowledged at once (its window).
+    pub max_unacked: u64,
+    /// The ack deadline, if the group has one.
+    pub ack_wait: Option<std::time::Duration>,
+    /// Holds ended by the ack deadline (redelivered to another member).
+    pub expired: u64,
     /// Redeliveries handed out so far.
     pub redelivered: u64,
     /// Messages given up after `max_attempts` deliveries.
@@ -245,8 +260,8 @@ pub struct MemberStat {
     pub delivered: u64,
     /// Messages it acknowledged explicitly or by auto-ack of a redelivery.
     pub acked: u64,
-    /// The message it holds unacknowledged, if any.
-    pub unacked: Option<u64>,
+    /// The messages it holds unacknowledged, in sequence order.
+    pub unacked: Vec<u64>,
     /// Asleep waiting for messages (a dead member still marked asleep was
     /// killed in its sleep; the next reaping takes it out of the count).
     pub asleep: bool,
@@ -282,6 +297,7 @@ fn header_bytes(geo: &Geometry, nonce: u64, spill: Option<&SpillOptions>) -> Vec
     put(&mut h, OFF_MAX_GROUPS, &geo.max_groups.to_ne_bytes());
     put(&mut h, OFF_MAX_MEMBERS, &geo.max_members.to_ne_bytes());
     put(&mut h, OFF_MAX_PRODUCERS, &geo.max_producers.to_ne_bytes());
+    put(&mut h, OFF_ACK_ENTRIES, &geo.ack_entries.to_ne_bytes());
     let compat = if spill.is_some() { COMPAT_SPILL } else { 0 };
     put(&mut h, OFF_COMPAT, &compat.to_ne_bytes());
     if let Some(sp) = spill {
@@ -365,6 +381,7 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<Parsed, OpenErro
         max_groups: u32_at(OFF_MAX_GROUPS),
         max_members: u32_at(OFF_MAX_MEMBERS),
         max_producers: u32_at(OFF_MAX_PRODUCERS),
+        ack_entries: u32_at(OFF_ACK_ENTRIES),
     };
     geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
     // The stored offsets must be the ones this geometry implies: they are
@@ -787,6 +804,37 @@ impl Queue {
         Ok(())
     }
 
+    /// Sets group `name`'s acknowledgement policy: `max_unacked`, the window
+    /// of messages each member may hold unacknowledged at once (0 or 1: one;
+    /// a consumer may set its own, [`Consumer::set_max_unacked`]), and
+    /// `ack_wait`, the ack deadline: a message held unacknowledged longer is
+    /// given back for redelivery to another member (its attempts counted,
+    /// `max_attempts` and dead-lettering applying), and the late
+    /// acknowledgement of its first holder is refused
+    /// ([`crate::AckError::Expired`]). `None`: no deadline (the default).
+    /// Holds are checked by the group's members, at least every second
+    /// while they wait (and a quarter of the deadline, if shorter).
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`], [`GroupError::Io`].
+    pub fn set_ack_policy(
+        &self,
+        name: &str,
+        max_unacked: u64,
+        ack_wait: Option<std::time::Duration>,
+    ) -> Result<(), GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let g = ring
+            .find_group(name.as_bytes())
+            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        let ns = ack_wait.map_or(0, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
+        ring.set_ack_policy(g, max_unacked, ns);
+        Ok(())
+    }
+
     /// Sends the messages group `name` gives up after its `max_attempts` to
     /// dead-letter group `target` (None: only count them, the default).
     /// Delivery there is at least once: a member killed between publishing a
@@ -1051,6 +1099,21 @@ impl Queue {
         self.recover_dead_producers();
     }
 
+    /// Reaps the dead members of group `g`, if it has any and the admin lock
+    /// is free now (its members do this on their own, now and then).
+    pub(crate) fn reap_dead_members_of(&self, g: usize) {
+        let ring = self.ring();
+        let dead = ring
+            .members(g)
+            .iter()
+            .any(|m| !liveness::is_alive(m.pid, m.start_time));
+        if dead {
+            if let Ok(Some(_g)) = self.admin(false) {
+                reap_group(ring, g);
+            }
+        }
+    }
+
     /// Frees member slots whose processes have died, so their hazards no longer
     /// hold producers back. Returns how many were freed.
     pub fn reap_dead_members(&self) -> usize {
@@ -1120,9 +1183,21 @@ impl Queue {
         let groups = infos
             .into_iter()
             .map(|g: GroupInfo| {
-                let (pending, redelivered, dead_lettered, max_attempts, dl) =
-                    ring.ack_stats(g.slot);
+                let (_, redelivered, dead_lettered, max_attempts, dl) = ring.ack_stats(g.slot);
+                let entries = ring.entries(g.slot);
+                let pending = entries
+                    .iter()
+                    .filter(|(_, w, _)| crate::ack::word_state(*w) == ENTRY_PENDING)
+                    .count() as u64;
+                let wait = ring.ack_wait_ns(g.slot);
                 GroupStat {
+                    ack_entries_used: entries
+                        .iter()
+                        .filter(|(_, w, _)| crate::ack::word_state(*w) != ENTRY_RESERVED)
+                        .count() as u64,
+                    max_unacked: ring.max_unacked(g.slot),
+                    ack_wait: (wait != 0).then(|| std::time::Duration::from_nanos(wait)),
+                    expired: ring.expired(g.slot),
                     dead_letter: dl.and_then(|d| names.get(&d).cloned()),
                     dead_letters_only: ring.dl_only(g.slot),
                     pending,
@@ -1141,7 +1216,7 @@ impl Queue {
                             alive: liveness::is_alive(m.pid, m.start_time),
                             delivered: m.delivered,
                             acked: m.acked,
-                            unacked: m.unacked,
+                            unacked: m.unacked.clone(),
                             asleep: m.asleep,
                         })
                         .collect(),
@@ -1238,8 +1313,8 @@ fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<Reaped> {
         if !liveness::is_alive(m.pid, m.start_time) {
             // Wakers stop counting it, before the slot can be reused.
             let asleep = ring.clear_sleeper(Sleeper::Member { g, m: m.slot });
-            // Its unacknowledged message goes back to the group first.
-            ring.reap_entry(g, m.slot);
+            // Its unacknowledged messages go back to the group first.
+            ring.reap_entries(g, m.slot);
             ring.detach(g, m.slot);
             out.push(Reaped { pid: m.pid, asleep });
         }

@@ -594,6 +594,7 @@ mod tests {
                 max_groups: 1,
                 max_members: 1,
                 max_producers: 1,
+                ack_entries: 1,
             };
             let mut size = record_size(0);
             while size <= record_size(geo.max_stored()) {

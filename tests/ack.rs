@@ -107,7 +107,7 @@ fn a_member_killed_holding_a_message_gets_it_redelivered_and_its_slot_stays_pinn
     let (mut helper, took) = take_and_hang(&path);
     assert_eq!(took, 0);
     let st = stat(&path);
-    assert_eq!(st["groups"][0]["member_list"][0]["unacked"], 0, "{st}");
+    assert_eq!(st["groups"][0]["member_list"][0]["unacked"][0], 0, "{st}");
     // Everything else goes to another member while the helper holds 0; the
     // ring wraps only up to the pinned record.
     let mut sender = common::shmq_send_count(&path, 100);
@@ -218,7 +218,7 @@ fn a_member_leaving_without_acking_hands_its_message_to_the_next() {
         .collect();
     assert_eq!(got, [(0, 1), (1, 0), (2, 0)]);
     assert_eq!(q.stat().groups[0].pending, 0);
-    assert_eq!(c.unacked(), None);
+    assert!(c.unacked().is_empty());
 }
 
 #[test]

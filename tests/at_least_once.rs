@@ -103,7 +103,7 @@ fn a_zombie_member_is_dead() {
     let s = stat(&q);
     let m = &s["groups"][0]["member_list"][0];
     assert_eq!(
-        (m["alive"].as_bool(), m["unacked"].as_u64()),
+        (m["alive"].as_bool(), m["unacked"][0].as_u64()),
         (Some(false), Some(0)),
         "a zombie holding message 0 is not alive: {s}"
     );

@@ -156,7 +156,9 @@ impl Live {
                 .unwrap();
             if i % 2 == 0 {
                 let _ = members[0].try_recv();
-                let _ = members[0].unacked().map(|s| members[0].ack(s));
+                for s in members[0].unacked() {
+                    let _ = members[0].ack(s);
+                }
             }
         }
         Live {
@@ -213,7 +215,7 @@ impl Live {
                     Err(RecvError::Empty | RecvError::Timeout) => {}
                     Err(e) => note(Err(e.to_string()), r),
                 }
-                if let Some(seq) = c.unacked() {
+                if let Some(&seq) = c.unacked().first() {
                     let res = if rng.below(4) == 0 {
                         c.nack(seq)
                     } else {

@@ -6,11 +6,11 @@ use shmq::{Queue, QueueOptions, SpillOptions};
 
 /// The default largest message of a ring of `capacity` bytes: 64 KiB, or
 /// less when a record (32-byte header, extensions, payload) would take more
-/// than half the ring.
+/// than a third of the ring (room for a dead letter beside its original).
 pub fn default_max_msg(capacity: u64) -> u64 {
     use shmq::layout::{ORIGIN_EXT, PRODUCER_EXT, RECORD_HEADER};
     let headers = (RECORD_HEADER + PRODUCER_EXT + ORIGIN_EXT) as u64;
-    let fits = (capacity / 2).saturating_sub(headers) & !7;
+    let fits = ((capacity / 3) & !7).saturating_sub(headers);
     fits.min(64 << 10)
 }
 
@@ -31,6 +31,7 @@ pub fn run(a: CreateArgs) -> Result<(), String> {
         max_groups: a.max_groups,
         max_members: a.max_members,
         max_producers: a.max_producers,
+        ack_entries: a.ack_entries,
         replace: a.force,
         mode: a.mode,
         spill,

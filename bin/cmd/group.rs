@@ -12,6 +12,8 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             max_attempts,
             dead_letter,
             dead_letters,
+            max_unacked,
+            ack_wait,
         } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
             if dead_letters {
@@ -38,6 +40,10 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             }
             if dead_letter.is_some() {
                 q.set_dead_letter(&group, dead_letter.as_deref())
+                    .map_err(|e| e.to_string())?;
+            }
+            if max_unacked > 1 || ack_wait.is_some() {
+                q.set_ack_policy(&group, max_unacked, ack_wait)
                     .map_err(|e| e.to_string())?;
             }
             Ok(())

@@ -78,13 +78,18 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
         stats,
         ack,
         batch,
+        max_unacked,
     } = *args;
     let explicit = ack == AckArg::Explicit;
     let q = Queue::open(path).map_err(|e| e.to_string())?;
     let mut c = q.consumer(group).map_err(|e| e.to_string())?;
     if explicit {
         c.set_ack(Ack::Explicit);
+        c.set_max_unacked(max_unacked);
     }
+    let window = c.max_unacked() as usize;
+    // With --ack explicit: written, not yet acknowledged (up to the window).
+    let mut to_ack: Vec<u64> = Vec::new();
     install_handlers();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -106,6 +111,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
             Ok(m) => m,
             Err(RecvError::Timeout) => {
                 out.flush().map_err(write_err)?;
+                ack_all(&mut c, &mut to_ack)?;
                 let wait = match timeout {
                     Some(t) => {
                         let left = t.saturating_sub(idle_since.elapsed());
@@ -135,7 +141,10 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
         let _ = hist.record(latency.max(1));
         if quiet {
             if explicit {
-                c.ack(meta.seq).map_err(|e| e.to_string())?;
+                to_ack.push(meta.seq);
+                if to_ack.len() >= window {
+                    ack_all(&mut c, &mut to_ack)?;
+                }
             }
             continue;
         }
@@ -163,13 +172,17 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
             out.write_all(b"\n").map_err(write_err)?;
         }
         if explicit {
-            // At-least-once: the line is out of this process before the
-            // message counts as consumed.
-            out.flush().map_err(write_err)?;
-            c.ack(meta.seq).map_err(|e| e.to_string())?;
+            // At-least-once: the lines are out of this process before the
+            // messages count as consumed; a window's worth at a time.
+            to_ack.push(meta.seq);
+            if to_ack.len() >= window {
+                out.flush().map_err(write_err)?;
+                ack_all(&mut c, &mut to_ack)?;
+            }
         }
     }
     out.flush().map_err(write_err)?;
+    ack_all(&mut c, &mut to_ack)?;
     if stats {
         let summary = serde_json::json!({
             "group": group,
@@ -186,6 +199,20 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
             },
         });
         eprintln!("{summary}");
+    }
+    Ok(())
+}
+
+/// Acknowledges every message in `to_ack` (their lines are written and
+/// flushed). One held past the group's ack deadline went back for
+/// redelivery: said on stderr, and it will be printed again, flagged.
+fn ack_all(c: &mut Consumer, to_ack: &mut Vec<u64>) -> Result<(), String> {
+    for seq in to_ack.drain(..) {
+        match c.ack(seq) {
+            Ok(()) => {}
+            Err(e @ shmq::AckError::Expired { .. }) => eprintln!("shmq recv: {e}"),
+            Err(e) => return Err(e.to_string()),
+        }
     }
     Ok(())
 }

@@ -24,6 +24,10 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                         "acked": m.acked, "unacked": m.unacked, "asleep": m.asleep,
                     })).collect::<Vec<_>>(),
                     "pending": gr.pending,
+                    "ack_entries_used": gr.ack_entries_used,
+                    "max_unacked": gr.max_unacked,
+                    "ack_wait_ms": gr.ack_wait.map(|d| d.as_millis() as u64),
+                    "expired": gr.expired,
                     "redelivered": gr.redelivered,
                     "dead_lettered": gr.dead_lettered,
                     "max_attempts": gr.max_attempts,
@@ -187,18 +191,29 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
         let unacked: Vec<String> = gr
             .members
             .iter()
-            .filter_map(|m| m.unacked.map(|u| format!("{}:{u}", m.pid)))
+            .flat_map(|m| m.unacked.iter().map(move |u| format!("{}:{u}", m.pid)))
             .collect();
-        if gr.pending + gr.redelivered + gr.dead_lettered > 0 || !unacked.is_empty() {
+        if gr.pending + gr.redelivered + gr.dead_lettered + gr.expired > 0 || !unacked.is_empty() {
             println!(
-                "{:<24} acks: {} unacked [{}], {} pending redelivery, {} redelivered, {} dead-lettered (max attempts {})",
+                "{:<24} acks: {} unacked [{}], {} pending redelivery, {} redelivered, {} expired, {} dead-lettered (max attempts {})",
                 "",
                 unacked.len(),
                 unacked.join(","),
                 gr.pending,
                 gr.redelivered,
+                gr.expired,
                 gr.dead_lettered,
                 if gr.max_attempts == 0 { "none".to_string() } else { gr.max_attempts.to_string() }
+            );
+        }
+        if gr.max_unacked > 1 || gr.ack_wait.is_some() {
+            println!(
+                "{:<24} window {} per member, ack deadline {}, ack table {} of {} in use",
+                "",
+                gr.max_unacked,
+                gr.ack_wait.map_or("none".to_string(), |d| format!("{d:?}")),
+                gr.ack_entries_used,
+                g.ack_entries
             );
         }
         if let Some(d) = &gr.dead_letter {

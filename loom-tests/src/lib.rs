@@ -64,6 +64,7 @@ pub fn tiny(members: u32) -> Geometry {
         max_groups: 1,
         max_members: members,
         max_producers: 2,
+        ack_entries: 2,
     }
 }
 
@@ -175,7 +176,7 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
             w,
             || None,
             || {
-                r.try_take(g, m, false)
+                r.try_take(g, m, None)
                     .expect("corrupt")
                     .map(|t| t.ring().expect("on the ring"))
             },
@@ -195,22 +196,31 @@ pub fn value(r: &Ring<LoomRegion>, t: &group::Taken) -> u64 {
 }
 
 /// Member `m` takes the message at group `g`'s cursor with explicit
-/// acknowledgement and nacks it: it is pending, still pinned by `m`'s
-/// hazard. Returns it.
-pub fn take_and_nack(r: &Ring<LoomRegion>, g: usize, m: usize) -> group::Taken {
+/// acknowledgement, through an entry of the ack table it reserves: the
+/// message is pinned by the entry. Returns the hold and the record.
+pub fn take_held(r: &Ring<LoomRegion>, g: usize, m: usize) -> (ack::Hold, group::Taken) {
+    let res = r.reserve(g, m).expect("a free entry");
     let t = r
-        .try_take(g, m, true)
+        .try_take(g, m, Some((res, 0)))
         .expect("corrupt")
         .and_then(|t| t.ring())
         .expect("a message at the cursor");
-    r.nack(g, m).expect("held");
+    (ack::taken_hold(res, m, t.seq, t.pos), t)
+}
+
+/// Member `m` takes the message at group `g`'s cursor with explicit
+/// acknowledgement and nacks it: it is pending, still pinned by its entry.
+/// Returns it.
+pub fn take_and_nack(r: &Ring<LoomRegion>, g: usize, m: usize) -> group::Taken {
+    let (h, t) = take_held(r, g, m);
+    r.nack_hold(g, &h).expect("held");
     t
 }
 
 /// Receives if a message is there now.
 pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> {
     let t = r
-        .try_take(g, m, false)
+        .try_take(g, m, None)
         .expect("corrupt")?
         .ring()
         .expect("on the ring");
@@ -239,14 +249,10 @@ pub fn try_recv_batch(r: &Ring<LoomRegion>, g: usize, m: usize, max: usize) -> V
     got
 }
 
-/// Member `m` starts taking over the group's pending entry and is killed:
-/// right after its CAS to MOVING (`copied == false`), or after it made the
-/// entry its own, pin included, but before it emptied the old slot.
-pub fn die_taking_pending(r: &Ring<LoomRegion>, g: usize, m: usize, copied: bool) {
-    let (j, e) = r.claim_pending(g, m).expect("a pending entry");
-    if copied {
-        assert!(r.adopt(g, m, j, e), "another slot's entry");
-    }
+/// Member `m` takes the group's pending entry over and is killed holding
+/// it.
+pub fn die_taking_pending(r: &Ring<LoomRegion>, g: usize, m: usize) {
+    r.take_pending(g, m, 0, |_| false).expect("a pending entry");
 }
 
 /// Claims one 8-byte record and abandons it: commits it as aborted, as a

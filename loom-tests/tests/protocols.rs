@@ -102,12 +102,12 @@ fn group_members_compete_exactly_once() {
     });
 }
 
-/// A member taking over a nacked message is killed mid-move (`copied`: after
-/// making the entry its own, before emptying the old slot; otherwise right
-/// after its CAS to MOVING). The reaper settles it, and a live member takes
-/// the redelivery, while a producer wraps the ring towards the message: the
-/// message must stay pinned throughout and reach the live member intact.
-fn reaped_mid_move(copied: bool) {
+/// A member takes a nacked message over and is killed holding it. The
+/// reaper gives it back, and a live member takes the redelivery, while a
+/// producer wraps the ring towards the message: the entry's pin must keep
+/// it throughout (it never moves), and it reaches the live member intact.
+#[test]
+fn redelivery_taker_killed_is_reaped_back_to_pending() {
     model(move || {
         let (r, g, m) = group_of(3);
         let (holder, taker, live) = (m[0], m[1], m[2]);
@@ -116,7 +116,7 @@ fn reaped_mid_move(copied: bool) {
             send(&r, &mut pc, val(7, i), Spin);
         }
         let t = take_and_nack(&r, g, holder);
-        die_taking_pending(&r, g, taker, copied);
+        die_taking_pending(&r, g, taker);
         let producer = {
             let r = r.clone();
             // Message 3 goes where message 0 is (after a pad): only once it
@@ -125,25 +125,98 @@ fn reaped_mid_move(copied: bool) {
         };
         // The reaper (the admin lock keeps other reapers out), then the
         // live member, race the producer.
-        r.reap_entry(g, taker);
+        let reaped = r.reap_entries(g, taker);
+        assert_eq!(reaped.pending, 1);
         r.detach(g, taker);
-        let e = r.take_pending(g, live).expect("pending again");
-        assert_eq!((e.seq, e.at), (0, t.pos));
+        let h = r
+            .take_pending(g, live, 0, |_| false)
+            .expect("pending again");
+        assert_eq!((h.entry.seq, h.entry.at, h.entry.attempts), (0, t.pos, 2));
         assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
-        r.ack(g, live).expect("held");
+        r.finish_hold(g, live, &h, false).expect("held");
         assert_eq!(producer.join().unwrap(), 3);
-        assert_eq!(r.ack_stats(g).0, 0, "nothing left pending");
+        assert!(r.entries(g).is_empty(), "nothing left in the ack table");
     });
 }
 
+/// Two members each hold a message (windows of one), and both nack while
+/// one of them takes a pending message over: each message is pending or held
+/// exactly once at every step, and both are delivered again. (Before the ack
+/// table, taking the older one over overwrote the taker's own pending
+/// entry, and the other message was lost.)
 #[test]
-fn redelivery_taker_killed_after_its_cas_is_reaped_back_to_pending() {
-    reaped_mid_move(false);
+fn nacks_and_take_overs_never_overwrite_an_entry() {
+    model(|| {
+        let (r, g, m) = group_of(2);
+        let (a, b) = (m[0], m[1]);
+        let mut pc = r.producer_cursor();
+        send(&r, &mut pc, val(7, 0), Spin);
+        send(&r, &mut pc, val(7, 1), Spin);
+        let (hb, _) = take_held(&r, g, b);
+        let (ha, _) = take_held(&r, g, a);
+        assert_eq!((hb.entry.seq, ha.entry.seq), (0, 1));
+        r.nack_hold(g, &ha).expect("held");
+        let other = {
+            let r = r.clone();
+            thread::spawn(move || {
+                r.nack_hold(g, &hb).expect("held");
+            })
+        };
+        // A takes whatever is pending, while B nacks.
+        let first = r.take_pending(g, a, 0, |_| false).expect("1 is pending");
+        other.join().unwrap();
+        let second = r
+            .take_pending(g, b, 0, |_| false)
+            .expect("the other is pending");
+        let mut seqs = [first.entry.seq, second.entry.seq];
+        seqs.sort();
+        assert_eq!(seqs, [0, 1]);
+        r.finish_hold(g, a, &first, false).expect("held");
+        r.finish_hold(g, b, &second, false).expect("held");
+        assert!(r.entries(g).is_empty(), "nothing left in the ack table");
+    });
 }
 
+/// A holder acknowledges while another member expires the hold (ack
+/// deadline passed): exactly one of them wins. The late ack changes nothing
+/// (the message is pending and redelivered); an ack that wins leaves
+/// nothing pending. Meanwhile a producer wraps the ring towards the message,
+/// which the pin keeps until the entry is finished.
 #[test]
-fn redelivery_taker_killed_after_copying_has_its_move_finished() {
-    reaped_mid_move(true);
+fn ack_deadline_expiry_races_the_ack() {
+    model(|| {
+        let (r, g, m) = group_of(2);
+        let (holder, other) = (m[0], m[1]);
+        r.set_ack_policy(g, 1, 1);
+        let mut pc = r.producer_cursor();
+        for i in 0..3 {
+            send(&r, &mut pc, val(7, i), Spin);
+        }
+        let (h, t) = take_held(&r, g, holder);
+        let expirer = {
+            let r = r.clone();
+            // Long past its deadline (the take's time is 0: set now).
+            thread::spawn(move || {
+                r.maintain(g, 5);
+                r.maintain(g, 10)
+            })
+        };
+        let acked = r.finish_hold(g, holder, &h, false).is_ok();
+        let expired = expirer.join().unwrap();
+        assert_eq!(acked, expired == 0, "exactly one wins");
+        let producer = {
+            let r = r.clone();
+            thread::spawn(move || send(&r, &mut pc, val(7, 3), Spin))
+        };
+        if !acked {
+            let h2 = r.take_pending(g, other, 0, |_| false).expect("redelivered");
+            assert_eq!((h2.entry.seq, h2.entry.attempts), (0, 1));
+            assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
+            r.finish_hold(g, other, &h2, false).expect("held");
+        }
+        assert_eq!(producer.join().unwrap(), 3);
+        assert!(r.entries(g).is_empty(), "nothing left in the ack table");
+    });
 }
 
 /// A producer publishes four messages into a ring that holds three (it
@@ -460,11 +533,9 @@ fn recovery_leaves_a_live_claim_under_a_dead_intent_alone() {
     });
 }
 
-/// A nacked message's pin moves from member 1's hazard to member 0's while a
-/// producer wraps the ring towards it: the producer's scan reads member 0's
-/// hazard first, so without the `hazard_moves` re-check it could read it
-/// before the taker's store and member 1's after the clear, and overwrite the
-/// message being redelivered. The taker must read it intact.
+/// A nacked message is taken over by another member while a producer wraps
+/// the ring towards it: its entry's pin (which stays where it is) keeps the
+/// producer off it until the taker acknowledges it.
 #[test]
 fn redelivery_hand_off_keeps_the_message_pinned() {
     model(|| {
@@ -486,10 +557,10 @@ fn redelivery_hand_off_keeps_the_message_pinned() {
                 }
             })
         };
-        let e = r.take_pending(g, m0).expect("pending");
-        assert_eq!((e.seq, e.attempts), (0, 1));
+        let h = r.take_pending(g, m0, 0, |_| false).expect("pending");
+        assert_eq!((h.entry.seq, h.entry.attempts), (0, 1));
         assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
-        r.ack(g, m0).expect("held");
+        r.finish_hold(g, m0, &h, false).expect("held");
         producer.join().unwrap();
     });
 }
@@ -591,7 +662,7 @@ fn spill_hand_off_loses_and_repeats_nothing() {
         };
         let mut got = Vec::new();
         while (got.len() as u64) < N {
-            match r.try_take(g, m, false).expect("corrupt") {
+            match r.try_take(g, m, None).expect("corrupt") {
                 Some(Take::Ring(t)) => {
                     got.push((t.seq, value(&r, &t)));
                     r.release(g, m);
