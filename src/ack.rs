@@ -605,6 +605,9 @@ impl<R: Region> Ring<R> {
 
     /// Sets group `g`'s delivery limit and dead-letter group (admin lock held).
     pub fn set_redelivery(&self, g: usize, max_attempts: u64, dead_letter: Option<usize>) {
+        if dead_letter.is_some() {
+            self.keep_dead_letter_room();
+        }
         self.slot_word(g, G_MAX_ATTEMPTS)
             .store(max_attempts.min(MAX_ATTEMPTS_LIMIT), Ordering::Relaxed);
         self.slot_word(g, G_DEAD_LETTER)

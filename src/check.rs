@@ -6,14 +6,20 @@
 //! a cursor between HEAD and TAIL, every member slot in a known state, the
 //! producer names consistent with the registry, and every
 //! record from HEAD to TAIL committed with a stamp for its own position, a
-//! length that fits, and dense sequence numbers. On a queue in use, a record a
-//! producer is still writing shows as uncommitted; run it on a quiet queue for a
-//! definitive answer.
+//! length that fits, and dense sequence numbers; every entry of every group's
+//! ack table valid, owned by an attached member, and pointing at its message
+//! (in the ring, or read back from the spill log); and every record the spill
+//! log retains read back through the consumers' own code (header, length,
+//! checksum, increasing sequence numbers). On a queue in use, a record a
+//! producer is still writing shows as uncommitted; run it on a quiet queue for
+//! a definitive answer.
 
+use crate::ack::{word_owner, word_state};
 use crate::layout::*;
 use crate::raw_region::RawRegion;
 use crate::region::Region;
 use crate::ring::{Ring, Slot};
+use crate::spill_log::LogReader;
 use crate::sync::Ordering;
 
 /// What `check` found.
@@ -23,6 +29,8 @@ pub struct CheckReport {
     pub records: u64,
     /// Registered groups.
     pub groups: usize,
+    /// Records read back from the spill log.
+    pub log_records: u64,
     /// Everything that breaks an invariant, one line each.
     pub problems: Vec<String>,
 }
@@ -214,4 +222,112 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
         ));
     }
     r
+}
+
+/// The ack tables: each entry in use is a valid state, owned (if held) by an
+/// attached member, and its message is where it says: a ring record with its
+/// sequence number between HEAD and TAIL, or a spill log record that reads
+/// back with it (`log`: the queue's log, if it has one).
+pub(crate) fn check_acks(
+    ring: &Ring<RawRegion>,
+    mut log: Option<&mut LogReader>,
+    r: &mut CheckReport,
+) {
+    let (_, tpos) = ring.tail_now();
+    let geo = ring.geo;
+    for g in (0..geo.max_groups as usize).filter(|&g| ring.is_active(g)) {
+        let name = String::from_utf8_lossy(&ring.slot_name(g)).into_owned();
+        let attached: Vec<usize> = ring.members(g).iter().map(|m| m.slot).collect();
+        for (i, w, e) in ring.entries(g) {
+            let st = word_state(w);
+            let owned = matches!(
+                st,
+                ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING
+            );
+            if st > ENTRY_FINISHING || (owned && word_owner(w) >= geo.max_members as usize) {
+                r.problems.push(format!(
+                    "group '{name}': ack table entry {i} has an invalid state word {w:#x}"
+                ));
+                continue;
+            }
+            if owned && !attached.contains(&word_owner(w)) {
+                r.problems.push(format!(
+                    "group '{name}': ack table entry {i} (seq {}) belongs to member slot {}, which is not attached",
+                    e.seq,
+                    word_owner(w)
+                ));
+            }
+            if !matches!(st, ENTRY_HELD | ENTRY_PENDING) {
+                continue;
+            }
+            let what = if st == ENTRY_PENDING {
+                "pending redelivery"
+            } else {
+                "unacknowledged message"
+            };
+            if !e.on_disk() {
+                // Pinned, it may be below HEAD (the cursors passed it), but
+                // never a lap behind TAIL.
+                let ok = e.at < tpos
+                    && tpos - e.at <= geo.capacity
+                    && matches!(ring.slot_at(e.at), Slot::Record { seq, kind: KIND_MSG, .. } if seq == e.seq);
+                if !ok {
+                    r.problems.push(format!(
+                        "group '{name}': {what} {} at ring position {} cannot be read: the ring no longer holds it",
+                        e.seq, e.at
+                    ));
+                }
+                continue;
+            }
+            let at = e.at & !DISK_BIT;
+            let problem = match log.as_deref_mut() {
+                None => Some("the queue has no spill log".to_string()),
+                Some(reader) => {
+                    let mut buf = Vec::new();
+                    match reader.read(at, &mut buf) {
+                        Ok(rec) if rec.seq == e.seq => None,
+                        Ok(rec) => Some(format!("the log holds seq {} there", rec.seq)),
+                        Err(err) => Some(err.to_string()),
+                    }
+                }
+            };
+            if let Some(p) = problem {
+                r.problems.push(format!(
+                    "group '{name}': {what} {} at log position {at} cannot be read: {p}",
+                    e.seq
+                ));
+            }
+        }
+    }
+}
+
+/// The spill log: every record it retains, from the oldest to the published
+/// end, read back as consumers read it (header, length, checksum), with
+/// increasing sequence numbers.
+pub(crate) fn check_log(ring: &Ring<RawRegion>, reader: &mut LogReader, r: &mut CheckReport) {
+    let w = |off| ring.region.u64_at(off).load(Ordering::Relaxed);
+    let (mut at, end) = (w(OFF_LOG_FIRST_POS), w(OFF_LOG_END));
+    let mut buf = Vec::new();
+    let mut last: Option<u64> = None;
+    while at < end {
+        match reader.read_ahead(at, end, &mut buf) {
+            Ok(rec) => {
+                if last.is_some_and(|l| rec.seq <= l) {
+                    r.problems.push(format!(
+                        "spill log record at position {at} has seq {} after seq {}",
+                        rec.seq,
+                        last.unwrap_or(0)
+                    ));
+                }
+                last = Some(rec.seq);
+                r.log_records += 1;
+                at += rec.size;
+            }
+            Err(e) => {
+                r.problems
+                    .push(format!("spill log record at position {at}: {e}"));
+                return;
+            }
+        }
+    }
 }

@@ -4,8 +4,8 @@ use crate::ack::{taken_hold, Hold};
 use crate::error::{AckError, RecvError};
 use crate::group::{Take, Taken};
 use crate::layout::{
-    addressed, dead_letter_flags, ext_len, flags_origin, origin_off, unpack, DISK_BIT,
-    FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, OFF_LOG_END, RECORD_HEADER,
+    addressed, dead_letter_flags, ext_len, origin_off, unpack, DISK_BIT, FLAG_ORIGIN_SEQ,
+    FLAG_PRODUCER, KIND_ABORT, OFF_LOG_END, RECORD_HEADER,
 };
 use crate::producer::Producer;
 use crate::queue::Queue;
@@ -44,10 +44,11 @@ pub struct Message {
     /// Deliveries of this message before this one (0 on first delivery): it
     /// was handed to a member that nacked it, left or died without acking.
     pub redelivered: u64,
-    /// For a dead letter (received in a dead-letter group): the slot of the
+    /// For a dead letter (received in a dead-letter group): the id of the
     /// group that gave it up after its `max_attempts` ([`Queue::group_name`]
-    /// names it). `None` for every other message.
-    pub dead_letter_from: Option<usize>,
+    /// names it, while that group exists: a group added later in the same
+    /// slot has another id). `None` for every other message.
+    pub dead_letter_from: Option<u64>,
     /// For a dead letter: the sequence number the message had when the
     /// group that gave it up received it (the dead letter itself has a new
     /// one, `seq`). `None` for every other message.
@@ -77,7 +78,7 @@ pub struct Meta {
     /// Deliveries before this one (see [`Message::redelivered`]).
     pub redelivered: u64,
     /// See [`Message::dead_letter_from`].
-    pub dead_letter_from: Option<usize>,
+    pub dead_letter_from: Option<u64>,
     /// See [`Message::dead_letter_seq`].
     pub dead_letter_seq: Option<u64>,
     /// See [`Message::producer`].
@@ -991,7 +992,10 @@ fn forward_dead_letter(
     };
     if dead_letters.is_none() {
         match q.producer() {
-            Ok(p) => *dead_letters = Some(p),
+            Ok(mut p) => {
+                p.for_dead_letters();
+                *dead_letters = Some(p)
+            }
             // The producer table is full: try again later.
             Err(_) => return Ok(false),
         }
@@ -1000,7 +1004,8 @@ fn forward_dead_letter(
         return Ok(false);
     };
     // The dead letter keeps its producer's id and pseq.
-    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, h.entry.seq) {
+    let origin = (h.entry.seq, q.ring().group_id(g));
+    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, origin) {
         Ok(_) => {
             crate::spiller::crash_point("dead-letter-published");
             Ok(true)
@@ -1094,8 +1099,8 @@ fn ring_meta(
         seq: t.seq,
         ts_ns: t.ts_ns,
         redelivered,
-        dead_letter_from: flags_origin(t.flags),
-        dead_letter_seq: ring.read_origin(t.pos, t.flags),
+        dead_letter_from: ring.read_origin(t.pos, t.flags).map(|o| o.1),
+        dead_letter_seq: ring.read_origin(t.pos, t.flags).map(|o| o.0),
         producer: (t.flags & FLAG_PRODUCER != 0).then(|| {
             let (id, pseq) = ring.read_ext(t.pos);
             ProducerTag { id, pseq }
@@ -1106,13 +1111,13 @@ fn ring_meta(
 /// The metadata of a record read from the spill log, whose stored bytes are
 /// in `buf`: its extensions are split off, leaving the payload.
 fn disk_meta(rec: &crate::spill_log::LogRecord, redelivered: u64, buf: &mut Vec<u8>) -> Meta {
-    let (producer, dead_letter_seq) = strip_ext(rec.flags, buf);
+    let (producer, origin) = strip_ext(rec.flags, buf);
     Meta {
         seq: rec.seq,
         ts_ns: rec.ts_ns,
         redelivered,
-        dead_letter_from: flags_origin(rec.flags),
-        dead_letter_seq,
+        dead_letter_from: origin.map(|o| o.1),
+        dead_letter_seq: origin.map(|o| o.0),
         producer,
     }
 }
@@ -1120,7 +1125,11 @@ fn disk_meta(rec: &crate::spill_log::LogRecord, redelivered: u64, buf: &mut Vec<
 /// Splits the extensions (producer, origin) off a record read from the
 /// spill log into `buf` (the log keeps the ring's bytes as they were,
 /// native-endian); `valid_record` checked that they fit.
-pub(crate) fn strip_ext(flags: u32, buf: &mut Vec<u8>) -> (Option<ProducerTag>, Option<u64>) {
+#[allow(clippy::type_complexity)]
+pub(crate) fn strip_ext(
+    flags: u32,
+    buf: &mut Vec<u8>,
+) -> (Option<ProducerTag>, Option<(u64, u64)>) {
     let ext = ext_len(flags);
     if ext == 0 || buf.len() < ext {
         return (None, None);
@@ -1134,7 +1143,10 @@ pub(crate) fn strip_ext(flags: u32, buf: &mut Vec<u8>) -> (Option<ProducerTag>, 
         id: word(0),
         pseq: word(8),
     });
-    let origin = (flags & FLAG_ORIGIN_SEQ != 0).then(|| word(origin_off(flags)));
+    let origin = (flags & FLAG_ORIGIN_SEQ != 0).then(|| {
+        let o = origin_off(flags);
+        (word(o), word(o + 8))
+    });
     buf.drain(..ext);
     (tag, origin)
 }

@@ -736,6 +736,13 @@ impl<R: Region> Ring<R> {
             .collect()
     }
 
+    /// The id of the group in slot `g`: the slot and its generation, which
+    /// every add and remove bumps (`slot | generation << 32`).
+    pub fn group_id(&self, g: usize) -> u64 {
+        let gen = self.slot_word(g, G_STATE).load(Ordering::Acquire) >> 8;
+        g as u64 | (gen & 0xffff_ffff) << 32
+    }
+
     /// Whether slot `g` holds an active group (members check this on attach).
     pub fn is_active(&self, g: usize) -> bool {
         self.slot_state(g) == SLOT_ACTIVE

@@ -42,7 +42,10 @@
 //!                      abandoned without a message), u64 stall_waits (at 784:
 //!                      times the ring was full behind an operation in progress:
 //!                      a claim not committed yet, or a message being read)
-//!   896..1024    reserved (zero)
+//!   896 DEAD LETTERS: u64 1 once any group sends what it gives up to a
+//!                dead-letter group: producers then keep room for dead
+//!                letters (ring.rs)
+//!   904..1024    reserved (zero)
 //!   1024 SPILL slot, laid out like a group slot's first 144 bytes (spill.rs):
 //!        1024 state u64   SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE + generation
 //!        1152 FRONT u128  = seq << 64 | pos: while ACTIVE, every record below it
@@ -166,7 +169,9 @@
 //!        +40 pseq u64 (its per-producer sequence number)
 //!   then, with FLAG_ORIGIN_SEQ, the origin extension (ORIGIN_EXT bytes): the
 //!        sequence number the message had in the queue before the group that
-//!        gave it up did so
+//!        gave it up did so, then that group's id (its slot | the slot's
+//!        generation << 32, so that a dead letter never names a group that
+//!        took the slot over later)
 //!   then the payload (len bytes, less the extensions), then zero padding to
 //!   a multiple of 8
 //! A PAD record (kind KIND_PAD) is only its commit word: it fills the ring from
@@ -241,6 +246,9 @@ pub const OFF_FULL_WAITS: usize = 768;
 pub const OFF_ABORTED: usize = 776;
 /// Counter: times the ring was full behind an operation in progress.
 pub const OFF_STALL_WAITS: usize = 784;
+/// 1 once a group has a dead-letter target (ring.rs: room kept for dead
+/// letters).
+pub const OFF_DEAD_LETTERS: usize = 896;
 
 /// Bytes per producer registry slot (registry.rs).
 pub const PRODUCER_SLOT_SIZE: usize = 128;
@@ -267,8 +275,9 @@ pub(crate) const IDENTITY_NAMED: u64 = 1;
 pub const PRODUCER_EXT: usize = 16;
 /// Record flag: the record starts with the producer extension.
 pub const FLAG_PRODUCER: u32 = 1 << 23;
-/// Bytes of the origin extension of a record with FLAG_ORIGIN_SEQ.
-pub const ORIGIN_EXT: usize = 8;
+/// Bytes of the origin extension of a record with FLAG_ORIGIN_SEQ: the
+/// sequence number, then the id of the group that gave it up.
+pub const ORIGIN_EXT: usize = 16;
 /// Record flag: a dead letter carries, after the producer extension if any,
 /// the queue sequence number of the message it copies.
 pub const FLAG_ORIGIN_SEQ: u32 = 1 << 22;
@@ -530,16 +539,13 @@ impl Geometry {
                 self.capacity
             ));
         }
-        // A claim may need padding up to the end of the ring plus the record,
-        // so a record larger than half the ring could never be placed. And a
-        // message given up must find room for its dead letter while the
-        // original is still pinned: the original (S bytes at ring offset o),
-        // then the dead letter (D) after it, or, past the ring's end, at
-        // offset 0 below o (o > capacity - S - D then). S, D <= R and
-        // capacity >= 3R make either fit.
-        if record_size(self.max_stored()) > self.capacity / 3 {
+        // A claim may need padding up to the end of the ring plus the record
+        // (2R), and producers keep two more records' room (2R) for dead
+        // letters (ring.rs: a message given up always finds room for its
+        // dead letter while its original is still pinned).
+        if record_size(self.max_stored()) > self.capacity / 4 {
             return e(format!(
-                "max message {} does not fit: a record ({} bytes with its headers) must be at most a third of the capacity ({})",
+                "max message {} does not fit: a record ({} bytes with its headers) must be at most a quarter of the capacity ({})",
                 self.max_msg,
                 record_size(self.max_stored()),
                 self.capacity
@@ -710,13 +716,13 @@ mod tests {
         .validate()
         .is_err());
         assert!(Geometry {
-            max_msg: (1 << 16) / 3 / 8 * 8 - 32 - 24 + 1,
+            max_msg: (1 << 16) / 4 - 32 - 32 + 1,
             ..g
         }
         .validate()
         .is_err());
         assert!(Geometry {
-            max_msg: (1 << 16) / 3 / 8 * 8 - 32 - 24,
+            max_msg: (1 << 16) / 4 - 32 - 32,
             ..g
         }
         .validate()

@@ -73,6 +73,12 @@ impl Producer {
         }
     }
 
+    /// Lets this producer use the room producers keep for dead letters
+    /// (ring.rs): a member's producer of what its group gives up.
+    pub(crate) fn for_dead_letters(&mut self) {
+        self.pc.for_dead_letters();
+    }
+
     /// A producer attached under `name` (identity slot `ident`, whose
     /// messages carry `id`), whose next pseq is at least `next`.
     pub(crate) fn new_named(
@@ -314,14 +320,15 @@ impl Producer {
     }
 
     /// Publishes a dead letter (`flags`: its addressing, `layout.rs`) of
-    /// message `origin`, with the extension of the producer that published
-    /// the message, if there is room now.
+    /// message `origin` = (its sequence number, the id of the group giving
+    /// it up), with the extension of the producer that published the
+    /// message, if there is room now.
     pub(crate) fn try_send_dead_letter(
         &mut self,
         msg: &[u8],
         flags: u32,
         tag: Option<ProducerTag>,
-        origin: u64,
+        origin: (u64, u64),
     ) -> Result<u64, SendError> {
         self.check_len(msg.len())?;
         let ext = tag.map(|t| (t.id, t.pseq));
@@ -335,7 +342,7 @@ impl Producer {
         msg: &[u8],
         flags: u32,
         ext: Option<(u64, u64)>,
-        origin: Option<u64>,
+        origin: Option<(u64, u64)>,
         mode: Mode,
     ) -> Result<u64, SendError> {
         let (flags, len) = match origin {
@@ -351,9 +358,9 @@ impl Producer {
         })?;
         let ring = self.q.ring();
         let rec = ring.place(claim.start, len);
-        if let Some(seq) = origin {
+        if let Some((seq, group_id)) = origin {
             let all = flags | if ext.is_some() { FLAG_PRODUCER } else { 0 };
-            ring.write_origin(rec, all, seq);
+            ring.write_origin(rec, all, seq, group_id);
         }
         // SAFETY: `rec` is the single record of our claim, placed for exactly
         // the stored length of `msg` with its extensions.

@@ -865,13 +865,16 @@ impl Queue {
         Ok(())
     }
 
-    /// The name of the group in slot `slot` (as in
-    /// [`Message::dead_letter_from`](crate::Message)), if one is registered.
-    pub fn group_name(&self, slot: usize) -> Option<String> {
-        self.ring()
-            .groups()
+    /// The name of the group with id `id` (as in
+    /// [`Message::dead_letter_from`](crate::Message)), if it is still
+    /// registered: a group removed, and one added later in its slot, have
+    /// other ids.
+    pub fn group_name(&self, id: u64) -> Option<String> {
+        let ring = self.ring();
+        let slot = usize::try_from(id & 0xffff_ffff).ok()?;
+        ring.groups()
             .into_iter()
-            .find(|g| g.slot == slot)
+            .find(|g| g.slot == slot && ring.group_id(slot) == id)
             .map(|g| g.name)
     }
 
@@ -1167,7 +1170,14 @@ impl Queue {
     /// Validates the queue's live state against the protocol's invariants (see
     /// [`CheckReport`]); opening it has already validated the header.
     pub fn check(&self) -> CheckReport {
-        crate::check::check(self.ring())
+        let ring = self.ring();
+        let mut r = crate::check::check(ring);
+        let mut reader = self.inner.spill.as_ref().map(|s| s.reader());
+        if let Some(reader) = reader.as_mut() {
+            crate::check::check_log(ring, reader, &mut r);
+        }
+        crate::check::check_acks(ring, reader.as_mut(), &mut r);
+        r
     }
 
     /// The queue's live state.

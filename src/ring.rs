@@ -23,6 +23,16 @@
 //! scan advances `HEAD` to the slowest group's cursor (or, with no groups, past
 //! committed records) by CAS; see `group.rs` for why a new group can never be
 //! overtaken by a stale scan.
+//!
+//! Once a group has a dead-letter target, producers stop `reserve` bytes
+//! short of their limit: two of the largest records
+//! (`Ring::dead_letter_reserve`). Only a member publishing a dead letter may
+//! use them, so that a message given up always finds room for its dead
+//! letter while its original is still pinned (ack.rs): with the original at
+//! ring offset `o` and everything else read, the tail is at most
+//! `o + capacity - 2R`, and a dead letter of at most `R` bytes plus a pad
+//! shorter than it ends by `o + capacity`. A producer learns of the first
+//! dead-letter target at its next rescan (set targets before traffic).
 
 use crate::layout::*;
 use crate::region::Region;
@@ -63,6 +73,11 @@ pub struct ProducerCursor {
     pub(crate) ident: Option<usize>,
     /// A named producer: the pseq of the first record of its next claim.
     pub(crate) pseq: u64,
+    /// Bytes below its limit this producer leaves free (module docs),
+    /// refreshed with the limit.
+    reserve: u64,
+    /// A dead-letter publisher: leaves nothing free.
+    dead_letters: bool,
 }
 
 impl ProducerCursor {
@@ -70,7 +85,16 @@ impl ProducerCursor {
     /// it knows (its limit and its last view of the tail are both cached).
     #[inline]
     pub fn headroom(&self) -> u64 {
-        self.limit.saturating_sub(unpack(self.guess).1)
+        self.limit
+            .saturating_sub(self.reserve)
+            .saturating_sub(unpack(self.guess).1)
+    }
+
+    /// Lets this producer use the room kept for dead letters (a member
+    /// publishing what its group gave up).
+    pub fn for_dead_letters(&mut self) {
+        self.dead_letters = true;
+        self.reserve = 0;
     }
 
     /// Announces this cursor's claims in registry slot `slot` (registry.rs).
@@ -269,7 +293,33 @@ impl<R: Region> Ring<R> {
             slot: None,
             ident: None,
             pseq: 0,
+            reserve: self.dead_letter_reserve(),
+            dead_letters: false,
         }
+    }
+
+    /// The room producers leave for dead letters: two of the largest
+    /// records once a group has a dead-letter target, on a geometry that has
+    /// room for it (`Geometry::validate` requires it; the loom models' tiny
+    /// rings do not).
+    pub fn dead_letter_reserve(&self) -> u64 {
+        // Relaxed: a setting, read again at every rescan.
+        if self.region.u64_at(OFF_DEAD_LETTERS).load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let r = record_size(self.geo.max_stored());
+        if 4 * r <= self.geo.capacity {
+            2 * r
+        } else {
+            0
+        }
+    }
+
+    /// Producers keep room for dead letters from now on (admin lock held).
+    pub fn keep_dead_letter_room(&self) {
+        self.region
+            .u64_at(OFF_DEAD_LETTERS)
+            .store(1, Ordering::Relaxed);
     }
 
     /// Refreshes a producer's view of the tail and of its limit now.
@@ -299,9 +349,12 @@ impl<R: Region> Ring<R> {
         loop {
             let (seq, pos) = unpack(cur);
             let end = end_of(pos);
-            if end > pc.limit {
-                pc.limit = self.refresh_limit(end);
-                if end > pc.limit {
+            if end > pc.limit.saturating_sub(pc.reserve) {
+                if !pc.dead_letters {
+                    pc.reserve = self.dead_letter_reserve();
+                }
+                pc.limit = self.refresh_limit(end.saturating_add(pc.reserve));
+                if end > pc.limit.saturating_sub(pc.reserve) {
                     // `cur` may be stale, but the tail only grows, so the real
                     // claim would end even later: Full is the right answer.
                     pc.guess = cur;
@@ -407,20 +460,26 @@ impl<R: Region> Ring<R> {
     /// Writes the origin extension of the record at `pos` with `flags`
     /// (FLAG_ORIGIN_SEQ among them), in a claim the caller holds, not
     /// committed yet.
-    pub(crate) fn write_origin(&self, pos: u64, flags: u32, seq: u64) {
+    pub(crate) fn write_origin(&self, pos: u64, flags: u32, seq: u64, group_id: u64) {
         let off = self.ring_at(pos) + RECORD_HEADER + origin_off(flags);
         // Relaxed: published by the Release store of the commit word.
         self.region.u64_at(off).store(seq, Ordering::Relaxed);
+        self.region
+            .u64_at(off + 8)
+            .store(group_id, Ordering::Relaxed);
     }
 
     /// The origin extension of the record at `pos` with `flags`, if it has
     /// one; the caller keeps the record from being overwritten and checked
     /// its length (`valid_record`), as for `read_ext`.
-    pub(crate) fn read_origin(&self, pos: u64, flags: u32) -> Option<u64> {
+    pub(crate) fn read_origin(&self, pos: u64, flags: u32) -> Option<(u64, u64)> {
         (flags & FLAG_ORIGIN_SEQ != 0).then(|| {
             let off = self.ring_at(pos) + RECORD_HEADER + origin_off(flags);
             // Relaxed: made visible by the Acquire load of the commit word.
-            self.region.u64_at(off).load(Ordering::Relaxed)
+            (
+                self.region.u64_at(off).load(Ordering::Relaxed),
+                self.region.u64_at(off + 8).load(Ordering::Relaxed),
+            )
         })
     }
 

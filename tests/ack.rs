@@ -47,7 +47,7 @@ fn create(dir: &Path, capacity: u64, spill: bool) -> (PathBuf, Queue) {
         &path,
         &QueueOptions {
             capacity,
-            max_msg: 1024,
+            max_msg: 960,
             // Small segments, so that retention has something to delete.
             spill: spill.then(|| SpillOptions {
                 segment_size: 4096,

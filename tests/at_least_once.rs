@@ -123,3 +123,394 @@ fn a_zombie_member_is_dead() {
     assert_eq!(msgs[1]["seq"], 1);
     member.wait().unwrap();
 }
+
+use shmq::{Ack, AckError, OpenError, Queue, QueueOptions, RecvError, StartAt};
+
+/// A queue at `dir/q` with `capacity` bytes and messages up to `max_msg`.
+fn queue(dir: &Path, capacity: u64, max_msg: u32) -> Queue {
+    Queue::create(
+        dir.join("q"),
+        &QueueOptions {
+            capacity,
+            max_msg,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Receives what group `name` has now with a new auto-ack member:
+/// (seq, redelivered, payload).
+fn drain(q: &Queue, name: &str) -> Vec<(u64, u64, Vec<u8>)> {
+    let mut c = q.consumer(name).unwrap();
+    let mut got = Vec::new();
+    loop {
+        match c.try_recv() {
+            Ok(m) => got.push((m.seq, m.redelivered, m.payload)),
+            Err(RecvError::Empty) => return got,
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+}
+
+/// Defect 2: switching a member's ack mode lost a message: a message held
+/// with explicit ack, then a receive with auto-ack, then a nack of the
+/// first; once producers wrapped the ring, the redelivery was "gone".
+#[test]
+fn switching_ack_mode_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 4096, 64);
+    q.add_group("g", StartAt::Latest).unwrap();
+    let mut p = q.producer().unwrap();
+    let mut a = q.consumer("g").unwrap();
+    p.send(b"m0").unwrap();
+    p.send(b"m1").unwrap();
+    a.set_ack(Ack::Explicit);
+    assert_eq!(a.recv().unwrap().seq, 0);
+    a.set_ack(Ack::Auto);
+    assert_eq!(a.recv().unwrap().seq, 1);
+    a.nack(0).unwrap();
+    // Producers wrap the ring several times over (another member reads).
+    let mut b = q.consumer("g").unwrap();
+    let mut others = Vec::new();
+    let mut redelivered = None;
+    for i in 0..400u32 {
+        p.send(&i.to_le_bytes()).unwrap();
+        let m = b.recv().unwrap();
+        if m.redelivered > 0 {
+            redelivered = Some(m.clone());
+            others.push(b.recv().unwrap().seq);
+        } else {
+            others.push(m.seq);
+        }
+    }
+    let m = redelivered.expect("message 0 redelivered");
+    assert_eq!((m.seq, m.redelivered, &m.payload[..]), (0, 1, &b"m0"[..]));
+    assert_eq!(others, (2..402).collect::<Vec<_>>());
+}
+
+/// Defect 6: a nacked message was lost when the same member next took an
+/// older pending one over (both lived in its one entry).
+#[test]
+fn a_take_over_never_overwrites_a_pending_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 64 << 10, 1024);
+    q.add_group("g", StartAt::Latest).unwrap();
+    let mut p = q.producer().unwrap();
+    let mut a = q.consumer("g").unwrap();
+    let mut b = q.consumer("g").unwrap();
+    a.set_ack(Ack::Explicit);
+    b.set_ack(Ack::Explicit);
+    p.send(b"zero").unwrap();
+    p.send(b"one").unwrap();
+    assert_eq!(b.recv().unwrap().seq, 0);
+    assert_eq!(a.recv().unwrap().seq, 1);
+    a.nack(1).unwrap();
+    b.nack(0).unwrap();
+    let m = a.recv().unwrap();
+    assert_eq!((m.seq, m.redelivered), (0, 1));
+    a.ack(0).unwrap();
+    let m = b.recv().unwrap();
+    assert_eq!((m.seq, m.redelivered, &m.payload[..]), (1, 1, &b"one"[..]));
+    b.ack(1).unwrap();
+    assert_eq!(q.stat().groups[0].pending, 0);
+    // The variant where the holder of the older one leaves.
+    p.send(b"two").unwrap();
+    p.send(b"three").unwrap();
+    assert_eq!(b.recv().unwrap().seq, 2);
+    assert_eq!(a.recv().unwrap().seq, 3);
+    a.nack(3).unwrap();
+    drop(b);
+    let mut seqs = vec![a.recv().unwrap().seq];
+    a.ack(seqs[0]).unwrap();
+    seqs.push(a.recv().unwrap().seq);
+    a.ack(seqs[1]).unwrap();
+    seqs.sort();
+    assert_eq!(seqs, [2, 3]);
+    assert_eq!(q.stat().groups[0].pending, 0);
+}
+
+/// Defect 5: a dead letter that could not be published at once (the ring
+/// full) was put back in the member's one entry and overwritten by the
+/// next message that member took: lost for the group and its dead-letter
+/// group. Now producers keep room for dead letters, and those that still
+/// find none (more given up at once than that room holds) wait, pending,
+/// for a later receive.
+#[test]
+fn dead_letters_without_room_wait_and_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 64 << 10, 12_000);
+    q.add_dead_letter_group("dlq").unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    // A group nobody reads yet: it keeps the ring full.
+    q.add_group("slow", StartAt::Latest).unwrap();
+    q.set_max_attempts("g", 1).unwrap();
+    q.set_dead_letter("g", Some("dlq")).unwrap();
+    let mut p = q.producer().unwrap();
+    let msg = |i: u8| vec![i; 12_000];
+    let mut sent = 0u8;
+    while p.try_send(&msg(sent)).is_ok() {
+        sent += 1;
+    }
+    assert!(sent >= 2, "{sent}");
+    // A member gives every message up, each in its turn.
+    let mut a = q.consumer("g").unwrap();
+    a.set_ack(Ack::Explicit);
+    for i in 0..sent as u64 {
+        let m = a.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((m.seq, m.redelivered), (i, 0));
+        a.nack(m.seq).unwrap();
+    }
+    assert!(matches!(a.try_recv(), Err(RecvError::Empty)));
+    let s = q.stat();
+    let (pending, dead) = (s.groups[1].pending, s.groups[1].dead_lettered);
+    assert_eq!(pending + dead, sent as u64, "{s:?}");
+    assert!(dead >= 1, "the room kept for dead letters was used: {s:?}");
+    assert!(pending >= 1, "more than that room holds waits: {s:?}");
+    // Room again: the next receives publish the rest.
+    assert_eq!(drain(&q, "slow").len(), sent as usize);
+    let mut dl = drain(&q, "dlq");
+    while dl.len() < sent as usize {
+        assert!(matches!(a.try_recv(), Err(RecvError::Empty)));
+        let more = drain(&q, "dlq");
+        assert!(!more.is_empty(), "stuck at {} of {sent}", dl.len());
+        dl.extend(more);
+    }
+    let mut payloads: Vec<Vec<u8>> = dl.into_iter().map(|m| m.2).collect();
+    payloads.sort();
+    assert_eq!(payloads, (0..sent).map(msg).collect::<Vec<_>>());
+    let s = q.stat();
+    assert_eq!(
+        (s.groups[1].pending, s.groups[1].dead_lettered),
+        (0, sent as u64),
+        "{s:?}"
+    );
+}
+
+/// Defect 7: a message near `max_msg` could never be dead-lettered: its
+/// dead letter needs room beside the still-pinned original (plus a pad),
+/// which a record of up to half the ring did not leave. A record is now at
+/// most a quarter of the ring, producers leave two records' room for dead
+/// letters, and the largest message is given up wherever it lies.
+#[test]
+fn the_largest_message_can_be_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    // What the old bound allowed is refused.
+    let too_big = Queue::create(
+        dir.path().join("big"),
+        &QueueOptions {
+            capacity: 4096,
+            max_msg: 1992,
+            ..Default::default()
+        },
+    );
+    assert!(matches!(too_big, Err(OpenError::BadGeometry(_))));
+    // The largest a 4 KiB ring allows (a quarter of it, less the headers).
+    let max = (4096 / 4 - 32 - 16 - 16) as u32;
+    let q = queue(dir.path(), 4096, max);
+    q.add_dead_letter_group("dlq").unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    q.set_max_attempts("g", 1).unwrap();
+    q.set_dead_letter("g", Some("dlq")).unwrap();
+    // A window of two: the member goes on while it holds the original.
+    q.set_ack_policy("g", 2, None).unwrap();
+    let mut p = q.named_producer("p").unwrap();
+    let mut a = q.consumer("g").unwrap();
+    a.set_ack(Ack::Explicit);
+    // Every placement of the original in the ring, a small message first,
+    // and the tail as far past it as producers may go.
+    for round in 0..8u32 {
+        p.send(&round.to_le_bytes().repeat(4)).unwrap();
+        let m = a.recv().unwrap();
+        a.ack(m.seq).unwrap();
+        let big = vec![round as u8; max as usize];
+        p.send(&big).unwrap();
+        let held = a.recv().unwrap().seq;
+        for _ in 0..round {
+            if p.try_send(&vec![0; max as usize / 2]).is_err() {
+                break;
+            }
+            let m = a.recv().unwrap();
+            a.ack(m.seq).unwrap();
+        }
+        a.nack(held).unwrap();
+        // Given up and dead-lettered on the next receive.
+        assert!(matches!(a.try_recv(), Err(RecvError::Empty)));
+        let dl = drain(&q, "dlq");
+        assert_eq!(dl.len(), 1, "round {round}");
+        assert_eq!(dl[0].2, big);
+    }
+    let s = q.stat();
+    assert_eq!((s.groups[1].pending, s.groups[1].dead_lettered), (0, 8));
+}
+
+/// Defect 8: `dead_letter_from` named the wrong group once the origin's
+/// slot was reused by a new group.
+#[test]
+fn a_dead_letter_names_its_origin_after_slot_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 64 << 10, 1024);
+    q.add_dead_letter_group("dlq").unwrap();
+    q.add_group("orders", StartAt::Latest).unwrap();
+    q.set_max_attempts("orders", 1).unwrap();
+    q.set_dead_letter("orders", Some("dlq")).unwrap();
+    let mut p = q.producer().unwrap();
+    p.send(b"bad order").unwrap();
+    {
+        let mut c = q.consumer("orders").unwrap();
+        c.set_ack(Ack::Explicit);
+        let m = c.recv().unwrap();
+        c.nack(m.seq).unwrap();
+        assert!(matches!(c.try_recv(), Err(RecvError::Empty)));
+    }
+    let mut dl = q.consumer("dlq").unwrap();
+    let m = dl.recv().unwrap();
+    let from = m.dead_letter_from.expect("a dead letter");
+    assert_eq!(q.group_name(from).as_deref(), Some("orders"));
+    q.remove_group("orders").unwrap();
+    q.add_group("payments", StartAt::Latest).unwrap();
+    assert_eq!(q.group_name(from), None, "not the group in the slot now");
+}
+
+/// Defect 4: a member that died holding a message got it redelivered only
+/// when a new member joined, `gc` ran or a producer waited on a full ring;
+/// a member already waiting never noticed. Now the waiting member finds the
+/// dead one itself (within about a second).
+#[test]
+fn a_waiting_member_redelivers_a_dead_members_message() {
+    if std::env::var("SHMQ_TEST_ROLE").as_deref() == Ok("holder") {
+        let q = Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
+        let mut c = q.consumer("g").unwrap();
+        c.set_ack(Ack::Explicit);
+        let m = c.recv().unwrap();
+        println!("held {}", m.seq);
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 64 << 10, 1024);
+    q.add_group("g", StartAt::Latest).unwrap();
+    let path = dir.path().join("q");
+    let mut p = q.producer().unwrap();
+    p.send(b"zero").unwrap();
+    let (mut holder, held) = common::spawn_helper(
+        "a_waiting_member_redelivers_a_dead_members_message",
+        "holder",
+        &path,
+        "held",
+    );
+    assert_eq!(held, 0);
+    // The survivor is waiting before the holder dies; the ring has room and
+    // nobody sends, joins or collects.
+    let survivor = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            let mut c = q.consumer("g").unwrap();
+            c.set_ack(Ack::Explicit);
+            let t0 = Instant::now();
+            let m = c.recv_timeout(Duration::from_secs(30));
+            (m, t0.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let (m, waited) = survivor.join().unwrap();
+    let m = m.expect("redelivered to the waiting member");
+    assert_eq!((m.seq, m.redelivered, &m.payload[..]), (0, 1, &b"zero"[..]));
+    eprintln!("redelivered after {waited:?} of waiting");
+}
+
+/// The ack deadline: a member that is alive but never acknowledges (stuck)
+/// loses its hold after the deadline; another member gets the message,
+/// flagged; the late ack is refused and changes nothing.
+#[test]
+fn an_ack_deadline_redelivers_a_stuck_members_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 64 << 10, 1024);
+    q.add_group("g", StartAt::Latest).unwrap();
+    q.set_ack_policy("g", 1, Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut p = q.producer().unwrap();
+    let mut stuck = q.consumer("g").unwrap();
+    stuck.set_ack(Ack::Explicit);
+    p.send(b"job").unwrap();
+    assert_eq!(stuck.recv().unwrap().seq, 0);
+    let mut other = q.consumer("g").unwrap();
+    other.set_ack(Ack::Explicit);
+    let m = other
+        .recv_timeout(Duration::from_secs(30))
+        .expect("redelivered after the deadline");
+    assert_eq!((m.seq, m.redelivered, &m.payload[..]), (0, 1, &b"job"[..]));
+    assert_eq!(stuck.ack(0), Err(AckError::Expired { seq: 0 }));
+    assert!(stuck.unacked().is_empty());
+    other.ack(0).unwrap();
+    let s = q.stat();
+    assert_eq!((s.groups[0].expired, s.groups[0].pending), (1, 0));
+}
+
+/// The window: a member holds up to N messages, acknowledges them in any
+/// order, and a member that dies holding N has all N redelivered.
+#[test]
+fn a_window_of_holds_is_redelivered_whole() {
+    if std::env::var("SHMQ_TEST_ROLE").as_deref() == Ok("window") {
+        let q = Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
+        let mut c = q.consumer("g").unwrap();
+        c.set_ack(Ack::Explicit);
+        for _ in 0..4 {
+            c.recv().unwrap();
+        }
+        assert!(matches!(
+            c.try_recv(),
+            Err(RecvError::AckPending { seq: 0 })
+        ));
+        // Acknowledged out of order, then four more held.
+        c.ack(2).unwrap();
+        c.ack(0).unwrap();
+        for _ in 0..2 {
+            c.recv().unwrap();
+        }
+        println!("holding {}", c.unacked().len());
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 64 << 10, 1024);
+    q.add_group("g", StartAt::Latest).unwrap();
+    q.set_ack_policy("g", 4, None).unwrap();
+    let path = dir.path().join("q");
+    let mut p = q.producer().unwrap();
+    for i in 0..10u32 {
+        p.send(&i.to_le_bytes()).unwrap();
+    }
+    let (mut holder, n) = common::spawn_helper(
+        "a_window_of_holds_is_redelivered_whole",
+        "window",
+        &path,
+        "holding",
+    );
+    assert_eq!(n, 4);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let mut c = q.consumer("g").unwrap();
+    let mut got: Vec<(u64, u64)> = Vec::new();
+    while got.len() < 8 {
+        let m = c.recv_timeout(Duration::from_secs(30)).expect("all of it");
+        got.push((m.seq, m.redelivered));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (1, 1),
+            (3, 1),
+            (4, 1),
+            (5, 1),
+            (6, 0),
+            (7, 0),
+            (8, 0),
+            (9, 0)
+        ]
+    );
+    assert_eq!(q.stat().groups[0].pending, 0);
+}

@@ -40,7 +40,7 @@ fn create(dir: &Path, capacity: u64, spill: bool) -> (PathBuf, Queue) {
 
 /// What `drain` gets of a message: (seq, payload, from, and the sequence
 /// number a dead letter had).
-type Got = (u64, Vec<u8>, Option<usize>, Option<u64>);
+type Got = (u64, Vec<u8>, Option<u64>, Option<u64>);
 
 /// Receives everything group `name` has now.
 fn drain(q: &Queue, name: &str) -> Vec<Got> {

@@ -8,16 +8,17 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
     let q = Queue::open(path).map_err(|e| e.to_string())?;
     let r = q.check();
     if json {
-        let obj = serde_json::json!({ "ok": r.ok(), "records": r.records, "groups": r.groups, "problems": r.problems });
+        let obj = serde_json::json!({ "ok": r.ok(), "records": r.records, "log_records": r.log_records, "groups": r.groups, "problems": r.problems });
         println!("{obj}");
     } else {
         for p in &r.problems {
             println!("problem: {p}");
         }
         println!(
-            "{}: {} records, {} groups, {} problem(s)",
+            "{}: {} records, {} spill log records, {} groups, {} problem(s)",
             path.display(),
             r.records,
+            r.log_records,
             r.groups,
             r.problems.len()
         );

@@ -6,11 +6,12 @@ use shmq::{Queue, QueueOptions, SpillOptions};
 
 /// The default largest message of a ring of `capacity` bytes: 64 KiB, or
 /// less when a record (32-byte header, extensions, payload) would take more
-/// than a third of the ring (room for a dead letter beside its original).
+/// than a quarter of the ring (producers keep room for two, for dead
+/// letters).
 pub fn default_max_msg(capacity: u64) -> u64 {
     use shmq::layout::{ORIGIN_EXT, PRODUCER_EXT, RECORD_HEADER};
     let headers = (RECORD_HEADER + PRODUCER_EXT + ORIGIN_EXT) as u64;
-    let fits = ((capacity / 3) & !7).saturating_sub(headers);
+    let fits = ((capacity / 4) & !7).saturating_sub(headers);
     fits.min(64 << 10)
 }
 

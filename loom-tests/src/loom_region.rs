@@ -44,7 +44,12 @@ impl LoomRegion {
             u32s.insert(off, AtomicU32::new(0));
         }
         let mut u64s = HashMap::new();
-        for off in [OFF_FULL_WAITS, OFF_ABORTED, OFF_SPILL_STATE] {
+        for off in [
+            OFF_FULL_WAITS,
+            OFF_ABORTED,
+            OFF_SPILL_STATE,
+            OFF_DEAD_LETTERS,
+        ] {
             u64s.insert(off, AtomicU64::new(0));
         }
         // The producer registry and identities, which follow the group table.

@@ -101,8 +101,9 @@ pub fn queue_with_group(dir: &std::path::Path) -> (std::path::PathBuf, shmq::Que
     (p, q)
 }
 
-/// A queue at `dir/q` of `capacity` bytes and 1 KiB messages, made with the
-/// library, with group "g" starting at `start`; returns its path.
+/// A queue at `dir/q` of `capacity` bytes and messages of up to 960 bytes
+/// (the most a 4 KiB ring allows), made with the library, with group "g"
+/// starting at `start`; returns its path.
 pub fn small_queue(
     dir: &std::path::Path,
     capacity: u64,
@@ -113,7 +114,7 @@ pub fn small_queue(
         &path,
         &shmq::QueueOptions {
             capacity,
-            max_msg: 1024,
+            max_msg: 960,
             ..Default::default()
         },
     )
