@@ -26,6 +26,13 @@
 //!   first (nacked, its holder left or died, or its ack deadline passed).
 //! - `FINISHING` (owner m): m acknowledged it (or gave it up) and is
 //!   clearing its pin; FREE or RESERVED next.
+//! - `FORWARDING` (owner m, or ORPHAN): m gave the message up and is
+//!   publishing its dead letter; `dl_seq`/`dl_pos` say where once claimed,
+//!   and `dl_pos` pins it. If m dies, the dead letter's record tells (after
+//!   the dead producer's claim is recovered): committed, the message is
+//!   done; aborted or never claimed, it is pending again; still uncommitted,
+//!   the entry is ORPHAN until a member's upkeep finds out. So a message
+//!   given up reaches its dead-letter group exactly once, or stays pending.
 //!
 //! Who writes what: the owner writes its own `RESERVED`/`TAKING`/`FINISHING` entries
 //! with plain stores (nobody else writes them while it lives). Every
@@ -55,7 +62,7 @@
 
 use crate::layout::*;
 use crate::region::Region;
-use crate::ring::Ring;
+use crate::ring::{Ring, Slot};
 use crate::sync::{AtomicU64, Ordering};
 use crate::wait::Event;
 
@@ -184,6 +191,7 @@ impl<R: Region> Ring<R> {
         match word_state(w) {
             ENTRY_FREE | ENTRY_PENDING => true,
             ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING => owner_ok,
+            ENTRY_FORWARDING => owner_ok || word_owner(w) == ORPHAN,
             _ => false,
         }
     }
@@ -439,6 +447,11 @@ impl<R: Region> Ring<R> {
             let w = self.entry_state_word(g, i);
             match word_state(w) {
                 ENTRY_PENDING => pending += 1,
+                ENTRY_FORWARDING
+                    if word_owner(w) == ORPHAN && self.resolve_forward(g, i, w) == Some(false) =>
+                {
+                    pending += 1
+                }
                 ENTRY_HELD if wait != 0 && self.valid_word(w) => {
                     let since = self.entry_word(g, i, E_SINCE);
                     let t = since.load(Ordering::Relaxed);
@@ -483,7 +496,24 @@ impl<R: Region> Ring<R> {
                 continue;
             }
             match word_state(w) {
+                ENTRY_FORWARDING => match self.resolve_forward(g, i, w) {
+                    Some(false) => out.pending += 1,
+                    Some(true) => {}
+                    None => {
+                        // Its dead letter's claim is not settled yet: any
+                        // member's upkeep finishes it later.
+                        let orphan = next_word(w, ENTRY_FORWARDING, ORPHAN, word_attempts(w));
+                        let _ = self.entry_word(g, i, E_STATE).compare_exchange(
+                            w,
+                            orphan,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
+                    }
+                },
                 ENTRY_RESERVED | ENTRY_FINISHING => {
+                    self.entry_word(g, i, E_DL_POS)
+                        .store(IDLE, Ordering::Release);
                     self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
                     // Relaxed: only the dead owner wrote it, and the admin
                     // lock keeps other reapers out.
@@ -511,6 +541,110 @@ impl<R: Region> Ring<R> {
             self.notify(Event::Space);
         }
         out
+    }
+
+    /// Member `m` starts giving up its hold `h` to a dead-letter group: the
+    /// entry is FORWARDING (no deadline ends it now). `Err(())` if the hold
+    /// was ended by someone else.
+    pub fn begin_forward(&self, g: usize, m: usize, h: &Hold) -> Result<Hold, ()> {
+        self.entry_word(g, h.idx, E_DL_SEQ)
+            .store(u64::MAX, Ordering::Relaxed);
+        self.entry_word(g, h.idx, E_DL_POS)
+            .store(IDLE, Ordering::Relaxed);
+        let f = next_word(h.word, ENTRY_FORWARDING, m, word_attempts(h.word));
+        // Release: a reaper that finds us dead sees the fields above.
+        self.entry_word(g, h.idx, E_STATE)
+            .compare_exchange(h.word, f, Ordering::AcqRel, Ordering::Relaxed)
+            .map_err(|_| ())?;
+        Ok(Hold { word: f, ..*h })
+    }
+
+    /// The dead letter of FORWARDING entry `i` is claimed as `seq` at ring
+    /// position `pos`, written, not yet committed: pinned from now on.
+    /// Relaxed: the commit's Release store publishes both to whoever sees
+    /// the dead letter, and a scan that sees a cursor past it sees the pin.
+    pub fn note_forward(&self, g: usize, i: usize, seq: u64, pos: u64) {
+        self.entry_word(g, i, E_DL_POS)
+            .store(pos, Ordering::Relaxed);
+        self.entry_word(g, i, E_DL_SEQ)
+            .store(seq, Ordering::Relaxed);
+    }
+
+    /// Ends member `m`'s forward `f`: `published`, the message is done
+    /// (counted as dead-lettered); otherwise (no room, nothing claimed) it
+    /// is pending again, this attempt not counted.
+    pub fn end_forward(&self, g: usize, m: usize, f: &Hold, published: bool) {
+        let st = self.entry_word(g, f.idx, E_STATE);
+        if !published {
+            // Nothing was claimed: no dead letter to pin.
+            self.entry_word(g, f.idx, E_DL_POS)
+                .store(IDLE, Ordering::Relaxed);
+            let _ = self.put_back(g, f);
+            return;
+        }
+        let finishing = next_word(f.word, ENTRY_FINISHING, m, 0);
+        if st
+            .compare_exchange(f.word, finishing, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // nobody else writes a FORWARDING entry of a live member
+        }
+        self.note_dead_lettered(g);
+        // Release: as in `finish_hold`.
+        self.entry_word(g, f.idx, E_DL_POS)
+            .store(IDLE, Ordering::Release);
+        if !f.entry.on_disk() {
+            self.entry_word(g, f.idx, E_PIN)
+                .store(IDLE, Ordering::Release);
+        }
+        st.store(next_word(finishing, ENTRY_FREE, m, 0), Ordering::Release);
+        self.notify(Event::Space);
+    }
+
+    /// Settles FORWARDING entry `i` (word `w`) whose member is dead: by its
+    /// dead letter's record, which `dl_pos` pins. `Some(true)`: published,
+    /// the entry is freed; `Some(false)`: not, it is pending again; `None`:
+    /// the claim is not settled yet (or another settler won). The dead
+    /// member's claim must have been recovered first (admin lock: the
+    /// reaper; or any member's upkeep, for an ORPHAN entry).
+    pub(crate) fn resolve_forward(&self, g: usize, i: usize, w: u64) -> Option<bool> {
+        let dl_seq = self.entry_word(g, i, E_DL_SEQ).load(Ordering::Relaxed);
+        let dl_pos = self.entry_word(g, i, E_DL_POS).load(Ordering::Relaxed);
+        let published = if dl_seq == u64::MAX || dl_pos == IDLE {
+            false
+        } else {
+            match self.slot_at(dl_pos) {
+                Slot::Record { seq, kind, .. } if seq == dl_seq => kind == KIND_MSG,
+                Slot::Uncommitted => return None,
+                // Not what it claimed (a damaged queue): deliver again
+                // rather than risk a loss.
+                _ => false,
+            }
+        };
+        let st = self.entry_word(g, i, E_STATE);
+        if published {
+            let done = next_word(w, ENTRY_FINISHING, word_owner(w), 0);
+            st.compare_exchange(w, done, Ordering::AcqRel, Ordering::Relaxed)
+                .ok()?;
+            self.note_dead_lettered(g);
+            self.entry_word(g, i, E_DL_POS)
+                .store(IDLE, Ordering::Release);
+            self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
+            st.store(next_word(done, ENTRY_FREE, 0, 0), Ordering::Release);
+            self.notify(Event::Space);
+        } else {
+            let attempts = word_attempts(w).saturating_sub(1);
+            let p = next_word(w, ENTRY_PENDING, 0, attempts);
+            // The dead letter was aborted or never claimed: nothing to pin
+            // (cleared first: a member may take the entry at once).
+            self.entry_word(g, i, E_DL_POS)
+                .store(IDLE, Ordering::Relaxed);
+            st.compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
+                .ok()?;
+            self.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
+            self.notify(Event::Data);
+        }
+        Some(published)
     }
 
     /// Whether the take of `seq` that entry `i` announced happened: the
@@ -565,7 +699,10 @@ impl<R: Region> Ring<R> {
                 continue;
             }
             for (_, w, e) in self.entries(g) {
-                let live = matches!(word_state(w), ENTRY_TAKING | ENTRY_HELD | ENTRY_PENDING);
+                let live = matches!(
+                    word_state(w),
+                    ENTRY_TAKING | ENTRY_HELD | ENTRY_PENDING | ENTRY_FORWARDING
+                );
                 if live && e.on_disk() {
                     let at = e.at & !DISK_BIT;
                     min = Some(min.map_or(at, |x: u64| x.min(at)));
@@ -583,6 +720,7 @@ impl<R: Region> Ring<R> {
             // Acquire pairs with the Release pin clears: the holder's reads
             // of the record happen before anything we then overwrite.
             min = min.min(self.entry_word(g, i, E_PIN).load(Ordering::Acquire));
+            min = min.min(self.entry_word(g, i, E_DL_POS).load(Ordering::Acquire));
         }
         min
     }
@@ -591,6 +729,8 @@ impl<R: Region> Ring<R> {
     pub(crate) fn clear_entries(&self, g: usize) {
         for i in 0..self.geo.ack_entries as usize {
             self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
+            self.entry_word(g, i, E_DL_POS)
+                .store(IDLE, Ordering::Relaxed);
             let w = self.entry_word(g, i, E_STATE).load(Ordering::Relaxed);
             self.entry_word(g, i, E_STATE)
                 .store(next_word(w, ENTRY_FREE, 0, 0), Ordering::Relaxed);

@@ -240,11 +240,13 @@ pub(crate) fn check_acks(
         let attached: Vec<usize> = ring.members(g).iter().map(|m| m.slot).collect();
         for (i, w, e) in ring.entries(g) {
             let st = word_state(w);
-            let owned = matches!(
-                st,
-                ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING
-            );
-            if st > ENTRY_FINISHING || (owned && word_owner(w) >= geo.max_members as usize) {
+            let orphan = st == ENTRY_FORWARDING && word_owner(w) == ORPHAN;
+            let owned = !orphan
+                && matches!(
+                    st,
+                    ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING | ENTRY_FORWARDING
+                );
+            if st > ENTRY_FORWARDING || (owned && word_owner(w) >= geo.max_members as usize) {
                 r.problems.push(format!(
                     "group '{name}': ack table entry {i} has an invalid state word {w:#x}"
                 ));

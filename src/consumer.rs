@@ -918,24 +918,29 @@ fn take_redelivery(
     while let Some(h) = ring.take_pending(g, m, since, |s| no_room.contains(&s)) {
         let max = ring.max_attempts(g);
         if max != 0 && h.entry.attempts >= max {
-            if let Some(d) = ring.dead_letter_target(g) {
-                match forward_dead_letter(q, g, m, disk, dead_letters, &h, d) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        // Pending again, untouched; retried on a later
-                        // receive (and by other members).
-                        let _ = ring.put_back(g, &h);
-                        no_room.push(h.entry.seq);
-                        continue;
-                    }
-                    Err(e) => {
-                        let _ = ring.put_back(g, &h);
-                        return Err(e);
-                    }
+            let Some(d) = ring.dead_letter_target(g) else {
+                // No dead-letter group: only counted.
+                if ring.finish_hold(g, m, &h, false).is_ok() {
+                    ring.note_dead_lettered(g);
                 }
-            }
-            if ring.finish_hold(g, m, &h, false).is_ok() {
-                ring.note_dead_lettered(g);
+                continue;
+            };
+            // Its deadline cannot end it from here on.
+            let Ok(f) = ring.begin_forward(g, m, &h) else {
+                continue;
+            };
+            match forward_dead_letter(q, g, disk, dead_letters, &f, d) {
+                Ok(true) => ring.end_forward(g, m, &f, true),
+                Ok(false) => {
+                    // Pending again, untouched; retried on a later receive
+                    // (and by other members).
+                    ring.end_forward(g, m, &f, false);
+                    no_room.push(f.entry.seq);
+                }
+                Err(e) => {
+                    ring.end_forward(g, m, &f, false);
+                    return Err(e);
+                }
             }
             continue;
         }
@@ -965,16 +970,15 @@ fn take_redelivery(
     Ok(None)
 }
 
-/// Publishes the message of hold `h` (member `m` of group `g` gives it up)
-/// to dead-letter group `d`, addressed to it alone. Returns false if there is
-/// no room for it now (the geometry guarantees room beside the pinned
-/// original once other groups and holds make way). The hold stays (and its
-/// pin) until the caller finishes it, so a member killed in between leaves it
-/// to be redelivered, and dead-lettered again: at least once in `d`.
+/// Publishes the message of forward `h` (group `g` gives it up) to
+/// dead-letter group `d`, addressed to it alone. Returns false if there is
+/// no room for it now (producers keep room for dead letters, ring.rs, so
+/// this waits only for other groups and holds). The entry records where the
+/// dead letter is claimed before it is committed (ack.rs), so a member
+/// killed at any point leaves it either published once or pending.
 fn forward_dead_letter(
     q: &Queue,
     g: usize,
-    _m: usize,
     disk: &mut Option<Disk>,
     dead_letters: &mut Option<Producer>,
     h: &Hold,
@@ -1005,7 +1009,12 @@ fn forward_dead_letter(
     };
     // The dead letter keeps its producer's id and pseq.
     let origin = (h.entry.seq, q.ring().group_id(g));
-    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, origin) {
+    let ring = q.ring();
+    let mut claimed = |seq, pos| {
+        ring.note_forward(g, h.idx, seq, pos);
+        crate::spiller::crash_point("dead-letter-claimed");
+    };
+    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, origin, &mut claimed) {
         Ok(_) => {
             crate::spiller::crash_point("dead-letter-published");
             Ok(true)

@@ -112,7 +112,7 @@
 //!        +88..128 reserved
 //!   then the ACK TABLE: ack_entries entries of 64 bytes (ack.rs), each
 //!        +0   state   u64  low 8 bits ENTRY_FREE / RESERVED / TAKING / HELD /
-//!                          PENDING / FINISHING; bits 8..24 the owning member slot;
+//!                          PENDING / FINISHING / FORWARDING; bits 8..24 the owning member slot;
 //!                          bits 24..48 attempts (deliveries before the
 //!                          current one); bits 48..64 a ticket bumped on every
 //!                          transition
@@ -121,7 +121,11 @@
 //!        +24  since   u64  CLOCK_MONOTONIC ns when its holder took it
 //!        +32  pin     u64  ring position producers must not overwrite
 //!                          (a hazard, as a member's `inflight`), or IDLE
-//!        +40..64 reserved
+//!        +40  dl_seq  u64  while FORWARDING: the dead letter's sequence
+//!                          number once claimed (u64::MAX before)
+//!        +48  dl_pos  u64  while FORWARDING: the dead letter's ring position,
+//!                          pinned like `pin` (IDLE otherwise)
+//!        +56  reserved
 //!
 //! PRODUCER REGISTRY at producer_table_off: max_producers slots of 128 bytes
 //!   (registry.rs), each
@@ -371,6 +375,8 @@ pub(crate) const E_SEQ: usize = 8;
 pub(crate) const E_AT: usize = 16;
 pub(crate) const E_SINCE: usize = 24;
 pub(crate) const E_PIN: usize = 32;
+pub(crate) const E_DL_SEQ: usize = 40;
+pub(crate) const E_DL_POS: usize = 48;
 
 /// Ack table entry states (low 8 bits of an entry's state word).
 pub(crate) const ENTRY_FREE: u64 = 0;
@@ -379,6 +385,10 @@ pub(crate) const ENTRY_TAKING: u64 = 2;
 pub(crate) const ENTRY_HELD: u64 = 3;
 pub(crate) const ENTRY_PENDING: u64 = 4;
 pub(crate) const ENTRY_FINISHING: u64 = 5;
+pub(crate) const ENTRY_FORWARDING: u64 = 6;
+/// Owner of a FORWARDING entry whose member died before its dead letter's
+/// fate was known (ack.rs).
+pub(crate) const ORPHAN: usize = 0xffff;
 /// Largest attempts count an entry keeps (24 bits of its state word).
 pub const MAX_ATTEMPTS_LIMIT: u64 = (1 << 24) - 1;
 

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 /// whose hazards may be what holds it back.
 const REAP_EVERY: Duration = Duration::from_millis(100);
 
+/// What a dead letter carries of its original, (seq, group id), and what
+/// to tell once it is claimed (`Producer::try_send_dead_letter`).
+type DeadLetterOrigin<'a> = ((u64, u64), &'a mut dyn FnMut(u64, u64));
+
 /// Publishes messages. Any number of producers, in any processes and threads,
 /// publish concurrently without locks. A producer is `Send` (move it to a
 /// thread); give each thread its own.
@@ -322,17 +326,21 @@ impl Producer {
     /// Publishes a dead letter (`flags`: its addressing, `layout.rs`) of
     /// message `origin` = (its sequence number, the id of the group giving
     /// it up), with the extension of the producer that published the
-    /// message, if there is room now.
+    /// message, if there is room now. `claimed(seq, pos)` is called once the
+    /// record is claimed and written, before it is committed (ack.rs records
+    /// where the dead letter is, so that a member killed around the commit
+    /// leaves an answer to whether it was published).
     pub(crate) fn try_send_dead_letter(
         &mut self,
         msg: &[u8],
         flags: u32,
         tag: Option<ProducerTag>,
         origin: (u64, u64),
+        claimed: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, SendError> {
         self.check_len(msg.len())?;
         let ext = tag.map(|t| (t.id, t.pseq));
-        self.send_record(msg, flags, ext, Some(origin), Mode::Try)
+        self.send_record(msg, flags, ext, Some((origin, claimed)), Mode::Try)
     }
 
     /// Publishes one record: `msg` with `flags`, the producer extension
@@ -342,7 +350,7 @@ impl Producer {
         msg: &[u8],
         flags: u32,
         ext: Option<(u64, u64)>,
-        origin: Option<(u64, u64)>,
+        origin: Option<DeadLetterOrigin<'_>>,
         mode: Mode,
     ) -> Result<u64, SendError> {
         let (flags, len) = match origin {
@@ -358,13 +366,18 @@ impl Producer {
         })?;
         let ring = self.q.ring();
         let rec = ring.place(claim.start, len);
-        if let Some((seq, group_id)) = origin {
+        let mut claimed = None;
+        if let Some(((seq, group_id), f)) = origin {
             let all = flags | if ext.is_some() { FLAG_PRODUCER } else { 0 };
             ring.write_origin(rec, all, seq, group_id);
+            claimed = Some(f);
         }
         // SAFETY: `rec` is the single record of our claim, placed for exactly
         // the stored length of `msg` with its extensions.
         unsafe { ring.write_record_as(rec, claim.seq, now_ns(), ext, flags, msg) };
+        if let Some(f) = claimed {
+            f(claim.seq, rec);
+        }
         self.commit(&claim, std::iter::once((rec, len, KIND_MSG)));
         Ok(claim.seq)
     }

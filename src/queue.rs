@@ -1319,8 +1319,15 @@ struct Reaped {
 /// Frees group `g`'s member slots whose processes are dead.
 fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<Reaped> {
     let mut out = Vec::new();
+    let mut recovered = false;
     for m in ring.members(g) {
         if !liveness::is_alive(m.pid, m.start_time) {
+            if !recovered {
+                // A dead member's dead-letter producer may have left a claim:
+                // aborted first, so that its forward can be settled.
+                ring.recover_claims(liveness::is_alive);
+                recovered = true;
+            }
             // Wakers stop counting it, before the slot can be reused.
             let asleep = ring.clear_sleeper(Sleeper::Member { g, m: m.slot });
             // Its unacknowledged messages go back to the group first.

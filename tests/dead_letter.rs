@@ -219,18 +219,21 @@ fn the_command_line_sets_up_dead_letters_and_shows_them() {
 }
 
 /// The helper's side: a member of "g" that nacks the one message until it is
-/// given up, and is killed (its own `SHMQ_CRASH_POINT`) right after
-/// publishing the dead letter, before settling the message.
+/// given up, and is killed (its own `SHMQ_CRASH_POINT`, named in its role)
+/// while it publishes the dead letter: after its claim,
+/// before the commit (`dead-letter-claimed`), or right after the commit,
+/// before settling the message (`dead-letter-published`).
 #[test]
 fn helper_give_up_and_die() {
-    if std::env::var("SHMQ_TEST_ROLE").as_deref() != Ok("give-up-and-die") {
+    let role = std::env::var("SHMQ_TEST_ROLE").unwrap_or_default();
+    let Some(point) = role.strip_prefix("give-up-and-die:") else {
         return;
-    }
+    };
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // Read once, on first use, after this (no other thread reads the
     // environment here).
-    std::env::set_var("SHMQ_CRASH_POINT", "dead-letter-published");
+    std::env::set_var("SHMQ_CRASH_POINT", point);
     let q = Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
     let mut c = q.consumer("g").unwrap();
     c.set_ack(Ack::Explicit);
@@ -244,31 +247,40 @@ fn helper_give_up_and_die() {
     panic!("the crash point was not reached");
 }
 
-#[test]
-fn a_member_killed_while_giving_up_leaves_the_message_to_be_given_up_again() {
+/// A member killed while it gives a message up: the dead-letter group gets
+/// the message exactly once, whether the member died before or after its
+/// dead letter was committed, and `g` never sees it again.
+fn killed_while_giving_up(point: &str, published: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (path, q) = create(dir.path(), 64 << 10, false);
     q.producer().unwrap().send(b"poison").unwrap();
-    let (mut child, _) = common::spawn_helper(
-        "helper_give_up_and_die",
-        "give-up-and-die",
-        &path,
-        "member ",
-    );
+    let role = format!("give-up-and-die:{point}");
+    let (mut child, _) = common::spawn_helper("helper_give_up_and_die", &role, &path, "member ");
     let status = child.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
-    // The dead letter is out, the message still held by the dead member.
-    assert_eq!(drain(&q, "dlq").len(), 1);
-    // Reaped, it is pending again; the next member gives it up again: the
-    // dead-letter group gets it at least once, g never again.
+    // Reaped: the forward is settled by its dead letter's record. Committed,
+    // the message is done; claimed only (aborted by the recovery), it is
+    // pending, and the next member gives it up.
     assert_eq!(q.reap_dead_members(), 1);
     assert!(consume_g(&q, b"poison").is_empty());
-    let again = drain(&q, "dlq");
-    assert_eq!(again.len(), 1, "{again:?}");
-    assert_eq!(&again[0].1[..], b"poison");
+    let dl = drain(&q, "dlq");
+    assert_eq!(dl.len(), 1, "{point}: {dl:?}");
+    assert_eq!(&dl[0].1[..], b"poison");
     let s = q.stat();
     let g = s.groups.iter().find(|g| g.name == "g").unwrap();
-    assert_eq!((g.pending, g.dead_lettered), (0, 1), "{g:?}");
+    assert_eq!((g.pending, g.dead_lettered), (0, 1), "{point}: {g:?}");
     assert!(g.members.iter().all(|m| m.unacked.is_empty()), "{g:?}");
+    assert_eq!(s.aborted, u64::from(!published), "{point}: {s:?}");
+    assert!(q.check().ok(), "{:?}", q.check().problems);
+}
+
+#[test]
+fn a_member_killed_after_publishing_a_dead_letter_gives_it_up_exactly_once() {
+    killed_while_giving_up("dead-letter-published", true);
+}
+
+#[test]
+fn a_member_killed_before_committing_a_dead_letter_gives_it_up_exactly_once() {
+    killed_while_giving_up("dead-letter-claimed", false);
 }
