@@ -514,3 +514,67 @@ fn a_window_of_holds_is_redelivered_whole() {
     );
     assert_eq!(q.stat().groups[0].pending, 0);
 }
+
+/// `shmq check` reads back the spill log through the consumers' code and
+/// every pending redelivery: a damaged record is reported (exit 1), and so
+/// is a redelivery whose record cannot be read.
+#[test]
+fn check_reports_a_damaged_spill_log_and_an_unreadable_redelivery() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q");
+    let q = Queue::create(
+        &path,
+        &QueueOptions {
+            capacity: 64 << 10,
+            max_msg: 1024,
+            spill: Some(shmq::SpillOptions::new(dir.path().join("sd"))),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.add_group("slow", StartAt::Latest).unwrap();
+    let mut producer = q.producer().unwrap();
+    for i in 0..2000u32 {
+        producer
+            .send(format!("message {i:05} {}", "x".repeat(40)).as_bytes())
+            .unwrap();
+    }
+    drop(producer);
+    assert!(q.stat().groups[0].on_disk, "the slow group reads the log");
+    // A member takes message 0 from the log and gives it back.
+    let mut c = q.consumer("slow").unwrap();
+    c.set_ack(Ack::Explicit);
+    let m = c.recv().unwrap();
+    assert_eq!(m.seq, 0);
+    c.nack(0).unwrap();
+    drop(c);
+    assert_eq!(q.stat().groups[0].pending, 1);
+    let r = q.check();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert!(r.log_records >= 1000, "{r:?}");
+    // One byte of message 0's payload, in the first segment (its records
+    // start after the 64-byte segment header).
+    let seg = std::fs::read_dir(dir.path().join("sd"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .min()
+        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.write_all_at(b"#", 64 + 32 + 3).unwrap();
+    let out = Command::new(SHMQ)
+        .args(["check", p(&path)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("spill log record at position 0") && text.contains("checksum"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pending redelivery 0 at log position 0 cannot be read"),
+        "{text}"
+    );
+}
