@@ -510,6 +510,12 @@ impl Consumer {
         let ring = q.ring();
         let explicit = self.ack == Ack::Explicit;
         loop {
+            // The window first: a member holding all it may hold takes
+            // nothing, redeliveries included.
+            let hold = match self.hold_for_take() {
+                Ok(h) => h,
+                Err(e) => return Some(Err(e)),
+            };
             // Redeliveries first: they are older than anything at the cursor.
             if ring.has_pending(g) {
                 match take_redelivery(
@@ -526,10 +532,6 @@ impl Consumer {
                     Err(e) => return Some(Err(e)),
                 }
             }
-            let hold = match self.hold_for_take() {
-                Ok(h) => h,
-                Err(e) => return Some(Err(e)),
-            };
             // Explicit with the ack table full: nothing to take into.
             let hold = match hold {
                 Some(None) => return None,

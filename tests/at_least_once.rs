@@ -170,23 +170,26 @@ fn switching_ack_mode_loses_nothing() {
     a.set_ack(Ack::Auto);
     assert_eq!(a.recv().unwrap().seq, 1);
     a.nack(0).unwrap();
-    // Producers wrap the ring several times over (another member reads).
-    let mut b = q.consumer("g").unwrap();
-    let mut others = Vec::new();
-    let mut redelivered = None;
-    for i in 0..400u32 {
-        p.send(&i.to_le_bytes()).unwrap();
-        let m = b.recv().unwrap();
-        if m.redelivered > 0 {
-            redelivered = Some(m.clone());
-            others.push(b.recv().unwrap().seq);
-        } else {
-            others.push(m.seq);
-        }
+    // Producers fill the ring behind the group's cursor: everything up to a
+    // lap past the oldest pin, which must be message 0's (it was lost
+    // when a receive with auto-ack dropped the hazard that pinned it).
+    let mut sent = 0u32;
+    while sent < 1000 && p.try_send(&sent.to_le_bytes()).is_ok() {
+        sent += 1;
     }
-    let m = redelivered.expect("message 0 redelivered");
+    assert!(sent > 50, "{sent}");
+    let mut b = q.consumer("g").unwrap();
+    let m = b
+        .recv_timeout(Duration::from_secs(5))
+        .expect("message 0 redelivered");
     assert_eq!((m.seq, m.redelivered, &m.payload[..]), (0, 1, &b"m0"[..]));
-    assert_eq!(others, (2..402).collect::<Vec<_>>());
+    for i in 0..sent {
+        let m = b.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            (m.seq, &m.payload[..]),
+            (2 + i as u64, &i.to_le_bytes()[..])
+        );
+    }
 }
 
 /// Defect 6: a nacked message was lost when the same member next took an
@@ -203,27 +206,27 @@ fn a_take_over_never_overwrites_a_pending_message() {
     b.set_ack(Ack::Explicit);
     p.send(b"zero").unwrap();
     p.send(b"one").unwrap();
-    assert_eq!(b.recv().unwrap().seq, 0);
-    assert_eq!(a.recv().unwrap().seq, 1);
+    assert_eq!(b.recv_timeout(Duration::from_secs(5)).unwrap().seq, 0);
+    assert_eq!(a.recv_timeout(Duration::from_secs(5)).unwrap().seq, 1);
     a.nack(1).unwrap();
     b.nack(0).unwrap();
-    let m = a.recv().unwrap();
+    let m = a.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!((m.seq, m.redelivered), (0, 1));
     a.ack(0).unwrap();
-    let m = b.recv().unwrap();
+    let m = b.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!((m.seq, m.redelivered, &m.payload[..]), (1, 1, &b"one"[..]));
     b.ack(1).unwrap();
     assert_eq!(q.stat().groups[0].pending, 0);
     // The variant where the holder of the older one leaves.
     p.send(b"two").unwrap();
     p.send(b"three").unwrap();
-    assert_eq!(b.recv().unwrap().seq, 2);
-    assert_eq!(a.recv().unwrap().seq, 3);
+    assert_eq!(b.recv_timeout(Duration::from_secs(5)).unwrap().seq, 2);
+    assert_eq!(a.recv_timeout(Duration::from_secs(5)).unwrap().seq, 3);
     a.nack(3).unwrap();
     drop(b);
-    let mut seqs = vec![a.recv().unwrap().seq];
+    let mut seqs = vec![a.recv_timeout(Duration::from_secs(5)).unwrap().seq];
     a.ack(seqs[0]).unwrap();
-    seqs.push(a.recv().unwrap().seq);
+    seqs.push(a.recv_timeout(Duration::from_secs(5)).unwrap().seq);
     a.ack(seqs[1]).unwrap();
     seqs.sort();
     assert_eq!(seqs, [2, 3]);
