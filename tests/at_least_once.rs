@@ -63,6 +63,49 @@ fn named_producers_large_records_read_back_from_the_spill_log() {
     shmq(&["check", p(&q)]);
 }
 
+/// Defect 1, the redelivery variant: a named producer's message that its
+/// group read from the spill log and got back (nacked, or its member died) is
+/// read again through the log's direct path, which failed its checksum; every
+/// member after that failed the same way.
+#[test]
+fn a_named_producers_message_redelivered_from_the_spill_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(
+        dir.path().join("q"),
+        &QueueOptions {
+            capacity: 64 << 10,
+            max_msg: 1024,
+            spill: Some(shmq::SpillOptions::new(dir.path().join("sd"))),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    let mut p = q.named_producer("p").unwrap();
+    for i in 0..1000u32 {
+        p.send(format!("named {i:04} {}", "y".repeat(60)).as_bytes())
+            .unwrap();
+    }
+    assert!(q.stat().groups[0].on_disk, "g reads the log");
+    let mut a = q.consumer("g").unwrap();
+    a.set_ack(Ack::Explicit);
+    let first = a.recv().unwrap();
+    assert_eq!(first.seq, 0);
+    a.nack(0).unwrap();
+    drop(a);
+    let mut b = q.consumer("g").unwrap();
+    let m = b.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!((m.seq, m.redelivered), (0, 1));
+    assert_eq!(m.payload, first.payload);
+    assert_eq!(m.producer, first.producer);
+    let mut n = 1;
+    while let Ok(m) = b.try_recv() {
+        assert_eq!(m.seq, n);
+        n += 1;
+    }
+    assert_eq!(n, 1000);
+}
+
 /// Whether process `pid` has exited and is waiting to be reaped.
 fn is_zombie(pid: u32) -> bool {
     let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
