@@ -7,7 +7,6 @@ use crate::layout::{
     addressed, dead_letter_flags, ext_len, origin_off, unpack, DISK_BIT, FLAG_ORIGIN_SEQ,
     FLAG_PRODUCER, KIND_ABORT, OFF_LOG_END, RECORD_HEADER,
 };
-use crate::producer::Producer;
 use crate::queue::Queue;
 use crate::region::Region;
 use crate::ring::Slot;
@@ -115,9 +114,6 @@ pub struct Consumer {
     batch: Vec<Taken>,
     /// Reading the spill log, created when the group first reads it.
     disk: Option<Disk>,
-    /// Publishes what this member gives up to the group's dead-letter group
-    /// (created the first time).
-    dead_letters: Option<Producer>,
     /// This member's entries in the group's ack table.
     acks: Acks,
 }
@@ -189,7 +185,6 @@ impl Consumer {
             ack: Ack::Auto,
             batch: Vec::new(),
             disk: None,
-            dead_letters: None,
             acks: Acks {
                 countdown: UPKEEP_COUNTDOWN,
                 ..Acks::default()
@@ -523,7 +518,6 @@ impl Consumer {
                     g,
                     m,
                     &mut self.disk,
-                    &mut self.dead_letters,
                     &mut self.acks,
                     explicit,
                 ) {
@@ -906,7 +900,6 @@ fn take_redelivery(
     g: usize,
     m: usize,
     disk: &mut Option<Disk>,
-    dead_letters: &mut Option<Producer>,
     acks: &mut Acks,
     explicit: bool,
 ) -> Result<Option<Got>, RecvError> {
@@ -931,7 +924,7 @@ fn take_redelivery(
             let Ok(f) = ring.begin_forward(g, m, &h) else {
                 continue;
             };
-            match forward_dead_letter(q, g, disk, dead_letters, &f, d) {
+            match forward_dead_letter(q, g, disk, &f, d) {
                 Ok(true) => ring.end_forward(g, m, &f, true),
                 Ok(false) => {
                     // Pending again, untouched; retried on a later receive
@@ -982,7 +975,6 @@ fn forward_dead_letter(
     q: &Queue,
     g: usize,
     disk: &mut Option<Disk>,
-    dead_letters: &mut Option<Producer>,
     h: &Hold,
     d: usize,
 ) -> Result<bool, RecvError> {
@@ -996,19 +988,13 @@ fn forward_dead_letter(
         }
         Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),
     };
-    if dead_letters.is_none() {
-        match q.producer() {
-            Ok(mut p) => {
-                p.for_dead_letters();
-                *dead_letters = Some(p)
-            }
-            // The producer table is full: try again later.
-            Err(_) => return Ok(false),
-        }
-    }
-    let Some(p) = dead_letters.as_mut() else {
+    // A producer for this one letter: registered now and gone after it, so
+    // that members do not keep producer slots that producers need.
+    let Ok(mut p) = q.producer() else {
+        // The producer table is full: try again later.
         return Ok(false);
     };
+    p.for_dead_letters();
     // The dead letter keeps its producer's id and pseq.
     let origin = (h.entry.seq, q.ring().group_id(g));
     let ring = q.ring();
