@@ -513,14 +513,7 @@ impl Consumer {
             };
             // Redeliveries first: they are older than anything at the cursor.
             if ring.has_pending(g) {
-                match take_redelivery(
-                    &q,
-                    g,
-                    m,
-                    &mut self.disk,
-                    &mut self.acks,
-                    explicit,
-                ) {
+                match take_redelivery(&q, g, m, &mut self.disk, &mut self.acks, explicit) {
                     Ok(Some(got)) => return Some(Ok(got)),
                     Ok(None) => {}
                     Err(e) => return Some(Err(e)),
@@ -988,13 +981,13 @@ fn forward_dead_letter(
         }
         Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),
     };
-    // A producer for this one letter: registered now and gone after it, so
-    // that members do not keep producer slots that producers need.
-    let Ok(mut p) = q.producer() else {
-        // The producer table is full: try again later.
+    // A producer for this one letter, in the registry slot kept for dead
+    // letters: registered now and gone after it, so that neither members nor
+    // producers ever keep each other out.
+    let Some(mut p) = q.dead_letter_producer() else {
+        // Another member is publishing one: try again later.
         return Ok(false);
     };
-    p.for_dead_letters();
     // The dead letter keeps its producer's id and pseq.
     let origin = (h.entry.seq, q.ring().group_id(g));
     let ring = q.ring();

@@ -127,8 +127,10 @@
 //!                          pinned like `pin` (IDLE otherwise)
 //!        +56  reserved
 //!
-//! PRODUCER REGISTRY at producer_table_off: max_producers slots of 128 bytes
-//!   (registry.rs), each
+//! PRODUCER REGISTRY at producer_table_off: max_producers + 1 slots of 128
+//!   bytes (registry.rs; the last one only for a member publishing a dead
+//!   letter, so that a full registry never keeps a message from being given
+//!   up), each
 //!   +0   owner pid u64 (0: free)     +8  owner start time u64
 //!   +16  CLAIM u64: position of the claim held or about to be made | state
 //!        in the low 3 bits (1 intent, 2 claimed; 0: none)
@@ -621,9 +623,14 @@ impl Geometry {
         self.group_table_off() + self.max_groups as usize * self.slot_size()
     }
 
+    /// Producer registry slots: `max_producers`, and one for dead letters.
+    pub const fn registry_slots(&self) -> usize {
+        self.max_producers as usize + 1
+    }
+
     /// Offset of the producer identities, after the registry.
     pub const fn identity_table_off(&self) -> usize {
-        self.producer_table_off() + self.max_producers as usize * PRODUCER_SLOT_SIZE
+        self.producer_table_off() + self.registry_slots() * PRODUCER_SLOT_SIZE
     }
 
     /// Offset of the ring.
@@ -654,7 +661,7 @@ impl Geometry {
     /// Offset of producer registry slot `slot`.
     #[inline]
     pub fn producer_off(&self, slot: usize) -> usize {
-        debug_assert!(slot < self.max_producers as usize);
+        debug_assert!(slot < self.registry_slots());
         self.producer_table_off() + slot * PRODUCER_SLOT_SIZE
     }
 
@@ -766,7 +773,7 @@ mod tests {
         assert_eq!(g.producer_table_off() % 128, 0);
         assert_eq!(
             g.identity_table_off(),
-            g.producer_off(3) + PRODUCER_SLOT_SIZE
+            g.producer_off(4) + PRODUCER_SLOT_SIZE
         );
         assert!(g.identity_off(3) + IDENTITY_SIZE <= g.ring_off());
     }

@@ -878,6 +878,13 @@ impl Queue {
             .map(|g| g.name)
     }
 
+    /// The id of group `name` (its slot and the slot's generation, as in
+    /// [`Message::dead_letter_from`](crate::Message)), if it is registered.
+    pub fn group_id(&self, name: &str) -> Option<u64> {
+        let ring = self.ring();
+        ring.find_group(name.as_bytes()).map(|g| ring.group_id(g))
+    }
+
     /// Unregisters a group. Refused while it has live members.
     ///
     /// # Errors
@@ -940,6 +947,19 @@ impl Queue {
             .ok_or(GroupError::ProducersFull {
                 max: ring.geo.max_producers,
             })
+    }
+
+    /// A producer for one dead letter, in the registry slot kept for them
+    /// (`None` while another member uses it, or the admin lock fails).
+    pub(crate) fn dead_letter_producer(&self) -> Option<Producer> {
+        let _g = self.admin(true).ok()?;
+        let ring = self.ring();
+        ring.recover_claims(liveness::is_alive);
+        let (pid, start) = liveness::current();
+        let slot = ring.register_dead_letters(pid, start)?;
+        let mut p = Producer::new(self.clone(), slot);
+        p.for_dead_letters();
+        Some(p)
     }
 
     /// A producer publishing under `name` (1 to 64 of `A-Z a-z 0-9 . _ -`),

@@ -155,13 +155,31 @@ impl<R: Region> Ring<R> {
             // Relaxed: slots change owner only under the admin lock we hold.
             self.pword(s, S_OWNER).load(Ordering::Relaxed) == 0
         })?;
+        self.register_in(slot, pid, start);
+        Some(slot)
+    }
+
+    /// Takes the registry's last slot, kept for a member publishing a dead
+    /// letter, for process `(pid, start)` (admin lock held). `None` while
+    /// another member uses it.
+    pub fn register_dead_letters(&self, pid: u64, start: u64) -> Option<usize> {
+        let slot = self.geo.max_producers as usize;
+        // Relaxed: slots change owner only under the admin lock we hold.
+        if self.pword(slot, S_OWNER).load(Ordering::Relaxed) != 0 {
+            return None;
+        }
+        self.register_in(slot, pid, start);
+        Some(slot)
+    }
+
+    /// Registers `(pid, start)` in free slot `slot` (admin lock held).
+    fn register_in(&self, slot: usize, pid: u64, start: u64) {
         for off in [S_CLAIM, S_END, S_SEQ, S_COUNT, S_IDENT, S_PSEQ] {
             self.pword(slot, off).store(0, Ordering::Relaxed);
         }
         self.pword(slot, S_START).store(start, Ordering::Relaxed);
         // Release: a recovery that sees the owner sees the cleared fields.
         self.pword(slot, S_OWNER).store(pid, Ordering::Release);
-        Some(slot)
     }
 
     /// Marks registry slot `slot` as publishing under identity `i` (admin
@@ -173,7 +191,7 @@ impl<R: Region> Ring<R> {
 
     /// The owner of registry slot `slot`: (pid, start time, identity slot + 1).
     pub(crate) fn registry_owner(&self, slot: usize) -> Option<(u64, u64, u64)> {
-        if slot >= self.geo.max_producers as usize {
+        if slot >= self.geo.registry_slots() {
             return None;
         }
         // Acquire pairs with the Release owner store of registration.
@@ -244,7 +262,7 @@ impl<R: Region> Ring<R> {
 
     /// The registered producers.
     pub fn producer_slots(&self) -> Vec<SlotInfo> {
-        (0..self.geo.max_producers as usize)
+        (0..self.geo.registry_slots())
             .filter_map(|s| {
                 // Acquire pairs with the Release owner store of registration.
                 let pid = self.pword(s, S_OWNER).load(Ordering::Acquire);
@@ -274,7 +292,7 @@ impl<R: Region> Ring<R> {
     }
 
     fn snapshot(&self, alive: &impl Fn(u64, u64) -> bool) -> Vec<Snapshot> {
-        (0..self.geo.max_producers as usize)
+        (0..self.geo.registry_slots())
             .filter_map(|s| {
                 // Acquire pairs with the Release owner store of registration.
                 let pid = self.pword(s, S_OWNER).load(Ordering::Acquire);
