@@ -1,0 +1,3097 @@
+//! A randomized, model-based test of shmq's delivery promises where its
+//! features meet, in the manner of FoundationDB's simulation, TigerBeetle's
+//! VOPR and Jepsen: one seed fixes a whole scenario — the queue's geometry
+//! (ring sizes from 512 bytes to 512 KiB, `max_msg` up to its
+//! limit, few producer and member slots), a spill log or none, groups with one
+//! to three members, auto, explicit or mixed acknowledgement, attempt limits
+//! and dead-letter groups, a group removed and one added on the way, named and
+//! anonymous producers and every kind of send, each worker's plan of
+//! operations and the controller's schedule of faults. Real processes (this
+//! test binary re-run, one thread per role, sometimes two roles a process)
+//! publish and consume while the controller SIGKILLs, SIGSTOPs/SIGCONTs and
+//! restarts them (and keeps some killed ones as zombies for a while), runs
+//! `shmq gc` and `shmq spill`, removes a group and adds another. Every role
+//! appends what it did to its own log file, one line per `write`, before it
+//! acts on it (a SIGKILL loses at most a partial last line, which is ignored).
+//! Then the controller stops disturbing, lets producers finish and consumers
+//! drain until every group's lag and pending count are 0, runs `shmq check`,
+//! and a checker replays every log against a reference model:
+//!
+//! - every message a producer was told is published (and every one any group
+//!   received) reaches every ordinary group that existed when it was
+//!   published, unless the group gave it up after `max_attempts`; the only
+//!   loss allowed is the documented one: a member in auto-ack mode killed
+//!   while it had messages in hand (at most a batch per kill, each after the
+//!   last one it logged);
+//! - a message appears twice in a group only flagged as redelivered (at most
+//!   one unflagged delivery, distinct attempt counts), with the same payload
+//!   everywhere (length and 64-bit digest of every byte, including payloads
+//!   above the spill log's 64 KiB read-ahead);
+//! - each member's first deliveries increase; no group delivers a message
+//!   `max_attempts` times or more;
+//! - a nacked message (or one its member left holding) is delivered again or
+//!   given up; a message given up at its last attempt reaches the group's
+//!   dead-letter group, naming the group that gave it up (`dead_letter_from`)
+//!   and its sequence number; a dead-letter group receives nothing else, and
+//!   a letter twice only if a member of the origin group was killed;
+//! - exactly-once publishing per named producer: each pseq under one sequence
+//!   number; a restarted producer's `last_pseq` lies between what it was
+//!   told was committed and what it tried, and a resend of a committed pseq is
+//!   refused as a duplicate; an anonymous message at most once; an abandoned
+//!   zero-copy claim never delivered;
+//! - no worker sees an error; nothing is left pending or unacknowledged at
+//!   the end, and `shmq check` passes.
+//!
+//! Environment:
+//! - `SHMQ_MODEL_SEED=N` runs seed N only (replays a failure);
+//! - by default, seeds are started one after another for [`DEFAULT_SECS`]
+//!   seconds, from a first seed taken from the clock and printed
+//!   (`SHMQ_MODEL_FIRST=N` fixes it); `SHMQ_MODEL_SECS=S` sets the time (a
+//!   soak), `SHMQ_MODEL_SEEDS=K` runs exactly K seeds instead;
+//! - `SHMQ_MODEL_STALL_SECS=S` (default 10): how long the drain may see no
+//!   change at all in the queue before it calls a group stuck (the whole drain
+//!   has a 60 s deadline);
+//! - `SHMQ_MODEL_KEEP=1` keeps a failing seed's directory (queue, spill log,
+//!   every worker's log, the controller's events) and prints where it is;
+//! - `SHMQ_MODEL_VERBOSE=1` prints every seed's scenario.
+//!
+//! `model_checker_catches_planted_defects` checks the checker: a delivery
+//! left out of a log, one logged twice and one with a wrong digest must each
+//! be reported.
+//!
+//! A seed replays the same scenario and the same random decisions; the
+//! interleaving of the processes is the machine's, so a replay repeats the
+//! shape of a history, not its exact schedule: run a failing seed a few times.
+
+mod common;
+
+use common::FuzzRng;
+use shmq::layout::{record_size, Geometry, PRODUCER_EXT};
+use shmq::{
+    Ack, Fsync, GroupError, Queue, QueueOptions, RecvError, SendError, SpillOptions, StartAt,
+    WaitStrategy,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
+/// The test that runs seeds, and the one a worker process runs.
+const TEST: &str = "model_random_histories";
+const WORKER: &str = "model_worker";
+/// A default `cargo test` starts seeds for this long (a seed takes 0.5 to
+/// 5 s when it passes, 10 to 15 s when it is stuck), about 60-90 s in all
+/// on 2 cores.
+const DEFAULT_SECS: u64 = 60;
+/// The whole drain phase must end within this.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+/// Payload header: magic | producer, counter, length (little-endian u32s).
+const MAGIC: u32 = 0x4d00_0000;
+/// Total payload bytes a scenario publishes at most.
+const BYTE_BUDGET: u64 = 3 << 20;
+
+// ---------------------------------------------------------------------------
+// Scenario: everything a seed decides before anything runs.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Policy {
+    Auto,
+    Explicit,
+    /// Members switch between the two while running.
+    Mixed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Life {
+    /// Registered before anything runs, kept to the end.
+    Initial,
+    /// Registered at the start, its members told to leave and the group
+    /// removed at this chaos step.
+    Removed(u32),
+    /// Added at this chaos step (from the latest message, or the earliest
+    /// the ring holds).
+    Late(u32, bool),
+}
+
+#[derive(Clone, Debug)]
+struct GroupCfg {
+    name: String,
+    /// A dead-letter group (receives only what others give up).
+    dlq: bool,
+    max_attempts: u64,
+    /// Index of its dead-letter group.
+    dead_letter: Option<usize>,
+    policy: Policy,
+    life: Life,
+    /// Its members pause now and then, so that it lags (onto the spill log,
+    /// or holding producers back).
+    slow: bool,
+    /// Chaos steps at which its members are told to leave, the group is
+    /// moved (`seek`: earliest, latest, back or forward) and they join again.
+    seeks: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+struct ProdCfg {
+    named: bool,
+    /// Counters in publishing order (a named producer's pseqs, with gaps).
+    plan: Vec<u64>,
+    /// Payload length of each message of `plan`.
+    lens: Vec<usize>,
+    /// Percent of messages preceded by a short pause.
+    pause_pct: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RoleCfg {
+    Producer(usize),
+    Consumer(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    Step(u32),
+    /// When its (late) group is added.
+    WithGroup(usize),
+    /// Only for the drain.
+    Drain,
+}
+
+#[derive(Clone, Debug)]
+struct WorkerCfg {
+    /// Empty for the `shmq spill --every` process.
+    roles: Vec<RoleCfg>,
+    start: Start,
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    seed: u64,
+    capacity: u64,
+    max_msg: u32,
+    max_groups: u32,
+    max_members: u32,
+    max_producers: u32,
+    /// Spill log segment size, if the queue has a spill log.
+    spill: Option<u64>,
+    groups: Vec<GroupCfg>,
+    producers: Vec<ProdCfg>,
+    workers: Vec<WorkerCfg>,
+    /// Largest batch a producer sends or an auto-ack member takes.
+    batch_max: usize,
+    max_kills: u32,
+    max_stops: u32,
+    /// Percent of killed consumer-only workers restarted during the chaos.
+    restart_pct: u64,
+    gc: bool,
+    /// Explicit-ack members may SIGKILL their own process while holding.
+    self_kill: bool,
+    /// Some incarnations run with a library crash point set
+    /// (`SHMQ_CRASH_POINT`): they SIGKILL themselves there.
+    crash_points: bool,
+    /// The spill log keeps what was read (a retention policy: every
+    /// message is logged, and seeks reach back into the log).
+    journal: bool,
+    fsync: Fsync,
+    min_steps: u32,
+    max_steps: u32,
+}
+
+fn mix(parts: &[u64]) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    for &p in parts {
+        h ^= p;
+        h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+    }
+    h
+}
+
+fn rng(parts: &[u64]) -> FuzzRng {
+    FuzzRng::new(mix(parts))
+}
+
+fn chance(r: &mut FuzzRng, pct: u64) -> bool {
+    r.below(100) < pct
+}
+
+/// The largest `max_msg` a ring of `capacity` bytes allows.
+fn max_msg_limit(capacity: u64) -> u32 {
+    let mut m = (capacity / 2) as u32;
+    while m > 0 {
+        let g = Geometry {
+            capacity,
+            max_msg: m,
+            max_groups: 1,
+            max_members: 1,
+            max_producers: 1,
+            ack_entries: 1,
+        };
+        if g.validate().is_ok() {
+            return m;
+        }
+        m -= 1;
+    }
+    0
+}
+
+fn gen_len(r: &mut FuzzRng, max: usize) -> usize {
+    let len = match r.below(100) {
+        0..=14 => r.below(12) as usize,
+        15..=59 => 12 + r.below(189) as usize,
+        60..=84 => r.below(max as u64 / 4 + 1) as usize,
+        85..=94 => r.below(max as u64 + 1) as usize,
+        _ => max - r.below(48.min(max as u64) + 1) as usize,
+    };
+    len.min(max)
+}
+
+impl Scenario {
+    fn generate(seed: u64) -> Scenario {
+        let mut r = rng(&[seed, 0]);
+        // From the smallest ring that holds a 16-byte payload (a record is
+        // at most a quarter of the ring).
+        const CAPS: [u64; 9] = [
+            512,
+            1024,
+            2048,
+            4096,
+            16 << 10,
+            64 << 10,
+            64 << 10,
+            256 << 10,
+            512 << 10,
+        ];
+        let capacity = CAPS[r.below(CAPS.len() as u64) as usize];
+        let limit = max_msg_limit(capacity);
+        let max_msg = match r.below(10) {
+            0..=3 => limit,
+            4..=5 => limit - r.below(64.min(limit as u64 - 16)) as u32,
+            _ => 16 + r.below((limit - 16) as u64 + 1) as u32,
+        };
+        let spill = chance(&mut r, 50).then(|| [4096, 64 << 10, 1 << 20][r.below(3) as usize]);
+        let policy = |r: &mut FuzzRng| match r.below(4) {
+            0 => Policy::Auto,
+            1 | 2 => Policy::Explicit,
+            _ => Policy::Mixed,
+        };
+
+        // Groups: dead-letter groups first (targets must exist).
+        let mut groups = Vec::new();
+        let mut members = Vec::new();
+        let n_dlq = [0, 0, 1, 1, 1, 2][r.below(6) as usize];
+        for d in 0..n_dlq {
+            groups.push(GroupCfg {
+                name: format!("dlq{d}"),
+                dlq: true,
+                max_attempts: 0,
+                dead_letter: None,
+                policy: policy(&mut r),
+                life: Life::Initial,
+                slow: false,
+                seeks: Vec::new(),
+            });
+            members.push(1 + r.below(2) as usize);
+        }
+        let n_ord = 1 + r.below(3) as usize;
+        for i in 0..n_ord {
+            let max_attempts = if chance(&mut r, 50) {
+                0
+            } else {
+                1 + r.below(3)
+            };
+            let dead_letter = (max_attempts > 0 && n_dlq > 0 && chance(&mut r, 80))
+                .then(|| r.below(n_dlq) as usize);
+            groups.push(GroupCfg {
+                name: format!("g{i}"),
+                dlq: false,
+                max_attempts,
+                dead_letter,
+                policy: policy(&mut r),
+                life: Life::Initial,
+                slow: chance(&mut r, 25),
+                seeks: Vec::new(),
+            });
+            members.push(1 + r.below(3) as usize);
+        }
+        let first_ord = n_dlq as usize;
+        let mut removed_step = None;
+        if n_ord >= 2 && chance(&mut r, 30) {
+            // Prefer a group that dead-letters: its letters outlive it.
+            let g = (first_ord..groups.len())
+                .find(|&g| groups[g].dead_letter.is_some())
+                .unwrap_or(first_ord + r.below(n_ord as u64) as usize);
+            let step = 10 + r.below(40) as u32;
+            groups[g].life = Life::Removed(step);
+            removed_step = Some(step);
+        }
+        let mut late = false;
+        // After a removal, a group added later probably takes its slot.
+        if chance(&mut r, if removed_step.is_some() { 70 } else { 25 }) {
+            let step = removed_step.map_or(5 + r.below(50) as u32, |s| s + 3 + r.below(20) as u32);
+            let max_attempts = if chance(&mut r, 60) {
+                0
+            } else {
+                1 + r.below(3)
+            };
+            let dead_letter = (max_attempts > 0 && n_dlq > 0 && chance(&mut r, 80))
+                .then(|| r.below(n_dlq) as usize);
+            groups.push(GroupCfg {
+                name: "late".into(),
+                dlq: false,
+                max_attempts,
+                dead_letter,
+                policy: policy(&mut r),
+                life: Life::Late(step, chance(&mut r, 50)),
+                slow: chance(&mut r, 20),
+                seeks: Vec::new(),
+            });
+            members.push(1 + r.below(2) as usize);
+            late = true;
+        }
+        for g in &mut groups {
+            if !g.dlq && g.life == Life::Initial && chance(&mut r, 25) {
+                let mut steps: Vec<u32> = (0..1 + r.below(2))
+                    .map(|_| 8 + r.below(100) as u32)
+                    .collect();
+                steps.sort_unstable();
+                steps.dedup();
+                g.seeks = steps;
+            }
+        }
+        let initial = groups.len() - late as usize;
+        let concurrent = if late && removed_step.is_none() {
+            groups.len()
+        } else {
+            initial
+        };
+        let max_groups = concurrent as u32 + r.below(2) as u32;
+        let max_members = *members.iter().max().unwrap() as u32 + r.below(2) as u32;
+
+        // Producers.
+        let n_prod = 1 + r.below(3) as usize;
+        let budget = BYTE_BUDGET / n_prod as u64;
+        let producers: Vec<ProdCfg> = (0..n_prod)
+            .map(|_| {
+                let named = chance(&mut r, 50);
+                let count = 20 + r.below(100);
+                let (mut plan, mut lens, mut bytes, mut c) = (Vec::new(), Vec::new(), 0u64, 0u64);
+                for _ in 0..count {
+                    let len = gen_len(&mut r, max_msg as usize);
+                    if bytes + len as u64 > budget && !plan.is_empty() {
+                        break;
+                    }
+                    bytes += len as u64;
+                    plan.push(c);
+                    lens.push(len);
+                    c += 1;
+                    if named && chance(&mut r, 8) {
+                        c += 1 + r.below(3);
+                    }
+                }
+                ProdCfg {
+                    named,
+                    plan,
+                    lens,
+                    pause_pct: [0, 5, 20, 50][r.below(4) as usize],
+                }
+            })
+            .collect();
+        let max_producers = n_prod as u32 + r.below(3) as u32;
+
+        // Workers: each holds one or two roles (threads) that start together.
+        let mut buckets: BTreeMap<(u8, u32), Vec<RoleCfg>> = BTreeMap::new();
+        for p in 0..n_prod {
+            buckets
+                .entry((0, 0))
+                .or_default()
+                .push(RoleCfg::Producer(p));
+        }
+        for (g, gc) in groups.iter().enumerate() {
+            for _ in 0..members[g] {
+                let key = match gc.life {
+                    Life::Late(..) => (1, g as u32),
+                    _ if gc.dlq && chance(&mut r, 30) => (2, 0),
+                    _ if gc.dlq && chance(&mut r, 30) => (0, 20 + r.below(80) as u32),
+                    _ if chance(&mut r, 15) => (0, 5 + r.below(40) as u32),
+                    _ => (0, 0),
+                };
+                buckets.entry(key).or_default().push(RoleCfg::Consumer(g));
+            }
+        }
+        let mut workers = Vec::new();
+        for ((kind, at), mut roles) in buckets {
+            // Shuffle, then pack one or two roles a worker.
+            for i in (1..roles.len()).rev() {
+                roles.swap(i, r.below(i as u64 + 1) as usize);
+            }
+            let start = match kind {
+                0 => Start::Step(at),
+                1 => Start::WithGroup(at as usize),
+                _ => Start::Drain,
+            };
+            while !roles.is_empty() {
+                let n = if roles.len() >= 2 && chance(&mut r, 40) {
+                    2
+                } else {
+                    1
+                };
+                let rest = roles.split_off(n);
+                workers.push(WorkerCfg { roles, start });
+                roles = rest;
+            }
+        }
+        if spill.is_some() && chance(&mut r, 40) {
+            workers.push(WorkerCfg {
+                roles: Vec::new(),
+                start: Start::Step(0),
+            });
+        }
+        let mut sc = Scenario {
+            seed,
+            capacity,
+            max_msg,
+            max_groups,
+            max_members,
+            max_producers,
+            spill,
+            groups,
+            producers,
+            workers,
+            batch_max: 2 + r.below(7) as usize,
+            max_kills: r.below(11) as u32,
+            max_stops: r.below(6) as u32,
+            restart_pct: 30 + r.below(71),
+            gc: chance(&mut r, 30),
+            self_kill: chance(&mut r, 30),
+            min_steps: 20,
+            max_steps: 150 + r.below(100) as u32,
+            crash_points: false,
+            journal: false,
+            fsync: Fsync::Never,
+        };
+        // Drawn last, so that the draws above stay as they were.
+        sc.crash_points = chance(&mut r, 30);
+        sc.journal = sc.spill.is_some() && chance(&mut r, 25);
+        sc.fsync = match r.below(8) {
+            0 => Fsync::Segment,
+            1 => Fsync::Always,
+            2 => Fsync::Interval(Duration::from_millis(1 + r.below(20))),
+            _ => Fsync::Never,
+        };
+        sc
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!(
+            "ring {} B, max_msg {}, {} group slots x {} members, {} producer slots, spill {}; groups:",
+            self.capacity,
+            self.max_msg,
+            self.max_groups,
+            self.max_members,
+            self.max_producers,
+            self.spill.map_or("none".into(), |s| format!(
+                "(segments {s} B, fsync {:?}{})",
+                self.fsync,
+                if self.journal { ", journal" } else { "" }
+            ))
+        );
+        for g in &self.groups {
+            let _ = write!(
+                s,
+                " {}{}({:?}{}{}{}{})",
+                g.name,
+                if g.dlq { "[dlq]" } else { "" },
+                g.policy,
+                if g.max_attempts > 0 {
+                    format!(", max_attempts {}", g.max_attempts)
+                } else {
+                    String::new()
+                },
+                g.dead_letter
+                    .map_or(String::new(), |d| format!(" -> {}", self.groups[d].name)),
+                match g.life {
+                    Life::Initial => String::new(),
+                    Life::Removed(s) => format!(", removed at step {s}"),
+                    Life::Late(s, e) => format!(
+                        ", added at step {s} from {}",
+                        if e { "earliest" } else { "latest" }
+                    ),
+                },
+                if g.slow { ", slow" } else { "" }
+            );
+            if !g.seeks.is_empty() {
+                let _ = write!(s, "[seeks at steps {:?}]", g.seeks);
+            }
+        }
+        let msgs: usize = self.producers.iter().map(|p| p.plan.len()).sum();
+        let bytes: usize = self.producers.iter().flat_map(|p| &p.lens).sum();
+        let _ = write!(
+            s,
+            "; {} producers ({} named), {msgs} messages, {bytes} B; {} workers; up to {} kills, {} stops{}{}{}",
+            self.producers.len(),
+            self.producers.iter().filter(|p| p.named).count(),
+            self.workers.len(),
+            self.max_kills,
+            self.max_stops,
+            if self.gc { ", gc" } else { "" },
+            if self.self_kill { ", self-kills" } else { "" },
+            if self.crash_points { ", crash points" } else { "" }
+        );
+        s
+    }
+
+    /// The payload of producer `p`'s message with counter `c` (plan index `i`).
+    fn payload(&self, p: usize, i: usize) -> Vec<u8> {
+        let c = self.producers[p].plan[i];
+        let len = self.producers[p].lens[i];
+        let mut x = mix(&[self.seed, 7, p as u64, c]) | 1;
+        let mut v: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        if len >= 12 {
+            v[0..4].copy_from_slice(&(MAGIC | p as u32).to_le_bytes());
+            v[4..8].copy_from_slice(&(c as u32).to_le_bytes());
+            v[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+        }
+        v
+    }
+
+    fn index_of(&self, p: usize, c: u64) -> Option<usize> {
+        self.producers[p].plan.binary_search(&c).ok()
+    }
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b {
+        h ^= x as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+fn hex(b: &[u8]) -> String {
+    if b.is_empty() {
+        return "-".into();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    if s == "-" {
+        return Vec::new();
+    }
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or("-".into(), |x| x.to_string())
+}
+
+fn parse_opt(s: &str) -> Option<u64> {
+    s.parse().ok()
+}
+
+// ---------------------------------------------------------------------------
+// Workers: this binary re-run with SHMQ_MODEL_ROLE=worker.
+
+/// A role's log: one line per `write`, so a SIGKILL loses at most the line
+/// being written.
+struct Log {
+    f: File,
+    /// Created at the first error line: the drain then gives up sooner.
+    errors: PathBuf,
+}
+
+impl Log {
+    fn open(path: &Path) -> Log {
+        let dir = path.parent().unwrap().parent().unwrap();
+        Log {
+            f: OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap(),
+            errors: ctl(dir, "errors"),
+        }
+    }
+
+    fn put(&mut self, line: String) {
+        if line.starts_with("E ") {
+            let _ = File::create(&self.errors);
+        }
+        let mut l = line;
+        l.push('\n');
+        let _ = self.f.write_all(l.as_bytes());
+    }
+}
+
+fn log_path(dir: &Path, w: usize, inc: u32, r: usize) -> PathBuf {
+    dir.join("logs").join(format!("w{w}.i{inc}.r{r}.log"))
+}
+
+fn ctl(dir: &Path, name: &str) -> PathBuf {
+    dir.join("ctl").join(name)
+}
+
+struct Env {
+    dir: PathBuf,
+    qpath: PathBuf,
+    w: usize,
+    inc: u32,
+}
+
+#[test]
+fn model_worker() {
+    if std::env::var("SHMQ_MODEL_ROLE").as_deref() != Ok("worker") {
+        return;
+    }
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let var = |k: &str| std::env::var(k).unwrap();
+    let dir = PathBuf::from(var("SHMQ_MODEL_DIR"));
+    let env = Env {
+        qpath: dir.join("q"),
+        dir,
+        w: var("SHMQ_MODEL_WORKER").parse().unwrap(),
+        inc: var("SHMQ_MODEL_INC").parse().unwrap(),
+    };
+    let sc = Scenario::generate(var("SHMQ_MODEL_RUN_SEED").parse().unwrap());
+    let roles = sc.workers[env.w].roles.clone();
+    std::thread::scope(|s| {
+        for (r, role) in roles.into_iter().enumerate() {
+            let (env, sc) = (&env, &sc);
+            s.spawn(move || match role {
+                RoleCfg::Producer(p) => producer_role(env, sc, r, p),
+                RoleCfg::Consumer(g) => consumer_role(env, sc, r, g),
+            });
+        }
+    });
+}
+
+/// What earlier incarnations of a producer role logged: the highest counter
+/// confirmed and the highest attempted.
+fn producer_history(env: &Env, r: usize) -> (Option<u64>, Option<u64>) {
+    let (mut cc, mut ci) = (None, None);
+    for inc in 0..env.inc {
+        for line in complete_lines(&log_path(&env.dir, env.w, inc, r)) {
+            let t: Vec<&str> = line.split(' ').collect();
+            match t[0] {
+                "A" => {
+                    let (c, k): (u64, u64) = (t[1].parse().unwrap(), t[2].parse().unwrap());
+                    ci = ci.max(Some(c + k - 1));
+                }
+                "P" => cc = cc.max(Some(t[1].parse::<u64>().unwrap())),
+                _ => {}
+            }
+        }
+    }
+    (cc, ci)
+}
+
+/// Retries a non-blocking or timed send while the ring is full.
+fn retry_full(mut f: impl FnMut() -> Result<u64, SendError>) -> Result<u64, SendError> {
+    loop {
+        match f() {
+            Err(SendError::Full | SendError::Timeout) => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            r => return r,
+        }
+    }
+}
+
+fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
+    let cfg = &sc.producers[p];
+    let mut log = Log::open(&log_path(&env.dir, env.w, env.inc, r));
+    let q = match Queue::open(&env.qpath) {
+        Ok(q) => q,
+        Err(e) => return log.put(format!("E open: {e}")),
+    };
+    let (_, ci) = producer_history(env, r);
+    let mut rng = rng(&[sc.seed, 2, env.w as u64, env.inc as u64, r as u64]);
+    let name = format!("p{p}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut waiting = false;
+    let mut prod = loop {
+        let res = if cfg.named {
+            q.named_producer(&name)
+        } else {
+            q.producer()
+        };
+        match res {
+            Ok(x) => break x,
+            // A dead predecessor (maybe a zombie, counted alive) holds a
+            // slot or the name for a while.
+            Err(
+                e @ (GroupError::ProducersFull { .. }
+                | GroupError::ProducerNameInUse { .. }
+                | GroupError::ProducerUnsettled { .. }),
+            ) if Instant::now() < deadline => {
+                if !waiting {
+                    log.put(format!("W attach: {e}"));
+                    waiting = true;
+                }
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return log.put(format!("E attach: {e}")),
+        }
+    };
+    if rng.below(4) == 0 {
+        prod.set_wait_strategy(WaitStrategy::SpinYield);
+    }
+    let mut i = if cfg.named {
+        let last = prod.last_pseq();
+        log.put(format!("I {} {}", prod.id().unwrap(), opt(last)));
+        // A restarted producer may resend what it was not told about: a
+        // pseq already committed must be refused.
+        if let (Some(l), true) = (last, env.inc > 0 && chance(&mut rng, 60)) {
+            let upto = cfg.plan.partition_point(|&c| c <= l);
+            if upto > 0 {
+                let j = upto - 1 - rng.below(upto.min(3) as u64) as usize;
+                let c = cfg.plan[j];
+                let msg = sc.payload(p, j);
+                match prod.send_as(c, &msg) {
+                    Err(SendError::Duplicate { .. }) => log.put(format!("X {c} dup")),
+                    Ok(seq) => log.put(format!("X {c} accepted {seq}")),
+                    Err(e) => log.put(format!("X {c} error {e}")),
+                }
+            }
+        }
+        cfg.plan.partition_point(|&c| last.is_some_and(|l| c <= l))
+    } else {
+        // At most once: what an earlier incarnation tried is not sent again.
+        cfg.plan.partition_point(|&c| ci.is_some_and(|x| c <= x))
+    };
+    let half = sc.capacity / 2;
+    let ext = if cfg.named { PRODUCER_EXT as u64 } else { 0 };
+    while i < cfg.plan.len() {
+        if chance(&mut rng, cfg.pause_pct) {
+            std::thread::sleep(Duration::from_millis(1 + rng.below(6)));
+        }
+        let c = cfg.plan[i];
+        let msg = sc.payload(p, i);
+        let op = rng.below(100);
+        if cfg.named && prod.next_pseq() != Some(c) {
+            // A gap in the numbering: explicit pseqs.
+            log.put(format!("A {c} 1"));
+            let res = match op % 3 {
+                0 => prod.send_as(c, &msg),
+                1 => retry_full(|| prod.try_send_as(c, &msg)),
+                _ => retry_full(|| prod.send_timeout_as(c, &msg, Duration::from_millis(5))),
+            };
+            match res {
+                Ok(seq) => log.put(format!("P {c} {seq}")),
+                Err(e) => log.put(format!("E send_as {c}: {e}")),
+            }
+            i += 1;
+            continue;
+        }
+        match op {
+            0..=59 => {
+                log.put(format!("A {c} 1"));
+                let res = match op {
+                    0..=34 => prod.send(&msg),
+                    35..=49 => retry_full(|| prod.try_send(&msg)),
+                    _ => retry_full(|| prod.send_timeout(&msg, Duration::from_millis(5))),
+                };
+                match res {
+                    Ok(seq) => log.put(format!("P {c} {seq}")),
+                    Err(e) => log.put(format!("E send {c}: {e}")),
+                }
+                i += 1;
+            }
+            60..=79 => {
+                // A batch of consecutive counters, within half the ring.
+                let want = 2 + rng.below(sc.batch_max as u64 - 1) as usize;
+                let (mut n, mut bytes) = (0, 0);
+                while n < want && i + n < cfg.plan.len() && cfg.plan[i + n] == c + n as u64 {
+                    let b = record_size(cfg.lens[i + n] as u64 + ext);
+                    if bytes + b > half {
+                        break;
+                    }
+                    bytes += b;
+                    n += 1;
+                }
+                let n = n.max(1);
+                let msgs: Vec<Vec<u8>> = (i..i + n).map(|j| sc.payload(p, j)).collect();
+                let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+                log.put(format!("A {c} {n}"));
+                match prod.send_batch(&refs) {
+                    Ok(first) => {
+                        for k in 0..n as u64 {
+                            log.put(format!("P {} {}", c + k, first + k));
+                        }
+                    }
+                    Err(e) => log.put(format!("E send_batch {c}+{n}: {e}")),
+                }
+                i += n;
+            }
+            _ => {
+                let abandon = op >= 95;
+                log.put(format!("A {c} 1"));
+                match prod.claim_send(msg.len()) {
+                    Ok(mut g) if abandon => {
+                        let half = msg.len() / 2;
+                        g.as_mut_slice()[..half].copy_from_slice(&msg[..half]);
+                        drop(g);
+                        log.put(format!("Z {c}"));
+                        // A named producer's pseq stays free: sent again next.
+                        if !cfg.named {
+                            i += 1;
+                        }
+                    }
+                    Ok(mut g) => {
+                        g.as_mut_slice().copy_from_slice(&msg);
+                        let seq = g.commit();
+                        log.put(format!("P {c} {seq}"));
+                        i += 1;
+                    }
+                    Err(e) => {
+                        log.put(format!("E claim_send {c}: {e}"));
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    log.put("DONE".into());
+    let _ = File::create(ctl(&env.dir, &format!("done.p{p}")));
+}
+
+/// A delivery's metadata, from a `Message` or a `Meta`.
+struct Got {
+    seq: u64,
+    redelivered: u64,
+    dead_letter_from: Option<u64>,
+    dead_letter_seq: Option<u64>,
+    producer: Option<shmq::ProducerTag>,
+}
+
+impl From<&shmq::Meta> for Got {
+    fn from(m: &shmq::Meta) -> Got {
+        Got {
+            seq: m.seq,
+            redelivered: m.redelivered,
+            dead_letter_from: m.dead_letter_from,
+            dead_letter_seq: m.dead_letter_seq,
+            producer: m.producer,
+        }
+    }
+}
+
+impl From<&shmq::Message> for Got {
+    fn from(m: &shmq::Message) -> Got {
+        Got {
+            seq: m.seq,
+            redelivered: m.redelivered,
+            dead_letter_from: m.dead_letter_from,
+            dead_letter_seq: m.dead_letter_seq,
+            producer: m.producer,
+        }
+    }
+}
+
+/// The defect planted in this worker's log (`SHMQ_MODEL_MUTATE`, set by the
+/// checker's own test): "lose", "dup" or "garble" a first delivery in seven.
+fn mutation() -> &'static str {
+    static M: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    M.get_or_init(|| std::env::var("SHMQ_MODEL_MUTATE").unwrap_or_default())
+}
+
+fn log_delivery(log: &mut Log, q: &Queue, inst: u32, d: Got, payload: &[u8]) {
+    let planted = d.redelivered == 0 && d.dead_letter_from.is_none() && d.seq % 7 == 3;
+    if planted && mutation() == "lose" {
+        return;
+    }
+    let tag = d
+        .producer
+        .map_or("-".into(), |t| format!("{}:{}", t.id, t.pseq));
+    let dl = match (d.dead_letter_from, d.dead_letter_seq) {
+        (None, None) => "-".to_string(),
+        (from, seq) => format!(
+            "{}:{}:{}",
+            opt(from.map(|id| id & 0xffff_ffff)),
+            from.and_then(|s| q.group_name(s))
+                .unwrap_or_else(|| "?".into()),
+            opt(seq)
+        ),
+    };
+    let hash = fnv(payload) ^ (planted && mutation() == "garble") as u64;
+    let line = format!(
+        "D {inst} {} {} {tag} {dl} {} {hash:016x} {}",
+        d.seq,
+        d.redelivered,
+        payload.len(),
+        hex(&payload[..payload.len().min(12)])
+    );
+    if planted && mutation() == "dup" {
+        log.put(line.clone());
+    }
+    log.put(line);
+}
+
+fn mode_name(a: Ack) -> &'static str {
+    match a {
+        Ack::Auto => "auto",
+        Ack::Explicit => "explicit",
+    }
+}
+
+fn settle(c: &mut shmq::Consumer, log: &mut Log, s: u64, ack: bool) {
+    let res = if ack { c.ack(s) } else { c.nack(s) };
+    match res {
+        Ok(()) => log.put(format!("{} {s}", if ack { "K" } else { "N" })),
+        Err(e) => log.put(format!(
+            "E {} of held message {s}: {e}",
+            if ack { "ack" } else { "nack" }
+        )),
+    }
+}
+
+fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
+    let gc = &sc.groups[g];
+    let mut log = Log::open(&log_path(&env.dir, env.w, env.inc, r));
+    let q = match Queue::open(&env.qpath) {
+        Ok(q) => q,
+        Err(e) => return log.put(format!("E open: {e}")),
+    };
+    let mut rng = rng(&[sc.seed, 3, env.w as u64, env.inc as u64, r as u64]);
+    let leave = ctl(&env.dir, &format!("leave.{}", gc.name));
+    let stop = ctl(&env.dir, "stop");
+    let drain = ctl(&env.dir, "drain");
+    // While it exists the group is being moved (seek): no member may be in it.
+    let pause = ctl(&env.dir, &format!("pause.{}", gc.name));
+    let epoch_file = ctl(&env.dir, &format!("epoch.{}", gc.name));
+    let mut inst = 0u32;
+    let mut buf = Vec::new();
+    loop {
+        if stop.exists() || leave.exists() {
+            return;
+        }
+        if pause.exists() {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut waiting = false;
+        let mut c = loop {
+            match q.consumer(&gc.name) {
+                Ok(c) => break c,
+                // Dead members (zombies count as alive) take the slots.
+                Err(e @ GroupError::MembersFull { .. }) if Instant::now() < deadline => {
+                    if stop.exists() || leave.exists() {
+                        return;
+                    }
+                    if !waiting {
+                        log.put(format!("W attach: {e}"));
+                        waiting = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(GroupError::Unknown(_)) => return log.put("U".into()),
+                Err(e) => return log.put(format!("E attach: {e}")),
+            }
+        };
+        // Joined while the group is being moved: out again at once. After
+        // this look, the group cannot move while we are in it, and the
+        // epoch file names the moves before us.
+        if pause.exists() {
+            drop(c);
+            continue;
+        }
+        let epoch: u64 = std::fs::read_to_string(&epoch_file)
+            .ok()
+            .and_then(|e| e.trim().parse().ok())
+            .unwrap_or(0);
+        let mut mode = match gc.policy {
+            Policy::Auto => Ack::Auto,
+            Policy::Explicit => Ack::Explicit,
+            Policy::Mixed if chance(&mut rng, 50) => Ack::Auto,
+            Policy::Mixed => Ack::Explicit,
+        };
+        c.set_ack(mode);
+        if chance(&mut rng, 25) {
+            c.set_wait_strategy(WaitStrategy::SpinYield);
+        }
+        let id = inst;
+        inst += 1;
+        log.put(format!("J {id} {} {epoch}", mode_name(mode)));
+        // The unacknowledged message this member holds.
+        let mut held: Option<u64> = None;
+        // Leaving: with the message it holds, if any.
+        let rejoin: Option<u64> = loop {
+            let draining = drain.exists();
+            if pause.exists() {
+                break held;
+            }
+            if stop.exists() || leave.exists() {
+                if let Some(h) = held {
+                    if stop.exists() {
+                        settle(&mut c, &mut log, h, true);
+                    } else {
+                        log.put(format!("V {h}"));
+                    }
+                }
+                drop(c);
+                log.put("L".into());
+                return;
+            }
+            // A message held since explicit mode, now in auto mode.
+            if let (Some(h), Ack::Auto) = (held, mode) {
+                if draining || chance(&mut rng, 15) {
+                    let ack = draining || chance(&mut rng, 70);
+                    settle(&mut c, &mut log, h, ack);
+                    held = None;
+                }
+            }
+            if gc.policy == Policy::Mixed && !draining && chance(&mut rng, 3) {
+                let next = match mode {
+                    Ack::Explicit => Some(Ack::Auto),
+                    Ack::Auto if held.is_none() => Some(Ack::Explicit),
+                    Ack::Auto => None,
+                };
+                if let Some(m) = next {
+                    mode = m;
+                    c.set_ack(mode);
+                    log.put(format!("M {}", mode_name(mode)));
+                }
+            }
+            if !draining {
+                if gc.slow && chance(&mut rng, 4) {
+                    std::thread::sleep(Duration::from_millis(50 + rng.below(350)));
+                } else if chance(&mut rng, 1) {
+                    std::thread::sleep(Duration::from_millis(10 + rng.below(90)));
+                }
+            }
+            let t = Duration::from_millis(if draining { 30 } else { 5 + rng.below(60) });
+            let op = rng.below(5);
+            let mut got = Vec::new();
+            let res = match op {
+                0 => c.recv_timeout(t).map(|m| {
+                    got.push(m.seq);
+                    log_delivery(&mut log, &q, id, Got::from(&m), &m.payload);
+                }),
+                1 => c.try_recv().map(|m| {
+                    got.push(m.seq);
+                    log_delivery(&mut log, &q, id, Got::from(&m), &m.payload);
+                }),
+                2 => c.recv_into(&mut buf, Some(t)).map(|meta| {
+                    got.push(meta.seq);
+                    log_delivery(&mut log, &q, id, Got::from(&meta), &buf);
+                }),
+                3 => c.recv_ref(Some(t)).map(|guard| {
+                    got.push(guard.seq());
+                    log_delivery(&mut log, &q, id, Got::from(&guard.meta()), guard.as_bytes());
+                }),
+                _ => c
+                    .recv_batch(sc.batch_max, Some(t), |meta, payload| {
+                        got.push(meta.seq);
+                        log_delivery(&mut log, &q, id, Got::from(meta), payload);
+                    })
+                    .map(|_| ()),
+            };
+            match res {
+                Ok(()) => {}
+                Err(RecvError::Timeout | RecvError::Empty) => {
+                    if op == 1 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    log.put(format!("E recv (holding {}): {e}", opt(held)));
+                    // Held without having been handed over (a receive that
+                    // failed half way): give it back, it was not processed.
+                    if let RecvError::AckPending { seq } = e {
+                        settle(&mut c, &mut log, seq, false);
+                        held = None;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            }
+            if mode == Ack::Auto {
+                continue;
+            }
+            if got.len() != 1 {
+                log.put(format!("E explicit receive handed over {got:?}"));
+            }
+            let Some(&s) = got.last() else { continue };
+            if c.unacked() != [s] {
+                log.put(format!("E just received {s} but holds {:?}", c.unacked()));
+            }
+            let x = if draining { 0 } else { rng.below(100) };
+            match x {
+                70..=83 => settle(&mut c, &mut log, s, false),
+                84..=88 => {
+                    std::thread::sleep(Duration::from_millis(30 + rng.below(270)));
+                    settle(&mut c, &mut log, s, true);
+                }
+                89..=93 => break Some(s),
+                // Switch to auto-ack while holding it, and settle it later.
+                96..=99 if gc.policy == Policy::Mixed => {
+                    held = Some(s);
+                    mode = Ack::Auto;
+                    c.set_ack(mode);
+                    log.put(format!("M {}", mode_name(mode)));
+                }
+                94..=95 if sc.self_kill && env.inc < 3 => {
+                    log.put(format!("Q {s}"));
+                    // SAFETY: kill(2) with our own pid and a signal number.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                }
+                _ => settle(&mut c, &mut log, s, true),
+            }
+        };
+        // Leave (holding a message, handed on to the group), then join again.
+        drop(c);
+        if let Some(h) = rejoin {
+            log.put(format!("V {h}"));
+        }
+        log.put("L".into());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The controller.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exit {
+    Clean,
+    Killed,
+    Failed(i32),
+}
+
+struct Inc {
+    child: Child,
+    exit: Option<Exit>,
+    /// SIGSTOPped until this step.
+    stopped: Option<u32>,
+    /// Killed, and left a zombie until this step.
+    reap_at: Option<u32>,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    incs: Vec<Inc>,
+    started: bool,
+    restart_at: Option<u32>,
+    /// Ended cleanly: nothing left to do.
+    finished: bool,
+}
+
+struct Controller<'a> {
+    sc: &'a Scenario,
+    /// A defect to plant in the workers' logs (`SHMQ_MODEL_MUTATE`).
+    mutate: Option<&'a str>,
+    dir: PathBuf,
+    qpath: PathBuf,
+    q: Queue,
+    ws: Vec<WorkerState>,
+    rng: FuzzRng,
+    step: u32,
+    kills: u32,
+    stops: u32,
+    events: Vec<String>,
+    failures: Vec<String>,
+    /// Late groups: tail before and after the add.
+    late: HashMap<usize, (u64, u64)>,
+    /// Removed groups.
+    removed: HashSet<usize>,
+    removing: Option<usize>,
+    /// A zombie was found counted alive (reported once).
+    zombie_seen: bool,
+    /// Group being moved, and the moves waiting.
+    seeking: Option<usize>,
+    seeks_due: Vec<usize>,
+    /// Moves made: (group's next seq before, where it went; `None`: refused).
+    seeks: HashMap<usize, Vec<(u64, Option<u64>)>>,
+    /// Group slot of each group, as registered.
+    slots: HashMap<usize, usize>,
+    /// `shmq gc` / `shmq spill` processes in flight.
+    aux: Vec<(String, Child)>,
+}
+
+impl Controller<'_> {
+    fn event(&mut self, e: String) {
+        self.events.push(format!("step {}: {e}", self.step));
+    }
+
+    fn current(&mut self, w: usize) -> Option<&mut Inc> {
+        self.ws[w].incs.last_mut().filter(|i| i.exit.is_none())
+    }
+
+    fn alive(&self, w: usize) -> bool {
+        self.ws[w]
+            .incs
+            .last()
+            .is_some_and(|i| i.exit.is_none() && i.reap_at.is_none())
+    }
+
+    /// A command whose process is killed when this thread ends (a panic, or
+    /// the test process killed), like the workers themselves.
+    fn command(prog: &Path) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(prog);
+        // SAFETY: prctl is async-signal-safe, and the closure touches no
+        // memory of the parent.
+        unsafe {
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            })
+        };
+        c
+    }
+
+    fn spawn(&mut self, w: usize) {
+        let inc = self.ws[w].incs.len() as u32;
+        let err = File::create(self.dir.join("logs").join(format!("w{w}.i{inc}.err"))).unwrap();
+        // A crash point of the library where this incarnation kills itself.
+        const POINTS: [&str; 4] = [
+            "producer-written",
+            "producer-committed",
+            "producer-published",
+            "dead-letter-published",
+        ];
+        let crash = (self.sc.crash_points && inc < 3 && chance(&mut self.rng, 40)).then(|| {
+            let n = (POINTS.len() + shmq::CRASH_POINTS.len()) as u64;
+            match self.rng.below(n) as usize {
+                i if i < POINTS.len() => POINTS[i],
+                i => shmq::CRASH_POINTS[i - POINTS.len()],
+            }
+        });
+        let mut cmd = if self.sc.workers[w].roles.is_empty() {
+            Self::command(Path::new(SHMQ))
+        } else {
+            Self::command(&std::env::current_exe().unwrap())
+        };
+        if let Some(p) = crash {
+            cmd.env("SHMQ_CRASH_POINT", p);
+        } else {
+            cmd.env_remove("SHMQ_CRASH_POINT");
+        }
+        let child = if self.sc.workers[w].roles.is_empty() {
+            cmd.args(["spill", self.qpath.to_str().unwrap(), "--every", "5ms"])
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+                .unwrap()
+        } else {
+            cmd.args(["--exact", WORKER, "--nocapture", "--test-threads=1"])
+                .env("SHMQ_MODEL_ROLE", "worker")
+                .env("SHMQ_MODEL_DIR", &self.dir)
+                .env("SHMQ_MODEL_RUN_SEED", self.sc.seed.to_string())
+                .env("SHMQ_MODEL_WORKER", w.to_string())
+                .env("SHMQ_MODEL_INC", inc.to_string())
+                .env("SHMQ_MODEL_MUTATE", self.mutate.unwrap_or(""))
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+                .unwrap()
+        };
+        self.event(format!(
+            "start worker {w} incarnation {inc} (pid {}){}",
+            child.id(),
+            crash.map_or(String::new(), |p| format!(" to crash at {p}"))
+        ));
+        let ws = &mut self.ws[w];
+        ws.started = true;
+        ws.restart_at = None;
+        ws.incs.push(Inc {
+            child,
+            exit: None,
+            stopped: None,
+            reap_at: None,
+        });
+    }
+
+    fn producers_done(&self) -> bool {
+        (0..self.sc.producers.len()).all(|p| ctl(&self.dir, &format!("done.p{p}")).exists())
+    }
+
+    fn hosts_unfinished_producer(&self, w: usize) -> bool {
+        self.sc.workers[w].roles.iter().any(|r| match r {
+            RoleCfg::Producer(p) => !ctl(&self.dir, &format!("done.p{p}")).exists(),
+            _ => false,
+        })
+    }
+
+    /// Reaps workers that ended; returns whether any did.
+    fn poll_children(&mut self) {
+        for w in 0..self.ws.len() {
+            let step = self.step;
+            let Some(inc) = self.current(w) else { continue };
+            if inc.reap_at.is_some_and(|s| s > step) {
+                continue;
+            }
+            let was_killed = inc.reap_at.is_some();
+            let Ok(Some(st)) = inc.child.try_wait() else {
+                continue;
+            };
+            let exit = match (st.signal(), st.code()) {
+                (Some(libc::SIGKILL), _) => Exit::Killed,
+                (_, Some(0)) => Exit::Clean,
+                (s, c) => Exit::Failed(c.or(s.map(|s| 128 + s)).unwrap_or(-1)),
+            };
+            inc.exit = Some(exit);
+            inc.reap_at = None;
+            let n = self.ws[w].incs.len() - 1;
+            match exit {
+                Exit::Clean => self.ws[w].finished = true,
+                Exit::Killed if !was_killed => {
+                    self.event(format!("worker {w} incarnation {n} killed itself"));
+                    self.decide_restart(w);
+                }
+                Exit::Killed => {}
+                Exit::Failed(code) => {
+                    let err = std::fs::read_to_string(
+                        self.dir.join("logs").join(format!("w{w}.i{n}.err")),
+                    )
+                    .unwrap_or_default();
+                    let tail: String = err
+                        .chars()
+                        .rev()
+                        .take(1500)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    self.failures.push(format!(
+                        "worker {w} incarnation {n} exited with status {code}: {tail}"
+                    ));
+                    self.ws[w].finished = true;
+                }
+            }
+        }
+        let step = self.step;
+        let mut i = 0;
+        while i < self.aux.len() {
+            match self.aux[i].1.try_wait() {
+                Ok(Some(st)) => {
+                    let (what, mut child) = self.aux.swap_remove(i);
+                    if !st.success() {
+                        let mut err = String::new();
+                        if let Some(mut e) = child.stderr.take() {
+                            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                        }
+                        self.failures.push(format!(
+                            "`{what}` failed ({st}) at step {step}: {}",
+                            err.trim()
+                        ));
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+    }
+
+    fn decide_restart(&mut self, w: usize) {
+        let r = if self.hosts_unfinished_producer(w) {
+            Some(1 + self.rng.below(5) as u32)
+        } else if self.sc.workers[w].roles.is_empty() || chance(&mut self.rng, self.sc.restart_pct)
+        {
+            Some(1 + self.rng.below(10) as u32)
+        } else {
+            None
+        };
+        self.ws[w].restart_at = r.map(|d| self.step + d);
+    }
+
+    fn kill(&mut self, w: usize) {
+        let step = self.step;
+        let zombie = if chance(&mut self.rng, 40) {
+            1 + self.rng.below(8) as u32
+        } else {
+            0
+        };
+        let inc = self.current(w).unwrap();
+        let pid = inc.child.id();
+        let _ = inc.child.kill();
+        inc.stopped = None;
+        inc.reap_at = Some(step + zombie);
+        self.kills += 1;
+        self.event(format!(
+            "SIGKILL worker {w} (pid {pid}){}",
+            if zombie > 0 {
+                format!(", a zombie for {zombie} steps")
+            } else {
+                String::new()
+            }
+        ));
+        self.decide_restart(w);
+    }
+
+    fn cont_all(&mut self) {
+        for w in 0..self.ws.len() {
+            if let Some(inc) = self.current(w) {
+                if inc.stopped.take().is_some() {
+                    // SAFETY: kill(2) on our own child's pid.
+                    unsafe { libc::kill(inc.child.id() as i32, libc::SIGCONT) };
+                }
+            }
+        }
+    }
+
+    /// Group slots by name, as the queue has them now.
+    fn record_slots(&mut self) {
+        for (g, gs) in self.sc.groups.iter().enumerate() {
+            if let Some(id) = self.q.group_id(&gs.name) {
+                self.slots.entry(g).or_insert((id & 0xffff_ffff) as usize);
+            }
+        }
+    }
+
+    fn add_group(&mut self, g: usize, earliest: bool) {
+        self.cont_all();
+        let gc = &self.sc.groups[g];
+        let t0 = self.q.stat().tail_seq;
+        let start = if earliest {
+            StartAt::Earliest
+        } else {
+            StartAt::Latest
+        };
+        if let Err(e) = self.q.add_group(&gc.name, start) {
+            self.failures.push(format!("adding group {}: {e}", gc.name));
+            return;
+        }
+        if gc.max_attempts > 0 {
+            self.q.set_max_attempts(&gc.name, gc.max_attempts).unwrap();
+        }
+        if let Some(d) = gc.dead_letter {
+            self.q
+                .set_dead_letter(&gc.name, Some(&self.sc.groups[d].name))
+                .unwrap();
+        }
+        let t1 = self.q.stat().tail_seq;
+        self.late.insert(g, (t0, t1));
+        self.record_slots();
+        self.event(format!(
+            "added group {} (tail {t0}..{t1}, slot {:?})",
+            self.sc.groups[g].name,
+            self.slots.get(&g)
+        ));
+        for w in 0..self.sc.workers.len() {
+            if self.sc.workers[w].start == Start::WithGroup(g) && !self.ws[w].started {
+                self.spawn(w);
+            }
+        }
+    }
+
+    /// One step of removing group `g`: its members were told to leave; it
+    /// goes once none is alive.
+    fn try_remove(&mut self, g: usize) {
+        let name = self.sc.groups[g].name.clone();
+        match self.q.remove_group(&name) {
+            Ok(()) => {
+                self.removed.insert(g);
+                self.removing = None;
+                let tail = self.q.stat().tail_seq;
+                self.event(format!("removed group {name} (tail {tail})"));
+            }
+            Err(GroupError::HasMembers { .. }) => {}
+            Err(e) => {
+                self.failures.push(format!("removing group {name}: {e}"));
+                self.removing = None;
+            }
+        }
+    }
+
+    fn start_removal(&mut self, g: usize) {
+        self.cont_all();
+        let _ = File::create(ctl(&self.dir, &format!("leave.{}", self.sc.groups[g].name)));
+        self.removing = Some(g);
+        self.event(format!(
+            "members of {} told to leave",
+            self.sc.groups[g].name
+        ));
+        self.try_remove(g);
+    }
+
+    /// Tells group `g`'s members to leave, to move it.
+    fn start_seek(&mut self, g: usize) {
+        self.cont_all();
+        let name = &self.sc.groups[g].name;
+        let _ = File::create(ctl(&self.dir, &format!("pause.{name}")));
+        self.event(format!("members of {name} told to leave for a seek"));
+        self.seeking = Some(g);
+        self.try_seek(g);
+    }
+
+    /// Moves group `g` once it has no live member; then lets them back.
+    fn try_seek(&mut self, g: usize) {
+        let name = self.sc.groups[g].name.clone();
+        let Some(before) = self
+            .q
+            .stat()
+            .groups
+            .iter()
+            .find(|x| x.name == name)
+            .map(|x| x.next_seq)
+        else {
+            return;
+        };
+        let to = match self.rng.below(4) {
+            0 => shmq::SeekTo::Earliest,
+            1 => shmq::SeekTo::Latest,
+            2 => shmq::SeekTo::Seq(before.saturating_sub(1 + self.rng.below(20))),
+            _ => shmq::SeekTo::Seq(before + 1 + self.rng.below(20)),
+        };
+        let moved = match self.q.seek_group(&name, to) {
+            Ok(s) => Some(s),
+            Err(GroupError::HasMembers { .. }) => return,
+            Err(GroupError::NotRetained { .. }) => None,
+            Err(e) => {
+                self.failures
+                    .push(format!("seek of group {name} to {to:?}: {e}"));
+                None
+            }
+        };
+        let recs = self.seeks.entry(g).or_default();
+        recs.push((before, moved));
+        let epoch = recs.len();
+        self.event(format!(
+            "group {name} at {before} moved to {to:?}: {moved:?} (epoch {epoch})"
+        ));
+        std::fs::write(ctl(&self.dir, &format!("epoch.{name}")), epoch.to_string()).unwrap();
+        let _ = std::fs::remove_file(ctl(&self.dir, &format!("pause.{name}")));
+        self.seeking = None;
+    }
+
+    /// A killed worker not reaped yet is a zombie: dead, and the queue
+    /// must see it so (its members' messages are to be handed on, its
+    /// producer slot freed).
+    fn check_zombies(&mut self) {
+        if self.zombie_seen {
+            return;
+        }
+        let step = self.step;
+        let pids: Vec<u32> = self
+            .ws
+            .iter()
+            .filter_map(|w| w.incs.last())
+            .filter(|i| i.exit.is_none() && i.reap_at.is_some_and(|s| s > step))
+            .map(|i| i.child.id())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|st| {
+                        st.rfind(')')
+                            .map(|i| st[i + 1..].trim_start().starts_with('Z'))
+                    })
+                    .unwrap_or(false)
+            })
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        let st = self.q.stat();
+        for pid in pids {
+            let member = st.groups.iter().find_map(|g| {
+                g.members
+                    .iter()
+                    .any(|m| m.pid == pid as u64 && m.alive)
+                    .then(|| g.name.clone())
+            });
+            let producer = st.producers.iter().any(|p| p.pid == pid as u64 && p.alive);
+            if member.is_some() || producer {
+                self.zombie_seen = true;
+                self.failures.push(format!(
+                    "killed process {pid} (a zombie, not reaped yet) is counted alive:{}{}",
+                    member.map_or(String::new(), |g| format!(" a member of {g}")),
+                    if producer { " a producer" } else { "" }
+                ));
+                return;
+            }
+        }
+    }
+
+    fn chaos_step(&mut self) {
+        let step = self.step;
+        self.check_zombies();
+        for g in 0..self.sc.groups.len() {
+            match self.sc.groups[g].life {
+                Life::Removed(s) if s == step => self.start_removal(g),
+                // Once a removal is done: the new group may take its slot.
+                Life::Late(s, earliest)
+                    if s <= step && self.removing.is_none() && !self.late.contains_key(&g) =>
+                {
+                    self.add_group(g, earliest)
+                }
+                _ => {}
+            }
+            if self.sc.groups[g].seeks.contains(&step) {
+                self.seeks_due.push(g);
+            }
+        }
+        if let Some(g) = self.removing {
+            self.try_remove(g);
+        }
+        if let Some(g) = self.seeking {
+            self.try_seek(g);
+        } else if self.removing.is_none() && !self.seeks_due.is_empty() {
+            let g = self.seeks_due.remove(0);
+            self.start_seek(g);
+        }
+        for w in 0..self.sc.workers.len() {
+            let due = match self.sc.workers[w].start {
+                Start::Step(s) => !self.ws[w].started && s <= step,
+                _ => false,
+            };
+            let restart =
+                self.ws[w].restart_at.is_some_and(|s| s <= step) && self.current(w).is_none();
+            if due || restart {
+                self.spawn(w);
+            }
+        }
+        for w in 0..self.ws.len() {
+            if let Some(inc) = self.current(w) {
+                if inc.stopped.is_some_and(|s| s <= step) {
+                    inc.stopped = None;
+                    let pid = inc.child.id();
+                    // SAFETY: kill(2) on our own child's pid.
+                    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+                    self.event(format!("SIGCONT worker {w} (pid {pid})"));
+                }
+            }
+        }
+        let live: Vec<usize> = (0..self.ws.len()).filter(|&w| self.alive(w)).collect();
+        let x = self.rng.below(100);
+        if x < 12 && self.kills < self.sc.max_kills && !live.is_empty() {
+            let w = live[self.rng.below(live.len() as u64) as usize];
+            self.kill(w);
+        } else if x < 20
+            && self.stops < self.sc.max_stops
+            && self.removing.is_none()
+            && self.seeking.is_none()
+            && !live.is_empty()
+        {
+            let w = live[self.rng.below(live.len() as u64) as usize];
+            let until = step + 1 + self.rng.below(12) as u32;
+            let inc = self.current(w).unwrap();
+            if inc.stopped.is_none() {
+                inc.stopped = Some(until);
+                let pid = inc.child.id();
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+                self.stops += 1;
+                self.event(format!("SIGSTOP worker {w} (pid {pid}) until step {until}"));
+            }
+        } else if x < 23 && self.sc.gc {
+            self.aux_cmd("gc");
+        } else if x < 25 && self.sc.spill.is_some() {
+            self.aux_cmd("spill");
+        }
+    }
+
+    fn aux_cmd(&mut self, cmd: &str) {
+        let child = Self::command(Path::new(SHMQ))
+            .args([cmd, self.qpath.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.event(format!("shmq {cmd}"));
+        self.aux.push((format!("shmq {cmd}"), child));
+    }
+
+    fn live_members_of(&self, g: usize) -> usize {
+        (0..self.ws.len())
+            .filter(|&w| self.alive(w))
+            .map(|w| {
+                self.sc.workers[w]
+                    .roles
+                    .iter()
+                    .filter(|r| **r == RoleCfg::Consumer(g))
+                    .count()
+            })
+            .sum()
+    }
+
+    fn shmq_stat(&self) -> String {
+        let out = Command::new(SHMQ)
+            .args(["stat", self.qpath.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Everything the drain waits for, as a snapshot (equal snapshots: no
+    /// progress) and whether it is complete.
+    fn drain_state(&self) -> (String, bool) {
+        let st = self.q.stat();
+        let mut done = self.producers_done();
+        let mut snap = format!("tail {} ", st.tail_seq);
+        for g in &st.groups {
+            let unacked = g.members.iter().map(|m| m.unacked.len()).sum::<usize>();
+            let delivered: u64 = g.members.iter().map(|m| m.delivered + m.acked).sum();
+            let _ = write!(
+                snap,
+                "{} {} {} {} {} {}; ",
+                g.name, g.next_seq, g.pending, unacked, delivered, g.on_disk
+            );
+            done &= g.lag == 0 && g.pending == 0 && unacked == 0;
+        }
+        (snap, done)
+    }
+
+    fn drain(&mut self) {
+        self.cont_all();
+        self.event("drain".into());
+        // Lifecycle events the chaos did not reach.
+        for g in 0..self.sc.groups.len() {
+            match self.sc.groups[g].life {
+                Life::Removed(_) if !self.removed.contains(&g) && self.removing.is_none() => {
+                    self.start_removal(g)
+                }
+                _ => {}
+            }
+        }
+        let _ = File::create(ctl(&self.dir, "drain"));
+        let t0 = Instant::now();
+        let stall_limit = Duration::from_secs(env_u64("SHMQ_MODEL_STALL_SECS").unwrap_or(10));
+        let (mut last, mut since, mut complete) = (String::new(), Instant::now(), 0);
+        loop {
+            self.step += 1;
+            // Zombies are reaped now, killed producers and groups without a
+            // live member get a worker; nothing else is disturbed.
+            for w in 0..self.ws.len() {
+                if let Some(inc) = self.current(w) {
+                    inc.reap_at = inc.reap_at.map(|_| 0);
+                }
+            }
+            self.poll_children();
+            if let Some(g) = self.removing {
+                self.try_remove(g);
+            }
+            if let Some(g) = self.seeking {
+                self.try_seek(g);
+            }
+            for g in 0..self.sc.groups.len() {
+                if let Life::Late(_, e) = self.sc.groups[g].life {
+                    if self.removing.is_none() && !self.late.contains_key(&g) {
+                        self.add_group(g, e);
+                    }
+                }
+            }
+            for w in 0..self.sc.workers.len() {
+                if self.current(w).is_some() || self.ws[w].finished {
+                    continue;
+                }
+                let roles = &self.sc.workers[w].roles;
+                let needed = self.hosts_unfinished_producer(w)
+                    || (roles.is_empty() && !self.ws[w].started)
+                    || roles.iter().any(|r| match *r {
+                        RoleCfg::Consumer(g) => {
+                            !self.removed.contains(&g)
+                                && self.removing != Some(g)
+                                && (!self.ws[w].started || self.live_members_of(g) == 0)
+                        }
+                        _ => false,
+                    });
+                let late_pending = matches!(self.sc.workers[w].start, Start::WithGroup(g) if !self.late.contains_key(&g));
+                if needed && !late_pending {
+                    self.spawn(w);
+                }
+            }
+            let (snap, done) = self.drain_state();
+            let lifecycle_done = self.removing.is_none()
+                && self.seeking.is_none()
+                && self.sc.groups.iter().enumerate().all(|(g, gc)| {
+                    !matches!(gc.life, Life::Late(..)) || self.late.contains_key(&g)
+                });
+            complete = if done && lifecycle_done {
+                complete + 1
+            } else {
+                0
+            };
+            if complete >= 3 {
+                break;
+            }
+            if snap != last {
+                last = snap;
+                since = Instant::now();
+            } else if since.elapsed() > stall_limit {
+                self.failures.push(format!(
+                    "stuck: nothing moved for {} s in the drain ({})\n{}",
+                    stall_limit.as_secs(),
+                    self.pending_report(),
+                    self.shmq_stat()
+                ));
+                return;
+            }
+            // Workers that report errors may never get done: give up at the
+            // stall limit then.
+            if ctl(&self.dir, "errors").exists() && t0.elapsed() > stall_limit {
+                self.failures.push(format!(
+                    "the drain did not finish in {} s, with errors in workers ({})\n{}",
+                    stall_limit.as_secs(),
+                    self.pending_report(),
+                    self.shmq_stat()
+                ));
+                return;
+            }
+            if t0.elapsed() > DRAIN_DEADLINE {
+                self.failures.push(format!(
+                    "the drain did not finish in {} s ({})\n{}",
+                    DRAIN_DEADLINE.as_secs(),
+                    self.pending_report(),
+                    self.shmq_stat()
+                ));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.event("drained".into());
+    }
+
+    /// Which groups are not done, and why (for a stuck drain).
+    fn pending_report(&self) -> String {
+        let st = self.q.stat();
+        let mut s = String::new();
+        if !self.producers_done() {
+            let missing: Vec<usize> = (0..self.sc.producers.len())
+                .filter(|p| !ctl(&self.dir, &format!("done.p{p}")).exists())
+                .collect();
+            let _ = write!(s, "producers not done: {missing:?}; ");
+        }
+        // Roles waiting to attach.
+        for (w, ws) in self.ws.iter().enumerate() {
+            let Some(n) = ws.incs.len().checked_sub(1) else {
+                continue;
+            };
+            if ws.incs[n].exit.is_some() {
+                continue;
+            }
+            for r in 0..self.sc.workers[w].roles.len() {
+                let lines = complete_lines(&log_path(&self.dir, w, n as u32, r));
+                if let Some(l) = lines.last().filter(|l| l.starts_with("W ")) {
+                    let _ = write!(s, "worker {w} role {r} waits: {}; ", &l[2..]);
+                }
+            }
+        }
+        for g in &st.groups {
+            let held: Vec<String> = g
+                .members
+                .iter()
+                .filter(|m| !m.unacked.is_empty())
+                .map(|m| {
+                    format!(
+                        "pid {} ({}) holds {:?}",
+                        m.pid,
+                        if m.alive { "alive" } else { "dead" },
+                        m.unacked
+                    )
+                })
+                .collect();
+            if g.lag != 0 || g.pending != 0 || !held.is_empty() {
+                let _ = write!(
+                    s,
+                    "group {}: lag {}, pending {}, {}{}; ",
+                    g.name,
+                    g.lag,
+                    g.pending,
+                    if g.on_disk { "on the spill log, " } else { "" },
+                    held.join(", ")
+                );
+            }
+        }
+        s
+    }
+
+    fn stop_all(&mut self) {
+        let _ = File::create(ctl(&self.dir, "stop"));
+        self.cont_all();
+        let t0 = Instant::now();
+        loop {
+            self.step += 1;
+            for w in 0..self.ws.len() {
+                if let Some(inc) = self.current(w) {
+                    inc.reap_at = inc.reap_at.map(|_| 0);
+                }
+                // The spill process runs until it is killed.
+                if self.sc.workers[w].roles.is_empty() {
+                    if let Some(inc) = self.current(w) {
+                        let _ = inc.child.kill();
+                        inc.reap_at = Some(0);
+                    }
+                }
+            }
+            self.poll_children();
+            let running: Vec<usize> = (0..self.ws.len())
+                .filter(|&w| self.ws[w].incs.last().is_some_and(|i| i.exit.is_none()))
+                .collect();
+            if running.is_empty() && self.aux.is_empty() {
+                return;
+            }
+            // After a failure (a stuck drain) processes may be stuck too.
+            let limit = if self.failures.is_empty() { 30 } else { 3 };
+            if t0.elapsed() > Duration::from_secs(limit) {
+                if self.failures.is_empty() {
+                    self.failures
+                        .push(format!("workers {running:?} did not stop within {limit} s"));
+                }
+                self.kill_everything();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill_everything(&mut self) {
+        for ws in &mut self.ws {
+            for inc in &mut ws.incs {
+                if inc.exit.is_none() {
+                    let _ = inc.child.kill();
+                    // SAFETY: kill(2) on our own child's pid.
+                    unsafe { libc::kill(inc.child.id() as i32, libc::SIGCONT) };
+                    let _ = inc.child.wait();
+                    inc.exit = Some(Exit::Killed);
+                }
+            }
+        }
+        for (_, c) in &mut self.aux {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.aux.clear();
+    }
+}
+
+impl Drop for Controller<'_> {
+    fn drop(&mut self) {
+        self.kill_everything();
+    }
+}
+
+fn env_u64(k: &str) -> Option<u64> {
+    std::env::var(k).ok().and_then(|v| v.parse().ok())
+}
+
+/// The complete lines of a log (a partial last line, cut by a SIGKILL, is
+/// left out).
+fn complete_lines(path: &Path) -> Vec<String> {
+    let Ok(s) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = s.split('\n').map(str::to_owned).collect();
+    // After the last '\n': empty, or a line cut short.
+    v.pop();
+    v
+}
+
+/// Runs one seed; returns a one-line summary, or what failed.
+/// What a seed's run found.
+struct RunResult {
+    summary: String,
+    failures: Vec<String>,
+    /// The scenario, the last events and where the files are kept.
+    context: String,
+}
+
+/// Runs one seed (with a defect planted in the workers' logs, for the
+/// checker's own test).
+fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
+    let sc = Scenario::generate(seed);
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("shmq-model-")
+        .tempdir_in(base)
+        .unwrap();
+    let dir = tmp.path().to_owned();
+    std::fs::create_dir(dir.join("logs")).unwrap();
+    std::fs::create_dir(dir.join("ctl")).unwrap();
+    let qpath = dir.join("q");
+    let q = Queue::create(
+        &qpath,
+        &QueueOptions {
+            capacity: sc.capacity,
+            max_msg: sc.max_msg,
+            max_groups: sc.max_groups,
+            max_members: sc.max_members,
+            max_producers: sc.max_producers,
+            spill: sc.spill.map(|seg| SpillOptions {
+                segment_size: seg,
+                fsync: sc.fsync,
+                retain_bytes: if sc.journal { 1 << 20 } else { 0 },
+                ..SpillOptions::new(dir.join("spill"))
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("seed {seed}: create: {e} ({})", sc.describe()));
+    for gc in sc
+        .groups
+        .iter()
+        .filter(|g| !matches!(g.life, Life::Late(..)))
+    {
+        if gc.dlq {
+            q.add_dead_letter_group(&gc.name).unwrap();
+        } else {
+            q.add_group(&gc.name, StartAt::Latest).unwrap();
+        }
+        if gc.max_attempts > 0 {
+            q.set_max_attempts(&gc.name, gc.max_attempts).unwrap();
+        }
+        if let Some(d) = gc.dead_letter {
+            q.set_dead_letter(&gc.name, Some(&sc.groups[d].name))
+                .unwrap();
+        }
+    }
+    let t0 = Instant::now();
+    let mut c = Controller {
+        sc: &sc,
+        mutate,
+        dir: dir.clone(),
+        qpath: qpath.clone(),
+        q,
+        ws: (0..sc.workers.len())
+            .map(|_| WorkerState::default())
+            .collect(),
+        rng: rng(&[seed, 1]),
+        step: 0,
+        kills: 0,
+        stops: 0,
+        events: Vec::new(),
+        failures: Vec::new(),
+        late: HashMap::new(),
+        removed: HashSet::new(),
+        removing: None,
+        seeking: None,
+        zombie_seen: false,
+        seeks_due: Vec::new(),
+        seeks: HashMap::new(),
+        slots: HashMap::new(),
+        aux: Vec::new(),
+    };
+    c.record_slots();
+    loop {
+        c.poll_children();
+        c.chaos_step();
+        c.step += 1;
+        if (c.step >= sc.min_steps
+            && c.producers_done()
+            && c.removing.is_none()
+            && c.seeking.is_none())
+            || c.step >= sc.max_steps
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5 + c.rng.below(30)));
+    }
+    let chaos_secs = t0.elapsed().as_secs_f64();
+    c.drain();
+    let stuck = !c.failures.is_empty();
+    c.stop_all();
+    let st = c.q.stat();
+    if !stuck {
+        for g in &st.groups {
+            let held: Vec<u64> = g.members.iter().flat_map(|m| m.unacked.clone()).collect();
+            if g.pending != 0 || !held.is_empty() {
+                c.failures.push(format!(
+                    "group {} ends with {} pending and {held:?} unacknowledged",
+                    g.name, g.pending
+                ));
+            }
+        }
+    }
+    let out = Command::new(SHMQ)
+        .args(["check", qpath.to_str().unwrap()])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        c.failures.push(format!(
+            "shmq check: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let incs: Vec<Vec<Exit>> =
+        c.ws.iter()
+            .map(|w| {
+                w.incs
+                    .iter()
+                    .map(|i| i.exit.unwrap_or(Exit::Killed))
+                    .collect()
+            })
+            .collect();
+    let world = World {
+        sc: &sc,
+        dir: &dir,
+        incs,
+        late: c.late.clone(),
+        removed: c.removed.clone(),
+        seeks: c.seeks.clone(),
+        slots: c.slots.clone(),
+        stat: st,
+    };
+    let (model_failures, stats) = check_model(&world);
+    c.failures.extend(model_failures);
+    let spill = world.stat.spill.as_ref().map_or(String::new(), |sp| {
+        format!(
+            "; {} messages spilled, {} moves to the log",
+            sp.spilled, sp.transfers
+        )
+    });
+    let summary = format!(
+        "{stats}{spill}; {} kills, {} stops, {} seeks, chaos {chaos_secs:.1} s, total {:.1} s{}",
+        c.kills,
+        c.stops,
+        c.seeks.values().map(Vec::len).sum::<usize>(),
+        t0.elapsed().as_secs_f64(),
+        if std::env::var("SHMQ_MODEL_VERBOSE").is_ok() {
+            format!("\n  scenario: {}", sc.describe())
+        } else {
+            String::new()
+        }
+    );
+    if c.failures.is_empty() {
+        return RunResult {
+            summary,
+            failures: Vec::new(),
+            context: String::new(),
+        };
+    }
+    let mut msg = String::new();
+    let _ = writeln!(msg, "  scenario: {}", sc.describe());
+    let n = c.events.len();
+    let _ = writeln!(
+        msg,
+        "  last events: {}",
+        c.events[n.saturating_sub(25)..].join("; ")
+    );
+    let _ = std::fs::write(dir.join("events.txt"), c.events.join("\n"));
+    let mut failures = std::mem::take(&mut c.failures);
+    drop(c);
+    if std::env::var("SHMQ_MODEL_KEEP").is_ok() {
+        let kept = tmp.keep();
+        let _ = writeln!(msg, "  kept: {}", kept.display());
+    }
+    RunResult {
+        summary,
+        failures: std::mem::take(&mut failures),
+        context: msg,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The checker: the logs against the reference model.
+
+struct World<'a> {
+    sc: &'a Scenario,
+    dir: &'a Path,
+    incs: Vec<Vec<Exit>>,
+    late: HashMap<usize, (u64, u64)>,
+    removed: HashSet<usize>,
+    seeks: HashMap<usize, Vec<(u64, Option<u64>)>>,
+    slots: HashMap<usize, usize>,
+    stat: shmq::Stat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Acked,
+    Nacked,
+    /// The member left holding it.
+    Left,
+    /// Auto-ack, or the member died first.
+    None,
+}
+
+struct Inst {
+    group: usize,
+    name: String,
+    killed: bool,
+    auto_ever: bool,
+    /// Moves of the group before it joined.
+    epoch: u64,
+    /// Highest first-delivery sequence number it logged.
+    last_first: Option<u64>,
+}
+
+struct Deliv {
+    inst: usize,
+    seq: u64,
+    r: u64,
+    tag: Option<(u64, u64)>,
+    /// (slot, name it resolved to, sequence number it had).
+    dl: Option<(Option<u64>, String, Option<u64>)>,
+    len: usize,
+    hash: u64,
+    head: Vec<u8>,
+    outcome: Outcome,
+}
+
+#[derive(Default)]
+struct ProdInc {
+    id: Option<u64>,
+    /// `last_pseq` it attached with (named).
+    last: Option<Option<u64>>,
+    attempted: Vec<(u64, u64)>,
+    confirmed: Vec<(u64, u64)>,
+    abandoned: Vec<u64>,
+    probes: Vec<String>,
+    done: bool,
+}
+
+fn check_model(w: &World) -> (Vec<String>, String) {
+    let sc = w.sc;
+    let mut fails = Vec::new();
+    let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut insts: Vec<Inst> = Vec::new();
+    let mut ds: Vec<Deliv> = Vec::new();
+    let mut prods: Vec<Vec<ProdInc>> = (0..sc.producers.len()).map(|_| Vec::new()).collect();
+
+    // Parse every log.
+    for (wi, wc) in sc.workers.iter().enumerate() {
+        for (inc, exit) in w.incs[wi].iter().enumerate() {
+            for (r, role) in wc.roles.iter().enumerate() {
+                let path = log_path(w.dir, wi, inc as u32, r);
+                let file = format!("w{wi}.i{inc}.r{r}");
+                let lines = complete_lines(&path);
+                match *role {
+                    RoleCfg::Producer(p) => {
+                        let mut pi = ProdInc::default();
+                        for l in &lines {
+                            let t: Vec<&str> = l.split(' ').collect();
+                            match t[0] {
+                                "I" => {
+                                    pi.id = parse_opt(t[1]);
+                                    pi.last = Some(parse_opt(t[2]));
+                                }
+                                "A" => pi
+                                    .attempted
+                                    .push((t[1].parse().unwrap(), t[2].parse().unwrap())),
+                                "P" => pi
+                                    .confirmed
+                                    .push((t[1].parse().unwrap(), t[2].parse().unwrap())),
+                                "Z" => pi.abandoned.push(t[1].parse().unwrap()),
+                                "X" => pi.probes.push(l.clone()),
+                                "W" => {}
+                                "DONE" => pi.done = true,
+                                "E" => errors.entry(l.clone()).or_default().push(file.clone()),
+                                _ => fails.push(format!("{file}: unknown line {l:?}")),
+                            }
+                        }
+                        prods[p].push(pi);
+                    }
+                    RoleCfg::Consumer(g) => {
+                        let mut cur: Option<usize> = None;
+                        let mut auto = false;
+                        // Explicit deliveries waiting for their outcome, by seq.
+                        let mut open: HashMap<u64, usize> = HashMap::new();
+                        for l in &lines {
+                            let t: Vec<&str> = l.split(' ').collect();
+                            match t[0] {
+                                "J" => {
+                                    auto = t[2] == "auto";
+                                    insts.push(Inst {
+                                        group: g,
+                                        name: format!("{file}.m{}", t[1]),
+                                        killed: false,
+                                        auto_ever: auto,
+                                        epoch: t.get(3).and_then(|e| e.parse().ok()).unwrap_or(0),
+                                        last_first: None,
+                                    });
+                                    cur = Some(insts.len() - 1);
+                                    open.clear();
+                                }
+                                "M" => {
+                                    auto = t[1] == "auto";
+                                    if let Some(i) = cur {
+                                        insts[i].auto_ever |= auto;
+                                    }
+                                }
+                                "D" => {
+                                    let Some(i) = cur else {
+                                        fails.push(format!("{file}: delivery before joining"));
+                                        continue;
+                                    };
+                                    let seq: u64 = t[2].parse().unwrap();
+                                    let tag = (t[4] != "-").then(|| {
+                                        let (a, b) = t[4].split_once(':').unwrap();
+                                        (a.parse().unwrap(), b.parse().unwrap())
+                                    });
+                                    let dl = (t[5] != "-").then(|| {
+                                        let v: Vec<&str> = t[5].split(':').collect();
+                                        (parse_opt(v[0]), v[1].to_owned(), parse_opt(v[2]))
+                                    });
+                                    ds.push(Deliv {
+                                        inst: i,
+                                        seq,
+                                        r: t[3].parse().unwrap(),
+                                        tag,
+                                        dl,
+                                        len: t[6].parse().unwrap(),
+                                        hash: u64::from_str_radix(t[7], 16).unwrap(),
+                                        head: unhex(t[8]),
+                                        outcome: Outcome::None,
+                                    });
+                                    if !auto {
+                                        open.insert(seq, ds.len() - 1);
+                                    }
+                                }
+                                "K" | "N" | "V" => {
+                                    let s: u64 = t[1].parse().unwrap();
+                                    if let Some(d) = open.remove(&s) {
+                                        ds[d].outcome = match t[0] {
+                                            "K" => Outcome::Acked,
+                                            "N" => Outcome::Nacked,
+                                            _ => Outcome::Left,
+                                        };
+                                    }
+                                }
+                                "L" | "U" => cur = None,
+                                "Q" | "W" => {}
+                                "E" => errors.entry(l.clone()).or_default().push(file.clone()),
+                                _ => fails.push(format!("{file}: unknown line {l:?}")),
+                            }
+                        }
+                        // A member still joined when its process died was killed.
+                        if let (Some(i), Exit::Killed) = (cur, exit) {
+                            insts[i].killed = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (e, files) in &errors {
+        let mut fs: Vec<&String> = files.iter().collect();
+        fs.dedup();
+        fails.push(format!(
+            "worker error{} in {}: {}",
+            if files.len() > 1 {
+                format!(" ({} times)", files.len())
+            } else {
+                String::new()
+            },
+            fs.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+            e.trim_start_matches("E ")
+        ));
+    }
+    for d in &ds {
+        if d.r == 0 {
+            let i = &mut insts[d.inst];
+            i.last_first = i.last_first.max(Some(d.seq));
+        }
+    }
+
+    // Producers: ids, what was attempted and confirmed.
+    let mut id_role: HashMap<u64, usize> = HashMap::new();
+    let mut conf_seq: HashMap<u64, (usize, u64)> = HashMap::new();
+    let mut attempted: HashSet<(usize, u64)> = HashSet::new();
+    let mut confirmed: HashSet<(usize, u64)> = HashSet::new();
+    let mut abandoned: HashSet<(usize, u64)> = HashSet::new();
+    for (p, incs) in prods.iter().enumerate() {
+        let named = sc.producers[p].named;
+        let (mut cc, mut ci): (Option<u64>, Option<u64>) = (None, None);
+        for (n, pi) in incs.iter().enumerate() {
+            if let Some(id) = pi.id {
+                if let Some(&other) = id_role.get(&id) {
+                    if other != p {
+                        fails.push(format!("producers p{other} and p{p} both have id {id}"));
+                    }
+                }
+                id_role.insert(id, p);
+            }
+            if let (true, Some(last)) = (named, pi.last) {
+                // What the name's last pseq says after a restart.
+                let ok = last >= cc && (last.is_none() || last <= ci);
+                if !ok {
+                    fails.push(format!(
+                        "named producer p{p} incarnation {n} attached with last_pseq {} after confirmed {} and attempted {}",
+                        opt(last),
+                        opt(cc),
+                        opt(ci)
+                    ));
+                }
+            }
+            for probe in &pi.probes {
+                if !probe.ends_with(" dup") {
+                    fails.push(format!(
+                        "named producer p{p} incarnation {n}: resending a committed pseq: {probe}"
+                    ));
+                }
+            }
+            for &(c, k) in &pi.attempted {
+                for j in 0..k {
+                    attempted.insert((p, c + j));
+                }
+                ci = ci.max(Some(c + k - 1));
+            }
+            for &(c, seq) in &pi.confirmed {
+                if let Some(&(p2, c2)) = conf_seq.get(&seq) {
+                    fails.push(format!(
+                        "seq {seq} confirmed to both p{p2}#{c2} and p{p}#{c}"
+                    ));
+                }
+                conf_seq.insert(seq, (p, c));
+                if !confirmed.insert((p, c)) {
+                    fails.push(format!("p{p}#{c} confirmed twice"));
+                }
+                cc = cc.max(Some(c));
+            }
+            if !named {
+                for &c in &pi.abandoned {
+                    abandoned.insert((p, c));
+                }
+            }
+        }
+        if !incs.last().is_some_and(|i| i.done) {
+            fails.push(format!("producer p{p} did not finish its plan"));
+        }
+    }
+
+    // Identify every delivery: (producer, counter), checked against its
+    // payload. `None`: a short anonymous payload never confirmed.
+    let expected = |p: usize, c: u64| -> Option<(usize, u64)> {
+        let i = sc.index_of(p, c)?;
+        let v = sc.payload(p, i);
+        Some((v.len(), fnv(&v)))
+    };
+    let group_of = |d: &Deliv| insts[d.inst].group;
+    let mut ident: Vec<Option<(usize, u64)>> = Vec::with_capacity(ds.len());
+    for d in &ds {
+        let g = group_of(d);
+        let gname = &sc.groups[g].name;
+        let id = if let Some((id, pseq)) = d.tag {
+            match id_role.get(&id) {
+                Some(&p) => Some((p, pseq)),
+                None => {
+                    fails.push(format!("{gname} seq {}: unknown producer id {id}", d.seq));
+                    ident.push(None);
+                    continue;
+                }
+            }
+        } else if d.len >= 12 {
+            let word = |i: usize| u32::from_le_bytes(d.head[i..i + 4].try_into().unwrap());
+            let (m, c, len) = (word(0), word(4), word(8));
+            let p = (m & 0xffff) as usize;
+            if m & 0xffff_0000 != MAGIC || p >= sc.producers.len() || len as usize != d.len {
+                fails.push(format!(
+                    "{gname} seq {}: garbled payload head {}",
+                    d.seq,
+                    hex(&d.head)
+                ));
+                ident.push(None);
+                continue;
+            }
+            if sc.producers[p].named {
+                fails.push(format!(
+                    "{gname} seq {}: a message of named producer p{p} without its tag",
+                    d.seq
+                ));
+            }
+            Some((p, c as u64))
+        } else if let Some(&(p, c)) =
+            d.dl.as_ref()
+                .and_then(|x| x.2)
+                .and_then(|s| conf_seq.get(&s))
+        {
+            Some((p, c))
+        } else if d.dl.is_none() {
+            conf_seq.get(&d.seq).copied()
+        } else {
+            None
+        };
+        match id {
+            Some((p, c)) => match expected(p, c) {
+                Some((len, hash)) if len == d.len && hash == d.hash => {}
+                Some((len, _)) => fails.push(format!(
+                    "{gname} seq {} (p{p}#{c}, redelivered {}): payload of {} bytes differs from the {len} published",
+                    d.seq, d.r, d.len
+                )),
+                None => fails.push(format!(
+                    "{gname} seq {}: p{p}#{c} is not in the producer's plan",
+                    d.seq
+                )),
+            },
+            None => {
+                // A short anonymous payload: one of the unconfirmed sends.
+                let ok = attempted.iter().any(|&(p, c)| {
+                    !sc.producers[p].named
+                        && !confirmed.contains(&(p, c))
+                        && expected(p, c) == Some((d.len, d.hash))
+                });
+                if !ok {
+                    fails.push(format!(
+                        "{gname} seq {}: {}-byte payload {} matches no message sent",
+                        d.seq,
+                        d.len,
+                        hex(&d.head)
+                    ));
+                }
+            }
+        }
+        ident.push(id);
+    }
+
+    // Ordinary deliveries: what each sequence number is, across groups.
+    let mut seq_msg: BTreeMap<u64, (usize, u64)> = BTreeMap::new();
+    let mut seq_bytes: HashMap<u64, (usize, u64)> = HashMap::new();
+    let mut pc_seqs: HashMap<(usize, u64), BTreeSet<u64>> = HashMap::new();
+    for (i, d) in ds.iter().enumerate() {
+        let g = group_of(d);
+        if sc.groups[g].dlq || d.dl.is_some() {
+            continue;
+        }
+        if let Some(&b) = seq_bytes.get(&d.seq) {
+            if b != (d.len, d.hash) {
+                fails.push(format!(
+                    "seq {} has different payloads in different deliveries ({} group {})",
+                    d.seq, insts[d.inst].name, sc.groups[g].name
+                ));
+            }
+        }
+        seq_bytes.insert(d.seq, (d.len, d.hash));
+        if let Some(id) = ident[i] {
+            seq_msg.insert(d.seq, id);
+            pc_seqs.entry(id).or_default().insert(d.seq);
+            if let Some(&c) = conf_seq.get(&d.seq) {
+                if c != id {
+                    fails.push(format!(
+                        "seq {} delivered as p{}#{} but was confirmed as p{}#{}",
+                        d.seq, id.0, id.1, c.0, c.1
+                    ));
+                }
+            }
+        }
+    }
+    for ((p, c), seqs) in &pc_seqs {
+        if seqs.len() > 1 {
+            fails.push(format!(
+                "p{p}#{c} ({}) published under several sequence numbers {seqs:?}",
+                if sc.producers[*p].named {
+                    "named: exactly once"
+                } else {
+                    "anonymous: at most once"
+                }
+            ));
+        }
+        if !attempted.contains(&(*p, *c)) {
+            fails.push(format!("p{p}#{c} delivered but never sent"));
+        }
+        if abandoned.contains(&(*p, *c)) {
+            fails.push(format!(
+                "p{p}#{c}, an abandoned zero-copy claim, was delivered as {seqs:?}"
+            ));
+        }
+    }
+    // A restarted named producer's last pseq was committed: delivered.
+    for (p, incs) in prods.iter().enumerate() {
+        let mut cc = None;
+        for (n, pi) in incs.iter().enumerate() {
+            if let Some(Some(l)) = pi.last {
+                if Some(l) > cc && !pc_seqs.contains_key(&(p, l)) {
+                    fails.push(format!(
+                        "named producer p{p} incarnation {n} resumed after pseq {l} (confirmed up to {}), which no group received",
+                        opt(cc)
+                    ));
+                }
+            }
+            for &(c, _) in &pi.confirmed {
+                cc = cc.max(Some(c));
+            }
+        }
+    }
+    // Everything committed: confirmed, or received by some group.
+    let mut committed: BTreeSet<u64> = conf_seq.keys().copied().collect();
+    committed.extend(seq_bytes.keys().copied());
+
+    // Dead letters, by the group that gave them up.
+    let killed_in: Vec<bool> = (0..sc.groups.len())
+        .map(|g| insts.iter().any(|i| i.group == g && i.killed))
+        .collect();
+    // Groups by slot (a removed group's slot may be reused by a later one).
+    let mut slot_groups: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (&g, &s) in &w.slots {
+        slot_groups.entry(s as u64).or_default().push(g);
+    }
+    // A group added later in a slot first, for the messages after its start.
+    for gs in slot_groups.values_mut() {
+        gs.sort_by_key(|&g| !matches!(sc.groups[g].life, Life::Late(..)));
+    }
+    // (origin group, origin seq) -> DL record seqs.
+    let mut letters: BTreeMap<(usize, u64), BTreeSet<u64>> = BTreeMap::new();
+    for (i, d) in ds.iter().enumerate() {
+        let g = group_of(d);
+        let gc = &sc.groups[g];
+        match (&d.dl, gc.dlq) {
+            (Some(_), false) => fails.push(format!(
+                "ordinary group {} received dead letter seq {}",
+                gc.name, d.seq
+            )),
+            (None, true) => fails.push(format!(
+                "dead-letter group {} received ordinary message seq {}",
+                gc.name, d.seq
+            )),
+            (Some((slot, name, oseq)), true) => {
+                let (Some(slot), Some(oseq)) = (*slot, *oseq) else {
+                    fails.push(format!(
+                        "{} seq {}: dead letter without origin ({slot:?}, {oseq:?})",
+                        gc.name, d.seq
+                    ));
+                    continue;
+                };
+                // The group in that slot when message `oseq` was published.
+                let origin = slot_groups.get(&slot).and_then(|gs| {
+                    gs.iter().copied().find(|&o| match sc.groups[o].life {
+                        Life::Late(..) => w.late.get(&o).is_some_and(|&(t0, _)| t0 <= oseq),
+                        _ => true,
+                    })
+                });
+                let Some(o) = origin else {
+                    fails.push(format!(
+                        "{} seq {}: dead letter from slot {slot}, which no group had",
+                        gc.name, d.seq
+                    ));
+                    continue;
+                };
+                let og = &sc.groups[o];
+                if og.dead_letter != Some(g) {
+                    fails.push(format!(
+                        "{} seq {}: dead letter from {} (slot {slot}), which sends its dead letters to {:?}",
+                        gc.name, d.seq, og.name, og.dead_letter.map(|x| &sc.groups[x].name)
+                    ));
+                }
+                if name != &og.name && name != "?" {
+                    fails.push(format!(
+                        "{} seq {}: dead_letter_from names group {name}, but {} (slot {slot}) gave message {oseq} up",
+                        gc.name, d.seq, og.name
+                    ));
+                }
+                if let Some(&(len, hash)) = seq_bytes.get(&oseq) {
+                    if (d.len, d.hash) != (len, hash) {
+                        fails.push(format!(
+                            "{} seq {}: the dead letter of {oseq} differs from the message ({} bytes, digest {:016x}; the message: {len} bytes, {hash:016x})",
+                            gc.name, d.seq, d.len, d.hash
+                        ));
+                    }
+                }
+                if let (Some(id), Some(&orig)) = (ident[i], seq_msg.get(&oseq)) {
+                    if id != orig {
+                        fails.push(format!(
+                            "{} seq {}: dead letter of {oseq} carries p{}#{}, the message is p{}#{}",
+                            gc.name, d.seq, id.0, id.1, orig.0, orig.1
+                        ));
+                    }
+                }
+                letters.entry((o, oseq)).or_default().insert(d.seq);
+            }
+            (None, false) => {}
+        }
+    }
+    for (&(o, s), recs) in &letters {
+        let moved = w.seeks.get(&o).is_some_and(|v| !v.is_empty());
+        if recs.len() > 1 && !killed_in[o] && !moved {
+            fails.push(format!(
+                "message {s} given up by {} reached its dead-letter group {} times ({recs:?}) with no member of {} killed",
+                sc.groups[o].name,
+                recs.len(),
+                sc.groups[o].name
+            ));
+        }
+    }
+
+    // Per group.
+    let mut by_group: Vec<BTreeMap<u64, Vec<usize>>> = vec![BTreeMap::new(); sc.groups.len()];
+    for (i, d) in ds.iter().enumerate() {
+        by_group[group_of(d)].entry(d.seq).or_default().push(i);
+    }
+    for (i, inst) in insts.iter().enumerate() {
+        let mut last = None;
+        for d in ds.iter().filter(|d| d.inst == i && d.r == 0) {
+            if last.is_some_and(|l| d.seq <= l) {
+                fails.push(format!(
+                    "{} member {}: first delivery of {} after {}",
+                    sc.groups[inst.group].name,
+                    inst.name,
+                    d.seq,
+                    opt(last)
+                ));
+            }
+            last = Some(d.seq);
+        }
+    }
+    let mut total_deliveries = 0;
+    for (g, gc) in sc.groups.iter().enumerate() {
+        let seqs = &by_group[g];
+        total_deliveries += seqs.values().map(Vec::len).sum::<usize>();
+        let given_up = |s: u64| letters.contains_key(&(g, s));
+        // A seek back delivers messages again, unflagged: the rules about
+        // repeats hold between two moves of the group (epochs).
+        let moves = w.seeks.get(&g).map_or(&[][..], |v| &v[..]);
+        let mut acked: HashSet<u64> = HashSet::new();
+        for (&s, v) in seqs {
+            for e in 0..=moves.len() as u64 {
+                let unflagged: Vec<&str> = v
+                    .iter()
+                    .filter(|&&i| ds[i].r == 0 && insts[ds[i].inst].epoch == e)
+                    .map(|&i| insts[ds[i].inst].name.as_str())
+                    .collect();
+                if unflagged.len() > 1 {
+                    fails.push(format!(
+                        "{}: seq {s} delivered {} times unflagged{} ({})",
+                        gc.name,
+                        unflagged.len(),
+                        if moves.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" between two seeks (epoch {e})")
+                        },
+                        unflagged.join(", ")
+                    ));
+                }
+            }
+            let mut rs: Vec<u64> = v.iter().map(|&i| ds[i].r).collect();
+            rs.sort_unstable();
+            if moves.is_empty() && rs.windows(2).any(|x| x[0] == x[1]) {
+                fails.push(format!(
+                    "{}: seq {s} delivered with attempt counts {rs:?}",
+                    gc.name
+                ));
+            }
+            if v.iter()
+                .any(|&i| (ds[i].len, ds[i].hash) != (ds[v[0]].len, ds[v[0]].hash))
+            {
+                fails.push(format!(
+                    "{}: seq {s} delivered with different payloads",
+                    gc.name
+                ));
+            }
+            if gc.max_attempts > 0 && rs.last().is_some_and(|&r| r >= gc.max_attempts) {
+                fails.push(format!(
+                    "{}: seq {s} delivered with attempt count {rs:?}, max_attempts {}",
+                    gc.name, gc.max_attempts
+                ));
+            }
+            if v.iter().any(|&i| ds[i].outcome == Outcome::Acked) {
+                acked.insert(s);
+            }
+        }
+        if w.removed.contains(&g) {
+            continue;
+        }
+        // Obligations the group could not meet but for a killed member.
+        let mut owed: Vec<(u64, String)> = Vec::new();
+        // A nacked (or left) message comes back, or is given up.
+        for (&s, v) in seqs {
+            for &i in v {
+                let d = &ds[i];
+                if !matches!(d.outcome, Outcome::Nacked | Outcome::Left) {
+                    continue;
+                }
+                let again = v.iter().any(|&j| ds[j].r > d.r);
+                let last_attempt = gc.max_attempts > 0 && d.r + 1 >= gc.max_attempts;
+                if again || given_up(s) {
+                    continue;
+                }
+                if let (true, Some(dlq)) = (last_attempt, gc.dead_letter) {
+                    fails.push(format!(
+                        "{}: seq {s} ({} bytes) given up at attempt {} ({} by {}) never reached dead-letter group {}",
+                        gc.name,
+                        d.len,
+                        d.r + 1,
+                        if d.outcome == Outcome::Nacked { "nacked" } else { "left" },
+                        insts[d.inst].name,
+                        sc.groups[dlq].name
+                    ));
+                } else if !last_attempt {
+                    // What the member took next, if it was a redelivery.
+                    let next = ds[i + 1..]
+                        .iter()
+                        .find(|n| n.inst == d.inst)
+                        .filter(|n| n.r > 0 && n.seq != s)
+                        .map_or(String::new(), |n| {
+                            format!(
+                                " (the member's next message was {}, redelivered at attempt {})",
+                                n.seq, n.r
+                            )
+                        });
+                    owed.push((
+                        s,
+                        format!(
+                            "seq {s} {} by {} at attempt {} was never delivered again{next}",
+                            if d.outcome == Outcome::Nacked {
+                                "nacked"
+                            } else {
+                                "left"
+                            },
+                            insts[d.inst].name,
+                            d.r
+                        ),
+                    ));
+                }
+            }
+        }
+        // Dead letters of messages this group acknowledged (a seek back may
+        // deliver an acknowledged message again, to be given up then).
+        for (&(o, s), _) in letters.range((g, 0)..=(g, u64::MAX)) {
+            debug_assert_eq!(o, g);
+            if acked.contains(&s) && moves.is_empty() {
+                fails.push(format!(
+                    "{}: seq {s} was acknowledged and still given up to {}",
+                    gc.name,
+                    gc.dead_letter.map_or("?", |d| &sc.groups[d].name)
+                ));
+            }
+        }
+        // Every committed message from the group's start on, but for what
+        // a seek forward skipped: [next seq before the move, where it went).
+        if !gc.dlq {
+            let start = match gc.life {
+                Life::Late(..) => w.late.get(&g).map_or(u64::MAX, |&(_, t1)| t1),
+                _ => 0,
+            };
+            let mut ranges = Vec::new();
+            let mut from = start;
+            for &(before, to) in moves {
+                ranges.push(from..before);
+                from = to.unwrap_or(before);
+            }
+            ranges.push(from..u64::MAX);
+            for &s in committed.range(start..) {
+                if !ranges.iter().any(|r| r.contains(&s)) {
+                    continue;
+                }
+                if !seqs.contains_key(&s) && !given_up(s) {
+                    owed.push((
+                        s,
+                        format!(
+                            "seq {s} ({}) never delivered",
+                            describe_msg(&seq_msg, &conf_seq, s)
+                        ),
+                    ));
+                }
+            }
+        }
+        // Killed members explain some: an auto-ack member what it had in
+        // hand after the last message it logged (a batch at most); an
+        // explicit member in a group that gives up silently, one message.
+        owed.sort();
+        let mut cap: Vec<(Option<u64>, usize)> = insts
+            .iter()
+            .filter(|i| i.group == g && i.killed)
+            .filter_map(|i| {
+                if i.auto_ever {
+                    Some((i.last_first, sc.batch_max))
+                } else if gc.max_attempts > 0 && gc.dead_letter.is_none() {
+                    Some((None, 1))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (s, why) in owed {
+            match cap
+                .iter_mut()
+                .find(|(last, n)| *n > 0 && last.is_none_or(|l| l < s))
+            {
+                Some(slot) => slot.1 -= 1,
+                None => fails.push(format!("{}: {why}", gc.name)),
+            }
+        }
+    }
+    // Groups without a dead-letter group count what they give up.
+    for (g, gc) in sc.groups.iter().enumerate() {
+        if gc.max_attempts == 0 || gc.dead_letter.is_some() || w.removed.contains(&g) {
+            continue;
+        }
+        let must = by_group[g]
+            .iter()
+            .filter(|(_, v)| {
+                v.iter().any(|&i| {
+                    ds[i].r + 1 >= gc.max_attempts
+                        && matches!(ds[i].outcome, Outcome::Nacked | Outcome::Left)
+                })
+            })
+            .count() as u64;
+        if let Some(st) = w.stat.groups.iter().find(|x| x.name == gc.name) {
+            if st.dead_lettered < must {
+                fails.push(format!(
+                    "{}: {must} messages given up at their last attempt, stat counts {}",
+                    gc.name, st.dead_lettered
+                ));
+            }
+        }
+    }
+    let stats = format!(
+        "{} messages committed, {} deliveries ({} over 64 KiB, {} redelivered), {} dead letters, {} member instances ({} killed)",
+        committed.len(),
+        total_deliveries,
+        ds.iter().filter(|d| d.len > 64 << 10).count(),
+        ds.iter().filter(|d| d.r > 0).count(),
+        letters.values().map(BTreeSet::len).sum::<usize>(),
+        insts.len(),
+        insts.iter().filter(|i| i.killed).count()
+    );
+    (fails, stats)
+}
+
+fn describe_msg(
+    seq_msg: &BTreeMap<u64, (usize, u64)>,
+    conf_seq: &HashMap<u64, (usize, u64)>,
+    s: u64,
+) -> String {
+    match seq_msg.get(&s).or_else(|| conf_seq.get(&s)) {
+        Some((p, c)) => format!(
+            "p{p}#{c}{}",
+            if conf_seq.contains_key(&s) {
+                ", confirmed"
+            } else {
+                ""
+            }
+        ),
+        None => "unidentified".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// The tests of this file run one at a time (they share two cores).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The checker finds a defect planted in the workers' logs: a delivery left
+/// out, one logged twice, one with a wrong digest. Run on the first seed
+/// whose scenario leaves the library little to get wrong (no spill log, dead
+/// letters, named producers, mode switches or faults), so that the planted
+/// defect is what it finds.
+#[test]
+fn model_checker_catches_planted_defects() {
+    if std::env::var("SHMQ_MODEL_ROLE").is_ok() || env_u64("SHMQ_MODEL_SEED").is_some() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let quiet = |sc: &Scenario| {
+        sc.spill.is_none()
+            && !sc.crash_points
+            && sc.max_kills == 0
+            && sc.max_stops == 0
+            && !sc.self_kill
+            && sc.producers.iter().all(|p| !p.named)
+            && sc.groups.iter().all(|g| {
+                !g.dlq
+                    && g.max_attempts == 0
+                    && g.policy != Policy::Mixed
+                    && g.life == Life::Initial
+                    && g.seeks.is_empty()
+            })
+            && sc.groups.iter().any(|g| g.policy == Policy::Explicit)
+    };
+    let seed = (0..).find(|&s| quiet(&Scenario::generate(s))).unwrap();
+    for (m, want) in [
+        ("lose", "never delivered"),
+        ("dup", "times unflagged"),
+        ("garble", "differs from the"),
+    ] {
+        let r = run_seed(seed, Some(m));
+        eprintln!(
+            "model: seed {seed} with {m:?} planted: {} failures",
+            r.failures.len()
+        );
+        assert!(
+            r.failures.iter().any(|f| f.contains(want)),
+            "seed {seed}: the checker missed a planted {m:?} ({want:?}): {:#?}\n{}",
+            r.failures,
+            r.context
+        );
+    }
+}
+
+#[test]
+fn model_random_histories() {
+    if std::env::var("SHMQ_MODEL_ROLE").is_ok() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let one = env_u64("SHMQ_MODEL_SEED");
+    let first = one
+        .or_else(|| env_u64("SHMQ_MODEL_FIRST"))
+        .unwrap_or_else(|| shmq::now_ns() % 1_000_000_000);
+    let count = if one.is_some() {
+        Some(1)
+    } else {
+        env_u64("SHMQ_MODEL_SEEDS")
+    };
+    let secs = match count {
+        Some(_) => None,
+        None => Some(env_u64("SHMQ_MODEL_SECS").unwrap_or(DEFAULT_SECS)),
+    };
+    eprintln!(
+        "model: seeds from {first} ({}); replay one with SHMQ_MODEL_SEED=N",
+        secs.map_or(format!("{} seeds", count.unwrap_or(1)), |s| format!(
+            "for {s} s"
+        ))
+    );
+    let t0 = Instant::now();
+    let mut failed = Vec::new();
+    let mut seed = first;
+    loop {
+        let done = match (secs, count) {
+            (Some(s), _) => t0.elapsed() >= Duration::from_secs(s),
+            (None, n) => seed - first >= n.unwrap_or(1),
+        };
+        if done {
+            break;
+        }
+        let t = Instant::now();
+        let r = run_seed(seed, None);
+        if r.failures.is_empty() {
+            eprintln!(
+                "model: seed {seed} ok in {:.1} s: {}",
+                t.elapsed().as_secs_f64(),
+                r.summary
+            );
+        } else {
+            let mut msg = String::new();
+            for f in r.failures.iter().take(12) {
+                let _ = writeln!(msg, "  - {f}");
+            }
+            if r.failures.len() > 12 {
+                let _ = writeln!(msg, "  ... and {} more", r.failures.len() - 12);
+            }
+            let _ = write!(msg, "{}  run: {}", r.context, r.summary);
+            eprintln!(
+                "model: seed {seed} FAILED in {:.1} s:\n{msg}",
+                t.elapsed().as_secs_f64()
+            );
+            failed.push((seed, msg));
+        }
+        seed += 1;
+    }
+    eprintln!(
+        "model: {} seeds in {:.1} s, {} failed",
+        seed - first,
+        t0.elapsed().as_secs_f64(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        let mut msg = String::new();
+        for (s, m) in &failed {
+            let _ = writeln!(
+                msg,
+                "seed {s} failed; replay: SHMQ_MODEL_SEED={s} cargo test --test model -- {TEST} --nocapture\n{m}"
+            );
+        }
+        panic!("{} of {} seeds failed:\n{msg}", failed.len(), seed - first);
+    }
+}
