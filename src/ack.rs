@@ -124,6 +124,21 @@ pub const fn word_attempts(w: u64) -> u64 {
     (w >> 24) & MAX_ATTEMPTS_LIMIT
 }
 
+/// The name of the state of word `w` (`stat`).
+pub fn state_name(w: u64) -> &'static str {
+    match word_state(w) {
+        ENTRY_FREE => "free",
+        ENTRY_RESERVED => "reserved",
+        ENTRY_TAKING => "taking",
+        ENTRY_HELD => "held",
+        ENTRY_PENDING => "pending",
+        ENTRY_FINISHING => "finishing",
+        ENTRY_FORWARDING if word_owner(w) == ORPHAN => "forwarding (orphan)",
+        ENTRY_FORWARDING => "forwarding",
+        _ => "invalid",
+    }
+}
+
 /// The word after `w` in state `state`, owned by `owner`, with `attempts`:
 /// the ticket one higher.
 #[inline]

@@ -133,6 +133,29 @@ struct Acks {
     countdown: u32,
     /// Monotonic ns of the next upkeep (0: not yet scheduled).
     next_upkeep: u64,
+    /// Messages whose holds others ended (the ack deadline), most recent
+    /// last: an ack or nack of one says so rather than "not held".
+    expired: std::collections::VecDeque<u64>,
+}
+
+/// How many ended holds a member remembers, to answer a late ack.
+const EXPIRED_KEPT: usize = 1024;
+
+impl Acks {
+    /// Drops the holds others ended from `held`, remembering them.
+    fn prune(&mut self, ring: &crate::ring::Ring<crate::raw_region::RawRegion>, g: usize) {
+        let expired = &mut self.expired;
+        self.held.retain(|h| {
+            let still = ring.still_held(g, h);
+            if !still {
+                if expired.len() == EXPIRED_KEPT {
+                    expired.pop_front();
+                }
+                expired.push_back(h.entry.seq);
+            }
+            still
+        });
+    }
 }
 
 /// Takes between two looks at the clock for upkeep on the fast path.
@@ -268,6 +291,10 @@ impl Consumer {
     fn release_hold(&mut self, seq: u64) -> Result<Hold, AckError> {
         match self.acks.held.iter().rposition(|h| h.entry.seq == seq) {
             Some(i) => Ok(self.acks.held.remove(i)),
+            None if self.acks.expired.contains(&seq) => {
+                self.acks.expired.retain(|&s| s != seq);
+                Err(AckError::Expired { seq })
+            }
             None => Err(AckError::NotHeld {
                 seq,
                 held: self.unacked().first().copied(),
@@ -321,7 +348,7 @@ impl Consumer {
         self.q.reap_dead_members_of(self.g);
         ring.maintain(self.g, now);
         // Holds of ours that others ended (expired): off our list.
-        self.acks.held.retain(|h| ring.still_held(self.g, h));
+        self.acks.prune(ring, self.g);
     }
 
     /// The explicit take's entry and its time (`None` for auto-ack), or an
@@ -335,7 +362,7 @@ impl Consumer {
         }
         let ring = self.q.ring();
         if self.acks.held.len() as u64 >= self.max_unacked() {
-            self.acks.held.retain(|h| ring.still_held(self.g, h));
+            self.acks.prune(ring, self.g);
             if let Some(oldest) = self.acks.held.first() {
                 if self.acks.held.len() as u64 >= self.max_unacked() {
                     return Err(RecvError::AckPending {

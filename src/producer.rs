@@ -444,13 +444,22 @@ impl Producer {
         self.send_mode(msg, None, Mode::Try)
     }
 
+    /// The most bytes of records (`layout::record_size` of each message's
+    /// stored length) one [`Producer::send_batch`] may take: half the ring,
+    /// less once a group has a dead-letter target (producers then keep room
+    /// for dead letters).
+    pub fn max_batch_bytes(&self) -> u64 {
+        self.q.ring().max_batch()
+    }
+
     /// Publishes `msgs` with one claim: consecutive sequence numbers, one
     /// atomic operation on the tail, one wake-up. Returns the first sequence
     /// number. Waits while the ring is full.
     ///
     /// # Errors
     /// [`SendError::TooLarge`] if a message exceeds the maximum or the batch
-    /// exceeds half the ring.
+    /// exceeds what one claim may take (`Ring::max_batch`: half the ring,
+    /// less while producers keep room for dead letters).
     pub fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<u64, SendError> {
         for m in msgs {
             self.check_len(m.len())?;
@@ -460,11 +469,11 @@ impl Producer {
             .iter()
             .map(|m| record_size(stored_len(m.len(), named)))
             .sum();
-        let half = self.q.geometry().capacity / 2;
-        if total > half {
+        let max = self.q.ring().max_batch();
+        if total > max {
             return Err(SendError::TooLarge {
                 len: total as usize,
-                max: half as usize,
+                max: max as usize,
             });
         }
         if msgs.is_empty() {

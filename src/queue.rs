@@ -235,6 +235,9 @@ pub struct GroupStat {
     pub ack_wait: Option<std::time::Duration>,
     /// Holds ended by the ack deadline (redelivered to another member).
     pub expired: u64,
+    /// Entries of the ack table by state, for diagnosis: (state, owning
+    /// member slot or None, sequence number), every entry in use.
+    pub ack_entries: Vec<(&'static str, Option<usize>, u64)>,
     /// Redeliveries handed out so far.
     pub redelivered: u64,
     /// Messages given up after `max_attempts` deliveries.
@@ -1228,6 +1231,20 @@ impl Queue {
                     max_unacked: ring.max_unacked(g.slot),
                     ack_wait: (wait != 0).then(|| std::time::Duration::from_nanos(wait)),
                     expired: ring.expired(g.slot),
+                    ack_entries: entries
+                        .iter()
+                        .filter(|(_, w, _)| crate::ack::word_state(*w) != ENTRY_RESERVED)
+                        .map(|(_, w, e)| {
+                            let owner = crate::ack::word_owner(*w);
+                            (
+                                crate::ack::state_name(*w),
+                                (owner < ring.geo.max_members as usize
+                                    && crate::ack::word_state(*w) != ENTRY_PENDING)
+                                    .then_some(owner),
+                                e.seq,
+                            )
+                        })
+                        .collect(),
                     dead_letter: dl.and_then(|d| names.get(&d).cloned()),
                     dead_letters_only: ring.dl_only(g.slot),
                     pending,

@@ -315,6 +315,20 @@ impl<R: Region> Ring<R> {
         }
     }
 
+    /// Most bytes of records one batch claim may take: it may need a pad
+    /// shorter than one record before it, and must fit below the limit less
+    /// the room kept for dead letters (`capacity - reserve - R`; half the
+    /// ring when none is kept).
+    pub fn max_batch(&self) -> u64 {
+        match self.dead_letter_reserve() {
+            0 => self.geo.capacity / 2,
+            reserve => {
+                let r = record_size(self.geo.max_stored());
+                (self.geo.capacity - reserve - r).min(self.geo.capacity / 2)
+            }
+        }
+    }
+
     /// Producers keep room for dead letters from now on (admin lock held).
     pub fn keep_dead_letter_room(&self) {
         self.region

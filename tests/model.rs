@@ -134,6 +134,10 @@ struct GroupCfg {
     /// Chaos steps at which its members are told to leave, the group is
     /// moved (`seek`: earliest, latest, back or forward) and they join again.
     seeks: Vec<u32>,
+    /// Messages a member may hold unacknowledged at once.
+    window: u64,
+    /// The group's ack deadline in ms (0: none).
+    ack_wait_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -295,6 +299,8 @@ impl Scenario {
                 life: Life::Initial,
                 slow: false,
                 seeks: Vec::new(),
+                window: 1,
+                ack_wait_ms: 0,
             });
             members.push(1 + r.below(2) as usize);
         }
@@ -316,6 +322,8 @@ impl Scenario {
                 life: Life::Initial,
                 slow: chance(&mut r, 25),
                 seeks: Vec::new(),
+                window: 1,
+                ack_wait_ms: 0,
             });
             members.push(1 + r.below(3) as usize);
         }
@@ -350,9 +358,21 @@ impl Scenario {
                 life: Life::Late(step, chance(&mut r, 50)),
                 slow: chance(&mut r, 20),
                 seeks: Vec::new(),
+                window: 1,
+                ack_wait_ms: 0,
             });
             members.push(1 + r.below(2) as usize);
             late = true;
+        }
+        // Windows and ack deadlines, from a stream of their own.
+        for (i, g) in groups.iter_mut().enumerate() {
+            let mut r2 = rng(&[seed, 9, i as u64]);
+            if chance(&mut r2, 35) {
+                g.window = 2 + r2.below(3);
+            }
+            if chance(&mut r2, 25) {
+                g.ack_wait_ms = [150, 400, 1500][r2.below(3) as usize];
+            }
         }
         for g in &mut groups {
             if !g.dlq && g.life == Life::Initial && chance(&mut r, 25) {
@@ -525,6 +545,12 @@ impl Scenario {
                 },
                 if g.slow { ", slow" } else { "" }
             );
+            if g.window > 1 {
+                let _ = write!(s, "[window {}]", g.window);
+            }
+            if g.ack_wait_ms > 0 {
+                let _ = write!(s, "[ack wait {} ms]", g.ack_wait_ms);
+            }
             if !g.seeks.is_empty() {
                 let _ = write!(s, "[seeks at steps {:?}]", g.seeks);
             }
@@ -776,7 +802,6 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
         // At most once: what an earlier incarnation tried is not sent again.
         cfg.plan.partition_point(|&c| ci.is_some_and(|x| c <= x))
     };
-    let half = sc.capacity / 2;
     let ext = if cfg.named { PRODUCER_EXT as u64 } else { 0 };
     while i < cfg.plan.len() {
         if chance(&mut rng, cfg.pause_pct) {
@@ -815,7 +840,9 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
                 i += 1;
             }
             60..=79 => {
-                // A batch of consecutive counters, within half the ring.
+                // A batch of consecutive counters, within what one claim
+                // may take.
+                let half = prod.max_batch_bytes();
                 let want = 2 + rng.below(sc.batch_max as u64 - 1) as usize;
                 let (mut n, mut bytes) = (0, 0);
                 while n < want && i + n < cfg.plan.len() && cfg.plan[i + n] == c + n as u64 {
@@ -951,10 +978,20 @@ fn mode_name(a: Ack) -> &'static str {
     }
 }
 
+/// The group's window and ack deadline, as its scenario says.
+fn set_ack_policy(q: &Queue, gc: &GroupCfg) {
+    if gc.window > 1 || gc.ack_wait_ms > 0 {
+        let wait = (gc.ack_wait_ms > 0).then(|| Duration::from_millis(gc.ack_wait_ms));
+        q.set_ack_policy(&gc.name, gc.window, wait).unwrap();
+    }
+}
+
 fn settle(c: &mut shmq::Consumer, log: &mut Log, s: u64, ack: bool) {
     let res = if ack { c.ack(s) } else { c.nack(s) };
     match res {
         Ok(()) => log.put(format!("{} {s}", if ack { "K" } else { "N" })),
+        // Held past the deadline: given to another member meanwhile.
+        Err(shmq::AckError::Expired { .. }) => log.put(format!("T {s}")),
         Err(e) => log.put(format!(
             "E {} of held message {s}: {e}",
             if ack { "ack" } else { "nack" }
@@ -1030,16 +1067,17 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
         let id = inst;
         inst += 1;
         log.put(format!("J {id} {} {epoch}", mode_name(mode)));
-        // The unacknowledged message this member holds.
-        let mut held: Option<u64> = None;
-        // Leaving: with the message it holds, if any.
-        let rejoin: Option<u64> = loop {
+        // The unacknowledged messages this member holds (up to its window),
+        // in the order taken.
+        let mut held: Vec<u64> = Vec::new();
+        // Leaving: with the messages it holds.
+        let rejoin: Vec<u64> = loop {
             let draining = drain.exists();
             if pause.exists() {
-                break held;
+                break std::mem::take(&mut held);
             }
             if stop.exists() || leave.exists() {
-                if let Some(h) = held {
+                for h in held.drain(..) {
                     if stop.exists() {
                         settle(&mut c, &mut log, h, true);
                     } else {
@@ -1050,18 +1088,25 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                 log.put("L".into());
                 return;
             }
-            // A message held since explicit mode, now in auto mode.
-            if let (Some(h), Ack::Auto) = (held, mode) {
-                if draining || chance(&mut rng, 15) {
-                    let ack = draining || chance(&mut rng, 70);
-                    settle(&mut c, &mut log, h, ack);
-                    held = None;
+            // Messages held since explicit mode, now in auto mode; or, in
+            // explicit mode, one of a window settled in any order.
+            let settle_one = match mode {
+                Ack::Auto => !held.is_empty() && (draining || chance(&mut rng, 15)),
+                Ack::Explicit => {
+                    held.len() as u64 >= gc.window.max(1)
+                        || (!held.is_empty() && (draining || chance(&mut rng, 30)))
                 }
+            };
+            if settle_one {
+                let h = held.remove(rng.below(held.len() as u64) as usize);
+                let ack = draining || chance(&mut rng, 70);
+                settle(&mut c, &mut log, h, ack);
+                continue;
             }
             if gc.policy == Policy::Mixed && !draining && chance(&mut rng, 3) {
                 let next = match mode {
                     Ack::Explicit => Some(Ack::Auto),
-                    Ack::Auto if held.is_none() => Some(Ack::Explicit),
+                    Ack::Auto if held.is_empty() => Some(Ack::Explicit),
                     Ack::Auto => None,
                 };
                 if let Some(m) = next {
@@ -1113,12 +1158,12 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                     continue;
                 }
                 Err(e) => {
-                    log.put(format!("E recv (holding {}): {e}", opt(held)));
+                    log.put(format!("E recv (holding {held:?}): {e}"));
                     // Held without having been handed over (a receive that
                     // failed half way): give it back, it was not processed.
                     if let RecvError::AckPending { seq } = e {
                         settle(&mut c, &mut log, seq, false);
-                        held = None;
+                        held.retain(|&h| h != seq);
                     }
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
@@ -1131,20 +1176,27 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                 log.put(format!("E explicit receive handed over {got:?}"));
             }
             let Some(&s) = got.last() else { continue };
-            if c.unacked() != [s] {
+            if !c.unacked().contains(&s) {
                 log.put(format!("E just received {s} but holds {:?}", c.unacked()));
             }
             let x = if draining { 0 } else { rng.below(100) };
             match x {
+                // Keep it, with others, up to the window (settled above).
+                _ if (held.len() as u64) + 1 < gc.window && chance(&mut rng, 50) && !draining => {
+                    held.push(s);
+                }
                 70..=83 => settle(&mut c, &mut log, s, false),
                 84..=88 => {
                     std::thread::sleep(Duration::from_millis(30 + rng.below(270)));
                     settle(&mut c, &mut log, s, true);
                 }
-                89..=93 => break Some(s),
+                89..=93 => {
+                    held.push(s);
+                    break std::mem::take(&mut held);
+                }
                 // Switch to auto-ack while holding it, and settle it later.
                 96..=99 if gc.policy == Policy::Mixed => {
-                    held = Some(s);
+                    held.push(s);
                     mode = Ack::Auto;
                     c.set_ack(mode);
                     log.put(format!("M {}", mode_name(mode)));
@@ -1157,9 +1209,9 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                 _ => settle(&mut c, &mut log, s, true),
             }
         };
-        // Leave (holding a message, handed on to the group), then join again.
+        // Leave (holding messages, handed on to the group), then join again.
         drop(c);
-        if let Some(h) = rejoin {
+        for h in rejoin {
             log.put(format!("V {h}"));
         }
         log.put("L".into());
@@ -1477,6 +1529,7 @@ impl Controller<'_> {
                 .set_dead_letter(&gc.name, Some(&self.sc.groups[d].name))
                 .unwrap();
         }
+        set_ack_policy(&self.q, gc);
         let t1 = self.q.stat().tail_seq;
         self.late.insert(g, (t0, t1));
         self.record_slots();
@@ -2055,6 +2108,7 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
             q.set_dead_letter(&gc.name, Some(&sc.groups[d].name))
                 .unwrap();
         }
+        set_ack_policy(&q, gc);
     }
     let t0 = Instant::now();
     let mut c = Controller {
@@ -2349,12 +2403,19 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                                         open.insert(seq, ds.len() - 1);
                                     }
                                 }
-                                "K" | "N" | "V" => {
+                                "K" | "N" | "V" | "T" => {
                                     let s: u64 = t[1].parse().unwrap();
+                                    if t[0] == "T" && sc.groups[g].ack_wait_ms == 0 {
+                                        fails.push(format!(
+                                            "{file}: the ack of {s} was refused as past a deadline the group does not have"
+                                        ));
+                                    }
                                     if let Some(d) = open.remove(&s) {
                                         ds[d].outcome = match t[0] {
                                             "K" => Outcome::Acked,
-                                            "N" => Outcome::Nacked,
+                                            // Held past the deadline: given
+                                            // back, as a nack would.
+                                            "N" | "T" => Outcome::Nacked,
                                             _ => Outcome::Left,
                                         };
                                     }
@@ -2655,7 +2716,11 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                 // The group in that slot when message `oseq` was published.
                 let origin = slot_groups.get(&slot).and_then(|gs| {
                     gs.iter().copied().find(|&o| match sc.groups[o].life {
-                        Life::Late(..) => w.late.get(&o).is_some_and(|&(t0, _)| t0 <= oseq),
+                        // Added from the earliest message the ring held,
+                        // it may give up messages published before it.
+                        Life::Late(_, earliest) => {
+                            earliest || w.late.get(&o).is_some_and(|&(t0, _)| t0 <= oseq)
+                        }
                         _ => true,
                     })
                 });

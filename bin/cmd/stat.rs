@@ -28,6 +28,9 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "max_unacked": gr.max_unacked,
                     "ack_wait_ms": gr.ack_wait.map(|d| d.as_millis() as u64),
                     "expired": gr.expired,
+                    "ack_entries": gr.ack_entries.iter().map(|(s, m, seq)| serde_json::json!({
+                        "state": s, "member_slot": m, "seq": seq,
+                    })).collect::<Vec<_>>(),
                     "redelivered": gr.redelivered,
                     "dead_lettered": gr.dead_lettered,
                     "max_attempts": gr.max_attempts,
@@ -215,6 +218,18 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 gr.ack_entries_used,
                 g.ack_entries
             );
+        }
+        let others: Vec<String> = gr
+            .ack_entries
+            .iter()
+            .filter(|(s, _, _)| !matches!(*s, "held" | "pending"))
+            .map(|(s, m, seq)| match m {
+                Some(m) => format!("{seq} {s} by member slot {m}"),
+                None => format!("{seq} {s}"),
+            })
+            .collect();
+        if !others.is_empty() {
+            println!("{:<24} ack table also: {}", "", others.join(", "));
         }
         if let Some(d) = &gr.dead_letter {
             println!("{:<24} gives up to dead-letter group {d}", "");
