@@ -2713,15 +2713,26 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                     ));
                     continue;
                 };
-                // The group in that slot when message `oseq` was published.
-                let origin = slot_groups.get(&slot).and_then(|gs| {
-                    gs.iter().copied().find(|&o| match sc.groups[o].life {
-                        // Added from the earliest message the ring held,
-                        // it may give up messages published before it.
-                        Life::Late(_, earliest) => {
-                            earliest || w.late.get(&o).is_some_and(|&(t0, _)| t0 <= oseq)
-                        }
-                        _ => true,
+                // The group the dead letter names (its id still resolved when
+                // it was received); otherwise the group in that slot when
+                // message `oseq` was published (a late group added from the
+                // earliest message may also have given up older ones).
+                let named = slot_groups
+                    .get(&slot)
+                    .and_then(|gs| gs.iter().copied().find(|&o| &sc.groups[o].name == name));
+                let origin = named.or_else(|| {
+                    slot_groups.get(&slot).and_then(|gs| {
+                        let fits = |o: usize, early: bool| match sc.groups[o].life {
+                            Life::Late(_, earliest) => {
+                                w.late.get(&o).is_some_and(|&(t0, _)| t0 <= oseq)
+                                    || (early && earliest)
+                            }
+                            _ => true,
+                        };
+                        gs.iter()
+                            .copied()
+                            .find(|&o| fits(o, false))
+                            .or_else(|| gs.iter().copied().find(|&o| fits(o, true)))
                     })
                 });
                 let Some(o) = origin else {
