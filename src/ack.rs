@@ -240,6 +240,21 @@ impl<R: Region> Ring<R> {
         None
     }
 
+    /// Gives back member `m`'s reserved entry `(i, reserved)` (its pin is
+    /// IDLE). Release: pairs with a reserver's Acquire CAS.
+    pub fn unreserve(&self, g: usize, m: usize, hold: (usize, u64)) {
+        let (i, reserved) = hold;
+        self.entry_word(g, i, E_STATE)
+            .store(next_word(reserved, ENTRY_FREE, m, 0), Ordering::Release);
+    }
+
+    /// Whether group `g`'s ack table has been full (every entry used at
+    /// some point): members then keep no entry reserved while idle.
+    #[inline]
+    pub fn table_tight(&self, g: usize) -> bool {
+        self.entries_in_use(g) >= self.geo.ack_entries as usize
+    }
+
     /// Announces member `m`'s take of `(seq, at)` through its reserved entry
     /// `(i, reserved)`: called before the cursor CAS. `pin` is the ring
     /// position to pin (None for a message in the spill log); `since` the

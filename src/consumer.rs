@@ -259,7 +259,9 @@ impl Consumer {
     pub fn ack(&mut self, seq: u64) -> Result<(), AckError> {
         let h = self.release_hold(seq)?;
         let ring = self.q.ring();
-        let keep = self.acks.reserved.is_none();
+        // Kept for the next take, unless the table is tight (an idle member
+        // must not keep an entry another one needs).
+        let keep = self.acks.reserved.is_none() && !ring.table_tight(self.g);
         match ring.finish_hold(self.g, self.m, &h, keep) {
             Ok(r) => {
                 if r.is_some() {
@@ -455,7 +457,9 @@ impl Consumer {
             }
         }
         if let Mode::Try = mode {
-            return Err(self.nothing_now(explicit));
+            let e = self.nothing_now(explicit);
+            self.give_back_reservation();
+            return Err(e);
         }
         // Whether the last look found the cursor not behind a claim.
         let mut settled = false;
@@ -512,6 +516,17 @@ impl Consumer {
         }
     }
 
+    /// Nothing to take now: with the group's ack table tight, the entry
+    /// reserved for the next take goes back (another member may need it).
+    fn give_back_reservation(&mut self) {
+        let ring = self.q.ring();
+        if ring.table_tight(self.g) {
+            if let Some(r) = self.acks.reserved.take() {
+                ring.unreserve(self.g, self.m, r);
+            }
+        }
+    }
+
     /// What a receive that found nothing returns without waiting: empty,
     /// or, for an explicit take with the group's ack table full, that.
     fn nothing_now(&self, explicit: bool) -> RecvError {
@@ -553,7 +568,10 @@ impl Consumer {
             };
             let got = match ring.try_take(g, m, hold) {
                 Ok(Some(Take::Ring(t))) => Got::Ring(t, 0),
-                Ok(None) => return None,
+                Ok(None) => {
+                    self.give_back_reservation();
+                    return None;
+                }
                 Err(e) => return Some(Err(RecvError::Corrupt(e.0))),
                 Ok(Some(Take::Disk(cur))) => match take_disk(&q, g, m, &mut self.disk, cur, hold) {
                     Ok(DiskStep::Got(meta, at)) => {
@@ -564,7 +582,10 @@ impl Consumer {
                         return Some(Ok(Got::Disk(meta)));
                     }
                     Ok(DiskStep::Retry) => continue,
-                    Ok(DiskStep::CaughtUp) => return None,
+                    Ok(DiskStep::CaughtUp) => {
+                        self.give_back_reservation();
+                        return None;
+                    }
                     Err(e) => return Some(Err(e)),
                 },
             };

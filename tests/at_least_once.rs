@@ -624,3 +624,73 @@ fn check_reports_a_damaged_spill_log_and_an_unreadable_redelivery() {
         "{text}"
     );
 }
+
+/// The command line sets a group's window and ack deadline and the size of
+/// the ack tables; `stat` shows them; `recv --max-unacked` holds a window
+/// and acknowledges it once written.
+#[test]
+fn the_command_line_sets_windows_and_deadlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("q");
+    shmq(&["create", p(&q), "--ack-entries", "8"]);
+    shmq(&[
+        "group",
+        "add",
+        p(&q),
+        "g",
+        "--max-unacked",
+        "4",
+        "--ack-wait",
+        "2s",
+    ]);
+    shmq_with_input(&["send", p(&q)], b"a\nb\nc\nd\ne\n");
+    let st = stat(&q);
+    assert_eq!(st["groups"][0]["max_unacked"], 4, "{st}");
+    assert_eq!(st["groups"][0]["ack_wait_ms"], 2000, "{st}");
+    let out = shmq(&[
+        "recv",
+        p(&q),
+        "--group",
+        "g",
+        "--ack",
+        "explicit",
+        "--max-unacked",
+        "3",
+        "--count",
+        "5",
+    ]);
+    assert_eq!(out, "a\nb\nc\nd\ne\n");
+    let st = stat(&q);
+    let g = &st["groups"][0];
+    assert_eq!(
+        (g["pending"].as_u64(), g["lag"].as_u64()),
+        (Some(0), Some(0)),
+        "{st}"
+    );
+    assert_eq!(g["ack_entries_used"], 0, "{st}");
+    shmq(&["check", p(&q)]);
+    // A table too small for what is asked is a typed error, not an overwrite.
+    let q2 = Queue::create(
+        dir.path().join("q2"),
+        &QueueOptions {
+            ack_entries: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q2.add_group("g", StartAt::Latest).unwrap();
+    q2.set_ack_policy("g", 2, None).unwrap();
+    let mut p2 = q2.producer().unwrap();
+    for i in 0..3u8 {
+        p2.send(&[i]).unwrap();
+    }
+    let mut a = q2.consumer("g").unwrap();
+    let mut b = q2.consumer("g").unwrap();
+    a.set_ack(Ack::Explicit);
+    b.set_ack(Ack::Explicit);
+    a.recv().unwrap();
+    a.recv().unwrap();
+    assert_eq!(b.try_recv(), Err(RecvError::AckTableFull { entries: 2 }));
+    a.ack(0).unwrap();
+    assert_eq!(b.try_recv().unwrap().seq, 2);
+}
