@@ -999,8 +999,22 @@ fn settle(c: &mut shmq::Consumer, log: &mut Log, s: u64, ack: bool) {
     }
 }
 
+/// Consumer roles of group `g` in the scenario.
+fn member_roles(sc: &Scenario, g: usize) -> usize {
+    sc.workers
+        .iter()
+        .flat_map(|w| w.roles.iter())
+        .filter(|r| **r == RoleCfg::Consumer(g))
+        .count()
+}
+
 fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
     let gc = &sc.groups[g];
+    // With an ack deadline and another member to take over, a member may
+    // hang holding a message (alive, never acknowledging it) until the end:
+    // the deadline must give the message to another member, or the drain
+    // never finishes.
+    let may_hang = gc.ack_wait_ms > 0 && member_roles(sc, g) >= 2;
     let mut log = Log::open(&log_path(&env.dir, env.w, env.inc, r));
     let q = match Queue::open(&env.qpath) {
         Ok(q) => q,
@@ -1193,6 +1207,29 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                 89..=93 => {
                     held.push(s);
                     break std::mem::take(&mut held);
+                }
+                // Hang holding it until told to stop or leave; its late ack
+                // is refused (the deadline gave it to another member).
+                94..=95 if may_hang => {
+                    log.put(format!("H {s}"));
+                    // In the drain, it wakes once its hold has ended, or
+                    // when no other live member is left to take it over
+                    // (the group's members do its upkeep).
+                    let alone = || {
+                        q.stat()
+                            .groups
+                            .iter()
+                            .find(|x| x.name == gc.name)
+                            .is_none_or(|x| x.members.iter().filter(|m| m.alive).count() <= 1)
+                    };
+                    while !(stop.exists()
+                        || leave.exists()
+                        || pause.exists()
+                        || (drain.exists() && (!c.unacked().contains(&s) || alone())))
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    settle(&mut c, &mut log, s, true);
                 }
                 // Switch to auto-ack while holding it, and settle it later.
                 96..=99 if gc.policy == Policy::Mixed => {
@@ -2421,7 +2458,7 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                                     }
                                 }
                                 "L" | "U" => cur = None,
-                                "Q" | "W" => {}
+                                "Q" | "W" | "H" => {}
                                 "E" => errors.entry(l.clone()).or_default().push(file.clone()),
                                 _ => fails.push(format!("{file}: unknown line {l:?}")),
                             }
