@@ -35,6 +35,17 @@ use crate::ring::{pack_head, unpack_head, widen_seq, Ring, Slot};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 use crate::wait::{Event, Sleeper};
 
+/// Where `Ring::start_cursor_at` puts a new cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// HEAD: the oldest record the ring holds.
+    Head,
+    /// TAIL: the next record to be published.
+    Tail,
+    /// The first record from HEAD on at most this many bytes behind TAIL.
+    Within(u64),
+}
+
 /// What a producer's scan found.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scan {
@@ -595,7 +606,15 @@ impl<R: Region> Ring<R> {
             .store(self.tail().load(Ordering::Relaxed), Ordering::Relaxed);
         // Release: scans that see CREATING also see the name and cursor.
         state.store(((gen + 1) << 8) | SLOT_CREATING, Ordering::Release);
-        self.start_cursor(self.cursor(g), start);
+        // From earliest, no further back than the room kept for dead letters
+        // allows (ring.rs): a message this group gives up must find room
+        // for its dead letter beside it.
+        let start = match (start, self.dead_letter_reserve()) {
+            (StartAt::Earliest, r) if r > 0 => Start::Within(self.geo.capacity - r),
+            (StartAt::Earliest, _) => Start::Head,
+            (StartAt::Latest, _) => Start::Tail,
+        };
+        self.start_cursor_at(self.cursor(g), start);
         // Release: pairs with the Acquire in `slot_state`; a member that finds
         // the group ACTIVE sees its final cursor.
         state.store(((gen + 1) << 8) | SLOT_ACTIVE, Ordering::Release);
@@ -607,16 +626,44 @@ impl<R: Region> Ring<R> {
     /// the cursor can move HEAD past it (see the module docs). The caller has
     /// made the cursor visible to scans (state CREATING). Returns the start.
     pub(crate) fn start_cursor(&self, cursor: &AtomicU128, start: StartAt) -> u128 {
+        let start = match start {
+            StartAt::Earliest => Start::Head,
+            StartAt::Latest => Start::Tail,
+        };
+        self.start_cursor_at(cursor, start)
+    }
+
+    /// `start_cursor`, with `Start::Within(n)`: the first record from HEAD
+    /// on that is at most `n` bytes behind the tail (or the first one not
+    /// committed yet, if it comes before).
+    pub(crate) fn start_cursor_at(&self, cursor: &AtomicU128, start: Start) -> u128 {
         loop {
             // Acquire on both: the tail is read while HEAD holds `v` (the CAS
             // below confirms it), so its seq widens HEAD's 32-bit seq.
             let v = self.head().load(Ordering::Acquire);
             let (hpos, hseq, hgen) = unpack_head(v);
             let tail = self.tail().load(Ordering::Acquire);
-            let (tseq, _) = unpack(tail);
+            let (tseq, tpos) = unpack(tail);
             let start_word = match start {
-                StartAt::Earliest => pack(widen_seq(tseq, hseq), hpos),
-                StartAt::Latest => tail,
+                Start::Head => pack(widen_seq(tseq, hseq), hpos),
+                Start::Tail => tail,
+                Start::Within(n) => {
+                    // While HEAD holds `v` no producer writes from HEAD +
+                    // capacity on, so these records stay as read; if HEAD
+                    // moved, the CAS below fails and this is done again.
+                    let (mut seq, mut pos) = (widen_seq(tseq, hseq), hpos);
+                    while pos < tpos && tpos - pos > n {
+                        match self.slot_at(pos) {
+                            Slot::Pad { next } => pos = next,
+                            Slot::Record { next, .. } => {
+                                seq = seq.wrapping_add(1);
+                                pos = next;
+                            }
+                            Slot::Uncommitted | Slot::Bad => break,
+                        }
+                    }
+                    pack(seq, pos.min(tpos))
+                }
             };
             // Relaxed: published by the HEAD CAS below (Release) to producers,
             // and by the ACTIVE state store to members.

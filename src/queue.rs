@@ -784,6 +784,11 @@ impl Queue {
         if ring.find_group(name.as_bytes()).is_some() {
             return Err(GroupError::Exists(name.to_owned()));
         }
+        if dl_only {
+            // Producers keep room for dead letters from the moment a
+            // dead-letter group exists (ring.rs), before any group names it.
+            ring.keep_dead_letter_room();
+        }
         ring.add_group(name.as_bytes(), start, crate::clock::now_ns(), dl_only)
             .map(|_| ())
             .ok_or(GroupError::TableFull {

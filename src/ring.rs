@@ -24,15 +24,17 @@
 //! committed records) by CAS; see `group.rs` for why a new group can never be
 //! overtaken by a stale scan.
 //!
-//! Once a group has a dead-letter target, producers stop `reserve` bytes
+//! Once a dead-letter group exists, producers stop `reserve` bytes
 //! short of their limit: two of the largest records
 //! (`Ring::dead_letter_reserve`). Only a member publishing a dead letter may
 //! use them, so that a message given up always finds room for its dead
 //! letter while its original is still pinned (ack.rs): with the original at
 //! ring offset `o` and everything else read, the tail is at most
 //! `o + capacity - 2R`, and a dead letter of at most `R` bytes plus a pad
-//! shorter than it ends by `o + capacity`. A producer learns of the first
-//! dead-letter target at its next rescan (set targets before traffic).
+//! shorter than it ends by `o + capacity`; a group added from earliest starts
+//! no further back than `tail - (capacity - reserve)` for the same reason. A
+//! producer learns of the first dead-letter group at its next rescan (add it
+//! before traffic).
 
 use crate::layout::*;
 use crate::region::Region;
