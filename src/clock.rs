@@ -37,12 +37,18 @@ pub fn now_ns() -> u64 {
 
 /// CLOCK_REALTIME from the kernel (a vDSO call).
 fn kernel_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+/// Clock `id` from the kernel, in ns.
+#[inline]
+fn clock_ns(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec into `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    unsafe { libc::clock_gettime(id, &mut ts) };
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)
@@ -51,16 +57,7 @@ fn kernel_ns() -> u64 {
 /// Nanoseconds of CLOCK_MONOTONIC (one clock for every process on the host,
 /// never stepped): ack deadlines are measured with it. Never 0.
 pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-        .max(1)
+    clock_ns(libc::CLOCK_MONOTONIC).max(1)
 }
 
 /// Whether [`now_ns`] (and so every message's timestamp) reads the TSC on

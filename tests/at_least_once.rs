@@ -70,16 +70,7 @@ fn named_producers_large_records_read_back_from_the_spill_log() {
 #[test]
 fn a_named_producers_message_redelivered_from_the_spill_log() {
     let dir = tempfile::tempdir().unwrap();
-    let q = Queue::create(
-        dir.path().join("q"),
-        &QueueOptions {
-            capacity: 64 << 10,
-            max_msg: 1024,
-            spill: Some(shmq::SpillOptions::new(dir.path().join("sd"))),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = spill_queue(dir.path());
     q.add_group("g", StartAt::Latest).unwrap();
     let mut p = q.named_producer("p").unwrap();
     for i in 0..1000u32 {
@@ -176,6 +167,21 @@ fn queue(dir: &Path, capacity: u64, max_msg: u32) -> Queue {
         &QueueOptions {
             capacity,
             max_msg,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A queue at `dir/q` with a 64 KiB ring, 1 KiB messages and a spill log in
+/// `dir/sd`.
+fn spill_queue(dir: &Path) -> Queue {
+    Queue::create(
+        dir.join("q"),
+        &QueueOptions {
+            capacity: 64 << 10,
+            max_msg: 1024,
+            spill: Some(shmq::SpillOptions::new(dir.join("sd"))),
             ..Default::default()
         },
     )
@@ -569,16 +575,7 @@ fn check_reports_a_damaged_spill_log_and_an_unreadable_redelivery() {
     use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let q = Queue::create(
-        &path,
-        &QueueOptions {
-            capacity: 64 << 10,
-            max_msg: 1024,
-            spill: Some(shmq::SpillOptions::new(dir.path().join("sd"))),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = spill_queue(dir.path());
     q.add_group("slow", StartAt::Latest).unwrap();
     let mut producer = q.producer().unwrap();
     for i in 0..2000u32 {
