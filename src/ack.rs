@@ -542,11 +542,14 @@ impl<R: Region> Ring<R> {
                     }
                 },
                 ENTRY_RESERVED | ENTRY_FINISHING => {
+                    // Release on the pins: pairs with the scans' Acquire pin
+                    // loads, as in `finish_hold`. Only the dead owner wrote
+                    // these, and the admin lock keeps other reapers out.
                     self.entry_word(g, i, E_DL_POS)
                         .store(IDLE, Ordering::Release);
                     self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
-                    // Relaxed: only the dead owner wrote it, and the admin
-                    // lock keeps other reapers out.
+                    // Release: pairs with a reserver's Acquire CAS (a FREE
+                    // entry's pins are IDLE).
                     self.entry_word(g, i, E_STATE)
                         .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
                     out.dropped += 1;
@@ -558,6 +561,7 @@ impl<R: Region> Ring<R> {
                     if self.was_taken(g, i, e.seq) && self.to_pending(g, i, w).is_ok() {
                         out.pending += 1;
                     } else {
+                        // Release, both: as for RESERVED above.
                         self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
                         self.entry_word(g, i, E_STATE)
                             .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
@@ -627,6 +631,7 @@ impl<R: Region> Ring<R> {
             self.entry_word(g, f.idx, E_PIN)
                 .store(IDLE, Ordering::Release);
         }
+        // Release: pairs with a reserver's Acquire CAS.
         st.store(next_word(finishing, ENTRY_FREE, m, 0), Ordering::Release);
         self.notify(Event::Space);
     }
@@ -657,6 +662,8 @@ impl<R: Region> Ring<R> {
             st.compare_exchange(w, done, Ordering::AcqRel, Ordering::Relaxed)
                 .ok()?;
             self.note_dead_lettered(g);
+            // Release, all three: pins pair with the scans' Acquire loads,
+            // the FREE state with a reserver's Acquire CAS (`finish_hold`).
             self.entry_word(g, i, E_DL_POS)
                 .store(IDLE, Ordering::Release);
             self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);

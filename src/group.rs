@@ -786,6 +786,8 @@ impl<R: Region> Ring<R> {
     /// The id of the group in slot `g`: the slot and its generation, which
     /// every add and remove bumps (`slot | generation << 32`).
     pub fn group_id(&self, g: usize) -> u64 {
+        // Acquire pairs with the Release state stores of add/remove, as in
+        // `slot_state`.
         let gen = self.slot_word(g, G_STATE).load(Ordering::Acquire) >> 8;
         g as u64 | (gen & 0xffff_ffff) << 32
     }
