@@ -293,14 +293,19 @@ impl Consumer {
     fn release_hold(&mut self, seq: u64) -> Result<Hold, AckError> {
         match self.acks.held.iter().rposition(|h| h.entry.seq == seq) {
             Some(i) => Ok(self.acks.held.remove(i)),
-            None if self.acks.expired.contains(&seq) => {
-                self.acks.expired.retain(|&s| s != seq);
-                Err(AckError::Expired { seq })
-            }
-            None => Err(AckError::NotHeld {
-                seq,
-                held: self.unacked().first().copied(),
-            }),
+            None => match self.acks.expired.iter().rposition(|&s| s == seq) {
+                // One answer per ended hold: a member handed `seq` again
+                // after its hold ended, whose second hold ended too, gets
+                // `Expired` for each.
+                Some(i) => {
+                    self.acks.expired.remove(i);
+                    Err(AckError::Expired { seq })
+                }
+                None => Err(AckError::NotHeld {
+                    seq,
+                    held: self.unacked().first().copied(),
+                }),
+            },
         }
     }
 
@@ -1032,7 +1037,8 @@ fn forward_dead_letter(
     // A producer for this one letter, in the registry slot kept for dead
     // letters: registered now and gone after it, so that neither members nor
     // producers ever keep each other out.
-    let Some(mut p) = q.dead_letter_producer() else {
+    let original = (!h.entry.on_disk()).then_some(h.entry.at);
+    let Some(mut p) = q.dead_letter_producer(original) else {
         // Another member is publishing one: try again later.
         return Ok(false);
     };

@@ -77,10 +77,12 @@ impl Producer {
         }
     }
 
-    /// Lets this producer use the room producers keep for dead letters
-    /// (ring.rs): a member's producer of what its group gives up.
-    pub(crate) fn for_dead_letters(&mut self) {
-        self.pc.for_dead_letters();
+    /// Makes this a member's producer of the dead letter of the message at
+    /// ring position `original` (`None`: read from the spill log), which may
+    /// use the room producers keep for dead letters while that record is the
+    /// oldest one held (ring.rs).
+    pub(crate) fn for_dead_letter_of(&mut self, original: Option<u64>) {
+        self.pc.for_dead_letter_of(original);
     }
 
     /// A producer attached under `name` (identity slot `ident`, whose

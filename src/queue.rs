@@ -957,16 +957,18 @@ impl Queue {
             })
     }
 
-    /// A producer for one dead letter, in the registry slot kept for them
-    /// (`None` while another member uses it, or the admin lock fails).
-    pub(crate) fn dead_letter_producer(&self) -> Option<Producer> {
+    /// A producer for the dead letter of the message at ring position
+    /// `original` (`None`: read from the spill log), in the registry slot
+    /// kept for them (`None` while another member uses it, or the admin lock
+    /// fails).
+    pub(crate) fn dead_letter_producer(&self, original: Option<u64>) -> Option<Producer> {
         let _g = self.admin(true).ok()?;
         let ring = self.ring();
         ring.recover_claims(liveness::is_alive);
         let (pid, start) = liveness::current();
         let slot = ring.register_dead_letters(pid, start)?;
         let mut p = Producer::new(self.clone(), slot);
-        p.for_dead_letters();
+        p.for_dead_letter_of(original);
         Some(p)
     }
 

@@ -26,12 +26,20 @@
 //!
 //! Once a dead-letter group exists, producers stop `reserve` bytes
 //! short of their limit: two of the largest records
-//! (`Ring::dead_letter_reserve`). Only a member publishing a dead letter may
+//! (`Ring::dead_letter_reserve`). Only the dead letter of the oldest record
+//! members hold (ack-table pins and read hazards; group cursors aside) may
 //! use them, so that a message given up always finds room for its dead
 //! letter while its original is still pinned (ack.rs): with the original at
 //! ring offset `o` and everything else read, the tail is at most
 //! `o + capacity - 2R`, and a dead letter of at most `R` bytes plus a pad
-//! shorter than it ends by `o + capacity`; a group added from earliest starts
+//! shorter than it ends by `o + capacity`. The dead letters that used the
+//! room have originals older than every pin left, so once the group cursors
+//! have passed those, the room is back. Dead letters of younger originals
+//! wait for room below the reserve like any record: had they used it,
+//! several given up at once could leave the oldest pin, whose release alone
+//! makes room, with none (a model test seed did). Still open: two groups
+//! giving up the same message may both use the room for it (docs/acks.md).
+//! A group added from earliest starts
 //! no further back than `tail - (capacity - reserve)` for the same reason. A
 //! producer learns of the first dead-letter group at its next rescan (add it
 //! before traffic).
@@ -78,8 +86,11 @@ pub struct ProducerCursor {
     /// Bytes below its limit this producer leaves free (module docs),
     /// refreshed with the limit.
     reserve: u64,
-    /// A dead-letter publisher: leaves nothing free.
-    dead_letters: bool,
+    /// A dead-letter publisher, with the ring position of the original it
+    /// forwards (`Some(None)`: one read from the spill log). It may use the
+    /// room kept for dead letters only while that original is the oldest
+    /// record anything holds (module docs).
+    dead_letter_of: Option<Option<u64>>,
 }
 
 impl ProducerCursor {
@@ -92,11 +103,12 @@ impl ProducerCursor {
             .saturating_sub(unpack(self.guess).1)
     }
 
-    /// Lets this producer use the room kept for dead letters (a member
-    /// publishing what its group gave up).
-    pub fn for_dead_letters(&mut self) {
-        self.dead_letters = true;
-        self.reserve = 0;
+    /// Makes this producer the publisher of the dead letter of the message
+    /// whose record is at ring position `original` (`None`: read from the
+    /// spill log): it may use the room kept for dead letters while that
+    /// record is the oldest one anything holds.
+    pub fn for_dead_letter_of(&mut self, original: Option<u64>) {
+        self.dead_letter_of = Some(original);
     }
 
     /// Announces this cursor's claims in registry slot `slot` (registry.rs).
@@ -296,7 +308,7 @@ impl<R: Region> Ring<R> {
             ident: None,
             pseq: 0,
             reserve: self.dead_letter_reserve(),
-            dead_letters: false,
+            dead_letter_of: None,
         }
     }
 
@@ -366,10 +378,16 @@ impl<R: Region> Ring<R> {
             let (seq, pos) = unpack(cur);
             let end = end_of(pos);
             if end > pc.limit.saturating_sub(pc.reserve) {
-                if !pc.dead_letters {
-                    pc.reserve = self.dead_letter_reserve();
-                }
+                pc.reserve = self.dead_letter_reserve();
                 pc.limit = self.refresh_limit(end.saturating_add(pc.reserve));
+                if let Some(Some(at)) = pc.dead_letter_of {
+                    // The original is the oldest record a member holds:
+                    // the room is its dead letter's. Any other leaves it
+                    // (module docs).
+                    if self.scan_groups().min_inflight == at {
+                        pc.reserve = 0;
+                    }
+                }
                 if end > pc.limit.saturating_sub(pc.reserve) {
                     // `cur` may be stale, but the tail only grows, so the real
                     // claim would end even later: Full is the right answer.

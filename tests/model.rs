@@ -1826,6 +1826,39 @@ impl Controller<'_> {
             .sum()
     }
 
+    /// With `SHMQ_MODEL_KEEP` set, a stalled run writes every live worker's
+    /// threads' backtraces to `stacks.txt` in the kept directory (when gdb
+    /// is installed): what a stuck process waits on.
+    fn dump_stacks(&self) {
+        if std::env::var("SHMQ_MODEL_KEEP").is_err() {
+            return;
+        }
+        let mut out = String::new();
+        for (w, ws) in self.ws.iter().enumerate() {
+            let Some(inc) = ws.incs.last().filter(|i| i.exit.is_none()) else {
+                continue;
+            };
+            let pid = inc.child.id();
+            let bt = Command::new("gdb")
+                .args([
+                    "-p",
+                    &pid.to_string(),
+                    "-batch",
+                    "-ex",
+                    "thread apply all bt",
+                ])
+                .output();
+            let _ = writeln!(out, "=== worker {w} pid {pid}");
+            match bt {
+                Ok(o) => out.push_str(&String::from_utf8_lossy(&o.stdout)),
+                Err(e) => {
+                    let _ = writeln!(out, "(gdb: {e})");
+                }
+            }
+        }
+        let _ = std::fs::write(self.dir.join("stacks.txt"), out);
+    }
+
     fn shmq_stat(&self) -> String {
         let out = Command::new(SHMQ)
             .args(["stat", self.qpath.to_str().unwrap()])
@@ -1930,6 +1963,7 @@ impl Controller<'_> {
                 last = snap;
                 since = Instant::now();
             } else if since.elapsed() > stall_limit {
+                self.dump_stacks();
                 self.failures.push(format!(
                     "stuck: nothing moved for {} s in the drain ({})\n{}",
                     stall_limit.as_secs(),
@@ -1941,6 +1975,7 @@ impl Controller<'_> {
             // Workers that report errors may never get done: give up at the
             // stall limit then.
             if ctl(&self.dir, "errors").exists() && t0.elapsed() > stall_limit {
+                self.dump_stacks();
                 self.failures.push(format!(
                     "the drain did not finish in {} s, with errors in workers ({})\n{}",
                     stall_limit.as_secs(),
@@ -1950,6 +1985,7 @@ impl Controller<'_> {
                 return;
             }
             if t0.elapsed() > DRAIN_DEADLINE {
+                self.dump_stacks();
                 self.failures.push(format!(
                     "the drain did not finish in {} s ({})\n{}",
                     DRAIN_DEADLINE.as_secs(),
