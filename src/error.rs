@@ -49,6 +49,14 @@ pub enum OpenError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The spill directory belongs to another queue (its `owner` file names
+    /// that queue): two queues sharing one log would destroy each other's.
+    SpillDirInUse {
+        /// The spill directory.
+        dir: PathBuf,
+        /// The queue it belongs to, as its owner file names it.
+        owner: String,
+    },
     /// An I/O error, with the operation that failed.
     Io {
         /// What was being done.
@@ -81,6 +89,11 @@ impl fmt::Display for OpenError {
                 f,
                 "{}: owned by uid {uid} with mode {mode:o}, not shared with other users (needs group or other read+write)",
                 path.display()
+            ),
+            OpenError::SpillDirInUse { dir, owner } => write!(
+                f,
+                "{}: spill directory of another queue ({owner}); give this queue its own directory, or create it with --force to take this one over (its log is deleted)",
+                dir.display()
             ),
             OpenError::Io { what, source } => write!(f, "{what}: {source}"),
         }

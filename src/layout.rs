@@ -325,6 +325,8 @@ pub const OFF_SPILL_ERRNO: usize = 1360;
 pub const OFF_SPILL_TRANSFERS: usize = 1368;
 /// Counter: rounds that found the previous one unfinished (its spiller died).
 pub const OFF_SPILL_RECOVERIES: usize = 1376;
+/// CLOCK_MONOTONIC ns at which the round in progress started (0: none).
+pub const OFF_SPILL_ROUND_SINCE: usize = 1384;
 /// Spill configuration fields.
 pub(crate) const OFF_SPILL_SEGMENT: usize = 1408;
 pub(crate) const OFF_SPILL_FSYNC: usize = 1416;

@@ -255,7 +255,11 @@ impl Producer {
         let rounds = if self.spill { 64 } else { 0 };
         for _ in 0..rounds {
             let tail_before = ring.tail_now().0;
-            match self.q.spill_round(!matches!(mode, Mode::Try)) {
+            // Waits for a round in progress only without a deadline: a
+            // spiller stopped (SIGSTOP) or stuck in I/O holds the lock as
+            // long as it likes, and a timed send must keep its timeout; the
+            // wait below retries the lock every SPILL_RETRY.
+            match self.q.spill_round(matches!(mode, Mode::Until(None))) {
                 Ok(r) => {
                     round_blocked = r.is_some_and(|o| o.blocked);
                     if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {

@@ -207,6 +207,10 @@ pub struct SpillStat {
     /// Where the spill front is (the next sequence number to be logged), when
     /// it is active.
     pub front_seq: Option<u64>,
+    /// A round in progress: the pid of the process running it (holding the
+    /// spill lock, unless it died) and how long it has run. Producers that
+    /// need a round wait for it (a timed send no longer than its timeout).
+    pub round: Option<(u64, std::time::Duration)>,
 }
 
 /// One group in [`Stat`].
@@ -506,6 +510,11 @@ fn prepare_spill(sp: &SpillOptions, replace: bool) -> Result<SpillOptions, OpenE
             "directory path longer than {MAX_SPILL_DIR} bytes"
         )));
     }
+    if let Some(owner) = live_spill_owner(&dir) {
+        if !replace {
+            return Err(OpenError::SpillDirInUse { dir, owner });
+        }
+    }
     let segs = list_segments(&dir).map_err(io_err(format!("{}: cannot list", dir.display())))?;
     if !segs.is_empty() {
         if !replace {
@@ -520,6 +529,61 @@ fn prepare_spill(sp: &SpillOptions, replace: bool) -> Result<SpillOptions, OpenE
         }
     }
     Ok(SpillOptions { dir, ..sp.clone() })
+}
+
+/// The file in a spill directory naming the queue it belongs to: its nonce
+/// and its path, one line.
+const SPILL_OWNER: &str = "owner";
+
+/// The queue named by the owner file of spill directory `dir`, as `(nonce,
+/// path)`.
+fn read_spill_owner(dir: &Path) -> Option<(u64, PathBuf)> {
+    let text = std::fs::read_to_string(dir.join(SPILL_OWNER)).ok()?;
+    let (nonce, path) = text.trim_end_matches('\n').split_once(' ')?;
+    Some((u64::from_str_radix(nonce, 16).ok()?, PathBuf::from(path)))
+}
+
+/// Whether the owner of spill directory `dir` is a queue that still exists
+/// (its file is there with the nonce the owner file names); its path if so.
+/// A directory whose queue is gone, or that has no owner file, is free.
+fn live_spill_owner(dir: &Path) -> Option<String> {
+    let (nonce, path) = read_spill_owner(dir)?;
+    let mut h = vec![0u8; HEADER_SIZE];
+    let file = File::open(&path).ok()?;
+    file.read_exact_at(&mut h, 0).ok()?;
+    let len = file.metadata().ok()?.len();
+    let parsed = parse_header(&path, &h, len).ok()?;
+    (parsed.nonce == nonce).then(|| path.display().to_string())
+}
+
+/// Records queue `nonce` at `path` as the owner of spill directory `dir`
+/// (written whole, then renamed over any old one).
+fn write_spill_owner(dir: &Path, nonce: u64, path: &Path) -> Result<(), OpenError> {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let tmp = dir.join(format!(".{SPILL_OWNER}.{}.tmp", std::process::id()));
+    let what = || format!("{}: cannot record the queue owning it", dir.display());
+    std::fs::write(&tmp, format!("{nonce:016x} {}\n", path.display()))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(SPILL_OWNER)))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            OpenError::Io {
+                what: what(),
+                source: e,
+            }
+        })
+}
+
+/// On open: the spill directory must be this queue's. One without an owner
+/// file (made before there were owner files) becomes this queue's.
+fn claim_spill_dir(dir: &Path, nonce: u64, path: &Path) -> Result<(), OpenError> {
+    match read_spill_owner(dir) {
+        Some((n, _)) if n == nonce => Ok(()),
+        Some((_, other)) => Err(OpenError::SpillDirInUse {
+            dir: dir.to_owned(),
+            owner: other.display().to_string(),
+        }),
+        None => write_spill_owner(dir, nonce, path),
+    }
 }
 
 impl Queue {
@@ -592,6 +656,9 @@ impl Queue {
                 })?;
                 let _ = std::fs::remove_file(&tmp);
             }
+            if let Some(sp) = &spill {
+                write_spill_owner(&sp.dir, nonce, path)?;
+            }
             Ok(q)
         })();
         if result.is_err() {
@@ -636,6 +703,9 @@ impl Queue {
             path.display()
         )))?;
         let p = parse_header(path, &h, len)?;
+        if let Some(sp) = &p.spill {
+            claim_spill_dir(&sp.dir, p.nonce, path)?;
+        }
         Self::map(file, path, p.geo, p.nonce, p.spill)
     }
 
@@ -1331,6 +1401,15 @@ impl Queue {
             recoveries: w(OFF_SPILL_RECOVERIES),
             last_errno: (errno != 0).then_some(errno as i32),
             front_seq: ring.front_now().map(|f| f.0),
+            round: match (w(OFF_SPILL_IN_ROUND), w(OFF_SPILL_ROUND_SINCE)) {
+                (0, _) => None,
+                (pid, since) => Some((
+                    pid,
+                    std::time::Duration::from_nanos(
+                        crate::clock::monotonic_ns().saturating_sub(since),
+                    ),
+                )),
+            },
         })
     }
 }

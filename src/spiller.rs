@@ -216,6 +216,9 @@ impl Queue {
         ring.region
             .u64_at(OFF_SPILL_IN_ROUND)
             .store(0, Ordering::Relaxed);
+        ring.region
+            .u64_at(OFF_SPILL_ROUND_SINCE)
+            .store(0, Ordering::Relaxed);
         spill.funlock();
         result.map(Some)
     }
@@ -227,6 +230,8 @@ impl Queue {
         // 1. Recover. Relaxed loads and stores: the flock orders rounds.
         let died = word(OFF_SPILL_IN_ROUND).load(Ordering::Relaxed) != 0;
         word(OFF_SPILL_IN_ROUND).store(std::process::id() as u64, Ordering::Relaxed);
+        // Relaxed: for display (`stat`: who holds the lock, since when).
+        word(OFF_SPILL_ROUND_SINCE).store(crate::clock::monotonic_ns(), Ordering::Relaxed);
         // Relaxed: only the lock holder writes log_end, and the flock orders
         // this load after the previous holder's store.
         let mut log_end = word(OFF_LOG_END).load(Ordering::Relaxed);

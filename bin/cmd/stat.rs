@@ -82,6 +82,10 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 "recoveries": sp.recoveries,
                 "last_error": sp.last_errno.map(|e| std::io::Error::from_raw_os_error(e).to_string()),
                 "front_seq": sp.front_seq,
+                "round": sp.round.map(|(pid, t)| serde_json::json!({
+                    "pid": pid,
+                    "secs": t.as_secs_f64(),
+                })),
             })),
         });
         println!("{obj}");
@@ -153,6 +157,12 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             sp.rounds,
             sp.transfers
         );
+        if let Some((pid, t)) = sp.round {
+            println!(
+                "spill     round in progress in pid {pid} for {:.3} s (it holds the spill lock)",
+                t.as_secs_f64()
+            );
+        }
         if let Some(e) = sp.last_errno {
             println!(
                 "spill     FAILING: {} ({} failed rounds): producers wait until the log can be written",
