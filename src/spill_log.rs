@@ -797,6 +797,11 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Log position of the segment this writer is appending to.
+    pub(crate) fn active_base(&self) -> Option<u64> {
+        self.active.as_ref().map(|a| a.base)
+    }
+
     /// End of the log as this writer has written it.
     pub(crate) fn end(&self) -> Option<u64> {
         self.active.as_ref().map(|a| a.end)
@@ -819,23 +824,44 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Deletes whole segments that end at or below `keep_from` (nobody needs
-    /// them) and that the retention policy does not keep. The active segment
-    /// stays. Returns (position, first seq) of the oldest remaining segment.
+    /// Deletes whole segments that nobody needs and that the retention
+    /// policy does not keep, oldest first. Needed: every record at or past
+    /// log position `keep_from` (groups and ack entries on the log) and every
+    /// record of sequence number `keep_seq` or later (groups on the ring that
+    /// have not read them: they may yet have to move onto the log). Kept:
+    /// the newest `retain_bytes` of log, at least, and every segment written
+    /// to less than `retain_time` ago. The segment being written goes too
+    /// once all of it may (a full disk gets its space back; the next round
+    /// starts a new one at `log_end`). Returns (position, first seq) of the
+    /// oldest segment left, or (`log_end`, `end_seq`) when none is.
     pub(crate) fn retire(
         &mut self,
         keep_from: u64,
+        keep_seq: u64,
         log_end: u64,
+        end_seq: u64,
     ) -> Result<Option<(u64, u64)>, LogError> {
         let bases = list_segments(&self.dir)?;
         let now = SystemTime::now();
         let mut first = 0;
-        for w in bases.windows(2) {
-            let (base, end) = (w[0], w[1]);
-            if end > keep_from {
+        for (i, &base) in bases.iter().enumerate() {
+            // Where the segment ends, and the sequence number after its last
+            // record (the next segment's first, or the log's end).
+            let (end, next_seq) = match bases.get(i + 1) {
+                Some(&next) => {
+                    let f = File::open(seg_path(&self.dir, next))?;
+                    (next, read_seg_header(&f, next, self.nonce)?)
+                }
+                None => (log_end, end_seq),
+            };
+            let written = self
+                .active
+                .as_ref()
+                .is_none_or(|a| a.base != base || a.end == log_end);
+            if end > keep_from || next_seq > keep_seq || !written {
                 break;
             }
-            if self.opts.retain_bytes > 0 && log_end - base <= self.opts.retain_bytes {
+            if self.opts.retain_bytes > 0 && log_end - end < self.opts.retain_bytes {
                 break;
             }
             if let Some(t) = self.opts.retain_time {
@@ -848,11 +874,15 @@ impl LogWriter {
                     break;
                 }
             }
+            if self.active.as_ref().is_some_and(|a| a.base == base) {
+                self.active = None;
+                self.log_end = log_end;
+            }
             remove_segment(&self.dir, base)?;
             first += 1;
         }
         let Some(&base) = bases.get(first) else {
-            return Ok(None);
+            return Ok((!bases.is_empty()).then_some((log_end, end_seq)));
         };
         let f = File::open(seg_path(&self.dir, base))?;
         Ok(Some((base, read_seg_header(&f, base, self.nonce)?)))
@@ -1008,7 +1038,7 @@ mod tests {
         let pos = w.append(&buf, &recs).unwrap();
         let end = w.end().unwrap();
         let before = list_segments(dir.path()).unwrap();
-        let (first, first_seq) = w.retire(pos[50], end).unwrap().unwrap();
+        let (first, first_seq) = w.retire(pos[50], u64::MAX, end, 100).unwrap().unwrap();
         assert!(first <= pos[50] && first_seq <= 50);
         let after = list_segments(dir.path()).unwrap();
         assert!(after.len() < before.len());
@@ -1028,7 +1058,77 @@ mod tests {
             100,
         );
         w2.resync(end, false).unwrap();
-        w2.retire(end, end).unwrap();
+        w2.retire(end, u64::MAX, end, 100).unwrap();
         assert_eq!(list_segments(dir.path()).unwrap(), after);
+    }
+
+    /// A group on the ring keeps the records it has not read (issue 19,
+    /// defect 5: a journal's retention deleted a lagging group's backlog).
+    #[test]
+    fn retire_keeps_what_a_ring_group_has_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::new(&opts(dir.path(), 500), 7, 100);
+        w.resync(0, false).unwrap();
+        let (buf, recs) = batch(0..100);
+        let pos = w.append(&buf, &recs).unwrap();
+        let end = w.end().unwrap();
+        let (first, first_seq) = w.retire(end, 30, end, 100).unwrap().unwrap();
+        assert!(first <= pos[30] && first_seq <= 30, "{first} {first_seq}");
+        assert!(first_seq > 0, "nothing was retired");
+        assert!(LogReader::new(dir.path(), 7, 100)
+            .read(pos[30], &mut Vec::new())
+            .is_ok());
+    }
+
+    /// `retain_bytes` keeps at least that many bytes of the newest log
+    /// (defect 7: it kept less).
+    #[test]
+    fn retire_keeps_at_least_the_bytes_retained() {
+        for retain in [300, 500, 1000, 1500] {
+            let dir = tempfile::tempdir().unwrap();
+            let o = SpillOptions {
+                retain_bytes: retain,
+                ..opts(dir.path(), 500)
+            };
+            let mut w = LogWriter::new(&o, 7, 100);
+            w.resync(0, false).unwrap();
+            let (buf, recs) = batch(0..100);
+            w.append(&buf, &recs).unwrap();
+            let end = w.end().unwrap();
+            let (first, _) = w.retire(end, u64::MAX, end, 100).unwrap().unwrap();
+            assert!(
+                end - first >= retain,
+                "retain {retain}: kept {}",
+                end - first
+            );
+            // And no whole segment more than that.
+            let segs = list_segments(dir.path()).unwrap();
+            if let Some(&second) = segs.get(1) {
+                assert!(
+                    end - second < retain,
+                    "retain {retain}: one segment too many"
+                );
+            }
+        }
+    }
+
+    /// With nothing needed or retained, the segment being written goes too
+    /// (defect 2: it stayed, and a full disk stayed full); the next append
+    /// starts a new one where the log ended.
+    #[test]
+    fn retire_deletes_the_last_segment_once_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::new(&opts(dir.path(), 1 << 20), 7, 100);
+        w.resync(0, false).unwrap();
+        let (buf, recs) = batch(0..10);
+        w.append(&buf, &recs).unwrap();
+        let end = w.end().unwrap();
+        assert_eq!(w.retire(end, 10, end, 10).unwrap(), Some((end, 10)));
+        assert!(list_segments(dir.path()).unwrap().is_empty());
+        let (buf, recs) = batch(10..12);
+        assert_eq!(w.append(&buf, &recs).unwrap()[0], end);
+        assert_eq!(list_segments(dir.path()).unwrap(), [end]);
+        let mut r = LogReader::new(dir.path(), 7, 100);
+        assert_eq!(r.read(end, &mut Vec::new()).unwrap().seq, 10);
     }
 }

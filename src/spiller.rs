@@ -238,7 +238,13 @@ impl Queue {
         if died {
             word(OFF_SPILL_RECOVERIES).fetch_add(1, Ordering::Relaxed);
         }
-        if died || local.synced_end != Some(log_end) {
+        // Another process's round may also have deleted the segment this
+        // one was writing (every segment retired): its handle is stale.
+        let retired = local
+            .writer
+            .active_base()
+            .is_some_and(|b| b < word(OFF_LOG_FIRST_POS).load(Ordering::Relaxed));
+        if died || retired || local.synced_end != Some(log_end) {
             let (end, end_seq) = local.writer.resync(log_end, died)?;
             local.end_seq = end_seq;
             if end < log_end {
@@ -347,8 +353,9 @@ impl Queue {
             local.writer.sync_policy()?;
             crash_point("spill-written");
             let end = local.writer.end().unwrap_or(log_end);
-            if log_end == 0 {
-                word(OFF_LOG_FIRST_POS).store(0, Ordering::Relaxed);
+            if log_end == word(OFF_LOG_FIRST_POS).load(Ordering::Relaxed) {
+                // The log was empty (new, or every segment retired).
+                word(OFF_LOG_FIRST_POS).store(log_end, Ordering::Relaxed);
                 word(OFF_LOG_FIRST_SEQ).store(batch_first, Ordering::Relaxed);
             }
             // SYNC POINT log_end: Release pairs with the Acquire load of members
@@ -424,7 +431,20 @@ impl Queue {
         let keep_from = ring
             .min_disk_entry()
             .map_or(keep_from, |at| keep_from.min(at));
-        if let Some((first_pos, first_seq)) = local.writer.retire(keep_from, log_end)? {
+        // Groups on the ring keep what they have not read: a journal logs
+        // every message, and deleting a lagging group's backlog would leave
+        // it no log to move onto (producers then wait on it).
+        let keep_seq = groups
+            .iter()
+            .map(|&g| unpack(ring.cursor_now(g)).0)
+            .filter(|s| s & DISK_BIT == 0)
+            .min()
+            .unwrap_or(u64::MAX);
+        // Relaxed: written under the spill lock we hold.
+        let end_seq = ring.region.u64_at(OFF_LOG_END_SEQ).load(Ordering::Relaxed);
+        if let Some((first_pos, first_seq)) =
+            local.writer.retire(keep_from, keep_seq, log_end, end_seq)?
+        {
             // Relaxed: read under the spill lock, or for display.
             let w = |off: usize| ring.region.u64_at(off);
             w(OFF_LOG_FIRST_POS).store(first_pos, Ordering::Relaxed);
