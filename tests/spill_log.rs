@@ -217,3 +217,170 @@ fn a_spill_directory_belongs_to_one_queue() {
     std::fs::remove_file(&qa).unwrap();
     Queue::create(&qa, &opts(false)).unwrap();
 }
+
+/// Defect 5: with a journal (a retention policy), retention deleted the
+/// backlog of a group still on the ring: it could not move onto the log, and
+/// producers were held back ("queue stayed full until the timeout" after
+/// 481 of 5,000, 0 group moves). By size and by time.
+#[test]
+fn journal_retention_keeps_a_lagging_ring_groups_backlog() {
+    for policy in [
+        &["--segment-size", "8KiB", "--retain-bytes", "8KiB"][..],
+        &["--segment-size", "4KiB", "--retain-time", "1s"][..],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("q");
+        let sd = dir.path().join("sd");
+        let mut args = vec![
+            "create",
+            p(&q),
+            "--capacity",
+            "64KiB",
+            "--spill-dir",
+            p(&sd),
+        ];
+        args.extend_from_slice(policy);
+        shmq(&args);
+        shmq(&["group", "add", p(&q), "slow"]);
+        shmq(&["spill", p(&q)]);
+        // Paced with a time policy, so that segments age while it runs.
+        let pace: &[&str] = if policy.contains(&"--retain-time") {
+            &["--interval", "500us"]
+        } else {
+            &[]
+        };
+        let mut send = vec![
+            "send",
+            p(&q),
+            "--count",
+            "5000",
+            "--size",
+            "100",
+            "--timeout",
+            "5s",
+        ];
+        send.extend_from_slice(pace);
+        shmq(&send);
+        let queue = Queue::open(&q).unwrap();
+        let st = queue.stat();
+        assert_eq!(st.tail_seq, 5000, "{policy:?}");
+        assert!(
+            st.spill.unwrap().transfers >= 1,
+            "{policy:?}: slow never moved"
+        );
+        let out = shmq(&["recv", p(&q), "--group", "slow", "--timeout", "1s"]);
+        assert_eq!(out.lines().count(), 5000, "{policy:?}");
+    }
+}
+
+/// A small real file system for the spill log: a 2 MiB tmpfs mounted on
+/// `dir` (needs root), unmounted on drop. `None` where it cannot be mounted.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(dir: &Path) -> Option<SmallFs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", p(dir)])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallFs(dir.to_owned()))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Defect 2: a full disk (a spill directory on a 2 MiB tmpfs) wedged the
+/// queue: (a) the lagging group read the logged messages and then failed
+/// with the writer's "No space left on device" at the switch back to the
+/// ring; (b) once every group had read the log its only segment stayed (the
+/// open one), the file system stayed full, and the next lagging group could
+/// not spill at all. On a machine where the test cannot mount a tmpfs (not
+/// root), the log's size is limited with RLIMIT_FSIZE on the sending
+/// process instead, and the test says so.
+#[test]
+fn a_full_disk_is_back_pressure_not_a_wedge() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("sd");
+    let fs = SmallFs::mount(&sd);
+    eprintln!(
+        "full disk: {}",
+        if fs.is_some() {
+            "a 2 MiB tmpfs"
+        } else {
+            "RLIMIT_FSIZE 2 MiB (cannot mount a tmpfs here)"
+        }
+    );
+    let q = dir.path().join("q");
+    shmq(&[
+        "create",
+        p(&q),
+        "--capacity",
+        "256KiB",
+        "--spill-dir",
+        p(&sd),
+    ]);
+    shmq(&["group", "add", p(&q), "slow"]);
+    let send = |count: &str| {
+        let mut cmd = Command::new(SHMQ);
+        cmd.args([
+            "send",
+            p(&q),
+            "--count",
+            count,
+            "--size",
+            "100",
+            "--timeout",
+            "2s",
+        ]);
+        if fs.is_none() {
+            // SAFETY: setrlimit in the child between fork and exec touches no
+            // memory of ours.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    let lim = libc::rlimit {
+                        rlim_cur: 2 << 20,
+                        rlim_max: 2 << 20,
+                    };
+                    libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        cmd.output().unwrap()
+    };
+    // Sending stops when the log cannot grow: an error, not a hang.
+    let out = send("100000");
+    assert!(!out.status.success(), "100,000 messages fit in 2 MiB?");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("No space left") || err.contains("too large"),
+        "{err}"
+    );
+    let queue = Queue::open(&q).unwrap();
+    let sent = queue.stat().tail_seq;
+    assert!(sent > 1000, "only {sent} sent");
+    // (a) slow reads every message, from the log and then the ring.
+    let out = shmq(&["recv", p(&q), "--group", "slow", "--timeout", "1s"]);
+    assert_eq!(out.lines().count() as u64, sent);
+    // (b) Read by every group: a round deletes the log, the disk has room,
+    // and a new backlog spills again.
+    shmq(&["spill", p(&q)]);
+    let sp = queue.stat().spill.unwrap();
+    assert_eq!((sp.segments, sp.bytes), (0, 0), "{sp:?}");
+    let out = send("5000");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = shmq(&["recv", p(&q), "--group", "slow", "--timeout", "1s"]);
+    assert_eq!(out.lines().count(), 5000);
+}
