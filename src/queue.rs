@@ -658,6 +658,14 @@ impl Queue {
             }
             if let Some(sp) = &spill {
                 write_spill_owner(&sp.dir, nonce, path)?;
+                if sp.journal() {
+                    // A journal logs every message from the first: its
+                    // front starts now, at sequence number 0.
+                    q.spill_now().map_err(|e| OpenError::Io {
+                        what: format!("{}: cannot start the journal", sp.dir.display()),
+                        source: io::Error::other(e.to_string()),
+                    })?;
+                }
             }
             Ok(q)
         })();

@@ -155,9 +155,13 @@ impl Queue {
         Ok(rec.seq)
     }
 
-    /// Calls `f` with every retained message from `from` on, oldest first,
-    /// at most `count` of them, without moving any group. Messages the ring
-    /// overwrites while they are read are not shown.
+    /// Calls `f` with every retained message from `from` up to the tail as
+    /// it was when the dump started, oldest first, at most `count` of them,
+    /// without moving any group. It reads the log while the log holds the
+    /// next message (it goes back to it when producers move the ring past
+    /// the message it would show next), and the ring from there. Messages
+    /// the ring overwrites before they are read and that the log does not
+    /// hold (no journal) are not shown.
     ///
     /// # Errors
     /// Reading the log failed.
@@ -168,89 +172,141 @@ impl Queue {
         mut f: impl FnMut(Retained),
     ) -> Result<u64, crate::spill_log::LogError> {
         let ring = self.ring();
+        let end = ring.tail_now().0;
         let mut shown = 0;
         let mut next = from;
-        if let Some(sp) = &self.inner.spill {
-            // SYNC POINT log_end: Acquire pairs with the spiller's Release;
-            // the records below it are in the files.
-            let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
-            let mut reader = sp.reader();
-            if let Some(mut at) = reader.find(from, log_end)? {
-                let mut payload = Vec::new();
-                while at < log_end && shown < count {
-                    let rec = reader.read_ahead(at, log_end, &mut payload)?;
-                    at += rec.size;
-                    if rec.kind != KIND_MSG || flags_target(rec.flags).is_some() || rec.seq < next {
-                        continue;
-                    }
-                    next = rec.seq.saturating_add(1);
-                    shown += 1;
-                    let (producer, _) = strip_ext(rec.flags, &mut payload);
-                    f(Retained {
-                        seq: rec.seq,
-                        ts_ns: rec.ts_ns,
-                        payload: std::mem::take(&mut payload),
-                        from_log: true,
-                        producer,
-                    });
-                }
-            }
-        }
-        // The ring, from HEAD: each copy is kept only if HEAD had not passed
-        // it when the copy was done (producers write only below HEAD + ring).
-        let (mut seq, mut pos) = ring.head_now();
-        while shown < count {
-            let (tail, _) = ring.tail_now();
-            if seq >= tail {
-                break;
-            }
-            match ring.slot_at(pos) {
-                Slot::Pad { next } => pos = next,
-                Slot::Record {
-                    kind,
-                    len,
-                    seq: rseq,
-                    ts_ns,
-                    flags,
-                    next: after,
-                } => {
-                    // Word by word with atomic loads: a producer may reuse the
-                    // space meanwhile (nothing protects it), which the HEAD
-                    // check below detects; atomics keep that race defined.
-                    let mut payload = Vec::with_capacity(len as usize + 8);
-                    let off = ring.geo.ring_at(pos) + RECORD_HEADER;
-                    for i in 0..(len as usize).div_ceil(8) {
-                        let w = ring.region.u64_at(off + 8 * i).load(Ordering::Relaxed);
-                        payload.extend_from_slice(&w.to_ne_bytes());
-                    }
-                    payload.truncate(len as usize);
-                    // Acquire: orders the copy before this load (pairs with
-                    // the producers' HEAD CAS, which precedes their writes).
-                    crate::sync::fence(Ordering::Acquire);
-                    let (_, hpos) = ring.head_now();
-                    if hpos > pos || rseq != seq {
-                        // Overwritten under us: go on from HEAD.
-                        (seq, pos) = ring.head_now();
-                        continue;
-                    }
-                    if kind == KIND_MSG && flags_target(flags).is_none() && seq >= next {
-                        next = seq.saturating_add(1);
+        let mut reader = self.inner.spill.as_ref().map(|sp| sp.reader());
+        let mut payload = Vec::new();
+        // SYNC POINT log_end: Acquire pairs with the spiller's Release; the
+        // records below it are in the files.
+        let log_end_now = || ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
+        // The log's end at the last pass over it: a new pass only once it
+        // has grown (each pass reads it to the end), so the dump goes back
+        // and forth between log and ring only as often as rounds publish.
+        let mut seen: Option<u64> = None;
+        'dump: while shown < count && next < end {
+            // The log, for as long as it holds `next` (it grows meanwhile).
+            let log_end = log_end_now();
+            if let Some(reader) = reader.as_mut().filter(|_| seen != Some(log_end)) {
+                seen = Some(log_end);
+                if let Some(mut at) = reader.find(next, log_end)? {
+                    while at < log_end && shown < count && next < end {
+                        let rec = reader.read_ahead(at, log_end, &mut payload)?;
+                        at += rec.size;
+                        if rec.seq < next {
+                            continue;
+                        }
+                        if rec.seq >= end {
+                            break 'dump;
+                        }
+                        next = rec.seq.saturating_add(1);
+                        if rec.kind != KIND_MSG || flags_target(rec.flags).is_some() {
+                            continue;
+                        }
                         shown += 1;
-                        let (producer, _) = strip_ext(flags, &mut payload);
+                        let (producer, _) = strip_ext(rec.flags, &mut payload);
                         f(Retained {
-                            seq,
-                            ts_ns,
-                            payload,
-                            from_log: false,
+                            seq: rec.seq,
+                            ts_ns: rec.ts_ns,
+                            payload: std::mem::take(&mut payload),
+                            from_log: true,
                             producer,
                         });
                     }
-                    seq = seq.wrapping_add(1);
-                    pos = after;
                 }
-                Slot::Uncommitted | Slot::Bad => break,
+                // The log may have grown while it was read.
+                continue 'dump;
             }
+            // The ring, from HEAD or from `next`: each copy is kept only if
+            // HEAD had not passed it when the copy was done (producers write
+            // only below HEAD + ring).
+            let (mut seq, mut pos) = ring.head_now();
+            let back_to_log = |next| self.log_holds(next) && seen != Some(log_end_now());
+            if seq > next && back_to_log(next) {
+                continue 'dump;
+            }
+            while shown < count && seq < end {
+                match ring.slot_at(pos) {
+                    Slot::Pad { next: n } => pos = n,
+                    Slot::Record {
+                        kind,
+                        len,
+                        seq: rseq,
+                        ts_ns,
+                        flags,
+                        next: after,
+                    } => {
+                        if seq < next {
+                            // Not shown: passed without a copy, unless
+                            // overwritten under us (then as below).
+                            if rseq != seq {
+                                if back_to_log(next) {
+                                    continue 'dump;
+                                }
+                                (seq, pos) = ring.head_now();
+                                continue;
+                            }
+                            seq = seq.wrapping_add(1);
+                            pos = after;
+                            continue;
+                        }
+                        // Word by word with atomic loads: a producer may reuse
+                        // the space meanwhile (nothing protects it), which
+                        // the HEAD check below detects; atomics keep that
+                        // race defined.
+                        let mut payload = Vec::with_capacity(len as usize + 8);
+                        let off = ring.geo.ring_at(pos) + RECORD_HEADER;
+                        for i in 0..(len as usize).div_ceil(8) {
+                            let w = ring.region.u64_at(off + 8 * i).load(Ordering::Relaxed);
+                            payload.extend_from_slice(&w.to_ne_bytes());
+                        }
+                        payload.truncate(len as usize);
+                        // Acquire: orders the copy before this load (pairs
+                        // with the producers' HEAD CAS, which precedes their
+                        // writes).
+                        crate::sync::fence(Ordering::Acquire);
+                        let (_, hpos) = ring.head_now();
+                        if hpos > pos || rseq != seq {
+                            // Overwritten under us: from the log if it has
+                            // it, else on from HEAD.
+                            if back_to_log(next) {
+                                continue 'dump;
+                            }
+                            (seq, pos) = ring.head_now();
+                            continue;
+                        }
+                        if kind == KIND_MSG && flags_target(flags).is_none() {
+                            shown += 1;
+                            let (producer, _) = strip_ext(flags, &mut payload);
+                            f(Retained {
+                                seq,
+                                ts_ns,
+                                payload,
+                                from_log: false,
+                                producer,
+                            });
+                        }
+                        seq = seq.wrapping_add(1);
+                        next = seq;
+                        pos = after;
+                    }
+                    Slot::Uncommitted | Slot::Bad => break,
+                }
+            }
+            break;
         }
         Ok(shown)
+    }
+
+    /// Whether the spill log holds sequence number `seq` (it is retained
+    /// and below the log's end).
+    fn log_holds(&self, seq: u64) -> bool {
+        // Relaxed: a hint; the log read that follows checks what it finds.
+        let log_end_seq = self
+            .ring()
+            .region
+            .u64_at(OFF_LOG_END_SEQ)
+            .load(Ordering::Relaxed);
+        self.log_floor().is_some_and(|first| seq >= first) && seq < log_end_seq
     }
 }
