@@ -531,6 +531,9 @@ fn prepare_spill(sp: &SpillOptions, replace: bool) -> Result<SpillOptions, OpenE
     Ok(SpillOptions { dir, ..sp.clone() })
 }
 
+/// Passes `Queue::check` makes before it reports a problem.
+const CHECK_PASSES: usize = 5;
+
 /// The file in a spill directory naming the queue it belongs to: its nonce
 /// and its path, one line.
 const SPILL_OWNER: &str = "owner";
@@ -1277,14 +1280,35 @@ impl Queue {
 
     /// Validates the queue's live state against the protocol's invariants (see
     /// [`CheckReport`]); opening it has already validated the header.
+    ///
+    /// On a queue in use, what one pass reads is not a snapshot: a cursor,
+    /// an entry or a record may change between two reads. So a pass that
+    /// finds problems is repeated, and only problems every pass finds (up
+    /// to five, a millisecond apart) are reported: damage stays,
+    /// a race does not.
     pub fn check(&self) -> CheckReport {
         let ring = self.ring();
-        let mut r = crate::check::check(ring);
         let mut reader = self.inner.spill.as_ref().map(|s| s.reader());
-        if let Some(reader) = reader.as_mut() {
-            crate::check::check_log(ring, reader, &mut r);
+        let mut pass = || {
+            let mut r = crate::check::check(ring);
+            if let Some(reader) = reader.as_mut() {
+                crate::check::check_log(ring, reader, &mut r);
+            }
+            crate::check::check_acks(ring, reader.as_mut(), &mut r);
+            r
+        };
+        let mut r = pass();
+        for _ in 1..CHECK_PASSES {
+            if r.problems.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let again = pass();
+            if again.problems.is_empty() {
+                return again;
+            }
+            r = again;
         }
-        crate::check::check_acks(ring, reader.as_mut(), &mut r);
         r
     }
 
