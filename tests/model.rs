@@ -204,6 +204,9 @@ struct Scenario {
     /// The spill log keeps what was read (a retention policy: every
     /// message is logged, and seeks reach back into the log).
     journal: bool,
+    /// A journal's retention: bytes (0: by time) and time (ms; 0: by bytes).
+    retain_bytes: u64,
+    retain_ms: u64,
     fsync: Fsync,
     min_steps: u32,
     max_steps: u32,
@@ -496,6 +499,8 @@ impl Scenario {
             max_steps: 150 + r.below(100) as u32,
             crash_points: false,
             journal: false,
+            retain_bytes: 0,
+            retain_ms: 0,
             fsync: Fsync::Never,
         };
         // Drawn last, so that the draws above stay as they were.
@@ -507,6 +512,16 @@ impl Scenario {
             2 => Fsync::Interval(Duration::from_millis(1 + r.below(20))),
             _ => Fsync::Never,
         };
+        // A journal's retention: a lot (nothing is deleted in a run), a
+        // little (segments go while groups lag, seek and dump), or by time.
+        if let Some(seg) = sc.spill.filter(|_| sc.journal) {
+            match r.below(4) {
+                0 => sc.retain_bytes = 1 << 20,
+                1 => sc.retain_bytes = seg / 2,
+                2 => sc.retain_bytes = seg * (1 + r.below(3)),
+                _ => sc.retain_ms = 200 + r.below(2000),
+            }
+        }
         sc
     }
 
@@ -521,7 +536,11 @@ impl Scenario {
             self.spill.map_or("none".into(), |s| format!(
                 "(segments {s} B, fsync {:?}{})",
                 self.fsync,
-                if self.journal { ", journal" } else { "" }
+                match (self.journal, self.retain_ms) {
+                    (false, _) => String::new(),
+                    (true, 0) => format!(", journal keeping {} B", self.retain_bytes),
+                    (true, ms) => format!(", journal keeping {ms} ms"),
+                }
             ))
         );
         for g in &self.groups {
@@ -1327,6 +1346,16 @@ struct Controller<'a> {
     slots: HashMap<usize, usize>,
     /// `shmq gc` / `shmq spill` processes in flight.
     aux: Vec<(String, Child)>,
+    /// Dumps taken while the chaos ran.
+    dumps: Vec<Dump>,
+}
+
+/// A `Queue::dump` taken during the run: where from, and what it showed
+/// (sequence number, length, digest) or its error.
+struct Dump {
+    step: u32,
+    from: u64,
+    shown: Result<Vec<(u64, usize, u64)>, String>,
 }
 
 impl Controller<'_> {
@@ -1799,7 +1828,31 @@ impl Controller<'_> {
             self.aux_cmd("gc");
         } else if x < 25 && self.sc.spill.is_some() {
             self.aux_cmd("spill");
+        } else if x < 30 {
+            self.dump();
         }
+    }
+
+    /// Dumps up to 300 messages from a retained sequence number (what the
+    /// checker compares with what was published).
+    fn dump(&mut self) {
+        let (first, tail) = self.q.retained();
+        let from = first + self.rng.below(tail.saturating_sub(first) + 1);
+        let mut shown = Vec::new();
+        let r = self.q.dump(from, 300, |m| {
+            shown.push((m.seq, m.payload.len(), fnv(&m.payload)));
+            // A slow reader: producers and spill rounds overtake it.
+            if shown.len() % 16 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let n = shown.len();
+        self.dumps.push(Dump {
+            step: self.step,
+            from,
+            shown: r.map(|_| shown).map_err(|e| e.to_string()),
+        });
+        self.event(format!("dump from {from}: {n} shown"));
     }
 
     fn aux_cmd(&mut self, cmd: &str) {
@@ -2171,7 +2224,8 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
             spill: sc.spill.map(|seg| SpillOptions {
                 segment_size: seg,
                 fsync: sc.fsync,
-                retain_bytes: if sc.journal { 1 << 20 } else { 0 },
+                retain_bytes: sc.retain_bytes,
+                retain_time: (sc.retain_ms > 0).then(|| Duration::from_millis(sc.retain_ms)),
                 ..SpillOptions::new(dir.join("spill"))
             }),
             ..Default::default()
@@ -2222,6 +2276,7 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         seeks: HashMap::new(),
         slots: HashMap::new(),
         aux: Vec::new(),
+        dumps: Vec::new(),
     };
     c.record_slots();
     loop {
@@ -2283,6 +2338,7 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         seeks: c.seeks.clone(),
         slots: c.slots.clone(),
         stat: st,
+        dumps: std::mem::take(&mut c.dumps),
     };
     let (model_failures, stats) = check_model(&world);
     c.failures.extend(model_failures);
@@ -2293,10 +2349,11 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         )
     });
     let summary = format!(
-        "{stats}{spill}; {} kills, {} stops, {} seeks, chaos {chaos_secs:.1} s, total {:.1} s{}",
+        "{stats}{spill}; {} kills, {} stops, {} seeks, {} dumps, chaos {chaos_secs:.1} s, total {:.1} s{}",
         c.kills,
         c.stops,
         c.seeks.values().map(Vec::len).sum::<usize>(),
+        world.dumps.len(),
         t0.elapsed().as_secs_f64(),
         if std::env::var("SHMQ_MODEL_VERBOSE").is_ok() {
             format!("\n  scenario: {}", sc.describe())
@@ -2345,6 +2402,7 @@ struct World<'a> {
     seeks: HashMap<usize, Vec<(u64, Option<u64>)>>,
     slots: HashMap<usize, usize>,
     stat: shmq::Stat,
+    dumps: Vec<Dump>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -2766,6 +2824,48 @@ fn check_model(w: &World) -> (Vec<String>, String) {
     // Everything committed: confirmed, or received by some group.
     let mut committed: BTreeSet<u64> = conf_seq.keys().copied().collect();
     committed.extend(seq_bytes.keys().copied());
+    // Dumps: what a dump shows is what was published under that sequence
+    // number, in order; a journal's dump has no gaps. A dump may fail only
+    // where retention deletes what it was about to read.
+    for d in &w.dumps {
+        let shown = match &d.shown {
+            Ok(s) => s,
+            Err(e)
+                if sc.journal
+                    && sc.retain_bytes < (1 << 20)
+                    && e.contains("no longer retained") =>
+            {
+                continue
+            }
+            Err(e) => {
+                fails.push(format!("dump at step {} from {}: {e}", d.step, d.from));
+                continue;
+            }
+        };
+        for (i, &(seq, len, hash)) in shown.iter().enumerate() {
+            if let Some(&b) = seq_bytes.get(&seq) {
+                if b != (len, hash) {
+                    fails.push(format!(
+                        "dump at step {} shows seq {seq} as {len} bytes, not the {} published",
+                        d.step, b.0
+                    ));
+                }
+            }
+            if let Some(&(prev, _, _)) = i.checked_sub(1).map(|j| &shown[j]) {
+                // Dead letters and aborted claims are not shown; a message
+                // some group received is, from a journal.
+                let skipped = (prev + 1..seq).find(|s| seq_bytes.contains_key(s));
+                if seq <= prev || (sc.journal && skipped.is_some()) {
+                    fails.push(format!(
+                        "dump at step {} from {}: seq {seq} follows {prev}{}",
+                        d.step,
+                        d.from,
+                        skipped.map_or(String::new(), |s| format!(" (skipping {s})"))
+                    ));
+                }
+            }
+        }
+    }
 
     // Dead letters, by the group that gave them up.
     let killed_in: Vec<bool> = (0..sc.groups.len())
