@@ -1057,7 +1057,8 @@ fn forward_dead_letter(
             crate::spiller::crash_point("dead-letter-published");
             Ok(true)
         }
-        Err(crate::SendError::Full) => Ok(false),
+        // No room now, or none on a full disk: pending again, retried.
+        Err(crate::SendError::Full | crate::SendError::Spill(_)) => Ok(false),
         Err(err) => Err(RecvError::Spill(format!(
             "publishing message {} to the dead-letter group: {err}",
             h.entry.seq

@@ -832,14 +832,17 @@ impl LogWriter {
     /// the newest `retain_bytes` of log, at least, and every segment written
     /// to less than `retain_time` ago. The segment being written goes too
     /// once all of it may (a full disk gets its space back; the next round
-    /// starts a new one at `log_end`). Returns (position, first seq) of the
-    /// oldest segment left, or (`log_end`, `end_seq`) when none is.
+    /// starts a new one at `log_end`). Without `retain`, the retention
+    /// policy keeps nothing (the disk is full). Returns (position, first
+    /// seq) of the oldest segment left, or (`log_end`, `end_seq`) when none
+    /// is.
     pub(crate) fn retire(
         &mut self,
         keep_from: u64,
         keep_seq: u64,
         log_end: u64,
         end_seq: u64,
+        retain: bool,
     ) -> Result<Option<(u64, u64)>, LogError> {
         let bases = list_segments(&self.dir)?;
         let now = SystemTime::now();
@@ -861,10 +864,10 @@ impl LogWriter {
             if end > keep_from || next_seq > keep_seq || !written {
                 break;
             }
-            if self.opts.retain_bytes > 0 && log_end - end < self.opts.retain_bytes {
+            if retain && self.opts.retain_bytes > 0 && log_end - end < self.opts.retain_bytes {
                 break;
             }
-            if let Some(t) = self.opts.retain_time {
+            if let Some(t) = self.opts.retain_time.filter(|_| retain) {
                 let young = std::fs::metadata(seg_path(&self.dir, base))
                     .and_then(|m| m.modified())
                     .ok()
@@ -1038,7 +1041,10 @@ mod tests {
         let pos = w.append(&buf, &recs).unwrap();
         let end = w.end().unwrap();
         let before = list_segments(dir.path()).unwrap();
-        let (first, first_seq) = w.retire(pos[50], u64::MAX, end, 100).unwrap().unwrap();
+        let (first, first_seq) = w
+            .retire(pos[50], u64::MAX, end, 100, true)
+            .unwrap()
+            .unwrap();
         assert!(first <= pos[50] && first_seq <= 50);
         let after = list_segments(dir.path()).unwrap();
         assert!(after.len() < before.len());
@@ -1058,7 +1064,7 @@ mod tests {
             100,
         );
         w2.resync(end, false).unwrap();
-        w2.retire(end, u64::MAX, end, 100).unwrap();
+        w2.retire(end, u64::MAX, end, 100, true).unwrap();
         assert_eq!(list_segments(dir.path()).unwrap(), after);
     }
 
@@ -1072,7 +1078,7 @@ mod tests {
         let (buf, recs) = batch(0..100);
         let pos = w.append(&buf, &recs).unwrap();
         let end = w.end().unwrap();
-        let (first, first_seq) = w.retire(end, 30, end, 100).unwrap().unwrap();
+        let (first, first_seq) = w.retire(end, 30, end, 100, true).unwrap().unwrap();
         assert!(first <= pos[30] && first_seq <= 30, "{first} {first_seq}");
         assert!(first_seq > 0, "nothing was retired");
         assert!(LogReader::new(dir.path(), 7, 100)
@@ -1095,7 +1101,7 @@ mod tests {
             let (buf, recs) = batch(0..100);
             w.append(&buf, &recs).unwrap();
             let end = w.end().unwrap();
-            let (first, _) = w.retire(end, u64::MAX, end, 100).unwrap().unwrap();
+            let (first, _) = w.retire(end, u64::MAX, end, 100, true).unwrap().unwrap();
             assert!(
                 end - first >= retain,
                 "retain {retain}: kept {}",
@@ -1123,7 +1129,7 @@ mod tests {
         let (buf, recs) = batch(0..10);
         w.append(&buf, &recs).unwrap();
         let end = w.end().unwrap();
-        assert_eq!(w.retire(end, 10, end, 10).unwrap(), Some((end, 10)));
+        assert_eq!(w.retire(end, 10, end, 10, true).unwrap(), Some((end, 10)));
         assert!(list_segments(dir.path()).unwrap().is_empty());
         let (buf, recs) = batch(10..12);
         assert_eq!(w.append(&buf, &recs).unwrap()[0], end);

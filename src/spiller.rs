@@ -210,6 +210,20 @@ impl Queue {
                 ring.region
                     .u64_at(OFF_SPILL_ERRNO)
                     .store(errno as u64, Ordering::Relaxed);
+                // A journal on a full disk whose log no group needs stops
+                // logging rather than hold producers back for ever (the
+                // next round that writes starts it again, after a gap):
+                // it loses history, never a message.
+                let on_disk = (0..ring.geo.max_groups as usize)
+                    .filter(|&g| ring.is_active(g))
+                    .any(|g| unpack(ring.cursor_now(g)).0 & DISK_BIT != 0);
+                if errno == libc::ENOSPC
+                    && spill.opts.journal()
+                    && !on_disk
+                    && ring.front_now().is_some()
+                {
+                    ring.retire_front();
+                }
             }
         }
         // Relaxed: only ever read under the lock, which orders it.
@@ -259,6 +273,11 @@ impl Queue {
         let groups: Vec<usize> = (0..ring.geo.max_groups as usize)
             .filter(|&g| ring.is_active(g))
             .collect();
+        // The last round found the disk full: retention yields to it (what
+        // groups need stays; history the policy keeps goes first).
+        if word(OFF_SPILL_ERRNO).load(Ordering::Relaxed) == libc::ENOSPC as u64 {
+            self.retire_segments(local, &groups, log_end, false)?;
+        }
         // 2. Rejoin.
         for &g in &groups {
             if ring.rejoin(g) {
@@ -279,7 +298,7 @@ impl Queue {
             if ring.front_now().is_some() {
                 ring.retire_front();
             }
-            self.retire_segments(local, &groups, log_end)?;
+            self.retire_segments(local, &groups, log_end, true)?;
             return Ok(out);
         }
         let (fseq, fpos) = match ring.front_now() {
@@ -405,7 +424,7 @@ impl Queue {
             ring.retire_front();
         }
         crash_point("spill-retiring");
-        self.retire_segments(local, &groups, log_end)?;
+        self.retire_segments(local, &groups, log_end, true)?;
         Ok(out)
     }
 
@@ -416,6 +435,7 @@ impl Queue {
         local: &mut Local,
         groups: &[usize],
         log_end: u64,
+        retain: bool,
     ) -> Result<(), LogError> {
         let ring = self.ring();
         let keep_from = groups
@@ -442,8 +462,9 @@ impl Queue {
             .unwrap_or(u64::MAX);
         // Relaxed: written under the spill lock we hold.
         let end_seq = ring.region.u64_at(OFF_LOG_END_SEQ).load(Ordering::Relaxed);
-        if let Some((first_pos, first_seq)) =
-            local.writer.retire(keep_from, keep_seq, log_end, end_seq)?
+        if let Some((first_pos, first_seq)) = local
+            .writer
+            .retire(keep_from, keep_seq, log_end, end_seq, retain)?
         {
             // Relaxed: read under the spill lock, or for display.
             let w = |off: usize| ring.region.u64_at(off);
