@@ -10,9 +10,10 @@
 //! ack table valid, owned by an attached member, and pointing at its message
 //! (in the ring, or read back from the spill log); and every record the spill
 //! log retains read back through the consumers' own code (header, length,
-//! checksum, increasing sequence numbers). On a queue in use, a record a
-//! producer is still writing shows as uncommitted; run it on a quiet queue for
-//! a definitive answer.
+//! checksum, increasing sequence numbers). On a queue in use one pass is not
+//! a snapshot, so `Queue::check` repeats a pass that finds problems (five, a
+//! millisecond apart) and reports only what every pass finds; a record a
+//! producer is still writing that long shows as uncommitted.
 
 use crate::ack::{word_owner, word_state};
 use crate::layout::*;
