@@ -337,6 +337,12 @@ pub(crate) fn check_acks(
 /// increasing sequence numbers.
 pub(crate) fn check_log(ring: &Ring<RawRegion>, reader: &mut LogReader, r: &mut CheckReport) {
     let w = |off| ring.region.u64_at(off).load(Ordering::Relaxed);
+    let missing = w(OFF_SPILL_BACKLOG_MISSING);
+    if missing > 0 {
+        r.problems.push(format!(
+            "spill log: {missing} time(s) a group lagged onto the log's unbroken run and the log no longer held its next message (a backlog was deleted)"
+        ));
+    }
     let (mut at, end) = (w(OFF_LOG_FIRST_POS), w(OFF_LOG_END));
     let mut buf = Vec::new();
     let mut last: Option<u64> = None;

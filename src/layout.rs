@@ -327,6 +327,9 @@ pub const OFF_SPILL_TRANSFERS: usize = 1368;
 pub const OFF_SPILL_RECOVERIES: usize = 1376;
 /// CLOCK_MONOTONIC ns at which the round in progress started (0: none).
 pub const OFF_SPILL_ROUND_SINCE: usize = 1384;
+/// Counter: groups that lagged onto the log's unbroken run but whose next
+/// message it no longer held (retention deleted a backlog: a defect).
+pub const OFF_SPILL_BACKLOG_MISSING: usize = 1392;
 /// Spill configuration fields.
 pub(crate) const OFF_SPILL_SEGMENT: usize = 1408;
 pub(crate) const OFF_SPILL_FSYNC: usize = 1416;

@@ -406,9 +406,17 @@ impl Queue {
                 if s >= batch_first && s < seq {
                     positions.get((s - batch_first) as usize).copied()
                 } else if s >= run_seq && s < batch_first {
-                    let at = reader.find(s, log_end).ok().flatten()?;
-                    let (rec, _) = reader.read_head(at).ok()?;
-                    (rec.seq == s).then_some(at)
+                    // In the log's unbroken run: it must be there (a group's
+                    // backlog is never retired), or `check` reports it.
+                    let at = reader
+                        .find(s, log_end)
+                        .ok()
+                        .flatten()
+                        .filter(|&at| reader.read_head(at).is_ok_and(|(rec, _)| rec.seq == s));
+                    if at.is_none() {
+                        word(OFF_SPILL_BACKLOG_MISSING).fetch_add(1, Ordering::Relaxed);
+                    }
+                    at
                 } else {
                     None
                 }
