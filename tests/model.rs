@@ -2433,6 +2433,14 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
+        // A kept run keeps its log: copied beside the mount point first.
+        if std::env::var("SHMQ_MODEL_KEEP").is_ok() {
+            let _ = Command::new("cp")
+                .arg("-a")
+                .arg(&self.0)
+                .arg(self.0.with_extension("kept"))
+                .status();
+        }
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
