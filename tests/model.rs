@@ -66,7 +66,7 @@
 
 mod common;
 
-use common::FuzzRng;
+use common::{FuzzRng, SmallFs};
 use shmq::layout::{record_size, Geometry, PRODUCER_EXT};
 use shmq::{
     Ack, Fsync, GroupError, Queue, QueueOptions, RecvError, SendError, SpillOptions, StartAt,
@@ -2228,9 +2228,16 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
     let dir = tmp.path().to_owned();
     std::fs::create_dir(dir.join("logs")).unwrap();
     std::fs::create_dir(dir.join("ctl")).unwrap();
-    let _disk = sc
-        .small_disk
-        .and_then(|size| SmallDisk::mount(&dir.join("spill"), size));
+    // A kept run keeps its log: copied beside the mount point first.
+    let keep = std::env::var("SHMQ_MODEL_KEEP").is_ok();
+    let _disk = sc.small_disk.and_then(|size| {
+        let fs = SmallFs::mount(&dir.join("spill"), size, keep);
+        if fs.is_none() {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("model: cannot mount a tmpfs here: small disks run on the directory's file system"));
+        }
+        fs
+    });
     let qpath = dir.join("q");
     let q = Queue::create(
         &qpath,
@@ -2406,42 +2413,6 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         summary,
         failures: std::mem::take(&mut failures),
         context: msg,
-    }
-}
-
-/// A tmpfs of a given size mounted for a run (needs root; `None` where it
-/// cannot be mounted, and the run goes on with the spill log on the
-/// directory's own file system), unmounted when dropped.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: &Path, size: u64) -> Option<SmallDisk> {
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| eprintln!("model: cannot mount a tmpfs here: small disks run on the directory's file system"));
-        }
-        ok.then(|| SmallDisk(dir.to_owned()))
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        // A kept run keeps its log: copied beside the mount point first.
-        if std::env::var("SHMQ_MODEL_KEEP").is_ok() {
-            let _ = Command::new("cp")
-                .arg("-a")
-                .arg(&self.0)
-                .arg(self.0.with_extension("kept"))
-                .status();
-        }
-        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 

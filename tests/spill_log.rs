@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::shmq;
+use common::{shmq, SmallFs};
 use shmq::{OpenError, Queue, QueueOptions, SendError, StartAt};
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -18,6 +18,24 @@ const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// `shmq create DIR/q --capacity CAPACITY --spill-dir DIR/sd EXTRA…` with a
+/// group `slow` (no member): the queue's path.
+fn cli_queue(dir: &Path, capacity: &str, extra: &[&str]) -> std::path::PathBuf {
+    let (q, sd) = (dir.join("q"), dir.join("sd"));
+    let mut args = vec![
+        "create",
+        p(&q),
+        "--capacity",
+        capacity,
+        "--spill-dir",
+        p(&sd),
+    ];
+    args.extend_from_slice(extra);
+    shmq(&args);
+    shmq(&["group", "add", p(&q), "slow"]);
+    q
 }
 
 /// `shmq send Q --producer p` fed `lines`, killed at crash point `crash` if
@@ -50,17 +68,7 @@ fn send_named(q: &Path, lines: std::ops::Range<u64>, crash: Option<&str>) {
 #[test]
 fn a_named_producer_killed_in_a_spill_round_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let q = dir.path().join("q");
-    let sd = dir.path().join("sd");
-    shmq(&[
-        "create",
-        p(&q),
-        "--capacity",
-        "64KiB",
-        "--spill-dir",
-        p(&sd),
-    ]);
-    shmq(&["group", "add", p(&q), "slow"]);
+    let q = cli_queue(dir.path(), "64KiB", &[]);
     send_named(&q, 0..2000, None);
     send_named(&q, 2000..4000, Some("spill-front-moved"));
     shmq(&["spill", p(&q)]);
@@ -133,17 +141,7 @@ fn a_timed_send_keeps_its_timeout_while_the_spill_lock_is_held() {
 #[test]
 fn stat_shows_a_round_in_progress() {
     let dir = tempfile::tempdir().unwrap();
-    let q = dir.path().join("q");
-    let sd = dir.path().join("sd");
-    shmq(&[
-        "create",
-        p(&q),
-        "--capacity",
-        "64KiB",
-        "--spill-dir",
-        p(&sd),
-    ]);
-    shmq(&["group", "add", p(&q), "slow"]);
+    let q = cli_queue(dir.path(), "64KiB", &[]);
     shmq(&["send", p(&q), "--count", "500", "--size", "200"]);
     let status = Command::new(SHMQ)
         .args(["spill", p(&q)])
@@ -232,19 +230,7 @@ fn journal_retention_keeps_a_lagging_ring_groups_backlog() {
         &["--segment-size", "4KiB", "--retain-time", "1s"][..],
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let q = dir.path().join("q");
-        let sd = dir.path().join("sd");
-        let mut args = vec![
-            "create",
-            p(&q),
-            "--capacity",
-            "64KiB",
-            "--spill-dir",
-            p(&sd),
-        ];
-        args.extend_from_slice(policy);
-        shmq(&args);
-        shmq(&["group", "add", p(&q), "slow"]);
+        let q = cli_queue(dir.path(), "64KiB", policy);
         shmq(&["spill", p(&q)]);
         // Paced with a time policy, so that segments age while it runs.
         let pace: &[&str] = if policy.contains(&"--retain-time") {
@@ -276,28 +262,6 @@ fn journal_retention_keeps_a_lagging_ring_groups_backlog() {
     }
 }
 
-/// A small real file system for the spill log: a 2 MiB tmpfs mounted on
-/// `dir` (needs root), unmounted on drop. `None` where it cannot be mounted.
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(dir: &Path) -> Option<SmallFs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", p(dir)])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| SmallFs(dir.to_owned()))
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// Defect 2: a full disk (a spill directory on a 2 MiB tmpfs) wedged the
 /// queue: (a) the lagging group read the logged messages and then failed
 /// with the writer's "No space left on device" at the switch back to the
@@ -310,7 +274,7 @@ impl Drop for SmallFs {
 fn a_full_disk_is_back_pressure_not_a_wedge() {
     let dir = tempfile::tempdir().unwrap();
     let sd = dir.path().join("sd");
-    let fs = SmallFs::mount(&sd);
+    let fs = SmallFs::mount(&sd, 2 << 20, false);
     eprintln!(
         "full disk: {}",
         if fs.is_some() {
@@ -319,16 +283,7 @@ fn a_full_disk_is_back_pressure_not_a_wedge() {
             "RLIMIT_FSIZE 2 MiB (cannot mount a tmpfs here)"
         }
     );
-    let q = dir.path().join("q");
-    shmq(&[
-        "create",
-        p(&q),
-        "--capacity",
-        "256KiB",
-        "--spill-dir",
-        p(&sd),
-    ]);
-    shmq(&["group", "add", p(&q), "slow"]);
+    let q = cli_queue(dir.path(), "256KiB", &[]);
     let send = |count: &str| {
         let mut cmd = Command::new(SHMQ);
         cmd.args([

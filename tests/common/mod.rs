@@ -308,3 +308,42 @@ pub fn sender(q: &std::path::Path, args: &[&str], first: &str) -> Sender {
     stdin.flush().unwrap();
     Sender { child, stdin }
 }
+
+/// A small real file system: a tmpfs of `size` bytes mounted on `dir`
+/// (needs root), unmounted when dropped; `None` where it cannot be mounted.
+/// With `keep`, its contents are copied beside it (`dir.kept`) first.
+#[allow(dead_code)]
+pub struct SmallFs {
+    dir: std::path::PathBuf,
+    keep: bool,
+}
+
+#[allow(dead_code)]
+impl SmallFs {
+    pub fn mount(dir: &std::path::Path, size: u64, keep: bool) -> Option<SmallFs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallFs {
+            dir: dir.to_owned(),
+            keep,
+        })
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        if self.keep {
+            let _ = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&self.dir)
+                .arg(self.dir.with_extension("kept"))
+                .status();
+        }
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+    }
+}
