@@ -236,16 +236,17 @@ impl Queue {
                         flags,
                         next: after,
                     } => {
-                        if seq < next {
-                            // Not shown: passed without a copy, unless
-                            // overwritten under us (then as below).
-                            if rseq != seq {
-                                if back_to_log(next) {
-                                    continue 'dump;
-                                }
-                                (seq, pos) = ring.head_now();
-                                continue;
+                        if rseq != seq {
+                            // Overwritten under us: from the log if it has
+                            // it, else on from HEAD.
+                            if back_to_log(next) {
+                                continue 'dump;
                             }
+                            (seq, pos) = ring.head_now();
+                            continue;
+                        }
+                        if seq < next {
+                            // Not shown: passed without a copy.
                             seq = seq.wrapping_add(1);
                             pos = after;
                             continue;
@@ -266,9 +267,8 @@ impl Queue {
                         // writes).
                         crate::sync::fence(Ordering::Acquire);
                         let (_, hpos) = ring.head_now();
-                        if hpos > pos || rseq != seq {
-                            // Overwritten under us: from the log if it has
-                            // it, else on from HEAD.
+                        if hpos > pos {
+                            // Overwritten while copied: as above.
                             if back_to_log(next) {
                                 continue 'dump;
                             }

@@ -79,6 +79,11 @@ impl<R: Region> Ring<R> {
         (st == SLOT_ACTIVE).then(|| unpack(self.front().load(Ordering::Acquire)))
     }
 
+    /// Whether group `g` reads the spill log (its cursor is a log position).
+    pub(crate) fn on_disk(&self, g: usize) -> bool {
+        unpack(self.cursor_now(g)).0 & DISK_BIT != 0
+    }
+
     /// Whether FRONT is active: a hint for producers deciding whether to run a
     /// round. Relaxed: the round itself reads the state under the spill lock,
     /// so a stale answer only moves a round earlier or later.

@@ -214,9 +214,8 @@ impl Queue {
                 // logging rather than hold producers back for ever (the
                 // next round that writes starts it again, after a gap):
                 // it loses history, never a message.
-                let on_disk = (0..ring.geo.max_groups as usize)
-                    .filter(|&g| ring.is_active(g))
-                    .any(|g| unpack(ring.cursor_now(g)).0 & DISK_BIT != 0);
+                let on_disk =
+                    (0..ring.geo.max_groups as usize).any(|g| ring.is_active(g) && ring.on_disk(g));
                 if errno == libc::ENOSPC
                     && spill.opts.journal()
                     && !on_disk
@@ -287,13 +286,12 @@ impl Queue {
         // 3. Spill.
         let (_, tail_pos) = ring.tail_now();
         let below = tail_pos.saturating_sub(ring.geo.capacity / 2);
-        let on_disk = |g: usize| unpack(ring.cursor_now(g)).0 & DISK_BIT != 0;
         let lagging = groups.iter().any(|&g| {
             let (seq, pos) = unpack(ring.cursor_now(g));
             seq & DISK_BIT == 0 && pos < below
         });
         let journal = spill.opts.journal();
-        let any_disk = groups.iter().any(|&g| on_disk(g));
+        let any_disk = groups.iter().any(|&g| ring.on_disk(g));
         if !(lagging || any_disk || journal) {
             if ring.front_now().is_some() {
                 ring.retire_front();
@@ -428,7 +426,8 @@ impl Queue {
             }
         }
         // 5. Retire FRONT and old segments.
-        if !groups.iter().any(|&g| on_disk(g)) && !journal {
+        // (Again: step 4 may have moved groups onto the log.)
+        if !groups.iter().any(|&g| ring.on_disk(g)) && !journal {
             ring.retire_front();
         }
         crash_point("spill-retiring");
