@@ -13,6 +13,7 @@ use crate::layout::*;
 use crate::queue::Queue;
 use crate::region::Region;
 use crate::ring::Slot;
+use crate::spill_log::LogError;
 use crate::sync::Ordering;
 
 /// Where `seek` moves a group.
@@ -170,7 +171,7 @@ impl Queue {
         from: u64,
         count: u64,
         mut f: impl FnMut(Retained),
-    ) -> Result<u64, crate::spill_log::LogError> {
+    ) -> Result<u64, LogError> {
         let ring = self.ring();
         let end = ring.tail_now().0;
         let mut shown = 0;
@@ -189,9 +190,14 @@ impl Queue {
             let log_end = log_end_now();
             if let Some(reader) = reader.as_mut().filter(|_| seen != Some(log_end)) {
                 seen = Some(log_end);
-                if let Some(mut at) = reader.find(next, log_end)? {
+                // Segments every group has read may be deleted meanwhile.
+                if let Some(mut at) = still_retained(reader.find(next, log_end))?.flatten() {
                     while at < log_end && shown < count && next < end {
-                        let rec = reader.read_ahead(at, log_end, &mut payload)?;
+                        let Some(rec) =
+                            still_retained(reader.read_ahead(at, log_end, &mut payload))?
+                        else {
+                            break;
+                        };
                         at += rec.size;
                         if rec.seq < next {
                             continue;
@@ -308,5 +314,15 @@ impl Queue {
             .u64_at(OFF_LOG_END_SEQ)
             .load(Ordering::Relaxed);
         self.log_floor().is_some_and(|first| seq >= first) && seq < log_end_seq
+    }
+}
+
+/// A log read's result, `None` where the log no longer holds the record
+/// (a segment every group had read was deleted): for a dump, the end of
+/// what the log shows, not an error.
+fn still_retained<T>(r: Result<T, LogError>) -> Result<Option<T>, LogError> {
+    match r {
+        Err(LogError::Missing(_)) => Ok(None),
+        r => r.map(Some),
     }
 }
