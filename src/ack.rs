@@ -73,8 +73,12 @@ pub struct Entry {
     pub seq: u64,
     /// Ring position, or log position | DISK_BIT.
     pub at: u64,
-    /// Deliveries before the current one.
+    /// Deliveries before the current one (for a dead letter handed over,
+    /// counting from its hand-over: see [`Entry::deliveries_before`]).
     pub attempts: u64,
+    /// A dead letter handed over (`hand_over`): the id of the group that
+    /// gave it up. `None` for every other message.
+    pub origin: Option<u64>,
 }
 
 impl Entry {
@@ -82,6 +86,19 @@ impl Entry {
     pub fn on_disk(&self) -> bool {
         self.at & DISK_BIT != 0
     }
+
+    /// Deliveries of the message in this group before the current one. A
+    /// dead letter handed over arrives PENDING with attempts 0, so its first
+    /// take counts one: that one is not a redelivery.
+    pub fn deliveries_before(&self) -> u64 {
+        self.attempts - u64::from(self.origin.is_some() && self.attempts > 0)
+    }
+}
+
+/// The origin word of an entry as an id (`None`: not a dead letter).
+#[inline]
+fn origin_of(word: u64) -> Option<u64> {
+    (word & ORIGIN_SET != 0).then_some(word & !ORIGIN_SET)
 }
 
 /// A member's hold on an entry: the entry's index, the state word the
@@ -135,6 +152,7 @@ pub fn state_name(w: u64) -> &'static str {
         ENTRY_FINISHING => "finishing",
         ENTRY_FORWARDING if word_owner(w) == ORPHAN => "forwarding (orphan)",
         ENTRY_FORWARDING => "forwarding",
+        ENTRY_ARRIVING => "arriving",
         _ => "invalid",
     }
 }
@@ -159,6 +177,7 @@ pub const fn taken_hold(hold: (usize, u64), m: usize, seq: u64, at: u64) -> Hold
             seq,
             at,
             attempts: 0,
+            origin: None,
         },
     }
 }
@@ -196,6 +215,7 @@ impl<R: Region> Ring<R> {
             seq: self.entry_word(g, i, E_SEQ).load(Ordering::Relaxed),
             at: self.entry_word(g, i, E_AT).load(Ordering::Relaxed),
             attempts: word_attempts(w),
+            origin: origin_of(self.entry_word(g, i, E_ORIGIN).load(Ordering::Relaxed)),
         }
     }
 
@@ -207,6 +227,10 @@ impl<R: Region> Ring<R> {
             ENTRY_FREE | ENTRY_PENDING => true,
             ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING => owner_ok,
             ENTRY_FORWARDING => owner_ok || word_owner(w) == ORPHAN,
+            ENTRY_ARRIVING => {
+                word_owner(w) < self.geo.max_groups as usize
+                    && word_attempts(w) < self.geo.ack_entries as u64
+            }
             _ => false,
         }
     }
@@ -277,6 +301,7 @@ impl<R: Region> Ring<R> {
         self.entry_word(g, i, E_AT).store(at, Ordering::Relaxed);
         self.entry_word(g, i, E_SINCE)
             .store(since, Ordering::Relaxed);
+        self.entry_word(g, i, E_ORIGIN).store(0, Ordering::Relaxed);
         let pin = if at & DISK_BIT == 0 { at } else { IDLE };
         self.entry_word(g, i, E_PIN).store(pin, Ordering::Relaxed);
         self.entry_word(g, i, E_STATE)
@@ -398,7 +423,7 @@ impl<R: Region> Ring<R> {
             if !self.has_pending(g) {
                 return None;
             }
-            let (i, w, seq) = (0..self.entries_in_use(g))
+            let (i, w, _) = (0..self.entries_in_use(g))
                 .filter_map(|i| {
                     let w = self.entry_state_word(g, i);
                     (word_state(w) == ENTRY_PENDING)
@@ -438,11 +463,7 @@ impl<R: Region> Ring<R> {
             return Some(Hold {
                 idx: i,
                 word: held,
-                entry: Entry {
-                    seq,
-                    at: self.entry_word(g, i, E_AT).load(Ordering::Relaxed),
-                    attempts: word_attempts(held),
-                },
+                entry: self.entry_fields(g, i, held),
             });
         }
     }
@@ -645,7 +666,9 @@ impl<R: Region> Ring<R> {
     pub(crate) fn resolve_forward(&self, g: usize, i: usize, w: u64) -> Option<bool> {
         let dl_seq = self.entry_word(g, i, E_DL_SEQ).load(Ordering::Relaxed);
         let dl_pos = self.entry_word(g, i, E_DL_POS).load(Ordering::Relaxed);
-        let published = if dl_seq == u64::MAX || dl_pos == IDLE {
+        let published = if dl_seq & HANDOVER != 0 {
+            self.resolve_hand_over(g, i, dl_seq)
+        } else if dl_seq == u64::MAX || dl_pos == IDLE {
             false
         } else {
             match self.slot_at(dl_pos) {
@@ -682,6 +705,159 @@ impl<R: Region> Ring<R> {
             self.notify(Event::Data);
         }
         Some(published)
+    }
+
+    /// Member `m` of group `g`, whose forward `f` found no room for a dead
+    /// letter, starts handing the message itself over to dead-letter group
+    /// `d`: a free entry of `d`'s table becomes ARRIVING (owner: `g`,
+    /// attempts: `f`'s index), with the message's fields, its origin and a
+    /// pin of its own. No copy, so no room in the ring is needed: this is
+    /// what keeps a ring full of given-up messages from waiting for ever
+    /// (docs/acks.md). Returns the entry and its word; `None` when `d`'s
+    /// table is full (the forward is then undone by `end_forward`).
+    ///
+    /// `f`'s `dl_seq` says where the message goes before any entry of `d`
+    /// is touched, so a reaper of `m` finds whatever `m` left
+    /// (`resolve_hand_over`).
+    pub fn begin_hand_over(&self, g: usize, f: &Hold, d: usize) -> Option<(usize, u64)> {
+        let mark = HANDOVER | (d as u64) << 32;
+        let src = self.entry_word(g, f.idx, E_DL_SEQ);
+        src.store(mark, Ordering::Relaxed);
+        for j in 0..self.geo.ack_entries as usize {
+            let st = self.entry_word(d, j, E_STATE);
+            let w = st.load(Ordering::Relaxed);
+            if word_state(w) != ENTRY_FREE {
+                continue;
+            }
+            let a = next_word(w, ENTRY_ARRIVING, g, f.idx as u64);
+            // Acquire: as in `reserve` (a free entry's pins are IDLE).
+            if st
+                .compare_exchange(w, a, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            let e = &f.entry;
+            self.entry_word(d, j, E_SEQ).store(e.seq, Ordering::Relaxed);
+            self.entry_word(d, j, E_AT).store(e.at, Ordering::Relaxed);
+            self.entry_word(d, j, E_SINCE).store(0, Ordering::Relaxed);
+            self.entry_word(d, j, E_DL_SEQ)
+                .store(u64::MAX, Ordering::Relaxed);
+            self.entry_word(d, j, E_DL_POS)
+                .store(IDLE, Ordering::Relaxed);
+            self.entry_word(d, j, E_ORIGIN)
+                .store(self.group_id(g) | ORIGIN_SET, Ordering::Relaxed);
+            // The message gets a second pin, here; `f`'s is cleared only
+            // once this one is counted (`end_forward`).
+            let pin = if e.on_disk() { IDLE } else { e.at };
+            self.entry_word(d, j, E_PIN).store(pin, Ordering::Relaxed);
+            // SYNC POINT entries hwm: as in `reserve`; before the bump below,
+            // so that a scan that sees the bump reads this entry.
+            self.slot_word(d, G_ENTRIES_HWM)
+                .fetch_max(j as u64 + 1, Ordering::AcqRel);
+            if pin != IDLE {
+                // SYNC POINT pin move: AcqRel. A scan that read this pin (or
+                // its hwm) before they were stored and `f`'s pin after it was
+                // cleared would miss both. Release: a scan whose first load
+                // of the counter sees this bump sees the pin and the hwm
+                // above. One that loaded the count before it loads it again
+                // after its pins, and if it saw `f`'s pin cleared (a Release
+                // store after this), that load sees the bump: it scans again.
+                self.region
+                    .u64_at(OFF_PIN_MOVES)
+                    .fetch_add(1, Ordering::AcqRel);
+            }
+            src.store(mark | (j as u64 + 1), Ordering::Relaxed);
+            return Some((j, a));
+        }
+        src.store(u64::MAX, Ordering::Relaxed);
+        None
+    }
+
+    /// Commits the hand-over `(j, a)` of `begin_hand_over` into group `d`:
+    /// the entry becomes PENDING there, a dead letter for `d`'s members.
+    /// Returns false if `d`'s table was cleared meanwhile (the group was
+    /// removed): the entry is gone and the forward must be undone. The
+    /// forward's own entry is then finished with `end_forward(.., true)`.
+    pub fn commit_hand_over(&self, d: usize, (j, a): (usize, u64)) -> bool {
+        let p = next_word(a, ENTRY_PENDING, 0, 0);
+        // Release: pairs with the Acquire state loads of `take_pending`.
+        if self
+            .entry_word(d, j, E_STATE)
+            .compare_exchange(a, p, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.slot_word(d, G_PENDING).fetch_add(1, Ordering::Relaxed);
+        self.notify(Event::Data);
+        true
+    }
+
+    /// Undoes a hand-over whose commit failed or was never tried: `f`'s
+    /// mark first says "nothing claimed" (a reaper then looks for an
+    /// ARRIVING entry itself), then the arrival, if still there, is freed.
+    pub fn abort_hand_over(&self, g: usize, f: &Hold, d: usize, arrival: Option<(usize, u64)>) {
+        self.entry_word(g, f.idx, E_DL_SEQ)
+            .store(HANDOVER | (d as u64) << 32, Ordering::Relaxed);
+        if let Some((j, a)) = arrival {
+            self.free_arrival(d, j, a);
+        }
+        self.entry_word(g, f.idx, E_DL_SEQ)
+            .store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// Frees ARRIVING entry `j` of group `d` (word `a`), pin first.
+    fn free_arrival(&self, d: usize, j: usize, a: u64) {
+        let st = self.entry_word(d, j, E_STATE);
+        if st.load(Ordering::Relaxed) != a {
+            return;
+        }
+        // Release: as in `finish_hold`. The message's other pin (the
+        // forward's entry) still holds it.
+        self.entry_word(d, j, E_PIN).store(IDLE, Ordering::Release);
+        // Release: pairs with a reserver's Acquire CAS.
+        let _ = st.compare_exchange(
+            a,
+            next_word(a, ENTRY_FREE, 0, 0),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Settles a hand-over whose member died (`resolve_forward`, `dl_seq`
+    /// with HANDOVER): true if the dead-letter group got the message
+    /// (its entry is no longer the ARRIVING one this forward made), false
+    /// if not (any such arrival is freed).
+    fn resolve_hand_over(&self, g: usize, i: usize, dl_seq: u64) -> bool {
+        let d = ((dl_seq >> 32) & 0xffff) as usize;
+        let j1 = (dl_seq & 0xffff_ffff) as usize;
+        if d >= self.geo.max_groups as usize || j1 > self.geo.ack_entries as usize {
+            return false; // damaged: deliver again rather than risk a loss
+        }
+        let ours = |j: usize| {
+            let a = self.entry_state_word(d, j);
+            (word_state(a) == ENTRY_ARRIVING && word_owner(a) == g && word_attempts(a) == i as u64)
+                .then_some(a)
+        };
+        if j1 == 0 {
+            // Killed before its claim was noted: a claimed entry, if any,
+            // is ARRIVING and names this forward (perhaps above the
+            // table's high-water mark, not raised yet).
+            for j in 0..self.geo.ack_entries as usize {
+                if let Some(a) = ours(j) {
+                    self.free_arrival(d, j, a);
+                }
+            }
+            return false;
+        }
+        match ours(j1 - 1) {
+            Some(a) => {
+                self.free_arrival(d, j1 - 1, a);
+                false
+            }
+            None => true,
+        }
     }
 
     /// Whether the take of `seq` that entry `i` announced happened: the
@@ -738,7 +914,7 @@ impl<R: Region> Ring<R> {
             for (_, w, e) in self.entries(g) {
                 let live = matches!(
                     word_state(w),
-                    ENTRY_TAKING | ENTRY_HELD | ENTRY_PENDING | ENTRY_FORWARDING
+                    ENTRY_TAKING | ENTRY_HELD | ENTRY_PENDING | ENTRY_FORWARDING | ENTRY_ARRIVING
                 );
                 if live && e.on_disk() {
                     let at = e.at & !DISK_BIT;

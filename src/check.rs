@@ -15,7 +15,7 @@
 //! millisecond apart) and reports only what every pass finds; a record a
 //! producer is still writing that long shows as uncommitted.
 
-use crate::ack::{word_owner, word_state};
+use crate::ack::{word_attempts, word_owner, word_state};
 use crate::layout::*;
 use crate::raw_region::RawRegion;
 use crate::region::Region;
@@ -275,7 +275,14 @@ pub(crate) fn check_acks(
                     st,
                     ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING | ENTRY_FORWARDING
                 );
-            if st > ENTRY_FORWARDING || (owned && word_owner(w) >= geo.max_members as usize) {
+            // A dead letter on its way in from group `owner`'s entry
+            // `attempts` (ack.rs, `begin_hand_over`): its mover settles it.
+            let arriving_ok = word_owner(w) < geo.max_groups as usize
+                && word_attempts(w) < u64::from(geo.ack_entries);
+            if (st == ENTRY_ARRIVING && !arriving_ok)
+                || st > ENTRY_ARRIVING
+                || (owned && word_owner(w) >= geo.max_members as usize)
+            {
                 r.problems.push(format!(
                     "group '{name}': ack table entry {i} has an invalid state word {w:#x}"
                 ));

@@ -176,8 +176,27 @@ struct Disk {
 /// entry's pin), or a message read from the log (payload in `Disk::buf`).
 #[derive(Clone, Copy, Debug)]
 enum Got {
-    Ring(Taken, u64),
+    Ring(Taken, Again),
     Disk(Meta),
+}
+
+/// What the group knows of a delivery beyond its record: the deliveries
+/// before it in this group, and, for a dead letter handed over (ack.rs,
+/// `begin_hand_over`: the original record, not a copy), the sequence number
+/// and group it was given up with.
+#[derive(Clone, Copy, Debug, Default)]
+struct Again {
+    redelivered: u64,
+    letter: Option<(u64, u64)>,
+}
+
+impl Again {
+    fn of(e: &crate::ack::Entry) -> Again {
+        Again {
+            redelivered: e.deliveries_before(),
+            letter: e.origin.map(|o| (e.seq, o)),
+        }
+    }
 }
 
 /// One attempt at the log.
@@ -426,7 +445,7 @@ impl Consumer {
                             self.acks.held.push(taken_hold(r, self.m, t.seq, t.pos));
                             self.acks.reserved = None;
                         }
-                        return Ok(Got::Ring(t, 0));
+                        return Ok(Got::Ring(t, Again::default()));
                     }
                     Ok(None) => empty = true,
                     _ => {
@@ -572,7 +591,7 @@ impl Consumer {
                 h => h.flatten(),
             };
             let got = match ring.try_take(g, m, hold) {
-                Ok(Some(Take::Ring(t))) => Got::Ring(t, 0),
+                Ok(Some(Take::Ring(t))) => Got::Ring(t, Again::default()),
                 Ok(None) => {
                     self.give_back_reservation();
                     return None;
@@ -752,7 +771,7 @@ impl Consumer {
             // Released after the last borrow, also if `f` panics.
             let _release = Release(ring, self.g, self.m);
             for t in &self.batch {
-                f(&ring_meta(ring, t, 0), ring_payload(ring, t));
+                f(&ring_meta(ring, t, Again::default()), ring_payload(ring, t));
             }
         }
         Some(n)
@@ -802,7 +821,7 @@ impl RecvGuard<'_> {
     /// Deliveries before this one (see [`Message::redelivered`]).
     pub fn redelivered(&self) -> u64 {
         match self.got {
-            Got::Ring(_, r) => r,
+            Got::Ring(_, r) => r.redelivered,
             Got::Disk(m) => m.redelivered,
         }
     }
@@ -935,7 +954,10 @@ fn take_disk(
         ring.took(g, m, h, rec.seq, at | DISK_BIT);
     }
     ring.note_delivered(g, m, 1);
-    Ok(DiskStep::Got(disk_meta(&rec, 0, &mut d.buf), at | DISK_BIT))
+    Ok(DiskStep::Got(
+        disk_meta(&rec, Again::default(), &mut d.buf),
+        at | DISK_BIT,
+    ))
 }
 
 /// Takes over a message of group `g` waiting for redelivery, if any: the
@@ -961,7 +983,7 @@ fn take_redelivery(
     let mut no_room: Vec<u64> = Vec::new();
     while let Some(h) = ring.take_pending(g, m, since, |s| no_room.contains(&s)) {
         let max = ring.max_attempts(g);
-        if max != 0 && h.entry.attempts >= max {
+        if max != 0 && h.entry.deliveries_before() >= max {
             let Some(d) = ring.dead_letter_target(g) else {
                 // No dead-letter group: only counted.
                 if ring.finish_hold(g, m, &h, false).is_ok() {
@@ -975,6 +997,7 @@ fn take_redelivery(
             };
             match forward_dead_letter(q, g, disk, &f, d) {
                 Ok(true) => ring.end_forward(g, m, &f, true),
+                Ok(false) if hand_over(ring, g, &f, d) => ring.end_forward(g, m, &f, true),
                 Ok(false) => {
                     // Pending again, untouched; retried on a later receive
                     // (and by other members).
@@ -991,7 +1014,9 @@ fn take_redelivery(
         match redelivered(q, g, disk, &h) {
             Ok(got) => {
                 ring.note_delivered(g, m, 1);
-                ring.note_redelivered(g);
+                if h.entry.deliveries_before() > 0 {
+                    ring.note_redelivered(g);
+                }
                 if explicit {
                     acks.held.push(h);
                 } else {
@@ -1012,6 +1037,33 @@ fn take_redelivery(
         }
     }
     Ok(None)
+}
+
+/// Hands the message of forward `f` (group `g` gives it up; its dead letter
+/// found no room in the ring) over to dead-letter group `d` as it is: its
+/// entry moves into `d`'s ack table, pinning the original record (ack.rs,
+/// `begin_hand_over`). Returns false if `d`'s table is full (or the message
+/// is itself a dead letter handed over, which moves only once): the forward
+/// is then undone, and retried later.
+fn hand_over(
+    ring: &crate::ring::Ring<crate::raw_region::RawRegion>,
+    g: usize,
+    f: &Hold,
+    d: usize,
+) -> bool {
+    if f.entry.origin.is_some() {
+        return false;
+    }
+    let Some(arrival) = ring.begin_hand_over(g, f, d) else {
+        return false;
+    };
+    crate::spiller::crash_point("hand-over-arriving");
+    if !ring.commit_hand_over(d, arrival) {
+        ring.abort_hand_over(g, f, d, Some(arrival));
+        return false;
+    }
+    crate::spiller::crash_point("hand-over-committed");
+    true
 }
 
 /// Publishes the message of forward `h` (group `g` gives it up) to
@@ -1094,7 +1146,7 @@ fn redelivered(
                     ts_ns,
                     flags,
                 },
-                e.attempts,
+                Again::of(&e),
             )),
             _ => Err((
                 RecvError::Corrupt(format!(
@@ -1134,21 +1186,22 @@ fn redelivered(
         ));
     }
     let _ = g;
-    Ok(Got::Disk(disk_meta(&rec, e.attempts, &mut d.buf)))
+    Ok(Got::Disk(disk_meta(&rec, Again::of(&e), &mut d.buf)))
 }
 
 /// The metadata of a record taken from the ring (under the caller's hazard).
 fn ring_meta(
     ring: &crate::ring::Ring<crate::raw_region::RawRegion>,
     t: &Taken,
-    redelivered: u64,
+    again: Again,
 ) -> Meta {
+    let origin = again.letter.or_else(|| ring.read_origin(t.pos, t.flags));
     Meta {
         seq: t.seq,
         ts_ns: t.ts_ns,
-        redelivered,
-        dead_letter_from: ring.read_origin(t.pos, t.flags).map(|o| o.1),
-        dead_letter_seq: ring.read_origin(t.pos, t.flags).map(|o| o.0),
+        redelivered: again.redelivered,
+        dead_letter_from: origin.map(|o| o.1),
+        dead_letter_seq: origin.map(|o| o.0),
         producer: (t.flags & FLAG_PRODUCER != 0).then(|| {
             let (id, pseq) = ring.read_ext(t.pos);
             ProducerTag { id, pseq }
@@ -1158,12 +1211,13 @@ fn ring_meta(
 
 /// The metadata of a record read from the spill log, whose stored bytes are
 /// in `buf`: its extensions are split off, leaving the payload.
-fn disk_meta(rec: &crate::spill_log::LogRecord, redelivered: u64, buf: &mut Vec<u8>) -> Meta {
+fn disk_meta(rec: &crate::spill_log::LogRecord, again: Again, buf: &mut Vec<u8>) -> Meta {
     let (producer, origin) = strip_ext(rec.flags, buf);
+    let origin = again.letter.or(origin);
     Meta {
         seq: rec.seq,
         ts_ns: rec.ts_ns,
-        redelivered,
+        redelivered: again.redelivered,
         dead_letter_from: origin.map(|o| o.1),
         dead_letter_seq: origin.map(|o| o.0),
         producer,

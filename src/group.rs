@@ -210,24 +210,39 @@ impl<R: Region> Ring<R> {
                 min_cursor = Some((seq, pos));
             }
         }
-        let mut min_inflight = IDLE;
-        for g in 0..self.geo.max_groups as usize {
-            let st = self.slot_state(g);
-            if st != SLOT_CREATING && st != SLOT_ACTIVE {
-                continue;
+        let moves = self.region.u64_at(OFF_PIN_MOVES);
+        // SYNC POINT pin move: Acquire pairs with the AcqRel bump in
+        // `begin_hand_over` (ack.rs): a pin moved before this load is seen
+        // where it went.
+        let mut before = moves.load(Ordering::Acquire);
+        let min_inflight = loop {
+            let mut min_inflight = IDLE;
+            for g in 0..self.geo.max_groups as usize {
+                let st = self.slot_state(g);
+                if st != SLOT_CREATING && st != SLOT_ACTIVE {
+                    continue;
+                }
+                for m in 0..self.geo.max_members as usize {
+                    // Acquire pairs with the Release in `release`: the
+                    // member's reads of the record happen before anything we
+                    // then overwrite.
+                    let h = self.member_word(g, m, M_INFLIGHT).load(Ordering::Acquire);
+                    min_inflight = min_inflight.min(h);
+                }
+                // The pins of the group's ack table (ack.rs), read after the
+                // cursors like the hazards: a pin is stored before the cursor
+                // CAS that takes its message, and moves only with the counter.
+                min_inflight = min_inflight.min(self.min_entry_pin(g));
             }
-            for m in 0..self.geo.max_members as usize {
-                // Acquire pairs with the Release in `release`: the member's
-                // reads of the record happen before anything we then
-                // overwrite.
-                let h = self.member_word(g, m, M_INFLIGHT).load(Ordering::Acquire);
-                min_inflight = min_inflight.min(h);
+            // A pin moved while we read (stored where we had looked, cleared
+            // where we looked after: we may have missed it): again. The
+            // Acquire pin loads that saw a clear made its bump visible here.
+            let after = moves.load(Ordering::Acquire);
+            if after == before {
+                break min_inflight;
             }
-            // The pins of the group's ack table (ack.rs), read after the
-            // cursors like the hazards: a pin is stored before the cursor CAS
-            // that takes its message, and never moves.
-            min_inflight = min_inflight.min(self.min_entry_pin(g));
-        }
+            before = after;
+        };
         Scan {
             min_cursor,
             min_inflight,

@@ -45,7 +45,11 @@
 //!   896 DEAD LETTERS: u64 1 once any group sends what it gives up to a
 //!                dead-letter group: producers then keep room for dead
 //!                letters (ring.rs)
-//!   904..1024    reserved (zero)
+//!   904 PIN MOVES: u64 bumped whenever a pin moves from one ack entry to
+//!                another (a dead letter handed over, ack.rs): producers'
+//!                scans read it before and after the pins and scan again if
+//!                it changed (group.rs)
+//!   912..1024    reserved (zero)
 //!   1024 SPILL slot, laid out like a group slot's first 144 bytes (spill.rs):
 //!        1024 state u64   SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE + generation
 //!        1152 FRONT u128  = seq << 64 | pos: while ACTIVE, every record below it
@@ -112,7 +116,10 @@
 //!        +88..128 reserved
 //!   then the ACK TABLE: ack_entries entries of 64 bytes (ack.rs), each
 //!        +0   state   u64  low 8 bits ENTRY_FREE / RESERVED / TAKING / HELD /
-//!                          PENDING / FINISHING / FORWARDING; bits 8..24 the owning member slot;
+//!                          PENDING / FINISHING / FORWARDING / ARRIVING; bits
+//!                          8..24 the owning member slot (ARRIVING: the group
+//!                          handing the message over, whose entry index is in
+//!                          the attempts bits);
 //!                          bits 24..48 attempts (deliveries before the
 //!                          current one); bits 48..64 a ticket bumped on every
 //!                          transition
@@ -122,10 +129,14 @@
 //!        +32  pin     u64  ring position producers must not overwrite
 //!                          (a hazard, as a member's `inflight`), or IDLE
 //!        +40  dl_seq  u64  while FORWARDING: the dead letter's sequence
-//!                          number once claimed (u64::MAX before)
+//!                          number once claimed (u64::MAX before), or, with
+//!                          HANDOVER, the entry it is handed over to;
+//!                          while ARRIVING: the index of the entry it
+//!                          comes from
 //!        +48  dl_pos  u64  while FORWARDING: the dead letter's ring position,
 //!                          pinned like `pin` (IDLE otherwise)
-//!        +56  reserved
+//!        +56  origin  u64  a dead letter handed over (ack.rs): the id of the
+//!                          group that gave it up | ORIGIN_SET; 0 otherwise
 //!
 //! PRODUCER REGISTRY at producer_table_off: max_producers + 1 slots of 128
 //!   bytes (registry.rs; the last one only for a member publishing a dead
@@ -191,7 +202,7 @@
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// Size of the header block.
 pub const HEADER_SIZE: usize = 2048;
 /// Size of a record header.
@@ -255,6 +266,8 @@ pub const OFF_STALL_WAITS: usize = 784;
 /// 1 once a group has a dead-letter target (ring.rs: room kept for dead
 /// letters).
 pub const OFF_DEAD_LETTERS: usize = 896;
+/// Counter of pins moved between ack entries (ack.rs, `hand_over`).
+pub const OFF_PIN_MOVES: usize = 904;
 
 /// Bytes per producer registry slot (registry.rs).
 pub const PRODUCER_SLOT_SIZE: usize = 128;
@@ -384,6 +397,14 @@ pub(crate) const E_SINCE: usize = 24;
 pub(crate) const E_PIN: usize = 32;
 pub(crate) const E_DL_SEQ: usize = 40;
 pub(crate) const E_DL_POS: usize = 48;
+pub(crate) const E_ORIGIN: usize = 56;
+/// In an entry's `origin`: set for a dead letter handed over, with the
+/// origin group's id in the low bits.
+pub(crate) const ORIGIN_SET: u64 = 1 << 63;
+/// In a FORWARDING entry's `dl_seq`: the message is being handed over to
+/// the dead-letter group in bits 32..48, into its entry in the low 32 bits
+/// minus one (0: no entry claimed yet).
+pub(crate) const HANDOVER: u64 = 1 << 63;
 
 /// Ack table entry states (low 8 bits of an entry's state word).
 pub(crate) const ENTRY_FREE: u64 = 0;
@@ -393,6 +414,7 @@ pub(crate) const ENTRY_HELD: u64 = 3;
 pub(crate) const ENTRY_PENDING: u64 = 4;
 pub(crate) const ENTRY_FINISHING: u64 = 5;
 pub(crate) const ENTRY_FORWARDING: u64 = 6;
+pub(crate) const ENTRY_ARRIVING: u64 = 7;
 /// Owner of a FORWARDING entry whose member died before its dead letter's
 /// fate was known (ack.rs).
 pub(crate) const ORPHAN: usize = 0xffff;

@@ -250,10 +250,39 @@ fn helper_give_up_and_die() {
 /// A member killed while it gives a message up: the dead-letter group gets
 /// the message exactly once, whether the member died before or after its
 /// dead letter was committed, and `g` never sees it again.
-fn killed_while_giving_up(point: &str, published: bool) {
+///
+/// With `full`, the ring is full behind group "other" (no member), so the
+/// dead letter finds no room and is handed over instead (the entry moves to
+/// the dead-letter group's table): the member dies with the arrival
+/// claimed (`hand-over-arriving`) or committed (`hand-over-committed`).
+fn killed_while_giving_up(point: &str, published: bool, full: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (path, q) = create(dir.path(), 64 << 10, false);
-    q.producer().unwrap().send(b"poison").unwrap();
+    let (path, q) = if full {
+        // Filled before the dead-letter group exists, so that no room was
+        // kept for dead letters either.
+        let path = dir.path().join("q");
+        let opts = QueueOptions {
+            capacity: 64 << 10,
+            max_msg: 1024,
+            ..Default::default()
+        };
+        let q = Queue::create(&path, &opts).unwrap();
+        q.add_group("g", StartAt::Latest).unwrap();
+        q.add_group("other", StartAt::Latest).unwrap();
+        let mut p = q.producer().unwrap();
+        p.send(b"poison").unwrap();
+        for len in [1000, 0] {
+            while p.try_send(&vec![7; len]).is_ok() {}
+        }
+        q.add_dead_letter_group("dlq").unwrap();
+        q.set_max_attempts("g", 2).unwrap();
+        q.set_dead_letter("g", Some("dlq")).unwrap();
+        (path, q)
+    } else {
+        let (path, q) = create(dir.path(), 64 << 10, false);
+        q.producer().unwrap().send(b"poison").unwrap();
+        (path, q)
+    };
     let role = format!("give-up-and-die:{point}");
     let (mut child, _) = common::spawn_helper("helper_give_up_and_die", &role, &path, "member ");
     let status = child.wait().unwrap();
@@ -263,24 +292,38 @@ fn killed_while_giving_up(point: &str, published: bool) {
     // the message is done; claimed only (aborted by the recovery), it is
     // pending, and the next member gives it up.
     assert_eq!(q.reap_dead_members(), 1);
-    assert!(consume_g(&q, b"poison").is_empty());
+    let g = consume_g(&q, b"poison");
+    assert!(g.iter().all(|&(s, r)| s != 0 && r == 0), "{point}: {g:?}");
     let dl = drain(&q, "dlq");
     assert_eq!(dl.len(), 1, "{point}: {dl:?}");
     assert_eq!(&dl[0].1[..], b"poison");
+    assert_eq!(dl[0].3, Some(0));
+    // Handed over, the dead letter is the original record.
+    assert_eq!(dl[0].0 == 0, full, "{point}: {dl:?}");
     let s = q.stat();
     let g = s.groups.iter().find(|g| g.name == "g").unwrap();
     assert_eq!((g.pending, g.dead_lettered), (0, 1), "{point}: {g:?}");
     assert!(g.members.iter().all(|m| m.unacked.is_empty()), "{g:?}");
-    assert_eq!(s.aborted, u64::from(!published), "{point}: {s:?}");
+    assert_eq!(s.aborted, u64::from(!published && !full), "{point}: {s:?}");
     assert!(q.check().ok(), "{:?}", q.check().problems);
 }
 
 #[test]
 fn a_member_killed_after_publishing_a_dead_letter_gives_it_up_exactly_once() {
-    killed_while_giving_up("dead-letter-published", true);
+    killed_while_giving_up("dead-letter-published", true, false);
+}
+
+#[test]
+fn a_member_killed_after_handing_a_dead_letter_over_gives_it_up_exactly_once() {
+    killed_while_giving_up("hand-over-committed", true, true);
+}
+
+#[test]
+fn a_member_killed_while_handing_a_dead_letter_over_gives_it_up_exactly_once() {
+    killed_while_giving_up("hand-over-arriving", false, true);
 }
 
 #[test]
 fn a_member_killed_before_committing_a_dead_letter_gives_it_up_exactly_once() {
-    killed_while_giving_up("dead-letter-claimed", false);
+    killed_while_giving_up("dead-letter-claimed", false, false);
 }

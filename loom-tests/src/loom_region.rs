@@ -49,6 +49,7 @@ impl LoomRegion {
             OFF_ABORTED,
             OFF_SPILL_STATE,
             OFF_DEAD_LETTERS,
+            OFF_PIN_MOVES,
         ] {
             u64s.insert(off, AtomicU64::new(0));
         }

@@ -565,6 +565,61 @@ fn redelivery_hand_off_keeps_the_message_pinned() {
     });
 }
 
+/// A member gives a message up and, the ring having no room for a copy,
+/// hands it over: its ack entry's pin moves to an entry of the dead-letter
+/// group (set there, then cleared here), while a producer laps the ring
+/// towards the message. The dead-letter group sits in the first slot, so a
+/// producer's scan reads its pin before the giving-up group's: a scan that
+/// read the new place before the pin was stored and the old one after it was
+/// cleared would let the producer overwrite the message; the pin-move
+/// counter makes it scan again. The dead-letter member then reads the
+/// message intact, with its origin, as a first delivery.
+#[test]
+fn dead_letter_hand_over_keeps_the_message_pinned() {
+    model(|| {
+        let geo = layout::Geometry {
+            max_groups: 2,
+            ..tiny(1)
+        };
+        let r = Arc::new(ring::Ring::new(LoomRegion::new(&geo), geo, 0x5eed));
+        let d = r
+            .add_group(b"dlq", StartAt::Latest, 0, true)
+            .expect("group slot");
+        let g = add(&r, "g", StartAt::Latest);
+        let (gm, dm) = (r.attach(g, 1, 1).unwrap(), r.attach(d, 2, 1).unwrap());
+        let mut pc = r.producer_cursor();
+        send(&r, &mut pc, val(7, 0), Spin);
+        // The dead-letter group's cursor passes message 0 (not addressed
+        // to it).
+        assert_eq!(try_recv(&r, d, dm), None);
+        let t = take_and_nack(&r, g, gm);
+        let h = r.take_pending(g, gm, 0, |_| false).expect("pending");
+        let f = r.begin_forward(g, gm, &h).expect("held");
+        let producer = {
+            let r = r.clone();
+            // Messages 1 and 2, then 3 where message 0 is (after a pad): only
+            // once the dead-letter member acknowledged it. Neither group
+            // reads them (the dead-letter group's cursor allows the lap).
+            thread::spawn(move || {
+                for i in 1..4 {
+                    send(&r, &mut pc, val(7, i), Spin);
+                }
+            })
+        };
+        let arrival = r.begin_hand_over(g, &f, d).expect("a free entry");
+        assert!(r.commit_hand_over(d, arrival));
+        r.end_forward(g, gm, &f, true);
+        let l = r.take_pending(d, dm, 0, |_| false).expect("handed over");
+        assert_eq!((l.entry.seq, l.entry.at), (0, t.pos));
+        assert_eq!(l.entry.origin, Some(r.group_id(g)));
+        assert_eq!(l.entry.deliveries_before(), 0);
+        assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
+        r.finish_hold(d, dm, &l, false).expect("held");
+        producer.join().unwrap();
+        assert!(r.entries(g).is_empty() && r.entries(d).is_empty());
+    });
+}
+
 /// The spill log of the model: what the files hold (append-only, a log
 /// position is an index) and, under the spill lock, where the current run of
 /// records began. Members read the log without the spill lock, as they read
