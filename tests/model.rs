@@ -1359,6 +1359,9 @@ struct Controller<'a> {
     aux: Vec<(String, Child)>,
     /// Dumps taken while the chaos ran.
     dumps: Vec<Dump>,
+    /// Live `shmq check` runs, and second queues refused the spill directory.
+    live_checks: u32,
+    refusals: u32,
 }
 
 /// A `Queue::dump` taken during the run: where from, and what it showed
@@ -1529,7 +1532,21 @@ impl Controller<'_> {
             match self.aux[i].1.try_wait() {
                 Ok(Some(st)) => {
                     let (what, mut child) = self.aux.swap_remove(i);
-                    if !st.success() {
+                    let refusal = what.starts_with("shmq create q2");
+                    if refusal {
+                        let mut err = String::new();
+                        if let Some(mut e) = child.stderr.take() {
+                            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                        }
+                        if st.success() || !err.contains("spill directory of another queue") {
+                            self.failures.push(format!(
+                                "`{what}` at step {step} was not refused as a spill directory in use ({st}): {}",
+                                err.trim()
+                            ));
+                        }
+                        let _ = std::fs::remove_file(self.dir.join("q2"));
+                        self.refusals += 1;
+                    } else if !st.success() {
                         let mut err = String::new();
                         if let Some(mut e) = child.stderr.take() {
                             let _ = std::io::Read::read_to_string(&mut e, &mut err);
@@ -1848,7 +1865,33 @@ impl Controller<'_> {
             self.aux_cmd("spill");
         } else if x < 30 {
             self.dump();
+        } else if x < 32 {
+            // A check of the live queue: it must not report what is only a
+            // race with the traffic (`shmq check` retries those).
+            self.aux_cmd("check");
+            self.live_checks += 1;
+        } else if x < 33 && self.sc.spill.is_some() {
+            self.second_queue();
         }
+    }
+
+    /// Tries to create a second queue on this queue's spill directory: it
+    /// must be refused (the directory is in use), or the second queue's
+    /// spill rounds would delete this one's log.
+    fn second_queue(&mut self) {
+        let spill = self.dir.join("spill");
+        let child = Self::command(Path::new(SHMQ))
+            .arg("create")
+            .arg(self.dir.join("q2"))
+            .args(["--capacity", "64KiB", "--spill-dir"])
+            .arg(&spill)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.event("shmq create q2 on the same spill directory".into());
+        self.aux
+            .push(("shmq create q2 (on this spill directory)".into(), child));
     }
 
     /// Dumps up to 300 messages from a retained sequence number (what the
@@ -2304,9 +2347,36 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         seeks: HashMap::new(),
         slots: HashMap::new(),
         aux: Vec::new(),
+        live_checks: 0,
+        refusals: 0,
         dumps: Vec::new(),
     };
     c.record_slots();
+    // A checker checks the live queue the whole time: `check` must not
+    // report what is only a race with the traffic, the faults and the
+    // spill rounds (it retries a pass that finds problems).
+    let checking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let checker = {
+        let (qpath, checking) = (qpath.clone(), checking.clone());
+        std::thread::spawn(move || {
+            let q = Queue::open(&qpath).unwrap();
+            let (mut n, mut bad) = (0u32, Vec::new());
+            while checking.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = q.check();
+                n += 1;
+                // A record a producer stopped or killed in the middle of
+                // writing stays uncommitted until it goes on or `gc`
+                // recovers its claim: what check reports on a live queue
+                // by design (README, `shmq check`).
+                let real = r.problems.iter().any(|p| !p.contains("is not committed"));
+                if real && bad.len() < 3 {
+                    bad.push(r.problems.join("; "));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (n, bad)
+        })
+    };
     loop {
         c.poll_children();
         c.chaos_step();
@@ -2322,6 +2392,12 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         std::thread::sleep(Duration::from_millis(5 + c.rng.below(30)));
     }
     let chaos_secs = t0.elapsed().as_secs_f64();
+    checking.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (checks, bad) = checker.join().unwrap();
+    c.live_checks += checks;
+    for b in bad {
+        c.failures.push(format!("a check of the live queue reported: {b}"));
+    }
     c.drain();
     let stuck = !c.failures.is_empty();
     c.stop_all();
@@ -2335,6 +2411,26 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
                     g.name, g.pending
                 ));
             }
+        }
+    }
+    // Once every group read everything, a spill round leaves no segment
+    // behind that nothing needs (unless a journal retains it): a log that
+    // keeps read records fills a small disk for good.
+    if !stuck && sc.spill.is_some() && !sc.journal {
+        let _ = c.q.spill_now();
+        let kept: u64 = std::fs::read_dir(dir.join("spill"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if kept > 0 {
+            c.failures.push(format!(
+                "the spill log keeps {kept} bytes of segments after every group read everything"
+            ));
         }
     }
     let out = Command::new(SHMQ)
@@ -2377,11 +2473,13 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         )
     });
     let summary = format!(
-        "{stats}{spill}; {} kills, {} stops, {} seeks, {} dumps, chaos {chaos_secs:.1} s, total {:.1} s{}",
+        "{stats}{spill}; {} kills, {} stops, {} seeks, {} dumps, {} live checks, {} second queues refused, chaos {chaos_secs:.1} s, total {:.1} s{}",
         c.kills,
         c.stops,
         c.seeks.values().map(Vec::len).sum::<usize>(),
         world.dumps.len(),
+        c.live_checks,
+        c.refusals,
         t0.elapsed().as_secs_f64(),
         if std::env::var("SHMQ_MODEL_VERBOSE").is_ok() {
             format!("\n  scenario: {}", sc.describe())
