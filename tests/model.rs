@@ -759,6 +759,27 @@ fn producer_history(env: &Env, r: usize) -> (Option<u64>, Option<u64>) {
     (cc, ci)
 }
 
+/// A timed send that takes this long (100 times its timeout) is logged
+/// (`S start end`, wall-clock ns) for the checker: unless its process was
+/// stopped meanwhile, something blocked it past its timeout.
+const SLOW_TIMED_SEND: Duration = Duration::from_millis(500);
+
+/// One timed send, timed: see [`SLOW_TIMED_SEND`].
+fn timed(log: &mut Log, f: impl FnOnce() -> Result<u64, SendError>) -> Result<u64, SendError> {
+    let (t0, w0) = (Instant::now(), wall_ns());
+    let r = f();
+    if t0.elapsed() > SLOW_TIMED_SEND {
+        log.put(format!("S {w0} {}", wall_ns()));
+    }
+    r
+}
+
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Retries a non-blocking or timed send while the ring is full.
 fn retry_full(mut f: impl FnMut() -> Result<u64, SendError>) -> Result<u64, SendError> {
     loop {
@@ -849,7 +870,11 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
             let res = match op % 3 {
                 0 => prod.send_as(c, &msg),
                 1 => retry_full(|| prod.try_send_as(c, &msg)),
-                _ => retry_full(|| prod.send_timeout_as(c, &msg, Duration::from_millis(5))),
+                _ => retry_full(|| {
+                    timed(&mut log, || {
+                        prod.send_timeout_as(c, &msg, Duration::from_millis(5))
+                    })
+                }),
             };
             match res {
                 Ok(seq) => log.put(format!("P {c} {seq}")),
@@ -864,7 +889,11 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
                 let res = match op {
                     0..=34 => prod.send(&msg),
                     35..=49 => retry_full(|| prod.try_send(&msg)),
-                    _ => retry_full(|| prod.send_timeout(&msg, Duration::from_millis(5))),
+                    _ => retry_full(|| {
+                        timed(&mut log, || {
+                            prod.send_timeout(&msg, Duration::from_millis(5))
+                        })
+                    }),
                 };
                 match res {
                     Ok(seq) => log.put(format!("P {c} {seq}")),
@@ -1362,6 +1391,12 @@ struct Controller<'a> {
     /// Live `shmq check` runs, and second queues refused the spill directory.
     live_checks: u32,
     refusals: u32,
+    /// Stops: (worker, SIGSTOP, SIGCONT), wall-clock ns.
+    stop_spans: Vec<(usize, u64, Option<u64>)>,
+    /// The spill lock, held by the controller until a step (a spiller stuck
+    /// in a round), and how often it was.
+    lock_hold: Option<(File, u32)>,
+    lock_holds: u32,
 }
 
 /// A `Queue::dump` taken during the run: where from, and what it showed
@@ -1370,6 +1405,9 @@ struct Dump {
     step: u32,
     from: u64,
     shown: Result<Vec<(u64, usize, u64)>, String>,
+    /// The oldest sequence number retained when the dump was done: below
+    /// it, retention may have deleted what the dump was about to read.
+    first_after: u64,
 }
 
 impl Controller<'_> {
@@ -1592,6 +1630,10 @@ impl Controller<'_> {
         inc.stopped = None;
         inc.reap_at = Some(step + zombie);
         self.kills += 1;
+        let now = wall_ns();
+        for span in self.stop_spans.iter_mut().filter(|s| s.0 == w) {
+            span.2.get_or_insert(now);
+        }
         self.event(format!(
             "SIGKILL worker {w} (pid {pid}){}",
             if zombie > 0 {
@@ -1791,6 +1833,27 @@ impl Controller<'_> {
     fn chaos_step(&mut self) {
         let step = self.step;
         self.check_zombies();
+        // Group adds, removals and seeks take the spill lock: not while this
+        // process holds it.
+        let admin = self.removing.is_some()
+            || self.seeking.is_some()
+            || !self.seeks_due.is_empty()
+            || self.sc.groups.iter().enumerate().any(|(g, gc)| {
+                gc.seeks.contains(&step)
+                    || match gc.life {
+                        Life::Removed(s) => s == step,
+                        Life::Late(s, _) => s <= step && !self.late.contains_key(&g),
+                        _ => false,
+                    }
+            });
+        if self
+            .lock_hold
+            .as_ref()
+            .is_some_and(|h| admin || h.1 <= step)
+        {
+            self.lock_hold = None;
+            self.event("spill lock released".into());
+        }
         for g in 0..self.sc.groups.len() {
             match self.sc.groups[g].life {
                 Life::Removed(s) if s == step => self.start_removal(g),
@@ -1833,6 +1896,10 @@ impl Controller<'_> {
                     let pid = inc.child.id();
                     // SAFETY: kill(2) on our own child's pid.
                     unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+                    let now = wall_ns();
+                    for span in self.stop_spans.iter_mut().filter(|s| s.0 == w) {
+                        span.2.get_or_insert(now);
+                    }
                     self.event(format!("SIGCONT worker {w} (pid {pid})"));
                 }
             }
@@ -1849,11 +1916,18 @@ impl Controller<'_> {
             && !live.is_empty()
         {
             let w = live[self.rng.below(live.len() as u64) as usize];
-            let until = step + 1 + self.rng.below(12) as u32;
+            // A spiller (maybe in a round, holding the spill lock) is
+            // stopped for a second or so: timed sends must not wait for it.
+            let until = if self.sc.workers[w].roles.is_empty() {
+                step + 40 + self.rng.below(40) as u32
+            } else {
+                step + 1 + self.rng.below(12) as u32
+            };
             let inc = self.current(w).unwrap();
             if inc.stopped.is_none() {
                 inc.stopped = Some(until);
                 let pid = inc.child.id();
+                self.stop_spans.push((w, wall_ns(), None));
                 // SAFETY: kill(2) on our own child's pid.
                 unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
                 self.stops += 1;
@@ -1872,7 +1946,27 @@ impl Controller<'_> {
             self.live_checks += 1;
         } else if x < 33 && self.sc.spill.is_some() {
             self.second_queue();
+        } else if x < 35 && self.sc.spill.is_some() && self.lock_hold.is_none() && !admin {
+            self.hold_spill_lock();
         }
+    }
+
+    /// Takes the spill lock for about a second, as a spiller stopped or stuck
+    /// in I/O in the middle of a round would hold it: sends with a timeout
+    /// must still return in time (untimed ones may wait).
+    fn hold_spill_lock(&mut self) {
+        use std::os::fd::AsRawFd;
+        let Ok(f) = File::open(self.dir.join("spill").join("spill.lock")) else {
+            return;
+        };
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return; // a round is running
+        }
+        let until = self.step + 30 + self.rng.below(30) as u32;
+        self.lock_hold = Some((f, until));
+        self.lock_holds += 1;
+        self.event(format!("spill lock held until step {until}"));
     }
 
     /// Tries to create a second queue on this queue's spill directory: it
@@ -1912,6 +2006,7 @@ impl Controller<'_> {
             step: self.step,
             from,
             shown: r.map(|_| shown).map_err(|e| e.to_string()),
+            first_after: self.q.retained().0,
         });
         self.event(format!("dump from {from}: {n} shown"));
     }
@@ -2349,6 +2444,9 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         aux: Vec::new(),
         live_checks: 0,
         refusals: 0,
+        stop_spans: Vec::new(),
+        lock_hold: None,
+        lock_holds: 0,
         dumps: Vec::new(),
     };
     c.record_slots();
@@ -2392,11 +2490,13 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         std::thread::sleep(Duration::from_millis(5 + c.rng.below(30)));
     }
     let chaos_secs = t0.elapsed().as_secs_f64();
+    c.lock_hold = None;
     checking.store(false, std::sync::atomic::Ordering::Relaxed);
     let (checks, bad) = checker.join().unwrap();
     c.live_checks += checks;
     for b in bad {
-        c.failures.push(format!("a check of the live queue reported: {b}"));
+        c.failures
+            .push(format!("a check of the live queue reported: {b}"));
     }
     c.drain();
     let stuck = !c.failures.is_empty();
@@ -2463,6 +2563,7 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         slots: c.slots.clone(),
         stat: st,
         dumps: std::mem::take(&mut c.dumps),
+        stop_spans: std::mem::take(&mut c.stop_spans),
     };
     let (model_failures, stats) = check_model(&world);
     c.failures.extend(model_failures);
@@ -2473,13 +2574,14 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         )
     });
     let summary = format!(
-        "{stats}{spill}; {} kills, {} stops, {} seeks, {} dumps, {} live checks, {} second queues refused, chaos {chaos_secs:.1} s, total {:.1} s{}",
+        "{stats}{spill}; {} kills, {} stops, {} seeks, {} dumps, {} live checks, {} second queues refused, {} spill lock holds, chaos {chaos_secs:.1} s, total {:.1} s{}",
         c.kills,
         c.stops,
         c.seeks.values().map(Vec::len).sum::<usize>(),
         world.dumps.len(),
         c.live_checks,
         c.refusals,
+        c.lock_holds,
         t0.elapsed().as_secs_f64(),
         if std::env::var("SHMQ_MODEL_VERBOSE").is_ok() {
             format!("\n  scenario: {}", sc.describe())
@@ -2529,6 +2631,8 @@ struct World<'a> {
     slots: HashMap<usize, usize>,
     stat: shmq::Stat,
     dumps: Vec<Dump>,
+    /// When workers were stopped: (worker, SIGSTOP, SIGCONT), wall-clock ns.
+    stop_spans: Vec<(usize, u64, Option<u64>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -2622,6 +2726,19 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                                     .push((t[1].parse().unwrap(), t[2].parse().unwrap())),
                                 "Z" => pi.abandoned.push(t[1].parse().unwrap()),
                                 "X" => pi.probes.push(l.clone()),
+                                "S" => {
+                                    let (a, b): (u64, u64) =
+                                        (t[1].parse().unwrap(), t[2].parse().unwrap());
+                                    let stopped = w.stop_spans.iter().any(|&(sw, s0, s1)| {
+                                        sw == wi && s0 < b && s1.is_none_or(|s1| s1 > a)
+                                    });
+                                    if !stopped {
+                                        fails.push(format!(
+                                            "{file}: a send with a 5 ms timeout took {} ms (its process was not stopped)",
+                                            (b - a) / 1_000_000
+                                        ));
+                                    }
+                                }
                                 "W" => {}
                                 "DONE" => pi.done = true,
                                 "E" => errors.entry(l.clone()).or_default().push(file.clone()),
@@ -2997,10 +3114,15 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                 // Dead letters and aborted claims are not shown; a message
                 // some group received is, from a journal.
                 let skipped = (prev + 1..seq).find(|s| seq_bytes.contains_key(s));
-                // (A journal on a full disk stops logging for a while, and
-                // one that keeps little may delete what a dump reads.)
-                let gapless = sc.journal && sc.small_disk.is_none() && sc.retain_bytes >= 1 << 20;
-                if seq <= prev || (gapless && skipped.is_some()) {
+                // A journal on a full disk stops logging for a while; one
+                // that keeps little may delete what a dump was about to read
+                // (then everything skipped is gone by the dump's end).
+                let gapless = sc.journal && sc.small_disk.is_none();
+                let deleted = (prev + 1..seq)
+                    .rev()
+                    .find(|s| seq_bytes.contains_key(s))
+                    .is_none_or(|last| last < d.first_after);
+                if seq <= prev || (gapless && !deleted) {
                     fails.push(format!(
                         "dump at step {} from {}: seq {seq} follows {prev}{}",
                         d.step,
