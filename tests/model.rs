@@ -1410,6 +1410,16 @@ struct Dump {
     first_after: u64,
 }
 
+impl Dump {
+    /// Who took it, for a failure message.
+    fn what(&self) -> String {
+        match self.step {
+            u32::MAX => "a dump by the dumper thread".into(),
+            s => format!("the dump at step {s}"),
+        }
+    }
+}
+
 impl Controller<'_> {
     fn event(&mut self, e: String) {
         self.events.push(format!("step {}: {e}", self.step));
@@ -2475,6 +2485,36 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
             (n, bad)
         })
     };
+    // A dumper dumps the live queue the whole time, slowly (producers and
+    // spill rounds overtake it): a journal's dump must have no gaps.
+    let dumper = {
+        let (qpath, checking) = (qpath.clone(), checking.clone());
+        let mut rng = rng(&[seed, 9]);
+        std::thread::spawn(move || {
+            let q = Queue::open(&qpath).unwrap();
+            let mut dumps = Vec::new();
+            while checking.load(std::sync::atomic::Ordering::Relaxed) {
+                // Mostly from the oldest retained (in the log, if any): the
+                // dump then passes from the log to the ring while producers
+                // overtake it, a message every millisecond.
+                let (first, tail) = q.retained();
+                let from = first + rng.below(tail.saturating_sub(first) / 4 + 1);
+                let mut shown = Vec::new();
+                let r = q.dump(from, 300, |m| {
+                    shown.push((m.seq, m.payload.len(), fnv(&m.payload)));
+                    std::thread::sleep(Duration::from_millis(1));
+                });
+                dumps.push(Dump {
+                    step: u32::MAX,
+                    from,
+                    shown: r.map(|_| shown).map_err(|e| e.to_string()),
+                    first_after: q.retained().0,
+                });
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            dumps
+        })
+    };
     loop {
         c.poll_children();
         c.chaos_step();
@@ -2493,6 +2533,7 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
     c.lock_hold = None;
     checking.store(false, std::sync::atomic::Ordering::Relaxed);
     let (checks, bad) = checker.join().unwrap();
+    c.dumps.extend(dumper.join().unwrap());
     c.live_checks += checks;
     for b in bad {
         c.failures
@@ -3097,7 +3138,7 @@ fn check_model(w: &World) -> (Vec<String>, String) {
         let shown = match &d.shown {
             Ok(s) => s,
             Err(e) => {
-                fails.push(format!("dump at step {} from {}: {e}", d.step, d.from));
+                fails.push(format!("{} from {}: {e}", d.what(), d.from));
                 continue;
             }
         };
@@ -3105,8 +3146,9 @@ fn check_model(w: &World) -> (Vec<String>, String) {
             if let Some(&b) = seq_bytes.get(&seq) {
                 if b != (len, hash) {
                     fails.push(format!(
-                        "dump at step {} shows seq {seq} as {len} bytes, not the {} published",
-                        d.step, b.0
+                        "{} shows seq {seq} as {len} bytes, not the {} published",
+                        d.what(),
+                        b.0
                     ));
                 }
             }
@@ -3124,8 +3166,8 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                     .is_none_or(|last| last < d.first_after);
                 if seq <= prev || (gapless && !deleted) {
                     fails.push(format!(
-                        "dump at step {} from {}: seq {seq} follows {prev}{}",
-                        d.step,
+                        "{} from {}: seq {seq} follows {prev}{}",
+                        d.what(),
                         d.from,
                         skipped.map_or(String::new(), |s| format!(" (skipping {s})"))
                     ));
