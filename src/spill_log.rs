@@ -781,8 +781,15 @@ impl LogWriter {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
-        file.write_all_at(&seg_header(self.nonce, base, first_seq), 0)?;
-        std::fs::rename(&tmp, &path)?;
+        // On a full disk the header may not fit: no empty temporary file is
+        // left behind (each failed round would add one).
+        if let Err(e) = file
+            .write_all_at(&seg_header(self.nonce, base, first_seq), 0)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+        {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
         let idx = open_rw(&idx_path(&self.dir, base), true)?;
         if self.opts.fsync != Fsync::Never {
             sync_dir(&self.dir)?;

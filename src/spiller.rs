@@ -257,7 +257,15 @@ impl Queue {
             .writer
             .active_base()
             .is_some_and(|b| b < word(OFF_LOG_FIRST_POS).load(Ordering::Relaxed));
-        if died || retired || local.synced_end != Some(log_end) {
+        // The last round failed (a full disk, an I/O error): it may have
+        // written past the published end, in this process or another, even
+        // started segments there. A writer whose own view still matches the
+        // published end would append beside them, and a later segment could
+        // start below one of them (model seed 964767984: two segments, the
+        // higher one holding the lower sequence numbers, and records past
+        // their segment's end). Every writer resyncs, deleting them.
+        let failed = word(OFF_SPILL_ERRNO).load(Ordering::Relaxed) != 0;
+        if died || retired || failed || local.synced_end != Some(log_end) {
             let (end, end_seq) = local.writer.resync(log_end, died)?;
             local.end_seq = end_seq;
             if end < log_end {

@@ -40,7 +40,16 @@
 //!   refused as a duplicate; an anonymous message at most once; an abandoned
 //!   zero-copy claim never delivered;
 //! - no worker sees an error; nothing is left pending or unacknowledged at
-//!   the end, and `shmq check` passes.
+//!   the end, and `shmq check` passes;
+//! - the spill log: a checker thread's `check` of the live queue reports
+//!   nothing but records stopped or killed producers left uncommitted; a
+//!   dumper thread's dumps (and the controller's) show what was published, in
+//!   order, and a journal's without gaps except where retention deleted them;
+//!   a second queue on the same spill directory is refused; with the spill
+//!   lock held (a stuck spiller) or a spiller stopped, a send with a 5 ms
+//!   timeout returns within 500 ms unless its own process was stopped; once
+//!   every group read everything, no segment is left (but a journal's); a
+//!   journal keeping N bytes keeps at least N (or everything it logged).
 //!
 //! Environment:
 //! - `SHMQ_MODEL_SEED=N` runs seed N only (replays a failure);
@@ -2571,6 +2580,18 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         if kept > 0 {
             c.failures.push(format!(
                 "the spill log keeps {kept} bytes of segments after every group read everything"
+            ));
+        }
+    }
+    // A journal keeping N bytes keeps at least N (or everything it logged).
+    if let (Some(sp), true) = (
+        st.spill.as_ref(),
+        sc.journal && sc.retain_bytes > 0 && sc.small_disk.is_none(),
+    ) {
+        if sp.bytes < sc.retain_bytes && sp.first_seq.is_some_and(|f| f > 0) {
+            c.failures.push(format!(
+                "the journal keeps {} bytes from seq {:?}, less than the {} it promises",
+                sp.bytes, sp.first_seq, sc.retain_bytes
             ));
         }
     }
