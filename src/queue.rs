@@ -28,7 +28,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct QueueOptions {
     /// Ring size in bytes (a power of two). Default 1 MiB.
     pub capacity: u64,
-    /// Largest payload in bytes. Default 64 KiB.
+    /// Largest payload in bytes. Default 0: the largest a ring of
+    /// `capacity` allows ([`QueueOptions::fitting_max_msg`]), at most 64 KiB,
+    /// so that a small ring just works. A value that does not fit the ring
+    /// is refused ([`OpenError::BadGeometry`]).
     pub max_msg: u32,
     /// Group slots. Default 16.
     pub max_groups: u32,
@@ -55,7 +58,7 @@ impl Default for QueueOptions {
     fn default() -> Self {
         QueueOptions {
             capacity: 1 << 20,
-            max_msg: 64 << 10,
+            max_msg: 0,
             max_groups: 16,
             max_members: 16,
             max_producers: 64,
@@ -68,10 +71,29 @@ impl Default for QueueOptions {
 }
 
 impl QueueOptions {
+    /// The largest payload a ring of `capacity` bytes allows, at most 64 KiB:
+    /// what `max_msg: 0` means. A record (header and extensions included)
+    /// may take at most a quarter of the ring, room for a pad and for a dead
+    /// letter beside its original.
+    ///
+    /// ```
+    /// use shmq::QueueOptions;
+    /// assert_eq!(QueueOptions::fitting_max_msg(1 << 20), 64 << 10);
+    /// assert_eq!(QueueOptions::fitting_max_msg(4096), 960);
+    /// ```
+    pub fn fitting_max_msg(capacity: u64) -> u32 {
+        let headers = (RECORD_HEADER + PRODUCER_EXT + ORIGIN_EXT) as u64;
+        let fits = ((capacity / 4) & !7).saturating_sub(headers);
+        fits.min(64 << 10) as u32
+    }
+
     fn geometry(&self) -> Geometry {
         Geometry {
             capacity: self.capacity,
-            max_msg: self.max_msg,
+            max_msg: match self.max_msg {
+                0 => Self::fitting_max_msg(self.capacity),
+                n => n,
+            },
             max_groups: self.max_groups,
             max_members: self.max_members,
             max_producers: self.max_producers,

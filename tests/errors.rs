@@ -269,3 +269,45 @@ fn group_table_full_and_members_full_and_names() {
     cli_fails(&["group", "add", ps, "x"], "exists already");
     cli_fails(&["group", "add", ps, "bad name"], "invalid name");
 }
+
+/// A small ring just works with the default options: `max_msg` 0 fits the
+/// largest payload to the ring (a quarter of it, less the headers), as the
+/// CLI's `create` does. A `max_msg` set by hand that does not fit is still
+/// refused.
+#[test]
+fn small_rings_fit_their_largest_message_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    for capacity in [256u64, 512, 4096, 64 << 10, 1 << 20, 4 << 20] {
+        let p = dir.path().join(format!("q{capacity}"));
+        let q = Queue::create(
+            &p,
+            &QueueOptions {
+                capacity,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("capacity {capacity}: {e}"));
+        let max = q.geometry().max_msg;
+        assert_eq!(max, QueueOptions::fitting_max_msg(capacity));
+        assert!(max <= 64 << 10, "{capacity}: {max}");
+        q.add_group("g", StartAt::Latest).unwrap();
+        let mut c = q.consumer("g").unwrap();
+        let mut p = q.producer().unwrap();
+        let big = vec![7u8; max as usize];
+        p.send(&big).unwrap();
+        assert_eq!(c.try_recv().unwrap().payload, big);
+        assert!(matches!(
+            p.try_send(&vec![7u8; max as usize + 1]),
+            Err(SendError::TooLarge { .. })
+        ));
+    }
+    let too_big = QueueOptions {
+        capacity: 4096,
+        max_msg: 4096,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Queue::create(dir.path().join("big"), &too_big),
+        Err(OpenError::BadGeometry(_))
+    ));
+}

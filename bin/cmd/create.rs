@@ -9,10 +9,7 @@ use shmq::{Queue, QueueOptions, SpillOptions};
 /// than a quarter of the ring (producers keep room for two, for dead
 /// letters).
 pub fn default_max_msg(capacity: u64) -> u64 {
-    use shmq::layout::{ORIGIN_EXT, PRODUCER_EXT, RECORD_HEADER};
-    let headers = (RECORD_HEADER + PRODUCER_EXT + ORIGIN_EXT) as u64;
-    let fits = ((capacity / 4) & !7).saturating_sub(headers);
-    fits.min(64 << 10)
+    shmq::QueueOptions::fitting_max_msg(capacity).into()
 }
 
 pub fn run(a: CreateArgs) -> Result<(), String> {
