@@ -92,5 +92,8 @@ pub use queue::{
 pub use registry::Recovery;
 pub use replay::{Retained, SeekTo};
 pub use spill_log::{Fsync, LogError, SpillOptions};
-pub use spiller::{RoundOutcome, CRASH_POINTS};
+pub use spiller::RoundOutcome;
+#[cfg(feature = "crash-points")]
+#[doc(hidden)]
+pub use spiller::CRASH_POINTS;
 pub use wait::WaitStrategy;

@@ -45,6 +45,8 @@ use std::sync::{Mutex, TryLockError};
 /// names one of these (or `dead-letter-published`, between a dead letter's
 /// publication and the settling of the message given up) kills itself with SIGKILL the first time a round gets
 /// there, so that tests reach windows a random kill rarely hits.
+/// Only with the `crash-points` feature (the tests'); a no-op otherwise.
+#[cfg(feature = "crash-points")]
 pub(crate) fn crash_point(name: &str) {
     static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let point = POINT.get_or_init(|| std::env::var("SHMQ_CRASH_POINT").ok());
@@ -54,7 +56,13 @@ pub(crate) fn crash_point(name: &str) {
     }
 }
 
-/// Every crash point, in round order.
+/// Without the `crash-points` feature there are none.
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub(crate) fn crash_point(_name: &str) {}
+
+/// Every crash point of a spill round, in round order (tests).
+#[cfg(feature = "crash-points")]
 pub const CRASH_POINTS: &[&str] = &[
     "spill-written",
     "spill-published",
