@@ -118,6 +118,19 @@ pub struct Consumer {
     acks: Acks,
 }
 
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ring = self.q.ring();
+        f.debug_struct("Consumer")
+            .field("queue", &self.q.path())
+            .field("group", &String::from_utf8_lossy(&ring.slot_name(self.g)))
+            .field("member", &self.m)
+            .field("ack", &self.ack)
+            .field("unacked", &self.unacked())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A member's entries in its group's ack table (ack.rs).
 #[derive(Default)]
 struct Acks {
@@ -796,9 +809,19 @@ impl Drop for Consumer {
 }
 
 /// A message read in place. Producers do not overwrite it while the guard lives.
+#[must_use = "the message stays taken (and its room reserved) until the guard drops"]
 pub struct RecvGuard<'a> {
     c: &'a mut Consumer,
     got: Got,
+}
+
+impl std::fmt::Debug for RecvGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvGuard")
+            .field("meta", &self.meta())
+            .field("len", &self.as_bytes().len())
+            .finish()
+    }
 }
 
 impl RecvGuard<'_> {

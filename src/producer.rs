@@ -547,13 +547,36 @@ impl Producer {
     }
 }
 
-/// Room for one message in the ring, claimed and not yet published.
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("queue", &self.q.path())
+            .field("slot", &self.slot)
+            .field("name", &self.name())
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Room for one message in the ring, claimed and not yet published: write
+/// the payload, then `commit` (dropped uncommitted, the claim is aborted and
+/// nothing is published).
+#[must_use = "a claim that is dropped without commit() publishes nothing"]
 pub struct SendGuard<'a> {
     p: &'a mut Producer,
     claim: Claim,
     rec: u64,
     len: usize,
     done: bool,
+}
+
+impl std::fmt::Debug for SendGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendGuard")
+            .field("seq", &self.seq())
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SendGuard<'_> {

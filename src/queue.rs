@@ -135,6 +135,18 @@ pub struct Queue {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.geometry();
+        f.debug_struct("Queue")
+            .field("path", &self.path())
+            .field("capacity", &g.capacity)
+            .field("max_msg", &g.max_msg)
+            .field("spill", &self.inner.spill.as_ref().map(|s| &s.opts.dir))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Live state of a queue, as `shmq stat` shows it.
 #[derive(Clone, Debug)]
 pub struct Stat {

@@ -311,3 +311,24 @@ fn small_rings_fit_their_largest_message_by_default() {
         Err(OpenError::BadGeometry(_))
     ));
 }
+
+/// Every handle a user holds prints with `{:?}` (what it is, never the
+/// shared memory behind it).
+#[test]
+fn handles_are_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::create(dir.path().join("q"), &small()).unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    let mut p = q.producer().unwrap();
+    let mut c = q.consumer("g").unwrap();
+    let s = format!("{q:?} {p:?} {c:?}");
+    assert!(
+        s.contains("Queue") && s.contains("Producer") && s.contains("\"g\""),
+        "{s}"
+    );
+    let guard = p.claim_send(3).unwrap();
+    assert!(format!("{guard:?}").contains("SendGuard"));
+    guard.commit();
+    let r = c.recv_ref(None).unwrap();
+    assert!(format!("{r:?}").contains("len: 3"), "{r:?}");
+}
