@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Brokerless shared-memory message queue.
 #[derive(Parser, Debug)]
-#[command(name = "shmq", version, about)]
+#[command(name = "shmq", version, arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,

@@ -332,3 +332,34 @@ fn handles_are_debug() {
     let r = c.recv_ref(None).unwrap();
     assert!(format!("{r:?}").contains("len: 3"), "{r:?}");
 }
+
+/// A usage error prints as clap formats it — what is wrong, the usage line,
+/// a suggestion for a misspelt command — with exit status 2; `shmq` alone
+/// lists the commands.
+#[test]
+fn usage_errors_show_the_usage() {
+    let run = |args: &[&str]| {
+        let out = Command::new(SHMQ).args(args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("Commands:") && text.contains("recv"),
+        "{text}"
+    );
+    let (code, text) = run(&["recv", "/dev/shm/nothing-here"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("--group <GROUP>") && text.contains("Usage: shmq recv"),
+        "{text}"
+    );
+    let (code, text) = run(&["stta", "/dev/shm/nothing-here"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("'stat'"), "{text}");
+}
