@@ -246,8 +246,8 @@ pub struct SendArgs {
     /// Send this many generated messages instead of reading stdin.
     #[arg(long, requires = "size")]
     pub count: Option<u64>,
-    /// Size of each generated message.
-    #[arg(long, value_parser = parse_size)]
+    /// Size of each generated message (with --count).
+    #[arg(long, value_parser = parse_size, requires = "count")]
     pub size: Option<u64>,
     /// Pace generated messages: one every DURATION (e.g. 50us).
     #[arg(long, value_parser = parse_duration, requires = "count")]

@@ -171,10 +171,16 @@ fn members_killed_at_random_lose_nothing_and_duplicate_only_as_redeliveries() {
         let mut payloads = HashMap::new();
         let mut redelivered = 0;
         for (seq, ds) in &by_seq {
-            // The first appearance may be a redelivery (its member died before
-            // printing it); every later one must be.
-            for (r, p) in &ds[1..] {
-                assert!(*r > 0, "group {g}: seq {seq} delivered again unflagged");
+            // At most one delivery is unflagged (none, if its member died
+            // before printing it). The log interleaves what the members'
+            // reader threads read, not the order of delivery: a killed
+            // member's last line may come after another's redelivery of it.
+            let fresh = ds.iter().filter(|(r, _)| *r == 0).count();
+            assert!(
+                fresh <= 1,
+                "group {g}: seq {seq} delivered {fresh} times unflagged"
+            );
+            for (_, p) in &ds[1..] {
                 assert_eq!(p, &ds[0].1, "group {g}: seq {seq} garbled");
             }
             redelivered += ds.iter().filter(|(r, _)| *r > 0).count();

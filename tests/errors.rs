@@ -363,3 +363,37 @@ fn usage_errors_show_the_usage() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("'stat'"), "{text}");
 }
+
+/// Commands that change state say what they did, in the right number, and
+/// `send --size` without `--count` is a usage error (it read stdin instead
+/// and "sent 0 messages").
+#[test]
+fn commands_say_what_they_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("q");
+    let q = q.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(SHMQ)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["create", q, "--capacity", "64KiB"]).0, Some(0));
+    let (code, err) = run(&["group", "add", q, "g"]);
+    assert_eq!(code, Some(0));
+    assert!(err.contains("group 'g' added, starting at seq 0"), "{err}");
+    let (code, err) = run(&["send", q, "--count", "1", "--size", "8"]);
+    assert_eq!(code, Some(0));
+    assert!(err.contains("sent 1 message, seq 0..=0"), "{err}");
+    let (code, err) = run(&["send", q, "--size", "64"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--count"), "{err}");
+    let (code, err) = run(&["group", "rm", q, "g"]);
+    assert_eq!(code, Some(0));
+    assert!(err.contains("group 'g' removed"), "{err}");
+}

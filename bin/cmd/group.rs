@@ -17,7 +17,9 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
         } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
             if dead_letters {
-                return q.add_dead_letter_group(&group).map_err(|e| e.to_string());
+                q.add_dead_letter_group(&group).map_err(|e| e.to_string())?;
+                eprintln!("dead-letter group '{group}' added");
+                return Ok(());
             }
             // Checked before the group exists, so a bad target adds nothing.
             if let Some(d) = &dead_letter {
@@ -46,11 +48,20 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
                 q.set_ack_policy(&group, max_unacked, ack_wait)
                     .map_err(|e| e.to_string())?;
             }
+            let next = q
+                .stat()
+                .groups
+                .iter()
+                .find(|g| g.name == group)
+                .map_or(0, |g| g.next_seq);
+            eprintln!("group '{group}' added, starting at seq {next}");
             Ok(())
         }
         GroupCmd::Rm { path, group } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
-            q.remove_group(&group).map_err(|e| e.to_string())
+            q.remove_group(&group).map_err(|e| e.to_string())?;
+            eprintln!("group '{group}' removed");
+            Ok(())
         }
         GroupCmd::Seek { path, group, to } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;

@@ -165,3 +165,12 @@ pub fn json_message(
         }
     }
 }
+
+/// `n thing` or `n things`.
+pub fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}

@@ -71,7 +71,11 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
     // What was sent is reported even when a later message failed (an error
     // before anything was sent stays the one line it is).
     match seqs.first {
-        Some(f) => eprintln!("sent {} messages, seq {f}..={}", seqs.count, seqs.last),
+        Some(f) => eprintln!(
+            "sent {}, seq {f}..={}",
+            crate::cmd::count(seqs.count, "message"),
+            seqs.last
+        ),
         None if result.is_ok() => eprintln!("sent 0 messages"),
         None => {}
     }
