@@ -33,7 +33,9 @@ pub enum Cmd {
     Recv(RecvArgs),
     /// Show geometry, tail, groups, lag and members.
     Stat {
+        /// The queue file.
         path: PathBuf,
+        /// One JSON object (per line, where there are several).
         #[arg(long)]
         json: bool,
     },
@@ -97,6 +99,7 @@ pub enum Cmd {
     BenchWorker(crate::bench::WorkerArgs),
     /// Print retained messages (spill log, then ring) without moving any group.
     Dump {
+        /// The queue file.
         path: PathBuf,
         /// First sequence number to print.
         #[arg(long, default_value_t = 0)]
@@ -112,16 +115,22 @@ pub enum Cmd {
     },
     /// Validate a queue: header, group table, and every retained record.
     Check {
+        /// The queue file.
         path: PathBuf,
+        /// One JSON object (per line, where there are several).
         #[arg(long)]
         json: bool,
     },
     /// Remove members whose processes have died, and say which.
-    Gc { path: PathBuf },
+    Gc {
+        /// The queue file.
+        path: PathBuf,
+    },
     /// Run spill rounds now: move lagging groups onto the log and caught-up
     /// groups back, apply retention. Producers and consumers do this on their
     /// own; this is for operators and for a dedicated spilling process.
     Spill {
+        /// The queue file.
         path: PathBuf,
         /// Keep running a round every DURATION until killed.
         #[arg(long, value_parser = parse_duration)]
@@ -137,6 +146,7 @@ pub enum Cmd {
 
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
+    /// The queue file.
     pub path: PathBuf,
     /// Ring size: a power of two; plain bytes or KiB/MiB/GiB.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
@@ -187,7 +197,9 @@ pub struct CreateArgs {
 pub enum GroupCmd {
     /// Register a group.
     Add {
+        /// The queue file.
         path: PathBuf,
+        /// The group's name.
         group: String,
         /// Start from the oldest message the ring holds, or the next one.
         #[arg(long, value_enum, default_value_t = From::Latest)]
@@ -214,11 +226,18 @@ pub enum GroupCmd {
         ack_wait: Option<Duration>,
     },
     /// Unregister a group (refused while it has live members).
-    Rm { path: PathBuf, group: String },
+    Rm {
+        /// The queue file.
+        path: PathBuf,
+        /// The group's name.
+        group: String,
+    },
     /// Move a group (with no live members) to earliest, latest or SEQ: any
     /// sequence number the ring or the spill log retains.
     Seek {
+        /// The queue file.
         path: PathBuf,
+        /// The group's name.
         group: String,
         /// earliest, latest, or a sequence number.
         to: String,
@@ -230,7 +249,12 @@ pub enum ProducerCmd {
     /// Forget a producer name (refused while a live producer uses it): its
     /// slot is freed, its id names nothing from now on, and a producer using
     /// the name again starts over from pseq 0 with a new id.
-    Rm { path: PathBuf, name: String },
+    Rm {
+        /// The queue file.
+        path: PathBuf,
+        /// The producer name.
+        name: String,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -242,6 +266,7 @@ pub enum From {
 /// `shmq send`: publish lines of stdin, or generated messages.
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
+    /// The queue file.
     pub path: PathBuf,
     /// Send this many generated messages instead of reading stdin.
     #[arg(long, requires = "size")]
@@ -271,8 +296,10 @@ pub struct SendArgs {
 /// `shmq recv`: receive a group's messages, one per line on stdout.
 #[derive(clap::Args, Debug)]
 pub struct RecvArgs {
+    /// The queue file.
     pub path: PathBuf,
     #[arg(long)]
+    /// The group's name.
     pub group: String,
     /// Stop after this many messages.
     #[arg(long)]

@@ -397,3 +397,46 @@ fn commands_say_what_they_did() {
     assert_eq!(code, Some(0));
     assert!(err.contains("group 'g' removed"), "{err}");
 }
+
+/// Every positional argument of every command says what it is in `--help`.
+#[test]
+fn every_argument_has_help() {
+    let cmds: &[&[&str]] = &[
+        &["create"],
+        &["send"],
+        &["recv"],
+        &["dump"],
+        &["check"],
+        &["gc"],
+        &["spill"],
+        &["stat"],
+        &["group", "add"],
+        &["group", "rm"],
+        &["group", "seek"],
+        &["producer", "rm"],
+    ];
+    for cmd in cmds {
+        let out = Command::new(SHMQ)
+            .args(*cmd)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let args = help
+            .split("Arguments:")
+            .nth(1)
+            .and_then(|a| a.split("Options:").next())
+            .unwrap_or("");
+        for line in args.lines().filter(|l| l.trim_start().starts_with('<')) {
+            let described = line
+                .trim()
+                .split_once('>')
+                .is_some_and(|(_, d)| !d.trim().is_empty());
+            assert!(
+                described,
+                "shmq {cmd:?}: '{}' has no help text",
+                line.trim()
+            );
+        }
+    }
+}
