@@ -14,15 +14,11 @@ fn queue() -> (tempfile::TempDir, Queue) {
         std::env::temp_dir()
     };
     let dir = tempfile::tempdir_in(base).unwrap();
-    let q = Queue::create(
-        dir.path().join("bench.q"),
-        &QueueOptions {
-            capacity: 1 << 22,
-            max_msg: 4096,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(1 << 22)
+        .max_msg(4096)
+        .create(dir.path().join("bench.q"))
+        .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     (dir, q)
 }
@@ -31,16 +27,19 @@ fn send_then_recv(c: &mut Criterion) {
     let mut group = c.benchmark_group("send+recv");
     for size in [8usize, 64, 1024] {
         let (_dir, q) = queue();
-        let mut p = q.producer().unwrap();
-        let mut cons = q.consumer("g").unwrap();
-        cons.set_wait_strategy(WaitStrategy::Spin);
+        let mut p = q.producer().attach().unwrap();
+        let mut cons = q
+            .consumer("g")
+            .wait_strategy(WaitStrategy::Spin)
+            .attach()
+            .unwrap();
         let msg = vec![0xabu8; size];
         let mut buf = Vec::with_capacity(size);
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::new("copy", size), &size, |b, _| {
             b.iter(|| {
                 p.send(&msg).unwrap();
-                cons.recv_into(&mut buf, None).unwrap()
+                copy_out(&mut cons, &mut buf)
             })
         });
         group.bench_with_input(BenchmarkId::new("zero-copy", size), &size, |b, _| {
@@ -48,7 +47,7 @@ fn send_then_recv(c: &mut Criterion) {
                 let mut g = p.claim_send(size).unwrap();
                 g.as_mut_slice().copy_from_slice(&msg);
                 g.commit();
-                let r = cons.recv_ref(None).unwrap();
+                let r = cons.recv_ref().unwrap();
                 r.as_bytes()[0]
             })
         });
@@ -59,8 +58,8 @@ fn send_then_recv(c: &mut Criterion) {
 fn batches(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch-of-64");
     let (_dir, q) = queue();
-    let mut p = q.producer().unwrap();
-    let mut cons = q.consumer("g").unwrap();
+    let mut p = q.producer().attach().unwrap();
+    let mut cons = q.consumer("g").attach().unwrap();
     let msgs: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 64]).collect();
     let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
     let mut buf = Vec::new();
@@ -71,7 +70,7 @@ fn batches(c: &mut Criterion) {
             |_| {
                 p.send_batch(&refs).unwrap();
                 for _ in 0..64 {
-                    cons.recv_into(&mut buf, None).unwrap();
+                    copy_out(&mut cons, &mut buf);
                 }
             },
             BatchSize::SmallInput,
@@ -85,7 +84,7 @@ fn batches(c: &mut Criterion) {
                 let mut got = 0;
                 while got < 64 {
                     got += cons
-                        .recv_batch(64, None, |_, payload| {
+                        .recv_batch(64, |_, payload| {
                             buf.clear();
                             buf.extend_from_slice(payload);
                         })
@@ -132,8 +131,8 @@ fn single_sides(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let msg = [0x11u8; 64];
     let (_dir, q) = queue();
-    let mut p = q.producer().unwrap();
-    let mut cons = q.consumer("g").unwrap();
+    let mut p = q.producer().attach().unwrap();
+    let mut cons = q.consumer("g").attach().unwrap();
     let mut buf = Vec::with_capacity(64);
     group.bench_function("send", |b| {
         b.iter_custom(|iters| {
@@ -146,7 +145,7 @@ fn single_sides(c: &mut Criterion) {
                 },
                 |n| {
                     (0..n).for_each(|_| {
-                        cons.recv_into(&mut buf, None).unwrap();
+                        copy_out(&mut cons, &mut buf);
                     })
                 },
                 false,
@@ -166,21 +165,21 @@ fn single_sides(c: &mut Criterion) {
                 },
                 |n| {
                     (0..n).for_each(|_| {
-                        cons.recv_into(&mut buf, None).unwrap();
+                        copy_out(&mut cons, &mut buf);
                     })
                 },
                 false,
             )
         })
     });
-    let mut p2 = q.producer().unwrap();
-    group.bench_function("recv_into", |b| {
+    let mut p2 = q.producer().attach().unwrap();
+    group.bench_function("recv_copy", |b| {
         b.iter_custom(|iters| {
             one_side(
                 iters,
                 |n| {
                     (0..n).for_each(|_| {
-                        cons.recv_into(&mut buf, None).unwrap();
+                        copy_out(&mut cons, &mut buf);
                     })
                 },
                 |n| {
@@ -197,3 +196,12 @@ fn single_sides(c: &mut Criterion) {
 
 criterion_group!(benches, send_then_recv, batches, single_sides);
 criterion_main!(benches);
+
+/// Receives one message and copies it into `buf` (what a consumer that keeps
+/// the bytes does).
+fn copy_out(c: &mut shmq::Consumer, buf: &mut Vec<u8>) -> u64 {
+    let m = c.recv_ref().unwrap();
+    buf.clear();
+    buf.extend_from_slice(m.as_bytes());
+    m.seq()
+}

@@ -1,7 +1,7 @@
 //! Consumers: members of a group, receiving by copy or in place.
 
 use crate::ack::{taken_hold, Hold};
-use crate::error::{AckError, RecvError};
+use crate::error::{AckError, GroupError, Reason, RecvError, SpillError};
 use crate::group::{Take, Taken};
 use crate::layout::{
     addressed, dead_letter_flags, ext_len, origin_off, unpack, DISK_BIT, FLAG_ORIGIN_SEQ,
@@ -99,6 +99,103 @@ pub enum Ack {
     /// ([`Consumer::set_max_unacked`], [`Queue::set_ack_policy`]; default 1)
     /// and acknowledges them in any order.
     Explicit,
+}
+
+/// How to join a consumer group ([`Queue::consumer`]): the acknowledgement
+/// mode, the window and the wait strategy are fixed when the member attaches.
+#[derive(Debug)]
+#[must_use = "a consumer builder does nothing until `attach`"]
+pub struct ConsumerBuilder<'q> {
+    q: &'q Queue,
+    group: &'q str,
+    ack: Ack,
+    window: Option<u64>,
+    wait: WaitStrategy,
+}
+
+impl<'q> ConsumerBuilder<'q> {
+    pub(crate) fn new(q: &'q Queue, group: &'q str) -> Self {
+        ConsumerBuilder {
+            q,
+            group,
+            ack: Ack::Auto,
+            window: None,
+            wait: WaitStrategy::default(),
+        }
+    }
+
+    /// How the member acknowledges. Default [`Ack::Auto`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let mut worker = q.consumer("work").ack(shmq::Ack::Explicit).attach()?;
+    /// q.producer().attach()?.send(b"job")?;
+    /// let job = worker.recv()?;
+    /// assert_eq!(worker.unacked(), [job.seq]);
+    /// worker.ack(job.seq)?;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn ack(mut self, ack: Ack) -> Self {
+        self.ack = ack;
+        self
+    }
+
+    /// With [`Ack::Explicit`], how many messages the member may hold
+    /// unacknowledged at once (at least 1). Default: the group's
+    /// ([`Queue::set_ack_policy`], 1 unless set). All members of a group
+    /// share its ack table (`QueueOptions::ack_entries` entries).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let mut w = q.consumer("work").ack(shmq::Ack::Explicit).max_unacked(2).attach()?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c"])?;
+    /// w.recv()?;
+    /// w.recv()?;
+    /// assert!(matches!(w.try_recv(), Err(shmq::RecvError::AckPending { seq: 0 })));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn max_unacked(mut self, n: u64) -> Self {
+        self.window = Some(n.max(1));
+        self
+    }
+
+    /// How the member waits for messages. Default [`WaitStrategy::Block`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("md", shmq::StartAt::Latest)?;
+    /// let c = q.consumer("md").wait_strategy(shmq::WaitStrategy::Spin).attach()?;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn wait_strategy(mut self, w: WaitStrategy) -> Self {
+        self.wait = w;
+        self
+    }
+
+    /// Joins the group as a new member.
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`], [`GroupError::MembersFull`],
+    /// [`GroupError::Io`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// assert!(matches!(
+    ///     q.consumer("nobody").attach(),
+    ///     Err(shmq::GroupError::Unknown(_))
+    /// ));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn attach(self) -> Result<Consumer, GroupError> {
+        let (g, m) = self.q.attach_consumer(self.group)?;
+        let mut c = Consumer::new(self.q.clone(), g, m);
+        c.ack = self.ack;
+        c.acks.window = self.window;
+        c.wait = self.wait;
+        Ok(c)
+    }
 }
 
 /// A member of a consumer group. Each message of the group goes to exactly one
@@ -247,22 +344,29 @@ impl Consumer {
         }
     }
 
-    /// How this member acknowledges (default [`Ack::Auto`]). It may change
-    /// at any time: messages already held stay held until acknowledged or
-    /// nacked, whatever the mode of later receives.
-    pub fn set_ack(&mut self, ack: Ack) {
-        self.ack = ack;
+    /// How this member acknowledges ([`ConsumerBuilder::ack`]).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let c = q.consumer("work").ack(shmq::Ack::Explicit).attach()?;
+    /// assert_eq!(c.ack_mode(), shmq::Ack::Explicit);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn ack_mode(&self) -> Ack {
+        self.ack
     }
 
-    /// Sets this member's window: how many messages it may hold
-    /// unacknowledged at once with [`Ack::Explicit`] (at least 1; `None`:
-    /// the group's, [`Queue::set_ack_policy`], default 1). All members of a
-    /// group share its ack table (`QueueOptions::ack_entries` entries).
-    pub fn set_max_unacked(&mut self, n: Option<u64>) {
-        self.acks.window = n.map(|n| n.max(1));
-    }
-
-    /// This member's window (see [`Consumer::set_max_unacked`]).
+    /// This member's window: how many messages it may hold unacknowledged
+    /// at once ([`ConsumerBuilder::max_unacked`], else the group's).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let c = q.consumer("work").ack(shmq::Ack::Explicit).max_unacked(8).attach()?;
+    /// assert_eq!(c.max_unacked(), 8);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn max_unacked(&self) -> u64 {
         self.acks
             .window
@@ -359,11 +463,6 @@ impl Consumer {
             (Ack::Auto, Got::Ring(..)) => ring.release(self.g, self.m),
             (Ack::Explicit, _) | (Ack::Auto, Got::Disk(_)) => {}
         }
-    }
-
-    /// How this consumer waits for messages.
-    pub fn set_wait_strategy(&mut self, w: WaitStrategy) {
-        self.wait = w;
     }
 
     /// The group's upkeep, if it is due (see `UPKEEP_EVERY`): dead members
@@ -609,7 +708,7 @@ impl Consumer {
                     self.give_back_reservation();
                     return None;
                 }
-                Err(e) => return Some(Err(RecvError::Corrupt(e.0))),
+                Err(e) => return Some(Err(RecvError::Corrupt(Reason::new(e.0)))),
                 Ok(Some(Take::Disk(cur))) => match take_disk(&q, g, m, &mut self.disk, cur, hold) {
                     Ok(DiskStep::Got(meta, at)) => {
                         if let Some((r, _)) = hold {
@@ -680,72 +779,241 @@ impl Consumer {
         })
     }
 
-    /// Receives the next message of the group, waiting for one.
+    /// Receives the next message of the group, waiting as long as it takes.
     ///
     /// # Errors
     /// [`RecvError::Corrupt`] if the queue memory is damaged;
-    /// [`RecvError::Spill`] if the group reads the spill log and that fails.
+    /// [`RecvError::Spill`] if the group reads the spill log and that fails;
+    /// with [`Ack::Explicit`], [`RecvError::AckPending`] while the member
+    /// holds its whole window and [`RecvError::AckTableFull`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let seq = q.producer().attach()?.send(b"hello")?;
+    /// let msg = audit.recv()?;
+    /// assert_eq!((msg.seq, &msg.payload[..]), (seq, &b"hello"[..]));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn recv(&mut self) -> Result<Message, RecvError> {
         self.recv_mode(Mode::Until(None))
+    }
+
+    /// Receives the next message if one is there now.
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`]; otherwise as for [`Consumer::recv`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// assert_eq!(audit.try_recv(), Err(shmq::RecvError::Empty));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<Message, RecvError> {
+        self.recv_mode(Mode::Try)
     }
 
     /// Receives the next message, waiting at most `timeout`.
     ///
     /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Corrupt`].
+    /// [`RecvError::Timeout`]; otherwise as for [`Consumer::recv`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let r = audit.recv_timeout(Duration::from_millis(1));
+    /// assert_eq!(r, Err(shmq::RecvError::Timeout));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, RecvError> {
         self.recv_mode(Mode::Until(Some(timeout)))
     }
 
-    /// Receives the next message if one is there.
+    /// Receives the next message in place (zero copy), waiting as long as it
+    /// takes. The ring space stays reserved until the guard drops, so drop
+    /// it soon. (A message read from the spill log is in a buffer of the
+    /// consumer's.)
     ///
     /// # Errors
-    /// [`RecvError::Empty`], [`RecvError::Corrupt`].
-    pub fn try_recv(&mut self) -> Result<Message, RecvError> {
-        self.recv_mode(Mode::Try)
+    /// As for [`Consumer::recv`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().attach()?.send(b"hello")?;
+    /// let msg = audit.recv_ref()?;
+    /// assert_eq!(msg.as_bytes(), b"hello");
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn recv_ref(&mut self) -> Result<RecvGuard<'_>, RecvError> {
+        self.recv_ref_mode(Mode::Until(None))
     }
 
-    /// Receives into `buf` (reusing its allocation), waiting up to `timeout`
-    /// (`None`: forever).
+    /// [`Consumer::recv_ref`] if a message is there now.
     ///
     /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Corrupt`].
-    pub fn recv_into(
-        &mut self,
-        buf: &mut Vec<u8>,
-        timeout: Option<Duration>,
-    ) -> Result<Meta, RecvError> {
-        let got = self.take(Mode::Until(timeout))?;
-        Ok(self.copy_out(got, buf))
+    /// [`RecvError::Empty`]; otherwise as for [`Consumer::recv`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// assert!(audit.try_recv_ref().is_err());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn try_recv_ref(&mut self) -> Result<RecvGuard<'_>, RecvError> {
+        self.recv_ref_mode(Mode::Try)
+    }
+
+    /// [`Consumer::recv_ref`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError::Timeout`]; otherwise as for [`Consumer::recv`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().attach()?.send(b"hello")?;
+    /// let msg = audit.recv_ref_timeout(Duration::from_secs(1))?;
+    /// assert_eq!(msg.seq(), 0);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
+        self.recv_ref_mode(Mode::Until(Some(timeout)))
+    }
+
+    fn recv_ref_mode(&mut self, mode: Mode) -> Result<RecvGuard<'_>, RecvError> {
+        let got = self.take(mode)?;
+        Ok(RecvGuard { c: self, got })
     }
 
     /// Receives up to `max` messages at once, in place (zero copy), waiting
-    /// up to `timeout` (`None`: forever) for the first: `f` is called with
-    /// each message's metadata and payload, in sequence order. Returns how
-    /// many it was called with (at least one, at most `max`; 0 only for
-    /// `max == 0`).
+    /// as long as it takes for the first: `f` is called with each message's
+    /// metadata and payload, in sequence order. Returns how many it was
+    /// called with (at least one, at most `max`; 0 only for `max == 0`).
     ///
     /// The messages waiting at the group's cursor are taken with one cursor
     /// update and one hazard, which cuts the per-message cost of a consumer
     /// that keeps up with a fast producer. Redeliveries and messages read
-    /// from the spill log come one per call. With [`Ack::Explicit`] a member
-    /// holds one message at a time, so a batch is one message (acknowledge
-    /// it before the next call). Auto-ack is at most once per message, so a
-    /// member killed while `f` works through a batch loses the rest of it for
-    /// its group.
+    /// from the spill log come one per call. With [`Ack::Explicit`] a batch
+    /// is one message. Auto-ack is at most once per message, so a member
+    /// killed while `f` works through a batch loses the rest of it for its
+    /// group.
     ///
     /// # Errors
-    /// As for [`Consumer::recv_into`].
+    /// As for [`Consumer::recv`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c"])?;
+    /// let mut seen = Vec::new();
+    /// let n = audit.recv_batch(64, |meta, payload| seen.push((meta.seq, payload.to_vec())))?;
+    /// assert_eq!((n, seen[2].clone()), (3, (2, b"c".to_vec())));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn recv_batch(
         &mut self,
         max: usize,
-        timeout: Option<Duration>,
+        f: impl FnMut(&Meta, &[u8]),
+    ) -> Result<usize, RecvError> {
+        self.recv_batch_mode(max, Mode::Until(None), f)
+    }
+
+    /// [`Consumer::recv_batch`] of what is there now.
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`]; otherwise as for [`Consumer::recv`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// assert_eq!(audit.try_recv_batch(64, |_, _| ()), Err(shmq::RecvError::Empty));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn try_recv_batch(
+        &mut self,
+        max: usize,
+        f: impl FnMut(&Meta, &[u8]),
+    ) -> Result<usize, RecvError> {
+        self.recv_batch_mode(max, Mode::Try, f)
+    }
+
+    /// [`Consumer::recv_batch`], waiting at most `timeout` for the first
+    /// message.
+    ///
+    /// # Errors
+    /// [`RecvError::Timeout`]; otherwise as for [`Consumer::recv`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let r = audit.recv_batch_timeout(64, Duration::from_millis(1), |_, _| ());
+    /// assert_eq!(r, Err(shmq::RecvError::Timeout));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn recv_batch_timeout(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: impl FnMut(&Meta, &[u8]),
+    ) -> Result<usize, RecvError> {
+        self.recv_batch_mode(max, Mode::Until(Some(timeout)), f)
+    }
+
+    /// A blocking iterator over the group's messages: each item is what
+    /// [`Consumer::recv`] returns. It never ends by itself (stop taking
+    /// items, or use [`Consumer::try_iter`]).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b"])?;
+    /// let seqs: Vec<u64> = audit.iter().take(2).map(|m| m.map(|m| m.seq)).collect::<Result<_, _>>()?;
+    /// assert_eq!(seqs, [0, 1]);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter { c: self }
+    }
+
+    /// An iterator over the messages there now: it ends when
+    /// [`Consumer::try_recv`] finds none.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b"])?;
+    /// assert_eq!(audit.try_iter().count(), 2);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_> {
+        TryIter { c: self }
+    }
+
+    fn recv_batch_mode(
+        &mut self,
+        max: usize,
+        mode: Mode,
         mut f: impl FnMut(&Meta, &[u8]),
     ) -> Result<usize, RecvError> {
         if max == 0 {
             return Ok(0);
         }
-        let mode = Mode::Until(timeout);
         let got = if self.ack == Ack::Auto {
             self.q.after_stale_wake();
             match self.deliver_batch(max, &mut f) {
@@ -789,16 +1057,38 @@ impl Consumer {
         }
         Some(n)
     }
+}
 
-    /// Receives the next message in place (zero copy), waiting up to `timeout`
-    /// (`None`: forever). The ring space stays reserved until the guard drops.
-    /// (A message read from the spill log is in a buffer of the consumer's.)
-    ///
-    /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Corrupt`], [`RecvError::Spill`].
-    pub fn recv_ref(&mut self, timeout: Option<Duration>) -> Result<RecvGuard<'_>, RecvError> {
-        let got = self.take(Mode::Until(timeout))?;
-        Ok(RecvGuard { c: self, got })
+/// A blocking iterator over a group's messages ([`Consumer::iter`]).
+#[derive(Debug)]
+#[must_use = "iterators are lazy"]
+pub struct Iter<'a> {
+    c: &'a mut Consumer,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<Message, RecvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.c.recv())
+    }
+}
+
+/// An iterator over the messages there now ([`Consumer::try_iter`]).
+#[derive(Debug)]
+#[must_use = "iterators are lazy"]
+pub struct TryIter<'a> {
+    c: &'a mut Consumer,
+}
+
+impl Iterator for TryIter<'_> {
+    type Item = Result<Message, RecvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.c.try_recv() {
+            Err(RecvError::Empty) => None,
+            r => Some(r),
+        }
     }
 }
 
@@ -917,9 +1207,9 @@ fn take_disk(
 ) -> Result<DiskStep, RecvError> {
     let ring = q.ring();
     let Some(spill) = q.inner.spill.as_ref() else {
-        return Err(RecvError::Corrupt(
-            "group is on disk but the queue has no spill log".into(),
-        ));
+        return Err(RecvError::Corrupt(Reason::new(
+            "group is on disk but the queue has no spill log",
+        )));
     };
     let d = disk.get_or_insert_with(|| Disk {
         reader: spill.reader(),
@@ -950,13 +1240,13 @@ fn take_disk(
         Ok(r) => r,
         // The group moved on (and retention may have deleted what it read).
         Err(_) if ring.cursor_now(g) != cur => return Ok(DiskStep::Retry),
-        Err(e) => return Err(RecvError::Spill(e.to_string())),
+        Err(e) => return Err(RecvError::Spill(e.into())),
     };
     if rec.seq < seq {
-        return Err(RecvError::Spill(format!(
+        return Err(RecvError::Spill(SpillError::Corrupt(Reason::new(format!(
             "log position {at} holds sequence {}, the group expects {seq}",
             rec.seq
-        )));
+        )))));
     }
     // An aborted claim, or a record for other groups: the cursor passes it.
     let skip = rec.kind == KIND_ABORT || !addressed(rec.flags, g, ring.dl_only(g));
@@ -1134,10 +1424,10 @@ fn forward_dead_letter(
         }
         // No room now, or none on a full disk: pending again, retried.
         Err(crate::SendError::Full | crate::SendError::Spill(_)) => Ok(false),
-        Err(err) => Err(RecvError::Spill(format!(
-            "publishing message {} to the dead-letter group: {err}",
-            h.entry.seq
-        ))),
+        Err(source) => Err(RecvError::DeadLetter {
+            seq: h.entry.seq,
+            source,
+        }),
     }
 }
 
@@ -1172,19 +1462,19 @@ fn redelivered(
                 Again::of(&e),
             )),
             _ => Err((
-                RecvError::Corrupt(format!(
+                RecvError::Corrupt(Reason::new(format!(
                     "unacknowledged message {} at ring position {} is gone",
                     e.seq, e.at
-                )),
+                ))),
                 false,
             )),
         };
     }
     let Some(spill) = q.inner.spill.as_ref() else {
         return Err((
-            RecvError::Corrupt(
-                "unacknowledged message on disk but the queue has no spill log".into(),
-            ),
+            RecvError::Corrupt(Reason::new(
+                "unacknowledged message on disk but the queue has no spill log",
+            )),
             false,
         ));
     };
@@ -1196,15 +1486,15 @@ fn redelivered(
     let rec = d
         .reader
         .read(e.at & !DISK_BIT, &mut d.buf)
-        .map_err(|err| (RecvError::Spill(err.to_string()), true))?;
+        .map_err(|err| (RecvError::Spill(err.into()), true))?;
     if rec.seq != e.seq {
         return Err((
-            RecvError::Spill(format!(
+            RecvError::Spill(SpillError::Corrupt(Reason::new(format!(
                 "log position {} holds sequence {}, the unacknowledged message is {}",
                 e.at & !DISK_BIT,
                 rec.seq,
                 e.seq
-            )),
+            )))),
             true,
         ));
     }

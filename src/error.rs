@@ -1,12 +1,169 @@
-//! Error types, one per operation. Each variant says what went wrong in terms a
-//! user can act on; none of them is ever turned into a panic.
+//! Error types: one per kind of operation, each convertible into the crate's
+//! [`Error`], so that `?` works across them. Each variant says what went wrong
+//! in terms a user can act on; none of them is ever turned into a panic. All
+//! are `#[non_exhaustive]`: later versions may add variants.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Any error of this crate: every operation's error converts into it
+/// (`From`), and [`std::error::Error::source`] gives the operation's error.
+///
+/// ```
+/// fn run() -> Result<(), shmq::Error> {
+///     let q = shmq::QueueOptions::new().in_memory()?; // OpenError
+///     q.add_group("audit", shmq::StartAt::Latest)?; // GroupError
+///     let mut audit = q.consumer("audit").attach()?; // GroupError
+///     let mut producer = q.producer().attach()?; // ProducerError
+///     producer.send(b"hello")?; // SendError
+///     assert_eq!(audit.recv()?.payload, b"hello"); // RecvError
+///     Ok(())
+/// }
+/// run().unwrap();
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Creating or opening a queue.
+    Open(OpenError),
+    /// Managing groups, or attaching a consumer.
+    Group(GroupError),
+    /// Attaching a producer, or managing producer names.
+    Producer(ProducerError),
+    /// Publishing.
+    Send(SendError),
+    /// Receiving.
+    Recv(RecvError),
+    /// Acknowledging.
+    Ack(AckError),
+    /// Running a spill round, or removing a queue's files.
+    Spill(SpillError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Open(e) => e.fmt(f),
+            Error::Group(e) => e.fmt(f),
+            Error::Producer(e) => e.fmt(f),
+            Error::Send(e) => e.fmt(f),
+            Error::Recv(e) => e.fmt(f),
+            Error::Ack(e) => e.fmt(f),
+            Error::Spill(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match self {
+            Error::Open(e) => e,
+            Error::Group(e) => e,
+            Error::Producer(e) => e,
+            Error::Send(e) => e,
+            Error::Recv(e) => e,
+            Error::Ack(e) => e,
+            Error::Spill(e) => e,
+        })
+    }
+}
+
+macro_rules! into_error {
+    ($($t:ident => $v:ident),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::$v(e)
+            }
+        }
+    )*};
+}
+into_error!(OpenError => Open, GroupError => Group, ProducerError => Producer,
+    SendError => Send, RecvError => Recv, AckError => Ack, SpillError => Spill);
+
+/// What was found wrong, described for people: carried by the variants that
+/// report damaged data or unusable settings ([`OpenError::BadGeometry`],
+/// [`RecvError::Corrupt`], [`SpillError::Corrupt`], …). Match on the variant;
+/// the reason is for the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    pub(crate) fn new(s: impl Into<String>) -> Reason {
+        Reason(s.into())
+    }
+
+    /// The description.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The spill log could not be written or read.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SpillError {
+    /// The file system said no (disk full, permissions, I/O error).
+    Io(Arc<io::Error>),
+    /// A record or segment is not what the writer wrote.
+    Corrupt(Reason),
+    /// No segment holds this log position any more (deleted by retention).
+    Missing(u64),
+}
+
+impl PartialEq for SpillError {
+    /// Errors of the file system compare by kind and OS error code.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SpillError::Io(a), SpillError::Io(b)) => {
+                a.kind() == b.kind() && a.raw_os_error() == b.raw_os_error()
+            }
+            (SpillError::Corrupt(a), SpillError::Corrupt(b)) => a == b,
+            (SpillError::Missing(a), SpillError::Missing(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SpillError {}
+
+impl fmt::Display for SpillError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpillError::Io(e) => write!(f, "spill log: {e}"),
+            SpillError::Corrupt(s) => write!(f, "spill log corrupt: {s}"),
+            SpillError::Missing(p) => {
+                write!(f, "spill log: position {p} is no longer retained")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SpillError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpillError::Io(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for SpillError {
+    fn from(e: io::Error) -> Self {
+        SpillError::Io(Arc::new(e))
+    }
+}
 
 /// Creating or opening a queue failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum OpenError {
     /// No file at the path.
     NotFound(PathBuf),
@@ -33,9 +190,9 @@ pub enum OpenError {
         found: u64,
     },
     /// The geometry is invalid (at creation) or inconsistent (in a file).
-    BadGeometry(String),
+    BadGeometry(Reason),
     /// The file uses features this build does not know.
-    Incompatible(String),
+    Incompatible(Reason),
     /// This CPU has no lock-free 128-bit atomics, which the protocol needs.
     Unsupported,
     /// The file belongs to another user and its mode does not share it (read
@@ -70,7 +227,7 @@ impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OpenError::NotFound(p) => write!(f, "{}: no such queue file", p.display()),
-            OpenError::AlreadyExists(p) => write!(f, "{}: file exists (use --force to replace it)", p.display()),
+            OpenError::AlreadyExists(p) => write!(f, "{}: file exists (`QueueOptions::replace` replaces it)", p.display()),
             OpenError::NotAQueue(p) => write!(f, "{}: not a shmq queue (bad magic)", p.display()),
             OpenError::WrongVersion { path, found, expected } => write!(
                 f,
@@ -92,7 +249,7 @@ impl fmt::Display for OpenError {
             ),
             OpenError::SpillDirInUse { dir, owner } => write!(
                 f,
-                "{}: spill directory of another queue ({owner}); give this queue its own directory, or create it with --force to take this one over (its log is deleted)",
+                "{}: spill directory of another queue ({owner}); give this queue its own directory, or create it with `QueueOptions::replace` to take this one over (its log is deleted)",
                 dir.display()
             ),
             OpenError::Io { what, source } => write!(f, "{what}: {source}"),
@@ -111,6 +268,7 @@ impl std::error::Error for OpenError {
 
 /// Sending failed. The caller still owns the message bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The message is longer than the queue's maximum.
     TooLarge {
@@ -125,7 +283,7 @@ pub enum SendError {
     Timeout,
     /// The ring is full and spilling to disk failed (disk full, I/O error):
     /// nothing was lost; sending works again once a spill round succeeds.
-    Spill(String),
+    Spill(SpillError),
     /// A named producer's message repeats a per-producer sequence number
     /// already committed under its name (or a lower one): it was published
     /// before, so it is not published again.
@@ -161,7 +319,7 @@ impl fmt::Display for SendError {
             ),
             SendError::NotNamed => write!(
                 f,
-                "only a named producer numbers its messages (Queue::named_producer)"
+                "only a named producer numbers its messages (ProducerBuilder::name)"
             ),
             SendError::PseqOutOfRange(p) => {
                 write!(f, "per-producer sequence number {p} is out of range")
@@ -170,19 +328,36 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Spill(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Receiving failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecvError {
     /// Nothing to receive now (`try_recv`).
     Empty,
     /// Nothing arrived before the timeout.
     Timeout,
     /// The queue memory holds something the protocol did not write.
-    Corrupt(String),
+    Corrupt(Reason),
     /// The group reads the spill log and reading it failed.
-    Spill(String),
+    Spill(SpillError),
+    /// A message the group gave up could not be published to its
+    /// dead-letter group (for a reason other than a full ring, which only
+    /// delays it).
+    DeadLetter {
+        /// The message given up.
+        seq: u64,
+        /// Why publishing it failed.
+        source: SendError,
+    },
     /// An explicitly acknowledging member holds its whole window of
     /// unacknowledged messages: ack or nack one first.
     AckPending {
@@ -206,6 +381,12 @@ impl fmt::Display for RecvError {
             RecvError::Timeout => write!(f, "no message before the timeout"),
             RecvError::Corrupt(s) => write!(f, "queue corrupt: {s}"),
             RecvError::Spill(s) => write!(f, "reading the spill log failed: {s}"),
+            RecvError::DeadLetter { seq, source } => {
+                write!(
+                    f,
+                    "publishing message {seq} to the dead-letter group: {source}"
+                )
+            }
             RecvError::AckPending { seq } => {
                 write!(
                     f,
@@ -222,10 +403,19 @@ impl fmt::Display for RecvError {
     }
 }
 
-impl std::error::Error for RecvError {}
+impl std::error::Error for RecvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvError::Spill(e) => Some(e),
+            RecvError::DeadLetter { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// An acknowledgement could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AckError {
     /// The member holds no unacknowledged message with this sequence number
     /// (it was acknowledged already, or received with auto-ack).
@@ -268,8 +458,10 @@ impl fmt::Display for AckError {
 
 impl std::error::Error for AckError {}
 
-/// A group operation failed.
+/// A group operation (adding, removing, configuring, seeking a group;
+/// attaching a consumer; reaping) failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum GroupError {
     /// No group of that name.
     Unknown(String),
@@ -277,14 +469,14 @@ pub enum GroupError {
     Exists(String),
     /// Every group slot is taken.
     TableFull {
-        /// The queue's group limit.
+        /// The queue's group limit ([`crate::QueueOptions::max_groups`]).
         max: u32,
     },
     /// Every member slot of the group is taken by a live member.
     MembersFull {
         /// The group.
         group: String,
-        /// The queue's member limit.
+        /// The queue's member limit ([`crate::QueueOptions::max_members`]).
         max: u32,
     },
     /// Names are 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
@@ -306,36 +498,12 @@ pub enum GroupError {
         /// The tail (next to be published).
         last: u64,
     },
-    /// Every producer registry slot belongs to a live producer.
-    ProducersFull {
-        /// The registry's size.
-        max: u32,
-    },
     /// The group named as a dead-letter target is not a dead-letter group.
     NotDeadLetter(String),
-    /// A live producer is attached under this name already.
-    ProducerNameInUse {
-        /// The name.
-        name: String,
-        /// Its pid.
-        pid: u64,
-    },
-    /// The previous producer under this name died with a claim that could not
-    /// be settled yet (the ring kept moving under the recovery, or another
-    /// producer died at the same moment); try again.
-    ProducerUnsettled {
-        /// The name.
-        name: String,
-        /// The dead producer's pid.
-        pid: u64,
-    },
-    /// The table of producer names is full.
-    ProducerNamesFull {
-        /// Its size.
-        max: u32,
-    },
-    /// No producer of that name ([`crate::Queue::remove_producer_name`]).
-    UnknownProducerName(String),
+    /// The group exists with another kind than asked for
+    /// ([`crate::Queue::ensure_group`]): a dead-letter group where an ordinary
+    /// one was asked for, or the other way round.
+    KindMismatch(String),
     /// Taking the queue's admin lock failed.
     Io(io::Error),
 }
@@ -345,20 +513,100 @@ impl fmt::Display for GroupError {
         match self {
             GroupError::Unknown(g) => write!(f, "unknown group '{g}'"),
             GroupError::Exists(g) => write!(f, "group '{g}' exists already"),
-            GroupError::TableFull { max } => write!(f, "group table full ({max} groups); remove one or create the queue with a larger --max-groups"),
-            GroupError::MembersFull { group, max } => write!(f, "group '{group}' has {max} live members already (the queue's --max-members)"),
-            GroupError::InvalidName(g) => write!(f, "invalid name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
-            GroupError::HasMembers { group, count } => write!(f, "group '{group}' has {count} live member(s); stop them first"),
-            GroupError::NotRetained { seq, first, last } => write!(f, "sequence number {seq} is not retained (retained: {first}..={last})"),
-            GroupError::ProducersFull { max } => write!(f, "all {max} producer slots are taken by live producers (the queue's --max-producers)"),
-            GroupError::NotDeadLetter(g) => write!(f, "group '{g}' is not a dead-letter group (create it with `group add --dead-letters`)"),
-            GroupError::ProducerNameInUse { name, pid } => write!(f, "producer name '{name}' is in use by live process {pid}"),
-            GroupError::ProducerUnsettled { name, pid } => write!(f, "the last producer named '{name}' (pid {pid}) died in the middle of a publish that is not settled yet; try again"),
-            GroupError::ProducerNamesFull { max } => write!(f, "all {max} producer names are taken (the queue's --max-producers; `shmq producer rm` removes one)"),
-            GroupError::UnknownProducerName(n) => write!(f, "no producer name '{n}'"),
+            GroupError::TableFull { max } => {
+                write!(f, "group table full ({max} groups, the queue's max_groups)")
+            }
+            GroupError::MembersFull { group, max } => write!(
+                f,
+                "group '{group}' has {max} live members already (the queue's max_members)"
+            ),
+            GroupError::InvalidName(g) => {
+                write!(f, "invalid name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -")
+            }
+            GroupError::HasMembers { group, count } => write!(
+                f,
+                "group '{group}' has {count} live member(s); stop them first"
+            ),
+            GroupError::NotRetained { seq, first, last } => write!(
+                f,
+                "sequence number {seq} is not retained (retained: {first}..={last})"
+            ),
+            GroupError::NotDeadLetter(g) => write!(f, "group '{g}' is not a dead-letter group"),
+            GroupError::KindMismatch(g) => write!(
+                f,
+                "group '{g}' exists with the other kind (dead-letter or ordinary)"
+            ),
             GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
         }
     }
 }
 
-impl std::error::Error for GroupError {}
+impl std::error::Error for GroupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GroupError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Attaching a producer, or removing a producer name, failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ProducerError {
+    /// Every producer registry slot belongs to a live producer.
+    RegistryFull {
+        /// The registry's size ([`crate::QueueOptions::max_producers`]).
+        max: u32,
+    },
+    /// A live producer is attached under this name already.
+    NameInUse {
+        /// The name.
+        name: String,
+        /// Its pid.
+        pid: u64,
+    },
+    /// The previous producer under this name died with a claim that could not
+    /// be settled yet (the ring kept moving under the recovery, or another
+    /// producer died at the same moment); try again.
+    Unsettled {
+        /// The name.
+        name: String,
+        /// The dead producer's pid.
+        pid: u64,
+    },
+    /// The table of producer names is full.
+    NamesFull {
+        /// Its size ([`crate::QueueOptions::max_producers`]).
+        max: u32,
+    },
+    /// No producer of that name ([`crate::Queue::remove_producer_name`]).
+    UnknownName(String),
+    /// Names are 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
+    InvalidName(String),
+    /// Taking the queue's admin lock failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for ProducerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProducerError::RegistryFull { max } => write!(f, "all {max} producer slots are taken by live producers (the queue's max_producers)"),
+            ProducerError::NameInUse { name, pid } => write!(f, "producer name '{name}' is in use by live process {pid}"),
+            ProducerError::Unsettled { name, pid } => write!(f, "the last producer named '{name}' (pid {pid}) died in the middle of a publish that is not settled yet; try again"),
+            ProducerError::NamesFull { max } => write!(f, "all {max} producer names are taken (the queue's max_producers; Queue::remove_producer_name frees one)"),
+            ProducerError::UnknownName(n) => write!(f, "no producer name '{n}'"),
+            ProducerError::InvalidName(g) => write!(f, "invalid name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
+            ProducerError::Io(e) => write!(f, "queue admin lock: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ProducerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProducerError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -456,16 +456,6 @@ pub const fn flags_target(flags: u32) -> Option<usize> {
     }
 }
 
-/// The group slot that gave up the dead letter with `flags` (None: not a
-/// dead letter).
-#[inline]
-pub const fn flags_origin(flags: u32) -> Option<usize> {
-    match flags_target(flags) {
-        Some(_) => Some((flags >> 11 & 0x7ff) as usize),
-        None => None,
-    }
-}
-
 /// Bytes of extensions (producer, origin) a record with `flags` starts with.
 #[inline]
 pub const fn ext_len(flags: u32) -> usize {

@@ -24,31 +24,65 @@
 //!   producer makes a syscall only when someone sleeps.
 //!
 //! ```
-//! use shmq::{Queue, QueueOptions, StartAt};
+//! use shmq::{Ack, Queue, StartAt};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let q = Queue::create(dir.path().join("orders"), &QueueOptions::default())?;
-//! q.add_group("billing", StartAt::Latest)?;
-//! q.add_group("audit", StartAt::Latest)?;
-//! let mut billing = q.consumer("billing")?;
-//! let mut audit = q.consumer("audit")?;
+//! let q = Queue::create(dir.path().join("orders"))?;
+//! q.ensure_group("billing", StartAt::Latest)?;
+//! q.ensure_group("audit", StartAt::Latest)?;
+//! let mut billing = q.consumer("billing").ack(Ack::Explicit).attach()?;
+//! let mut audit = q.consumer("audit").attach()?;
 //!
-//! let mut producer = q.producer()?;
+//! let mut producer = q.producer().attach()?;
 //! producer.send(b"order 1")?;
 //! producer.send_batch(&[b"order 2", b"order 3"])?;
 //!
-//! let seqs: Vec<u64> = (0..3).map(|_| billing.recv().map(|m| m.seq)).collect::<Result<_, _>>()?;
+//! // Every group gets every message; billing acknowledges each one.
+//! for _ in 0..3 {
+//!     let m = billing.recv()?;
+//!     billing.ack(m.seq)?;
+//! }
+//! let seqs: Vec<u64> = audit.try_iter().map(|m| m.map(|m| m.seq)).collect::<Result<_, _>>()?;
 //! assert_eq!(seqs, [0, 1, 2]);
-//! // What waits, taken with one cursor update and read in place:
-//! let mut seen = Vec::new();
-//! audit.recv_batch(64, None, |meta, payload| seen.push((meta.seq, payload.to_vec())))?;
-//! assert_eq!(seen, [(0, b"order 1".to_vec()), (1, b"order 2".to_vec()), (2, b"order 3".to_vec())]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The file format is described byte by byte in [`layout`]; the protocols in
-//! `ring.rs` (claim/commit), `group.rs` (cursors and hazards) and `wait.rs`
-//! (wait/wake), each of which is model-checked by `loom-tests/`.
+//! ## What holds when processes crash
+//!
+//! - A message whose `send` returned its sequence number reaches every group
+//!   that existed when it was published, in sequence order, unless that group
+//!   gives it up to its dead-letter group after `max_attempts`
+//!   ([`Queue::set_max_attempts`]).
+//! - [`Ack::Explicit`]: a message handed to a member that dies (SIGKILL),
+//!   leaves, nacks it or holds it past the group's ack deadline is delivered
+//!   again, flagged ([`Message::redelivered`]): at least once.
+//!   With [`Ack::Auto`] a message counts as consumed when it is handed out,
+//!   so a member killed while processing it loses it: at most once.
+//! - A producer killed in the middle of a publish leaves no record a
+//!   consumer sees half-written: what it did not commit is skipped, and its
+//!   sequence numbers are marked aborted, never reused.
+//! - A named producer ([`ProducerBuilder::name`]) publishes each
+//!   per-producer sequence number at most once, also across its own crash
+//!   and restart ([`SendError::Duplicate`]).
+//! - With a spill log ([`QueueOptions::spill`]), a group that falls a ring
+//!   behind reads from disk and catches up; a full disk holds producers back
+//!   ([`SendError::Spill`]) rather than dropping anything.
+//!
+//! The full statement, with what is not promised, is in `docs/guarantees.md`;
+//! the file format in `docs/format.md` (not public API: it has a version,
+//! [`FORMAT_VERSION`], and a file of another version is refused). The
+//! protocols live in `ring.rs` (claim/commit), `group.rs` (cursors and
+//! hazards), `ack.rs` (acknowledgements) and `wait.rs` (wait/wake), each
+//! model-checked by `loom-tests/`.
+//!
+//! ## Conventions
+//!
+//! - Every operation that may wait comes in three forms: `op` waits as long as
+//!   it takes, `try_op` does not wait, `op_timeout` waits at most a
+//!   [`Duration`](std::time::Duration) (as in `std::sync::mpsc` and crossbeam).
+//! - Every error converts into [`Error`], so `?` works across operations.
+//! - Producers and consumers are configured by builders and fixed when they
+//!   attach ([`Queue::producer`], [`Queue::consumer`]).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
@@ -57,13 +91,21 @@ mod ack;
 #[cfg(target_arch = "x86_64")]
 mod atomic128;
 mod check;
-mod clock;
+pub mod clock;
 mod consumer;
 mod error;
 mod futex;
+mod geometry;
 mod group;
 mod identity;
+// The file format is not public API (docs/format.md describes it); the
+// fuzzers, which write garbage at its offsets, see it through a feature
+// only the tests turn on.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod layout;
+#[cfg(not(feature = "internals"))]
+mod layout;
 mod liveness;
 mod producer;
 mod queue;
@@ -79,19 +121,27 @@ mod sync;
 mod wait;
 
 pub use check::CheckReport;
-pub use clock::{now_ns, timestamps_from_tsc};
-pub use consumer::{Ack, Consumer, Message, Meta, ProducerTag, RecvGuard};
-pub use error::{AckError, GroupError, OpenError, RecvError, SendError};
+pub use consumer::{
+    Ack, Consumer, ConsumerBuilder, Iter, Message, Meta, ProducerTag, RecvGuard, TryIter,
+};
+pub use error::{
+    AckError, Error, GroupError, OpenError, ProducerError, Reason, RecvError, SendError, SpillError,
+};
+pub use geometry::Geometry;
 pub use group::StartAt;
 pub use identity::NameStat;
-pub use layout::Geometry;
-pub use producer::{Producer, SendGuard};
+
+/// The version of the queue file format this build reads and writes
+/// (docs/format.md); a file of another version is refused
+/// ([`OpenError::WrongVersion`]).
+pub const FORMAT_VERSION: u32 = layout::FORMAT_VERSION;
+pub use producer::{Producer, ProducerBuilder, SendGuard};
 pub use queue::{
     GroupStat, MemberStat, ProducerStat, Queue, QueueOptions, RemovedMember, SpillStat, Stat,
 };
 pub use registry::Recovery;
 pub use replay::{Retained, SeekTo};
-pub use spill_log::{Fsync, LogError, SpillOptions};
+pub use spill_log::{Fsync, SpillOptions};
 pub use spiller::RoundOutcome;
 #[cfg(feature = "crash-points")]
 #[doc(hidden)]

@@ -3,7 +3,7 @@
 
 use crate::clock::now_ns;
 use crate::consumer::ProducerTag;
-use crate::error::SendError;
+use crate::error::{ProducerError, SendError, SpillError};
 use crate::layout::*;
 use crate::queue::Queue;
 use crate::region::Region;
@@ -20,6 +20,92 @@ const REAP_EVERY: Duration = Duration::from_millis(100);
 /// What a dead letter carries of its original, (seq, group id), and what
 /// to tell once it is claimed (`Producer::try_send_dead_letter`).
 type DeadLetterOrigin<'a> = ((u64, u64), &'a mut dyn FnMut(u64, u64));
+
+/// How to attach a producer ([`Queue::producer`]).
+#[derive(Debug)]
+#[must_use = "a producer builder does nothing until `attach`"]
+pub struct ProducerBuilder<'q> {
+    q: &'q Queue,
+    name: Option<&'q str>,
+    wait: WaitStrategy,
+}
+
+impl<'q> ProducerBuilder<'q> {
+    pub(crate) fn new(q: &'q Queue) -> Self {
+        ProducerBuilder {
+            q,
+            name: None,
+            wait: WaitStrategy::default(),
+        }
+    }
+
+    /// Publishes under `name` (1 to 64 of `A-Z a-z 0-9 . _ -`), created in the
+    /// queue's table of names the first time. Its messages carry its id and a
+    /// per-producer sequence number (pseq; [`Message::producer`](crate::Message)),
+    /// and it refuses to publish a pseq already committed under the name
+    /// ([`Producer::send_as`]), so a producer that restarts after a crash and
+    /// retries its last messages publishes each exactly once.
+    /// [`Producer::last_pseq`] says where the name's last producer stopped,
+    /// even if it died in the middle of a publish: a message it committed
+    /// counts, one it did not does not (identity.rs). One producer at a time
+    /// per name.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// p.send_as(7, b"line 7")?;
+    /// drop(p);
+    /// // After a restart: what was committed under the name is not published again.
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// assert_eq!(p.last_pseq(), Some(7));
+    /// assert!(matches!(p.send_as(7, b"line 7"), Err(shmq::SendError::Duplicate { .. })));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn name(mut self, name: &'q str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// How the producer waits while the ring is full. Default
+    /// [`WaitStrategy::Block`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let p = q.producer().wait_strategy(shmq::WaitStrategy::Spin).attach()?;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn wait_strategy(mut self, w: WaitStrategy) -> Self {
+        self.wait = w;
+        self
+    }
+
+    /// Registers the producer in the queue's producer registry (so that a
+    /// claim it leaves uncommitted if its process dies is aborted, not left
+    /// to block the queue), and, if named, attaches it to its name.
+    ///
+    /// # Errors
+    /// [`ProducerError::RegistryFull`] if every registry slot belongs to a
+    /// live producer; for a named producer [`ProducerError::NameInUse`] if a
+    /// live producer holds the name, [`ProducerError::Unsettled`] if its dead
+    /// predecessor's last publish cannot be settled yet (try again),
+    /// [`ProducerError::InvalidName`], [`ProducerError::NamesFull`];
+    /// [`ProducerError::Io`] if the admin lock cannot be taken.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let _p = q.producer().name("ingest").attach()?;
+    /// assert!(matches!(
+    ///     q.producer().name("ingest").attach(),
+    ///     Err(shmq::ProducerError::NameInUse { .. })
+    /// ));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn attach(self) -> Result<Producer, ProducerError> {
+        let mut p = self.q.attach_producer(self.name)?;
+        p.wait = self.wait;
+        Ok(p)
+    }
+}
 
 /// Publishes messages. Any number of producers, in any processes and threads,
 /// publish concurrently without locks. A producer is `Send` (move it to a
@@ -182,13 +268,8 @@ impl Producer {
         self.q.after_stale_wake();
     }
 
-    /// How this producer waits when the ring is full.
-    pub fn set_wait_strategy(&mut self, w: WaitStrategy) {
-        self.wait = w;
-    }
-
     fn check_len(&self, len: usize) -> Result<(), SendError> {
-        let max = self.q.geometry().max_msg as usize;
+        let max = self.q.geo().max_msg as usize;
         if len > max {
             return Err(SendError::TooLarge { len, max });
         }
@@ -204,7 +285,7 @@ impl Producer {
     /// write, so keeping the log close behind the tail keeps each round, and
     /// the stall it means for this producer's messages, short.
     fn spill_pressure(&mut self) {
-        let eighth = self.q.geometry().capacity / 8;
+        let eighth = self.q.geo().capacity / 8;
         let pos = self.pc.tail_guess();
         let ring = self.q.ring();
         if self.pc.headroom() >= 4 * eighth {
@@ -273,7 +354,7 @@ impl Producer {
                     }
                 }
                 Err(e) => {
-                    spill_err = Some(e.to_string());
+                    spill_err = Some(SpillError::from(e));
                     break;
                 }
             }
@@ -317,7 +398,7 @@ impl Producer {
             if self.spill {
                 match self.q.spill_round(false) {
                     Ok(_) => spill_err = None,
-                    Err(e) => spill_err = Some(e.to_string()),
+                    Err(e) => spill_err = Some(SpillError::from(e)),
                 }
             }
         }
@@ -366,7 +447,7 @@ impl Producer {
                 stored_len(msg.len(), ext.is_some()) + ORIGIN_EXT as u64,
             ),
         };
-        let geo = self.q.geometry();
+        let geo = self.q.geo();
         let claim = self.claim(1, mode, |p| {
             geo.place(p, len).wrapping_add(record_size(len))
         })?;
@@ -417,7 +498,7 @@ impl Producer {
     ///
     /// # Errors
     /// As for [`Producer::send_as`], and [`SendError::Timeout`].
-    pub fn send_timeout_as(
+    pub fn send_as_timeout(
         &mut self,
         pseq: u64,
         msg: &[u8],
@@ -460,13 +541,62 @@ impl Producer {
 
     /// Publishes `msgs` with one claim: consecutive sequence numbers, one
     /// atomic operation on the tail, one wake-up. Returns the first sequence
-    /// number. Waits while the ring is full.
+    /// number. Waits as long as the ring is full.
     ///
     /// # Errors
     /// [`SendError::TooLarge`] if a message exceeds the maximum or the batch
-    /// exceeds what one claim may take (`Ring::max_batch`: half the ring,
-    /// less while producers keep room for dead letters).
+    /// exceeds what one claim may take ([`Producer::max_batch_bytes`]).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().attach()?;
+    /// assert_eq!(p.send_batch(&[b"a", b"b"])?, 0);
+    /// assert_eq!(p.send(b"c")?, 2);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<u64, SendError> {
+        self.send_batch_mode(msgs, Mode::Until(None))
+    }
+
+    /// [`Producer::send_batch`] only if there is room now.
+    ///
+    /// # Errors
+    /// As for [`Producer::send_batch`], and [`SendError::Full`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// q.add_group("slow", shmq::StartAt::Latest)?;
+    /// let mut p = q.producer().attach()?;
+    /// // Nobody reads group "slow": the ring fills up.
+    /// while p.try_send(b"x").is_ok() {}
+    /// assert_eq!(p.try_send_batch(&[b"y"]), Err(shmq::SendError::Full));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<u64, SendError> {
+        self.send_batch_mode(msgs, Mode::Try)
+    }
+
+    /// [`Producer::send_batch`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As for [`Producer::send_batch`], and [`SendError::Timeout`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().attach()?;
+    /// p.send_batch_timeout(&[b"a", b"b"], Duration::from_millis(10))?;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn send_batch_timeout(
+        &mut self,
+        msgs: &[&[u8]],
+        timeout: Duration,
+    ) -> Result<u64, SendError> {
+        self.send_batch_mode(msgs, Mode::Until(Some(Instant::now() + timeout)))
+    }
+
+    fn send_batch_mode(&mut self, msgs: &[&[u8]], mode: Mode) -> Result<u64, SendError> {
         for m in msgs {
             self.check_len(m.len())?;
         }
@@ -486,7 +616,7 @@ impl Producer {
             return Ok(self.q.ring().tail_now().0);
         }
         let first = self.number(None, msgs.len() as u64)?;
-        let geo = self.q.geometry();
+        let geo = self.q.geo();
         let layout = |mut p: u64| {
             for m in msgs {
                 let len = stored_len(m.len(), named);
@@ -494,7 +624,7 @@ impl Producer {
             }
             p
         };
-        let claim = self.claim(msgs.len() as u64, Mode::Until(None), layout)?;
+        let claim = self.claim(msgs.len() as u64, mode, layout)?;
         let ring = self.q.ring();
         let ts = now_ns();
         let mut p = claim.start;
@@ -514,24 +644,76 @@ impl Producer {
     }
 
     /// Claims room for a `len`-byte message to be written in place (zero copy),
-    /// waiting while the ring is full. Write through [`SendGuard::as_mut_slice`]
-    /// and [`SendGuard::commit`]; dropping the guard uncommitted abandons the
-    /// claim (consumers skip it; its sequence number goes unused).
+    /// waiting as long as the ring is full. Write through
+    /// [`SendGuard::as_mut_slice`] and [`SendGuard::commit`]; dropping the
+    /// guard uncommitted abandons the claim (consumers skip it; its sequence
+    /// number goes unused).
     ///
     /// # Errors
     /// [`SendError::TooLarge`].
-    // Inlined into the caller, which then builds the guard in place: returned
-    // through memory, it cost the zero-copy send ~17 ns more than `send`
-    // (one thread, 64 B, no consumer: 69 against 52 ns; inlined, 51 ns).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().attach()?;
+    /// let mut slot = p.claim_send(5)?;
+    /// slot.as_mut_slice().copy_from_slice(b"hello");
+    /// assert_eq!(slot.commit(), 0);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     #[inline(always)]
     pub fn claim_send(&mut self, len: usize) -> Result<SendGuard<'_>, SendError> {
+        self.claim_send_mode(len, Mode::Until(None))
+    }
+
+    /// [`Producer::claim_send`] only if there is room now.
+    ///
+    /// # Errors
+    /// As for [`Producer::claim_send`], and [`SendError::Full`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().attach()?;
+    /// let slot = p.try_claim_send(5)?;
+    /// drop(slot); // abandoned: consumers skip it
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn try_claim_send(&mut self, len: usize) -> Result<SendGuard<'_>, SendError> {
+        self.claim_send_mode(len, Mode::Try)
+    }
+
+    /// [`Producer::claim_send`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As for [`Producer::claim_send`], and [`SendError::Timeout`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().attach()?;
+    /// let mut slot = p.claim_send_timeout(1, Duration::from_millis(10))?;
+    /// slot.as_mut_slice()[0] = 7;
+    /// slot.commit();
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn claim_send_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<SendGuard<'_>, SendError> {
+        self.claim_send_mode(len, Mode::Until(Some(Instant::now() + timeout)))
+    }
+
+    // Inlined into the caller, which then builds the guard in place (returned
+    // through memory, the guard made the zero-copy send slower than `send`).
+    #[inline(always)]
+    fn claim_send_mode(&mut self, len: usize, mode: Mode) -> Result<SendGuard<'_>, SendError> {
         self.check_len(len)?;
         let ext = self.number(None, 1)?;
         let l = stored_len(len, ext.is_some());
-        let geo = self.q.geometry();
-        let claim = self.claim(1, Mode::Until(None), |p| {
-            geo.place(p, l).wrapping_add(record_size(l))
-        })?;
+        let geo = self.q.geo();
+        let claim = self.claim(1, mode, |p| geo.place(p, l).wrapping_add(record_size(l)))?;
         let rec = self.q.ring().place(claim.start, l);
         if let Some((id, pseq)) = ext {
             // The header, with FLAG_PRODUCER, is written by `finish`.

@@ -1,11 +1,13 @@
 //! Creating and opening queue files, the admin lock, groups and `stat`.
 
 use crate::check::CheckReport;
-use crate::error::{GroupError, OpenError};
+use crate::consumer::ConsumerBuilder;
+use crate::error::{GroupError, OpenError, ProducerError};
 use crate::group::{GroupInfo, StartAt};
 use crate::identity::{NameStat, Refused};
 use crate::layout::*;
 use crate::liveness;
+use crate::producer::ProducerBuilder;
 use crate::raw_region::RawRegion;
 use crate::region::Region;
 use crate::ring::Ring;
@@ -13,7 +15,7 @@ use crate::spill_log::{list_segments, Fsync, SpillOptions};
 use crate::spiller::Spill;
 use crate::sync::{wide_atomics_lock_free, Ordering};
 use crate::wait::Sleeper;
-use crate::{Consumer, Producer};
+use crate::Producer;
 use memmap2::MmapOptions;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -23,35 +25,32 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// How to create a queue.
+/// How to create a queue: a builder, in the manner of
+/// [`std::fs::OpenOptions`]. Every setting has a default; the geometry is
+/// checked when the queue is created.
+///
+/// ```
+/// use shmq::QueueOptions;
+/// let dir = tempfile::tempdir()?;
+/// let q = QueueOptions::new()
+///     .capacity(64 << 10)
+///     .max_groups(4)
+///     .create(dir.path().join("orders"))?;
+/// assert_eq!(q.geometry().capacity, 64 << 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
+#[must_use = "options do nothing until `create`, `open_or_create` or `in_memory`"]
 pub struct QueueOptions {
-    /// Ring size in bytes (a power of two). Default 1 MiB.
-    pub capacity: u64,
-    /// Largest payload in bytes. Default 0: the largest a ring of
-    /// `capacity` allows ([`QueueOptions::fitting_max_msg`]), at most 64 KiB,
-    /// so that a small ring just works. A value that does not fit the ring
-    /// is refused ([`OpenError::BadGeometry`]).
-    pub max_msg: u32,
-    /// Group slots. Default 16.
-    pub max_groups: u32,
-    /// Member slots per group. Default 16.
-    pub max_members: u32,
-    /// Producers attached at once, and producer names a queue keeps.
-    /// Default 64.
-    pub max_producers: u32,
-    /// Entries in each group's ack table: messages the members of one group
-    /// hold unacknowledged ([`crate::Ack::Explicit`], up to each member's
-    /// window) or that wait for redelivery, at once. Default 64.
-    pub ack_entries: u32,
-    /// Replace an existing file at the path. Default false.
-    pub replace: bool,
-    /// Permission bits of the file (before the umask). Default 0o600: only
-    /// the creating user; use 0o660 or 0o666 to share with a group or everyone.
-    pub mode: u32,
-    /// Spill to disk instead of holding producers back when a group falls a
-    /// ring behind. Default: none (a full ring makes producers wait).
-    pub spill: Option<SpillOptions>,
+    capacity: u64,
+    max_msg: u32,
+    max_groups: u32,
+    max_members: u32,
+    max_producers: u32,
+    ack_entries: u32,
+    replace: bool,
+    mode: u32,
+    spill: Option<SpillOptions>,
 }
 
 impl Default for QueueOptions {
@@ -71,8 +70,222 @@ impl Default for QueueOptions {
 }
 
 impl QueueOptions {
+    /// The defaults: a 1 MiB ring, messages up to 64 KiB, 16 groups of up to
+    /// 16 members, 64 producers, 64 ack entries per group, mode 0o600, no
+    /// spill log.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// assert_eq!(q.geometry().capacity, 1 << 20);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn new() -> QueueOptions {
+        QueueOptions::default()
+    }
+
+    /// Ring size in bytes: a power of two, at least 4 KiB. Default 1 MiB.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// assert_eq!(q.geometry().capacity, 4096);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn capacity(mut self, bytes: u64) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Largest payload in bytes. Default 0: the largest the ring allows
+    /// ([`QueueOptions::fitting_max_msg`]), at most 64 KiB, so that a small
+    /// ring just works. A value that does not fit the ring is refused
+    /// ([`OpenError::BadGeometry`]).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().max_msg(100).in_memory()?;
+    /// let mut p = q.producer().attach()?;
+    /// assert!(p.send(&[0; 101]).is_err());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn max_msg(mut self, bytes: u32) -> Self {
+        self.max_msg = bytes;
+        self
+    }
+
+    /// Group slots. Default 16.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().max_groups(1).in_memory()?;
+    /// q.add_group("a", shmq::StartAt::Latest)?;
+    /// assert!(q.add_group("b", shmq::StartAt::Latest).is_err());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn max_groups(mut self, n: u32) -> Self {
+        self.max_groups = n;
+        self
+    }
+
+    /// Member slots per group: members attached at once. Default 16.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().max_members(1).in_memory()?;
+    /// q.add_group("a", shmq::StartAt::Latest)?;
+    /// let _first = q.consumer("a").attach()?;
+    /// assert!(q.consumer("a").attach().is_err());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn max_members(mut self, n: u32) -> Self {
+        self.max_members = n;
+        self
+    }
+
+    /// Producers attached at once, and producer names a queue keeps.
+    /// Default 64.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().max_producers(1).in_memory()?;
+    /// let _first = q.producer().attach()?;
+    /// assert!(q.producer().attach().is_err());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn max_producers(mut self, n: u32) -> Self {
+        self.max_producers = n;
+        self
+    }
+
+    /// Entries in each group's ack table: messages the members of one group
+    /// hold unacknowledged ([`crate::Ack::Explicit`], up to each member's
+    /// window) or that wait for redelivery, at once. Default 64.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().ack_entries(8).in_memory()?;
+    /// assert_eq!(q.geometry().ack_entries, 8);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn ack_entries(mut self, n: u32) -> Self {
+        self.ack_entries = n;
+        self
+    }
+
+    /// Whether `create` replaces a file at the path (and deletes the log in
+    /// the spill directory). Default false: `create` refuses
+    /// ([`OpenError::AlreadyExists`]).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("q");
+    /// shmq::Queue::create(&path)?;
+    /// assert!(shmq::Queue::create(&path).is_err());
+    /// shmq::QueueOptions::new().replace(true).create(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn replace(mut self, yes: bool) -> Self {
+        self.replace = yes;
+        self
+    }
+
+    /// Permission bits of the file (before the umask). Default 0o600: only
+    /// the creating user; 0o660 or 0o666 share it with a group or everyone.
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("q");
+    /// shmq::QueueOptions::new().mode(0o600).create(&path)?;
+    /// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn mode(mut self, bits: u32) -> Self {
+        self.mode = bits;
+        self
+    }
+
+    /// Spill to disk instead of holding producers back when a group falls a
+    /// ring behind (`None`: do not). Default: none (a full ring makes
+    /// producers wait).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::QueueOptions::new()
+    ///     .spill(shmq::SpillOptions::new(dir.path().join("spill")))
+    ///     .create(dir.path().join("q"))?;
+    /// assert!(q.spill_options().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spill(mut self, spill: impl Into<Option<SpillOptions>>) -> Self {
+        self.spill = spill.into();
+        self
+    }
+
+    /// Creates a queue file at `path` with these options (use a path in
+    /// `/dev/shm` for memory only). The file appears fully initialised or not
+    /// at all.
+    ///
+    /// # Errors
+    /// [`OpenError::AlreadyExists`] unless [`QueueOptions::replace`];
+    /// [`OpenError::BadGeometry`] for sizes the protocol cannot use;
+    /// [`OpenError::SpillDirInUse`]; [`OpenError::Io`] for file system errors.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::QueueOptions::new().capacity(1 << 16).create(dir.path().join("q"))?;
+    /// assert_eq!(q.path(), Some(dir.path().join("q").as_path()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(&self, path: impl AsRef<Path>) -> Result<Queue, OpenError> {
+        Queue::create_with(path.as_ref(), self)
+    }
+
+    /// Opens the queue at `path`, or creates it with these options if there
+    /// is none. Of several processes racing to create it, one does and the
+    /// others open it. An existing queue is opened as it is: these options
+    /// apply only to a queue this call creates (compare
+    /// [`Queue::geometry`] if it matters).
+    ///
+    /// # Errors
+    /// As for [`QueueOptions::create`] and [`Queue::open`].
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("q");
+    /// let first = shmq::QueueOptions::new().capacity(1 << 16).open_or_create(&path)?;
+    /// let second = shmq::QueueOptions::new().open_or_create(&path)?;
+    /// assert_eq!(second.geometry(), first.geometry());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_or_create(&self, path: impl AsRef<Path>) -> Result<Queue, OpenError> {
+        let path = path.as_ref();
+        let mut create = self.clone();
+        create.replace = false;
+        loop {
+            match Queue::open(path) {
+                Err(OpenError::NotFound(_)) => {}
+                r => return r,
+            }
+            match create.create(path) {
+                // Created by another process meanwhile: open that one.
+                Err(OpenError::AlreadyExists(_)) => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// A queue in this process's memory with these options: threads only,
+    /// same protocol.
+    ///
+    /// # Errors
+    /// [`OpenError::BadGeometry`], [`OpenError::Unsupported`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// assert_eq!(q.path(), None);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn in_memory(&self) -> Result<Queue, OpenError> {
+        Queue::in_memory_with(self)
+    }
+
     /// The largest payload a ring of `capacity` bytes allows, at most 64 KiB:
-    /// what `max_msg: 0` means. A record (header and extensions included)
+    /// what `max_msg(0)` means. A record (header and extensions included)
     /// may take at most a quarter of the ring, room for a pad and for a dead
     /// letter beside its original.
     ///
@@ -119,16 +332,18 @@ const STALE_SLEEPER_REAP_EVERY_NS: u64 = 100_000_000;
 /// consumers are made from it.
 ///
 /// ```
-/// use shmq::{Queue, QueueOptions, StartAt};
-/// let dir = tempfile::tempdir().unwrap();
+/// use shmq::{Queue, StartAt};
+/// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("q");
-/// let q = Queue::create(&path, &QueueOptions::default()).unwrap();
-/// q.add_group("audit", StartAt::Latest).unwrap();
-/// let mut consumer = q.consumer("audit").unwrap();
-/// let mut producer = Queue::open(&path).unwrap().producer().unwrap();
-/// let seq = producer.send(b"hello").unwrap();
-/// let msg = consumer.recv().unwrap();
+/// let q = Queue::create(&path)?;
+/// q.add_group("audit", StartAt::Latest)?;
+/// let mut consumer = q.consumer("audit").attach()?;
+/// // Another process would open the file by its path.
+/// let mut producer = Queue::open(&path)?.producer().attach()?;
+/// let seq = producer.send(b"hello")?;
+/// let msg = consumer.recv()?;
 /// assert_eq!((msg.seq, &msg.payload[..]), (seq, &b"hello"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct Queue {
@@ -404,14 +619,14 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<Parsed, OpenErro
         });
     }
     if u32_at(OFF_HEADER_SIZE) as usize != HEADER_SIZE {
-        return Err(OpenError::BadGeometry(format!(
+        return Err(bad_geometry(format!(
             "header size {} (expected {HEADER_SIZE})",
             u32_at(OFF_HEADER_SIZE)
         )));
     }
     let compat = u32_at(OFF_COMPAT);
     if compat & !COMPAT_KNOWN != 0 {
-        return Err(OpenError::Incompatible(format!(
+        return Err(incompatible(format!(
             "unknown feature flags {:#x}",
             compat & !COMPAT_KNOWN
         )));
@@ -424,7 +639,7 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<Parsed, OpenErro
         max_producers: u32_at(OFF_MAX_PRODUCERS),
         ack_entries: u32_at(OFF_ACK_ENTRIES),
     };
-    geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
+    geo.validate().map_err(|e| bad_geometry(e.0))?;
     // The stored offsets must be the ones this geometry implies: they are
     // checked, never used.
     let stored = [
@@ -443,13 +658,13 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<Parsed, OpenErro
     ]
     .map(|o| o as u64);
     if stored != implied {
-        return Err(OpenError::BadGeometry(format!(
+        return Err(bad_geometry(format!(
             "layout offsets {stored:?} do not match the geometry ({implied:?})"
         )));
     }
     let expected = geo.file_size() as u64;
     if u64_at(OFF_FILE_SIZE) != expected {
-        return Err(OpenError::BadGeometry(format!(
+        return Err(bad_geometry(format!(
             "recorded file size {} (geometry implies {expected})",
             u64_at(OFF_FILE_SIZE)
         )));
@@ -462,7 +677,7 @@ fn parse_header(path: &Path, h: &[u8], file_len: u64) -> Result<Parsed, OpenErro
         });
     }
     let spill = if compat & COMPAT_SPILL != 0 {
-        let bad = |s: String| OpenError::Incompatible(format!("spill configuration: {s}"));
+        let bad = |s: String| incompatible(format!("spill configuration: {s}"));
         let dir_len = u32_at(OFF_SPILL_DIR_LEN) as usize;
         if dir_len == 0 || dir_len > MAX_SPILL_DIR {
             return Err(bad(format!("directory name of {dir_len} bytes")));
@@ -515,11 +730,19 @@ fn open_spill(
         .transpose()
 }
 
+fn bad_geometry(s: impl Into<String>) -> OpenError {
+    OpenError::BadGeometry(crate::error::Reason::new(s))
+}
+
+fn incompatible(s: impl Into<String>) -> OpenError {
+    OpenError::Incompatible(crate::error::Reason::new(s))
+}
+
 /// Checks spill options and prepares the directory: created (mode 0700) if
 /// missing, made absolute, and holding no other queue's log (with `replace`,
 /// an old log is deleted).
 fn prepare_spill(sp: &SpillOptions, replace: bool) -> Result<SpillOptions, OpenError> {
-    let bad = |s: String| OpenError::BadGeometry(format!("spill: {s}"));
+    let bad = |s: String| bad_geometry(format!("spill: {s}"));
     if sp.segment_size < MIN_SEGMENT {
         return Err(bad(format!(
             "segment size {} is below {MIN_SEGMENT} bytes",
@@ -624,16 +847,43 @@ fn claim_spill_dir(dir: &Path, nonce: u64, path: &Path) -> Result<(), OpenError>
 }
 
 impl Queue {
-    /// Creates a queue file at `path` (use a path in /dev/shm for memory only).
-    /// The file appears fully initialised or not at all.
+    /// Creates a queue file at `path` with the default options
+    /// ([`QueueOptions::new`]); [`QueueOptions::create`] sets them.
     ///
     /// # Errors
-    /// [`OpenError::AlreadyExists`] unless `opts.replace`; [`OpenError::BadGeometry`]
-    /// for sizes the protocol cannot use; [`OpenError::Io`] for file system errors.
-    pub fn create(path: impl AsRef<Path>, opts: &QueueOptions) -> Result<Queue, OpenError> {
-        let path = path.as_ref();
+    /// As for [`QueueOptions::create`].
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::Queue::create(dir.path().join("q"))?;
+    /// assert_eq!(q.geometry().capacity, 1 << 20);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(path: impl AsRef<Path>) -> Result<Queue, OpenError> {
+        QueueOptions::new().create(path)
+    }
+
+    /// Opens the queue at `path`, or creates it with the default options;
+    /// [`QueueOptions::open_or_create`] sets them.
+    ///
+    /// # Errors
+    /// As for [`QueueOptions::open_or_create`].
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("q");
+    /// shmq::Queue::open_or_create(&path)?.add_group("audit", shmq::StartAt::Latest)?;
+    /// // The second time, the queue and its group are there.
+    /// assert!(shmq::Queue::open_or_create(&path)?.group_id("audit").is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Queue, OpenError> {
+        QueueOptions::new().open_or_create(path)
+    }
+
+    fn create_with(path: &Path, opts: &QueueOptions) -> Result<Queue, OpenError> {
         let geo = opts.geometry();
-        geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
+        geo.validate().map_err(|e| bad_geometry(e.0))?;
         if !wide_atomics_lock_free() {
             return Err(OpenError::Unsupported);
         }
@@ -649,9 +899,9 @@ impl Queue {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => PathBuf::from("."),
         };
-        let file_name = path.file_name().ok_or_else(|| {
-            OpenError::BadGeometry(format!("{}: not a file path", path.display()))
-        })?;
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| bad_geometry(format!("{}: not a file path", path.display())))?;
         let nonce = random_u64();
         let tmp = dir.join(format!(
             ".{}.{}.{:x}.tmp",
@@ -712,11 +962,78 @@ impl Queue {
         result
     }
 
+    /// Removes the queue at `path`: its file, and its spill directory's
+    /// log (segments, indexes, owner and lock files; the directory itself if
+    /// nothing else is left in it). Processes that have the queue open keep
+    /// using their mapping, which no new process can reach; a queue created
+    /// at the path afterwards is a new one.
+    ///
+    /// # Errors
+    /// As for [`Queue::open`] (a file that is not a queue is not removed),
+    /// and [`OpenError::Io`] if a file cannot be removed.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("q");
+    /// let spill = dir.path().join("q.spill");
+    /// shmq::QueueOptions::new().spill(shmq::SpillOptions::new(&spill)).create(&path)?;
+    /// shmq::Queue::remove(&path)?;
+    /// assert!(!path.exists() && !spill.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove(path: impl AsRef<Path>) -> Result<(), OpenError> {
+        let path = path.as_ref();
+        let spill = Queue::open(path)?.spill_options().map(|s| s.dir.clone());
+        std::fs::remove_file(path).map_err(io_err(format!("{}: cannot remove", path.display())))?;
+        if let Some(dir) = spill {
+            let what = |f: &str| format!("{}: cannot remove {f}", dir.display());
+            let segs = list_segments(&dir).map_err(io_err(what("the log")))?;
+            let mut names: Vec<String> = segs
+                .iter()
+                .flat_map(|b| [format!("{b:020}.seg"), format!("{b:020}.idx")])
+                .collect();
+            names.push(SPILL_OWNER.to_owned());
+            names.push(crate::spiller::LOCK_FILE.to_owned());
+            // A roll that died leaves a temporary segment.
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                names.extend(rd.filter_map(|e| {
+                    let n = e.ok()?.file_name().into_string().ok()?;
+                    n.ends_with(".seg.tmp").then_some(n)
+                }));
+            }
+            for n in names {
+                match std::fs::remove_file(dir.join(&n)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(OpenError::Io {
+                            what: what(&n),
+                            source: e,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            // Left in place if something else is in it.
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Ok(())
+    }
+
     /// Opens an existing queue file, checking magic, version, geometry and size.
     ///
     /// # Errors
     /// [`OpenError::NotFound`], [`OpenError::NotAQueue`], [`OpenError::WrongVersion`],
-    /// [`OpenError::Truncated`], [`OpenError::BadGeometry`], [`OpenError::Incompatible`].
+    /// [`OpenError::Truncated`], [`OpenError::BadGeometry`], [`OpenError::Incompatible`],
+    /// [`OpenError::ForeignOwner`], [`OpenError::SpillDirInUse`], [`OpenError::Io`].
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("q");
+    /// assert!(matches!(shmq::Queue::open(&path), Err(shmq::OpenError::NotFound(_))));
+    /// shmq::Queue::create(&path)?;
+    /// let q = shmq::Queue::open(&path)?;
+    /// assert_eq!(q.path(), Some(path.as_path()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Queue, OpenError> {
         let path = path.as_ref();
         if !wide_atomics_lock_free() {
@@ -780,13 +1097,9 @@ impl Queue {
         })
     }
 
-    /// A queue in this process's heap: threads only, same protocol.
-    ///
-    /// # Errors
-    /// [`OpenError::BadGeometry`] or [`OpenError::Unsupported`].
-    pub fn in_memory(opts: &QueueOptions) -> Result<Queue, OpenError> {
+    fn in_memory_with(opts: &QueueOptions) -> Result<Queue, OpenError> {
         let geo = opts.geometry();
-        geo.validate().map_err(|e| OpenError::BadGeometry(e.0))?;
+        geo.validate().map_err(|e| bad_geometry(e.0))?;
         if !wide_atomics_lock_free() {
             return Err(OpenError::Unsupported);
         }
@@ -813,7 +1126,18 @@ impl Queue {
     }
 
     /// The queue's geometry.
-    pub fn geometry(&self) -> Geometry {
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// assert_eq!(q.geometry().max_msg, shmq::QueueOptions::fitting_max_msg(4096));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn geometry(&self) -> crate::Geometry {
+        self.inner.ring.geometry().into()
+    }
+
+    /// The geometry the protocol uses.
+    pub(crate) fn geo(&self) -> Geometry {
         self.inner.ring.geometry()
     }
 
@@ -874,9 +1198,42 @@ impl Queue {
     /// (the oldest the ring still holds).
     ///
     /// # Errors
-    /// [`GroupError::InvalidName`], [`GroupError::Exists`], [`GroupError::TableFull`].
+    /// [`GroupError::InvalidName`], [`GroupError::Exists`], [`GroupError::TableFull`],
+    /// [`GroupError::Io`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// assert!(matches!(
+    ///     q.add_group("audit", shmq::StartAt::Latest),
+    ///     Err(shmq::GroupError::Exists(_))
+    /// ));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn add_group(&self, name: &str, start: StartAt) -> Result<(), GroupError> {
-        self.add_group_kind(name, start, false)
+        match self.add_group_kind(name, start, false, false)? {
+            true => Ok(()),
+            false => Err(GroupError::Exists(name.to_owned())),
+        }
+    }
+
+    /// Registers group `name` unless it exists: what a service that declares
+    /// its queue's groups at start-up calls every time. Returns whether it
+    /// added the group; an existing group keeps its position (`start` applies
+    /// only to a group this call adds).
+    ///
+    /// # Errors
+    /// [`GroupError::KindMismatch`] if `name` is a dead-letter group;
+    /// otherwise as for [`Queue::add_group`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// assert!(q.ensure_group("audit", shmq::StartAt::Latest)?);
+    /// assert!(!q.ensure_group("audit", shmq::StartAt::Latest)?);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn ensure_group(&self, name: &str, start: StartAt) -> Result<bool, GroupError> {
+        self.add_group_kind(name, start, false, true)
     }
 
     /// Registers a dead-letter group: it receives none of the messages
@@ -887,17 +1244,58 @@ impl Queue {
     /// and it spills to disk when it lags.
     ///
     /// # Errors
-    /// As [`Queue::add_group`].
+    /// As for [`Queue::add_group`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// q.add_dead_letter_group("failed")?;
+    /// q.set_max_attempts("work", 3)?;
+    /// q.set_dead_letter("work", Some("failed"))?;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn add_dead_letter_group(&self, name: &str) -> Result<(), GroupError> {
-        self.add_group_kind(name, StartAt::Latest, true)
+        match self.add_group_kind(name, StartAt::Latest, true, false)? {
+            true => Ok(()),
+            false => Err(GroupError::Exists(name.to_owned())),
+        }
     }
 
-    fn add_group_kind(&self, name: &str, start: StartAt, dl_only: bool) -> Result<(), GroupError> {
-        validate_name(name)?;
+    /// [`Queue::ensure_group`] for a dead-letter group: registers it unless it
+    /// exists, and returns whether it did.
+    ///
+    /// # Errors
+    /// [`GroupError::KindMismatch`] if `name` is an ordinary group; otherwise
+    /// as for [`Queue::add_group`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// assert!(q.ensure_dead_letter_group("failed")?);
+    /// assert!(!q.ensure_dead_letter_group("failed")?);
+    /// assert!(q.ensure_group("failed", shmq::StartAt::Latest).is_err());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn ensure_dead_letter_group(&self, name: &str) -> Result<bool, GroupError> {
+        self.add_group_kind(name, StartAt::Latest, true, true)
+    }
+
+    /// Adds a group; `Ok(false)` if it exists (of the kind asked for, when
+    /// `ensure`).
+    fn add_group_kind(
+        &self,
+        name: &str,
+        start: StartAt,
+        dl_only: bool,
+        ensure: bool,
+    ) -> Result<bool, GroupError> {
+        validate_name(name).map_err(GroupError::InvalidName)?;
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        if ring.find_group(name.as_bytes()).is_some() {
-            return Err(GroupError::Exists(name.to_owned()));
+        if let Some(g) = ring.find_group(name.as_bytes()) {
+            if ensure && ring.dl_only(g) != dl_only {
+                return Err(GroupError::KindMismatch(name.to_owned()));
+            }
+            return Ok(false);
         }
         if dl_only {
             // Producers keep room for dead letters from the moment a
@@ -905,7 +1303,7 @@ impl Queue {
             ring.keep_dead_letter_room();
         }
         ring.add_group(name.as_bytes(), start, crate::clock::now_ns(), dl_only)
-            .map(|_| ())
+            .map(|_| true)
             .ok_or(GroupError::TableFull {
                 max: ring.geo.max_groups,
             })
@@ -1047,27 +1445,45 @@ impl Queue {
         Ok(g)
     }
 
-    /// A producer with the default wait strategy ([`crate::WaitStrategy::Block`]),
-    /// registered in the queue's producer registry, so that a claim it leaves
-    /// uncommitted if its process dies is aborted instead of blocking the
-    /// queue (registry.rs). Registering frees the slots of dead producers first.
+    /// A builder for a producer of this queue: anonymous unless
+    /// [named](ProducerBuilder::name), waiting with
+    /// [`WaitStrategy::Block`](crate::WaitStrategy) unless told otherwise.
+    /// [`ProducerBuilder::attach`] registers it.
     ///
-    /// # Errors
-    /// [`GroupError::ProducersFull`] if every registry slot belongs to a live
-    /// producer; [`GroupError::Io`] if the admin lock cannot be taken.
-    pub fn producer(&self) -> Result<Producer, GroupError> {
-        let _g = self.admin(true).map_err(GroupError::Io)?;
-        Ok(Producer::new(self.clone(), self.register_producer()?))
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut anonymous = q.producer().attach()?;
+    /// let mut named = q.producer().name("ingest").attach()?;
+    /// assert_eq!(anonymous.send(b"a")?, 0);
+    /// assert_eq!(named.send(b"b")?, 1);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn producer(&self) -> ProducerBuilder<'_> {
+        ProducerBuilder::new(self)
+    }
+
+    /// Registers a producer in the queue's producer registry, so that a claim
+    /// it leaves uncommitted if its process dies is aborted instead of
+    /// blocking the queue (registry.rs). Registering frees the slots of dead
+    /// producers first.
+    pub(crate) fn attach_producer(&self, name: Option<&str>) -> Result<Producer, ProducerError> {
+        match name {
+            None => {
+                let _g = self.admin(true).map_err(ProducerError::Io)?;
+                Ok(Producer::new(self.clone(), self.register_producer()?))
+            }
+            Some(name) => self.named_producer(name),
+        }
     }
 
     /// Recovers dead producers, then takes a registry slot for this process
     /// (admin lock held).
-    fn register_producer(&self) -> Result<usize, GroupError> {
+    fn register_producer(&self) -> Result<usize, ProducerError> {
         let ring = self.ring();
         ring.recover_claims(liveness::is_alive);
         let (pid, start) = liveness::current();
         ring.register_producer(pid, start)
-            .ok_or(GroupError::ProducersFull {
+            .ok_or(ProducerError::RegistryFull {
                 max: ring.geo.max_producers,
             })
     }
@@ -1087,27 +1503,10 @@ impl Queue {
         Some(p)
     }
 
-    /// A producer publishing under `name` (1 to 64 of `A-Z a-z 0-9 . _ -`),
-    /// created in the queue's table of names the first time. Its messages
-    /// carry its id and a per-producer sequence number (pseq;
-    /// [`Message::producer`](crate::Message)), and it refuses to publish a pseq
-    /// already committed under the name ([`Producer::send_as`]), so a producer
-    /// that restarts after a crash and retries its last messages publishes
-    /// each exactly once. [`Producer::last_pseq`] says where the name's last
-    /// producer stopped, even if it died in the middle of a publish: a
-    /// message it committed counts, one it did not does not (identity.rs).
-    ///
-    /// One producer at a time per name.
-    ///
-    /// # Errors
-    /// [`GroupError::ProducerNameInUse`] if a live producer holds the name;
-    /// [`GroupError::ProducerUnsettled`] if its dead predecessor's last
-    /// publish cannot be settled yet (try again); [`GroupError::InvalidName`],
-    /// [`GroupError::ProducerNamesFull`], [`GroupError::ProducersFull`],
-    /// [`GroupError::Io`].
-    pub fn named_producer(&self, name: &str) -> Result<Producer, GroupError> {
-        validate_name(name)?;
-        let _g = self.admin(true).map_err(GroupError::Io)?;
+    /// Attaches a producer under `name` (see [`ProducerBuilder::name`]).
+    fn named_producer(&self, name: &str) -> Result<Producer, ProducerError> {
+        validate_name(name).map_err(ProducerError::InvalidName)?;
+        let _g = self.admin(true).map_err(ProducerError::Io)?;
         let ring = self.ring();
         let slot = self.register_producer()?;
         match ring.attach_identity(name.as_bytes(), slot, |s| self.name_owner(s)) {
@@ -1132,20 +1531,20 @@ impl Queue {
     }
 
     /// The error for producer name `name` refused by the table of names.
-    fn name_refused(&self, name: &str, refused: Refused) -> GroupError {
+    fn name_refused(&self, name: &str, refused: Refused) -> ProducerError {
         match refused {
-            Refused::InUse(pid, true) => GroupError::ProducerNameInUse {
+            Refused::InUse(pid, true) => ProducerError::NameInUse {
                 name: name.to_owned(),
                 pid,
             },
-            Refused::InUse(pid, false) => GroupError::ProducerUnsettled {
+            Refused::InUse(pid, false) => ProducerError::Unsettled {
                 name: name.to_owned(),
                 pid,
             },
-            Refused::Full => GroupError::ProducerNamesFull {
+            Refused::Full => ProducerError::NamesFull {
                 max: self.ring().geo.max_producers,
             },
-            Refused::Unknown => GroupError::UnknownProducerName(name.to_owned()),
+            Refused::Unknown => ProducerError::UnknownName(name.to_owned()),
         }
     }
 
@@ -1158,14 +1557,25 @@ impl Queue {
     /// against what the old one published.
     ///
     /// # Errors
-    /// [`GroupError::ProducerNameInUse`] while a live producer is attached
-    /// under it; [`GroupError::ProducerUnsettled`] if its dead producer's
+    /// [`ProducerError::NameInUse`] while a live producer is attached
+    /// under it; [`ProducerError::Unsettled`] if its dead producer's
     /// last publish cannot be settled yet (try again);
-    /// [`GroupError::UnknownProducerName`], [`GroupError::InvalidName`],
-    /// [`GroupError::Io`].
-    pub fn remove_producer_name(&self, name: &str) -> Result<(), GroupError> {
-        validate_name(name)?;
-        let _g = self.admin(true).map_err(GroupError::Io)?;
+    /// [`ProducerError::UnknownName`], [`ProducerError::InvalidName`],
+    /// [`ProducerError::Io`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// p.send(b"x")?;
+    /// let id = p.id();
+    /// drop(p);
+    /// q.remove_producer_name("ingest")?;
+    /// assert_eq!(q.producer_name(id.unwrap()), None);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn remove_producer_name(&self, name: &str) -> Result<(), ProducerError> {
+        validate_name(name).map_err(ProducerError::InvalidName)?;
+        let _g = self.admin(true).map_err(ProducerError::Io)?;
         let ring = self.ring();
         // A dead producer still attached under the name is settled and
         // detached first.
@@ -1192,12 +1602,27 @@ impl Queue {
         }
     }
 
-    /// Joins group `name` as a new member. Members of one group share its
-    /// messages; each message goes to exactly one of them.
+    /// A builder for a member of group `group`: [`Ack::Auto`](crate::Ack)
+    /// and [`WaitStrategy::Block`](crate::WaitStrategy) unless told
+    /// otherwise. [`ConsumerBuilder::attach`] joins the group. Members of one
+    /// group share its messages; each message goes to exactly one of them.
     ///
-    /// # Errors
-    /// [`GroupError::Unknown`], [`GroupError::MembersFull`].
-    pub fn consumer(&self, name: &str) -> Result<Consumer, GroupError> {
+    /// ```
+    /// use shmq::{Ack, StartAt};
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", StartAt::Latest)?;
+    /// let mut worker = q.consumer("work").ack(Ack::Explicit).attach()?;
+    /// q.producer().attach()?.send(b"job")?;
+    /// let job = worker.recv()?;
+    /// worker.ack(job.seq)?;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn consumer<'q>(&'q self, group: &'q str) -> ConsumerBuilder<'q> {
+        ConsumerBuilder::new(self, group)
+    }
+
+    /// Joins group `name` as a new member.
+    pub(crate) fn attach_consumer(&self, name: &str) -> Result<(usize, usize), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
         let g = ring
@@ -1209,7 +1634,7 @@ impl Queue {
             group: name.to_owned(),
             max: ring.geo.max_members,
         })?;
-        Ok(Consumer::new(self.clone(), g, m))
+        Ok((g, m))
     }
 
     /// Called by producers and consumers at the start or end of each
@@ -1306,9 +1731,9 @@ impl Queue {
     /// registry slots (producers and consumers do this on their own too).
     ///
     /// # Errors
-    /// [`GroupError::Io`] if the admin lock cannot be taken.
-    pub fn gc_producers(&self) -> Result<crate::Recovery, GroupError> {
-        let _g = self.admin(true).map_err(GroupError::Io)?;
+    /// [`ProducerError::Io`] if the admin lock cannot be taken.
+    pub fn gc_producers(&self) -> Result<crate::Recovery, ProducerError> {
+        let _g = self.admin(true).map_err(ProducerError::Io)?;
         Ok(self.ring().recover_claims(liveness::is_alive))
     }
 
@@ -1544,7 +1969,8 @@ impl Drop for AdminGuard<'_> {
 }
 
 /// Group names: 1..=64 bytes of `[A-Za-z0-9._-]`.
-pub(crate) fn validate_name(name: &str) -> Result<(), GroupError> {
+/// Checks a group or producer name; the error carries it.
+pub(crate) fn validate_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name
@@ -1553,6 +1979,6 @@ pub(crate) fn validate_name(name: &str) -> Result<(), GroupError> {
     if ok {
         Ok(())
     } else {
-        Err(GroupError::InvalidName(name.to_owned()))
+        Err(name.to_owned())
     }
 }

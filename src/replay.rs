@@ -171,7 +171,7 @@ impl Queue {
         from: u64,
         count: u64,
         mut f: impl FnMut(Retained),
-    ) -> Result<u64, LogError> {
+    ) -> Result<u64, crate::SpillError> {
         let ring = self.ring();
         let end = ring.tail_now().0;
         let mut shown = 0;

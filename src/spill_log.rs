@@ -128,7 +128,7 @@ impl SpillOptions {
 
 /// Reading the log failed.
 #[derive(Debug)]
-pub enum LogError {
+pub(crate) enum LogError {
     /// The file system said no.
     Io(io::Error),
     /// A record or segment is not what the writer wrote.
@@ -143,6 +143,17 @@ impl std::fmt::Display for LogError {
             LogError::Io(e) => write!(f, "spill log: {e}"),
             LogError::Corrupt(s) => write!(f, "spill log corrupt: {s}"),
             LogError::Missing(p) => write!(f, "spill log: position {p} is no longer retained"),
+        }
+    }
+}
+
+impl From<LogError> for crate::error::SpillError {
+    fn from(e: LogError) -> Self {
+        use crate::error::{Reason, SpillError};
+        match e {
+            LogError::Io(e) => SpillError::from(e),
+            LogError::Corrupt(s) => SpillError::Corrupt(Reason::new(s)),
+            LogError::Missing(p) => SpillError::Missing(p),
         }
     }
 }

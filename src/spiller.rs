@@ -61,6 +61,9 @@ pub(crate) fn crash_point(name: &str) {
 #[inline(always)]
 pub(crate) fn crash_point(_name: &str) {}
 
+/// The file in a spill directory whose `flock` is the spill lock.
+pub(crate) const LOCK_FILE: &str = "spill.lock";
+
 /// Every crash point of a spill round, in round order (tests).
 #[cfg(feature = "crash-points")]
 pub const CRASH_POINTS: &[&str] = &[
@@ -113,7 +116,7 @@ impl Spill {
             .truncate(false)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(opts.dir.join("spill.lock"))?;
+            .open(opts.dir.join(LOCK_FILE))?;
         Ok(Spill {
             local: Mutex::new(Local {
                 writer: LogWriter::new(&opts, nonce, max_msg),
@@ -177,8 +180,17 @@ impl Queue {
     /// # Errors
     /// The log could not be written or read; nothing was lost, and producers
     /// wait (back-pressure) until a round succeeds.
-    pub fn spill_now(&self) -> Result<Option<RoundOutcome>, LogError> {
-        self.spill_round(true)
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::QueueOptions::new()
+    ///     .spill(shmq::SpillOptions::new(dir.path().join("spill")))
+    ///     .create(dir.path().join("q"))?;
+    /// assert!(q.spill_now()?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spill_now(&self) -> Result<Option<RoundOutcome>, crate::SpillError> {
+        Ok(self.spill_round(true)?)
     }
 
     /// A round if the lock is free (`block = false`) or once it is. `Ok(None)`

@@ -28,8 +28,7 @@ fn helper_take_and_hang() {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let q = Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
-    let mut c = q.consumer("g").unwrap();
-    c.set_ack(Ack::Explicit);
+    let mut c = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     let m = c.recv_timeout(WAIT).unwrap();
     let mut out = std::io::stdout();
     writeln!(out, "took {}", m.seq).unwrap();
@@ -43,20 +42,16 @@ fn take_and_hang(q: &Path) -> (Child, u64) {
 
 fn create(dir: &Path, capacity: u64, spill: bool) -> (PathBuf, Queue) {
     let path = dir.join("q");
-    let q = Queue::create(
-        &path,
-        &QueueOptions {
-            capacity,
-            max_msg: 960,
-            // Small segments, so that retention has something to delete.
-            spill: spill.then(|| SpillOptions {
-                segment_size: 4096,
-                ..SpillOptions::new(dir.join("spill"))
-            }),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(capacity)
+        .max_msg(960)
+        // Small segments, so that retention has something to delete.
+        .spill(spill.then(|| SpillOptions {
+            segment_size: 4096,
+            ..SpillOptions::new(dir.join("spill"))
+        }))
+        .create(&path)
+        .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     (path, q)
 }
@@ -147,11 +142,9 @@ fn nack_redelivers_to_any_member_until_max_attempts() {
     let dir = tempfile::tempdir().unwrap();
     let (_path, q) = create(dir.path(), 64 << 10, false);
     q.set_max_attempts("g", 3).unwrap();
-    let mut a = q.consumer("g").unwrap();
-    let mut b = q.consumer("g").unwrap();
-    a.set_ack(Ack::Explicit);
-    b.set_ack(Ack::Explicit);
-    let mut p = q.producer().unwrap();
+    let mut a = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
+    let mut b = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
+    let mut p = q.producer().attach().unwrap();
     p.send(b"poison").unwrap();
     p.send(b"fine").unwrap();
 
@@ -197,19 +190,18 @@ fn nack_redelivers_to_any_member_until_max_attempts() {
 fn a_member_leaving_without_acking_hands_its_message_to_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let (_path, q) = create(dir.path(), 64 << 10, false);
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     for i in 0..3u8 {
         p.send(&[i]).unwrap();
     }
     {
-        let mut c = q.consumer("g").unwrap();
-        c.set_ack(Ack::Explicit);
+        let mut c = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
         assert_eq!(c.recv_timeout(WAIT).unwrap().seq, 0);
         // Dropped unacked: as good as a crash, minus the reaper.
     }
     assert_eq!(q.stat().groups[0].pending, 1);
     // An auto-ack member takes redeliveries too (and acks them at once).
-    let mut c = q.consumer("g").unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     let got: Vec<_> = (0..3)
         .map(|_| {
             let m = c.recv_timeout(WAIT).unwrap();
@@ -225,7 +217,7 @@ fn a_member_leaving_without_acking_hands_its_message_to_the_next() {
 fn an_unacked_message_read_from_the_spill_log_survives_retention() {
     let dir = tempfile::tempdir().unwrap();
     let (_path, q) = create(dir.path(), 4096, true);
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     // Far more than the ring holds, with nobody reading: the group moves to
     // the log, which spans many segments.
     let n = 2000u32;
@@ -238,12 +230,11 @@ fn an_unacked_message_read_from_the_spill_log_survives_retention() {
     let segments = q.stat().spill.unwrap().segments;
     assert!(segments > 3, "{segments} segments");
     // B holds message 0, read from the log, unacknowledged.
-    let mut b = q.consumer("g").unwrap();
-    b.set_ack(Ack::Explicit);
+    let mut b = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     assert_eq!(b.recv_timeout(WAIT).unwrap().seq, 0);
     // C reads everything else; rounds retire the segments it has read, but
     // not the one B's message is in.
-    let mut c = q.consumer("g").unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     for i in 1..n {
         assert_eq!(c.recv_timeout(WAIT).unwrap().seq, i as u64);
     }
@@ -253,7 +244,7 @@ fn an_unacked_message_read_from_the_spill_log_survives_retention() {
     // (whose reader has no segment open yet).
     drop(b);
     drop(c);
-    let mut c = q.consumer("g").unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     let m = c.recv_timeout(WAIT).unwrap();
     assert_eq!((m.seq, m.redelivered), (0, 1));
     assert_eq!(&m.payload[..4], &0u32.to_le_bytes());

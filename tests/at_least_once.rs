@@ -72,19 +72,18 @@ fn a_named_producers_message_redelivered_from_the_spill_log() {
     let dir = tempfile::tempdir().unwrap();
     let q = spill_queue(dir.path());
     q.add_group("g", StartAt::Latest).unwrap();
-    let mut p = q.named_producer("p").unwrap();
+    let mut p = q.producer().name("p").attach().unwrap();
     for i in 0..1000u32 {
         p.send(format!("named {i:04} {}", "y".repeat(60)).as_bytes())
             .unwrap();
     }
     assert!(q.stat().groups[0].on_disk, "g reads the log");
-    let mut a = q.consumer("g").unwrap();
-    a.set_ack(Ack::Explicit);
+    let mut a = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     let first = a.recv().unwrap();
     assert_eq!(first.seq, 0);
     a.nack(0).unwrap();
     drop(a);
-    let mut b = q.consumer("g").unwrap();
+    let mut b = q.consumer("g").attach().unwrap();
     let m = b.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!((m.seq, m.redelivered), (0, 1));
     assert_eq!(m.payload, first.payload);
@@ -113,8 +112,7 @@ fn a_zombie_member_is_dead() {
         // The member: takes one message with explicit ack and exits
         // without acknowledging it (no destructor runs).
         let q = shmq::Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
-        let mut c = q.consumer("g").unwrap();
-        c.set_ack(shmq::Ack::Explicit);
+        let mut c = q.consumer("g").ack(shmq::Ack::Explicit).attach().unwrap();
         println!("attached 1");
         // Its stdout is closed by now: print nothing more.
         c.recv().unwrap();
@@ -162,36 +160,28 @@ use shmq::{Ack, AckError, OpenError, Queue, QueueOptions, RecvError, StartAt};
 
 /// A queue at `dir/q` with `capacity` bytes and messages up to `max_msg`.
 fn queue(dir: &Path, capacity: u64, max_msg: u32) -> Queue {
-    Queue::create(
-        dir.join("q"),
-        &QueueOptions {
-            capacity,
-            max_msg,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    QueueOptions::new()
+        .capacity(capacity)
+        .max_msg(max_msg)
+        .create(dir.join("q"))
+        .unwrap()
 }
 
 /// A queue at `dir/q` with a 64 KiB ring, 1 KiB messages and a spill log in
 /// `dir/sd`.
 fn spill_queue(dir: &Path) -> Queue {
-    Queue::create(
-        dir.join("q"),
-        &QueueOptions {
-            capacity: 64 << 10,
-            max_msg: 1024,
-            spill: Some(shmq::SpillOptions::new(dir.join("sd"))),
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    QueueOptions::new()
+        .capacity(64 << 10)
+        .max_msg(1024)
+        .spill(shmq::SpillOptions::new(dir.join("sd")))
+        .create(dir.join("q"))
+        .unwrap()
 }
 
 /// Receives what group `name` has now with a new auto-ack member:
 /// (seq, redelivered, payload).
 fn drain(q: &Queue, name: &str) -> Vec<(u64, u64, Vec<u8>)> {
-    let mut c = q.consumer(name).unwrap();
+    let mut c = q.consumer(name).attach().unwrap();
     let mut got = Vec::new();
     loop {
         match c.try_recv() {
@@ -202,45 +192,6 @@ fn drain(q: &Queue, name: &str) -> Vec<(u64, u64, Vec<u8>)> {
     }
 }
 
-/// Defect 2: switching a member's ack mode lost a message: a message held
-/// with explicit ack, then a receive with auto-ack, then a nack of the
-/// first; once producers wrapped the ring, the redelivery was "gone".
-#[test]
-fn switching_ack_mode_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = queue(dir.path(), 4096, 64);
-    q.add_group("g", StartAt::Latest).unwrap();
-    let mut p = q.producer().unwrap();
-    let mut a = q.consumer("g").unwrap();
-    p.send(b"m0").unwrap();
-    p.send(b"m1").unwrap();
-    a.set_ack(Ack::Explicit);
-    assert_eq!(a.recv().unwrap().seq, 0);
-    a.set_ack(Ack::Auto);
-    assert_eq!(a.recv().unwrap().seq, 1);
-    a.nack(0).unwrap();
-    // Producers fill the ring behind the group's cursor: everything up to a
-    // lap past the oldest pin, which must be message 0's (it was lost
-    // when a receive with auto-ack dropped the hazard that pinned it).
-    let mut sent = 0u32;
-    while sent < 1000 && p.try_send(&sent.to_le_bytes()).is_ok() {
-        sent += 1;
-    }
-    assert!(sent > 50, "{sent}");
-    let mut b = q.consumer("g").unwrap();
-    let m = b
-        .recv_timeout(Duration::from_secs(5))
-        .expect("message 0 redelivered");
-    assert_eq!((m.seq, m.redelivered, &m.payload[..]), (0, 1, &b"m0"[..]));
-    for i in 0..sent {
-        let m = b.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert_eq!(
-            (m.seq, &m.payload[..]),
-            (2 + i as u64, &i.to_le_bytes()[..])
-        );
-    }
-}
-
 /// Defect 6: a nacked message was lost when the same member next took an
 /// older pending one over (both lived in its one entry).
 #[test]
@@ -248,11 +199,9 @@ fn a_take_over_never_overwrites_a_pending_message() {
     let dir = tempfile::tempdir().unwrap();
     let q = queue(dir.path(), 64 << 10, 1024);
     q.add_group("g", StartAt::Latest).unwrap();
-    let mut p = q.producer().unwrap();
-    let mut a = q.consumer("g").unwrap();
-    let mut b = q.consumer("g").unwrap();
-    a.set_ack(Ack::Explicit);
-    b.set_ack(Ack::Explicit);
+    let mut p = q.producer().attach().unwrap();
+    let mut a = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
+    let mut b = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     p.send(b"zero").unwrap();
     p.send(b"one").unwrap();
     assert_eq!(b.recv_timeout(Duration::from_secs(5)).unwrap().seq, 0);
@@ -299,7 +248,7 @@ fn dead_letters_without_room_wait_and_are_not_lost() {
     q.add_group("slow", StartAt::Latest).unwrap();
     q.set_max_attempts("g", 1).unwrap();
     q.set_dead_letter("g", Some("dlq")).unwrap();
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     let msg = |i: u8| vec![i; 12_000];
     let mut sent = 0u8;
     while p.try_send(&msg(sent)).is_ok() {
@@ -307,8 +256,7 @@ fn dead_letters_without_room_wait_and_are_not_lost() {
     }
     assert!(sent >= 2, "{sent}");
     // A member gives every message up, each in its turn.
-    let mut a = q.consumer("g").unwrap();
-    a.set_ack(Ack::Explicit);
+    let mut a = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     for i in 0..sent as u64 {
         let m = a.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!((m.seq, m.redelivered), (i, 0));
@@ -318,7 +266,7 @@ fn dead_letters_without_room_wait_and_are_not_lost() {
     let s = q.stat();
     let (pending, dead) = (s.groups[1].pending, s.groups[1].dead_lettered);
     assert_eq!((pending, dead), (0, sent as u64), "{s:?}");
-    let mut d = q.consumer("dlq").unwrap();
+    let mut d = q.consumer("dlq").attach().unwrap();
     let dl: Vec<_> = std::iter::from_fn(|| d.try_recv().ok()).collect();
     // The first used the room kept for dead letters (a copy, with a
     // sequence number of its own); those that found none were handed over.
@@ -354,15 +302,12 @@ fn the_oldest_given_up_message_keeps_its_room() {
     q.set_max_attempts("g", 1).unwrap();
     q.set_dead_letter("g", Some("dlq")).unwrap();
     q.set_ack_policy("g", 2, None).unwrap();
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     let (mut a, mut b, mut c) = (
-        q.consumer("g").unwrap(),
-        q.consumer("g").unwrap(),
-        q.consumer("g").unwrap(),
+        q.consumer("g").ack(Ack::Explicit).attach().unwrap(),
+        q.consumer("g").ack(Ack::Explicit).attach().unwrap(),
+        q.consumer("g").ack(Ack::Explicit).attach().unwrap(),
     );
-    for m in [&mut a, &mut b, &mut c] {
-        m.set_ack(Ack::Explicit);
-    }
     // A holds the oldest message, a small one.
     p.send(&[0xaa; 100]).unwrap();
     assert_eq!(a.recv().unwrap().seq, 0);
@@ -392,9 +337,12 @@ fn the_oldest_given_up_message_keeps_its_room() {
         (0, 2),
         "{st:?}"
     );
-    let mut d = q.consumer("dlq").unwrap();
-    d.set_ack(Ack::Explicit);
-    d.set_max_unacked(Some(3));
+    let mut d = q
+        .consumer("dlq")
+        .ack(Ack::Explicit)
+        .max_unacked(3)
+        .attach()
+        .unwrap();
     let mut dl = Vec::new();
     for _ in 0..2 {
         let m = d.try_recv().unwrap();
@@ -446,14 +394,10 @@ fn dead_letters_given_up_back_to_back_in_a_full_ring_all_arrive() {
         q.set_dead_letter(g, Some("dlq")).unwrap();
         q.set_ack_policy(g, 16, None).unwrap();
     }
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     let mut members: Vec<_> = ["g", "h"]
         .iter()
-        .map(|g| {
-            let mut c = q.consumer(g).unwrap();
-            c.set_ack(Ack::Explicit);
-            c
-        })
+        .map(|g| q.consumer(g).ack(Ack::Explicit).attach().unwrap())
         .collect();
     // Both groups hold every message the ring takes, then give all up.
     let mut sent = Vec::new();
@@ -469,7 +413,7 @@ fn dead_letters_given_up_back_to_back_in_a_full_ring_all_arrive() {
             c.nack(s).unwrap();
         }
     }
-    let mut d = q.consumer("dlq").unwrap();
+    let mut d = q.consumer("dlq").attach().unwrap();
     let mut got: Vec<(u64, u64)> = Vec::new();
     for _ in 0..20 {
         for c in &mut members {
@@ -513,14 +457,10 @@ fn dead_letters_given_up_back_to_back_in_a_full_ring_all_arrive() {
 fn the_largest_message_can_be_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();
     // What the old bound allowed is refused.
-    let too_big = Queue::create(
-        dir.path().join("big"),
-        &QueueOptions {
-            capacity: 4096,
-            max_msg: 1992,
-            ..Default::default()
-        },
-    );
+    let too_big = QueueOptions::new()
+        .capacity(4096)
+        .max_msg(1992)
+        .create(dir.path().join("big"));
     assert!(matches!(too_big, Err(OpenError::BadGeometry(_))));
     // The largest a 4 KiB ring allows (a quarter of it, less the headers).
     let max = (4096 / 4 - 32 - 16 - 16) as u32;
@@ -531,9 +471,8 @@ fn the_largest_message_can_be_dead_lettered() {
     q.set_dead_letter("g", Some("dlq")).unwrap();
     // A window of two: the member goes on while it holds the original.
     q.set_ack_policy("g", 2, None).unwrap();
-    let mut p = q.named_producer("p").unwrap();
-    let mut a = q.consumer("g").unwrap();
-    a.set_ack(Ack::Explicit);
+    let mut p = q.producer().name("p").attach().unwrap();
+    let mut a = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     // Every placement of the original in the ring, a small message first,
     // and the tail as far past it as producers may go.
     for round in 0..8u32 {
@@ -571,16 +510,15 @@ fn a_dead_letter_names_its_origin_after_slot_reuse() {
     q.add_group("orders", StartAt::Latest).unwrap();
     q.set_max_attempts("orders", 1).unwrap();
     q.set_dead_letter("orders", Some("dlq")).unwrap();
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     p.send(b"bad order").unwrap();
     {
-        let mut c = q.consumer("orders").unwrap();
-        c.set_ack(Ack::Explicit);
+        let mut c = q.consumer("orders").ack(Ack::Explicit).attach().unwrap();
         let m = c.recv().unwrap();
         c.nack(m.seq).unwrap();
         assert!(matches!(c.try_recv(), Err(RecvError::Empty)));
     }
-    let mut dl = q.consumer("dlq").unwrap();
+    let mut dl = q.consumer("dlq").attach().unwrap();
     let m = dl.recv().unwrap();
     let from = m.dead_letter_from.expect("a dead letter");
     assert_eq!(q.group_name(from).as_deref(), Some("orders"));
@@ -597,8 +535,7 @@ fn a_dead_letter_names_its_origin_after_slot_reuse() {
 fn a_waiting_member_redelivers_a_dead_members_message() {
     if std::env::var("SHMQ_TEST_ROLE").as_deref() == Ok("holder") {
         let q = Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
-        let mut c = q.consumer("g").unwrap();
-        c.set_ack(Ack::Explicit);
+        let mut c = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
         let m = c.recv().unwrap();
         println!("held {}", m.seq);
         std::thread::sleep(Duration::from_secs(600));
@@ -608,7 +545,7 @@ fn a_waiting_member_redelivers_a_dead_members_message() {
     let q = queue(dir.path(), 64 << 10, 1024);
     q.add_group("g", StartAt::Latest).unwrap();
     let path = dir.path().join("q");
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     p.send(b"zero").unwrap();
     let (mut holder, held) = common::spawn_helper(
         "a_waiting_member_redelivers_a_dead_members_message",
@@ -622,8 +559,7 @@ fn a_waiting_member_redelivers_a_dead_members_message() {
     let survivor = {
         let q = q.clone();
         std::thread::spawn(move || {
-            let mut c = q.consumer("g").unwrap();
-            c.set_ack(Ack::Explicit);
+            let mut c = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
             let t0 = Instant::now();
             let m = c.recv_timeout(Duration::from_secs(30));
             (m, t0.elapsed())
@@ -648,13 +584,11 @@ fn an_ack_deadline_redelivers_a_stuck_members_message() {
     q.add_group("g", StartAt::Latest).unwrap();
     q.set_ack_policy("g", 1, Some(Duration::from_millis(200)))
         .unwrap();
-    let mut p = q.producer().unwrap();
-    let mut stuck = q.consumer("g").unwrap();
-    stuck.set_ack(Ack::Explicit);
+    let mut p = q.producer().attach().unwrap();
+    let mut stuck = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     p.send(b"job").unwrap();
     assert_eq!(stuck.recv().unwrap().seq, 0);
-    let mut other = q.consumer("g").unwrap();
-    other.set_ack(Ack::Explicit);
+    let mut other = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     let m = other
         .recv_timeout(Duration::from_secs(30))
         .expect("redelivered after the deadline");
@@ -677,9 +611,8 @@ fn each_ended_hold_answers_its_late_settle() {
     q.add_group("g", StartAt::Latest).unwrap();
     q.set_ack_policy("g", 2, Some(Duration::from_millis(100)))
         .unwrap();
-    let mut p = q.producer().unwrap();
-    let mut c = q.consumer("g").unwrap();
-    c.set_ack(Ack::Explicit);
+    let mut p = q.producer().attach().unwrap();
+    let mut c = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     p.send(b"job").unwrap();
     assert_eq!(c.recv().unwrap().seq, 0);
     // Its own upkeep ends the hold and hands the message back to it.
@@ -707,8 +640,7 @@ fn each_ended_hold_answers_its_late_settle() {
 fn a_window_of_holds_is_redelivered_whole() {
     if std::env::var("SHMQ_TEST_ROLE").as_deref() == Ok("window") {
         let q = Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
-        let mut c = q.consumer("g").unwrap();
-        c.set_ack(Ack::Explicit);
+        let mut c = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
         for _ in 0..4 {
             c.recv().unwrap();
         }
@@ -731,7 +663,7 @@ fn a_window_of_holds_is_redelivered_whole() {
     q.add_group("g", StartAt::Latest).unwrap();
     q.set_ack_policy("g", 4, None).unwrap();
     let path = dir.path().join("q");
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     for i in 0..10u32 {
         p.send(&i.to_le_bytes()).unwrap();
     }
@@ -744,7 +676,7 @@ fn a_window_of_holds_is_redelivered_whole() {
     assert_eq!(n, 4);
     holder.kill().unwrap();
     holder.wait().unwrap();
-    let mut c = q.consumer("g").unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     let mut got: Vec<(u64, u64)> = Vec::new();
     while got.len() < 8 {
         let m = c.recv_timeout(Duration::from_secs(30)).expect("all of it");
@@ -777,7 +709,7 @@ fn check_reports_a_damaged_spill_log_and_an_unreadable_redelivery() {
     let path = dir.path().join("q");
     let q = spill_queue(dir.path());
     q.add_group("slow", StartAt::Latest).unwrap();
-    let mut producer = q.producer().unwrap();
+    let mut producer = q.producer().attach().unwrap();
     for i in 0..2000u32 {
         producer
             .send(format!("message {i:05} {}", "x".repeat(40)).as_bytes())
@@ -786,8 +718,7 @@ fn check_reports_a_damaged_spill_log_and_an_unreadable_redelivery() {
     drop(producer);
     assert!(q.stat().groups[0].on_disk, "the slow group reads the log");
     // A member takes message 0 from the log and gives it back.
-    let mut c = q.consumer("slow").unwrap();
-    c.set_ack(Ack::Explicit);
+    let mut c = q.consumer("slow").ack(Ack::Explicit).attach().unwrap();
     let m = c.recv().unwrap();
     assert_eq!(m.seq, 0);
     c.nack(0).unwrap();
@@ -867,24 +798,18 @@ fn the_command_line_sets_windows_and_deadlines() {
     assert_eq!(g["ack_entries_used"], 0, "{st}");
     shmq(&["check", p(&q)]);
     // A table too small for what is asked is a typed error, not an overwrite.
-    let q2 = Queue::create(
-        dir.path().join("q2"),
-        &QueueOptions {
-            ack_entries: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q2 = QueueOptions::new()
+        .ack_entries(2)
+        .create(dir.path().join("q2"))
+        .unwrap();
     q2.add_group("g", StartAt::Latest).unwrap();
     q2.set_ack_policy("g", 2, None).unwrap();
-    let mut p2 = q2.producer().unwrap();
+    let mut p2 = q2.producer().attach().unwrap();
     for i in 0..3u8 {
         p2.send(&[i]).unwrap();
     }
-    let mut a = q2.consumer("g").unwrap();
-    let mut b = q2.consumer("g").unwrap();
-    a.set_ack(Ack::Explicit);
-    b.set_ack(Ack::Explicit);
+    let mut a = q2.consumer("g").ack(Ack::Explicit).attach().unwrap();
+    let mut b = q2.consumer("g").ack(Ack::Explicit).attach().unwrap();
     a.recv().unwrap();
     a.recv().unwrap();
     assert_eq!(b.try_recv(), Err(RecvError::AckTableFull { entries: 2 }));
@@ -902,8 +827,8 @@ fn a_group_added_from_earliest_can_give_up_its_first_message() {
     let dir = tempfile::tempdir().unwrap();
     let q = queue(dir.path(), 4096, 64);
     q.add_group("a", StartAt::Latest).unwrap();
-    let mut p = q.producer().unwrap();
-    let mut a = q.consumer("a").unwrap();
+    let mut p = q.producer().attach().unwrap();
+    let mut a = q.consumer("a").attach().unwrap();
     // One lap of the ring (42 records of 96 bytes) before any dead-letter
     // group exists (no room kept yet), group "a" reading as it goes: HEAD
     // stays at the first record (no producer needed it to move).
@@ -915,8 +840,7 @@ fn a_group_added_from_earliest_can_give_up_its_first_message() {
     q.add_group("late", StartAt::Earliest).unwrap();
     q.set_max_attempts("late", 1).unwrap();
     q.set_dead_letter("late", Some("dlq")).unwrap();
-    let mut c = q.consumer("late").unwrap();
-    c.set_ack(Ack::Explicit);
+    let mut c = q.consumer("late").ack(Ack::Explicit).attach().unwrap();
     let m = c.recv_timeout(Duration::from_secs(5)).unwrap();
     c.nack(m.seq).unwrap();
     // Given up on the next receive: its dead letter must find room.

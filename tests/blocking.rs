@@ -4,7 +4,6 @@
 mod common;
 
 use common::{queue_with_group, wait_members};
-use shmq::Queue;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -48,7 +47,7 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
         "idle consumer used {used} ticks of CPU in one second (limit {limit})"
     );
 
-    let mut producer = q.producer().unwrap();
+    let mut producer = q.producer().attach().unwrap();
     let seq = producer.send(b"wake up").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -72,20 +71,19 @@ fn producer_in_a_high_registry_slot_blocked_on_full_ring_wakes() {
 /// Fills the ring, then blocks a producer in registry slot `idle` (the
 /// slots below it held by idle producers) until the consumer reads.
 fn blocked_producer_wakes(idle: usize) {
-    let q = Queue::in_memory(&shmq::QueueOptions {
-        capacity: 4096,
-        max_msg: 64,
-        ..Default::default()
-    })
-    .unwrap();
+    let q = shmq::QueueOptions::new()
+        .capacity(4096)
+        .max_msg(64)
+        .in_memory()
+        .unwrap();
     q.add_group("g", shmq::StartAt::Latest).unwrap();
-    let mut c = q.consumer("g").unwrap();
-    let mut p = q.producer().unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
+    let mut p = q.producer().attach().unwrap();
     while p.try_send(&[1; 64]).is_ok() {}
-    let held: Vec<_> = (1..idle).map(|_| q.producer().unwrap()).collect();
+    let held: Vec<_> = (1..idle).map(|_| q.producer().attach().unwrap()).collect();
     let q2 = q.clone();
     let t = std::thread::spawn(move || {
-        let mut p = q2.producer().unwrap();
+        let mut p = q2.producer().attach().unwrap();
         let mut msg = b"blocked until space".to_vec();
         msg.resize(64, b'!');
         p.send(&msg).unwrap()

@@ -3,7 +3,8 @@
 mod common;
 
 use common::{queue_with_group, wait_members};
-use shmq::{Geometry, Queue, QueueOptions, StartAt};
+use shmq::layout::Geometry;
+use shmq::{Queue, QueueOptions, StartAt};
 use std::os::unix::fs::FileExt;
 use std::process::Command;
 
@@ -12,21 +13,17 @@ const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 /// A queue with two groups and records that have wrapped the ring.
 fn queue(dir: &std::path::Path) -> (std::path::PathBuf, Geometry) {
     let p = dir.join("q");
-    let q = Queue::create(
-        &p,
-        &QueueOptions {
-            capacity: 4096,
-            max_msg: 256,
-            max_groups: 4,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(4096)
+        .max_msg(256)
+        .max_groups(4)
+        .create(&p)
+        .unwrap();
     q.add_group("a", StartAt::Latest).unwrap();
     q.add_group("b", StartAt::Latest).unwrap();
-    let mut prod = q.producer().unwrap();
-    let mut a = q.consumer("a").unwrap();
-    let mut b = q.consumer("b").unwrap();
+    let mut prod = q.producer().attach().unwrap();
+    let mut a = q.consumer("a").attach().unwrap();
+    let mut b = q.consumer("b").attach().unwrap();
     for i in 0..100u32 {
         prod.send(&i.to_le_bytes().repeat(1 + i as usize % 9))
             .unwrap();
@@ -39,7 +36,7 @@ fn queue(dir: &std::path::Path) -> (std::path::PathBuf, Geometry) {
     assert!(r.ok(), "{:?}", r.problems);
     assert!(r.records >= 10, "{r:?}");
     assert_eq!(r.groups, 2);
-    (p, q.geometry())
+    (p, q.geometry().layout())
 }
 
 fn check_cli(p: &std::path::Path) -> (bool, String, String) {
@@ -161,16 +158,12 @@ fn check_accepts_a_group_being_created() {
 fn check_has_no_false_alarms_on_a_live_queue() {
     const CHECKS: usize = 50_000;
     let dir = tempfile::tempdir().unwrap();
-    let q = Queue::create(
-        dir.path().join("q"),
-        &QueueOptions {
-            capacity: 4096,
-            max_msg: 256,
-            max_groups: 8,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(4096)
+        .max_msg(256)
+        .max_groups(8)
+        .create(dir.path().join("q"))
+        .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut threads = Vec::new();
     for g in 0..4 {
@@ -178,7 +171,7 @@ fn check_has_no_false_alarms_on_a_live_queue() {
         q.add_group(&name, StartAt::Latest).unwrap();
         let (q, stop) = (q.clone(), stop.clone());
         threads.push(std::thread::spawn(move || {
-            let mut c = q.consumer(&name).unwrap();
+            let mut c = q.consumer(&name).attach().unwrap();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = c.recv_timeout(std::time::Duration::from_millis(10));
             }
@@ -187,7 +180,7 @@ fn check_has_no_false_alarms_on_a_live_queue() {
     {
         let (q, stop) = (q.clone(), stop.clone());
         threads.push(std::thread::spawn(move || {
-            let mut p = q.producer().unwrap();
+            let mut p = q.producer().attach().unwrap();
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = p.send_timeout(

@@ -20,16 +20,12 @@ const WAIT: Duration = Duration::from_secs(20);
 /// and "other" (an ordinary group).
 fn create(dir: &Path, capacity: u64, spill: bool) -> (PathBuf, Queue) {
     let path = dir.join("q");
-    let q = Queue::create(
-        &path,
-        &QueueOptions {
-            capacity,
-            max_msg: 1024,
-            spill: spill.then(|| SpillOptions::new(dir.join("spill"))),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(capacity)
+        .max_msg(1024)
+        .spill(spill.then(|| SpillOptions::new(dir.join("spill"))))
+        .create(&path)
+        .unwrap();
     q.add_dead_letter_group("dlq").unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     q.add_group("other", StartAt::Latest).unwrap();
@@ -44,7 +40,7 @@ type Got = (u64, Vec<u8>, Option<u64>, Option<u64>);
 
 /// Receives everything group `name` has now.
 fn drain(q: &Queue, name: &str) -> Vec<Got> {
-    let mut c = q.consumer(name).unwrap();
+    let mut c = q.consumer(name).attach().unwrap();
     let mut got = Vec::new();
     loop {
         match c.try_recv() {
@@ -58,8 +54,7 @@ fn drain(q: &Queue, name: &str) -> Vec<Got> {
 /// Member of "g" with explicit ack: nacks `poison` every time, acks the rest,
 /// until nothing is left.
 fn consume_g(q: &Queue, poison: &[u8]) -> Vec<(u64, u64)> {
-    let mut c = q.consumer("g").unwrap();
-    c.set_ack(Ack::Explicit);
+    let mut c = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     let mut got = Vec::new();
     loop {
         match c.try_recv() {
@@ -81,7 +76,7 @@ fn consume_g(q: &Queue, poison: &[u8]) -> Vec<(u64, u64)> {
 fn a_given_up_message_goes_to_the_dead_letter_group_only() {
     let dir = tempfile::tempdir().unwrap();
     let (_path, q) = create(dir.path(), 64 << 10, false);
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     for i in 0..5 {
         p.send(format!("m{i}").as_bytes()).unwrap();
     }
@@ -133,7 +128,7 @@ fn a_given_up_message_goes_to_the_dead_letter_group_only() {
 fn a_dead_letter_group_that_fell_behind_reads_its_letters_from_the_spill_log() {
     let dir = tempfile::tempdir().unwrap();
     let (_path, q) = create(dir.path(), 8192, true);
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     p.send(b"poison").unwrap();
     assert_eq!(consume_g(&q, b"poison").len(), 2);
     // Many ring laps after the dead letter: nobody reads "dlq" (or "other"),
@@ -185,9 +180,13 @@ fn the_command_line_sets_up_dead_letters_and_shows_them() {
     assert_eq!(find("dlq")["dead_letters_only"], true);
     // One message, nacked once: given up at once.
     let queue = Queue::open(&path).unwrap();
-    queue.producer().unwrap().send(b"bad input").unwrap();
-    let mut c = queue.consumer("g").unwrap();
-    c.set_ack(Ack::Explicit);
+    queue
+        .producer()
+        .attach()
+        .unwrap()
+        .send(b"bad input")
+        .unwrap();
+    let mut c = queue.consumer("g").ack(Ack::Explicit).attach().unwrap();
     let m = c.recv_timeout(WAIT).unwrap();
     c.nack(m.seq).unwrap();
     assert!(matches!(c.try_recv(), Err(RecvError::Empty)));
@@ -235,8 +234,7 @@ fn helper_give_up_and_die() {
     // environment here).
     std::env::set_var("SHMQ_CRASH_POINT", point);
     let q = Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
-    let mut c = q.consumer("g").unwrap();
-    c.set_ack(Ack::Explicit);
+    let mut c = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
     println!("member 0");
     for _ in 0..2 {
         let m = c.recv_timeout(WAIT).unwrap();
@@ -261,15 +259,11 @@ fn killed_while_giving_up(point: &str, published: bool, full: bool) {
         // Filled before the dead-letter group exists, so that no room was
         // kept for dead letters either.
         let path = dir.path().join("q");
-        let opts = QueueOptions {
-            capacity: 64 << 10,
-            max_msg: 1024,
-            ..Default::default()
-        };
-        let q = Queue::create(&path, &opts).unwrap();
+        let opts = QueueOptions::new().capacity(64 << 10).max_msg(1024);
+        let q = opts.create(&path).unwrap();
         q.add_group("g", StartAt::Latest).unwrap();
         q.add_group("other", StartAt::Latest).unwrap();
-        let mut p = q.producer().unwrap();
+        let mut p = q.producer().attach().unwrap();
         p.send(b"poison").unwrap();
         for len in [1000, 0] {
             while p.try_send(&vec![7; len]).is_ok() {}
@@ -280,7 +274,7 @@ fn killed_while_giving_up(point: &str, published: bool, full: bool) {
         (path, q)
     } else {
         let (path, q) = create(dir.path(), 64 << 10, false);
-        q.producer().unwrap().send(b"poison").unwrap();
+        q.producer().attach().unwrap().send(b"poison").unwrap();
         (path, q)
     };
     let role = format!("give-up-and-die:{point}");

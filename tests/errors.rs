@@ -25,18 +25,16 @@ fn cli_fails(args: &[&str], needle: &str) {
 }
 
 fn small() -> QueueOptions {
-    QueueOptions {
-        capacity: 64 << 10,
-        max_msg: 1024,
-        max_groups: 2,
-        max_members: 2,
-        ..Default::default()
-    }
+    QueueOptions::new()
+        .capacity(64 << 10)
+        .max_msg(1024)
+        .max_groups(2)
+        .max_members(2)
 }
 
 fn made(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let p = dir.path().join("q");
-    Queue::create(&p, &small()).unwrap();
+    small().create(&p).unwrap();
     p
 }
 
@@ -63,7 +61,7 @@ fn wrong_version() {
     match Queue::open(&p) {
         Err(OpenError::WrongVersion {
             found: 99,
-            expected: shmq::layout::FORMAT_VERSION,
+            expected: shmq::FORMAT_VERSION,
             ..
         }) => {}
         other => panic!("expected WrongVersion, got {:?}", other.err()),
@@ -121,19 +119,12 @@ fn missing_file_and_no_clobber() {
     cli_fails(&["stat", p.to_str().unwrap()], "no such queue file");
     let p = made(&dir);
     assert!(matches!(
-        Queue::create(&p, &small()),
+        small().create(&p),
         Err(OpenError::AlreadyExists(_))
     ));
     cli_fails(&["create", p.to_str().unwrap()], "exists");
     // Asked to replace, it does.
-    assert!(Queue::create(
-        &p,
-        &QueueOptions {
-            replace: true,
-            ..small()
-        }
-    )
-    .is_ok());
+    assert!(QueueOptions::new().replace(true).create(&p).is_ok());
     // No temporary files are left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
@@ -142,14 +133,8 @@ fn missing_file_and_no_clobber() {
 fn bad_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("q");
-    let bad = QueueOptions {
-        capacity: 1000,
-        ..small()
-    };
-    assert!(matches!(
-        Queue::create(&p, &bad),
-        Err(OpenError::BadGeometry(_))
-    ));
+    let bad = QueueOptions::new().capacity(1000);
+    assert!(matches!(bad.create(&p), Err(OpenError::BadGeometry(_))));
     cli_fails(
         &["create", p.to_str().unwrap(), "--capacity", "1000"],
         "power of two",
@@ -175,8 +160,8 @@ fn bad_sizes() {
 
 #[test]
 fn message_too_large() {
-    let q = Queue::in_memory(&small()).unwrap();
-    let mut p = q.producer().unwrap();
+    let q = small().in_memory().unwrap();
+    let mut p = q.producer().attach().unwrap();
     assert_eq!(
         p.send(&[0u8; 1025]),
         Err(SendError::TooLarge {
@@ -210,8 +195,8 @@ fn message_too_large() {
 
 #[test]
 fn unknown_group() {
-    let q = Queue::in_memory(&small()).unwrap();
-    assert!(matches!(q.consumer("nope"), Err(GroupError::Unknown(g)) if g == "nope"));
+    let q = small().in_memory().unwrap();
+    assert!(matches!(q.consumer("nope").attach(), Err(GroupError::Unknown(g)) if g == "nope"));
     assert!(matches!(
         q.remove_group("nope"),
         Err(GroupError::Unknown(_))
@@ -226,7 +211,7 @@ fn unknown_group() {
 
 #[test]
 fn group_table_full_and_members_full_and_names() {
-    let q = Queue::in_memory(&small()).unwrap();
+    let q = small().in_memory().unwrap();
     q.add_group("a", StartAt::Latest).unwrap();
     assert!(matches!(
         q.add_group("a", StartAt::Latest),
@@ -237,10 +222,10 @@ fn group_table_full_and_members_full_and_names() {
         q.add_group("c", StartAt::Latest),
         Err(GroupError::TableFull { max: 2 })
     ));
-    let _m1 = q.consumer("a").unwrap();
-    let _m2 = q.consumer("a").unwrap();
+    let _m1 = q.consumer("a").attach().unwrap();
+    let _m2 = q.consumer("a").attach().unwrap();
     assert!(matches!(
-        q.consumer("a"),
+        q.consumer("a").attach(),
         Err(GroupError::MembersFull { max: 2, .. })
     ));
     for bad in ["", "has space", "slash/y", &"x".repeat(65)] {
@@ -279,20 +264,16 @@ fn small_rings_fit_their_largest_message_by_default() {
     let dir = tempfile::tempdir().unwrap();
     for capacity in [256u64, 512, 4096, 64 << 10, 1 << 20, 4 << 20] {
         let p = dir.path().join(format!("q{capacity}"));
-        let q = Queue::create(
-            &p,
-            &QueueOptions {
-                capacity,
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("capacity {capacity}: {e}"));
+        let q = QueueOptions::new()
+            .capacity(capacity)
+            .create(&p)
+            .unwrap_or_else(|e| panic!("capacity {capacity}: {e}"));
         let max = q.geometry().max_msg;
         assert_eq!(max, QueueOptions::fitting_max_msg(capacity));
         assert!(max <= 64 << 10, "{capacity}: {max}");
         q.add_group("g", StartAt::Latest).unwrap();
-        let mut c = q.consumer("g").unwrap();
-        let mut p = q.producer().unwrap();
+        let mut c = q.consumer("g").attach().unwrap();
+        let mut p = q.producer().attach().unwrap();
         let big = vec![7u8; max as usize];
         p.send(&big).unwrap();
         assert_eq!(c.try_recv().unwrap().payload, big);
@@ -301,13 +282,9 @@ fn small_rings_fit_their_largest_message_by_default() {
             Err(SendError::TooLarge { .. })
         ));
     }
-    let too_big = QueueOptions {
-        capacity: 4096,
-        max_msg: 4096,
-        ..Default::default()
-    };
+    let too_big = QueueOptions::new().capacity(4096).max_msg(4096);
     assert!(matches!(
-        Queue::create(dir.path().join("big"), &too_big),
+        too_big.create(dir.path().join("big")),
         Err(OpenError::BadGeometry(_))
     ));
 }
@@ -317,10 +294,10 @@ fn small_rings_fit_their_largest_message_by_default() {
 #[test]
 fn handles_are_debug() {
     let dir = tempfile::tempdir().unwrap();
-    let q = Queue::create(dir.path().join("q"), &small()).unwrap();
+    let q = small().create(dir.path().join("q")).unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
-    let mut p = q.producer().unwrap();
-    let mut c = q.consumer("g").unwrap();
+    let mut p = q.producer().attach().unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     let s = format!("{q:?} {p:?} {c:?}");
     assert!(
         s.contains("Queue") && s.contains("Producer") && s.contains("\"g\""),
@@ -329,7 +306,7 @@ fn handles_are_debug() {
     let guard = p.claim_send(3).unwrap();
     assert!(format!("{guard:?}").contains("SendGuard"));
     guard.commit();
-    let r = c.recv_ref(None).unwrap();
+    let r = c.recv_ref().unwrap();
     assert!(format!("{r:?}").contains("len: 3"), "{r:?}");
 }
 

@@ -14,28 +14,24 @@ use shmq::{Queue, QueueOptions, StartAt};
 /// A valid queue with groups, members' positions and wrapped records.
 fn template(dir: &std::path::Path) -> Vec<u8> {
     let p = dir.join("template");
-    let q = Queue::create(
-        &p,
-        &QueueOptions {
-            capacity: 4096,
-            max_msg: 256,
-            max_groups: 3,
-            max_members: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(4096)
+        .max_msg(256)
+        .max_groups(3)
+        .max_members(2)
+        .create(&p)
+        .unwrap();
     q.add_group("a", StartAt::Earliest).unwrap();
     q.add_group("b", StartAt::Latest).unwrap();
-    let mut prod = q.producer().unwrap();
-    let mut c = q.consumer("a").unwrap();
+    let mut prod = q.producer().attach().unwrap();
+    let mut c = q.consumer("a").attach().unwrap();
     for i in 0..120u32 {
         prod.send(&i.to_le_bytes().repeat(1 + i as usize % 20))
             .unwrap();
         if i % 3 != 0 {
             c.try_recv().unwrap();
         }
-        let _ = q.consumer("b").map(|mut m| m.try_recv());
+        let _ = q.consumer("b").attach().map(|mut m| m.try_recv());
     }
     drop(c);
     std::fs::read(&p).unwrap()
@@ -54,9 +50,9 @@ fn exercise(path: &std::path::Path, r: &mut Reached) {
     r.opened += 1;
     let _ = q.check();
     let stat = q.stat();
-    let mut prod = q.producer().unwrap();
+    let mut prod = q.producer().attach().unwrap();
     for g in &stat.groups {
-        let Ok(mut c) = q.consumer(&g.name) else {
+        let Ok(mut c) = q.consumer(&g.name).attach() else {
             continue;
         };
         for _ in 0..20 {
@@ -74,7 +70,7 @@ fn exercise(path: &std::path::Path, r: &mut Reached) {
         }
     }
     let _ = q.add_group("fresh", StartAt::Earliest);
-    if let Ok(mut c) = q.consumer("fresh") {
+    if let Ok(mut c) = q.consumer("fresh").attach() {
         for _ in 0..10 {
             let _ = c.try_recv();
         }

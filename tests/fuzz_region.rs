@@ -36,17 +36,15 @@ fn seed() -> u64 {
 }
 
 fn options(dir: &Path) -> QueueOptions {
-    QueueOptions {
-        capacity: 4096,
-        max_msg: 256,
-        max_groups: 3,
-        max_members: 2,
-        spill: Some(SpillOptions {
+    QueueOptions::new()
+        .capacity(4096)
+        .max_msg(256)
+        .max_groups(3)
+        .max_members(2)
+        .spill(SpillOptions {
             segment_size: 4096,
             ..SpillOptions::new(dir.join("spill"))
-        }),
-        ..Default::default()
-    }
+        })
 }
 
 /// A shared mapping of the queue file for writing garbage into, through raw
@@ -69,7 +67,7 @@ impl Scribbler {
             .unwrap();
         let map = memmap2::MmapRaw::map_raw(&f).unwrap();
         let q = Queue::open(path).unwrap();
-        let geo = q.geometry();
+        let geo = q.geometry().layout();
         let table = geo.group_table_off()..geo.producer_table_off();
         Scribbler {
             areas: vec![
@@ -137,18 +135,16 @@ impl Live {
     fn new() -> Live {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q");
-        let q = Queue::create(&path, &options(dir.path())).unwrap();
+        let q = options(dir.path()).create(&path).unwrap();
         q.add_group("a", StartAt::Earliest).unwrap();
         q.add_group("b", StartAt::Earliest).unwrap();
         q.set_max_attempts("a", 3).unwrap();
         // Named: its records carry the producer extension, and it keeps the
         // name's pseq in the header.
-        let mut prod = q.named_producer("fuzz").unwrap();
+        let mut prod = q.producer().name("fuzz").attach().unwrap();
         let mut members = Vec::new();
         for (g, ack) in [("a", Ack::Explicit), ("a", Ack::Explicit), ("b", Ack::Auto)] {
-            let mut c = q.consumer(g).unwrap();
-            c.set_ack(ack);
-            members.push(c);
+            members.push(q.consumer(g).ack(ack).attach().unwrap());
         }
         // More than the ring holds, so group b goes to the log.
         for i in 0..200u32 {
@@ -200,7 +196,7 @@ impl Live {
                 } else {
                     let mut redelivered = 0;
                     let max = 1 + rng.below(8) as usize;
-                    c.recv_batch(max, Some(Duration::ZERO), |m, p| {
+                    c.try_recv_batch(max, |m, p| {
                         redelivered += (m.redelivered > 0) as u64;
                         std::hint::black_box(p.iter().fold(0u8, |a, b| a ^ b));
                     })
@@ -241,13 +237,13 @@ impl Live {
             14 => {
                 // Another process opening and joining the damaged queue.
                 if let Ok(q2) = Queue::open(&self.path) {
-                    if let Ok(mut c) = q2.consumer("b") {
+                    if let Ok(mut c) = q2.consumer("b").attach() {
                         for _ in 0..4 {
                             let _ = c.try_recv();
                         }
                     }
-                    let _ = q2.producer().map(|mut p| p.try_send(b"x"));
-                    let _ = q2.named_producer("other").map(|mut p| {
+                    let _ = q2.producer().attach().map(|mut p| p.try_send(b"x"));
+                    let _ = q2.producer().name("other").attach().map(|mut p| {
                         let _ = p.try_send(b"y");
                         let _ = p.try_send_as(p.next_pseq().unwrap_or(0), b"z");
                     });
@@ -342,7 +338,7 @@ fn helper_scribble() {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let s = Scribbler::new(Path::new(&std::env::var("SHMQ_TEST_QUEUE").unwrap()));
-    let mut rng = FuzzRng::new(shmq::now_ns());
+    let mut rng = FuzzRng::new(shmq::clock::now_ns());
     println!("scribbling 0");
     loop {
         s.hit(&mut rng);

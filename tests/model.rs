@@ -76,11 +76,11 @@
 mod common;
 
 use common::{FuzzRng, SmallFs};
-use shmq::layout::{record_size, Geometry, PRODUCER_EXT};
 use shmq::{
     Ack, Fsync, GroupError, Queue, QueueOptions, RecvError, SendError, SpillOptions, StartAt,
     WaitStrategy,
 };
+use shmq::{Geometry, ProducerError};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -242,24 +242,30 @@ fn chance(r: &mut FuzzRng, pct: u64) -> bool {
     r.below(100) < pct
 }
 
-/// The largest `max_msg` a ring of `capacity` bytes allows.
+/// The largest `max_msg` a ring of `capacity` bytes allows (found by
+/// creating queues: validity is monotone in `max_msg`).
 fn max_msg_limit(capacity: u64) -> u32 {
-    let mut m = (capacity / 2) as u32;
-    while m > 0 {
-        let g = Geometry {
-            capacity,
-            max_msg: m,
-            max_groups: 1,
-            max_members: 1,
-            max_producers: 1,
-            ack_entries: 1,
-        };
-        if g.validate().is_ok() {
-            return m;
+    let fits = |m: u32| {
+        QueueOptions::new()
+            .capacity(capacity)
+            .max_msg(m)
+            .max_groups(1)
+            .max_members(1)
+            .max_producers(1)
+            .ack_entries(1)
+            .in_memory()
+            .is_ok()
+    };
+    let (mut lo, mut hi) = (1u32, (capacity / 2) as u32);
+    while lo < hi {
+        let mid = hi - (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
         }
-        m -= 1;
     }
-    0
+    lo
 }
 
 fn gen_len(r: &mut FuzzRng, max: usize) -> usize {
@@ -815,20 +821,26 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
     let name = format!("p{p}");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut waiting = false;
+    let wait = if rng.below(4) == 0 {
+        WaitStrategy::SpinYield
+    } else {
+        WaitStrategy::Block
+    };
     let mut prod = loop {
+        let builder = q.producer().wait_strategy(wait);
         let res = if cfg.named {
-            q.named_producer(&name)
+            builder.name(&name).attach()
         } else {
-            q.producer()
+            builder.attach()
         };
         match res {
             Ok(x) => break x,
             // A dead predecessor (maybe a zombie, counted alive) holds a
             // slot or the name for a while.
             Err(
-                e @ (GroupError::ProducersFull { .. }
-                | GroupError::ProducerNameInUse { .. }
-                | GroupError::ProducerUnsettled { .. }),
+                e @ (ProducerError::RegistryFull { .. }
+                | ProducerError::NameInUse { .. }
+                | ProducerError::Unsettled { .. }),
             ) if Instant::now() < deadline => {
                 if !waiting {
                     log.put(format!("W attach: {e}"));
@@ -839,9 +851,6 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
             Err(e) => return log.put(format!("E attach: {e}")),
         }
     };
-    if rng.below(4) == 0 {
-        prod.set_wait_strategy(WaitStrategy::SpinYield);
-    }
     let mut i = if cfg.named {
         let last = prod.last_pseq();
         log.put(format!("I {} {}", prod.id().unwrap(), opt(last)));
@@ -865,7 +874,6 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
         // At most once: what an earlier incarnation tried is not sent again.
         cfg.plan.partition_point(|&c| ci.is_some_and(|x| c <= x))
     };
-    let ext = if cfg.named { PRODUCER_EXT as u64 } else { 0 };
     while i < cfg.plan.len() {
         if chance(&mut rng, cfg.pause_pct) {
             std::thread::sleep(Duration::from_millis(1 + rng.below(6)));
@@ -881,7 +889,7 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
                 1 => retry_full(|| prod.try_send_as(c, &msg)),
                 _ => retry_full(|| {
                     timed(&mut log, || {
-                        prod.send_timeout_as(c, &msg, Duration::from_millis(5))
+                        prod.send_as_timeout(c, &msg, Duration::from_millis(5))
                     })
                 }),
             };
@@ -917,7 +925,7 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
                 let want = 2 + rng.below(sc.batch_max as u64 - 1) as usize;
                 let (mut n, mut bytes) = (0, 0);
                 while n < want && i + n < cfg.plan.len() && cfg.plan[i + n] == c + n as u64 {
-                    let b = record_size(cfg.lens[i + n] as u64 + ext);
+                    let b = Geometry::record_bytes(cfg.lens[i + n], cfg.named);
                     if bytes + b > half {
                         break;
                     }
@@ -1100,7 +1108,6 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
     let pause = ctl(&env.dir, &format!("pause.{}", gc.name));
     let epoch_file = ctl(&env.dir, &format!("epoch.{}", gc.name));
     let mut inst = 0u32;
-    let mut buf = Vec::new();
     loop {
         if stop.exists() || leave.exists() {
             return;
@@ -1109,10 +1116,22 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
+        // The ack mode and the wait strategy are fixed at attach.
+        let mode = match gc.policy {
+            Policy::Auto => Ack::Auto,
+            Policy::Explicit => Ack::Explicit,
+            Policy::Mixed if chance(&mut rng, 50) => Ack::Auto,
+            Policy::Mixed => Ack::Explicit,
+        };
+        let wait = if chance(&mut rng, 25) {
+            WaitStrategy::SpinYield
+        } else {
+            WaitStrategy::Block
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut waiting = false;
         let mut c = loop {
-            match q.consumer(&gc.name) {
+            match q.consumer(&gc.name).ack(mode).wait_strategy(wait).attach() {
                 Ok(c) => break c,
                 // Dead members (zombies count as alive) take the slots.
                 Err(e @ GroupError::MembersFull { .. }) if Instant::now() < deadline => {
@@ -1140,16 +1159,6 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
             .ok()
             .and_then(|e| e.trim().parse().ok())
             .unwrap_or(0);
-        let mut mode = match gc.policy {
-            Policy::Auto => Ack::Auto,
-            Policy::Explicit => Ack::Explicit,
-            Policy::Mixed if chance(&mut rng, 50) => Ack::Auto,
-            Policy::Mixed => Ack::Explicit,
-        };
-        c.set_ack(mode);
-        if chance(&mut rng, 25) {
-            c.set_wait_strategy(WaitStrategy::SpinYield);
-        }
         let id = inst;
         inst += 1;
         log.put(format!("J {id} {} {epoch}", mode_name(mode)));
@@ -1189,18 +1198,6 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                 settle(&mut c, &mut log, h, ack);
                 continue;
             }
-            if gc.policy == Policy::Mixed && !draining && chance(&mut rng, 3) {
-                let next = match mode {
-                    Ack::Explicit => Some(Ack::Auto),
-                    Ack::Auto if held.is_empty() => Some(Ack::Explicit),
-                    Ack::Auto => None,
-                };
-                if let Some(m) = next {
-                    mode = m;
-                    c.set_ack(mode);
-                    log.put(format!("M {}", mode_name(mode)));
-                }
-            }
             if !draining {
                 if gc.slow && chance(&mut rng, 4) {
                     std::thread::sleep(Duration::from_millis(50 + rng.below(350)));
@@ -1220,16 +1217,16 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                     got.push(m.seq);
                     log_delivery(&mut log, &q, id, Got::from(&m), &m.payload);
                 }),
-                2 => c.recv_into(&mut buf, Some(t)).map(|meta| {
-                    got.push(meta.seq);
-                    log_delivery(&mut log, &q, id, Got::from(&meta), &buf);
+                2 => c.try_recv_ref().map(|guard| {
+                    got.push(guard.seq());
+                    log_delivery(&mut log, &q, id, Got::from(&guard.meta()), guard.as_bytes());
                 }),
-                3 => c.recv_ref(Some(t)).map(|guard| {
+                3 => c.recv_ref_timeout(t).map(|guard| {
                     got.push(guard.seq());
                     log_delivery(&mut log, &q, id, Got::from(&guard.meta()), guard.as_bytes());
                 }),
                 _ => c
-                    .recv_batch(sc.batch_max, Some(t), |meta, payload| {
+                    .recv_batch_timeout(sc.batch_max, t, |meta, payload| {
                         got.push(meta.seq);
                         log_delivery(&mut log, &q, id, Got::from(meta), payload);
                     })
@@ -1312,13 +1309,6 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                     }
                     let _ = std::fs::remove_file(&hang_file);
                     settle(&mut c, &mut log, s, true);
-                }
-                // Switch to auto-ack while holding it, and settle it later.
-                96..=99 if gc.policy == Policy::Mixed => {
-                    held.push(s);
-                    mode = Ack::Auto;
-                    c.set_ack(mode);
-                    log.put(format!("M {}", mode_name(mode)));
                 }
                 94..=95 if sc.self_kill && env.inc < 3 => {
                     log.put(format!("Q {s}"));
@@ -2416,25 +2406,21 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         fs
     });
     let qpath = dir.join("q");
-    let q = Queue::create(
-        &qpath,
-        &QueueOptions {
-            capacity: sc.capacity,
-            max_msg: sc.max_msg,
-            max_groups: sc.max_groups,
-            max_members: sc.max_members,
-            max_producers: sc.max_producers,
-            spill: sc.spill.map(|seg| SpillOptions {
-                segment_size: seg,
-                fsync: sc.fsync,
-                retain_bytes: sc.retain_bytes,
-                retain_time: (sc.retain_ms > 0).then(|| Duration::from_millis(sc.retain_ms)),
-                ..SpillOptions::new(dir.join("spill"))
-            }),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("seed {seed}: create: {e} ({})", sc.describe()));
+    let q = QueueOptions::new()
+        .capacity(sc.capacity)
+        .max_msg(sc.max_msg)
+        .max_groups(sc.max_groups)
+        .max_members(sc.max_members)
+        .max_producers(sc.max_producers)
+        .spill(sc.spill.map(|seg| SpillOptions {
+            segment_size: seg,
+            fsync: sc.fsync,
+            retain_bytes: sc.retain_bytes,
+            retain_time: (sc.retain_ms > 0).then(|| Duration::from_millis(sc.retain_ms)),
+            ..SpillOptions::new(dir.join("spill"))
+        }))
+        .create(&qpath)
+        .unwrap_or_else(|e| panic!("seed {seed}: create: {e} ({})", sc.describe()));
     for gc in sc
         .groups
         .iter()
@@ -3653,7 +3639,7 @@ fn model_random_histories() {
         .or_else(|| env_u64("SHMQ_MODEL_FIRST"))
         .unwrap_or_else(|| {
             if random {
-                shmq::now_ns() % 1_000_000_000
+                shmq::clock::now_ns() % 1_000_000_000
             } else {
                 DEFAULT_FIRST
             }

@@ -29,7 +29,7 @@ fn helper_claim_and_hang() {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let path = std::env::var("SHMQ_TEST_QUEUE").unwrap();
     let q = Queue::open(path).unwrap();
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     for i in 0..sends {
         p.send(&[b'a' + i; 10]).unwrap();
     }
@@ -53,7 +53,7 @@ fn create(dir: &Path, capacity: u64) -> std::path::PathBuf {
 
 /// Receives `n` messages from group "g", failing if any takes over 20 s.
 fn recv(q: &Queue, n: usize) -> Vec<(u64, Vec<u8>)> {
-    let mut c = q.consumer("g").unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     (0..n)
         .map(|_| {
             let m = c
@@ -120,14 +120,14 @@ fn a_consumer_already_waiting_when_a_claim_dies_aborts_it() {
     let consumer = {
         let q = q.clone();
         std::thread::spawn(move || {
-            let mut c = q.consumer("g").unwrap();
+            let mut c = q.consumer("g").attach().unwrap();
             c.recv_timeout(Duration::from_secs(20))
                 .map(|m| (m.seq, m.payload))
         })
     };
     // The consumer waits on the empty queue and settles.
     std::thread::sleep(Duration::from_millis(300));
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     let (mut helper, claimed) = common::spawn_helper(
         "helper_claim_and_hang",
         "claim-first-and-hang",

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{check_passes, shmq, stat, Rng};
-use shmq::{GroupError, ProducerTag, Queue, QueueOptions, SendError, StartAt};
+use shmq::{ProducerError, ProducerTag, Queue, QueueOptions, SendError, StartAt};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,7 +18,7 @@ fn create(dir: &Path, capacity: u64) -> PathBuf {
 
 /// Everything group "g" has now: (payload, producer tag).
 fn drain(q: &Queue) -> Vec<(Vec<u8>, Option<ProducerTag>)> {
-    let mut c = q.consumer("g").unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     let mut out = Vec::new();
     while let Ok(m) = c.recv_timeout(Duration::from_millis(200)) {
         out.push((m.payload, m.producer));
@@ -30,7 +30,7 @@ fn drain(q: &Queue) -> Vec<(Vec<u8>, Option<ProducerTag>)> {
 fn pseqs_number_messages_and_refuse_repeats() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::open(create(dir.path(), 64 << 10)).unwrap();
-    let mut p = q.named_producer("ingest").unwrap();
+    let mut p = q.producer().name("ingest").attach().unwrap();
     let id = p.id().unwrap();
     assert_eq!(
         (p.name(), p.last_pseq(), p.next_pseq()),
@@ -58,15 +58,15 @@ fn pseqs_number_messages_and_refuse_repeats() {
         Err(SendError::PseqOutOfRange(u64::MAX))
     );
     // One producer per name at a time.
-    match q.named_producer("ingest") {
-        Err(GroupError::ProducerNameInUse { pid, .. }) => {
+    match q.producer().name("ingest").attach() {
+        Err(ProducerError::NameInUse { pid, .. }) => {
             assert_eq!(pid, std::process::id() as u64)
         }
         other => panic!("expected ProducerNameInUse, got {:?}", other.err()),
     }
     drop(p);
     // A later producer under the name continues after the last pseq.
-    let mut p = q.named_producer("ingest").unwrap();
+    let mut p = q.producer().name("ingest").attach().unwrap();
     assert_eq!((p.id(), p.last_pseq()), (Some(id), Some(10)));
     assert_eq!(
         p.send_as(10, b"f again"),
@@ -74,19 +74,21 @@ fn pseqs_number_messages_and_refuse_repeats() {
     );
     p.send(b"g").unwrap(); // 11
                            // An anonymous producer's messages carry nothing, and it has no pseqs.
-    let mut anon = q.producer().unwrap();
+    let mut anon = q.producer().attach().unwrap();
     anon.send(b"anon").unwrap();
     assert_eq!(anon.send_as(0, b"x"), Err(SendError::NotNamed));
     assert_eq!(q.producer_name(id).as_deref(), Some("ingest"));
     // In place (zero copy), the payload starts after the extension.
     q.add_group("peek", StartAt::Earliest).unwrap();
-    let mut peek = q.consumer("peek").unwrap();
-    let guard = peek.recv_ref(Some(Duration::from_secs(5))).unwrap();
+    let mut peek = q.consumer("peek").attach().unwrap();
+    let guard = peek.recv_ref_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(guard.as_bytes(), b"a");
     assert_eq!(guard.meta().producer, Some(ProducerTag { id, pseq: 0 }));
     drop(guard);
-    let mut buf = Vec::new();
-    let meta = peek.recv_into(&mut buf, None).unwrap();
+    let (buf, meta) = {
+        let m = peek.recv_ref().unwrap();
+        (m.as_bytes().to_vec(), m.meta())
+    };
     assert_eq!(
         (buf.as_slice(), meta.producer),
         (&b"b"[..], Some(ProducerTag { id, pseq: 1 }))
@@ -118,8 +120,8 @@ fn pseqs_number_messages_and_refuse_repeats() {
     );
     assert_eq!(n.pid, Some(std::process::id() as u64));
     assert!(matches!(
-        q.named_producer("bad name"),
-        Err(GroupError::InvalidName(_))
+        q.producer().name("bad name").attach(),
+        Err(ProducerError::InvalidName(_))
     ));
 }
 
@@ -129,21 +131,17 @@ fn pseqs_number_messages_and_refuse_repeats() {
 fn tags_survive_the_spill_log_and_dead_lettering() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let q = Queue::create(
-        &path,
-        &QueueOptions {
-            capacity: 4096,
-            max_msg: 64,
-            spill: Some(shmq::SpillOptions::new(dir.path().join("spill"))),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(4096)
+        .max_msg(64)
+        .spill(shmq::SpillOptions::new(dir.path().join("spill")))
+        .create(&path)
+        .unwrap();
     q.add_group("g", StartAt::Earliest).unwrap();
     q.add_dead_letter_group("dlq").unwrap();
     q.set_max_attempts("g", 1).unwrap();
     q.set_dead_letter("g", Some("dlq")).unwrap();
-    let mut p = q.named_producer("sensor").unwrap();
+    let mut p = q.producer().name("sensor").attach().unwrap();
     let id = p.id().unwrap();
     // An abandoned claim first: an aborted record with the extension's flag,
     // which the log keeps as an aborted sequence number.
@@ -175,13 +173,12 @@ fn tags_survive_the_spill_log_and_dead_lettering() {
     }
     // Give up one message: the dead letter carries the original tag.
     p.send_as(5000, b"poison").unwrap();
-    let mut c = q.consumer("g").unwrap();
-    c.set_ack(shmq::Ack::Explicit);
+    let mut c = q.consumer("g").ack(shmq::Ack::Explicit).attach().unwrap();
     let m = c.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(m.producer, Some(ProducerTag { id, pseq: 5000 }));
     c.nack(m.seq).unwrap();
     assert!(c.try_recv().is_err()); // given up, forwarded
-    let mut dl = q.consumer("dlq").unwrap();
+    let mut dl = q.consumer("dlq").attach().unwrap();
     let d = dl.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(d.payload, b"poison");
     assert_eq!(d.producer, Some(ProducerTag { id, pseq: 5000 }));
@@ -328,16 +325,9 @@ fn a_producer_killed_at_random_and_restarted_publishes_exactly_once() {
 fn a_removed_name_frees_its_slot_and_its_id_names_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let q = Queue::create(
-        &path,
-        &QueueOptions {
-            max_producers: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new().max_producers(2).create(&path).unwrap();
     q.add_group("g", StartAt::Earliest).unwrap();
-    let mut a = q.named_producer("a").unwrap();
+    let mut a = q.producer().name("a").attach().unwrap();
     let old_a = a.id().unwrap();
     for m in [b"a0", b"a1", b"a2"] {
         a.send(m).unwrap();
@@ -345,13 +335,13 @@ fn a_removed_name_frees_its_slot_and_its_id_names_nothing() {
     // Held by a live producer: refused.
     assert!(matches!(
         q.remove_producer_name("a"),
-        Err(GroupError::ProducerNameInUse { .. })
+        Err(ProducerError::NameInUse { .. })
     ));
     drop(a);
-    drop(q.named_producer("b").unwrap());
+    drop(q.producer().name("b").attach().unwrap());
     assert!(matches!(
-        q.named_producer("c"),
-        Err(GroupError::ProducerNamesFull { max: 2 })
+        q.producer().name("c").attach(),
+        Err(ProducerError::NamesFull { max: 2 })
     ));
 
     q.remove_producer_name("a").unwrap();
@@ -359,7 +349,7 @@ fn a_removed_name_frees_its_slot_and_its_id_names_nothing() {
     let names: Vec<String> = q.stat().names.into_iter().map(|n| n.name).collect();
     assert_eq!(names, ["b"]);
     // "c" takes a's slot, under a new id.
-    let mut c = q.named_producer("c").unwrap();
+    let mut c = q.producer().name("c").attach().unwrap();
     let c_id = c.id().unwrap();
     assert_ne!(c_id, old_a);
     assert_eq!(c_id as u32, old_a as u32, "the same slot");
@@ -384,14 +374,14 @@ fn a_removed_name_frees_its_slot_and_its_id_names_nothing() {
 
     // "a" again: a new name with no history, so pseq 0 is not a duplicate.
     q.remove_producer_name("b").unwrap();
-    let mut a = q.named_producer("a").unwrap();
+    let mut a = q.producer().name("a").attach().unwrap();
     assert_eq!(a.last_pseq(), None);
     assert_ne!(a.id(), Some(old_a));
     a.send_as(0, b"again").unwrap();
     drop(a);
     assert!(matches!(
         q.remove_producer_name("zzz"),
-        Err(GroupError::UnknownProducerName(n)) if n == "zzz"
+        Err(ProducerError::UnknownName(n)) if n == "zzz"
     ));
     check_passes(&path);
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{sender, shmq, shmq_ok, stat, Sender};
-use shmq::{GroupError, Queue};
+use shmq::{ProducerError, Queue};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
@@ -62,8 +62,8 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
     // Every slot is taken by a live process: the next producer is refused,
     // by the library and by the CLI, with the queue's own limit.
     let q = Queue::open(&path).unwrap();
-    match q.producer() {
-        Err(GroupError::ProducersFull { max }) => assert_eq!(max as usize, SLOTS),
+    match q.producer().attach() {
+        Err(ProducerError::RegistryFull { max }) => assert_eq!(max as usize, SLOTS),
         Err(e) => panic!("expected ProducersFull, got {e}"),
         Ok(_) => panic!("a producer beyond {SLOTS} slots was registered"),
     }
@@ -130,24 +130,20 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
 fn producer_names_fill_max_producers_slots() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let q = Queue::create(
-        &path,
-        &shmq::QueueOptions {
-            max_producers: 40,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = shmq::QueueOptions::new()
+        .max_producers(40)
+        .create(&path)
+        .unwrap();
     for i in 0..40 {
-        let mut p = q.named_producer(&format!("n{i}")).unwrap();
+        let mut p = q.producer().name(&format!("n{i}")).attach().unwrap();
         p.send(b"x").unwrap();
     }
-    match q.named_producer("n40") {
-        Err(GroupError::ProducerNamesFull { max }) => assert_eq!(max, 40),
+    match q.producer().name("n40").attach() {
+        Err(ProducerError::NamesFull { max }) => assert_eq!(max, 40),
         Err(e) => panic!("expected ProducerNamesFull, got {e}"),
         Ok(_) => panic!("a 41st name was created"),
     }
-    let mut again = q.named_producer("n39").unwrap();
+    let mut again = q.producer().name("n39").attach().unwrap();
     assert_eq!(again.last_pseq(), Some(0));
     again.send(b"y").unwrap();
     assert_eq!(q.stat().names.len(), 40);

@@ -17,7 +17,7 @@ fn umask() -> u32 {
 fn files_are_private_unless_a_mode_says_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("q");
-    Queue::create(&p, &QueueOptions::default()).unwrap();
+    QueueOptions::new().create(&p).unwrap();
     assert_eq!(
         std::fs::metadata(&p).unwrap().mode() & 0o777,
         0o600 & !umask()
@@ -43,7 +43,7 @@ fn a_planted_symlink_is_never_followed() {
     std::os::unix::fs::symlink(&victim, &p).unwrap();
     // Without --force: refused, and the target is untouched.
     assert!(matches!(
-        Queue::create(&p, &QueueOptions::default()),
+        QueueOptions::new().create(&p),
         Err(OpenError::AlreadyExists(_))
     ));
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
@@ -51,19 +51,12 @@ fn a_planted_symlink_is_never_followed() {
     let dangling = dir.path().join("dangling");
     std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
     assert!(matches!(
-        Queue::create(&dangling, &QueueOptions::default()),
+        QueueOptions::new().create(&dangling),
         Err(OpenError::AlreadyExists(_))
     ));
     assert!(!dir.path().join("nowhere").exists());
     // With --force the link itself is replaced; the target still is untouched.
-    Queue::create(
-        &p,
-        &QueueOptions {
-            replace: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    QueueOptions::new().replace(true).create(&p).unwrap();
     assert!(!std::fs::symlink_metadata(&p)
         .unwrap()
         .file_type()
@@ -82,7 +75,7 @@ fn another_users_private_queue_is_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("q");
-    Queue::create(&p, &QueueOptions::default()).unwrap();
+    QueueOptions::new().create(&p).unwrap();
     std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
     match Queue::open(&p) {
         Err(OpenError::ForeignOwner {

@@ -72,14 +72,14 @@ fn a_consumer_killed_asleep_is_reaped_by_the_next_producer() {
     assert_eq!(s["groups"][0]["member_list"][0]["alive"], false, "{s}");
 
     let q = Queue::open(&path).unwrap();
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     p.send(b"anyone?").unwrap();
     let st = q.stat();
     assert_eq!(st.sleeping_consumers, 0);
     assert!(st.groups[0].members.is_empty(), "{:?}", st.groups[0]);
 
     // The message waits for the group's next member.
-    let mut c = q.consumer("g").unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     assert_eq!(&c.try_recv().unwrap().payload[..], b"anyone?");
 }
 
@@ -123,7 +123,7 @@ fn producer_killed_asleep_is_recovered(idle: usize) {
     // Group g reads nothing until the producer is dead: the ring fills.
     let path = small_queue(dir.path(), 64 << 10, StartAt::Latest);
     let q = Queue::open(&path).unwrap();
-    let held: Vec<_> = (0..idle).map(|_| q.producer().unwrap()).collect();
+    let held: Vec<_> = (0..idle).map(|_| q.producer().attach().unwrap()).collect();
     let line = "x".repeat(900);
     let spawn = || {
         let mut child = Command::new(SHMQ)
@@ -153,7 +153,7 @@ fn producer_killed_asleep_is_recovered(idle: usize) {
     assert_eq!(s["producers"][idle]["pid"], pid, "{s}");
     assert_eq!(s["producers"][idle]["alive"], false, "{s}");
 
-    let mut c = q.consumer("g").unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
     // The first release's wake finds nobody; the next receive recovers the
     // dead producer.
     for _ in 0..2 {

@@ -98,16 +98,12 @@ fn a_named_producer_killed_in_a_spill_round_loses_nothing() {
 #[test]
 fn a_timed_send_keeps_its_timeout_while_the_spill_lock_is_held() {
     let dir = tempfile::tempdir().unwrap();
-    let q = Queue::create(
-        dir.path().join("q"),
-        &QueueOptions {
-            capacity: 64 << 10,
-            max_msg: 1024,
-            spill: Some(shmq::SpillOptions::new(dir.path().join("sd"))),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(64 << 10)
+        .max_msg(1024)
+        .spill(shmq::SpillOptions::new(dir.path().join("sd")))
+        .create(dir.path().join("q"))
+        .unwrap();
     q.add_group("slow", StartAt::Latest).unwrap();
     let lock = OpenOptions::new()
         .read(true)
@@ -120,7 +116,7 @@ fn a_timed_send_keeps_its_timeout_while_the_spill_lock_is_held() {
         std::thread::sleep(Duration::from_secs(30));
         drop(lock);
     });
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     let msg = [7u8; 1000];
     let mut sent = 0;
     let err = loop {
@@ -168,15 +164,15 @@ fn a_spill_directory_belongs_to_one_queue() {
     let dir = tempfile::tempdir().unwrap();
     let sd = dir.path().join("sd");
     let (qa, qb) = (dir.path().join("qa"), dir.path().join("qb"));
-    let opts = |force| QueueOptions {
-        capacity: 64 << 10,
-        max_msg: 1024,
-        spill: Some(shmq::SpillOptions::new(&sd)),
-        replace: force,
-        ..Default::default()
+    let opts = |force| {
+        QueueOptions::new()
+            .capacity(64 << 10)
+            .max_msg(1024)
+            .spill(shmq::SpillOptions::new(&sd))
+            .replace(force)
     };
-    let a = Queue::create(&qa, &opts(false)).unwrap();
-    match Queue::create(&qb, &opts(false)) {
+    let a = opts(false).create(&qa).unwrap();
+    match opts(false).create(&qb) {
         Err(OpenError::SpillDirInUse { owner, .. }) => {
             assert!(owner.ends_with("qa"), "{owner}")
         }
@@ -200,7 +196,7 @@ fn a_spill_directory_belongs_to_one_queue() {
     drop(a);
     let a = Queue::open(&qa).unwrap();
     a.add_group("slow", StartAt::Latest).unwrap();
-    let mut prod = a.producer().unwrap();
+    let mut prod = a.producer().attach().unwrap();
     for i in 0..3000u32 {
         prod.send(&i.to_le_bytes().repeat(25)).unwrap();
     }
@@ -208,7 +204,7 @@ fn a_spill_directory_belongs_to_one_queue() {
     // Taking it over is explicit (--force), and then qa is refused at open
     // rather than reading another queue's log.
     drop((prod, a));
-    Queue::create(&qb, &opts(true)).unwrap();
+    opts(true).create(&qb).unwrap();
     assert!(matches!(
         Queue::open(&qa),
         Err(OpenError::SpillDirInUse { .. })
@@ -216,7 +212,7 @@ fn a_spill_directory_belongs_to_one_queue() {
     // A directory whose queue is gone is free again.
     std::fs::remove_file(&qb).unwrap();
     std::fs::remove_file(&qa).unwrap();
-    Queue::create(&qa, &opts(false)).unwrap();
+    opts(false).create(&qa).unwrap();
 }
 
 /// Defect 5: with a journal (a retention policy), retention deleted the
@@ -351,27 +347,23 @@ fn a_full_disk_is_back_pressure_not_a_wedge() {
 #[test]
 fn a_dump_of_a_live_journal_has_no_gaps() {
     let dir = tempfile::tempdir().unwrap();
-    let q = Queue::create(
-        dir.path().join("q"),
-        &QueueOptions {
-            capacity: 64 << 10,
-            max_msg: 1024,
-            spill: Some(shmq::SpillOptions {
-                segment_size: 64 << 10,
-                retain_bytes: 1 << 30,
-                ..shmq::SpillOptions::new(dir.path().join("sd"))
-            }),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(64 << 10)
+        .max_msg(1024)
+        .spill(shmq::SpillOptions {
+            segment_size: 64 << 10,
+            retain_bytes: 1 << 30,
+            ..shmq::SpillOptions::new(dir.path().join("sd"))
+        })
+        .create(dir.path().join("q"))
+        .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let producer = {
         let (q, stop) = (q.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut p = q.producer().unwrap();
-            let mut c = q.consumer("g").unwrap();
+            let mut p = q.producer().attach().unwrap();
+            let mut c = q.consumer("g").attach().unwrap();
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 150_000 {
                 p.send(&n.to_le_bytes().repeat(8)).unwrap();

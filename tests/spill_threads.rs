@@ -8,20 +8,16 @@ use shmq::{Queue, QueueOptions, SpillOptions, StartAt};
 use std::time::Duration;
 
 fn spill_queue(dir: &std::path::Path, capacity: u64, spill: SpillOptions) -> Queue {
-    Queue::create(
-        dir.join("q"),
-        &QueueOptions {
-            capacity,
-            max_msg: 1024,
-            spill: Some(spill),
-            ..QueueOptions::default()
-        },
-    )
-    .unwrap()
+    QueueOptions::new()
+        .capacity(capacity)
+        .max_msg(1024)
+        .spill(spill)
+        .create(dir.join("q"))
+        .unwrap()
 }
 
 fn drain(q: &Queue, group: &str, n: u64) -> Received {
-    let mut c = q.consumer(group).unwrap();
+    let mut c = q.consumer(group).attach().unwrap();
     (0..n)
         .map(|_| {
             let m = c.recv_timeout(Duration::from_secs(20)).expect("recv");
@@ -33,11 +29,11 @@ fn drain(q: &Queue, group: &str, n: u64) -> Received {
 /// `drain` with `recv_batch`: from the log one message per call, from the
 /// ring what waits, up to 32.
 fn drain_batches(q: &Queue, group: &str, n: u64) -> Received {
-    let mut c = q.consumer(group).unwrap();
+    let mut c = q.consumer(group).attach().unwrap();
     let mut got = Vec::new();
     while (got.len() as u64) < n {
         let max = 32.min(n as usize - got.len());
-        c.recv_batch(max, Some(Duration::from_secs(20)), |m, p| {
+        c.recv_batch_timeout(max, Duration::from_secs(20), |m, p| {
             got.push((m.seq, p.to_vec()))
         })
         .expect("recv_batch");
@@ -65,7 +61,7 @@ fn slow_group_spills_and_catches_up() {
         .map(|p| {
             let q = q.clone();
             std::thread::spawn(move || {
-                let mut pr = q.producer().unwrap();
+                let mut pr = q.producer().attach().unwrap();
                 for i in 0..per {
                     pr.send(&encode(p, i)).unwrap();
                 }
@@ -87,7 +83,7 @@ fn slow_group_spills_and_catches_up() {
     check_group("fast", &[fast], producers, per);
     check_group("slow", &[slow], producers, per);
     // The next poll of a group that has read the whole log moves it back.
-    let mut c = q.consumer("slow").unwrap();
+    let mut c = q.consumer("slow").attach().unwrap();
     assert!(matches!(c.try_recv(), Err(shmq::RecvError::Empty)));
     let after = q.stat();
     assert!(
@@ -110,7 +106,7 @@ fn members_compete_on_disk() {
     );
     q.add_group("g", StartAt::Latest).unwrap();
     let per = 5_000 * scale();
-    let mut pr = q.producer().unwrap();
+    let mut pr = q.producer().attach().unwrap();
     for i in 0..per {
         pr.send(&encode(0, i)).unwrap();
     }
@@ -119,7 +115,7 @@ fn members_compete_on_disk() {
         .map(|_| {
             let q = q.clone();
             std::thread::spawn(move || {
-                let mut c = q.consumer("g").unwrap();
+                let mut c = q.consumer("g").attach().unwrap();
                 let mut got = Vec::new();
                 while let Ok(m) = c.recv_timeout(Duration::from_millis(500)) {
                     got.push((m.seq, m.payload));

@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 /// An in-memory queue of `capacity` ring bytes and `max_msg`-byte messages,
 /// with group "g".
 fn heap(capacity: u64, max_msg: u32) -> Queue {
-    let q = Queue::in_memory(&QueueOptions {
-        capacity,
-        max_msg,
-        ..Default::default()
-    })
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(capacity)
+        .max_msg(max_msg)
+        .in_memory()
+        .unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
     q
 }
@@ -26,8 +25,8 @@ fn heap(capacity: u64, max_msg: u32) -> Queue {
 /// `heap`, with a member of "g" and a producer.
 fn heap_ends(capacity: u64, max_msg: u32) -> (Queue, shmq::Consumer, shmq::Producer) {
     let q = heap(capacity, max_msg);
-    let c = q.consumer("g").unwrap();
-    let p = q.producer().unwrap();
+    let c = q.consumer("g").attach().unwrap();
+    let p = q.producer().attach().unwrap();
     (q, c, p)
 }
 
@@ -37,12 +36,8 @@ fn four_producers_three_groups_threads() {
     let per: u64 = 50_000 * common::scale();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q");
-    let opts = QueueOptions {
-        capacity: 64 << 10,
-        max_msg: 1024,
-        ..Default::default()
-    };
-    let q = Queue::create(&path, &opts).unwrap();
+    let opts = QueueOptions::new().capacity(64 << 10).max_msg(1024);
+    let q = opts.create(&path).unwrap();
     for g in ["A", "B", "C"] {
         q.add_group(g, StartAt::Latest).unwrap();
     }
@@ -52,7 +47,7 @@ fn four_producers_three_groups_threads() {
     for (group, members) in [("A", 1), ("B", 1), ("C", 3)] {
         let remaining = Arc::new(std::sync::atomic::AtomicU64::new(total));
         for _ in 0..members {
-            let mut c = q.consumer(group).unwrap();
+            let mut c = q.consumer(group).attach().unwrap();
             let remaining = remaining.clone();
             let received = received.clone();
             consumers.push(thread::spawn(move || {
@@ -79,7 +74,7 @@ fn four_producers_three_groups_threads() {
         .map(|p| {
             let q = q.clone();
             thread::spawn(move || {
-                let mut prod = q.producer().unwrap();
+                let mut prod = q.producer().attach().unwrap();
                 for i in 0..per {
                     prod.send(&encode(p, i)).unwrap();
                 }
@@ -114,13 +109,12 @@ fn heap_queue_zero_copy_and_batch() {
     assert_eq!(guard.commit(), 0);
     assert_eq!(p.send_batch(&[b"a", b"", b"ccc"]).unwrap(), 1);
     {
-        let r = c.recv_ref(None).unwrap();
+        let r = c.recv_ref().unwrap();
         assert_eq!((r.seq(), r.as_bytes()), (0, &b"hello"[..]));
     }
-    let mut buf = Vec::new();
     for (seq, want) in [(1, &b"a"[..]), (2, b""), (3, b"ccc")] {
-        let meta = c.recv_into(&mut buf, None).unwrap();
-        assert_eq!((meta.seq, &buf[..]), (seq, want));
+        let r = c.recv_ref().unwrap();
+        assert_eq!((r.seq(), r.as_bytes()), (seq, want));
     }
     // An abandoned claim is skipped, not delivered.
     drop(p.claim_send(3).unwrap());
@@ -138,7 +132,7 @@ fn batches(c: &mut shmq::Consumer, max: usize, want: usize) -> Vec<(u64, Vec<u8>
     let mut call = 0;
     while got.len() < want {
         let n = c
-            .recv_batch(max, Some(Duration::from_secs(10)), |m, p| {
+            .recv_batch_timeout(max, Duration::from_secs(10), |m, p| {
                 got.push((m.seq, p.to_vec(), call))
             })
             .unwrap();
@@ -153,10 +147,10 @@ fn recv_batch_takes_what_waits_and_passes_over_aborted_claims_and_pads() {
     // 512-byte ring, 40-byte records for 8-byte payloads: twelve per lap, so
     // the run below wraps (a pad) in the middle of a batch.
     let (q, mut c, mut p) = heap_ends(512, 8);
-    assert_eq!(c.recv_batch(0, None, |_, _| panic!("max 0")).unwrap(), 0);
+    assert_eq!(c.recv_batch(0, |_, _| panic!("max 0")).unwrap(), 0);
     assert!(matches!(
-        c.recv_batch(4, Some(Duration::ZERO), |_, _| ()),
-        Err(RecvError::Timeout)
+        c.try_recv_batch(4, |_, _| ()),
+        Err(RecvError::Empty)
     ));
     let mut seq = 0u64;
     for lap in 0..3u64 {
@@ -197,29 +191,28 @@ fn recv_batch_takes_what_waits_and_passes_over_aborted_claims_and_pads() {
 
 #[test]
 fn recv_batch_yields_to_redeliveries_and_explicit_ack() {
-    let q = Queue::in_memory(&QueueOptions::default()).unwrap();
+    let q = QueueOptions::new().in_memory().unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     for i in 0..6u8 {
         p.send(&[i]).unwrap();
     }
     // Explicit: one message per call, held until acknowledged.
-    let mut c1 = q.consumer("g").unwrap();
-    c1.set_ack(shmq::Ack::Explicit);
+    let mut c1 = q.consumer("g").ack(shmq::Ack::Explicit).attach().unwrap();
     let mut seen = Vec::new();
-    assert_eq!(c1.recv_batch(8, None, |m, _| seen.push(m.seq)).unwrap(), 1);
+    assert_eq!(c1.recv_batch(8, |m, _| seen.push(m.seq)).unwrap(), 1);
     assert_eq!(seen, [0]);
     assert!(matches!(
-        c1.recv_batch(8, None, |_, _| ()),
+        c1.recv_batch(8, |_, _| ()),
         Err(RecvError::AckPending { seq: 0 })
     ));
     c1.nack(0).unwrap(); // back to the group
                          // An auto-ack member gets the redelivery first, alone, then a batch of
                          // what follows it.
-    let mut c2 = q.consumer("g").unwrap();
+    let mut c2 = q.consumer("g").attach().unwrap();
     let mut got = Vec::new();
     let n = c2
-        .recv_batch(8, None, |m, p| got.push((m.seq, m.redelivered, p.to_vec())))
+        .recv_batch(8, |m, p| got.push((m.seq, m.redelivered, p.to_vec())))
         .unwrap();
     assert_eq!(n, 6);
     assert_eq!(got[0], (0, 1, vec![0]));
@@ -235,11 +228,11 @@ fn recv_batch_members_compete_exactly_once() {
     const N: u64 = 20_000;
     let members: Vec<_> = (0..3)
         .map(|_| {
-            let mut c = q.consumer("g").unwrap();
+            let mut c = q.consumer("g").attach().unwrap();
             thread::spawn(move || {
                 let mut mine = Vec::new();
                 loop {
-                    match c.recv_batch(16, Some(Duration::from_millis(500)), |m, p| {
+                    match c.recv_batch_timeout(16, Duration::from_millis(500), |m, p| {
                         mine.push((m.seq, u64::from_le_bytes(p.try_into().unwrap())))
                     }) {
                         Ok(_) => {}
@@ -250,7 +243,7 @@ fn recv_batch_members_compete_exactly_once() {
             })
         })
         .collect();
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     for i in 0..N {
         p.send(&(i * 7).to_le_bytes()).unwrap();
     }
@@ -266,15 +259,14 @@ fn recv_batch_members_compete_exactly_once() {
 
 #[test]
 fn try_send_reports_full_and_recovers() {
-    let q = Queue::in_memory(&QueueOptions {
-        capacity: 1024,
-        max_msg: 64,
-        ..Default::default()
-    })
-    .unwrap();
+    let q = QueueOptions::new()
+        .capacity(1024)
+        .max_msg(64)
+        .in_memory()
+        .unwrap();
     q.add_group("slow", StartAt::Latest).unwrap();
-    let mut c = q.consumer("slow").unwrap();
-    let mut p = q.producer().unwrap();
+    let mut c = q.consumer("slow").attach().unwrap();
+    let mut p = q.producer().attach().unwrap();
     let mut sent = 0u64;
     while p.try_send(&[7u8; 64]).is_ok() {
         sent += 1;
@@ -294,13 +286,12 @@ fn try_send_reports_full_and_recovers() {
 
 #[test]
 fn earliest_sees_retained_messages_and_latest_does_not() {
-    let q = Queue::in_memory(&QueueOptions {
-        capacity: 4096,
-        max_msg: 64,
-        ..Default::default()
-    })
-    .unwrap();
-    let mut p = q.producer().unwrap();
+    let q = QueueOptions::new()
+        .capacity(4096)
+        .max_msg(64)
+        .in_memory()
+        .unwrap();
+    let mut p = q.producer().attach().unwrap();
     // No group yet: messages are retained in the ring until overwritten.
     for i in 0..200u32 {
         p.send(&i.to_le_bytes()).unwrap();
@@ -312,9 +303,9 @@ fn earliest_sees_retained_messages_and_latest_does_not() {
         head > 0 && head < 200,
         "ring holds only the newest messages: head {head}"
     );
-    let mut late = q.consumer("late").unwrap();
+    let mut late = q.consumer("late").attach().unwrap();
     assert_eq!(late.try_recv(), Err(shmq::RecvError::Empty));
-    let mut replay = q.consumer("replay").unwrap();
+    let mut replay = q.consumer("replay").attach().unwrap();
     for s in head..200 {
         let m = replay.recv().unwrap();
         assert_eq!(m.seq, s);
@@ -334,12 +325,10 @@ fn spin_strategies_deliver() {
         WaitStrategy::SpinYield,
         WaitStrategy::Block,
     ] {
-        let mut c = q.consumer("g").unwrap();
-        c.set_wait_strategy(w);
+        let mut c = q.consumer("g").wait_strategy(w).attach().unwrap();
         let q2 = q.clone();
         let t = thread::spawn(move || {
-            let mut p = q2.producer().unwrap();
-            p.set_wait_strategy(w);
+            let mut p = q2.producer().wait_strategy(w).attach().unwrap();
             for i in 0..2000u32 {
                 p.send(&i.to_le_bytes()).unwrap();
             }
@@ -355,15 +344,15 @@ fn spin_strategies_deliver() {
 fn timeouts_expire_under_every_wait_strategy() {
     // While spinning, waiters look at the clock only every so many polls:
     // a timeout must still end the wait, not early and not never.
-    let (_, mut c, mut p) = heap_ends(4096, 64);
+    let q = heap(4096, 64);
     let t = Duration::from_millis(30);
     for w in [
         WaitStrategy::Spin,
         WaitStrategy::SpinYield,
         WaitStrategy::Block,
     ] {
-        c.set_wait_strategy(w);
-        p.set_wait_strategy(w);
+        let mut c = q.consumer("g").wait_strategy(w).attach().unwrap();
+        let mut p = q.producer().wait_strategy(w).attach().unwrap();
         let start = Instant::now();
         assert!(
             matches!(c.recv_timeout(t), Err(RecvError::Timeout)),
@@ -387,20 +376,20 @@ fn timeouts_expire_under_every_wait_strategy() {
 
 #[test]
 fn members_of_a_group_split_and_group_position_persists() {
-    let q = Queue::in_memory(&QueueOptions::default()).unwrap();
+    let q = QueueOptions::new().in_memory().unwrap();
     q.add_group("g", StartAt::Latest).unwrap();
-    let mut p = q.producer().unwrap();
+    let mut p = q.producer().attach().unwrap();
     for i in 0..10u8 {
         p.send(&[i]).unwrap();
     }
     {
-        let mut c = q.consumer("g").unwrap();
+        let mut c = q.consumer("g").attach().unwrap();
         for i in 0..4 {
             assert_eq!(c.recv().unwrap().seq, i);
         }
     } // member leaves; the group keeps its place
-    let mut c1 = q.consumer("g").unwrap();
-    let mut c2 = q.consumer("g").unwrap();
+    let mut c1 = q.consumer("g").attach().unwrap();
+    let mut c2 = q.consumer("g").attach().unwrap();
     let mut seen: Vec<u64> = Vec::new();
     for _ in 0..3 {
         seen.push(c1.recv().unwrap().seq);

@@ -16,7 +16,7 @@
 //! - `crossbeam`: a crossbeam bounded channel between two threads of one process.
 
 use memmap2::MmapRaw;
-use shmq::layout::{record_size, RECORD_HEADER};
+
 use shmq::{Consumer, Producer, Queue, WaitStrategy};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -71,22 +71,24 @@ impl ShmqEnd {
     ) -> Result<Self, String> {
         let tx = match tx {
             Some(p) => {
-                let mut prod = Queue::open(p)
+                let prod = Queue::open(p)
                     .map_err(|e| e.to_string())?
                     .producer()
+                    .wait_strategy(wait)
+                    .attach()
                     .map_err(|e| e.to_string())?;
-                prod.set_wait_strategy(wait);
                 Some(prod)
             }
             None => None,
         };
         let rx = match rx {
             Some((p, g)) => {
-                let mut c = Queue::open(p)
+                let c = Queue::open(p)
                     .map_err(|e| e.to_string())?
                     .consumer(g)
+                    .wait_strategy(wait)
+                    .attach()
                     .map_err(|e| e.to_string())?;
-                c.set_wait_strategy(wait);
                 Some(c)
             }
             None => None,
@@ -115,7 +117,7 @@ impl Endpoint for ShmqEnd {
             .rx
             .as_mut()
             .ok_or("no receiving side")?
-            .recv_ref(None)
+            .recv_ref()
             .map_err(|e| e.to_string())?;
         let b = g.as_bytes();
         if b.len() != buf.len() {
@@ -348,8 +350,8 @@ impl Endpoint for FloorRing {
 // ---------- ring: shmq's record layout and nothing else ----------
 
 /// Header bytes of a bare-ring record: shmq's (commit word, length, sequence
-/// number, timestamp); records are sized as shmq's (`layout::record_size`).
-const BARE_HEADER: usize = RECORD_HEADER;
+/// number, timestamp); records are sized as shmq's ([`shmq::Geometry::record_bytes`]).
+const BARE_HEADER: usize = shmq::Geometry::record_bytes(0, false) as usize;
 /// Where the records start in a bare ring's file. The first word is the
 /// consumer's position, on a page of its own.
 const BARE_DATA: usize = 4096;
@@ -441,7 +443,7 @@ fn bare_pad(pos: u64) -> u64 {
 impl Endpoint for BareRing {
     fn send(&mut self, msg: &[u8]) -> Result<(), String> {
         let t = self.tx.as_mut().ok_or("bare ring: no ring to send on")?;
-        let size = record_size(msg.len() as u64);
+        let size = record_size(msg.len());
         if size > t.cap {
             return Err(format!("bare ring: {} B do not fit", msg.len()));
         }
@@ -508,7 +510,7 @@ impl Endpoint for BareRing {
             // Relaxed: made visible by the Acquire above. Read once, checked.
             let len = r.word(off + 8).load(Ordering::Relaxed);
             // `len` first: `record_size` of a garbage length could overflow.
-            let size = (len == buf.len() as u64).then(|| record_size(len));
+            let size = (len == buf.len() as u64).then(|| record_size(buf.len()));
             let Some(size) = size.filter(|&s| s <= room) else {
                 return Err(format!(
                     "bare ring: a record of {len} B, expected {}",
@@ -744,4 +746,9 @@ mod tests {
         tx.send(&[1, 2, 3]).unwrap();
         assert!(rx.recv(&mut [0u8; 4]).unwrap_err().contains("3 B"));
     }
+}
+
+/// Ring bytes of a record of `len` payload bytes, as shmq sizes them.
+fn record_size(len: usize) -> u64 {
+    shmq::Geometry::record_bytes(len, false)
 }

@@ -125,16 +125,12 @@ fn finish(child: Child) -> Result<serde_json::Value, String> {
 }
 
 fn queue(path: &Path, groups: &[&str], capacity: u64) -> Result<(), String> {
-    let q = Queue::create(
-        path,
-        &QueueOptions {
-            capacity,
-            max_msg: crate::cmd::create::default_max_msg(capacity) as u32,
-            replace: true,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let q = QueueOptions::new()
+        .capacity(capacity)
+        .max_msg(crate::cmd::create::default_max_msg(capacity) as u32)
+        .replace(true)
+        .create(path)
+        .map_err(|e| e.to_string())?;
     for g in groups {
         q.add_group(g, StartAt::Latest).map_err(|e| e.to_string())?;
     }
@@ -1009,7 +1005,7 @@ fn report(sums: &[Summary], json: bool, ncpu: usize, capacity: u64, rounds: u32)
     println!(
         "shmq bench on {ncpu} CPUs (each side pinned to its own core: {}; message timestamps from {}; rings of {} KiB)",
         ncpu >= 2,
-        if shmq::timestamps_from_tsc() {
+        if shmq::clock::timestamps_from_tsc() {
             "the TSC"
         } else {
             "clock_gettime"

@@ -88,20 +88,16 @@ fn fsync_name(f: Fsync) -> String {
 /// Creates a queue at `path` spilling to `dir`, with groups "live" and, when
 /// `slow`, "slow" (which never gets a member while producing).
 fn spill_queue(path: &Path, dir: &Path, fsync: Fsync, slow: bool) -> Result<Queue, String> {
-    let q = Queue::create(
-        path,
-        &QueueOptions {
-            capacity: RING,
-            max_msg: 64 << 10,
-            replace: true,
-            spill: Some(SpillOptions {
-                fsync,
-                ..SpillOptions::new(dir)
-            }),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let q = QueueOptions::new()
+        .capacity(RING)
+        .max_msg(64 << 10)
+        .replace(true)
+        .spill(SpillOptions {
+            fsync,
+            ..SpillOptions::new(dir)
+        })
+        .create(path)
+        .map_err(|e| e.to_string())?;
     q.add_group("live", StartAt::Latest)
         .map_err(|e| e.to_string())?;
     if slow {

@@ -9,7 +9,8 @@ use super::endpoint::{
 use base64::Engine;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
-use shmq::{now_ns, WaitStrategy};
+use shmq::clock::now_ns;
+use shmq::WaitStrategy;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -255,13 +256,13 @@ fn shmq_sink(ep: &mut ShmqEnd, size: usize, count: u64, batch: u32) -> Result<St
     while count == 0 || n < count {
         let left = if count == 0 { u64::MAX } else { count - n };
         let max = u64::from(batch).min(left).max(1) as usize;
-        let got = if max > 1 {
-            c.recv_batch(max, timeout, |_, p| {
-                buf.clear();
-                buf.extend_from_slice(p);
-            })
-        } else {
-            c.recv_into(&mut buf, timeout).map(|_| 1)
+        let copy = |_: &shmq::Meta, p: &[u8]| {
+            buf.clear();
+            buf.extend_from_slice(p);
+        };
+        let got = match timeout {
+            Some(t) => c.recv_batch_timeout(max, t, copy),
+            None => c.recv_batch(max, copy),
         };
         match got {
             Ok(k) => {

@@ -2,7 +2,7 @@
 
 use super::human_size;
 use crate::cli::CreateArgs;
-use shmq::{Queue, QueueOptions, SpillOptions};
+use shmq::{QueueOptions, SpillOptions};
 
 /// The default largest message of a ring of `capacity` bytes: 64 KiB, or
 /// less when a record (32-byte header, extensions, payload) would take more
@@ -23,18 +23,17 @@ pub fn run(a: CreateArgs) -> Result<(), String> {
         retain_time: a.retain_time,
         ..SpillOptions::new(dir)
     });
-    let opts = QueueOptions {
-        capacity: a.capacity,
-        max_msg,
-        max_groups: a.max_groups,
-        max_members: a.max_members,
-        max_producers: a.max_producers,
-        ack_entries: a.ack_entries,
-        replace: a.force,
-        mode: a.mode,
-        spill,
-    };
-    let q = Queue::create(&a.path, &opts).map_err(|e| e.to_string())?;
+    let opts = QueueOptions::new()
+        .capacity(a.capacity)
+        .max_msg(max_msg)
+        .max_groups(a.max_groups)
+        .max_members(a.max_members)
+        .max_producers(a.max_producers)
+        .ack_entries(a.ack_entries)
+        .replace(a.force)
+        .mode(a.mode)
+        .spill(spill);
+    let q = opts.create(&a.path).map_err(|e| e.to_string())?;
     let g = q.geometry();
     let spill = match q.spill_options() {
         Some(sp) => format!(", spill to {}", sp.dir.display()),

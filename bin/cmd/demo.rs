@@ -227,12 +227,8 @@ pub fn run(per_producer: u64) -> Result<(), String> {
     let dir = super::shm_tempdir("shmq-demo-")?;
     let qpath = dir.path().join("demo.q");
     let exe = std::env::current_exe().map_err(|e| format!("locating the shmq binary: {e}"))?;
-    let opts = QueueOptions {
-        capacity: 256 << 10,
-        max_msg: 4096,
-        ..Default::default()
-    };
-    let q = Queue::create(&qpath, &opts).map_err(|e| e.to_string())?;
+    let opts = QueueOptions::new().capacity(256 << 10).max_msg(4096);
+    let q = opts.create(&qpath).map_err(|e| e.to_string())?;
     q.add_group("audit", StartAt::Latest)
         .map_err(|e| e.to_string())?;
     q.add_group("workers", StartAt::Latest)

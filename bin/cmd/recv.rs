@@ -1,7 +1,8 @@
 //! `shmq recv`
 
 use crate::cli::{AckArg, RecvArgs};
-use shmq::{now_ns, Ack, Consumer, Meta, Queue, RecvError};
+use shmq::clock::now_ns;
+use shmq::{Ack, Consumer, Meta, Queue, RecvError};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,9 +53,7 @@ impl Batches {
     ) -> Result<Meta, RecvError> {
         if self.pending.is_empty() && self.size > 1 {
             let max = self.size.min(usize::try_from(room).unwrap_or(usize::MAX));
-            c.recv_batch(max, Some(wait), |m, p| {
-                self.pending.push_back((*m, p.to_vec()))
-            })?;
+            c.recv_batch_timeout(max, wait, |m, p| self.pending.push_back((*m, p.to_vec())))?;
         }
         match self.pending.pop_front() {
             Some((m, p)) => {
@@ -62,7 +61,11 @@ impl Batches {
                 buf.extend_from_slice(&p);
                 Ok(m)
             }
-            None => c.recv_into(buf, Some(wait)),
+            None => c.recv_ref_timeout(wait).map(|m| {
+                buf.clear();
+                buf.extend_from_slice(m.as_bytes());
+                m.meta()
+            }),
         }
     }
 }
@@ -82,11 +85,14 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
     } = *args;
     let explicit = ack == AckArg::Explicit;
     let q = Queue::open(path).map_err(|e| e.to_string())?;
-    let mut c = q.consumer(group).map_err(|e| e.to_string())?;
+    let mut b = q.consumer(group);
     if explicit {
-        c.set_ack(Ack::Explicit);
-        c.set_max_unacked(max_unacked);
+        b = b.ack(Ack::Explicit);
+        if let Some(n) = max_unacked {
+            b = b.max_unacked(n);
+        }
     }
+    let mut c = b.attach().map_err(|e| e.to_string())?;
     let window = c.max_unacked() as usize;
     // With --ack explicit: written, not yet acknowledged (up to the window).
     let mut to_ack: Vec<u64> = Vec::new();

@@ -37,7 +37,7 @@ fn publish(
     timeout: Option<Duration>,
 ) -> Result<u64, SendError> {
     match (pseq, timeout) {
-        (Some(n), Some(t)) => p.send_timeout_as(n, msg, t),
+        (Some(n), Some(t)) => p.send_as_timeout(n, msg, t),
         (Some(n), None) => p.send_as(n, msg),
         (None, Some(t)) => p.send_timeout(msg, t),
         (None, None) => p.send(msg),
@@ -47,8 +47,8 @@ fn publish(
 pub fn run(a: &SendArgs) -> Result<(), String> {
     let q = Queue::open(&a.path).map_err(|e| e.to_string())?;
     let mut p = match &a.producer {
-        Some(name) => q.named_producer(name),
-        None => q.producer(),
+        Some(name) => q.producer().name(name).attach(),
+        None => q.producer().attach(),
     }
     .map_err(|e| e.to_string())?;
     if let (Some(name), Some(last)) = (&a.producer, p.last_pseq()) {

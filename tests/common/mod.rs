@@ -110,15 +110,11 @@ pub fn small_queue(
     start: shmq::StartAt,
 ) -> std::path::PathBuf {
     let path = dir.join("q");
-    let q = shmq::Queue::create(
-        &path,
-        &shmq::QueueOptions {
-            capacity,
-            max_msg: 960,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = shmq::QueueOptions::new()
+        .capacity(capacity)
+        .max_msg(960)
+        .create(&path)
+        .unwrap();
     q.add_group("g", start).unwrap();
     path
 }
@@ -211,7 +207,7 @@ impl Rng {
         let seed = std::env::var("SHMQ_CHAOS_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| shmq::now_ns() | 1);
+            .unwrap_or_else(|| shmq::clock::now_ns() | 1);
         eprintln!("SHMQ_CHAOS_SEED={seed}");
         Rng(seed)
     }
