@@ -57,7 +57,7 @@ pub struct Message {
     pub producer: Option<ProducerTag>,
 }
 
-/// Who published a message: a named producer ([`Queue::named_producer`]) and
+/// Who published a message: a named producer ([`ProducerBuilder::name`](crate::ProducerBuilder::name)) and
 /// the per-producer sequence number it gave the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ProducerTag {
@@ -96,7 +96,7 @@ pub enum Ack {
     /// past the group's ack deadline, is delivered again, with
     /// [`Message::redelivered`] counting the attempts). A member holds up to
     /// its window of unacknowledged messages at a time
-    /// ([`Consumer::set_max_unacked`], [`Queue::set_ack_policy`]; default 1)
+    /// ([`ConsumerBuilder::max_unacked`], [`Queue::set_ack_policy`]; default 1)
     /// and acknowledges them in any order.
     Explicit,
 }
@@ -533,9 +533,9 @@ impl Consumer {
         // ring at the cursor. The log and a corrupt record are left to the
         // full poll. A receive that may wait looks again at an empty ring
         // FAST_POLLS times before the full wait is set up: a message that
-        // arrives meanwhile is handed over from here (measured, `shmq bench
-        // pingpong`: 20-30 ns less per round trip than from the full wait's
-        // loop), and every wait strategy spins longer than that anyway.
+        // arrives meanwhile is handed over from here, sooner than from the
+        // full wait's loop (docs/benchmarks.md), and every wait strategy
+        // spins longer than that anyway.
         let ring = self.q.ring();
         let polls = match mode {
             Mode::Try | Mode::Until(Some(Duration::ZERO)) => 1,

@@ -506,6 +506,8 @@ pub enum GroupError {
     KindMismatch(String),
     /// Taking the queue's admin lock failed.
     Io(io::Error),
+    /// The spill log could not be locked or read (a seek).
+    Spill(SpillError),
 }
 
 impl fmt::Display for GroupError {
@@ -537,6 +539,7 @@ impl fmt::Display for GroupError {
                 "group '{g}' exists with the other kind (dead-letter or ordinary)"
             ),
             GroupError::Io(e) => write!(f, "queue admin lock: {e}"),
+            GroupError::Spill(e) => e.fmt(f),
         }
     }
 }
@@ -545,6 +548,7 @@ impl std::error::Error for GroupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             GroupError::Io(e) => Some(e),
+            GroupError::Spill(e) => Some(e),
             _ => None,
         }
     }

@@ -261,9 +261,7 @@ impl<R: Region> Ring<R> {
     // The hot path is inlined into one function per receive (this, the
     // consumer's `take` and `copy_out`) and per send (`try_claim`, the
     // producer's `commit`): no calls and no results passed through memory
-    // between a poll and its return. callgrind, one process, send +
-    // recv_into of 64 B: 722 -> 545 instructions; `shmq bench pingpong`,
-    // 64 B, interleaved with the build before: ~290 -> ~260 ns.
+    // between a poll and its return (what that saves: docs/benchmarks.md).
     #[inline(always)]
     pub fn try_take(
         &self,
@@ -394,8 +392,7 @@ impl<R: Region> Ring<R> {
     /// wrong sequence number): the caller falls back to it. `None`: nothing
     /// is committed at the cursor. Without explicit acknowledgement only: an
     /// entry holds one message.
-    // Inlined into `recv_batch`, as `try_take` into a receive (criterion,
-    // send_batch + recv_batch of 64: 1.29 -> 1.19 us).
+    // Inlined into `recv_batch`, as `try_take` into a receive.
     #[inline(always)]
     pub fn try_take_batch(
         &self,

@@ -17,7 +17,7 @@
 //! - **Nothing overwritten unread.** A full ring makes producers wait (or fail
 //!   with [`SendError::Full`] from `try_send`) rather than drop a message.
 //! - **Exactly-once publishing.** A named producer
-//!   ([`Queue::named_producer`]) numbers its messages, and a number already
+//!   ([`ProducerBuilder::name`]) numbers its messages, and a number already
 //!   committed under its name is refused ([`SendError::Duplicate`]), also
 //!   after a crash in the middle of a publish.
 //! - **Blocking without cost.** Waiters sleep on a futex in the mapping; a

@@ -391,7 +391,7 @@ pub struct Stat {
     pub groups: Vec<GroupStat>,
     /// Registered producers.
     pub producers: Vec<ProducerStat>,
-    /// Producer names ([`Queue::named_producer`]).
+    /// Producer names ([`ProducerBuilder::name`]).
     pub names: Vec<NameStat>,
     /// The spill log, if the queue has one.
     pub spill: Option<SpillStat>,
@@ -1327,7 +1327,7 @@ impl Queue {
 
     /// Sets group `name`'s acknowledgement policy: `max_unacked`, the window
     /// of messages each member may hold unacknowledged at once (0 or 1: one;
-    /// a consumer may set its own, [`Consumer::set_max_unacked`]), and
+    /// a consumer may set its own, [`ConsumerBuilder::max_unacked`]), and
     /// `ack_wait`, the ack deadline: a message held unacknowledged longer is
     /// given back for redelivery to another member (its attempts counted,
     /// `max_attempts` and dead-lettering applying), and the late

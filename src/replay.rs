@@ -73,14 +73,14 @@ impl Queue {
     /// # Errors
     /// [`GroupError::Unknown`], [`GroupError::HasMembers`],
     /// [`GroupError::NotRetained`] for a sequence number outside
-    /// [`Queue::retained`], [`GroupError::Io`] for lock or log errors.
+    /// [`Queue::retained`], [`GroupError::Io`] if the admin lock cannot be
+    /// taken, [`GroupError::Spill`] if the spill lock cannot.
     pub fn seek_group(&self, name: &str, to: SeekTo) -> Result<u64, GroupError> {
         let _admin = self.admin(true).map_err(GroupError::Io)?;
         let g = self.idle_group(name)?;
-        let io =
-            |e: crate::spill_log::LogError| GroupError::Io(std::io::Error::other(e.to_string()));
+        let spill = |e: crate::spill_log::LogError| GroupError::Spill(e.into());
         match &self.inner.spill {
-            Some(sp) => sp.locked(|| self.seek_locked(g, to)).map_err(io)?,
+            Some(sp) => sp.locked(|| self.seek_locked(g, to)).map_err(spill)?,
             None => self.seek_locked(g, to),
         }
     }
