@@ -25,6 +25,7 @@ use crate::sync::Ordering;
 
 /// What `check` found.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct CheckReport {
     /// Records walked from HEAD to TAIL (messages, pads and aborted claims).
     pub records: u64,

@@ -33,6 +33,7 @@ const FAST_POLLS: u32 = 64;
 
 /// A received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Message {
     /// Queue-wide sequence number.
     pub seq: u64,
@@ -69,6 +70,7 @@ pub struct ProducerTag {
 
 /// Metadata of a message received into a caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Meta {
     /// Queue-wide sequence number.
     pub seq: u64,

@@ -57,6 +57,7 @@ pub(crate) struct Scan {
 
 /// Where a new group starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StartAt {
     /// The oldest message the ring still holds.
     Earliest,

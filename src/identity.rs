@@ -48,6 +48,7 @@ pub enum Refused {
 
 /// A producer name, as [`crate::Stat`] shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NameStat {
     /// The id its messages carry ([`crate::ProducerTag::id`]: its slot in
     /// the table of names, and above bit 32 how many names that slot held

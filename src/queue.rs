@@ -364,6 +364,7 @@ impl std::fmt::Debug for Queue {
 
 /// Live state of a queue, as `shmq stat` shows it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Stat {
     /// The geometry.
     pub geometry: Geometry,
@@ -399,6 +400,7 @@ pub struct Stat {
 
 /// A dead member [`Queue::gc`] removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemovedMember {
     /// Its group.
     pub group: String,
@@ -411,6 +413,7 @@ pub struct RemovedMember {
 
 /// A registered producer in [`Stat`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ProducerStat {
     /// Its process.
     pub pid: u64,
@@ -427,6 +430,7 @@ pub struct ProducerStat {
 
 /// The spill log in [`Stat`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SpillStat {
     /// Its directory.
     pub dir: PathBuf,
@@ -464,6 +468,7 @@ pub struct SpillStat {
 
 /// One group in [`Stat`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct GroupStat {
     /// Name.
     pub name: String,
@@ -507,6 +512,7 @@ pub struct GroupStat {
 
 /// One member in [`GroupStat`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MemberStat {
     /// Process id.
     pub pid: u64,

@@ -106,6 +106,7 @@ impl Snapshot {
 
 /// What a recovery did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Recovery {
     /// Claims of dead producers aborted.
     pub claims: u64,

@@ -18,6 +18,7 @@ use crate::sync::Ordering;
 
 /// Where `seek` moves a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SeekTo {
     /// The oldest retained message (in the log, or else in the ring).
     Earliest,
@@ -30,6 +31,7 @@ pub enum SeekTo {
 /// A retained message, as `dump` yields it (dead letters, copies of earlier
 /// messages addressed to a dead-letter group, are not shown).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retained {
     /// Sequence number.
     pub seq: u64,

@@ -96,6 +96,7 @@ struct Local {
 
 /// What a round did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RoundOutcome {
     /// Records written to the log.
     pub spilled: u64,

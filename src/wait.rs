@@ -90,6 +90,7 @@ impl Sleeper {
 
 /// How a consumer waits for messages, or a producer for space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WaitStrategy {
     /// Poll in a tight loop: lowest latency, burns a core while waiting.
     Spin,
