@@ -43,8 +43,8 @@ pub enum Cmd {
     /// ring of shmq's record layout, a pipe, a Unix socket pair and
     /// crossbeam-channel.
     Bench {
-        #[arg(value_enum, default_value_t = crate::bench::Test::All)]
-        test: crate::bench::Test,
+        #[arg(value_enum, default_value_t = shmq_bench::Test::All)]
+        test: shmq_bench::Test,
         /// Message sizes, comma separated [default: 8,64,512,4KiB,64KiB for
         /// ping-pong, 64 for throughput].
         #[arg(long, value_delimiter = ',', value_parser = parse_size)]
@@ -67,7 +67,7 @@ pub enum Cmd {
         capacity: u64,
         /// Run only these mechanisms (comma separated).
         #[arg(long, value_enum, value_delimiter = ',')]
-        only: Vec<crate::bench::Mechanism>,
+        only: Vec<shmq_bench::Mechanism>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -96,7 +96,7 @@ pub enum Cmd {
     },
     /// The far side of a benchmark (used by `shmq bench`).
     #[command(hide = true)]
-    BenchWorker(crate::bench::WorkerArgs),
+    BenchWorker(shmq_bench::WorkerArgs),
     /// Print retained messages (spill log, then ring) without moving any group.
     Dump {
         /// The queue file.

@@ -1,6 +1,5 @@
 //! `shmq`: create, feed, read and inspect shmq queues.
 
-mod bench;
 mod cli;
 mod cmd;
 mod parse;

@@ -47,7 +47,7 @@ pub fn run(a: CreateArgs) -> Result<(), String> {
         g.max_groups,
         g.max_members,
         g.max_producers,
-        human_size(g.file_size() as u64)
+        human_size(g.file_size())
     );
     Ok(())
 }

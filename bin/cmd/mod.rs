@@ -51,9 +51,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
         } => {
             let sizes: Vec<usize> = if !size.is_empty() {
                 size.iter().map(|&s| s as usize).collect()
-            } else if test == crate::bench::Test::Throughput {
+            } else if test == shmq_bench::Test::Throughput {
                 vec![64]
-            } else if test == crate::bench::Test::Spill {
+            } else if test == shmq_bench::Test::Spill {
                 vec![64, 4096]
             } else {
                 vec![8, 64, 512, 4096, 65536]
@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     "a {s}-byte message does not fit a ring of {capacity} bytes (at most {fits}); give a larger --capacity"
                 ));
             }
-            let opts = crate::bench::Opts {
+            let opts = shmq_bench::Opts {
                 sizes,
                 msgs: msgs.max(1),
                 producers: producers.max(1),
@@ -81,54 +81,19 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 json,
                 plot,
                 rounds,
-                spill: crate::bench::SpillBench {
+                spill: shmq_bench::SpillBench {
                     dir: spill_dir.unwrap_or_else(std::env::temp_dir),
                     fsync,
                     rate,
                 },
             };
-            crate::bench::run(test, opts)
+            shmq_bench::run(test, opts)
         }
-        Cmd::BenchWorker(args) => crate::bench::run_worker(args),
+        Cmd::BenchWorker(args) => shmq_bench::run_worker(args),
     }
 }
 
-/// A private temporary directory in /dev/shm (memory only), or in the system
-/// temporary directory where there is no /dev/shm.
-pub fn shm_tempdir(prefix: &str) -> Result<tempfile::TempDir, String> {
-    let shm = std::path::Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(base)
-        .map_err(|e| format!("temporary directory: {e}"))
-}
-
-/// Waits until `n` live members have joined the queue's groups.
-pub fn wait_members(q: &shmq::Queue, n: usize, limit: std::time::Duration) -> Result<(), String> {
-    let t0 = std::time::Instant::now();
-    let live = || {
-        q.stat()
-            .groups
-            .iter()
-            .map(|g| g.members.iter().filter(|m| m.alive).count())
-            .sum::<usize>()
-    };
-    while live() < n {
-        if t0.elapsed() > limit {
-            return Err(format!(
-                "{n} consumers did not start within {} s",
-                limit.as_secs()
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    Ok(())
-}
+pub use shmq_bench::harness::{shm_tempdir, wait_members};
 
 /// Human-readable byte size.
 pub fn human_size(n: u64) -> String {

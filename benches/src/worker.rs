@@ -29,12 +29,16 @@ pub enum Role {
 /// Arguments of `shmq bench-worker`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkerArgs {
+    /// What to measure.
     #[arg(long, value_enum)]
     pub mechanism: Mechanism,
+    /// Which side this worker is.
     #[arg(long, value_enum)]
     pub role: Role,
+    /// Payload bytes.
     #[arg(long)]
     pub size: usize,
+    /// Messages to send or receive (0: receive until idle).
     #[arg(long)]
     pub count: u64,
     /// shmq: queue to send on. floor: the shared file. ring: the ring to
@@ -44,6 +48,7 @@ pub struct WorkerArgs {
     /// shmq: queue to receive from. ring: the ring to receive from.
     #[arg(long)]
     pub rx: Option<PathBuf>,
+    /// shmq: the group to receive as.
     #[arg(long)]
     pub group: Option<String>,
     /// floor ping-pong: which mailbox is ours.

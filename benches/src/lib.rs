@@ -1,9 +1,13 @@
-//! `shmq bench`: cross-process latency and throughput of shmq, side by side in
-//! the same run with the physical floor, a pipe, a Unix socket pair and
-//! crossbeam-channel. Each side runs in its own process (crossbeam: thread),
-//! pinned to its own core when the machine has two or more.
+//! The benchmark suite behind `shmq bench`: cross-process latency and
+//! throughput of shmq, side by side in the same run with the physical floor,
+//! a pipe, a Unix socket pair and crossbeam-channel. Each side runs in its
+//! own process (crossbeam: thread), pinned to its own core when the machine
+//! has two or more. The `shmq` binary runs it (`shmq bench`) and is its
+//! worker processes (`shmq bench-worker`); the criterion benches of single
+//! operations are in `benches/send_recv.rs`.
 
 mod endpoint;
+pub mod harness;
 mod plot;
 mod spill;
 mod worker;
@@ -23,8 +27,11 @@ use worker::{pin, Load, Role};
 /// Which benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Test {
+    /// Round-trip latency, one message in flight.
     Pingpong,
+    /// Messages per second, producers and consumers flat out.
     Throughput,
+    /// Hand-off latency to a consumer asleep on a futex.
     Wakeup,
     /// What a group spilling to disk costs the producer and the live groups.
     Spill,
@@ -35,16 +42,25 @@ pub enum Test {
 /// Options of `shmq bench`.
 #[derive(Clone, Debug)]
 pub struct Opts {
+    /// Payload sizes to measure, in bytes.
     pub sizes: Vec<usize>,
+    /// Messages per measurement.
     pub msgs: u64,
+    /// Producer processes (throughput).
     pub producers: u32,
+    /// Consumer groups (throughput).
     pub groups: u32,
+    /// Members per group (throughput).
     pub members: u32,
     /// Ring bytes (`--capacity`).
     pub capacity: u64,
+    /// Mechanisms to measure (empty: all).
     pub only: Vec<Mechanism>,
+    /// One JSON object per measurement instead of tables.
     pub json: bool,
+    /// Write an SVG latency plot here.
     pub plot: Option<PathBuf>,
+    /// The spill benchmark's settings.
     pub spill: SpillBench,
     /// Times every selected measurement is taken, mechanisms interleaved.
     pub rounds: u32,
@@ -127,7 +143,7 @@ fn finish(child: Child) -> Result<serde_json::Value, String> {
 fn queue(path: &Path, groups: &[&str], capacity: u64) -> Result<(), String> {
     let q = QueueOptions::new()
         .capacity(capacity)
-        .max_msg(crate::cmd::create::default_max_msg(capacity) as u32)
+        .max_msg(QueueOptions::fitting_max_msg(capacity))
         .replace(true)
         .create(path)
         .map_err(|e| e.to_string())?;
@@ -583,7 +599,7 @@ fn shmq_throughput(ctx: &Ctx, size: usize, n: u64, shape: Shape) -> Result<Row, 
         }
     }
     let queue = Queue::open(&q).map_err(|e| e.to_string())?;
-    crate::cmd::wait_members(
+    harness::wait_members(
         &queue,
         (groups * members) as usize,
         std::time::Duration::from_secs(20),
@@ -746,7 +762,7 @@ fn measure(
 
 /// `shmq bench`.
 pub fn run(test: Test, o: Opts) -> Result<(), String> {
-    let dir = crate::cmd::shm_tempdir("shmq-bench-")?;
+    let dir = harness::shm_tempdir("shmq-bench-")?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -121,7 +121,7 @@ fn produce(
         &shmq_worker(q, "sink", sink_load, Some("live"), "spin"),
         ctx.cpus.1,
     )?;
-    crate::cmd::wait_members(queue, 1, Duration::from_secs(20))?;
+    super::harness::wait_members(queue, 1, Duration::from_secs(20))?;
     let source_load = Load {
         latency: false,
         ..load

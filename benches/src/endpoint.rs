@@ -33,15 +33,22 @@ pub trait Endpoint: Send {
 /// Which mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mechanism {
+    /// shmq itself.
     Shmq,
+    /// The physical floor: one cache line written by one core, read by the other.
     Floor,
+    /// A bare single-producer ring of shmq-sized records, without a protocol.
     Ring,
+    /// A pipe.
     Pipe,
+    /// A Unix socket pair.
     Uds,
+    /// crossbeam-channel, between two threads of one process.
     Crossbeam,
 }
 
 impl Mechanism {
+    /// Its name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Mechanism::Shmq => "shmq",
@@ -710,6 +717,11 @@ impl Endpoint for FutexEnd {
 // SAFETY: see FloorEnd.
 unsafe impl Send for FutexEnd {}
 
+/// Ring bytes of a record of `len` payload bytes, as shmq sizes them.
+fn record_size(len: usize) -> u64 {
+    shmq::Geometry::record_bytes(len, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,9 +758,4 @@ mod tests {
         tx.send(&[1, 2, 3]).unwrap();
         assert!(rx.recv(&mut [0u8; 4]).unwrap_err().contains("3 B"));
     }
-}
-
-/// Ring bytes of a record of `len` payload bytes, as shmq sizes them.
-fn record_size(len: usize) -> u64 {
-    shmq::Geometry::record_bytes(len, false)
 }
