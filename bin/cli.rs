@@ -98,6 +98,9 @@ pub enum Cmd {
     #[command(hide = true)]
     BenchWorker(crate::bench::WorkerArgs),
     /// Print retained messages (spill log, then ring) without moving any group.
+    ///
+    /// One line per message: its sequence number, a tab, and the payload as
+    /// sent (bytes as they are, as `shmq recv` prints them).
     Dump {
         /// The queue file.
         path: PathBuf,

@@ -427,11 +427,20 @@ fn every_argument_has_help() {
             .nth(1)
             .and_then(|a| a.split("Options:").next())
             .unwrap_or("");
-        for line in args.lines().filter(|l| l.trim_start().starts_with('<')) {
+        // `<ARG>  help` (short help), or `<ARG>` with the help on the next
+        // line (long help: a command with a long description has it).
+        let lines: Vec<&str> = args.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.trim_start().starts_with('<') {
+                continue;
+            }
             let described = line
                 .trim()
                 .split_once('>')
-                .is_some_and(|(_, d)| !d.trim().is_empty());
+                .is_some_and(|(_, d)| !d.trim().is_empty())
+                || lines
+                    .get(i + 1)
+                    .is_some_and(|n| !n.trim().is_empty() && !n.trim().starts_with('<'));
             assert!(
                 described,
                 "shmq {cmd:?}: '{}' has no help text",
