@@ -301,7 +301,6 @@ pub struct SendArgs {
 pub struct RecvArgs {
     /// The queue file.
     pub path: PathBuf,
-    #[arg(long)]
     /// The group's name.
     pub group: String,
     /// Stop after this many messages.

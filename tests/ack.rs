@@ -67,7 +67,6 @@ fn recv_explicit(q: &Path, n: u64) -> Vec<(u64, u64)> {
         .args([
             "recv",
             q.to_str().unwrap(),
-            "--group",
             "g",
             "--ack",
             "explicit",

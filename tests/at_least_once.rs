@@ -52,7 +52,7 @@ fn named_producers_large_records_read_back_from_the_spill_log() {
         input.push(b'\n');
     }
     shmq_with_input(&["send", p(&q), "--producer", "p"], &input);
-    let out = shmq(&["recv", p(&q), "--group", "A", "--timeout", "2s"]);
+    let out = shmq(&["recv", p(&q), "A", "--timeout", "2s"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 20, "group A received {} of 20", lines.len());
     for (i, l) in lines.iter().enumerate() {
@@ -144,7 +144,7 @@ fn a_zombie_member_is_dead() {
     let gc = shmq(&["gc", p(&q)]);
     assert!(gc.contains("1 dead member(s) removed"), "gc: {gc}");
     // Its message is redelivered, flagged.
-    let out = shmq(&["recv", p(&q), "--group", "g", "--count", "2", "--json"]);
+    let out = shmq(&["recv", p(&q), "g", "--count", "2", "--json"]);
     let msgs: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -847,7 +847,6 @@ fn the_command_line_sets_windows_and_deadlines() {
     let out = shmq(&[
         "recv",
         p(&q),
-        "--group",
         "g",
         "--ack",
         "explicit",

@@ -67,9 +67,51 @@ fn dump_prints_each_message_with_its_sequence_number() {
         .lines()
         .map(|l| l.split_once('\t').unwrap().1.to_owned())
         .collect();
-    let received: Vec<String> = ok(&["recv", &q, "--group", "g", "--count", "4"])
+    let received: Vec<String> = ok(&["recv", &q, "g", "--count", "4"])
         .lines()
         .map(str::to_owned)
         .collect();
     assert_eq!(dumped, received);
+}
+
+/// Every command takes the queue file first, then the group or producer
+/// name, then other positionals, options last: `recv` took its group as
+/// `--group GROUP`, unlike `group rm PATH GROUP`.
+#[test]
+fn every_command_takes_path_then_name_then_options() {
+    let usages: &[(&[&str], &str)] = &[
+        (&["create"], "create [OPTIONS] <PATH>"),
+        (&["send"], "send [OPTIONS] <PATH>"),
+        (&["recv"], "recv [OPTIONS] <PATH> <GROUP>"),
+        (&["stat"], "stat [OPTIONS] <PATH>"),
+        (&["dump"], "dump [OPTIONS] <PATH>"),
+        (&["check"], "check [OPTIONS] <PATH>"),
+        (&["gc"], "gc <PATH>"),
+        (&["spill"], "spill [OPTIONS] <PATH>"),
+        (&["group", "add"], "group add [OPTIONS] <PATH> <GROUP>"),
+        (&["group", "rm"], "group rm <PATH> <GROUP>"),
+        (&["group", "seek"], "group seek <PATH> <GROUP> <TO>"),
+        (&["producer", "rm"], "producer rm <PATH> <NAME>"),
+    ];
+    for (cmd, usage) in usages {
+        let help = ok(&[cmd, &["--help"][..]].concat());
+        assert!(
+            help.contains(&format!("Usage: shmq {usage}\n")),
+            "shmq {cmd:?}: expected 'Usage: shmq {usage}' in:\n{help}"
+        );
+    }
+    // The group as the second argument, as `group add` and `group rm` take it.
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(&dir);
+    let r = run_with(&["send", &q], b"hello\n");
+    assert_eq!(r.code, Some(0), "{}", r.err);
+    assert_eq!(ok(&["recv", &q, "g", "--count", "1"]), "hello\n");
+    // The old form is a usage error, and the usage line shows the new one.
+    let r = run_with(&["recv", &q, "--group", "g", "--count", "1"], b"");
+    assert_eq!(r.code, Some(2), "{}{}", r.out, r.err);
+    assert!(
+        r.err.contains("Usage: shmq recv <PATH> <GROUP>"),
+        "{}",
+        r.err
+    );
 }

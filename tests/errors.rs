@@ -91,7 +91,7 @@ fn truncated_file() {
         }) => assert_eq!((expected, found), (len, len / 2)),
         other => panic!("expected Truncated, got {:?}", other.err()),
     }
-    cli_fails(&["recv", p.to_str().unwrap(), "--group", "g"], "truncated");
+    cli_fails(&["recv", p.to_str().unwrap(), "g"], "truncated");
     // Cut inside the header.
     std::fs::OpenOptions::new()
         .write(true)
@@ -219,7 +219,7 @@ fn unknown_group() {
     let dir = tempfile::tempdir().unwrap();
     let p = made(&dir);
     cli_fails(
-        &["recv", p.to_str().unwrap(), "--group", "nope"],
+        &["recv", p.to_str().unwrap(), "nope"],
         "unknown group 'nope'",
     );
 }
@@ -356,7 +356,7 @@ fn usage_errors_show_the_usage() {
     let (code, text) = run(&["recv", "/dev/shm/nothing-here"]);
     assert_eq!(code, Some(2), "{text}");
     assert!(
-        text.contains("--group <GROUP>") && text.contains("Usage: shmq recv"),
+        text.contains("<GROUP>") && text.contains("Usage: shmq recv"),
         "{text}"
     );
     let (code, text) = run(&["stta", "/dev/shm/nothing-here"]);

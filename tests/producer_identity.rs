@@ -453,7 +453,7 @@ fn json_lines_carry_the_producer_name_id_and_pseq() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
-    let got = lines(&["recv", p, "--group", "g", "--count", "2", "--json"]);
+    let got = lines(&["recv", p, "g", "--count", "2", "--json"]);
     for (k, m) in got.iter().enumerate() {
         assert_eq!(m["producer"], "p", "{m}");
         assert_eq!(m["producer_id"], id, "{m}");

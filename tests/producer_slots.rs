@@ -109,7 +109,6 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
     let out = shmq(&[
         "recv",
         p,
-        "--group",
         "g",
         "--count",
         &(2 * SLOTS + 1).to_string(),

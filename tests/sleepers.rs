@@ -54,7 +54,7 @@ fn member_asleep(s: &serde_json::Value) -> bool {
 
 fn recv_child(path: &Path) -> Child {
     Command::new(SHMQ)
-        .args(["recv", path.to_str().unwrap(), "--group", "g", "--quiet"])
+        .args(["recv", path.to_str().unwrap(), "g", "--quiet"])
         .spawn()
         .unwrap()
 }

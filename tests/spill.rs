@@ -93,7 +93,6 @@ fn consumer_from(
         .args([
             "recv",
             q.to_str().unwrap(),
-            "--group",
             g,
             "--count",
             &n.to_string(),

@@ -25,14 +25,7 @@ struct Member {
 fn spawn_member(exe: &Path, q: &Path, group: &'static str, json: bool) -> Result<Member, String> {
     let mode = if json { "--json" } else { "--quiet" };
     let mut child = Command::new(exe)
-        .args([
-            "recv",
-            &q.to_string_lossy(),
-            "--group",
-            group,
-            mode,
-            "--stats",
-        ])
+        .args(["recv", &q.to_string_lossy(), group, mode, "--stats"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
