@@ -115,3 +115,196 @@ fn every_command_takes_path_then_name_then_options() {
         r.err
     );
 }
+
+/// A child process, killed (if still running) when the test ends or fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &serde_json::Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+fn sorted<'a>(k: &[&'a str]) -> Vec<&'a str> {
+    let mut k = k.to_vec();
+    k.sort_unstable();
+    k
+}
+
+/// `stat --json` names every value as the library field it shows (`Stat`,
+/// `Geometry`, `GroupStat`, `MemberStat`, `ProducerStat`, `NameStat`,
+/// `SpillStat`). It had `members` a count beside a `member_list`, `source`
+/// for `on_disk`, `ack_wait_ms`, `producer_names` for `names`, `last_error`
+/// for `last_errno`, the geometry spread over the top level (without
+/// `ack_entries`) and no `tail_pos`.
+#[test]
+fn stat_json_keys_are_the_library_field_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("q").to_str().unwrap().to_owned();
+    let spill = dir.path().join("spill").to_str().unwrap().to_owned();
+    ok(&["create", &q, "--capacity", "64KiB", "--spill-dir", &spill]);
+    ok(&["group", "add", &q, "g", "--ack-wait", "1500ms"]);
+    // A live member and a live named producer.
+    let member = Killed(
+        Command::new(SHMQ)
+            .args(["recv", &q, "g"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut producer = Killed(
+        Command::new(SHMQ)
+            .args(["send", &q, "--producer", "p"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = producer.0.stdin.take().unwrap();
+    writeln!(stdin, "hello").unwrap();
+    stdin.flush().unwrap();
+    let stat =
+        || -> serde_json::Value { serde_json::from_str(&ok(&["stat", &q, "--json"])).unwrap() };
+    let t0 = std::time::Instant::now();
+    let s = loop {
+        let s = stat();
+        assert!(s["groups"][0]["members"].is_array(), "{s}");
+        let attached = s["groups"][0]["members"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+            && s["producers"].as_array().is_some_and(|p| !p.is_empty())
+            && s["tail_seq"] == 1;
+        if attached {
+            break s;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "nobody attached: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(stdin);
+    assert!(producer.0.wait().unwrap().success());
+
+    assert_eq!(
+        keys(&s),
+        sorted(&[
+            "path",
+            "geometry",
+            "tail_seq",
+            "tail_pos",
+            "head_seq",
+            "full_waits",
+            "stall_waits",
+            "aborted",
+            "sleeping_consumers",
+            "sleeping_producers",
+            "groups",
+            "producers",
+            "names",
+            "spill",
+        ]),
+        "Stat: {s}"
+    );
+    assert_eq!(
+        keys(&s["geometry"]),
+        sorted(&[
+            "capacity",
+            "max_msg",
+            "max_groups",
+            "max_members",
+            "max_producers",
+            "ack_entries",
+            "file_size",
+        ]),
+        "Geometry: {s}"
+    );
+    assert_eq!(s["geometry"]["capacity"], 64 << 10);
+    let g = &s["groups"][0];
+    assert_eq!(
+        keys(g),
+        sorted(&[
+            "name",
+            "next_seq",
+            "lag",
+            "members",
+            "on_disk",
+            "pending",
+            "ack_entries_used",
+            "max_unacked",
+            "ack_wait",
+            "expired",
+            "ack_entries",
+            "redelivered",
+            "dead_lettered",
+            "max_attempts",
+            "dead_letter",
+            "dead_letters_only",
+        ]),
+        "GroupStat: {s}"
+    );
+    assert_eq!(g["on_disk"], false, "{s}");
+    assert_eq!(g["ack_wait"], 1.5, "{s}");
+    assert!(g["ack_entries"].is_array(), "{s}");
+    let members = g["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{s}");
+    assert_eq!(
+        keys(&members[0]),
+        sorted(&["pid", "alive", "delivered", "acked", "unacked", "asleep"]),
+        "MemberStat: {s}"
+    );
+    assert_eq!(members[0]["pid"], member.0.id(), "{s}");
+    assert_eq!(members[0]["alive"], true, "{s}");
+    assert_eq!(
+        keys(&s["producers"][0]),
+        sorted(&["pid", "name", "alive", "claim_seq", "asleep"]),
+        "ProducerStat: {s}"
+    );
+    assert_eq!(s["producers"][0]["name"], "p", "{s}");
+    assert_eq!(
+        keys(&s["names"][0]),
+        sorted(&[
+            "id",
+            "name",
+            "pid",
+            "last_pseq",
+            "published",
+            "duplicates",
+            "attaches",
+        ]),
+        "NameStat: {s}"
+    );
+    assert_eq!(s["names"][0]["published"], 1, "{s}");
+    assert_eq!(
+        keys(&s["spill"]),
+        sorted(&[
+            "dir",
+            "segments",
+            "bytes",
+            "first_seq",
+            "last_seq",
+            "spilled",
+            "spill_bytes",
+            "rounds",
+            "transfers",
+            "errors",
+            "recoveries",
+            "last_errno",
+            "front_seq",
+            "round",
+        ]),
+        "SpillStat: {s}"
+    );
+    assert!(s["spill"]["last_errno"].is_null(), "{s}");
+}

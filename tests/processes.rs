@@ -229,7 +229,7 @@ fn cli_round_trip_json_and_binary_payloads() {
     assert_eq!(s["groups"][0]["name"], "g");
     assert_eq!(s["groups"][0]["next_seq"], 4);
     assert_eq!(s["groups"][0]["lag"], 0);
-    assert_eq!(s["groups"][0]["members"], 0);
+    assert_eq!(s["groups"][0]["members"], serde_json::json!([]), "{s}");
     let table = Command::new(SHMQ).args(["stat", qs]).output().unwrap();
     assert!(String::from_utf8_lossy(&table.stdout).contains("NEXT_SEQ"));
 }

@@ -244,7 +244,7 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
             )),
             "{crash}: {out}"
         );
-        let name = &stat(&path)["producer_names"][0];
+        let name = &stat(&path)["names"][0];
         assert_eq!(name["pid"], serde_json::Value::Null, "{crash}: {name}");
         assert_eq!(name["last_pseq"] == 0, aborted == 0, "{crash}: {name}");
         let (ok, err) = send_lines(&path, &lines, None);
@@ -265,8 +265,8 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
         let pseqs: Vec<u64> = got.iter().map(|(_, t)| t.unwrap().pseq).collect();
         assert_eq!(pseqs, [0, 1, 2, 3, 4], "{crash}");
         let st = stat(&path);
-        assert_eq!(st["producer_names"][0]["last_pseq"], 4, "{crash}: {st}");
-        assert_eq!(st["producer_names"][0]["published"], 5, "{crash}: {st}");
+        assert_eq!(st["names"][0]["last_pseq"], 4, "{crash}: {st}");
+        assert_eq!(st["names"][0]["published"], 5, "{crash}: {st}");
         check_passes(&path);
     }
 }
@@ -316,7 +316,7 @@ fn a_producer_killed_at_random_and_restarted_publishes_exactly_once() {
         assert!(text.starts_with(&format!("msg {i} ")), "pseq {i}: {text}");
     }
     let st = stat(&path);
-    assert_eq!(st["producer_names"][0]["last_pseq"], n - 1);
+    assert_eq!(st["names"][0]["last_pseq"], n - 1);
     shmq(&["check", q]);
 }
 
@@ -407,7 +407,7 @@ fn producer_rm_removes_a_dead_producers_name() {
     // Attached under "p" while `held.stdin` is open.
     let mut held = common::sender(&path, &["--producer", "p"], "one");
     let t0 = std::time::Instant::now();
-    while stat(&path)["producer_names"][0]["last_pseq"] != 0 {
+    while stat(&path)["names"][0]["last_pseq"] != 0 {
         assert!(t0.elapsed() < Duration::from_secs(30), "{}", stat(&path));
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -429,7 +429,7 @@ fn producer_rm_removes_a_dead_producers_name() {
         String::from_utf8_lossy(&out.stderr)
     );
     let st = stat(&path);
-    assert_eq!(st["producer_names"], serde_json::json!([]), "{st}");
+    assert_eq!(st["names"], serde_json::json!([]), "{st}");
     assert_eq!(st["producers"], serde_json::json!([]), "{st}");
     let out = rm("p");
     assert_eq!(out.status.code(), Some(1));
@@ -446,7 +446,7 @@ fn json_lines_carry_the_producer_name_id_and_pseq() {
     let p = path.to_str().unwrap();
     let (ok, err) = send_lines(&path, &["x".to_owned(), "y".to_owned()], None);
     assert!(ok, "{err}");
-    let id = stat(&path)["producer_names"][0]["id"].clone();
+    let id = stat(&path)["names"][0]["id"].clone();
     let lines = |args: &[&str]| -> Vec<serde_json::Value> {
         shmq(args)
             .lines()
