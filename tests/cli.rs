@@ -308,3 +308,33 @@ fn stat_json_keys_are_the_library_field_names() {
     );
     assert!(s["spill"]["last_errno"].is_null(), "{s}");
 }
+
+/// `spill --every` says on stdout that it runs (it printed nothing while its
+/// rounds succeeded).
+#[test]
+fn spill_every_says_it_runs() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("q").to_str().unwrap().to_owned();
+    let spill = dir.path().join("spill").to_str().unwrap().to_owned();
+    ok(&["create", &q, "--capacity", "64KiB", "--spill-dir", &spill]);
+    let mut spiller = Killed(
+        Command::new(SHMQ)
+            .args(["spill", &q, "--every", "50ms"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Read on a thread: without the line, the test fails, not hangs.
+    let stdout = spiller.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("spill --every printed no line within 10 s");
+    assert_eq!(line, "running a spill round every 50ms until killed\n");
+}

@@ -189,7 +189,8 @@ fn tags_survive_the_spill_log_and_dead_lettering() {
 }
 
 /// `shmq send --producer NAME --pseq 0`, fed `lines`, with `SHMQ_CRASH_POINT`
-/// set to `crash` if given. Returns whether it exited normally, and stderr.
+/// set to `crash` if given. Returns whether it exited normally, and its
+/// stdout and stderr.
 fn send_lines(q: &Path, lines: &[String], crash: Option<&str>) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmq"));
     cmd.args([
@@ -201,6 +202,7 @@ fn send_lines(q: &Path, lines: &[String], crash: Option<&str>) -> (bool, String)
         "0",
     ])
     .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     if let Some(c) = crash {
         cmd.env("SHMQ_CRASH_POINT", c);
@@ -213,7 +215,11 @@ fn send_lines(q: &Path, lines: &[String], crash: Option<&str>) -> (bool, String)
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -251,7 +257,7 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
         assert!(ok, "{crash}: {err}");
         let skipped = if crash == "producer-written" { 0 } else { 1 };
         assert_eq!(
-            err.contains("skipped 1 duplicates"),
+            err.contains("skipped 1 duplicate ("),
             skipped == 1,
             "{crash}: {err}"
         );

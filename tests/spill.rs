@@ -251,6 +251,7 @@ fn disk_full_gives_back_pressure_and_an_error_then_resumes() {
     let mut cmd = Command::new(SHMQ);
     cmd.args(["send", q.to_str().unwrap(), "--timeout", "1s"])
         .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: setrlimit is async-signal-safe and touches no memory of the
     // parent; it only lowers a limit of the child about to exec.
@@ -288,12 +289,13 @@ fn disk_full_gives_back_pressure_and_an_error_then_resumes() {
         err.contains("spilling to disk failed") && err.contains("File too large"),
         "clear error expected: {err}"
     );
-    let sent: u64 = err
+    let said = String::from_utf8_lossy(&out.stdout);
+    let sent: u64 = said
         .split("sent ")
         .nth(1)
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no 'sent N' line: {err}"));
+        .unwrap_or_else(|| panic!("no 'sent N' line on stdout: {said}{err}"));
     assert!(sent > 0 && sent < per, "sent {sent} of {per}");
     let s = stat(&q);
     assert!(s["spill"]["errors"].as_u64().unwrap() > 0, "{s}");

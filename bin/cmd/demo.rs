@@ -105,7 +105,8 @@ fn phase(
             if let Some(iv) = interval {
                 cmd.args(["--interval", iv]);
             }
-            cmd.stderr(Stdio::null())
+            // Its "sent N messages" line is not the demo's; an error is.
+            cmd.stdout(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("starting a producer: {e}"))
         })
