@@ -32,10 +32,38 @@ pub enum Cmd {
     /// Receive as a member of a group; several receivers of one group share its messages.
     Recv(RecvArgs),
     /// Show geometry, tail, groups, lag and members.
+    ///
+    /// With --json, one JSON object whose keys are the names of the fields of
+    /// the library's shmq::Stat and of the structs in it (Geometry, GroupStat,
+    /// MemberStat, ProducerStat, NameStat, SpillStat); absent values are null,
+    /// durations are in seconds:
+    ///
+    ///   path                 the queue file, as given
+    ///   geometry             {capacity, max_msg, max_groups, max_members,
+    ///                        max_producers, ack_entries, file_size}
+    ///   tail_seq, tail_pos, head_seq, full_waits, stall_waits, aborted,
+    ///   sleeping_consumers, sleeping_producers
+    ///   groups               [{name, next_seq, lag, members, on_disk, pending,
+    ///                        ack_entries_used, max_unacked, ack_wait, expired,
+    ///                        ack_entries, redelivered, dead_lettered,
+    ///                        max_attempts, dead_letter, dead_letters_only}]
+    ///     members            [{pid, alive, delivered, acked, unacked, asleep}]
+    ///     ack_entries        [{state, member_slot, seq}]
+    ///   producers            [{pid, name, alive, claim_seq, asleep}]
+    ///   names                [{id, name, pid, last_pseq, published,
+    ///                        duplicates, attaches}]
+    ///   spill                {dir, segments, bytes, first_seq, last_seq,
+    ///                        spilled, spill_bytes, rounds, transfers, errors,
+    ///                        recoveries, last_errno, front_seq, round}, or null
+    ///                        without a spill log; round: {pid, secs} or null
+    #[command(
+        verbatim_doc_comment,
+        about = "Show geometry, tail, groups, lag and members"
+    )]
     Stat {
         /// The queue file.
         path: PathBuf,
-        /// One JSON object (per line, where there are several).
+        /// One JSON object (`shmq stat --help` lists its keys).
         #[arg(long)]
         json: bool,
     },
@@ -98,6 +126,9 @@ pub enum Cmd {
     #[command(hide = true)]
     BenchWorker(shmq_bench::WorkerArgs),
     /// Print retained messages (spill log, then ring) without moving any group.
+    ///
+    /// One line per message: its sequence number, a tab, and the payload as
+    /// sent (bytes as they are, as `shmq recv` prints them).
     Dump {
         /// The queue file.
         path: PathBuf,
@@ -298,7 +329,6 @@ pub struct SendArgs {
 pub struct RecvArgs {
     /// The queue file.
     pub path: PathBuf,
-    #[arg(long)]
     /// The group's name.
     pub group: String,
     /// Stop after this many messages.

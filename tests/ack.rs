@@ -62,7 +62,6 @@ fn recv_explicit(q: &Path, n: u64) -> Vec<(u64, u64)> {
         .args([
             "recv",
             q.to_str().unwrap(),
-            "--group",
             "g",
             "--ack",
             "explicit",
@@ -102,7 +101,7 @@ fn a_member_killed_holding_a_message_gets_it_redelivered_and_its_slot_stays_pinn
     let (mut helper, took) = take_and_hang(&path);
     assert_eq!(took, 0);
     let st = stat(&path);
-    assert_eq!(st["groups"][0]["member_list"][0]["unacked"][0], 0, "{st}");
+    assert_eq!(st["groups"][0]["members"][0]["unacked"][0], 0, "{st}");
     // Everything else goes to another member while the helper holds 0; the
     // ring wraps only up to the pinned record.
     let mut sender = common::shmq_send_count(&path, 100);
@@ -133,7 +132,7 @@ fn a_member_killed_holding_a_message_gets_it_redelivered_and_its_slot_stays_pinn
     let g = &st["groups"][0];
     assert_eq!(g["redelivered"], 1, "{st}");
     assert_eq!(g["pending"], 0, "{st}");
-    assert_eq!(g["member_list"].as_array().unwrap().len(), 0, "{st}");
+    assert_eq!(g["members"].as_array().unwrap().len(), 0, "{st}");
     check_passes(&path);
 }
 

@@ -52,7 +52,7 @@ fn named_producers_large_records_read_back_from_the_spill_log() {
         input.push(b'\n');
     }
     shmq_with_input(&["send", p(&q), "--producer", "p"], &input);
-    let out = shmq(&["recv", p(&q), "--group", "A", "--timeout", "2s"]);
+    let out = shmq(&["recv", p(&q), "A", "--timeout", "2s"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 20, "group A received {} of 20", lines.len());
     for (i, l) in lines.iter().enumerate() {
@@ -133,7 +133,7 @@ fn a_zombie_member_is_dead() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let s = stat(&q);
-    let m = &s["groups"][0]["member_list"][0];
+    let m = &s["groups"][0]["members"][0];
     assert_eq!(
         (m["alive"].as_bool(), m["unacked"][0].as_u64()),
         (Some(false), Some(0)),
@@ -142,7 +142,7 @@ fn a_zombie_member_is_dead() {
     let gc = shmq(&["gc", p(&q)]);
     assert!(gc.contains("1 dead member(s) removed"), "gc: {gc}");
     // Its message is redelivered, flagged.
-    let out = shmq(&["recv", p(&q), "--group", "g", "--count", "2", "--json"]);
+    let out = shmq(&["recv", p(&q), "g", "--count", "2", "--json"]);
     let msgs: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -774,11 +774,10 @@ fn the_command_line_sets_windows_and_deadlines() {
     shmq_with_input(&["send", p(&q)], b"a\nb\nc\nd\ne\n");
     let st = stat(&q);
     assert_eq!(st["groups"][0]["max_unacked"], 4, "{st}");
-    assert_eq!(st["groups"][0]["ack_wait_ms"], 2000, "{st}");
+    assert_eq!(st["groups"][0]["ack_wait"], 2.0, "{st}");
     let out = shmq(&[
         "recv",
         p(&q),
-        "--group",
         "g",
         "--ack",
         "explicit",

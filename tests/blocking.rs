@@ -29,7 +29,7 @@ fn idle_consumer_sleeps_and_wakes_on_send() {
     let (p, q) = queue_with_group(dir.path());
     let ps = p.to_str().unwrap();
     let child = Command::new(SHMQ)
-        .args(["recv", ps, "--group", "g", "--count", "1", "--json"])
+        .args(["recv", ps, "g", "--count", "1", "--json"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

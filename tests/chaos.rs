@@ -39,7 +39,6 @@ fn member(
     cmd.args([
         "recv",
         q.to_str().unwrap(),
-        "--group",
         group,
         "--ack",
         "explicit",

@@ -110,7 +110,7 @@ fn gc_removes_killed_members_and_says_which() {
     let (p, q) = queue_with_group(dir.path());
     let ps = p.to_str().unwrap();
     let mut child = Command::new(SHMQ)
-        .args(["recv", ps, "--group", "g", "--quiet"])
+        .args(["recv", ps, "g", "--quiet"])
         .spawn()
         .unwrap();
     wait_members(&q, 1);

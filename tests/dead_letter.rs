@@ -194,7 +194,6 @@ fn the_command_line_sets_up_dead_letters_and_shows_them() {
     let out = common::shmq(&[
         "recv",
         q,
-        "--group",
         "dlq",
         "--json",
         "--count",

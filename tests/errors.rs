@@ -89,7 +89,7 @@ fn truncated_file() {
         }) => assert_eq!((expected, found), (len, len / 2)),
         other => panic!("expected Truncated, got {:?}", other.err()),
     }
-    cli_fails(&["recv", p.to_str().unwrap(), "--group", "g"], "truncated");
+    cli_fails(&["recv", p.to_str().unwrap(), "g"], "truncated");
     // Cut inside the header.
     std::fs::OpenOptions::new()
         .write(true)
@@ -204,7 +204,7 @@ fn unknown_group() {
     let dir = tempfile::tempdir().unwrap();
     let p = made(&dir);
     cli_fails(
-        &["recv", p.to_str().unwrap(), "--group", "nope"],
+        &["recv", p.to_str().unwrap(), "nope"],
         "unknown group 'nope'",
     );
 }
@@ -333,7 +333,7 @@ fn usage_errors_show_the_usage() {
     let (code, text) = run(&["recv", "/dev/shm/nothing-here"]);
     assert_eq!(code, Some(2), "{text}");
     assert!(
-        text.contains("--group <GROUP>") && text.contains("Usage: shmq recv"),
+        text.contains("<GROUP>") && text.contains("Usage: shmq recv"),
         "{text}"
     );
     let (code, text) = run(&["stta", "/dev/shm/nothing-here"]);
@@ -341,14 +341,17 @@ fn usage_errors_show_the_usage() {
     assert!(text.contains("'stat'"), "{text}");
 }
 
-/// Commands that change state say what they did, in the right number, and
-/// `send --size` without `--count` is a usage error (it read stdin instead
-/// and "sent 0 messages").
+/// Commands that change state say what they did, in the right number, on
+/// stdout (create, group add|rm|seek, producer rm and send said it on
+/// stderr), and `send --size` without `--count` is a usage error (it read
+/// stdin instead and "sent 0 messages").
 #[test]
 fn commands_say_what_they_did() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q");
     let q = q.to_str().unwrap();
+    let spill = dir.path().join("spill");
+    let spill = spill.to_str().unwrap();
     let run = |args: &[&str]| {
         let out = Command::new(SHMQ)
             .args(args)
@@ -357,22 +360,68 @@ fn commands_say_what_they_did() {
             .unwrap();
         (
             out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    assert_eq!(run(&["create", q, "--capacity", "64KiB"]).0, Some(0));
-    let (code, err) = run(&["group", "add", q, "g"]);
-    assert_eq!(code, Some(0));
-    assert!(err.contains("group 'g' added, starting at seq 0"), "{err}");
-    let (code, err) = run(&["send", q, "--count", "1", "--size", "8"]);
-    assert_eq!(code, Some(0));
-    assert!(err.contains("sent 1 message, seq 0..=0"), "{err}");
-    let (code, err) = run(&["send", q, "--size", "64"]);
+    // Succeeds, and says `said` on stdout and nothing on stderr.
+    let says = |args: &[&str], said: &str| {
+        let (code, out, err) = run(args);
+        assert_eq!(code, Some(0), "shmq {args:?}: {out}{err}");
+        assert!(
+            out.contains(said) && err.is_empty(),
+            "shmq {args:?}: expected '{said}' on stdout, nothing on stderr; stdout: {out}stderr: {err}"
+        );
+    };
+    says(
+        &["create", q, "--capacity", "64KiB", "--spill-dir", spill],
+        &format!("created {q}: ring 64 KiB"),
+    );
+    says(
+        &["group", "add", q, "g"],
+        "group 'g' added, starting at seq 0",
+    );
+    says(
+        &["group", "add", q, "dlq", "--dead-letters"],
+        "dead-letter group 'dlq' added",
+    );
+    says(
+        &["send", q, "--count", "1", "--size", "8"],
+        "sent 1 message, seq 0..=0",
+    );
+    says(
+        &["send", q, "--count", "2", "--size", "8", "--producer", "p"],
+        "sent 2 messages, seq 1..=2",
+    );
+    says(
+        &[
+            "send",
+            q,
+            "--count",
+            "3",
+            "--size",
+            "8",
+            "--producer",
+            "p",
+            "--pseq",
+            "0",
+        ],
+        "skipped 2 duplicates (pseq 0..=1, committed before)",
+    );
+    says(&["producer", "rm", q, "p"], "producer name 'p' removed");
+    says(
+        &["group", "seek", q, "g", "earliest"],
+        "group 'g' now starts at seq 0",
+    );
+    says(&["gc", q], "0 dead member(s) removed");
+    says(
+        &["spill", q],
+        "spilled 0 messages; 0 groups moved to the log, 0 back to the ring",
+    );
+    let (code, _, err) = run(&["send", q, "--size", "64"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--count"), "{err}");
-    let (code, err) = run(&["group", "rm", q, "g"]);
-    assert_eq!(code, Some(0));
-    assert!(err.contains("group 'g' removed"), "{err}");
+    says(&["group", "rm", q, "g"], "group 'g' removed");
 }
 
 /// Every positional argument of every command says what it is in `--help`.
@@ -404,11 +453,20 @@ fn every_argument_has_help() {
             .nth(1)
             .and_then(|a| a.split("Options:").next())
             .unwrap_or("");
-        for line in args.lines().filter(|l| l.trim_start().starts_with('<')) {
+        // `<ARG>  help` (short help), or `<ARG>` with the help on the next
+        // line (long help: a command with a long description has it).
+        let lines: Vec<&str> = args.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.trim_start().starts_with('<') {
+                continue;
+            }
             let described = line
                 .trim()
                 .split_once('>')
-                .is_some_and(|(_, d)| !d.trim().is_empty());
+                .is_some_and(|(_, d)| !d.trim().is_empty())
+                || lines
+                    .get(i + 1)
+                    .is_some_and(|n| !n.trim().is_empty() && !n.trim().starts_with('<'));
             assert!(
                 described,
                 "shmq {cmd:?}: '{}' has no help text",

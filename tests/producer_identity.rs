@@ -186,7 +186,8 @@ fn tags_survive_the_spill_log_and_dead_lettering() {
 }
 
 /// `shmq send --producer NAME --pseq 0`, fed `lines`, with `SHMQ_CRASH_POINT`
-/// set to `crash` if given. Returns whether it exited normally, and stderr.
+/// set to `crash` if given. Returns whether it exited normally, and its
+/// stdout and stderr.
 fn send_lines(q: &Path, lines: &[String], crash: Option<&str>) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmq"));
     cmd.args([
@@ -198,6 +199,7 @@ fn send_lines(q: &Path, lines: &[String], crash: Option<&str>) -> (bool, String)
         "0",
     ])
     .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     if let Some(c) = crash {
         cmd.env("SHMQ_CRASH_POINT", c);
@@ -210,7 +212,11 @@ fn send_lines(q: &Path, lines: &[String], crash: Option<&str>) -> (bool, String)
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -241,14 +247,14 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
             )),
             "{crash}: {out}"
         );
-        let name = &stat(&path)["producer_names"][0];
+        let name = &stat(&path)["names"][0];
         assert_eq!(name["pid"], serde_json::Value::Null, "{crash}: {name}");
         assert_eq!(name["last_pseq"] == 0, aborted == 0, "{crash}: {name}");
         let (ok, err) = send_lines(&path, &lines, None);
         assert!(ok, "{crash}: {err}");
         let skipped = if crash == "producer-written" { 0 } else { 1 };
         assert_eq!(
-            err.contains("skipped 1 duplicates"),
+            err.contains("skipped 1 duplicate ("),
             skipped == 1,
             "{crash}: {err}"
         );
@@ -262,8 +268,8 @@ fn a_producer_killed_mid_publish_and_retried_publishes_each_line_once() {
         let pseqs: Vec<u64> = got.iter().map(|(_, t)| t.unwrap().pseq).collect();
         assert_eq!(pseqs, [0, 1, 2, 3, 4], "{crash}");
         let st = stat(&path);
-        assert_eq!(st["producer_names"][0]["last_pseq"], 4, "{crash}: {st}");
-        assert_eq!(st["producer_names"][0]["published"], 5, "{crash}: {st}");
+        assert_eq!(st["names"][0]["last_pseq"], 4, "{crash}: {st}");
+        assert_eq!(st["names"][0]["published"], 5, "{crash}: {st}");
         check_passes(&path);
     }
 }
@@ -313,7 +319,7 @@ fn a_producer_killed_at_random_and_restarted_publishes_exactly_once() {
         assert!(text.starts_with(&format!("msg {i} ")), "pseq {i}: {text}");
     }
     let st = stat(&path);
-    assert_eq!(st["producer_names"][0]["last_pseq"], n - 1);
+    assert_eq!(st["names"][0]["last_pseq"], n - 1);
     shmq(&["check", q]);
 }
 
@@ -397,7 +403,7 @@ fn producer_rm_removes_a_dead_producers_name() {
     // Attached under "p" while `held.stdin` is open.
     let mut held = common::sender(&path, &["--producer", "p"], "one");
     let t0 = std::time::Instant::now();
-    while stat(&path)["producer_names"][0]["last_pseq"] != 0 {
+    while stat(&path)["names"][0]["last_pseq"] != 0 {
         assert!(t0.elapsed() < Duration::from_secs(30), "{}", stat(&path));
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -419,7 +425,7 @@ fn producer_rm_removes_a_dead_producers_name() {
         String::from_utf8_lossy(&out.stderr)
     );
     let st = stat(&path);
-    assert_eq!(st["producer_names"], serde_json::json!([]), "{st}");
+    assert_eq!(st["names"], serde_json::json!([]), "{st}");
     assert_eq!(st["producers"], serde_json::json!([]), "{st}");
     let out = rm("p");
     assert_eq!(out.status.code(), Some(1));
@@ -436,14 +442,14 @@ fn json_lines_carry_the_producer_name_id_and_pseq() {
     let p = path.to_str().unwrap();
     let (ok, err) = send_lines(&path, &["x".to_owned(), "y".to_owned()], None);
     assert!(ok, "{err}");
-    let id = stat(&path)["producer_names"][0]["id"].clone();
+    let id = stat(&path)["names"][0]["id"].clone();
     let lines = |args: &[&str]| -> Vec<serde_json::Value> {
         shmq(args)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
-    let got = lines(&["recv", p, "--group", "g", "--count", "2", "--json"]);
+    let got = lines(&["recv", p, "g", "--count", "2", "--json"]);
     for (k, m) in got.iter().enumerate() {
         assert_eq!(m["producer"], "p", "{m}");
         assert_eq!(m["producer_id"], id, "{m}");

@@ -47,7 +47,7 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
     shmq_ok(&["create", p, "--max-producers", &SLOTS.to_string()]);
     shmq_ok(&["group", "add", p, "g"]);
     let s = stat(&path);
-    assert_eq!(s["max_producers"], SLOTS, "{s}");
+    assert_eq!(s["geometry"]["max_producers"], SLOTS, "{s}");
 
     let mut senders: Vec<Sender> = (0..SLOTS)
         .map(|i| sender(&path, &[], &format!("p{i}")))
@@ -109,7 +109,6 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
     let out = shmq(&[
         "recv",
         p,
-        "--group",
         "g",
         "--count",
         &(2 * SLOTS + 1).to_string(),

@@ -84,7 +84,7 @@ fn a_named_producer_killed_in_a_spill_round_loses_nothing() {
     let report = queue.check();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(report.log_records > 0, "the round spilled nothing");
-    let out = shmq(&["recv", p(&q), "--group", "slow", "--timeout", "1s"]);
+    let out = shmq(&["recv", p(&q), "slow", "--timeout", "1s"]);
     let got: Vec<u64> = out.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(got, (0..=last).collect::<Vec<_>>(), "slow lost messages");
     let report = queue.check();
@@ -253,7 +253,7 @@ fn journal_retention_keeps_a_lagging_ring_groups_backlog() {
             st.spill.unwrap().transfers >= 1,
             "{policy:?}: slow never moved"
         );
-        let out = shmq(&["recv", p(&q), "--group", "slow", "--timeout", "1s"]);
+        let out = shmq(&["recv", p(&q), "slow", "--timeout", "1s"]);
         assert_eq!(out.lines().count(), 5000, "{policy:?}");
     }
 }
@@ -322,7 +322,7 @@ fn a_full_disk_is_back_pressure_not_a_wedge() {
     let sent = queue.stat().tail_seq;
     assert!(sent > 1000, "only {sent} sent");
     // (a) slow reads every message, from the log and then the ring.
-    let out = shmq(&["recv", p(&q), "--group", "slow", "--timeout", "1s"]);
+    let out = shmq(&["recv", p(&q), "slow", "--timeout", "1s"]);
     assert_eq!(out.lines().count() as u64, sent);
     // (b) Read by every group: a round deletes the log, the disk has room,
     // and a new backlog spills again.
@@ -335,7 +335,7 @@ fn a_full_disk_is_back_pressure_not_a_wedge() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = shmq(&["recv", p(&q), "--group", "slow", "--timeout", "1s"]);
+    let out = shmq(&["recv", p(&q), "slow", "--timeout", "1s"]);
     assert_eq!(out.lines().count(), 5000);
 }
 

@@ -39,7 +39,7 @@ pub fn run(a: CreateArgs) -> Result<(), String> {
         Some(sp) => format!(", spill to {}", sp.dir.display()),
         None => String::new(),
     };
-    eprintln!(
+    println!(
         "created {}: ring {}, max message {}, {} groups x {} members, {} producers, file {}{spill}",
         a.path.display(),
         human_size(g.capacity),

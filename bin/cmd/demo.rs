@@ -25,14 +25,7 @@ struct Member {
 fn spawn_member(exe: &Path, q: &Path, group: &'static str, json: bool) -> Result<Member, String> {
     let mode = if json { "--json" } else { "--quiet" };
     let mut child = Command::new(exe)
-        .args([
-            "recv",
-            &q.to_string_lossy(),
-            "--group",
-            group,
-            mode,
-            "--stats",
-        ])
+        .args(["recv", &q.to_string_lossy(), group, mode, "--stats"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -112,7 +105,8 @@ fn phase(
             if let Some(iv) = interval {
                 cmd.args(["--interval", iv]);
             }
-            cmd.stderr(Stdio::null())
+            // Its "sent N messages" line is not the demo's; an error is.
+            cmd.stdout(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("starting a producer: {e}"))
         })

@@ -23,7 +23,10 @@ pub fn run(path: &Path, from: u64, count: Option<u64>, json: bool) -> Result<(),
             super::json_message(&mut obj, &q, &m.payload, m.producer);
             writeln!(out, "{obj}")
         } else {
-            out.write_all(&m.payload).and_then(|_| out.write_all(b"\n"))
+            // SEQ, a tab, the payload as sent: as `recv` prints it, numbered.
+            write!(out, "{}\t", m.seq)
+                .and_then(|_| out.write_all(&m.payload))
+                .and_then(|_| out.write_all(b"\n"))
         };
         err = r.err();
     })

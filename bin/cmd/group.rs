@@ -18,7 +18,7 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
             if dead_letters {
                 q.add_dead_letter_group(&group).map_err(|e| e.to_string())?;
-                eprintln!("dead-letter group '{group}' added");
+                println!("dead-letter group '{group}' added");
                 return Ok(());
             }
             // Checked before the group exists, so a bad target adds nothing.
@@ -54,13 +54,13 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
                 .iter()
                 .find(|g| g.name == group)
                 .map_or(0, |g| g.next_seq);
-            eprintln!("group '{group}' added, starting at seq {next}");
+            println!("group '{group}' added, starting at seq {next}");
             Ok(())
         }
         GroupCmd::Rm { path, group } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
             q.remove_group(&group).map_err(|e| e.to_string())?;
-            eprintln!("group '{group}' removed");
+            println!("group '{group}' removed");
             Ok(())
         }
         GroupCmd::Seek { path, group, to } => {
@@ -74,7 +74,7 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
                     })?),
                 };
             let seq = q.seek_group(&group, target).map_err(|e| e.to_string())?;
-            eprintln!("group '{group}' now starts at seq {seq}");
+            println!("group '{group}' now starts at seq {seq}");
             Ok(())
         }
     }

@@ -8,7 +8,7 @@ pub fn run(cmd: ProducerCmd) -> Result<(), String> {
         ProducerCmd::Rm { path, name } => {
             let q = Queue::open(&path).map_err(|e| e.to_string())?;
             q.remove_producer_name(&name).map_err(|e| e.to_string())?;
-            eprintln!("producer name '{name}' removed");
+            println!("producer name '{name}' removed");
             Ok(())
         }
     }

@@ -52,7 +52,7 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     if let (Some(name), Some(last)) = (&a.producer, p.last_pseq()) {
-        eprintln!("producer '{name}': last pseq committed {last}");
+        println!("producer '{name}': last pseq committed {last}");
     }
     let mut seqs = SeqRange::default();
     let mut skipped = SeqRange::default();
@@ -68,21 +68,22 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
         Ok(())
     };
     let result = send_all(&q, &mut send, a.count, a.size, a.interval);
-    // What was sent is reported even when a later message failed (an error
-    // before anything was sent stays the one line it is).
+    // What was sent is reported (on stdout) even when a later message failed
+    // (an error before anything was sent stays the one line it is).
     match seqs.first {
-        Some(f) => eprintln!(
+        Some(f) => println!(
             "sent {}, seq {f}..={}",
             crate::cmd::count(seqs.count, "message"),
             seqs.last
         ),
-        None if result.is_ok() => eprintln!("sent 0 messages"),
+        None if result.is_ok() => println!("sent 0 messages"),
         None => {}
     }
     if let Some(f) = skipped.first {
-        eprintln!(
-            "skipped {} duplicates (pseq {f}..={}, committed before)",
-            skipped.count, skipped.last
+        println!(
+            "skipped {} (pseq {f}..={}, committed before)",
+            crate::cmd::count(skipped.count, "duplicate"),
+            skipped.last
         );
     }
     result

@@ -9,6 +9,10 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
     let s = q.stat();
     let g = s.geometry;
     if json {
+        // Every key is the name of the library field it shows (`Stat`,
+        // `Geometry`, `GroupStat`, `MemberStat`, `ProducerStat`, `NameStat`,
+        // `SpillStat`); the shape is in `shmq stat --help`.
+        let secs = |d: std::time::Duration| d.as_secs_f64();
         let groups: Vec<_> = s
             .groups
             .iter()
@@ -17,16 +21,19 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "name": gr.name,
                     "next_seq": gr.next_seq,
                     "lag": gr.lag,
-                    "source": if gr.on_disk { "spill" } else { "ring" },
-                    "members": gr.members.iter().filter(|m| m.alive).count(),
-                    "member_list": gr.members.iter().map(|m| serde_json::json!({
-                        "pid": m.pid, "alive": m.alive, "delivered": m.delivered,
-                        "acked": m.acked, "unacked": m.unacked, "asleep": m.asleep,
+                    "members": gr.members.iter().map(|m| serde_json::json!({
+                        "pid": m.pid,
+                        "alive": m.alive,
+                        "delivered": m.delivered,
+                        "acked": m.acked,
+                        "unacked": m.unacked,
+                        "asleep": m.asleep,
                     })).collect::<Vec<_>>(),
+                    "on_disk": gr.on_disk,
                     "pending": gr.pending,
                     "ack_entries_used": gr.ack_entries_used,
                     "max_unacked": gr.max_unacked,
-                    "ack_wait_ms": gr.ack_wait.map(|d| d.as_millis() as u64),
+                    "ack_wait": gr.ack_wait.map(secs),
                     "expired": gr.expired,
                     "ack_entries": gr.ack_entries.iter().map(|(s, m, seq)| serde_json::json!({
                         "state": s, "member_slot": m, "seq": seq,
@@ -41,13 +48,17 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             .collect();
         let obj = serde_json::json!({
             "path": path.display().to_string(),
-            "capacity": g.capacity,
-            "max_msg": g.max_msg,
-            "max_groups": g.max_groups,
-            "max_members": g.max_members,
-            "max_producers": g.max_producers,
-            "file_size": g.file_size(),
+            "geometry": {
+                "capacity": g.capacity,
+                "max_msg": g.max_msg,
+                "max_groups": g.max_groups,
+                "max_members": g.max_members,
+                "max_producers": g.max_producers,
+                "ack_entries": g.ack_entries,
+                "file_size": g.file_size(),
+            },
             "tail_seq": s.tail_seq,
+            "tail_pos": s.tail_pos,
             "head_seq": s.head_seq,
             "full_waits": s.full_waits,
             "stall_waits": s.stall_waits,
@@ -56,10 +67,13 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
             "sleeping_producers": s.sleeping_producers,
             "groups": groups,
             "producers": s.producers.iter().map(|p| serde_json::json!({
-                "pid": p.pid, "alive": p.alive, "claim_seq": p.claim_seq, "name": p.name,
+                "pid": p.pid,
+                "name": p.name,
+                "alive": p.alive,
+                "claim_seq": p.claim_seq,
                 "asleep": p.asleep,
             })).collect::<Vec<_>>(),
-            "producer_names": s.names.iter().map(|n| serde_json::json!({
+            "names": s.names.iter().map(|n| serde_json::json!({
                 "id": n.id,
                 "name": n.name,
                 "pid": n.pid,
@@ -80,11 +94,11 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 "transfers": sp.transfers,
                 "errors": sp.errors,
                 "recoveries": sp.recoveries,
-                "last_error": sp.last_errno.map(|e| std::io::Error::from_raw_os_error(e).to_string()),
+                "last_errno": sp.last_errno,
                 "front_seq": sp.front_seq,
                 "round": sp.round.map(|(pid, t)| serde_json::json!({
                     "pid": pid,
-                    "secs": t.as_secs_f64(),
+                    "secs": secs(t),
                 })),
             })),
         });
