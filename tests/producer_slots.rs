@@ -75,7 +75,8 @@ fn forty_producer_processes_publish_at_once_and_the_forty_first_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!(
-            "all {SLOTS} producer slots are taken by live producers (the queue's --max-producers)"
+            "all {SLOTS} producer slots are taken by live producers (the queue's max_producers); \
+             create the queue with a larger --max-producers"
         )),
         "{err}"
     );

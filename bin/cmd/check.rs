@@ -5,7 +5,7 @@ use std::path::Path;
 
 pub fn run(path: &Path, json: bool) -> Result<(), String> {
     // Opening validates the header: a bad one is reported as the open error.
-    let q = Queue::open(path).map_err(|e| e.to_string())?;
+    let q = Queue::open(path).map_err(super::explain)?;
     let r = q.check();
     if json {
         let obj = serde_json::json!({ "ok": r.ok(), "records": r.records, "log_records": r.log_records, "groups": r.groups, "problems": r.problems });

@@ -33,7 +33,7 @@ pub fn run(a: CreateArgs) -> Result<(), String> {
         .replace(a.force)
         .mode(a.mode)
         .spill(spill);
-    let q = opts.create(&a.path).map_err(|e| e.to_string())?;
+    let q = opts.create(&a.path).map_err(super::explain)?;
     let g = q.geometry();
     let spill = match q.spill_options() {
         Some(sp) => format!(", spill to {}", sp.dir.display()),

@@ -222,11 +222,11 @@ pub fn run(per_producer: u64) -> Result<(), String> {
     let qpath = dir.path().join("demo.q");
     let exe = std::env::current_exe().map_err(|e| format!("locating the shmq binary: {e}"))?;
     let opts = QueueOptions::new().capacity(256 << 10).max_msg(4096);
-    let q = opts.create(&qpath).map_err(|e| e.to_string())?;
+    let q = opts.create(&qpath).map_err(super::explain)?;
     q.add_group("audit", StartAt::Latest)
-        .map_err(|e| e.to_string())?;
+        .map_err(super::explain)?;
     q.add_group("workers", StartAt::Latest)
-        .map_err(|e| e.to_string())?;
+        .map_err(super::explain)?;
     println!(
         "shmq demo: queue {} (ring 256 KiB in shared memory)",
         qpath.display()

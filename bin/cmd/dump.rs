@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn run(path: &Path, from: u64, count: Option<u64>, json: bool) -> Result<(), String> {
-    let q = Queue::open(path).map_err(|e| e.to_string())?;
+    let q = Queue::open(path).map_err(super::explain)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut err = None;
@@ -30,7 +30,7 @@ pub fn run(path: &Path, from: u64, count: Option<u64>, json: bool) -> Result<(),
         };
         err = r.err();
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(super::explain)?;
     if let Some(e) = err {
         return Err(format!("writing stdout: {e}"));
     }

@@ -4,8 +4,8 @@ use shmq::Queue;
 use std::path::Path;
 
 pub fn run(path: &Path) -> Result<(), String> {
-    let q = Queue::open(path).map_err(|e| e.to_string())?;
-    let removed = q.gc().map_err(|e| e.to_string())?;
+    let q = Queue::open(path).map_err(super::explain)?;
+    let removed = q.gc().map_err(super::explain)?;
     for m in &removed {
         println!(
             "removed dead member pid {} of group '{}'{}",
@@ -15,7 +15,7 @@ pub fn run(path: &Path) -> Result<(), String> {
         );
     }
     println!("{} dead member(s) removed", removed.len());
-    let r = q.gc_producers().map_err(|e| e.to_string())?;
+    let r = q.gc_producers().map_err(super::explain)?;
     println!(
         "{} dead producer(s) removed ({} killed asleep), {} claim(s) they left aborted ({} sequence numbers){}",
         r.freed,

@@ -15,9 +15,9 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             max_unacked,
             ack_wait,
         } => {
-            let q = Queue::open(&path).map_err(|e| e.to_string())?;
+            let q = Queue::open(&path).map_err(super::explain)?;
             if dead_letters {
-                q.add_dead_letter_group(&group).map_err(|e| e.to_string())?;
+                q.add_dead_letter_group(&group).map_err(super::explain)?;
                 println!("dead-letter group '{group}' added");
                 return Ok(());
             }
@@ -26,7 +26,7 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
                 match q.stat().groups.iter().find(|g| &g.name == d) {
                     None => return Err(shmq::GroupError::Unknown(d.clone()).to_string()),
                     Some(g) if !g.dead_letters_only => {
-                        return Err(shmq::GroupError::NotDeadLetter(d.clone()).to_string())
+                        return Err(super::explain(shmq::GroupError::NotDeadLetter(d.clone())))
                     }
                     Some(_) => {}
                 }
@@ -35,18 +35,18 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
                 From::Earliest => StartAt::Earliest,
                 From::Latest => StartAt::Latest,
             };
-            q.add_group(&group, start).map_err(|e| e.to_string())?;
+            q.add_group(&group, start).map_err(super::explain)?;
             if max_attempts > 0 {
                 q.set_max_attempts(&group, max_attempts)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(super::explain)?;
             }
             if dead_letter.is_some() {
                 q.set_dead_letter(&group, dead_letter.as_deref())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(super::explain)?;
             }
             if max_unacked > 1 || ack_wait.is_some() {
                 q.set_ack_policy(&group, max_unacked, ack_wait)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(super::explain)?;
             }
             let next = q
                 .stat()
@@ -58,13 +58,13 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             Ok(())
         }
         GroupCmd::Rm { path, group } => {
-            let q = Queue::open(&path).map_err(|e| e.to_string())?;
-            q.remove_group(&group).map_err(|e| e.to_string())?;
+            let q = Queue::open(&path).map_err(super::explain)?;
+            q.remove_group(&group).map_err(super::explain)?;
             println!("group '{group}' removed");
             Ok(())
         }
         GroupCmd::Seek { path, group, to } => {
-            let q = Queue::open(&path).map_err(|e| e.to_string())?;
+            let q = Queue::open(&path).map_err(super::explain)?;
             let target =
                 match to.as_str() {
                     "earliest" => SeekTo::Earliest,
@@ -73,7 +73,7 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
                         format!("'{s}' is not earliest, latest or a sequence number")
                     })?),
                 };
-            let seq = q.seek_group(&group, target).map_err(|e| e.to_string())?;
+            let seq = q.seek_group(&group, target).map_err(super::explain)?;
             println!("group '{group}' now starts at seq {seq}");
             Ok(())
         }

@@ -95,6 +95,36 @@ pub fn run(cli: Cli) -> Result<(), String> {
 
 pub use shmq_bench::harness::{shm_tempdir, wait_members};
 
+/// A library error as the command line says it: the library's message, and
+/// what to do about it here (which option, which command).
+pub fn explain(e: impl Into<shmq::Error>) -> String {
+    use shmq::{Error, GroupError, OpenError, ProducerError};
+    let e = e.into();
+    let hint = match &e {
+        Error::Open(OpenError::AlreadyExists(_)) => "use --force to replace it",
+        Error::Open(OpenError::SpillDirInUse { .. }) => {
+            "give the queue its own --spill-dir, or create it with --force to take this one over (its log is deleted)"
+        }
+        Error::Group(GroupError::TableFull { .. }) => {
+            "remove a group, or create the queue with a larger --max-groups"
+        }
+        Error::Group(GroupError::MembersFull { .. }) => {
+            "create the queue with a larger --max-members"
+        }
+        Error::Group(GroupError::NotDeadLetter(_)) => {
+            "create it with `shmq group add PATH NAME --dead-letters`"
+        }
+        Error::Producer(ProducerError::RegistryFull { .. }) => {
+            "create the queue with a larger --max-producers"
+        }
+        Error::Producer(ProducerError::NamesFull { .. }) => {
+            "`shmq producer rm PATH NAME` removes one"
+        }
+        _ => return e.to_string(),
+    };
+    format!("{e}; {hint}")
+}
+
 /// Human-readable byte size.
 pub fn human_size(n: u64) -> String {
     match n {

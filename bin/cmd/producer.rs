@@ -6,8 +6,8 @@ use shmq::Queue;
 pub fn run(cmd: ProducerCmd) -> Result<(), String> {
     match cmd {
         ProducerCmd::Rm { path, name } => {
-            let q = Queue::open(&path).map_err(|e| e.to_string())?;
-            q.remove_producer_name(&name).map_err(|e| e.to_string())?;
+            let q = Queue::open(&path).map_err(super::explain)?;
+            q.remove_producer_name(&name).map_err(super::explain)?;
             println!("producer name '{name}' removed");
             Ok(())
         }

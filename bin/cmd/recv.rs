@@ -84,7 +84,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
         max_unacked,
     } = *args;
     let explicit = ack == AckArg::Explicit;
-    let q = Queue::open(path).map_err(|e| e.to_string())?;
+    let q = Queue::open(path).map_err(super::explain)?;
     let mut b = q.consumer(group);
     if explicit {
         b = b.ack(Ack::Explicit);
@@ -92,7 +92,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
             b = b.max_unacked(n);
         }
     }
-    let mut c = b.attach().map_err(|e| e.to_string())?;
+    let mut c = b.attach().map_err(super::explain)?;
     let window = c.max_unacked() as usize;
     // With --ack explicit: written, not yet acknowledged (up to the window).
     let mut to_ack: Vec<u64> = Vec::new();

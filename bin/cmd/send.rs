@@ -45,12 +45,12 @@ fn publish(
 }
 
 pub fn run(a: &SendArgs) -> Result<(), String> {
-    let q = Queue::open(&a.path).map_err(|e| e.to_string())?;
+    let q = Queue::open(&a.path).map_err(super::explain)?;
     let mut p = match &a.producer {
         Some(name) => q.producer().name(name).attach(),
         None => q.producer().attach(),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(super::explain)?;
     if let (Some(name), Some(last)) = (&a.producer, p.last_pseq()) {
         println!("producer '{name}': last pseq committed {last}");
     }

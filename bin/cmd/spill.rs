@@ -24,7 +24,7 @@ fn said(spilled: u64, transferred: usize, rejoined: usize) -> String {
 /// per round that only logged messages: those come every `every` while a
 /// group lags).
 pub fn run(path: &Path, every: Option<Duration>) -> Result<(), String> {
-    let q = Queue::open(path).map_err(|e| e.to_string())?;
+    let q = Queue::open(path).map_err(super::explain)?;
     if q.spill_options().is_none() {
         return Err(format!(
             "{}: the queue has no spill log (create it with --spill-dir)",
@@ -32,10 +32,7 @@ pub fn run(path: &Path, every: Option<Duration>) -> Result<(), String> {
         ));
     }
     let Some(d) = every else {
-        let r = q
-            .spill_now()
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
+        let r = q.spill_now().map_err(super::explain)?.unwrap_or_default();
         println!("{}", said(r.spilled, r.transferred, r.rejoined));
         return Ok(());
     };

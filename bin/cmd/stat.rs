@@ -5,7 +5,7 @@ use shmq::Queue;
 use std::path::Path;
 
 pub fn run(path: &Path, json: bool) -> Result<(), String> {
-    let q = Queue::open(path).map_err(|e| e.to_string())?;
+    let q = Queue::open(path).map_err(super::explain)?;
     let s = q.stat();
     let g = s.geometry;
     if json {
