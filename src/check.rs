@@ -39,6 +39,16 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// Whether nothing was wrong.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// q.producer().attach()?.send(b"x")?;
+    /// let report = q.check();
+    /// assert!(report.ok());
+    /// assert!(report.problems.is_empty());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }

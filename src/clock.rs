@@ -27,6 +27,19 @@
 
 /// Nanoseconds since the Unix epoch, CLOCK_REALTIME.
 #[inline]
+///
+/// ```
+/// let t = shmq::clock::now_ns();
+/// assert!(t > 1_577_836_800_000_000_000); // after 2020-01-01
+/// // The clock messages are stamped with.
+/// let q = shmq::QueueOptions::new().in_memory()?;
+/// q.add_group("audit", shmq::StartAt::Latest)?;
+/// let mut audit = q.consumer("audit").attach()?;
+/// q.producer().attach()?.send(b"x")?;
+/// let latency_ns = shmq::clock::now_ns().saturating_sub(audit.recv()?.ts_ns);
+/// println!("delivered in {latency_ns} ns");
+/// # Ok::<(), shmq::Error>(())
+/// ```
 pub fn now_ns() -> u64 {
     #[cfg(target_arch = "x86_64")]
     if let Some(ns) = tsc::now_ns() {
@@ -62,6 +75,16 @@ pub(crate) fn monotonic_ns() -> u64 {
 
 /// Whether [`now_ns`] (and so every message's timestamp) reads the TSC on
 /// this machine, rather than calling `clock_gettime` each time.
+///
+/// ```
+/// // A property of the machine (and of SHMQ_CLOCK=kernel), fixed for the process.
+/// let tsc = shmq::clock::timestamps_from_tsc();
+/// assert_eq!(shmq::clock::timestamps_from_tsc(), tsc);
+/// if !cfg!(target_arch = "x86_64") {
+///     assert!(!tsc);
+/// }
+/// println!("timestamps from {}", if tsc { "the TSC" } else { "clock_gettime" });
+/// ```
 pub fn timestamps_from_tsc() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -377,6 +377,19 @@ impl Consumer {
 
     /// The messages this member holds unacknowledged, in the order taken
     /// (a hold whose ack deadline passed is no longer listed).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let mut w = q.consumer("work").ack(shmq::Ack::Explicit).max_unacked(2).attach()?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b"])?;
+    /// w.recv()?;
+    /// w.recv()?;
+    /// assert_eq!(w.unacked(), [0, 1]);
+    /// w.ack(0)?;
+    /// assert_eq!(w.unacked(), [1]);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn unacked(&self) -> Vec<u64> {
         let ring = self.q.ring();
         self.acks
@@ -394,6 +407,19 @@ impl Consumer {
     /// [`AckError::NotHeld`] if this member does not hold `seq`;
     /// [`AckError::Expired`] if it held it past the group's ack deadline
     /// (it went back for redelivery, and this ack changes nothing).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let mut w = q.consumer("work").ack(shmq::Ack::Explicit).attach()?;
+    /// q.producer().attach()?.send(b"job")?;
+    /// let job = w.recv()?;
+    /// w.ack(job.seq)?;
+    /// // Done: acknowledged once, never delivered again.
+    /// assert!(matches!(w.ack(job.seq), Err(shmq::AckError::NotHeld { .. })));
+    /// assert_eq!(w.try_recv(), Err(shmq::RecvError::Empty));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn ack(&mut self, seq: u64) -> Result<(), AckError> {
         let h = self.release_hold(seq)?;
         let ring = self.q.ring();
@@ -418,6 +444,20 @@ impl Consumer {
     ///
     /// # Errors
     /// As for [`Consumer::ack`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let mut w = q.consumer("work").ack(shmq::Ack::Explicit).attach()?;
+    /// q.producer().attach()?.send(b"job")?;
+    /// let first = w.recv()?;
+    /// w.nack(first.seq)?;
+    /// // Delivered again, flagged as a redelivery.
+    /// let again = w.recv()?;
+    /// assert_eq!((again.seq, again.redelivered), (first.seq, 1));
+    /// w.ack(again.seq)?;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn nack(&mut self, seq: u64) -> Result<(), AckError> {
         let h = self.release_hold(seq)?;
         self.q
@@ -1118,6 +1158,15 @@ impl std::fmt::Debug for RecvGuard<'_> {
 
 impl RecvGuard<'_> {
     /// Sequence number.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let seq = q.producer().attach()?.send(b"hello")?;
+    /// assert_eq!(audit.recv_ref()?.seq(), seq);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn seq(&self) -> u64 {
         match self.got {
             Got::Ring(t, _) => t.seq,
@@ -1126,6 +1175,20 @@ impl RecvGuard<'_> {
     }
 
     /// Publish time, nanoseconds since the Unix epoch.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("a", shmq::StartAt::Latest)?;
+    /// q.add_group("b", shmq::StartAt::Latest)?;
+    /// let (mut a, mut b) = (q.consumer("a").attach()?, q.consumer("b").attach()?);
+    /// q.producer().attach()?.send(b"tick")?;
+    /// // Stamped once, when published: every group sees the same time.
+    /// let copied = a.recv()?;
+    /// let in_place = b.recv_ref()?;
+    /// assert_eq!(in_place.ts_ns(), copied.ts_ns);
+    /// assert!(in_place.ts_ns() > 1_577_836_800_000_000_000); // after 2020-01-01
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn ts_ns(&self) -> u64 {
         match self.got {
             Got::Ring(t, _) => t.ts_ns,
@@ -1134,6 +1197,21 @@ impl RecvGuard<'_> {
     }
 
     /// Deliveries before this one (see [`Message::redelivered`]).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let mut w = q.consumer("work").ack(shmq::Ack::Explicit).attach()?;
+    /// q.producer().attach()?.send(b"job")?;
+    /// let seq = {
+    ///     let m = w.recv_ref()?;
+    ///     assert_eq!(m.redelivered(), 0);
+    ///     m.seq()
+    /// };
+    /// w.nack(seq)?;
+    /// assert_eq!(w.recv_ref()?.redelivered(), 1);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn redelivered(&self) -> u64 {
         match self.got {
             Got::Ring(_, r) => r.redelivered,
@@ -1142,6 +1220,19 @@ impl RecvGuard<'_> {
     }
 
     /// Everything but the payload.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// p.send_as(42, b"line 42")?;
+    /// let meta = audit.recv_ref()?.meta();
+    /// assert_eq!(meta.seq, 0);
+    /// assert_eq!(meta.producer.map(|t| (t.id, t.pseq)), Some((p.id().unwrap(), 42)));
+    /// assert_eq!(meta.dead_letter_from, None);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn meta(&self) -> Meta {
         match self.got {
             Got::Ring(t, r) => ring_meta(self.c.q.ring(), &t, r),
@@ -1151,6 +1242,17 @@ impl RecvGuard<'_> {
 
     /// The payload, in the ring (or, for a message from the spill log, in the
     /// consumer's buffer).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().attach()?.send(b"hello")?;
+    /// let msg = audit.recv_ref()?;
+    /// // Read in the ring, without a copy.
+    /// assert_eq!(msg.as_bytes(), b"hello");
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         match self.got {
             Got::Ring(t, _) => ring_payload(self.c.q.ring(), &t),

@@ -95,6 +95,17 @@ impl Reason {
     }
 
     /// The description.
+    ///
+    /// ```
+    /// // A ring size that is not a power of two is refused, with the reason.
+    /// match shmq::QueueOptions::new().capacity(5000).in_memory() {
+    ///     Err(shmq::OpenError::BadGeometry(reason)) => {
+    ///         assert!(!reason.as_str().is_empty());
+    ///         assert_eq!(reason.as_str(), reason.to_string());
+    ///     }
+    ///     other => panic!("expected BadGeometry, got {other:?}"),
+    /// }
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }

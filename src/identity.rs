@@ -74,6 +74,18 @@ pub struct NameStat {
 impl NameStat {
     /// Whether a registered producer holds the name (a dead one holds it
     /// until the recovery that settles its last publish).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let p = q.producer().name("ingest").attach()?;
+    /// assert!(q.stat().names[0].held());
+    /// drop(p);
+    /// // The name stays, with its last pseq; no producer holds it now.
+    /// let name = &q.stat().names[0];
+    /// assert_eq!(name.name, "ingest");
+    /// assert!(!name.held());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn held(&self) -> bool {
         self.owner.is_some()
     }

@@ -192,12 +192,33 @@ impl Producer {
     }
 
     /// The name this producer publishes under, if it is a named one.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// assert_eq!(q.producer().name("ingest").attach()?.name(), Some("ingest"));
+    /// assert_eq!(q.producer().attach()?.name(), None);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.named.as_ref().map(|n| n.name.as_str())
     }
 
     /// A named producer's id, which its messages carry
     /// ([`ProducerTag::id`], [`Queue::producer_name`]).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// let id = p.id().unwrap();
+    /// p.send(b"x")?;
+    /// // Its messages carry the id, and the queue names it.
+    /// assert_eq!(audit.recv()?.producer.map(|t| t.id), Some(id));
+    /// assert_eq!(q.producer_name(id).as_deref(), Some("ingest"));
+    /// assert_eq!(q.producer().attach()?.id(), None);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn id(&self) -> Option<u64> {
         self.named.as_ref().map(|n| n.id)
     }
@@ -206,12 +227,34 @@ impl Producer {
     /// this producer or an earlier one under the same name, including one
     /// that died), or `None` if nothing was. A producer resuming after a
     /// crash continues after it.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// assert_eq!(p.last_pseq(), None);
+    /// p.send_batch(&[b"a", b"b"])?;
+    /// assert_eq!(p.last_pseq(), Some(1));
+    /// drop(p);
+    /// // The name remembers it: a producer attaching under it continues there.
+    /// assert_eq!(q.producer().name("ingest").attach()?.last_pseq(), Some(1));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn last_pseq(&self) -> Option<u64> {
         self.named.as_ref().and_then(|n| n.next.checked_sub(1))
     }
 
     /// The pseq the next message gets from `send`, `try_send`, `send_batch`
     /// and `claim_send` (which number messages one after another).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// assert_eq!(p.next_pseq(), Some(0));
+    /// p.send_as(10, b"line 10")?;
+    /// assert_eq!(p.next_pseq(), Some(11));
+    /// assert_eq!(q.producer().attach()?.next_pseq(), None);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn next_pseq(&self) -> Option<u64> {
         self.named.as_ref().map(|n| n.next)
     }
@@ -474,6 +517,18 @@ impl Producer {
     ///
     /// # Errors
     /// [`SendError::TooLarge`] if `msg` is longer than the queue's maximum.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().max_msg(100).in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let mut p = q.producer().attach()?;
+    /// assert_eq!(p.send(b"first")?, 0);
+    /// assert_eq!(p.send(b"second")?, 1);
+    /// assert!(matches!(p.send(&[0; 101]), Err(shmq::SendError::TooLarge { len: 101, max: 100 })));
+    /// assert_eq!(audit.recv()?.payload, b"first");
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn send(&mut self, msg: &[u8]) -> Result<u64, SendError> {
         self.send_mode(msg, None, Mode::Until(None))
     }
@@ -490,6 +545,20 @@ impl Producer {
     /// [`SendError::Duplicate`] if `pseq` is not above [`Producer::last_pseq`];
     /// [`SendError::NotNamed`] for an anonymous producer;
     /// [`SendError::PseqOutOfRange`] for `u64::MAX`; [`SendError::TooLarge`].
+    ///
+    /// ```
+    /// use shmq::SendError;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// p.send_as(5, b"offset 5")?;
+    /// p.send_as(9, b"offset 9")?; // gaps are allowed
+    /// // A retry of what was committed already is refused, and so is going back.
+    /// let retry = p.send_as(9, b"offset 9");
+    /// assert!(matches!(retry, Err(SendError::Duplicate { pseq: 9, last: 9 })));
+    /// assert!(matches!(p.send_as(7, b"offset 7"), Err(SendError::Duplicate { .. })));
+    /// assert_eq!(q.producer().attach()?.send_as(0, b"x"), Err(SendError::NotNamed));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn send_as(&mut self, pseq: u64, msg: &[u8]) -> Result<u64, SendError> {
         self.send_mode(msg, Some(pseq), Mode::Until(None))
     }
@@ -498,6 +567,22 @@ impl Producer {
     ///
     /// # Errors
     /// As for [`Producer::send_as`], and [`SendError::Timeout`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// q.add_group("slow", shmq::StartAt::Latest)?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// let mut pseq = 0;
+    /// while p.try_send_as(pseq, b"x").is_ok() {
+    ///     pseq += 1;
+    /// }
+    /// // Nobody reads group "slow": no room comes.
+    /// let r = p.send_as_timeout(pseq, b"x", Duration::from_millis(1));
+    /// assert_eq!(r, Err(shmq::SendError::Timeout));
+    /// assert_eq!(p.next_pseq(), Some(pseq)); // nothing published, nothing used up
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn send_as_timeout(
         &mut self,
         pseq: u64,
@@ -511,6 +596,20 @@ impl Producer {
     ///
     /// # Errors
     /// As for [`Producer::send_as`], and [`SendError::Full`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// q.add_group("slow", shmq::StartAt::Latest)?;
+    /// let mut p = q.producer().name("ingest").attach()?;
+    /// let mut pseq = 0;
+    /// while p.try_send_as(pseq, b"x").is_ok() {
+    ///     pseq += 1;
+    /// }
+    /// assert_eq!(p.try_send_as(pseq, b"x"), Err(shmq::SendError::Full));
+    /// // The pseq refused for want of room is still free: retried once there is room.
+    /// assert_eq!(p.last_pseq(), Some(pseq - 1));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn try_send_as(&mut self, pseq: u64, msg: &[u8]) -> Result<u64, SendError> {
         self.send_mode(msg, Some(pseq), Mode::Try)
     }
@@ -519,6 +618,19 @@ impl Producer {
     ///
     /// # Errors
     /// [`SendError::TooLarge`], or [`SendError::Timeout`] if the ring stayed full.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// q.add_group("slow", shmq::StartAt::Latest)?;
+    /// let mut p = q.producer().attach()?;
+    /// assert_eq!(p.send_timeout(b"x", Duration::from_millis(10))?, 0);
+    /// while p.try_send(b"x").is_ok() {}
+    /// // Nobody reads group "slow": the ring stays full.
+    /// let r = p.send_timeout(b"x", Duration::from_millis(1));
+    /// assert_eq!(r, Err(shmq::SendError::Timeout));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<u64, SendError> {
         self.send_mode(msg, None, Mode::Until(Some(Instant::now() + timeout)))
     }
@@ -527,14 +639,43 @@ impl Producer {
     ///
     /// # Errors
     /// [`SendError::TooLarge`], or [`SendError::Full`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// q.add_group("slow", shmq::StartAt::Latest)?;
+    /// let mut slow = q.consumer("slow").attach()?;
+    /// let mut p = q.producer().attach()?;
+    /// let mut sent = 0;
+    /// while p.try_send(b"x").is_ok() {
+    ///     sent += 1;
+    /// }
+    /// assert_eq!(p.try_send(b"x"), Err(shmq::SendError::Full));
+    /// // Reading makes room again.
+    /// assert_eq!(slow.try_iter().count(), sent);
+    /// assert_eq!(p.try_send(b"x")?, sent as u64);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn try_send(&mut self, msg: &[u8]) -> Result<u64, SendError> {
         self.send_mode(msg, None, Mode::Try)
     }
 
-    /// The most bytes of records (`layout::record_size` of each message's
-    /// stored length) one [`Producer::send_batch`] may take: half the ring,
-    /// less once a group has a dead-letter target (producers then keep room
-    /// for dead letters).
+    /// The most bytes of records ([`Geometry::record_bytes`](crate::Geometry)
+    /// of each message) one [`Producer::send_batch`] may take: half the ring,
+    /// and at most the ring less the room producers keep for dead letters
+    /// once the queue has a dead-letter group (which only a small ring
+    /// notices).
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().capacity(4096).in_memory()?;
+    /// let mut p = q.producer().attach()?;
+    /// assert_eq!(p.max_batch_bytes(), 2048);
+    /// assert!(p.send_batch(&[&[0; 512], &[0; 512], &[0; 512], &[0; 512]]).is_err());
+    /// // With a dead-letter group, room is kept for dead letters: in a ring
+    /// // this small, that leaves less for a batch.
+    /// q.add_dead_letter_group("failed")?;
+    /// assert!(p.max_batch_bytes() < 2048);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn max_batch_bytes(&self) -> u64 {
         self.q.ring().max_batch()
     }
@@ -763,11 +904,33 @@ impl std::fmt::Debug for SendGuard<'_> {
 
 impl SendGuard<'_> {
     /// The message's sequence number.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut p = q.producer().attach()?;
+    /// p.send(b"before")?;
+    /// let slot = p.claim_send(5)?;
+    /// assert_eq!(slot.seq(), 1); // known before the message is published
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn seq(&self) -> u64 {
         self.claim.seq
     }
 
     /// The payload bytes, to fill in. Their initial content is unspecified.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let mut p = q.producer().attach()?;
+    /// let mut slot = p.claim_send(8)?;
+    /// // Written in the ring, in place.
+    /// slot.as_mut_slice().copy_from_slice(&42u64.to_le_bytes());
+    /// slot.commit();
+    /// assert_eq!(audit.recv()?.payload, 42u64.to_le_bytes());
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         let ring = self.p.q.ring();
         let off = ring.ring_at(self.rec) + RECORD_HEADER + ext_len(self.flags());
@@ -789,6 +952,20 @@ impl SendGuard<'_> {
     }
 
     /// Publishes the message; returns its sequence number.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let mut p = q.producer().attach()?;
+    /// drop(p.claim_send(3)?); // abandoned: seq 0 is skipped
+    /// let mut slot = p.claim_send(3)?;
+    /// slot.as_mut_slice().copy_from_slice(b"abc");
+    /// assert_eq!(slot.commit(), 1);
+    /// let m = audit.recv()?;
+    /// assert_eq!((m.seq, &m.payload[..]), (1, &b"abc"[..]));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn commit(mut self) -> u64 {
         self.finish(KIND_MSG);
         self.claim.seq

@@ -1148,11 +1148,33 @@ impl Queue {
     }
 
     /// The spill settings, if the queue has a spill log.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::QueueOptions::new()
+    ///     .spill(shmq::SpillOptions::new(dir.path().join("spill")))
+    ///     .create(dir.path().join("q"))?;
+    /// let spill = q.spill_options().unwrap();
+    /// assert!(spill.dir.is_absolute() && spill.dir.ends_with("spill"));
+    /// assert_eq!(spill.segment_size, 64 << 20);
+    /// // Stored in the queue's header: whoever opens the queue gets them.
+    /// assert_eq!(shmq::Queue::open(dir.path().join("q"))?.spill_options(), Some(spill));
+    /// assert!(shmq::QueueOptions::new().in_memory()?.spill_options().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spill_options(&self) -> Option<&SpillOptions> {
         self.inner.spill.as_ref().map(|s| &s.opts)
     }
 
     /// The file path, for file-backed queues.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::Queue::create(dir.path().join("q"))?;
+    /// assert_eq!(q.path(), Some(dir.path().join("q").as_path()));
+    /// assert_eq!(shmq::QueueOptions::new().in_memory()?.path(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
     }
@@ -1317,10 +1339,32 @@ impl Queue {
 
     /// Sets how many deliveries of one message group `name` makes before it
     /// gives the message up (counted in [`GroupStat::dead_lettered`]) instead
-    /// of delivering it again; 0 (the default) means no limit.
+    /// of delivering it again; 0 (the default) means no limit. A message
+    /// whose last allowed delivery was nacked (or expired, or whose member
+    /// died) is given up by the group's next receive, which publishes its
+    /// dead letter ([`Queue::set_dead_letter`]) and goes on to the next
+    /// message.
     ///
     /// # Errors
     /// [`GroupError::Unknown`], [`GroupError::Io`].
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// q.set_max_attempts("work", 2)?;
+    /// let mut w = q.consumer("work").ack(shmq::Ack::Explicit).attach()?;
+    /// q.producer().attach()?.send(b"poison")?;
+    /// for attempt in 0..2 {
+    ///     let m = w.recv()?;
+    ///     assert_eq!(m.redelivered, attempt);
+    ///     w.nack(m.seq)?;
+    /// }
+    /// // Two deliveries failed: given up (only counted, without a dead-letter group).
+    /// assert_eq!(w.try_recv(), Err(shmq::RecvError::Empty));
+    /// let stat = &q.stat().groups[0];
+    /// assert_eq!((stat.max_attempts, stat.dead_lettered), (2, 1));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn set_max_attempts(&self, name: &str, max_attempts: u64) -> Result<(), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
@@ -1344,6 +1388,24 @@ impl Queue {
     ///
     /// # Errors
     /// [`GroupError::Unknown`], [`GroupError::Io`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// q.set_ack_policy("work", 2, Some(Duration::from_secs(30)))?;
+    /// let mut w = q.consumer("work").ack(shmq::Ack::Explicit).attach()?;
+    /// assert_eq!(w.max_unacked(), 2);
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c"])?;
+    /// w.recv()?;
+    /// w.recv()?;
+    /// // The window is full until one of the two is acknowledged.
+    /// assert_eq!(w.try_recv(), Err(shmq::RecvError::AckPending { seq: 0 }));
+    /// w.ack(0)?;
+    /// assert_eq!(w.try_recv()?.seq, 2);
+    /// assert_eq!(q.stat().groups[0].ack_wait, Some(Duration::from_secs(30)));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn set_ack_policy(
         &self,
         name: &str,
@@ -1370,6 +1432,33 @@ impl Queue {
     /// # Errors
     /// [`GroupError::Unknown`] for either name; [`GroupError::NotDeadLetter`]
     /// if `target` is not a dead-letter group ([`Queue::add_dead_letter_group`]).
+    ///
+    /// ```
+    /// use shmq::{Ack, RecvError, StartAt};
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", StartAt::Latest)?;
+    /// q.add_dead_letter_group("failed")?;
+    /// q.set_max_attempts("work", 2)?;
+    /// q.set_dead_letter("work", Some("failed"))?;
+    /// let mut w = q.consumer("work").ack(Ack::Explicit).attach()?;
+    /// let mut failed = q.consumer("failed").attach()?;
+    /// let seq = q.producer().attach()?.send(b"poison")?;
+    /// for _ in 0..2 {
+    ///     let m = w.recv()?;
+    ///     w.nack(m.seq)?;
+    /// }
+    /// // The next take gives it up: it goes to "failed", not to the worker.
+    /// assert_eq!(w.try_recv(), Err(RecvError::Empty));
+    /// let letter = failed.recv()?;
+    /// assert_eq!(letter.payload, b"poison");
+    /// assert_eq!(letter.dead_letter_seq, Some(seq));
+    /// assert_eq!(letter.dead_letter_from, q.group_id("work"));
+    /// // Only dead-letter groups can be targets.
+    /// q.add_group("audit", StartAt::Latest)?;
+    /// let r = q.set_dead_letter("work", Some("audit"));
+    /// assert!(matches!(r, Err(shmq::GroupError::NotDeadLetter(_))));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn set_dead_letter(&self, name: &str, target: Option<&str>) -> Result<(), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
@@ -1396,6 +1485,18 @@ impl Queue {
     /// [`Message::dead_letter_from`](crate::Message)), if it is still
     /// registered: a group removed, and one added later in its slot, have
     /// other ids.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// let id = q.group_id("work").unwrap();
+    /// assert_eq!(q.group_name(id).as_deref(), Some("work"));
+    /// q.remove_group("work")?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// // Same name, same slot, but a new group: the old id names nothing.
+    /// assert_eq!(q.group_name(id), None);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn group_name(&self, id: u64) -> Option<String> {
         let ring = self.ring();
         let slot = usize::try_from(id & 0xffff_ffff).ok()?;
@@ -1407,6 +1508,17 @@ impl Queue {
 
     /// The id of group `name` (its slot and the slot's generation, as in
     /// [`Message::dead_letter_from`](crate::Message)), if it is registered.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("a", shmq::StartAt::Latest)?;
+    /// q.add_group("b", shmq::StartAt::Latest)?;
+    /// let (a, b) = (q.group_id("a").unwrap(), q.group_id("b").unwrap());
+    /// assert_ne!(a, b);
+    /// assert_eq!(q.group_name(b).as_deref(), Some("b"));
+    /// assert_eq!(q.group_id("nobody"), None);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn group_id(&self, name: &str) -> Option<u64> {
         let ring = self.ring();
         ring.find_group(name.as_bytes()).map(|g| ring.group_id(g))
@@ -1416,6 +1528,20 @@ impl Queue {
     ///
     /// # Errors
     /// [`GroupError::Unknown`], [`GroupError::HasMembers`].
+    ///
+    /// ```
+    /// use shmq::GroupError;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let member = q.consumer("audit").attach()?;
+    /// let r = q.remove_group("audit");
+    /// assert!(matches!(r, Err(GroupError::HasMembers { count: 1, .. })));
+    /// drop(member);
+    /// q.remove_group("audit")?;
+    /// assert_eq!(q.group_id("audit"), None);
+    /// assert!(matches!(q.remove_group("audit"), Err(GroupError::Unknown(_))));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn remove_group(&self, name: &str) -> Result<(), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
@@ -1592,6 +1718,17 @@ impl Queue {
 
     /// The name of the named producer with id `id` ([`ProducerTag::id`](crate::ProducerTag)).
     /// `None` for an id no name has, or whose name was removed.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().name("ingest").attach()?.send(b"x")?;
+    /// // Who published this message?
+    /// let tag = audit.recv()?.producer.unwrap();
+    /// assert_eq!(q.producer_name(tag.id).as_deref(), Some("ingest"));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn producer_name(&self, id: u64) -> Option<String> {
         let name = self.ring().name_of_id(id)?;
         Some(String::from_utf8_lossy(&name).into_owned())
@@ -1601,6 +1738,30 @@ impl Queue {
     /// their registry slots, if the admin lock is free now (producers waiting
     /// for space and consumers waiting behind an uncommitted record do this on
     /// their own).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::Queue::create(dir.path().join("q"))?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// // A process dies in the middle of a publish (here a child that exits with
+    /// // its claim uncommitted).
+    /// // SAFETY: fork, _exit and waitpid in a single-threaded program.
+    /// let pid = unsafe { libc::fork() };
+    /// if pid == 0 {
+    ///     let mut p = q.producer().attach().unwrap();
+    ///     std::mem::forget(p.claim_send(5).unwrap());
+    ///     unsafe { libc::_exit(0) };
+    /// }
+    /// unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    /// assert!(!q.stat().producers[0].alive);
+    /// let r = q.recover_dead_producers();
+    /// assert_eq!((r.claims, r.records, r.freed), (1, 1, 1));
+    /// // Its sequence number is skipped; the queue goes on.
+    /// q.producer().attach()?.send(b"next")?;
+    /// assert_eq!(audit.recv()?.seq, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recover_dead_producers(&self) -> crate::Recovery {
         match self.admin(false) {
             Ok(Some(_g)) => self.ring().recover_claims(liveness::is_alive),
@@ -1695,6 +1856,30 @@ impl Queue {
 
     /// Frees member slots whose processes have died, so their hazards no longer
     /// hold producers back. Returns how many were freed.
+    ///
+    /// ```
+    /// use shmq::{Ack, StartAt};
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::Queue::create(dir.path().join("q"))?;
+    /// q.add_group("work", StartAt::Latest)?;
+    /// let mut survivor = q.consumer("work").ack(Ack::Explicit).attach()?;
+    /// q.producer().attach()?.send(b"job")?;
+    /// // Another process takes the message and dies before acknowledging it
+    /// // (here a child that exits at once).
+    /// // SAFETY: fork, _exit and waitpid in a single-threaded program.
+    /// let pid = unsafe { libc::fork() };
+    /// if pid == 0 {
+    ///     let mut w = q.consumer("work").ack(Ack::Explicit).attach().unwrap();
+    ///     w.try_recv().unwrap();
+    ///     unsafe { libc::_exit(0) };
+    /// }
+    /// unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    /// assert_eq!(q.reap_dead_members(), 1);
+    /// // What it held is delivered again.
+    /// let m = survivor.recv()?;
+    /// assert_eq!((m.seq, m.redelivered), (0, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reap_dead_members(&self) -> usize {
         match self.admin(false) {
             Ok(Some(_g)) => self.reap_all().len(),
@@ -1718,6 +1903,30 @@ impl Queue {
     ///
     /// # Errors
     /// [`GroupError::Io`] if the admin lock cannot be taken.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::Queue::create(dir.path().join("q"))?;
+    /// q.add_group("work", shmq::StartAt::Latest)?;
+    /// // A member dropped leaves the group itself: nothing to collect.
+    /// drop(q.consumer("work").attach()?);
+    /// assert!(q.gc()?.is_empty());
+    /// // A process that dies attached leaves its member slot behind (here a
+    /// // child that joins and exits at once).
+    /// // SAFETY: fork, _exit and waitpid in a single-threaded program.
+    /// let pid = unsafe { libc::fork() };
+    /// if pid == 0 {
+    ///     std::mem::forget(q.consumer("work").attach().unwrap());
+    ///     unsafe { libc::_exit(0) };
+    /// }
+    /// unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    /// assert_eq!(q.stat().groups[0].members.len(), 1);
+    /// let removed = q.gc()?;
+    /// assert_eq!(removed.len(), 1);
+    /// assert_eq!((removed[0].group.as_str(), removed[0].pid), ("work", pid as u64));
+    /// assert!(q.stat().groups[0].members.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn gc(&self) -> Result<Vec<RemovedMember>, GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
@@ -1738,6 +1947,29 @@ impl Queue {
     ///
     /// # Errors
     /// [`ProducerError::Io`] if the admin lock cannot be taken.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::Queue::create(dir.path().join("q"))?;
+    /// // A named producer dies after committing pseq 0 and in the middle of
+    /// // publishing pseq 1 (here a child that exits with its claim uncommitted).
+    /// // SAFETY: fork, _exit and waitpid in a single-threaded program.
+    /// let pid = unsafe { libc::fork() };
+    /// if pid == 0 {
+    ///     let mut p = q.producer().name("ingest").attach().unwrap();
+    ///     p.send(b"line 0").unwrap();
+    ///     std::mem::forget(p.claim_send(6).unwrap());
+    ///     unsafe { libc::_exit(0) };
+    /// }
+    /// unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    /// assert!(q.stat().names[0].held());
+    /// let r = q.gc_producers()?;
+    /// assert_eq!((r.claims, r.freed), (1, 1));
+    /// // The name is settled: what was committed counts, what was not does not.
+    /// assert!(!q.stat().names[0].held());
+    /// assert_eq!(q.producer().name("ingest").attach()?.last_pseq(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn gc_producers(&self) -> Result<crate::Recovery, ProducerError> {
         let _g = self.admin(true).map_err(ProducerError::Io)?;
         Ok(self.ring().recover_claims(liveness::is_alive))
@@ -1751,6 +1983,16 @@ impl Queue {
     /// finds problems is repeated, and only problems every pass finds (up
     /// to five, a millisecond apart) are reported: damage stays,
     /// a race does not.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c"])?;
+    /// let report = q.check();
+    /// assert!(report.ok(), "{:?}", report.problems);
+    /// assert_eq!((report.records, report.groups), (3, 1));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn check(&self) -> CheckReport {
         let ring = self.ring();
         let mut reader = self.inner.spill.as_ref().map(|s| s.reader());
@@ -1778,6 +2020,24 @@ impl Queue {
     }
 
     /// The queue's live state.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let _p = q.producer().name("ingest").attach()?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c"])?;
+    /// audit.recv()?;
+    /// let stat = q.stat();
+    /// assert_eq!(stat.tail_seq, 3);
+    /// let g = &stat.groups[0];
+    /// assert_eq!((g.name.as_str(), g.next_seq, g.lag), ("audit", 1, 2));
+    /// assert_eq!(g.members.len(), 1);
+    /// assert!(g.members[0].alive);
+    /// assert_eq!(stat.producers.len(), 1); // the anonymous one was dropped
+    /// assert_eq!(stat.names[0].name, "ingest");
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn stat(&self) -> Stat {
         let ring = self.ring();
         let (tail_seq, tail_pos) = ring.tail_now();

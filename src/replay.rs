@@ -48,6 +48,15 @@ pub struct Retained {
 impl Queue {
     /// The range of sequence numbers a group can be moved to: from the oldest
     /// retained (log or ring) to the tail.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// assert_eq!(q.retained(), (0, 0));
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c"])?;
+    /// // Seq 0 to 2 are in the ring; 3 is the next to be published.
+    /// assert_eq!(q.retained(), (0, 3));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn retained(&self) -> (u64, u64) {
         let ring = self.ring();
         let (tail, _) = ring.tail_now();
@@ -77,6 +86,29 @@ impl Queue {
     /// [`GroupError::NotRetained`] for a sequence number outside
     /// [`Queue::retained`], [`GroupError::Io`] if the admin lock cannot be
     /// taken, [`GroupError::Spill`] if the spill lock cannot.
+    ///
+    /// ```
+    /// use shmq::{GroupError, SeekTo, StartAt};
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c"])?;
+    /// assert_eq!(audit.try_iter().count(), 3);
+    /// // Only a group without live members moves.
+    /// let r = q.seek_group("audit", SeekTo::Seq(1));
+    /// assert!(matches!(r, Err(GroupError::HasMembers { .. })));
+    /// drop(audit);
+    /// assert_eq!(q.seek_group("audit", SeekTo::Seq(1))?, 1);
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// assert_eq!(audit.recv()?.payload, b"b");
+    /// assert_eq!(audit.recv()?.payload, b"c");
+    /// drop(audit);
+    /// assert_eq!(q.seek_group("audit", SeekTo::Earliest)?, 0);
+    /// assert_eq!(q.seek_group("audit", SeekTo::Latest)?, 3);
+    /// let r = q.seek_group("audit", SeekTo::Seq(9));
+    /// assert!(matches!(r, Err(GroupError::NotRetained { seq: 9, first: 0, last: 3 })));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn seek_group(&self, name: &str, to: SeekTo) -> Result<u64, GroupError> {
         let _admin = self.admin(true).map_err(GroupError::Io)?;
         let g = self.idle_group(name)?;
@@ -168,6 +200,20 @@ impl Queue {
     ///
     /// # Errors
     /// Reading the log failed.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c", b"d"])?;
+    /// let mut seen = Vec::new();
+    /// let shown = q.dump(1, 2, |m| seen.push((m.seq, m.payload, m.from_log)))?;
+    /// assert_eq!(shown, 2);
+    /// assert_eq!(seen, [(1, b"b".to_vec(), false), (2, b"c".to_vec(), false)]);
+    /// // No group moved: audit still gets everything.
+    /// assert_eq!(audit.try_iter().count(), 4);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
     pub fn dump(
         &self,
         from: u64,

@@ -108,6 +108,18 @@ pub struct SpillOptions {
 
 impl SpillOptions {
     /// Spill to `dir` with the defaults.
+    ///
+    /// ```
+    /// use shmq::{Fsync, SpillOptions};
+    /// let dir = "/var/lib/orders/spill";
+    /// let opts = SpillOptions::new(dir);
+    /// assert_eq!(opts.segment_size, 64 << 20);
+    /// assert_eq!(opts.fsync, Fsync::Never);
+    /// assert_eq!((opts.retain_bytes, opts.retain_time), (0, None));
+    /// // Other settings through the fields.
+    /// let durable = SpillOptions { fsync: Fsync::Always, ..SpillOptions::new(dir) };
+    /// assert_eq!(durable.segment_size, opts.segment_size);
+    /// ```
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         SpillOptions {
             dir: dir.into(),
@@ -121,6 +133,33 @@ impl SpillOptions {
     /// Whether a retention policy asks for history beyond what groups need:
     /// then every message is logged (journal mode), not only a lagging
     /// group's backlog, so that any retained sequence number can be replayed.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use shmq::SpillOptions;
+    /// assert!(!SpillOptions::new("spill").journal());
+    /// let by_size = SpillOptions { retain_bytes: 1 << 30, ..SpillOptions::new("spill") };
+    /// assert!(by_size.journal());
+    /// let by_age = SpillOptions {
+    ///     retain_time: Some(Duration::from_secs(3600)),
+    ///     ..SpillOptions::new("spill")
+    /// };
+    /// assert!(by_age.journal());
+    ///
+    /// // A journal logs every message, so the log can replay them.
+    /// let dir = tempfile::tempdir()?;
+    /// let journal = SpillOptions {
+    ///     retain_bytes: 1 << 20,
+    ///     ..SpillOptions::new(dir.path().join("spill"))
+    /// };
+    /// let q = shmq::QueueOptions::new().spill(journal).create(dir.path().join("q"))?;
+    /// q.producer().attach()?.send(b"kept")?;
+    /// q.spill_now()?;
+    /// let mut from_log = Vec::new();
+    /// q.dump(0, 10, |m| from_log.push((m.payload, m.from_log)))?;
+    /// assert_eq!(from_log, [(b"kept".to_vec(), true)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn journal(&self) -> bool {
         self.retain_bytes > 0 || self.retain_time.is_some_and(|d| !d.is_zero())
     }
