@@ -809,10 +809,22 @@ fn retry_full(mut f: impl FnMut() -> Result<u64, SendError>) -> Result<u64, Send
     }
 }
 
+/// A worker opens the queue, by `open` or, every other incarnation,
+/// `open_or_create` (which must open the queue there, not make another).
+fn open(env: &Env) -> Result<Queue, shmq::OpenError> {
+    if env.inc % 2 == 0 {
+        Queue::open(&env.qpath)
+    } else {
+        QueueOptions::new()
+            .capacity(4096)
+            .open_or_create(&env.qpath)
+    }
+}
+
 fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
     let cfg = &sc.producers[p];
     let mut log = Log::open(&log_path(&env.dir, env.w, env.inc, r));
-    let q = match Queue::open(&env.qpath) {
+    let q = match open(env) {
         Ok(q) => q,
         Err(e) => return log.put(format!("E open: {e}")),
     };
@@ -1096,7 +1108,7 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
     let may_hang = gc.ack_wait_ms > 0 && member_roles(sc, g) >= 2;
     let hang_file = ctl(&env.dir, &format!("hang.{}", gc.name));
     let mut log = Log::open(&log_path(&env.dir, env.w, env.inc, r));
-    let q = match Queue::open(&env.qpath) {
+    let q = match open(env) {
         Ok(q) => q,
         Err(e) => return log.put(format!("E open: {e}")),
     };
@@ -1206,7 +1218,7 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                 }
             }
             let t = Duration::from_millis(if draining { 30 } else { 5 + rng.below(60) });
-            let op = rng.below(5);
+            let op = rng.below(7);
             let mut got = Vec::new();
             let res = match op {
                 0 => c.recv_timeout(t).map(|m| {
@@ -1225,17 +1237,30 @@ fn consumer_role(env: &Env, sc: &Scenario, r: usize, g: usize) {
                     got.push(guard.seq());
                     log_delivery(&mut log, &q, id, Got::from(&guard.meta()), guard.as_bytes());
                 }),
-                _ => c
+                4 => c
                     .recv_batch_timeout(sc.batch_max, t, |meta, payload| {
                         got.push(meta.seq);
                         log_delivery(&mut log, &q, id, Got::from(meta), payload);
                     })
                     .map(|_| ()),
+                5 => c
+                    .try_recv_batch(sc.batch_max, |meta, payload| {
+                        got.push(meta.seq);
+                        log_delivery(&mut log, &q, id, Got::from(meta), payload);
+                    })
+                    .map(|_| ()),
+                _ => match c.try_iter().next() {
+                    Some(r) => r.map(|m| {
+                        got.push(m.seq);
+                        log_delivery(&mut log, &q, id, Got::from(&m), &m.payload);
+                    }),
+                    None => Err(RecvError::Empty),
+                },
             };
             match res {
                 Ok(()) => {}
                 Err(RecvError::Timeout | RecvError::Empty) => {
-                    if op == 1 {
+                    if matches!(op, 1 | 2 | 5 | 6) {
                         std::thread::sleep(Duration::from_millis(2));
                     }
                     continue;
@@ -1696,9 +1721,23 @@ impl Controller<'_> {
         } else {
             StartAt::Latest
         };
-        if let Err(e) = self.q.add_group(&gc.name, start) {
-            self.failures.push(format!("adding group {}: {e}", gc.name));
-            return;
+        // `ensure_group` adds a group that is not there as `add_group` does.
+        let added = if self.rng.below(2) == 0 {
+            self.q.add_group(&gc.name, start).map(|()| true)
+        } else {
+            self.q.ensure_group(&gc.name, start)
+        };
+        match added {
+            Ok(true) => {}
+            Ok(false) => {
+                self.failures
+                    .push(format!("ensure_group: group {} was there already", gc.name));
+                return;
+            }
+            Err(e) => {
+                self.failures.push(format!("adding group {}: {e}", gc.name));
+                return;
+            }
         }
         if gc.max_attempts > 0 {
             self.q.set_max_attempts(&gc.name, gc.max_attempts).unwrap();
@@ -2426,10 +2465,15 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
         .iter()
         .filter(|g| !matches!(g.life, Life::Late(..)))
     {
-        if gc.dlq {
-            q.add_dead_letter_group(&gc.name).unwrap();
-        } else {
-            q.add_group(&gc.name, StartAt::Latest).unwrap();
+        // Declared the way a service declares its groups at every start:
+        // the second `ensure` finds the group and changes nothing.
+        for first in [true, false] {
+            let added = if gc.dlq {
+                q.ensure_dead_letter_group(&gc.name).unwrap()
+            } else {
+                q.ensure_group(&gc.name, StartAt::Latest).unwrap()
+            };
+            assert_eq!(added, first, "seed {seed}: ensure of group {}", gc.name);
         }
         if gc.max_attempts > 0 {
             q.set_max_attempts(&gc.name, gc.max_attempts).unwrap();

@@ -32,12 +32,20 @@ fn protocol_uses_atomics_only_through_sync() {
     }
 }
 
-/// Every `unsafe` block and impl (library, CLI, loom harness) says why it is
-/// sound.
+/// Every `unsafe` block and impl (library, CLI, benchmarks, examples, loom
+/// harness) says why it is sound.
 #[test]
 fn every_unsafe_block_has_a_safety_comment() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dirs = ["src", "bin", "bin/cmd", "bin/bench", "loom-tests/src"];
+    let dirs = [
+        "src",
+        "bin",
+        "bin/cmd",
+        "benches/src",
+        "benches/benches",
+        "examples",
+        "loom-tests/src",
+    ];
     let files = dirs
         .iter()
         .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
