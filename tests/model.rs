@@ -812,7 +812,7 @@ fn retry_full(mut f: impl FnMut() -> Result<u64, SendError>) -> Result<u64, Send
 /// A worker opens the queue, by `open` or, every other incarnation,
 /// `open_or_create` (which must open the queue there, not make another).
 fn open(env: &Env) -> Result<Queue, shmq::OpenError> {
-    if env.inc % 2 == 0 {
+    if env.inc.is_multiple_of(2) {
         Queue::open(&env.qpath)
     } else {
         QueueOptions::new()
