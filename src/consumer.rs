@@ -1,18 +1,18 @@
 //! Consumers: members of a group, receiving by copy or in place.
 
-use crate::ack::{taken_hold, Hold};
 use crate::error::{AckError, GroupError, Reason, RecvError, SpillError};
-use crate::group::{Take, Taken};
-use crate::layout::{
+use crate::protocol::ack::{taken_hold, Hold};
+use crate::protocol::group::{Take, Taken};
+use crate::protocol::layout::{
     addressed, dead_letter_flags, ext_len, origin_off, unpack, DISK_BIT, FLAG_ORIGIN_SEQ,
     FLAG_PRODUCER, KIND_ABORT, OFF_LOG_END, RECORD_HEADER,
 };
+use crate::protocol::ring::Slot;
+use crate::protocol::wait::{Sleeper, WaitStrategy};
 use crate::queue::Queue;
 use crate::region::Region;
-use crate::ring::Slot;
-use crate::spill_log::LogReader;
+use crate::spill::log::LogReader;
 use crate::sync::Ordering;
-use crate::wait::{Sleeper, WaitStrategy};
 use std::time::{Duration, Instant};
 
 /// While a consumer waits, how often it looks again without being woken, on
@@ -255,7 +255,11 @@ const EXPIRED_KEPT: usize = 1024;
 
 impl Acks {
     /// Drops the holds others ended from `held`, remembering them.
-    fn prune(&mut self, ring: &crate::ring::Ring<crate::raw_region::RawRegion>, g: usize) {
+    fn prune(
+        &mut self,
+        ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+        g: usize,
+    ) {
         let expired = &mut self.expired;
         self.held.retain(|h| {
             let still = ring.still_held(g, h);
@@ -303,7 +307,7 @@ struct Again {
 }
 
 impl Again {
-    fn of(e: &crate::ack::Entry) -> Again {
+    fn of(e: &crate::protocol::ack::Entry) -> Again {
         Again {
             redelivered: e.deliveries_before(),
             letter: e.origin.map(|o| (e.seq, o)),
@@ -514,7 +518,7 @@ impl Consumer {
     fn upkeep(&mut self, force: bool) {
         self.acks.countdown = UPKEEP_COUNTDOWN;
         let ring = self.q.ring();
-        let now = crate::clock::monotonic_ns();
+        let now = crate::os::clock::monotonic_ns();
         if !force && now < self.acks.next_upkeep {
             return;
         }
@@ -556,7 +560,7 @@ impl Consumer {
         }
         let since = match ring.ack_wait_ns(self.g) {
             0 => 0,
-            _ => crate::clock::monotonic_ns(),
+            _ => crate::os::clock::monotonic_ns(),
         };
         Ok(Some(self.acks.reserved.map(|r| (r, since))))
     }
@@ -1264,7 +1268,7 @@ impl RecvGuard<'_> {
 /// Drops a member's hazard (and wakes producers waiting for space) when it
 /// goes out of scope.
 struct Release<'a>(
-    &'a crate::ring::Ring<crate::raw_region::RawRegion>,
+    &'a crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
     usize,
     usize,
 );
@@ -1278,7 +1282,7 @@ impl Drop for Release<'_> {
 /// The payload of a record taken under this member's hazard, in place. The
 /// borrow must end before the hazard is released.
 fn ring_payload<'a>(
-    ring: &'a crate::ring::Ring<crate::raw_region::RawRegion>,
+    ring: &'a crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
     t: &Taken,
 ) -> &'a [u8] {
     let off = ring.ring_at(t.pos) + RECORD_HEADER + t.skip();
@@ -1394,7 +1398,7 @@ fn take_redelivery(
     let ring = q.ring();
     let since = match ring.ack_wait_ns(g) {
         0 => 0,
-        _ => crate::clock::monotonic_ns(),
+        _ => crate::os::clock::monotonic_ns(),
     };
     // Dead letters that found no room in this poll.
     let mut no_room: Vec<u64> = Vec::new();
@@ -1463,7 +1467,7 @@ fn take_redelivery(
 /// is itself a dead letter handed over, which moves only once): the forward
 /// is then undone, and retried later.
 fn hand_over(
-    ring: &crate::ring::Ring<crate::raw_region::RawRegion>,
+    ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
     g: usize,
     f: &Hold,
     d: usize,
@@ -1474,12 +1478,12 @@ fn hand_over(
     let Some(arrival) = ring.begin_hand_over(g, f, d) else {
         return false;
     };
-    crate::spiller::crash_point("hand-over-arriving");
+    crate::spill::rounds::crash_point("hand-over-arriving");
     if !ring.commit_hand_over(d, arrival) {
         ring.abort_hand_over(g, f, d, Some(arrival));
         return false;
     }
-    crate::spiller::crash_point("hand-over-committed");
+    crate::spill::rounds::crash_point("hand-over-committed");
     true
 }
 
@@ -1519,11 +1523,11 @@ fn forward_dead_letter(
     let ring = q.ring();
     let mut claimed = |seq, pos| {
         ring.note_forward(g, h.idx, seq, pos);
-        crate::spiller::crash_point("dead-letter-claimed");
+        crate::spill::rounds::crash_point("dead-letter-claimed");
     };
     match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, origin, &mut claimed) {
         Ok(_) => {
-            crate::spiller::crash_point("dead-letter-published");
+            crate::spill::rounds::crash_point("dead-letter-published");
             Ok(true)
         }
         // No room now, or none on a full disk: pending again, retried.
@@ -1608,7 +1612,7 @@ fn redelivered(
 
 /// The metadata of a record taken from the ring (under the caller's hazard).
 fn ring_meta(
-    ring: &crate::ring::Ring<crate::raw_region::RawRegion>,
+    ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
     t: &Taken,
     again: Again,
 ) -> Meta {
@@ -1628,7 +1632,7 @@ fn ring_meta(
 
 /// The metadata of a record read from the spill log, whose stored bytes are
 /// in `buf`: its extensions are split off, leaving the payload.
-fn disk_meta(rec: &crate::spill_log::LogRecord, again: Again, buf: &mut Vec<u8>) -> Meta {
+fn disk_meta(rec: &crate::spill::log::LogRecord, again: Again, buf: &mut Vec<u8>) -> Meta {
     let (producer, origin) = strip_ext(rec.flags, buf);
     let origin = again.letter.or(origin);
     Meta {

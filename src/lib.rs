@@ -87,63 +87,53 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 
-mod ack;
-#[cfg(target_arch = "x86_64")]
-mod atomic128;
-mod check;
-pub mod clock;
+// The layers, each using only those above it: the atomics, the region
+// abstraction and the error types; the lock-free protocols over a region
+// (exactly the files loom-tests compiles); the operating system (the mapping,
+// futexes, liveness, the clock); the spill log and its rounds; the handles
+// (producer, consumer); the queue that makes them.
 mod consumer;
 mod error;
-mod futex;
-mod geometry;
-mod group;
-mod identity;
+mod os;
+mod producer;
+mod protocol;
+mod queue;
+
 // The file format is not public API (docs/format.md describes it); the
 // fuzzers, which write garbage at its offsets, see it through a feature
 // only the tests turn on.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
-pub mod layout;
-#[cfg(not(feature = "internals"))]
-mod layout;
-mod liveness;
-mod producer;
-mod queue;
-mod raw_region;
+pub use protocol::layout;
 mod region;
-mod registry;
-mod replay;
-mod ring;
 mod spill;
-mod spill_log;
-mod spiller;
 mod sync;
-mod wait;
 
-pub use check::CheckReport;
 pub use consumer::{
     Ack, Consumer, ConsumerBuilder, Iter, Message, Meta, ProducerTag, RecvGuard, TryIter,
 };
 pub use error::{
     AckError, Error, GroupError, OpenError, ProducerError, Reason, RecvError, SendError, SpillError,
 };
-pub use geometry::Geometry;
-pub use group::StartAt;
-pub use identity::NameStat;
+pub use os::clock;
+pub use protocol::group::StartAt;
+pub use protocol::identity::NameStat;
+pub use queue::check::CheckReport;
+pub use queue::geometry::Geometry;
 
 /// The version of the queue file format this build reads and writes
 /// (docs/format.md); a file of another version is refused
 /// ([`OpenError::WrongVersion`]).
-pub const FORMAT_VERSION: u32 = layout::FORMAT_VERSION;
+pub const FORMAT_VERSION: u32 = protocol::layout::FORMAT_VERSION;
 pub use producer::{Producer, ProducerBuilder, SendGuard};
+pub use protocol::registry::Recovery;
+pub use protocol::wait::WaitStrategy;
+pub use queue::replay::{Retained, SeekTo};
 pub use queue::{
     GroupStat, MemberStat, ProducerStat, Queue, QueueOptions, RemovedMember, SpillStat, Stat,
 };
-pub use registry::Recovery;
-pub use replay::{Retained, SeekTo};
-pub use spill_log::{Fsync, SpillOptions};
-pub use spiller::RoundOutcome;
+pub use spill::log::{Fsync, SpillOptions};
+pub use spill::rounds::RoundOutcome;
 #[cfg(feature = "crash-points")]
 #[doc(hidden)]
-pub use spiller::CRASH_POINTS;
-pub use wait::WaitStrategy;
+pub use spill::rounds::CRASH_POINTS;

@@ -1,16 +1,16 @@
 //! Producers: copying send, zero-copy claim, batch send; named producers
 //! with per-producer sequence numbers (identity.rs).
 
-use crate::clock::now_ns;
 use crate::consumer::ProducerTag;
 use crate::error::{ProducerError, SendError, SpillError};
-use crate::layout::*;
+use crate::os::clock::now_ns;
+use crate::protocol::layout::*;
+use crate::protocol::ring::{Claim, ProducerCursor};
+use crate::protocol::wait::{Sleeper, WaitStrategy};
 use crate::queue::Queue;
 use crate::region::Region;
-use crate::ring::{Claim, ProducerCursor};
-use crate::spiller::crash_point;
+use crate::spill::rounds::crash_point;
 use crate::sync::Ordering;
-use crate::wait::{Sleeper, WaitStrategy};
 use std::time::{Duration, Instant};
 
 /// How long a producer waits on a full ring before checking for dead members

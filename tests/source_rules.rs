@@ -1,25 +1,41 @@
 //! Rules about the source itself that the compiler cannot check.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The protocol modules, compiled twice (here and by loom-tests).
-const PROTOCOL: [&str; 5] = [
-    "src/layout.rs",
-    "src/region.rs",
-    "src/ring.rs",
-    "src/group.rs",
-    "src/wait.rs",
-];
+/// Every `.rs` file below `dir` (relative to the repository root).
+fn rust_files(dir: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
 
-fn read(p: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap()
+/// The protocol modules, compiled twice (here and by loom-tests): every file
+/// in src/protocol/, and the region abstraction they run on.
+fn protocol_files() -> Vec<PathBuf> {
+    let mut files = rust_files("src/protocol");
+    files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/region.rs"));
+    files
 }
 
 /// Atomics come from `crate::sync` only, or loom would not see them.
 #[test]
 fn protocol_uses_atomics_only_through_sync() {
-    for f in PROTOCOL {
-        let src = read(f);
+    let files = protocol_files();
+    assert!(files.len() >= 9, "{files:?}");
+    for path in files {
+        let f = path.display();
+        let src = std::fs::read_to_string(&path).unwrap();
         for banned in [
             "std::sync::atomic",
             "core::sync::atomic",
@@ -36,21 +52,8 @@ fn protocol_uses_atomics_only_through_sync() {
 /// harness) says why it is sound.
 #[test]
 fn every_unsafe_block_has_a_safety_comment() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dirs = [
-        "src",
-        "bin",
-        "bin/cmd",
-        "benches/src",
-        "benches/benches",
-        "examples",
-        "loom-tests/src",
-    ];
-    let files = dirs
-        .iter()
-        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
-        .map(|e| e.unwrap().path());
-    for path in files.filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+    let dirs = ["src", "bin", "benches", "examples", "loom-tests/src"];
+    for path in dirs.iter().flat_map(|d| rust_files(d)) {
         let src = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = src.lines().collect();
         for (i, l) in lines.iter().enumerate() {

@@ -8,24 +8,12 @@
 
 #![allow(dead_code, missing_docs, clippy::all)]
 
-#[path = "../../src/ack.rs"]
-pub mod ack;
-#[path = "../../src/group.rs"]
-pub mod group;
-#[path = "../../src/identity.rs"]
-pub mod identity;
-#[path = "../../src/layout.rs"]
-pub mod layout;
+/// The library's `src/protocol/`, file for file.
+pub mod protocol;
 #[path = "../../src/region.rs"]
 pub mod region;
-#[path = "../../src/registry.rs"]
-pub mod registry;
-#[path = "../../src/ring.rs"]
-pub mod ring;
-#[path = "../../src/spill.rs"]
-pub mod spill;
-#[path = "../../src/wait.rs"]
-pub mod wait;
+
+pub use protocol::{ack, group, identity, layout, registry, ring, spill, wait};
 
 pub mod loom_region;
 pub mod sync;

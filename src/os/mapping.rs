@@ -174,12 +174,12 @@ unsafe impl Region for RawRegion {
 
     fn wait(&self, off: usize, expected: u32, timeout: Option<Duration>) {
         let word = self.u32_at(off);
-        crate::futex::wait(word, expected, timeout, self.private);
+        crate::os::futex::wait(word, expected, timeout, self.private);
     }
 
     fn wake_all(&self, off: usize) {
         let word = self.u32_at(off);
-        if crate::futex::wake_all(word, self.private) == 0 {
+        if crate::os::futex::wake_all(word, self.private) == 0 {
             // Relaxed: a hint for this process (`take_stale_wake`).
             self.stale_wake
                 .store(true, std::sync::atomic::Ordering::Relaxed);

@@ -1,20 +1,24 @@
 //! Creating and opening queue files, the admin lock, groups and `stat`.
 
-use crate::check::CheckReport;
+pub mod check;
+pub mod geometry;
+pub mod replay;
+
 use crate::consumer::ConsumerBuilder;
 use crate::error::{GroupError, OpenError, ProducerError};
-use crate::group::{GroupInfo, StartAt};
-use crate::identity::{NameStat, Refused};
-use crate::layout::*;
-use crate::liveness;
+use crate::os::liveness;
+use crate::os::mapping::RawRegion;
 use crate::producer::ProducerBuilder;
-use crate::raw_region::RawRegion;
+use crate::protocol::group::{GroupInfo, StartAt};
+use crate::protocol::identity::{NameStat, Refused};
+use crate::protocol::layout::*;
+use crate::protocol::ring::Ring;
+use crate::protocol::wait::Sleeper;
+use crate::queue::check::CheckReport;
 use crate::region::Region;
-use crate::ring::Ring;
-use crate::spill_log::{list_segments, Fsync, SpillOptions};
-use crate::spiller::Spill;
+use crate::spill::log::{list_segments, Fsync, SpillOptions};
+use crate::spill::rounds::Spill;
 use crate::sync::{wide_atomics_lock_free, Ordering};
-use crate::wait::Sleeper;
 use crate::Producer;
 use memmap2::MmapOptions;
 use std::fs::{File, OpenOptions};
@@ -543,7 +547,7 @@ fn random_u64() -> u64 {
     } else {
         // Not security relevant (the nonce guards against stale bytes looking
         // like a commit stamp): fall back to time and pid.
-        crate::clock::now_ns() ^ ((std::process::id() as u64) << 32)
+        crate::os::clock::now_ns() ^ ((std::process::id() as u64) << 32)
     }
 }
 
@@ -590,7 +594,11 @@ fn header_bytes(geo: &Geometry, nonce: u64, spill: Option<&SpillOptions>) -> Vec
     ] {
         put(&mut h, off, &(v as u64).to_ne_bytes());
     }
-    put(&mut h, OFF_CREATED, &crate::clock::now_ns().to_ne_bytes());
+    put(
+        &mut h,
+        OFF_CREATED,
+        &crate::os::clock::now_ns().to_ne_bytes(),
+    );
     put(&mut h, OFF_NONCE, &nonce.to_ne_bytes());
     h
 }
@@ -999,7 +1007,7 @@ impl Queue {
                 .flat_map(|b| [format!("{b:020}.seg"), format!("{b:020}.idx")])
                 .collect();
             names.push(SPILL_OWNER.to_owned());
-            names.push(crate::spiller::LOCK_FILE.to_owned());
+            names.push(crate::spill::rounds::LOCK_FILE.to_owned());
             // A roll that died leaves a temporary segment.
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 names.extend(rd.filter_map(|e| {
@@ -1330,7 +1338,7 @@ impl Queue {
             // dead-letter group exists (ring.rs), before any group names it.
             ring.keep_dead_letter_room();
         }
-        ring.add_group(name.as_bytes(), start, crate::clock::now_ns(), dl_only)
+        ring.add_group(name.as_bytes(), start, crate::os::clock::now_ns(), dl_only)
             .map(|_| true)
             .ok_or(GroupError::TableFull {
                 max: ring.geo.max_groups,
@@ -1818,7 +1826,7 @@ impl Queue {
 
     #[cold]
     fn reap_stale_sleepers(&self) {
-        let now = crate::clock::now_ns();
+        let now = crate::os::clock::now_ns();
         let last = &self.inner.last_sleeper_reap;
         // Relaxed: process-local rate limiting; the CAS picks one thread.
         let prev = last.load(std::sync::atomic::Ordering::Relaxed);
@@ -1997,11 +2005,11 @@ impl Queue {
         let ring = self.ring();
         let mut reader = self.inner.spill.as_ref().map(|s| s.reader());
         let mut pass = || {
-            let mut r = crate::check::check(ring);
+            let mut r = crate::queue::check::check(ring);
             if let Some(reader) = reader.as_mut() {
-                crate::check::check_log(ring, reader, &mut r);
+                crate::queue::check::check_log(ring, reader, &mut r);
             }
-            crate::check::check_acks(ring, reader.as_mut(), &mut r);
+            crate::queue::check::check_acks(ring, reader.as_mut(), &mut r);
             r
         };
         let mut r = pass();
@@ -2054,26 +2062,26 @@ impl Queue {
                 let entries = ring.entries(g.slot);
                 let pending = entries
                     .iter()
-                    .filter(|(_, w, _)| crate::ack::word_state(*w) == ENTRY_PENDING)
+                    .filter(|(_, w, _)| crate::protocol::ack::word_state(*w) == ENTRY_PENDING)
                     .count() as u64;
                 let wait = ring.ack_wait_ns(g.slot);
                 GroupStat {
                     ack_entries_used: entries
                         .iter()
-                        .filter(|(_, w, _)| crate::ack::word_state(*w) != ENTRY_RESERVED)
+                        .filter(|(_, w, _)| crate::protocol::ack::word_state(*w) != ENTRY_RESERVED)
                         .count() as u64,
                     max_unacked: ring.max_unacked(g.slot),
                     ack_wait: (wait != 0).then(|| std::time::Duration::from_nanos(wait)),
                     expired: ring.expired(g.slot),
                     ack_entries: entries
                         .iter()
-                        .filter(|(_, w, _)| crate::ack::word_state(*w) != ENTRY_RESERVED)
+                        .filter(|(_, w, _)| crate::protocol::ack::word_state(*w) != ENTRY_RESERVED)
                         .map(|(_, w, e)| {
-                            let owner = crate::ack::word_owner(*w);
+                            let owner = crate::protocol::ack::word_owner(*w);
                             (
-                                crate::ack::state_name(*w),
+                                crate::protocol::ack::state_name(*w),
                                 (owner < ring.geo.max_members as usize
-                                    && crate::ack::word_state(*w) != ENTRY_PENDING)
+                                    && crate::protocol::ack::word_state(*w) != ENTRY_PENDING)
                                     .then_some(owner),
                                 e.seq,
                             )
@@ -2163,7 +2171,7 @@ impl Queue {
                 (pid, since) => Some((
                     pid,
                     std::time::Duration::from_nanos(
-                        crate::clock::monotonic_ns().saturating_sub(since),
+                        crate::os::clock::monotonic_ns().saturating_sub(since),
                     ),
                 )),
             },

@@ -15,12 +15,12 @@
 //! millisecond apart) and reports only what every pass finds; a record a
 //! producer is still writing that long shows as uncommitted.
 
-use crate::ack::{word_attempts, word_owner, word_state};
-use crate::layout::*;
-use crate::raw_region::RawRegion;
+use crate::os::mapping::RawRegion;
+use crate::protocol::ack::{word_attempts, word_owner, word_state};
+use crate::protocol::layout::*;
+use crate::protocol::ring::{Ring, Slot};
 use crate::region::Region;
-use crate::ring::{Ring, Slot};
-use crate::spill_log::LogReader;
+use crate::spill::log::LogReader;
 use crate::sync::Ordering;
 
 /// What `check` found.

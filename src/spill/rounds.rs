@@ -26,15 +26,15 @@
 //! holds their messages, and anything written but not published is cut by the
 //! next round.
 
-use crate::layout::*;
+use crate::protocol::layout::*;
+use crate::protocol::ring::Slot;
+use crate::protocol::wait::Event;
 use crate::queue::Queue;
 use crate::region::Region;
-use crate::ring::Slot;
-use crate::spill_log::{
+use crate::spill::log::{
     encode_record_with, log_record_size, LogError, LogReader, LogWriter, SpillOptions,
 };
 use crate::sync::Ordering;
-use crate::wait::Event;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
@@ -265,7 +265,7 @@ impl Queue {
         let died = word(OFF_SPILL_IN_ROUND).load(Ordering::Relaxed) != 0;
         word(OFF_SPILL_IN_ROUND).store(std::process::id() as u64, Ordering::Relaxed);
         // Relaxed: for display (`stat`: who holds the lock, since when).
-        word(OFF_SPILL_ROUND_SINCE).store(crate::clock::monotonic_ns(), Ordering::Relaxed);
+        word(OFF_SPILL_ROUND_SINCE).store(crate::os::clock::monotonic_ns(), Ordering::Relaxed);
         // Relaxed: only the lock holder writes log_end, and the flock orders
         // this load after the previous holder's store.
         let mut log_end = word(OFF_LOG_END).load(Ordering::Relaxed);

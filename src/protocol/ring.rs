@@ -44,7 +44,7 @@
 //! producer learns of the first dead-letter group at its next rescan (add it
 //! before traffic).
 
-use crate::layout::*;
+use crate::protocol::layout::*;
 use crate::region::Region;
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
@@ -602,7 +602,7 @@ impl<R: Region> Ring<R> {
         if let Some(slot) = claim.slot {
             self.note_done(slot);
         }
-        self.notify(crate::wait::Event::Data);
+        self.notify(crate::protocol::wait::Event::Data);
     }
 
     /// Recomputes this producer's write limit, advancing HEAD where the groups

@@ -39,14 +39,14 @@
 //! Live intents that merely look like they cover `q` (a stale guess about to
 //! fail its CAS) only postpone recovery.
 
-use crate::layout::{
+use crate::protocol::layout::{
     ext_len, record_size, ALIGN, FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, KIND_PAD, OFF_ABORTED,
     PRODUCER_SLOT_SIZE, RECORD_HEADER,
 };
+use crate::protocol::ring::{unpack_head, widen_seq, Ring, Slot};
+use crate::protocol::wait::{Event, Sleeper};
 use crate::region::Region;
-use crate::ring::{unpack_head, widen_seq, Ring, Slot};
 use crate::sync::{AtomicU64, Ordering};
-use crate::wait::{Event, Sleeper};
 
 /// Low bits of CLAIM: the producer is about to CAS for the claim at `p`.
 const INTENT: u64 = 1;
@@ -590,7 +590,7 @@ fn cover(
 /// bytes: a length whose record size is `size` and that `valid_record`
 /// accepts, within max_msg (the largest size may round it up), or, for a
 /// larger record (a named producer's, a dead letter's), with extensions.
-fn abort_header(geo: &crate::layout::Geometry, size: u64) -> (u64, u32) {
+fn abort_header(geo: &crate::protocol::layout::Geometry, size: u64) -> (u64, u32) {
     let body = size.saturating_sub(RECORD_HEADER as u64);
     let all = FLAG_PRODUCER | FLAG_ORIGIN_SEQ;
     [0, FLAG_PRODUCER, all]
@@ -607,7 +607,7 @@ mod tests {
     #[test]
     fn every_record_size_gets_a_valid_aborted_header() {
         for max_msg in [8u32, 60, 64, 1000, 1024] {
-            let geo = crate::layout::Geometry {
+            let geo = crate::protocol::layout::Geometry {
                 capacity: 1 << 16,
                 max_msg,
                 max_groups: 1,
@@ -619,7 +619,8 @@ mod tests {
             while size <= record_size(geo.max_stored()) {
                 let (len, flags) = abort_header(&geo, size);
                 assert!(
-                    record_size(len) == size && crate::layout::valid_record(len, flags, max_msg),
+                    record_size(len) == size
+                        && crate::protocol::layout::valid_record(len, flags, max_msg),
                     "max_msg {max_msg}, size {size}: len {len}, flags {flags:#x}"
                 );
                 size += 8;

@@ -29,11 +29,11 @@
 //! Group add, remove and member attach are rare and run under the queue's admin
 //! lock (flock); the hot paths never take it.
 
-use crate::layout::*;
+use crate::protocol::layout::*;
+use crate::protocol::ring::{pack_head, unpack_head, widen_seq, Ring, Slot};
+use crate::protocol::wait::{Event, Sleeper};
 use crate::region::Region;
-use crate::ring::{pack_head, unpack_head, widen_seq, Ring, Slot};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
-use crate::wait::{Event, Sleeper};
 
 /// Where `Ring::start_cursor_at` puts a new cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,9 +31,9 @@
 //! sleeper; the production region notes it so that the queue runs a reaping
 //! pass soon (`Queue::after_stale_wake`, queue.rs).
 
-use crate::layout::*;
+use crate::protocol::layout::*;
+use crate::protocol::ring::Ring;
 use crate::region::Region;
-use crate::ring::Ring;
 use crate::sync::{fence, spin_hint, yield_now, Ordering, CLOCK_POLLS, SPIN_POLLS, YIELD_POLLS};
 use std::time::{Duration, Instant};
 

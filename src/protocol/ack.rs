@@ -60,11 +60,11 @@
 //! with the message: in that one case it is delivered once more, flagged as
 //! redelivered; at-least-once), and is freed otherwise.
 
-use crate::layout::*;
+use crate::protocol::layout::*;
+use crate::protocol::ring::{Ring, Slot};
+use crate::protocol::wait::Event;
 use crate::region::Region;
-use crate::ring::{Ring, Slot};
 use crate::sync::{AtomicU64, Ordering};
-use crate::wait::Event;
 
 /// An unacknowledged message, as an entry records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

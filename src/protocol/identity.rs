@@ -29,9 +29,9 @@
 //! commits only after marking its claim CLAIMED. Only then is the name
 //! released, so a restarted producer always reads a settled `next`.
 
-use crate::layout::*;
+use crate::protocol::layout::*;
+use crate::protocol::ring::Ring;
 use crate::region::Region;
-use crate::ring::Ring;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// Why a producer cannot attach under a name.

@@ -39,7 +39,7 @@
 //! CRC of every record after the last index entry and truncates at the first
 //! torn one.
 
-use crate::layout::{valid_record, KIND_ABORT, KIND_MSG};
+use crate::protocol::layout::{valid_record, KIND_ABORT, KIND_MSG};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -352,7 +352,7 @@ fn seg_header(nonce: u64, base: u64, first_seq: u64) -> [u8; SEG_HEADER as usize
     h[16..24].copy_from_slice(&nonce.to_ne_bytes());
     h[24..32].copy_from_slice(&base.to_ne_bytes());
     h[32..40].copy_from_slice(&first_seq.to_ne_bytes());
-    h[40..48].copy_from_slice(&crate::clock::now_ns().to_ne_bytes());
+    h[40..48].copy_from_slice(&crate::os::clock::now_ns().to_ne_bytes());
     h
 }
 
@@ -1027,13 +1027,13 @@ mod tests {
             // extension), which the CRC covers as they are on disk: both
             // read paths must check it over them.
             let flags = if s % 2 == 1 {
-                crate::layout::FLAG_PRODUCER
+                crate::protocol::layout::FLAG_PRODUCER
             } else {
                 0
             };
             let len = len
                 + if flags != 0 {
-                    crate::layout::PRODUCER_EXT
+                    crate::protocol::layout::PRODUCER_EXT
                 } else {
                     0
                 };

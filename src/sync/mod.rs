@@ -6,7 +6,7 @@
 //! `sync` module, which maps these names onto loom's types.
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use crate::atomic128::AtomicU128;
+pub(crate) use atomic128::AtomicU128;
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) use portable_atomic::AtomicU128;
 pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -36,3 +36,6 @@ pub(crate) const CLOCK_POLLS: u32 = 64;
 pub(crate) fn wide_atomics_lock_free() -> bool {
     AtomicU128::is_lock_free()
 }
+
+#[cfg(target_arch = "x86_64")]
+mod atomic128;

@@ -9,11 +9,11 @@
 
 use crate::consumer::strip_ext;
 use crate::error::GroupError;
-use crate::layout::*;
+use crate::protocol::layout::*;
+use crate::protocol::ring::Slot;
 use crate::queue::Queue;
 use crate::region::Region;
-use crate::ring::Slot;
-use crate::spill_log::LogError;
+use crate::spill::log::LogError;
 use crate::sync::Ordering;
 
 /// Where `seek` moves a group.
@@ -112,7 +112,7 @@ impl Queue {
     pub fn seek_group(&self, name: &str, to: SeekTo) -> Result<u64, GroupError> {
         let _admin = self.admin(true).map_err(GroupError::Io)?;
         let g = self.idle_group(name)?;
-        let spill = |e: crate::spill_log::LogError| GroupError::Spill(e.into());
+        let spill = |e: crate::spill::log::LogError| GroupError::Spill(e.into());
         match &self.inner.spill {
             Some(sp) => sp.locked(|| self.seek_locked(g, to)).map_err(spill)?,
             None => self.seek_locked(g, to),
@@ -143,7 +143,9 @@ impl Queue {
         if target >= ring.head_now().0 {
             // Park the cursor at HEAD first, by the group-add protocol: from
             // then on the group's own cursor protects the ring from HEAD on.
-            let start = unpack(ring.start_cursor(ring.cursor(g), crate::group::StartAt::Earliest));
+            let start = unpack(
+                ring.start_cursor(ring.cursor(g), crate::protocol::group::StartAt::Earliest),
+            );
             if start.0 > target {
                 // HEAD moved past the target meanwhile.
                 ring.set_cursor(g, before);

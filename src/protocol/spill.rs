@@ -43,12 +43,12 @@
 //! keeps it below the group's records. FRONT is retired (state FREE) once no
 //! group is on disk, unless the log is kept as a journal.
 
-use crate::group::StartAt;
-use crate::layout::*;
+use crate::protocol::group::StartAt;
+use crate::protocol::layout::*;
+use crate::protocol::ring::{Ring, Slot};
+use crate::protocol::wait::Event;
 use crate::region::Region;
-use crate::ring::{Ring, Slot};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
-use crate::wait::Event;
 
 impl<R: Region> Ring<R> {
     fn spill_state(&self) -> &AtomicU64 {

@@ -1,6 +1,6 @@
 //! A queue's shape, as users see it.
 
-use crate::layout;
+use crate::protocol::layout;
 
 /// The shape of a queue, fixed when it was created ([`crate::Queue::geometry`]).
 ///

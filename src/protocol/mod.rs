@@ -1,0 +1,22 @@
+//! The lock-free protocols, over the region abstraction ([`crate::region`]):
+//! exactly the files `loom-tests` compiles a second time against loom's
+//! atomics, so that what loom checks is the code that runs on a queue file.
+//! Nothing here knows of files, processes or handles.
+//!
+//! - `layout`: where everything is in the region (docs/format.md).
+//! - `ring`: claiming, writing and committing records; reading a slot.
+//! - `group`: consumer groups, their cursors and members' hazards.
+//! - `ack`: the ack tables: holds, redelivery, dead letters.
+//! - `wait`: waiting and waking through futex words in the region.
+//! - `registry`: the producer registry, and recovery of dead producers' claims.
+//! - `identity`: the table of producer names (exactly-once publishing).
+//! - `spill`: the spill front and the groups that read the log.
+
+pub mod ack;
+pub mod group;
+pub mod identity;
+pub mod layout;
+pub mod registry;
+pub mod ring;
+pub mod spill;
+pub mod wait;
