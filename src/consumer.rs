@@ -1,6 +1,8 @@
 //! Consumers: members of a group, receiving by copy or in place.
 
 use crate::error::{AckError, GroupError, Reason, RecvError, SpillError};
+use crate::message::{Message, Meta, ProducerTag};
+use crate::os::liveness;
 use crate::protocol::ack::{taken_hold, Hold};
 use crate::protocol::group::{Take, Taken};
 use crate::protocol::layout::{
@@ -9,7 +11,7 @@ use crate::protocol::layout::{
 };
 use crate::protocol::ring::Slot;
 use crate::protocol::wait::{Sleeper, WaitStrategy};
-use crate::queue::Queue;
+use crate::queue::{reap_group, Queue};
 use crate::region::Region;
 use crate::spill::log::LogReader;
 use crate::sync::Ordering;
@@ -30,61 +32,6 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// before it sets up the full wait (which spins `sync::SPIN_POLLS` more
 /// polls first, whatever the strategy).
 const FAST_POLLS: u32 = 64;
-
-/// A received message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Message {
-    /// Queue-wide sequence number.
-    pub seq: u64,
-    /// Publish time, nanoseconds since the Unix epoch.
-    pub ts_ns: u64,
-    /// The bytes.
-    pub payload: Vec<u8>,
-    /// Deliveries of this message before this one (0 on first delivery): it
-    /// was handed to a member that nacked it, left or died without acking.
-    pub redelivered: u64,
-    /// For a dead letter (received in a dead-letter group): the id of the
-    /// group that gave it up after its `max_attempts` ([`Queue::group_name`]
-    /// names it, while that group exists: a group added later in the same
-    /// slot has another id). `None` for every other message.
-    pub dead_letter_from: Option<u64>,
-    /// For a dead letter: the sequence number the message had when the
-    /// group that gave it up received it (the dead letter itself has a new
-    /// one, `seq`). `None` for every other message.
-    pub dead_letter_seq: Option<u64>,
-    /// The named producer that published it and its per-producer sequence
-    /// number; `None` for a message from an anonymous producer.
-    pub producer: Option<ProducerTag>,
-}
-
-/// Who published a message: a named producer ([`ProducerBuilder::name`](crate::ProducerBuilder::name)) and
-/// the per-producer sequence number it gave the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ProducerTag {
-    /// The producer's id ([`Queue::producer_name`] names it).
-    pub id: u64,
-    /// Its per-producer sequence number.
-    pub pseq: u64,
-}
-
-/// Metadata of a message received into a caller's buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Meta {
-    /// Queue-wide sequence number.
-    pub seq: u64,
-    /// Publish time, nanoseconds since the Unix epoch.
-    pub ts_ns: u64,
-    /// Deliveries before this one (see [`Message::redelivered`]).
-    pub redelivered: u64,
-    /// See [`Message::dead_letter_from`].
-    pub dead_letter_from: Option<u64>,
-    /// See [`Message::dead_letter_seq`].
-    pub dead_letter_seq: Option<u64>,
-    /// See [`Message::producer`].
-    pub producer: Option<ProducerTag>,
-}
 
 /// When a message counts as consumed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1672,4 +1619,42 @@ pub(crate) fn strip_ext(
     });
     buf.drain(..ext);
     (tag, origin)
+}
+
+/// Making consumers.
+impl Queue {
+    /// A builder for a member of group `group`: [`Ack::Auto`](crate::Ack)
+    /// and [`WaitStrategy::Block`](crate::WaitStrategy) unless told
+    /// otherwise. [`ConsumerBuilder::attach`] joins the group. Members of one
+    /// group share its messages; each message goes to exactly one of them.
+    ///
+    /// ```
+    /// use shmq::{Ack, StartAt};
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("work", StartAt::Latest)?;
+    /// let mut worker = q.consumer("work").ack(Ack::Explicit).attach()?;
+    /// q.producer().attach()?.send(b"job")?;
+    /// let job = worker.recv()?;
+    /// worker.ack(job.seq)?;
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn consumer<'q>(&'q self, group: &'q str) -> ConsumerBuilder<'q> {
+        ConsumerBuilder::new(self, group)
+    }
+
+    /// Joins group `name` as a new member.
+    pub(crate) fn attach_consumer(&self, name: &str) -> Result<(usize, usize), GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let g = ring
+            .find_group(name.as_bytes())
+            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        reap_group(ring, g);
+        let (pid, start) = liveness::current();
+        let m = ring.attach(g, pid, start).ok_or(GroupError::MembersFull {
+            group: name.to_owned(),
+            max: ring.geo.max_members,
+        })?;
+        Ok((g, m))
+    }
 }

@@ -87,17 +87,26 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 
-// The layers, each using only those above it: the atomics, the region
-// abstraction and the error types; the lock-free protocols over a region
-// (exactly the files loom-tests compiles); the operating system (the mapping,
-// futexes, liveness, the clock); the spill log and its rounds; the handles
-// (producer, consumer); the queue that makes them.
+// The layers, from the bottom; each uses only those below it (tests/
+// source_rules.rs checks that no file's imports form a cycle):
+// - `sync` (the atomics), `region` (the memory the protocols run on),
+//   `error`;
+// - `protocol`: the lock-free protocols over a region, exactly the files
+//   loom-tests compiles;
+// - `os`: the mapping of a queue file, futexes, liveness, the clock;
+// - `spill`: the spill log and the rounds that fill it;
+// - `message`, `producer`, `consumer`: the handles;
+// - `queue`: the queue that makes them, its header, admin, stat and check.
 mod consumer;
 mod error;
+mod message;
 mod os;
 mod producer;
 mod protocol;
 mod queue;
+mod region;
+mod spill;
+mod sync;
 
 // The file format is not public API (docs/format.md describes it); the
 // fuzzers, which write garbage at its offsets, see it through a feature
@@ -105,16 +114,12 @@ mod queue;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub use protocol::layout;
-mod region;
-mod spill;
-mod sync;
 
-pub use consumer::{
-    Ack, Consumer, ConsumerBuilder, Iter, Message, Meta, ProducerTag, RecvGuard, TryIter,
-};
+pub use consumer::{Ack, Consumer, ConsumerBuilder, Iter, RecvGuard, TryIter};
 pub use error::{
     AckError, Error, GroupError, OpenError, ProducerError, Reason, RecvError, SendError, SpillError,
 };
+pub use message::{Message, Meta, ProducerTag};
 pub use os::clock;
 pub use protocol::group::StartAt;
 pub use protocol::identity::NameStat;

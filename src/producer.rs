@@ -1,13 +1,14 @@
 //! Producers: copying send, zero-copy claim, batch send; named producers
 //! with per-producer sequence numbers (identity.rs).
 
-use crate::consumer::ProducerTag;
 use crate::error::{ProducerError, SendError, SpillError};
+use crate::message::ProducerTag;
 use crate::os::clock::now_ns;
+use crate::os::liveness;
 use crate::protocol::layout::*;
 use crate::protocol::ring::{Claim, ProducerCursor};
 use crate::protocol::wait::{Sleeper, WaitStrategy};
-use crate::queue::Queue;
+use crate::queue::{validate_name, Queue};
 use crate::region::Region;
 use crate::spill::rounds::crash_point;
 use crate::sync::Ordering;
@@ -1011,4 +1012,84 @@ impl Drop for SendGuard<'_> {
 #[inline]
 fn stored_len(len: usize, ext: bool) -> u64 {
     len as u64 + if ext { PRODUCER_EXT as u64 } else { 0 }
+}
+
+/// Making producers.
+impl Queue {
+    /// A builder for a producer of this queue: anonymous unless
+    /// [named](ProducerBuilder::name), waiting with
+    /// [`WaitStrategy::Block`](crate::WaitStrategy) unless told otherwise.
+    /// [`ProducerBuilder::attach`] registers it.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// let mut anonymous = q.producer().attach()?;
+    /// let mut named = q.producer().name("ingest").attach()?;
+    /// assert_eq!(anonymous.send(b"a")?, 0);
+    /// assert_eq!(named.send(b"b")?, 1);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn producer(&self) -> ProducerBuilder<'_> {
+        ProducerBuilder::new(self)
+    }
+
+    /// Registers a producer in the queue's producer registry, so that a claim
+    /// it leaves uncommitted if its process dies is aborted instead of
+    /// blocking the queue (registry.rs). Registering frees the slots of dead
+    /// producers first.
+    pub(crate) fn attach_producer(&self, name: Option<&str>) -> Result<Producer, ProducerError> {
+        match name {
+            None => {
+                let _g = self.admin(true).map_err(ProducerError::Io)?;
+                Ok(Producer::new(self.clone(), self.register_producer()?))
+            }
+            Some(name) => self.named_producer(name),
+        }
+    }
+
+    /// Recovers dead producers, then takes a registry slot for this process
+    /// (admin lock held).
+    fn register_producer(&self) -> Result<usize, ProducerError> {
+        let ring = self.ring();
+        ring.recover_claims(liveness::is_alive);
+        let (pid, start) = liveness::current();
+        ring.register_producer(pid, start)
+            .ok_or(ProducerError::RegistryFull {
+                max: ring.geo.max_producers,
+            })
+    }
+
+    /// A producer for the dead letter of the message at ring position
+    /// `original` (`None`: read from the spill log), in the registry slot
+    /// kept for them (`None` while another member uses it, or the admin lock
+    /// fails).
+    pub(crate) fn dead_letter_producer(&self, original: Option<u64>) -> Option<Producer> {
+        let _g = self.admin(true).ok()?;
+        let ring = self.ring();
+        ring.recover_claims(liveness::is_alive);
+        let (pid, start) = liveness::current();
+        let slot = ring.register_dead_letters(pid, start)?;
+        let mut p = Producer::new(self.clone(), slot);
+        p.for_dead_letter_of(original);
+        Some(p)
+    }
+
+    /// Attaches a producer under `name` (see [`ProducerBuilder::name`]).
+    fn named_producer(&self, name: &str) -> Result<Producer, ProducerError> {
+        validate_name(name).map_err(ProducerError::InvalidName)?;
+        let _g = self.admin(true).map_err(ProducerError::Io)?;
+        let ring = self.ring();
+        let slot = self.register_producer()?;
+        match ring.attach_identity(name.as_bytes(), slot, |s| self.name_owner(s)) {
+            Ok((i, next)) => {
+                ring.set_identity(slot, i);
+                let id = ring.identity_id(i);
+                Ok(Producer::new_named(self.clone(), slot, name, i, id, next))
+            }
+            Err(refused) => {
+                ring.unregister_producer(slot);
+                Err(self.name_refused(name, refused))
+            }
+        }
+    }
 }

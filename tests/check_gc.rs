@@ -134,7 +134,7 @@ fn check_accepts_a_group_being_created() {
     let dir = tempfile::tempdir().unwrap();
     let (p, geo) = queue(dir.path());
     // Group b's slot state word: generation << 8 | state; 1 is CREATING (see
-    // src/layout.rs), as a group add caught half-way leaves it.
+    // src/protocol/layout.rs), as a group add caught half-way leaves it.
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -85,3 +85,127 @@ fn every_unsafe_block_has_a_safety_comment() {
         }
     }
 }
+
+/// The library's files depend one way: no cycle among the modules their
+/// code names (`crate::…` paths and `use super::…`, comments aside; a name
+/// the crate root re-exports counts as the module it comes from). The
+/// layers are in src/lib.rs.
+#[test]
+fn library_modules_import_no_cycle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let module_of = |p: &Path| -> String {
+        let rel = p.strip_prefix(&root).unwrap().with_extension("");
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        if parts.last().is_some_and(|l| l == "mod") {
+            parts.pop();
+        }
+        parts.join("::")
+    };
+    let files: Vec<PathBuf> = rust_files("src");
+    let modules: std::collections::BTreeSet<String> = files.iter().map(|f| module_of(f)).collect();
+    // Names the crate root re-exports: `pub use a::b::{X, Y};` and `pub use a::b::X;`.
+    let lib = read_to_string(&root.join("lib.rs"));
+    let mut reexported = std::collections::HashMap::new();
+    for line in lib
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("pub use "))
+    {
+        let body = line["pub use ".len()..].trim_end_matches(';');
+        if let Some((path, names)) = body.split_once("::{") {
+            for n in names.trim_end_matches('}').split(',') {
+                reexported.insert(n.trim().to_owned(), path.to_owned());
+            }
+        } else if let Some((path, name)) = body.rsplit_once("::") {
+            reexported.insert(name.to_owned(), path.to_owned());
+        }
+    }
+    // The longest module that is a prefix of `path`.
+    let resolve = |path: &str| -> Option<String> {
+        let parts: Vec<&str> = path.split("::").collect();
+        (1..=parts.len())
+            .rev()
+            .map(|i| parts[..i].join("::"))
+            .find(|m| modules.contains(m))
+    };
+    let mut deps: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for f in &files {
+        let me = module_of(f);
+        let parent = me.rsplit_once("::").map_or("", |(p, _)| p).to_owned();
+        let mut out = std::collections::BTreeSet::new();
+        for line in read_to_string(f).lines() {
+            let code = line.split("//").next().unwrap();
+            let mut named: Vec<String> = code
+                .match_indices("crate::")
+                .map(|(i, _)| {
+                    code[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                        .collect::<String>()
+                        .trim_end_matches(':')
+                        .to_owned()
+                })
+                .collect();
+            if let Some(rest) = code.trim().strip_prefix("use super::") {
+                let m: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                named.push(if parent.is_empty() {
+                    m
+                } else {
+                    format!("{parent}::{m}")
+                });
+            }
+            for mut path in named {
+                let first = path.split("::").next().unwrap().to_owned();
+                if let Some(from) = reexported.get(&first) {
+                    path = format!("{from}::{path}");
+                }
+                if let Some(m) = resolve(&path) {
+                    if m != me && m != "lib" {
+                        out.insert(m);
+                    }
+                }
+            }
+        }
+        deps.insert(me, out);
+    }
+    // Depth-first search for a back edge.
+    fn visit(
+        m: &str,
+        deps: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        state: &mut std::collections::HashMap<String, u8>,
+        stack: &mut Vec<String>,
+    ) {
+        state.insert(m.to_owned(), 1);
+        stack.push(m.to_owned());
+        for d in deps.get(m).into_iter().flatten() {
+            match state.get(d.as_str()) {
+                Some(1) => {
+                    let at = stack.iter().position(|s| s == d).unwrap();
+                    panic!("import cycle: {} -> {d}", stack[at..].join(" -> "));
+                }
+                Some(_) => {}
+                None => visit(d, deps, state, stack),
+            }
+        }
+        stack.pop();
+        state.insert(m.to_owned(), 2);
+    }
+    let mut state = std::collections::HashMap::new();
+    for m in deps.keys() {
+        if !state.contains_key(m.as_str()) {
+            visit(m, &deps, &mut state, &mut Vec::new());
+        }
+    }
+    assert!(deps.len() >= 25, "{:?}", deps.keys());
+}
+
+fn read_to_string(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}

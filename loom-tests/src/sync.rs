@@ -1,4 +1,4 @@
-//! The loom side of `src/sync.rs`: same names, loom's types.
+//! The loom side of `src/sync/mod.rs`: same names, loom's types.
 
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 

@@ -211,6 +211,16 @@ pub const RECORD_HEADER: usize = 32;
 pub const ALIGN: usize = 8;
 /// Longest group name in bytes.
 pub const MAX_NAME: usize = 64;
+
+/// Whether `name` is a valid group or producer name: 1 to `MAX_NAME` bytes of
+/// `[A-Za-z0-9._-]`.
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
 /// Smallest ring (loom models use tiny rings; real queues are far larger).
 pub const MIN_CAPACITY: u64 = 64;
 /// Largest ring: keeps (tail.seq - head.seq) below 2^31, which the 32-bit

@@ -45,6 +45,7 @@
 //! before traffic).
 
 use crate::protocol::layout::*;
+use crate::protocol::wait::{self, Event, Sleeper, WaitStrategy};
 use crate::region::Region;
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
@@ -195,6 +196,58 @@ pub enum Slot {
 }
 
 impl<R: Region> Ring<R> {
+    /// Wakes the sleepers waiting for `ev`, if any (wait.rs).
+    #[inline]
+    pub fn notify(&self, ev: Event) {
+        wait::notify(&self.region, ev);
+    }
+
+    /// Waits for `poll` to yield a value, as `who` (wait.rs).
+    #[inline]
+    pub fn wait_for<T>(
+        &self,
+        who: Sleeper,
+        strategy: WaitStrategy,
+        deadline: impl FnOnce() -> Option<std::time::Instant>,
+        poll: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        wait::wait_for(
+            &self.region,
+            who,
+            self.asleep_mark(who),
+            strategy,
+            deadline,
+            poll,
+        )
+    }
+
+    /// The word in `who`'s own slot that marks it asleep.
+    fn asleep_mark(&self, who: Sleeper) -> &AtomicU64 {
+        match who {
+            Sleeper::Member { g, m } => self.member_word(g, m, M_ASLEEP),
+            Sleeper::Producer { slot } => self.pword(slot, P_ASLEEP),
+        }
+    }
+
+    /// Puts `who` in its event's sleeper word (wait.rs); the loom models
+    /// use it to leave a sleeper that died announced.
+    #[allow(dead_code)]
+    pub fn announce_sleep(&self, who: Sleeper) {
+        wait::announce_sleep(&self.region, who, self.asleep_mark(who));
+    }
+
+    /// Whether `who` is announced asleep (for `stat`).
+    pub fn is_asleep(&self, who: Sleeper) -> bool {
+        wait::is_asleep(self.asleep_mark(who))
+    }
+
+    /// Takes `who` out of its event's sleeper word: the sleeper on waking,
+    /// or the reaper of a process killed asleep (wait.rs). Returns whether
+    /// it was in.
+    pub fn clear_sleeper(&self, who: Sleeper) -> bool {
+        wait::clear_sleeper(&self.region, who, self.asleep_mark(who))
+    }
+
     /// Wraps a region whose header has been validated (or just initialised).
     pub fn new(region: R, geo: Geometry, nonce: u64) -> Self {
         Ring {
@@ -602,7 +655,7 @@ impl<R: Region> Ring<R> {
         if let Some(slot) = claim.slot {
             self.note_done(slot);
         }
-        self.notify(crate::protocol::wait::Event::Data);
+        self.notify(Event::Data);
     }
 
     /// Recomputes this producer's write limit, advancing HEAD where the groups

@@ -59,7 +59,7 @@ impl CheckReport {
 fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
     let names = ring.identities();
     for (k, n) in names.iter().enumerate() {
-        if crate::queue::validate_name(&n.name).is_err() {
+        if !valid_name(n.name.as_bytes()) {
             r.problems
                 .push(format!("producer name {}: invalid name {:?}", n.id, n.name));
         }
@@ -133,7 +133,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
             .u64_at(geo.slot_off(g) + G_NAME_LEN)
             .load(Ordering::Relaxed);
         let name = String::from_utf8_lossy(&ring.slot_name(g)).into_owned();
-        if len == 0 || len > MAX_NAME as u64 || crate::queue::validate_name(&name).is_err() {
+        if len == 0 || len > MAX_NAME as u64 || !valid_name(&ring.slot_name(g)) {
             r.problems.push(format!(
                 "group slot {g}: invalid name ({len} bytes: {name:?})"
             ));

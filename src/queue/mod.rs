@@ -4,11 +4,9 @@ pub mod check;
 pub mod geometry;
 pub mod replay;
 
-use crate::consumer::ConsumerBuilder;
 use crate::error::{GroupError, OpenError, ProducerError};
 use crate::os::liveness;
 use crate::os::mapping::RawRegion;
-use crate::producer::ProducerBuilder;
 use crate::protocol::group::{GroupInfo, StartAt};
 use crate::protocol::identity::{NameStat, Refused};
 use crate::protocol::layout::*;
@@ -16,10 +14,11 @@ use crate::protocol::ring::Ring;
 use crate::protocol::wait::Sleeper;
 use crate::queue::check::CheckReport;
 use crate::region::Region;
+use crate::spill::log::LogError;
 use crate::spill::log::{list_segments, Fsync, SpillOptions};
-use crate::spill::rounds::Spill;
+use crate::spill::rounds::{RoundOutcome, Spill};
 use crate::sync::{wide_atomics_lock_free, Ordering};
-use crate::Producer;
+
 use memmap2::MmapOptions;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -396,7 +395,7 @@ pub struct Stat {
     pub groups: Vec<GroupStat>,
     /// Registered producers.
     pub producers: Vec<ProducerStat>,
-    /// Producer names ([`ProducerBuilder::name`]).
+    /// Producer names ([`ProducerBuilder::name`](crate::ProducerBuilder::name)).
     pub names: Vec<NameStat>,
     /// The spill log, if the queue has one.
     pub spill: Option<SpillStat>,
@@ -1155,6 +1154,35 @@ impl Queue {
         self.inner.ring.geometry()
     }
 
+    /// Runs one spill round now (see the module docs), waiting for the spill
+    /// lock. Returns what it did, or `None` if the queue has no spill log.
+    ///
+    /// # Errors
+    /// The log could not be written or read; nothing was lost, and producers
+    /// wait (back-pressure) until a round succeeds.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let q = shmq::QueueOptions::new()
+    ///     .spill(shmq::SpillOptions::new(dir.path().join("spill")))
+    ///     .create(dir.path().join("q"))?;
+    /// assert!(q.spill_now()?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spill_now(&self) -> Result<Option<RoundOutcome>, crate::SpillError> {
+        Ok(self.spill_round(true)?)
+    }
+
+    /// A spill round if the lock is free (`block = false`) or once it is.
+    /// `Ok(None)` when there is no spill log or another thread or process
+    /// holds the lock.
+    pub(crate) fn spill_round(&self, block: bool) -> Result<Option<RoundOutcome>, LogError> {
+        match &self.inner.spill {
+            Some(spill) => spill.round(self.ring(), block),
+            None => Ok(None),
+        }
+    }
+
     /// The spill settings, if the queue has a spill log.
     ///
     /// ```
@@ -1385,7 +1413,7 @@ impl Queue {
 
     /// Sets group `name`'s acknowledgement policy: `max_unacked`, the window
     /// of messages each member may hold unacknowledged at once (0 or 1: one;
-    /// a consumer may set its own, [`ConsumerBuilder::max_unacked`]), and
+    /// a consumer may set its own, [`ConsumerBuilder::max_unacked`](crate::ConsumerBuilder::max_unacked)), and
     /// `ack_wait`, the ack deadline: a message held unacknowledged longer is
     /// given back for redelivery to another member (its attempts counted,
     /// `max_attempts` and dead-lettering applying), and the late
@@ -1585,93 +1613,16 @@ impl Queue {
         Ok(g)
     }
 
-    /// A builder for a producer of this queue: anonymous unless
-    /// [named](ProducerBuilder::name), waiting with
-    /// [`WaitStrategy::Block`](crate::WaitStrategy) unless told otherwise.
-    /// [`ProducerBuilder::attach`] registers it.
-    ///
-    /// ```
-    /// let q = shmq::QueueOptions::new().in_memory()?;
-    /// let mut anonymous = q.producer().attach()?;
-    /// let mut named = q.producer().name("ingest").attach()?;
-    /// assert_eq!(anonymous.send(b"a")?, 0);
-    /// assert_eq!(named.send(b"b")?, 1);
-    /// # Ok::<(), shmq::Error>(())
-    /// ```
-    pub fn producer(&self) -> ProducerBuilder<'_> {
-        ProducerBuilder::new(self)
-    }
-
-    /// Registers a producer in the queue's producer registry, so that a claim
-    /// it leaves uncommitted if its process dies is aborted instead of
-    /// blocking the queue (registry.rs). Registering frees the slots of dead
-    /// producers first.
-    pub(crate) fn attach_producer(&self, name: Option<&str>) -> Result<Producer, ProducerError> {
-        match name {
-            None => {
-                let _g = self.admin(true).map_err(ProducerError::Io)?;
-                Ok(Producer::new(self.clone(), self.register_producer()?))
-            }
-            Some(name) => self.named_producer(name),
-        }
-    }
-
-    /// Recovers dead producers, then takes a registry slot for this process
-    /// (admin lock held).
-    fn register_producer(&self) -> Result<usize, ProducerError> {
-        let ring = self.ring();
-        ring.recover_claims(liveness::is_alive);
-        let (pid, start) = liveness::current();
-        ring.register_producer(pid, start)
-            .ok_or(ProducerError::RegistryFull {
-                max: ring.geo.max_producers,
-            })
-    }
-
-    /// A producer for the dead letter of the message at ring position
-    /// `original` (`None`: read from the spill log), in the registry slot
-    /// kept for them (`None` while another member uses it, or the admin lock
-    /// fails).
-    pub(crate) fn dead_letter_producer(&self, original: Option<u64>) -> Option<Producer> {
-        let _g = self.admin(true).ok()?;
-        let ring = self.ring();
-        ring.recover_claims(liveness::is_alive);
-        let (pid, start) = liveness::current();
-        let slot = ring.register_dead_letters(pid, start)?;
-        let mut p = Producer::new(self.clone(), slot);
-        p.for_dead_letter_of(original);
-        Some(p)
-    }
-
-    /// Attaches a producer under `name` (see [`ProducerBuilder::name`]).
-    fn named_producer(&self, name: &str) -> Result<Producer, ProducerError> {
-        validate_name(name).map_err(ProducerError::InvalidName)?;
-        let _g = self.admin(true).map_err(ProducerError::Io)?;
-        let ring = self.ring();
-        let slot = self.register_producer()?;
-        match ring.attach_identity(name.as_bytes(), slot, |s| self.name_owner(s)) {
-            Ok((i, next)) => {
-                ring.set_identity(slot, i);
-                let id = ring.identity_id(i);
-                Ok(Producer::new_named(self.clone(), slot, name, i, id, next))
-            }
-            Err(refused) => {
-                ring.unregister_producer(slot);
-                Err(self.name_refused(name, refused))
-            }
-        }
-    }
-
     /// `(pid, alive, identity slot + 1)` of the producer in registry slot
     /// `slot`, as the table of names asks (identity.rs).
-    fn name_owner(&self, slot: usize) -> Option<(u64, bool, u64)> {
+    pub(crate) fn name_owner(&self, slot: usize) -> Option<(u64, bool, u64)> {
         self.ring()
             .registry_owner(slot)
             .map(|(pid, start, ident)| (pid, liveness::is_alive(pid, start), ident))
     }
 
     /// The error for producer name `name` refused by the table of names.
-    fn name_refused(&self, name: &str, refused: Refused) -> ProducerError {
+    pub(crate) fn name_refused(&self, name: &str, refused: Refused) -> ProducerError {
         match refused {
             Refused::InUse(pid, true) => ProducerError::NameInUse {
                 name: name.to_owned(),
@@ -1775,41 +1726,6 @@ impl Queue {
             Ok(Some(_g)) => self.ring().recover_claims(liveness::is_alive),
             _ => crate::Recovery::default(),
         }
-    }
-
-    /// A builder for a member of group `group`: [`Ack::Auto`](crate::Ack)
-    /// and [`WaitStrategy::Block`](crate::WaitStrategy) unless told
-    /// otherwise. [`ConsumerBuilder::attach`] joins the group. Members of one
-    /// group share its messages; each message goes to exactly one of them.
-    ///
-    /// ```
-    /// use shmq::{Ack, StartAt};
-    /// let q = shmq::QueueOptions::new().in_memory()?;
-    /// q.add_group("work", StartAt::Latest)?;
-    /// let mut worker = q.consumer("work").ack(Ack::Explicit).attach()?;
-    /// q.producer().attach()?.send(b"job")?;
-    /// let job = worker.recv()?;
-    /// worker.ack(job.seq)?;
-    /// # Ok::<(), shmq::Error>(())
-    /// ```
-    pub fn consumer<'q>(&'q self, group: &'q str) -> ConsumerBuilder<'q> {
-        ConsumerBuilder::new(self, group)
-    }
-
-    /// Joins group `name` as a new member.
-    pub(crate) fn attach_consumer(&self, name: &str) -> Result<(usize, usize), GroupError> {
-        let _g = self.admin(true).map_err(GroupError::Io)?;
-        let ring = self.ring();
-        let g = ring
-            .find_group(name.as_bytes())
-            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
-        reap_group(ring, g);
-        let (pid, start) = liveness::current();
-        let m = ring.attach(g, pid, start).ok_or(GroupError::MembersFull {
-            group: name.to_owned(),
-            max: ring.geo.max_members,
-        })?;
-        Ok((g, m))
     }
 
     /// Called by producers and consumers at the start or end of each
@@ -2198,14 +2114,14 @@ fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), OpenError> {
 }
 
 /// A dead member freed by `reap_group`.
-struct Reaped {
+pub(crate) struct Reaped {
     pid: u64,
     /// It was killed asleep: its sleep announcement was withdrawn.
     asleep: bool,
 }
 
 /// Frees group `g`'s member slots whose processes are dead.
-fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<Reaped> {
+pub(crate) fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<Reaped> {
     let mut out = Vec::new();
     let mut recovered = false;
     for m in ring.members(g) {
@@ -2242,15 +2158,9 @@ impl Drop for AdminGuard<'_> {
     }
 }
 
-/// Group names: 1..=64 bytes of `[A-Za-z0-9._-]`.
-/// Checks a group or producer name; the error carries it.
+/// Checks a group or producer name ([`valid_name`]); the error carries it.
 pub(crate) fn validate_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if ok {
+    if valid_name(name.as_bytes()) {
         Ok(())
     } else {
         Err(name.to_owned())

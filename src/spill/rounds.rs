@@ -27,9 +27,9 @@
 //! next round.
 
 use crate::protocol::layout::*;
+use crate::protocol::ring::Ring;
 use crate::protocol::ring::Slot;
 use crate::protocol::wait::Event;
-use crate::queue::Queue;
 use crate::region::Region;
 use crate::spill::log::{
     encode_record_with, log_record_size, LogError, LogReader, LogWriter, SpillOptions,
@@ -174,32 +174,15 @@ impl Spill {
     }
 }
 
-impl Queue {
-    /// Runs one spill round now (see the module docs), waiting for the spill
-    /// lock. Returns what it did, or `None` if the queue has no spill log.
-    ///
-    /// # Errors
-    /// The log could not be written or read; nothing was lost, and producers
-    /// wait (back-pressure) until a round succeeds.
-    ///
-    /// ```
-    /// let dir = tempfile::tempdir()?;
-    /// let q = shmq::QueueOptions::new()
-    ///     .spill(shmq::SpillOptions::new(dir.path().join("spill")))
-    ///     .create(dir.path().join("q"))?;
-    /// assert!(q.spill_now()?.is_some());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn spill_now(&self) -> Result<Option<RoundOutcome>, crate::SpillError> {
-        Ok(self.spill_round(true)?)
-    }
-
-    /// A round if the lock is free (`block = false`) or once it is. `Ok(None)`
-    /// when there is no spill log or another thread or process holds the lock.
-    pub(crate) fn spill_round(&self, block: bool) -> Result<Option<RoundOutcome>, LogError> {
-        let Some(spill) = self.inner.spill.as_ref() else {
-            return Ok(None);
-        };
+impl Spill {
+    /// A round on `ring` if the lock is free (`block = false`) or once it is.
+    /// `Ok(None)` when another thread or process holds the lock.
+    pub(crate) fn round<R: Region>(
+        &self,
+        ring: &Ring<R>,
+        block: bool,
+    ) -> Result<Option<RoundOutcome>, LogError> {
+        let spill = self;
         let mut local = if block {
             spill.local.lock().unwrap_or_else(|p| p.into_inner())
         } else {
@@ -212,8 +195,7 @@ impl Queue {
         if !spill.flock(block)? {
             return Ok(None);
         }
-        let result = self.round_locked(spill, &mut local);
-        let ring = self.ring();
+        let result = self.round_locked(ring, &mut local);
         match &result {
             Ok(_) => ring
                 .region
@@ -257,8 +239,12 @@ impl Queue {
         result.map(Some)
     }
 
-    fn round_locked(&self, spill: &Spill, local: &mut Local) -> Result<RoundOutcome, LogError> {
-        let ring = self.ring();
+    fn round_locked<R: Region>(
+        &self,
+        ring: &Ring<R>,
+        local: &mut Local,
+    ) -> Result<RoundOutcome, LogError> {
+        let spill = self;
         let word = |off: usize| ring.region.u64_at(off);
         let mut out = RoundOutcome::default();
         // 1. Recover. Relaxed loads and stores: the flock orders rounds.
@@ -304,7 +290,7 @@ impl Queue {
         // The last round found the disk full: retention yields to it (what
         // groups need stays; history the policy keeps goes first).
         if word(OFF_SPILL_ERRNO).load(Ordering::Relaxed) == libc::ENOSPC as u64 {
-            self.retire_segments(local, &groups, log_end, false)?;
+            self.retire_segments(ring, local, &groups, log_end, false)?;
         }
         // 2. Rejoin.
         for &g in &groups {
@@ -325,7 +311,7 @@ impl Queue {
             if ring.front_now().is_some() {
                 ring.retire_front();
             }
-            self.retire_segments(local, &groups, log_end, true)?;
+            self.retire_segments(ring, local, &groups, log_end, true)?;
             return Ok(out);
         }
         let (fseq, fpos) = match ring.front_now() {
@@ -460,20 +446,20 @@ impl Queue {
             ring.retire_front();
         }
         crash_point("spill-retiring");
-        self.retire_segments(local, &groups, log_end, true)?;
+        self.retire_segments(ring, local, &groups, log_end, true)?;
         Ok(out)
     }
 
     /// Deletes the segments below every group on the log (all but the one
     /// being written when none is), as far as retention allows.
-    fn retire_segments(
+    fn retire_segments<R: Region>(
         &self,
+        ring: &Ring<R>,
         local: &mut Local,
         groups: &[usize],
         log_end: u64,
         retain: bool,
     ) -> Result<(), LogError> {
-        let ring = self.ring();
         let keep_from = groups
             .iter()
             .map(|&g| unpack(ring.cursor_now(g)))

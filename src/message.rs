@@ -1,0 +1,57 @@
+//! What a consumer receives: a message and its metadata, and who published
+//! it.
+
+/// A received message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Message {
+    /// Queue-wide sequence number.
+    pub seq: u64,
+    /// Publish time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// The bytes.
+    pub payload: Vec<u8>,
+    /// Deliveries of this message before this one (0 on first delivery): it
+    /// was handed to a member that nacked it, left or died without acking.
+    pub redelivered: u64,
+    /// For a dead letter (received in a dead-letter group): the id of the
+    /// group that gave it up after its `max_attempts` ([`Queue::group_name`](crate::Queue::group_name)
+    /// names it, while that group exists: a group added later in the same
+    /// slot has another id). `None` for every other message.
+    pub dead_letter_from: Option<u64>,
+    /// For a dead letter: the sequence number the message had when the
+    /// group that gave it up received it (the dead letter itself has a new
+    /// one, `seq`). `None` for every other message.
+    pub dead_letter_seq: Option<u64>,
+    /// The named producer that published it and its per-producer sequence
+    /// number; `None` for a message from an anonymous producer.
+    pub producer: Option<ProducerTag>,
+}
+
+/// Who published a message: a named producer ([`ProducerBuilder::name`](crate::ProducerBuilder::name)) and
+/// the per-producer sequence number it gave the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProducerTag {
+    /// The producer's id ([`Queue::producer_name`](crate::Queue::producer_name) names it).
+    pub id: u64,
+    /// Its per-producer sequence number.
+    pub pseq: u64,
+}
+
+/// Metadata of a message received into a caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Meta {
+    /// Queue-wide sequence number.
+    pub seq: u64,
+    /// Publish time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Deliveries before this one (see [`Message::redelivered`]).
+    pub redelivered: u64,
+    /// See [`Message::dead_letter_from`].
+    pub dead_letter_from: Option<u64>,
+    /// See [`Message::dead_letter_seq`].
+    pub dead_letter_seq: Option<u64>,
+    /// See [`Message::producer`].
+    pub producer: Option<ProducerTag>,
+}
