@@ -134,9 +134,8 @@ pub use producer::{Producer, ProducerBuilder, SendGuard};
 pub use protocol::registry::Recovery;
 pub use protocol::wait::WaitStrategy;
 pub use queue::replay::{Retained, SeekTo};
-pub use queue::{
-    GroupStat, MemberStat, ProducerStat, Queue, QueueOptions, RemovedMember, SpillStat, Stat,
-};
+pub use queue::stat::{GroupStat, MemberStat, ProducerStat, RemovedMember, SpillStat, Stat};
+pub use queue::{Queue, QueueOptions};
 pub use spill::log::{Fsync, SpillOptions};
 pub use spill::rounds::RoundOutcome;
 #[cfg(feature = "crash-points")]

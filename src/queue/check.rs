@@ -386,3 +386,52 @@ pub(crate) fn check_log(ring: &Ring<RawRegion>, reader: &mut LogReader, r: &mut 
         }
     }
 }
+
+/// Passes `Queue::check` makes before it reports a problem.
+const CHECK_PASSES: usize = 5;
+
+impl crate::queue::Queue {
+    /// Validates the queue's live state against the protocol's invariants (see
+    /// [`CheckReport`]); opening it has already validated the header.
+    ///
+    /// On a queue in use, what one pass reads is not a snapshot: a cursor,
+    /// an entry or a record may change between two reads. So a pass that
+    /// finds problems is repeated, and only problems every pass finds (up
+    /// to five, a millisecond apart) are reported: damage stays,
+    /// a race does not.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// q.producer().attach()?.send_batch(&[b"a", b"b", b"c"])?;
+    /// let report = q.check();
+    /// assert!(report.ok(), "{:?}", report.problems);
+    /// assert_eq!((report.records, report.groups), (3, 1));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn check(&self) -> CheckReport {
+        let ring = self.ring();
+        let mut reader = self.inner.spill.as_ref().map(|s| s.reader());
+        let mut pass = || {
+            let mut r = crate::queue::check::check(ring);
+            if let Some(reader) = reader.as_mut() {
+                crate::queue::check::check_log(ring, reader, &mut r);
+            }
+            crate::queue::check::check_acks(ring, reader.as_mut(), &mut r);
+            r
+        };
+        let mut r = pass();
+        for _ in 1..CHECK_PASSES {
+            if r.problems.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let again = pass();
+            if again.problems.is_empty() {
+                return again;
+            }
+            r = again;
+        }
+        r
+    }
+}
