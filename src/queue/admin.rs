@@ -176,7 +176,7 @@ impl Queue {
     }
 
     /// Sets how many deliveries of one message group `name` makes before it
-    /// gives the message up (counted in [`GroupStat::dead_lettered`]) instead
+    /// gives the message up (counted in [`GroupStat::dead_lettered`](crate::GroupStat::dead_lettered)) instead
     /// of delivering it again; 0 (the default) means no limit. A message
     /// whose last allowed delivery was nacked (or expired, or whose member
     /// died) is given up by the group's next receive, which publishes its

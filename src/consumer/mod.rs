@@ -1,20 +1,28 @@
 //! Consumers: members of a group, receiving by copy or in place.
+//!
+//! - `record`: what a member took (a ring record or a logged message) and
+//!   its metadata;
+//! - `log`: reading the group's backlog from the spill log;
+//! - `redelivery`: holds, redeliveries and dead letters (the ack table).
 
-use crate::error::{AckError, GroupError, Reason, RecvError, SpillError};
-use crate::message::{Message, Meta, ProducerTag};
+mod log;
+mod record;
+mod redelivery;
+
+use log::*;
+use record::*;
+use redelivery::*;
+
+pub(crate) use record::strip_ext;
+
+use crate::error::{AckError, GroupError, Reason, RecvError};
+use crate::message::{Message, Meta};
 use crate::os::liveness;
 use crate::protocol::ack::{taken_hold, Hold};
 use crate::protocol::group::{Take, Taken};
-use crate::protocol::layout::{
-    addressed, dead_letter_flags, ext_len, origin_off, unpack, DISK_BIT, FLAG_ORIGIN_SEQ,
-    FLAG_PRODUCER, KIND_ABORT, OFF_LOG_END, RECORD_HEADER,
-};
-use crate::protocol::ring::Slot;
+use crate::protocol::layout::{unpack, DISK_BIT};
 use crate::protocol::wait::{Sleeper, WaitStrategy};
 use crate::queue::{reap_group, Queue};
-use crate::region::Region;
-use crate::spill::log::LogReader;
-use crate::sync::Ordering;
 use std::time::{Duration, Instant};
 
 /// While a consumer waits, how often it looks again without being woken, on
@@ -23,8 +31,6 @@ const SPILL_RECHECK: Duration = Duration::from_millis(20);
 /// How often a consumer waiting behind an uncommitted record checks whether
 /// its producer died.
 const STUCK_CHECK: Duration = Duration::from_millis(50);
-/// How often a consumer that has read the whole log tries a round to rejoin.
-const REJOIN_EVERY: Duration = Duration::from_micros(100);
 /// How often an idle consumer (nothing stuck at its cursor when it last
 /// looked) looks again whether it waits behind a claim whose producer died.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
@@ -177,100 +183,11 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
-/// A member's entries in its group's ack table (ack.rs).
-#[derive(Default)]
-struct Acks {
-    /// Messages it holds unacknowledged (explicit ack), in the order taken.
-    held: Vec<Hold>,
-    /// A redelivery taken with auto-ack, finished once copied.
-    auto: Option<Hold>,
-    /// The entry set aside for its next explicit take.
-    reserved: Option<(usize, u64)>,
-    /// Its own window, if it set one (the group's otherwise).
-    window: Option<u64>,
-    /// Takes left until the next look at the clock for upkeep.
-    countdown: u32,
-    /// Monotonic ns of the next upkeep (0: not yet scheduled).
-    next_upkeep: u64,
-    /// Messages whose holds others ended (the ack deadline), most recent
-    /// last: an ack or nack of one says so rather than "not held".
-    expired: std::collections::VecDeque<u64>,
-}
-
-/// How many ended holds a member remembers, to answer a late ack.
-const EXPIRED_KEPT: usize = 1024;
-
-impl Acks {
-    /// Drops the holds others ended from `held`, remembering them.
-    fn prune(
-        &mut self,
-        ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
-        g: usize,
-    ) {
-        let expired = &mut self.expired;
-        self.held.retain(|h| {
-            let still = ring.still_held(g, h);
-            if !still {
-                if expired.len() == EXPIRED_KEPT {
-                    expired.pop_front();
-                }
-                expired.push_back(h.entry.seq);
-            }
-            still
-        });
-    }
-}
-
 /// Takes between two looks at the clock for upkeep on the fast path.
 const UPKEEP_COUNTDOWN: u32 = 256;
 /// How often a member does its group's upkeep (dead members, ack deadlines,
 /// the pending hint) at most, and at least while it waits.
 const UPKEEP_EVERY: Duration = Duration::from_secs(1);
-
-/// A consumer's view of the spill log.
-struct Disk {
-    reader: LogReader,
-    /// Payload of the last message read from the log.
-    buf: Vec<u8>,
-    last_round: Option<Instant>,
-}
-
-/// What a consumer took: a record in the ring (under its hazard or an
-/// entry's pin), or a message read from the log (payload in `Disk::buf`).
-#[derive(Clone, Copy, Debug)]
-enum Got {
-    Ring(Taken, Again),
-    Disk(Meta),
-}
-
-/// What the group knows of a delivery beyond its record: the deliveries
-/// before it in this group, and, for a dead letter handed over (ack.rs,
-/// `begin_hand_over`: the original record, not a copy), the sequence number
-/// and group it was given up with.
-#[derive(Clone, Copy, Debug, Default)]
-struct Again {
-    redelivered: u64,
-    letter: Option<(u64, u64)>,
-}
-
-impl Again {
-    fn of(e: &crate::protocol::ack::Entry) -> Again {
-        Again {
-            redelivered: e.deliveries_before(),
-            letter: e.origin.map(|o| (e.seq, o)),
-        }
-    }
-}
-
-/// One attempt at the log.
-enum DiskStep {
-    /// A message, and its log position | DISK_BIT.
-    Got(Meta, u64),
-    /// The cursor moved (another member, a rejoin): look again.
-    Retry,
-    /// The group has read everything logged so far.
-    CaughtUp,
-}
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -1212,413 +1129,10 @@ impl RecvGuard<'_> {
     }
 }
 
-/// Drops a member's hazard (and wakes producers waiting for space) when it
-/// goes out of scope.
-struct Release<'a>(
-    &'a crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
-    usize,
-    usize,
-);
-
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        self.0.release(self.1, self.2);
-    }
-}
-
-/// The payload of a record taken under this member's hazard, in place. The
-/// borrow must end before the hazard is released.
-fn ring_payload<'a>(
-    ring: &'a crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
-    t: &Taken,
-) -> &'a [u8] {
-    let off = ring.ring_at(t.pos) + RECORD_HEADER + t.skip();
-    let len = t.payload_len();
-    // SAFETY: the length was bounds-checked when the record was taken (it
-    // fits before the ring's end); the member's hazard keeps every producer
-    // from writing these bytes until it is released, which the callers do
-    // only after the borrow ends (a guard's drop, the end of a batch), and
-    // the commit stamp loaded with Acquire made the producer's writes
-    // visible. Cooperating processes therefore never write them while this
-    // borrow lives.
-    unsafe { std::slice::from_raw_parts(ring.region.ptr_at(off, len), len) }
-}
-
 impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
         self.c.finish(self.got);
     }
-}
-
-/// One attempt to take the message at the group's disk cursor `cur` (with
-/// `hold`, through that reserved entry of the ack table).
-fn take_disk(
-    q: &Queue,
-    g: usize,
-    m: usize,
-    disk: &mut Option<Disk>,
-    cur: u128,
-    hold: Option<((usize, u64), u64)>,
-) -> Result<DiskStep, RecvError> {
-    let ring = q.ring();
-    let Some(spill) = q.inner.spill.as_ref() else {
-        return Err(RecvError::Corrupt(Reason::new(
-            "group is on disk but the queue has no spill log",
-        )));
-    };
-    let d = disk.get_or_insert_with(|| Disk {
-        reader: spill.reader(),
-        buf: Vec::new(),
-        last_round: None,
-    });
-    let (seq, at) = unpack(cur);
-    let seq = seq & !DISK_BIT;
-    // SYNC POINT log_end: Acquire pairs with the spiller's Release store; the
-    // records below it are in the files.
-    let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
-    if at >= log_end {
-        // Read everything logged: a round moves the group back to the ring.
-        if d.last_round.is_none_or(|t| t.elapsed() >= REJOIN_EVERY) {
-            d.last_round = Some(Instant::now());
-            // A round that fails (a full disk) fails at writing the log,
-            // which is the producers' business: they wait, and `stat` shows
-            // the error. This member has read everything; it rejoins the
-            // ring at a round that gets that far (rejoining comes first).
-            let _ = q.spill_round(false);
-            if ring.cursor_now(g) != cur {
-                return Ok(DiskStep::Retry);
-            }
-        }
-        return Ok(DiskStep::CaughtUp);
-    }
-    let rec = match d.reader.read_ahead(at, log_end, &mut d.buf) {
-        Ok(r) => r,
-        // The group moved on (and retention may have deleted what it read).
-        Err(_) if ring.cursor_now(g) != cur => return Ok(DiskStep::Retry),
-        Err(e) => return Err(RecvError::Spill(e.into())),
-    };
-    if rec.seq < seq {
-        return Err(RecvError::Spill(SpillError::Corrupt(Reason::new(format!(
-            "log position {at} holds sequence {}, the group expects {seq}",
-            rec.seq
-        )))));
-    }
-    // An aborted claim, or a record for other groups: the cursor passes it.
-    let skip = rec.kind == KIND_ABORT || !addressed(rec.flags, g, ring.dl_only(g));
-    let hold = hold.filter(|_| !skip);
-    if let Some((h, since)) = hold {
-        ring.announce(g, m, h, rec.seq, at | DISK_BIT, since);
-    }
-    if !ring.disk_advance(g, cur, rec.seq, rec.size) {
-        if let Some((h, _)) = hold {
-            ring.untake(g, h);
-        }
-        return Ok(DiskStep::Retry);
-    }
-    if skip {
-        return Ok(DiskStep::Retry);
-    }
-    if let Some((h, _)) = hold {
-        ring.took(g, m, h, rec.seq, at | DISK_BIT);
-    }
-    ring.note_delivered(g, m, 1);
-    Ok(DiskStep::Got(
-        disk_meta(&rec, Again::default(), &mut d.buf),
-        at | DISK_BIT,
-    ))
-}
-
-/// Takes over a message of group `g` waiting for redelivery, if any: the
-/// member then holds it (with auto-ack, until it is copied). Messages past
-/// the group's `max_attempts` are given up on the way: published to its
-/// dead-letter group if it has one (then finished), otherwise only counted.
-/// A dead letter that cannot be published now stays pending, for a later
-/// receive; this one goes on to other pending messages and the cursor.
-fn take_redelivery(
-    q: &Queue,
-    g: usize,
-    m: usize,
-    disk: &mut Option<Disk>,
-    acks: &mut Acks,
-    explicit: bool,
-) -> Result<Option<Got>, RecvError> {
-    let ring = q.ring();
-    let since = match ring.ack_wait_ns(g) {
-        0 => 0,
-        _ => crate::os::clock::monotonic_ns(),
-    };
-    // Dead letters that found no room in this poll.
-    let mut no_room: Vec<u64> = Vec::new();
-    while let Some(h) = ring.take_pending(g, m, since, |s| no_room.contains(&s)) {
-        let max = ring.max_attempts(g);
-        if max != 0 && h.entry.deliveries_before() >= max {
-            let Some(d) = ring.dead_letter_target(g) else {
-                // No dead-letter group: only counted.
-                if ring.finish_hold(g, m, &h, false).is_ok() {
-                    ring.note_dead_lettered(g);
-                }
-                continue;
-            };
-            // Its deadline cannot end it from here on.
-            let Ok(f) = ring.begin_forward(g, m, &h) else {
-                continue;
-            };
-            match forward_dead_letter(q, g, disk, &f, d) {
-                Ok(true) => ring.end_forward(g, m, &f, true),
-                Ok(false) if hand_over(ring, g, &f, d) => ring.end_forward(g, m, &f, true),
-                Ok(false) => {
-                    // Pending again, untouched; retried on a later receive
-                    // (and by other members).
-                    ring.end_forward(g, m, &f, false);
-                    no_room.push(f.entry.seq);
-                }
-                Err(e) => {
-                    ring.end_forward(g, m, &f, false);
-                    return Err(e);
-                }
-            }
-            continue;
-        }
-        match redelivered(q, g, disk, &h) {
-            Ok(got) => {
-                ring.note_delivered(g, m, 1);
-                if h.entry.deliveries_before() > 0 {
-                    ring.note_redelivered(g);
-                }
-                if explicit {
-                    acks.held.push(h);
-                } else {
-                    acks.auto = Some(h);
-                }
-                return Ok(Some(got));
-            }
-            Err((e, keep)) => {
-                if keep {
-                    // The log could not be read now: pending again, for
-                    // whoever tries next (the error says why).
-                    let _ = ring.put_back(g, &h);
-                } else if ring.finish_hold(g, m, &h, false).is_ok() {
-                    // Gone for good (a damaged queue): not held by anyone.
-                }
-                return Err(e);
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Hands the message of forward `f` (group `g` gives it up; its dead letter
-/// found no room in the ring) over to dead-letter group `d` as it is: its
-/// entry moves into `d`'s ack table, pinning the original record (ack.rs,
-/// `begin_hand_over`). Returns false if `d`'s table is full (or the message
-/// is itself a dead letter handed over, which moves only once): the forward
-/// is then undone, and retried later.
-fn hand_over(
-    ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
-    g: usize,
-    f: &Hold,
-    d: usize,
-) -> bool {
-    if f.entry.origin.is_some() {
-        return false;
-    }
-    let Some(arrival) = ring.begin_hand_over(g, f, d) else {
-        return false;
-    };
-    crate::spill::rounds::crash_point("hand-over-arriving");
-    if !ring.commit_hand_over(d, arrival) {
-        ring.abort_hand_over(g, f, d, Some(arrival));
-        return false;
-    }
-    crate::spill::rounds::crash_point("hand-over-committed");
-    true
-}
-
-/// Publishes the message of forward `h` (group `g` gives it up) to
-/// dead-letter group `d`, addressed to it alone. Returns false if there is
-/// no room for it now (producers keep room for dead letters, ring.rs, so
-/// this waits only for other groups and holds). The entry records where the
-/// dead letter is claimed before it is committed (ack.rs), so a member
-/// killed at any point leaves it either published once or pending.
-fn forward_dead_letter(
-    q: &Queue,
-    g: usize,
-    disk: &mut Option<Disk>,
-    h: &Hold,
-    d: usize,
-) -> Result<bool, RecvError> {
-    let got = redelivered(q, g, disk, h).map_err(|(e, _)| e)?;
-    let mut ring_copy = Vec::new();
-    let (payload, tag): (&[u8], _) = match got {
-        Got::Ring(t, r) => {
-            ring_copy.resize(t.payload_len(), 0);
-            q.ring().read_payload(&t, &mut ring_copy);
-            (&ring_copy, ring_meta(q.ring(), &t, r).producer)
-        }
-        Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),
-    };
-    // A producer for this one letter, in the registry slot kept for dead
-    // letters: registered now and gone after it, so that neither members nor
-    // producers ever keep each other out.
-    let original = (!h.entry.on_disk()).then_some(h.entry.at);
-    let Some(mut p) = q.dead_letter_producer(original) else {
-        // Another member is publishing one: try again later.
-        return Ok(false);
-    };
-    // The dead letter keeps its producer's id and pseq.
-    let origin = (h.entry.seq, q.ring().group_id(g));
-    let ring = q.ring();
-    let mut claimed = |seq, pos| {
-        ring.note_forward(g, h.idx, seq, pos);
-        crate::spill::rounds::crash_point("dead-letter-claimed");
-    };
-    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, origin, &mut claimed) {
-        Ok(_) => {
-            crate::spill::rounds::crash_point("dead-letter-published");
-            Ok(true)
-        }
-        // No room now, or none on a full disk: pending again, retried.
-        Err(crate::SendError::Full | crate::SendError::Spill(_)) => Ok(false),
-        Err(source) => Err(RecvError::DeadLetter {
-            seq: h.entry.seq,
-            source,
-        }),
-    }
-}
-
-/// Reads the message of hold `h`, just taken over. On failure, the error
-/// and whether the message may still be readable later (a spill log read
-/// that failed) rather than gone.
-fn redelivered(
-    q: &Queue,
-    g: usize,
-    disk: &mut Option<Disk>,
-    h: &Hold,
-) -> Result<Got, (RecvError, bool)> {
-    let ring = q.ring();
-    let e = h.entry;
-    if !e.on_disk() {
-        // The entry's pin keeps the record.
-        return match ring.slot_at(e.at) {
-            Slot::Record {
-                len,
-                seq,
-                ts_ns,
-                flags,
-                ..
-            } if seq == e.seq => Ok(Got::Ring(
-                Taken {
-                    seq,
-                    pos: e.at,
-                    len,
-                    ts_ns,
-                    flags,
-                },
-                Again::of(&e),
-            )),
-            _ => Err((
-                RecvError::Corrupt(Reason::new(format!(
-                    "unacknowledged message {} at ring position {} is gone",
-                    e.seq, e.at
-                ))),
-                false,
-            )),
-        };
-    }
-    let Some(spill) = q.inner.spill.as_ref() else {
-        return Err((
-            RecvError::Corrupt(Reason::new(
-                "unacknowledged message on disk but the queue has no spill log",
-            )),
-            false,
-        ));
-    };
-    let d = disk.get_or_insert_with(|| Disk {
-        reader: spill.reader(),
-        buf: Vec::new(),
-        last_round: None,
-    });
-    let rec = d
-        .reader
-        .read(e.at & !DISK_BIT, &mut d.buf)
-        .map_err(|err| (RecvError::Spill(err.into()), true))?;
-    if rec.seq != e.seq {
-        return Err((
-            RecvError::Spill(SpillError::Corrupt(Reason::new(format!(
-                "log position {} holds sequence {}, the unacknowledged message is {}",
-                e.at & !DISK_BIT,
-                rec.seq,
-                e.seq
-            )))),
-            true,
-        ));
-    }
-    let _ = g;
-    Ok(Got::Disk(disk_meta(&rec, Again::of(&e), &mut d.buf)))
-}
-
-/// The metadata of a record taken from the ring (under the caller's hazard).
-fn ring_meta(
-    ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
-    t: &Taken,
-    again: Again,
-) -> Meta {
-    let origin = again.letter.or_else(|| ring.read_origin(t.pos, t.flags));
-    Meta {
-        seq: t.seq,
-        ts_ns: t.ts_ns,
-        redelivered: again.redelivered,
-        dead_letter_from: origin.map(|o| o.1),
-        dead_letter_seq: origin.map(|o| o.0),
-        producer: (t.flags & FLAG_PRODUCER != 0).then(|| {
-            let (id, pseq) = ring.read_ext(t.pos);
-            ProducerTag { id, pseq }
-        }),
-    }
-}
-
-/// The metadata of a record read from the spill log, whose stored bytes are
-/// in `buf`: its extensions are split off, leaving the payload.
-fn disk_meta(rec: &crate::spill::log::LogRecord, again: Again, buf: &mut Vec<u8>) -> Meta {
-    let (producer, origin) = strip_ext(rec.flags, buf);
-    let origin = again.letter.or(origin);
-    Meta {
-        seq: rec.seq,
-        ts_ns: rec.ts_ns,
-        redelivered: again.redelivered,
-        dead_letter_from: origin.map(|o| o.1),
-        dead_letter_seq: origin.map(|o| o.0),
-        producer,
-    }
-}
-
-/// Splits the extensions (producer, origin) off a record read from the
-/// spill log into `buf` (the log keeps the ring's bytes as they were,
-/// native-endian); `valid_record` checked that they fit.
-#[allow(clippy::type_complexity)]
-pub(crate) fn strip_ext(
-    flags: u32,
-    buf: &mut Vec<u8>,
-) -> (Option<ProducerTag>, Option<(u64, u64)>) {
-    let ext = ext_len(flags);
-    if ext == 0 || buf.len() < ext {
-        return (None, None);
-    }
-    let word = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&buf[i..i + 8]);
-        u64::from_ne_bytes(b)
-    };
-    let tag = (flags & FLAG_PRODUCER != 0).then(|| ProducerTag {
-        id: word(0),
-        pseq: word(8),
-    });
-    let origin = (flags & FLAG_ORIGIN_SEQ != 0).then(|| {
-        let o = origin_off(flags);
-        (word(o), word(o + 8))
-    });
-    buf.drain(..ext);
-    (tag, origin)
 }
 
 /// Making consumers.

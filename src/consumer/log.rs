@@ -1,0 +1,110 @@
+//! A member reading its group's backlog from the spill log.
+
+use super::record::*;
+use crate::error::{Reason, RecvError, SpillError};
+use crate::message::Meta;
+use crate::protocol::layout::*;
+use crate::queue::Queue;
+use crate::region::Region;
+use crate::spill::log::LogReader;
+use crate::sync::Ordering;
+use std::time::{Duration, Instant};
+
+/// How often a consumer that has read the whole log tries a round to rejoin.
+pub(super) const REJOIN_EVERY: Duration = Duration::from_micros(100);
+
+/// A consumer's view of the spill log.
+pub(super) struct Disk {
+    pub(super) reader: LogReader,
+    /// Payload of the last message read from the log.
+    pub(super) buf: Vec<u8>,
+    pub(super) last_round: Option<Instant>,
+}
+
+/// One attempt at the log.
+pub(super) enum DiskStep {
+    /// A message, and its log position | DISK_BIT.
+    Got(Meta, u64),
+    /// The cursor moved (another member, a rejoin): look again.
+    Retry,
+    /// The group has read everything logged so far.
+    CaughtUp,
+}
+
+/// One attempt to take the message at the group's disk cursor `cur` (with
+/// `hold`, through that reserved entry of the ack table).
+pub(super) fn take_disk(
+    q: &Queue,
+    g: usize,
+    m: usize,
+    disk: &mut Option<Disk>,
+    cur: u128,
+    hold: Option<((usize, u64), u64)>,
+) -> Result<DiskStep, RecvError> {
+    let ring = q.ring();
+    let Some(spill) = q.inner.spill.as_ref() else {
+        return Err(RecvError::Corrupt(Reason::new(
+            "group is on disk but the queue has no spill log",
+        )));
+    };
+    let d = disk.get_or_insert_with(|| Disk {
+        reader: spill.reader(),
+        buf: Vec::new(),
+        last_round: None,
+    });
+    let (seq, at) = unpack(cur);
+    let seq = seq & !DISK_BIT;
+    // SYNC POINT log_end: Acquire pairs with the spiller's Release store; the
+    // records below it are in the files.
+    let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
+    if at >= log_end {
+        // Read everything logged: a round moves the group back to the ring.
+        if d.last_round.is_none_or(|t| t.elapsed() >= REJOIN_EVERY) {
+            d.last_round = Some(Instant::now());
+            // A round that fails (a full disk) fails at writing the log,
+            // which is the producers' business: they wait, and `stat` shows
+            // the error. This member has read everything; it rejoins the
+            // ring at a round that gets that far (rejoining comes first).
+            let _ = q.spill_round(false);
+            if ring.cursor_now(g) != cur {
+                return Ok(DiskStep::Retry);
+            }
+        }
+        return Ok(DiskStep::CaughtUp);
+    }
+    let rec = match d.reader.read_ahead(at, log_end, &mut d.buf) {
+        Ok(r) => r,
+        // The group moved on (and retention may have deleted what it read).
+        Err(_) if ring.cursor_now(g) != cur => return Ok(DiskStep::Retry),
+        Err(e) => return Err(RecvError::Spill(e.into())),
+    };
+    if rec.seq < seq {
+        return Err(RecvError::Spill(SpillError::Corrupt(Reason::new(format!(
+            "log position {at} holds sequence {}, the group expects {seq}",
+            rec.seq
+        )))));
+    }
+    // An aborted claim, or a record for other groups: the cursor passes it.
+    let skip = rec.kind == KIND_ABORT || !addressed(rec.flags, g, ring.dl_only(g));
+    let hold = hold.filter(|_| !skip);
+    if let Some((h, since)) = hold {
+        ring.announce(g, m, h, rec.seq, at | DISK_BIT, since);
+    }
+    if !ring.disk_advance(g, cur, rec.seq, rec.size) {
+        if let Some((h, _)) = hold {
+            ring.untake(g, h);
+        }
+        return Ok(DiskStep::Retry);
+    }
+    if skip {
+        return Ok(DiskStep::Retry);
+    }
+    if let Some((h, _)) = hold {
+        ring.took(g, m, h, rec.seq, at | DISK_BIT);
+    }
+    ring.note_delivered(g, m, 1);
+    Ok(DiskStep::Got(
+        disk_meta(&rec, Again::default(), &mut d.buf),
+        at | DISK_BIT,
+    ))
+}

@@ -1,0 +1,133 @@
+//! What a member took, and the metadata and payload it hands on: from a
+//! ring record (under a hazard or an entry's pin) or from the spill log.
+
+use crate::message::{Meta, ProducerTag};
+use crate::protocol::group::Taken;
+use crate::protocol::layout::*;
+
+/// What a consumer took: a record in the ring (under its hazard or an
+/// entry's pin), or a message read from the log (payload in `Disk::buf`).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Got {
+    Ring(Taken, Again),
+    Disk(Meta),
+}
+
+/// What the group knows of a delivery beyond its record: the deliveries
+/// before it in this group, and, for a dead letter handed over (ack.rs,
+/// `begin_hand_over`: the original record, not a copy), the sequence number
+/// and group it was given up with.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Again {
+    pub(super) redelivered: u64,
+    pub(super) letter: Option<(u64, u64)>,
+}
+
+impl Again {
+    pub(super) fn of(e: &crate::protocol::ack::Entry) -> Again {
+        Again {
+            redelivered: e.deliveries_before(),
+            letter: e.origin.map(|o| (e.seq, o)),
+        }
+    }
+}
+
+/// Drops a member's hazard (and wakes producers waiting for space) when it
+/// goes out of scope.
+pub(super) struct Release<'a>(
+    pub(super) &'a crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+    pub(super) usize,
+    pub(super) usize,
+);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1, self.2);
+    }
+}
+
+/// The payload of a record taken under this member's hazard, in place. The
+/// borrow must end before the hazard is released.
+pub(super) fn ring_payload<'a>(
+    ring: &'a crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+    t: &Taken,
+) -> &'a [u8] {
+    let off = ring.ring_at(t.pos) + RECORD_HEADER + t.skip();
+    let len = t.payload_len();
+    // SAFETY: the length was bounds-checked when the record was taken (it
+    // fits before the ring's end); the member's hazard keeps every producer
+    // from writing these bytes until it is released, which the callers do
+    // only after the borrow ends (a guard's drop, the end of a batch), and
+    // the commit stamp loaded with Acquire made the producer's writes
+    // visible. Cooperating processes therefore never write them while this
+    // borrow lives.
+    unsafe { std::slice::from_raw_parts(ring.region.ptr_at(off, len), len) }
+}
+
+/// The metadata of a record taken from the ring (under the caller's hazard).
+pub(super) fn ring_meta(
+    ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+    t: &Taken,
+    again: Again,
+) -> Meta {
+    let origin = again.letter.or_else(|| ring.read_origin(t.pos, t.flags));
+    Meta {
+        seq: t.seq,
+        ts_ns: t.ts_ns,
+        redelivered: again.redelivered,
+        dead_letter_from: origin.map(|o| o.1),
+        dead_letter_seq: origin.map(|o| o.0),
+        producer: (t.flags & FLAG_PRODUCER != 0).then(|| {
+            let (id, pseq) = ring.read_ext(t.pos);
+            ProducerTag { id, pseq }
+        }),
+    }
+}
+
+/// The metadata of a record read from the spill log, whose stored bytes are
+/// in `buf`: its extensions are split off, leaving the payload.
+pub(super) fn disk_meta(
+    rec: &crate::spill::log::LogRecord,
+    again: Again,
+    buf: &mut Vec<u8>,
+) -> Meta {
+    let (producer, origin) = strip_ext(rec.flags, buf);
+    let origin = again.letter.or(origin);
+    Meta {
+        seq: rec.seq,
+        ts_ns: rec.ts_ns,
+        redelivered: again.redelivered,
+        dead_letter_from: origin.map(|o| o.1),
+        dead_letter_seq: origin.map(|o| o.0),
+        producer,
+    }
+}
+
+/// Splits the extensions (producer, origin) off a record read from the
+/// spill log into `buf` (the log keeps the ring's bytes as they were,
+/// native-endian); `valid_record` checked that they fit.
+#[allow(clippy::type_complexity)]
+pub(crate) fn strip_ext(
+    flags: u32,
+    buf: &mut Vec<u8>,
+) -> (Option<ProducerTag>, Option<(u64, u64)>) {
+    let ext = ext_len(flags);
+    if ext == 0 || buf.len() < ext {
+        return (None, None);
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&buf[i..i + 8]);
+        u64::from_ne_bytes(b)
+    };
+    let tag = (flags & FLAG_PRODUCER != 0).then(|| ProducerTag {
+        id: word(0),
+        pseq: word(8),
+    });
+    let origin = (flags & FLAG_ORIGIN_SEQ != 0).then(|| {
+        let o = origin_off(flags);
+        (word(o), word(o + 8))
+    });
+    buf.drain(..ext);
+    (tag, origin)
+}

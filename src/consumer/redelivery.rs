@@ -1,0 +1,284 @@
+//! A member's holds in its group's ack table, redeliveries taken over from
+//! it, and messages given up to the dead-letter group (ack.rs).
+
+use super::log::*;
+use super::record::*;
+use crate::error::{Reason, RecvError, SpillError};
+use crate::protocol::ack::Hold;
+use crate::protocol::group::Taken;
+use crate::protocol::layout::*;
+use crate::protocol::ring::Slot;
+use crate::queue::Queue;
+
+/// A member's entries in its group's ack table (ack.rs).
+#[derive(Default)]
+pub(super) struct Acks {
+    /// Messages it holds unacknowledged (explicit ack), in the order taken.
+    pub(super) held: Vec<Hold>,
+    /// A redelivery taken with auto-ack, finished once copied.
+    pub(super) auto: Option<Hold>,
+    /// The entry set aside for its next explicit take.
+    pub(super) reserved: Option<(usize, u64)>,
+    /// Its own window, if it set one (the group's otherwise).
+    pub(super) window: Option<u64>,
+    /// Takes left until the next look at the clock for upkeep.
+    pub(super) countdown: u32,
+    /// Monotonic ns of the next upkeep (0: not yet scheduled).
+    pub(super) next_upkeep: u64,
+    /// Messages whose holds others ended (the ack deadline), most recent
+    /// last: an ack or nack of one says so rather than "not held".
+    pub(super) expired: std::collections::VecDeque<u64>,
+}
+
+/// How many ended holds a member remembers, to answer a late ack.
+pub(super) const EXPIRED_KEPT: usize = 1024;
+
+impl Acks {
+    /// Drops the holds others ended from `held`, remembering them.
+    pub(super) fn prune(
+        &mut self,
+        ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+        g: usize,
+    ) {
+        let expired = &mut self.expired;
+        self.held.retain(|h| {
+            let still = ring.still_held(g, h);
+            if !still {
+                if expired.len() == EXPIRED_KEPT {
+                    expired.pop_front();
+                }
+                expired.push_back(h.entry.seq);
+            }
+            still
+        });
+    }
+}
+
+/// Takes over a message of group `g` waiting for redelivery, if any: the
+/// member then holds it (with auto-ack, until it is copied). Messages past
+/// the group's `max_attempts` are given up on the way: published to its
+/// dead-letter group if it has one (then finished), otherwise only counted.
+/// A dead letter that cannot be published now stays pending, for a later
+/// receive; this one goes on to other pending messages and the cursor.
+pub(super) fn take_redelivery(
+    q: &Queue,
+    g: usize,
+    m: usize,
+    disk: &mut Option<Disk>,
+    acks: &mut Acks,
+    explicit: bool,
+) -> Result<Option<Got>, RecvError> {
+    let ring = q.ring();
+    let since = match ring.ack_wait_ns(g) {
+        0 => 0,
+        _ => crate::os::clock::monotonic_ns(),
+    };
+    // Dead letters that found no room in this poll.
+    let mut no_room: Vec<u64> = Vec::new();
+    while let Some(h) = ring.take_pending(g, m, since, |s| no_room.contains(&s)) {
+        let max = ring.max_attempts(g);
+        if max != 0 && h.entry.deliveries_before() >= max {
+            let Some(d) = ring.dead_letter_target(g) else {
+                // No dead-letter group: only counted.
+                if ring.finish_hold(g, m, &h, false).is_ok() {
+                    ring.note_dead_lettered(g);
+                }
+                continue;
+            };
+            // Its deadline cannot end it from here on.
+            let Ok(f) = ring.begin_forward(g, m, &h) else {
+                continue;
+            };
+            match forward_dead_letter(q, g, disk, &f, d) {
+                Ok(true) => ring.end_forward(g, m, &f, true),
+                Ok(false) if hand_over(ring, g, &f, d) => ring.end_forward(g, m, &f, true),
+                Ok(false) => {
+                    // Pending again, untouched; retried on a later receive
+                    // (and by other members).
+                    ring.end_forward(g, m, &f, false);
+                    no_room.push(f.entry.seq);
+                }
+                Err(e) => {
+                    ring.end_forward(g, m, &f, false);
+                    return Err(e);
+                }
+            }
+            continue;
+        }
+        match redelivered(q, g, disk, &h) {
+            Ok(got) => {
+                ring.note_delivered(g, m, 1);
+                if h.entry.deliveries_before() > 0 {
+                    ring.note_redelivered(g);
+                }
+                if explicit {
+                    acks.held.push(h);
+                } else {
+                    acks.auto = Some(h);
+                }
+                return Ok(Some(got));
+            }
+            Err((e, keep)) => {
+                if keep {
+                    // The log could not be read now: pending again, for
+                    // whoever tries next (the error says why).
+                    let _ = ring.put_back(g, &h);
+                } else if ring.finish_hold(g, m, &h, false).is_ok() {
+                    // Gone for good (a damaged queue): not held by anyone.
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Hands the message of forward `f` (group `g` gives it up; its dead letter
+/// found no room in the ring) over to dead-letter group `d` as it is: its
+/// entry moves into `d`'s ack table, pinning the original record (ack.rs,
+/// `begin_hand_over`). Returns false if `d`'s table is full (or the message
+/// is itself a dead letter handed over, which moves only once): the forward
+/// is then undone, and retried later.
+pub(super) fn hand_over(
+    ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+    g: usize,
+    f: &Hold,
+    d: usize,
+) -> bool {
+    if f.entry.origin.is_some() {
+        return false;
+    }
+    let Some(arrival) = ring.begin_hand_over(g, f, d) else {
+        return false;
+    };
+    crate::spill::rounds::crash_point("hand-over-arriving");
+    if !ring.commit_hand_over(d, arrival) {
+        ring.abort_hand_over(g, f, d, Some(arrival));
+        return false;
+    }
+    crate::spill::rounds::crash_point("hand-over-committed");
+    true
+}
+
+/// Publishes the message of forward `h` (group `g` gives it up) to
+/// dead-letter group `d`, addressed to it alone. Returns false if there is
+/// no room for it now (producers keep room for dead letters, ring.rs, so
+/// this waits only for other groups and holds). The entry records where the
+/// dead letter is claimed before it is committed (ack.rs), so a member
+/// killed at any point leaves it either published once or pending.
+pub(super) fn forward_dead_letter(
+    q: &Queue,
+    g: usize,
+    disk: &mut Option<Disk>,
+    h: &Hold,
+    d: usize,
+) -> Result<bool, RecvError> {
+    let got = redelivered(q, g, disk, h).map_err(|(e, _)| e)?;
+    let mut ring_copy = Vec::new();
+    let (payload, tag): (&[u8], _) = match got {
+        Got::Ring(t, r) => {
+            ring_copy.resize(t.payload_len(), 0);
+            q.ring().read_payload(&t, &mut ring_copy);
+            (&ring_copy, ring_meta(q.ring(), &t, r).producer)
+        }
+        Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),
+    };
+    // A producer for this one letter, in the registry slot kept for dead
+    // letters: registered now and gone after it, so that neither members nor
+    // producers ever keep each other out.
+    let original = (!h.entry.on_disk()).then_some(h.entry.at);
+    let Some(mut p) = q.dead_letter_producer(original) else {
+        // Another member is publishing one: try again later.
+        return Ok(false);
+    };
+    // The dead letter keeps its producer's id and pseq.
+    let origin = (h.entry.seq, q.ring().group_id(g));
+    let ring = q.ring();
+    let mut claimed = |seq, pos| {
+        ring.note_forward(g, h.idx, seq, pos);
+        crate::spill::rounds::crash_point("dead-letter-claimed");
+    };
+    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, origin, &mut claimed) {
+        Ok(_) => {
+            crate::spill::rounds::crash_point("dead-letter-published");
+            Ok(true)
+        }
+        // No room now, or none on a full disk: pending again, retried.
+        Err(crate::SendError::Full | crate::SendError::Spill(_)) => Ok(false),
+        Err(source) => Err(RecvError::DeadLetter {
+            seq: h.entry.seq,
+            source,
+        }),
+    }
+}
+
+/// Reads the message of hold `h`, just taken over. On failure, the error
+/// and whether the message may still be readable later (a spill log read
+/// that failed) rather than gone.
+pub(super) fn redelivered(
+    q: &Queue,
+    g: usize,
+    disk: &mut Option<Disk>,
+    h: &Hold,
+) -> Result<Got, (RecvError, bool)> {
+    let ring = q.ring();
+    let e = h.entry;
+    if !e.on_disk() {
+        // The entry's pin keeps the record.
+        return match ring.slot_at(e.at) {
+            Slot::Record {
+                len,
+                seq,
+                ts_ns,
+                flags,
+                ..
+            } if seq == e.seq => Ok(Got::Ring(
+                Taken {
+                    seq,
+                    pos: e.at,
+                    len,
+                    ts_ns,
+                    flags,
+                },
+                Again::of(&e),
+            )),
+            _ => Err((
+                RecvError::Corrupt(Reason::new(format!(
+                    "unacknowledged message {} at ring position {} is gone",
+                    e.seq, e.at
+                ))),
+                false,
+            )),
+        };
+    }
+    let Some(spill) = q.inner.spill.as_ref() else {
+        return Err((
+            RecvError::Corrupt(Reason::new(
+                "unacknowledged message on disk but the queue has no spill log",
+            )),
+            false,
+        ));
+    };
+    let d = disk.get_or_insert_with(|| Disk {
+        reader: spill.reader(),
+        buf: Vec::new(),
+        last_round: None,
+    });
+    let rec = d
+        .reader
+        .read(e.at & !DISK_BIT, &mut d.buf)
+        .map_err(|err| (RecvError::Spill(err.into()), true))?;
+    if rec.seq != e.seq {
+        return Err((
+            RecvError::Spill(SpillError::Corrupt(Reason::new(format!(
+                "log position {} holds sequence {}, the unacknowledged message is {}",
+                e.at & !DISK_BIT,
+                rec.seq,
+                e.seq
+            )))),
+            true,
+        ));
+    }
+    let _ = g;
+    Ok(Got::Disk(disk_meta(&rec, Again::of(&e), &mut d.buf)))
+}
