@@ -892,7 +892,8 @@ impl LogWriter {
     /// starts a new one at `log_end`). Without `retain`, the retention
     /// policy keeps nothing (the disk is full). Returns (position, first
     /// seq) of the oldest segment left, or (`log_end`, `end_seq`) when none
-    /// is.
+    /// is; when it deletes any, it hands the same to `publish` first, before
+    /// the first segment goes.
     pub(crate) fn retire(
         &mut self,
         keep_from: u64,
@@ -900,6 +901,7 @@ impl LogWriter {
         log_end: u64,
         end_seq: u64,
         retain: bool,
+        publish: impl FnOnce(u64, u64),
     ) -> Result<Option<(u64, u64)>, LogError> {
         let bases = list_segments(&self.dir)?;
         let now = SystemTime::now();
@@ -934,18 +936,28 @@ impl LogWriter {
                     break;
                 }
             }
+            first += 1;
+        }
+        let new_first = match bases.get(first) {
+            Some(&base) => {
+                let f = File::open(seg_path(&self.dir, base))?;
+                Some((base, read_seg_header(&f, base, self.nonce)?))
+            }
+            None => (!bases.is_empty()).then_some((log_end, end_seq)),
+        };
+        // The new start is published before any segment goes: a reader that
+        // finds a segment missing then finds the start past it.
+        if let (true, Some((pos, seq))) = (first > 0, new_first) {
+            publish(pos, seq);
+        }
+        for &base in &bases[..first] {
             if self.active.as_ref().is_some_and(|a| a.base == base) {
                 self.active = None;
                 self.log_end = log_end;
             }
             remove_segment(&self.dir, base)?;
-            first += 1;
         }
-        let Some(&base) = bases.get(first) else {
-            return Ok((!bases.is_empty()).then_some((log_end, end_seq)));
-        };
-        let f = File::open(seg_path(&self.dir, base))?;
-        Ok(Some((base, read_seg_header(&f, base, self.nonce)?)))
+        Ok(new_first)
     }
 }
 
@@ -1099,7 +1111,7 @@ mod tests {
         let end = w.end().unwrap();
         let before = list_segments(dir.path()).unwrap();
         let (first, first_seq) = w
-            .retire(pos[50], u64::MAX, end, 100, true)
+            .retire(pos[50], u64::MAX, end, 100, true, |_, _| {})
             .unwrap()
             .unwrap();
         assert!(first <= pos[50] && first_seq <= 50);
@@ -1121,7 +1133,7 @@ mod tests {
             100,
         );
         w2.resync(end, false).unwrap();
-        w2.retire(end, u64::MAX, end, 100, true).unwrap();
+        w2.retire(end, u64::MAX, end, 100, true, |_, _| {}).unwrap();
         assert_eq!(list_segments(dir.path()).unwrap(), after);
     }
 
@@ -1135,7 +1147,10 @@ mod tests {
         let (buf, recs) = batch(0..100);
         let pos = w.append(&buf, &recs).unwrap();
         let end = w.end().unwrap();
-        let (first, first_seq) = w.retire(end, 30, end, 100, true).unwrap().unwrap();
+        let (first, first_seq) = w
+            .retire(end, 30, end, 100, true, |_, _| {})
+            .unwrap()
+            .unwrap();
         assert!(first <= pos[30] && first_seq <= 30, "{first} {first_seq}");
         assert!(first_seq > 0, "nothing was retired");
         assert!(LogReader::new(dir.path(), 7, 100)
@@ -1158,7 +1173,10 @@ mod tests {
             let (buf, recs) = batch(0..100);
             w.append(&buf, &recs).unwrap();
             let end = w.end().unwrap();
-            let (first, _) = w.retire(end, u64::MAX, end, 100, true).unwrap().unwrap();
+            let (first, _) = w
+                .retire(end, u64::MAX, end, 100, true, |_, _| {})
+                .unwrap()
+                .unwrap();
             assert!(
                 end - first >= retain,
                 "retain {retain}: kept {}",
@@ -1186,7 +1204,10 @@ mod tests {
         let (buf, recs) = batch(0..10);
         w.append(&buf, &recs).unwrap();
         let end = w.end().unwrap();
-        assert_eq!(w.retire(end, 10, end, 10, true).unwrap(), Some((end, 10)));
+        assert_eq!(
+            w.retire(end, 10, end, 10, true, |_, _| {}).unwrap(),
+            Some((end, 10))
+        );
         assert!(list_segments(dir.path()).unwrap().is_empty());
         let (buf, recs) = batch(10..12);
         assert_eq!(w.append(&buf, &recs).unwrap()[0], end);

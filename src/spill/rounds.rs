@@ -484,14 +484,21 @@ impl Spill {
             .unwrap_or(u64::MAX);
         // Relaxed: written under the spill lock we hold.
         let end_seq = ring.region.u64_at(OFF_LOG_END_SEQ).load(Ordering::Relaxed);
-        if let Some((first_pos, first_seq)) = local
-            .writer
-            .retire(keep_from, keep_seq, log_end, end_seq, retain)?
-        {
-            // Relaxed: read under the spill lock, or for display.
-            let w = |off: usize| ring.region.u64_at(off);
+        let w = |off: usize| ring.region.u64_at(off);
+        let publish = |first_pos, first_seq| {
+            // Relaxed: read under the spill lock, or as a hint (`dump`,
+            // `retained`) by a reader that learns of a deleted segment only
+            // through the file system, whose locks order the unlink after
+            // these stores.
             w(OFF_LOG_FIRST_POS).store(first_pos, Ordering::Relaxed);
             w(OFF_LOG_FIRST_SEQ).store(first_seq, Ordering::Relaxed);
+        };
+        if let Some((first_pos, first_seq)) = local
+            .writer
+            .retire(keep_from, keep_seq, log_end, end_seq, retain, publish)?
+        {
+            // Also when nothing was deleted (the values are unchanged then).
+            publish(first_pos, first_seq);
         }
         Ok(())
     }
