@@ -179,7 +179,8 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
 /// The 8-byte value a model's message `t` carries (the caller pins it).
 pub fn value(r: &Ring<LoomRegion>, t: &group::Taken) -> u64 {
     let mut buf = [0u8; 8];
-    r.read_payload(t, &mut buf);
+    // SAFETY: the caller pins `t` (this function's contract).
+    unsafe { r.read_payload(t, &mut buf) };
     u64::from_le_bytes(buf)
 }
 
@@ -229,7 +230,9 @@ pub fn try_recv_batch(r: &Ring<LoomRegion>, g: usize, m: usize, max: usize) -> V
         .map(|t| {
             let mut buf = [0u8; 8];
             assert_eq!(t.len, 8);
-            r.read_payload(t, &mut buf);
+            // SAFETY: the batch's hazard pins these records until the
+            // release below.
+            unsafe { r.read_payload(t, &mut buf) };
             (t.seq, u64::from_le_bytes(buf))
         })
         .collect();

@@ -5,9 +5,7 @@ use crate::error::{Reason, RecvError, SpillError};
 use crate::message::Meta;
 use crate::protocol::layout::*;
 use crate::queue::Queue;
-use crate::region::Region;
 use crate::spill::log::LogReader;
-use crate::sync::Ordering;
 use std::time::{Duration, Instant};
 
 /// How often a consumer that has read the whole log tries a round to rejoin.
@@ -54,9 +52,7 @@ pub(super) fn take_disk(
     });
     let (seq, at) = unpack(cur);
     let seq = seq & !DISK_BIT;
-    // SYNC POINT log_end: Acquire pairs with the spiller's Release store; the
-    // records below it are in the files.
-    let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
+    let log_end = ring.log_end();
     if at >= log_end {
         // Read everything logged: a round moves the group back to the ring.
         if d.last_round.is_none_or(|t| t.elapsed() >= REJOIN_EVERY) {

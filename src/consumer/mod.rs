@@ -652,7 +652,9 @@ impl Consumer {
                 // Every byte is overwritten below: only resize (and zero-fill)
                 // when the length changes, not on every message.
                 buf.resize(t.payload_len(), 0);
-                ring.read_payload(&t, buf);
+                // SAFETY: `got` is this member's take, not finished yet: its
+                // hazard or its entry pins the record.
+                unsafe { ring.read_payload(&t, buf) };
                 ring_meta(ring, &t, redelivered)
             }
             Got::Disk(meta) => {
@@ -962,7 +964,11 @@ impl Consumer {
             // Released after the last borrow, also if `f` panics.
             let _release = Release(ring, self.g, self.m);
             for t in &self.batch {
-                f(&ring_meta(ring, t, Again::default()), ring_payload(ring, t));
+                // SAFETY: the batch's hazard pins every record in it until
+                // `_release` drops, after the loop and every borrow.
+                f(&ring_meta(ring, t, Again::default()), unsafe {
+                    ring_payload(ring, t)
+                });
             }
         }
         Some(n)
@@ -1123,7 +1129,9 @@ impl RecvGuard<'_> {
     /// ```
     pub fn as_bytes(&self) -> &[u8] {
         match self.got {
-            Got::Ring(t, _) => ring_payload(self.c.q.ring(), &t),
+            // SAFETY: the guard's take is finished (its pin released) only
+            // when the guard drops, and the borrow cannot outlive `&self`.
+            Got::Ring(t, _) => unsafe { ring_payload(self.c.q.ring(), &t) },
             Got::Disk(_) => self.c.disk.as_ref().map_or(&[], |d| &d.buf[..]),
         }
     }

@@ -46,9 +46,13 @@ impl Drop for Release<'_> {
     }
 }
 
-/// The payload of a record taken under this member's hazard, in place. The
-/// borrow must end before the hazard is released.
-pub(super) fn ring_payload<'a>(
+/// The payload of a record taken under this member's hazard, in place.
+///
+/// # Safety
+/// The caller holds what pins `t`'s record (the hazard it was taken under,
+/// or the entry that holds it) for as long as the returned borrow lives:
+/// it releases it only after the borrow ends.
+pub(super) unsafe fn ring_payload<'a>(
     ring: &'a crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
     t: &Taken,
 ) -> &'a [u8] {

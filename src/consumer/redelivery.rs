@@ -178,7 +178,9 @@ pub(super) fn forward_dead_letter(
     let (payload, tag): (&[u8], _) = match got {
         Got::Ring(t, r) => {
             ring_copy.resize(t.payload_len(), 0);
-            q.ring().read_payload(&t, &mut ring_copy);
+            // SAFETY: the hold `h`, taken over by this member, pins the
+            // record until it is settled below.
+            unsafe { q.ring().read_payload(&t, &mut ring_copy) };
             (&ring_copy, ring_meta(q.ring(), &t, r).producer)
         }
         Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),

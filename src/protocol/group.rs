@@ -511,11 +511,17 @@ impl<R: Region> Ring<R> {
 
     /// Copies the payload of a taken record into `dst` (`dst.len()` must be
     /// its payload length, `Taken::payload_len`).
-    pub fn read_payload(&self, t: &Taken, dst: &mut [u8]) {
+    ///
+    /// # Safety
+    /// The caller holds what pins `t`'s record: the hazard it was taken
+    /// under (not yet released) or the ack entry that holds it. Otherwise a
+    /// producer may be writing these bytes.
+    pub unsafe fn read_payload(&self, t: &Taken, dst: &mut [u8]) {
         debug_assert_eq!(dst.len(), t.payload_len());
         let len = dst.len().min(t.payload_len());
-        // SAFETY: the caller holds the hazard on `t` (taken, not yet released),
-        // so no producer writes these bytes; the length was bounds-checked.
+        // SAFETY: the caller pins `t`'s record (this function's contract), so
+        // no producer writes these bytes; the length was bounds-checked when
+        // the record was taken.
         unsafe {
             self.region.read(
                 self.ring_at(t.pos) + RECORD_HEADER + t.skip(),

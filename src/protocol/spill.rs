@@ -51,6 +51,25 @@ use crate::region::Region;
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
 impl<R: Region> Ring<R> {
+    /// Where the spill log ends: records below it may be read from the
+    /// segment files.
+    #[inline]
+    pub fn log_end(&self) -> u64 {
+        // SYNC POINT log_end: Acquire pairs with the Release in
+        // `publish_log_end`: the records below it were written (write(2)
+        // returned) before the reader looks.
+        self.region.u64_at(OFF_LOG_END).load(Ordering::Acquire)
+    }
+
+    /// Publishes `end` as the spill log's end (the spill lock held): every
+    /// record below it is in the files.
+    pub fn publish_log_end(&self, end: u64) {
+        // SYNC POINT log_end: Release pairs with the Acquire in `log_end`.
+        self.region
+            .u64_at(OFF_LOG_END)
+            .store(end, Ordering::Release);
+    }
+
     fn spill_state(&self) -> &AtomicU64 {
         self.region.u64_at(OFF_SPILL_STATE)
     }

@@ -228,9 +228,7 @@ impl Queue {
         let mut next = from;
         let mut reader = self.inner.spill.as_ref().map(|sp| sp.reader());
         let mut payload = Vec::new();
-        // SYNC POINT log_end: Acquire pairs with the spiller's Release; the
-        // records below it are in the files.
-        let log_end_now = || ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire);
+        let log_end_now = || ring.log_end();
         // The log's end at the last pass over it: a new pass only once it
         // has grown (each pass reads it to the end), so the dump goes back
         // and forth between log and ring only as often as rounds publish.

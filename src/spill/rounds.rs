@@ -278,8 +278,7 @@ impl Spill {
             if end < log_end {
                 // Records the log had published are gone (damaged storage).
                 // Keep what is left consistent; readers past it get errors.
-                // Release, like the store in step 3 (readers' Acquire).
-                word(OFF_LOG_END).store(end, Ordering::Release);
+                ring.publish_log_end(end);
             }
             local.synced_end = Some(end);
             log_end = end;
@@ -390,10 +389,8 @@ impl Spill {
                 word(OFF_LOG_FIRST_POS).store(log_end, Ordering::Relaxed);
                 word(OFF_LOG_FIRST_SEQ).store(batch_first, Ordering::Relaxed);
             }
-            // SYNC POINT log_end: Release pairs with the Acquire load of members
-            // on disk: the records below it were written (write(2) returned)
-            // before they look.
-            word(OFF_LOG_END).store(end, Ordering::Release);
+            // Members on disk read up to it (`Ring::log_end`).
+            ring.publish_log_end(end);
             word(OFF_LOG_END_SEQ).store(seq, Ordering::Relaxed);
             local.synced_end = Some(end);
             log_end = end;
