@@ -88,15 +88,17 @@
 #![cfg(target_os = "linux")]
 
 // The layers, from the bottom; each uses only those below it (tests/
-// source_rules.rs checks that no file's imports form a cycle):
+// source_rules.rs fails on any import cycle between files):
 // - `sync` (the atomics), `region` (the memory the protocols run on),
 //   `error`;
 // - `protocol`: the lock-free protocols over a region, exactly the files
-//   loom-tests compiles;
-// - `os`: the mapping of a queue file, futexes, liveness, the clock;
+//   loom-tests compiles; beside it `os`: the mapping of a queue file,
+//   futexes, liveness, the clock;
+// - `message`: what a consumer receives;
 // - `spill`: the spill log and the rounds that fill it;
-// - `message`, `producer`, `consumer`: the handles;
-// - `queue`: the queue that makes them, its header, admin, stat and check.
+// - `queue`: a queue file opened (the handle, its header, options, admin,
+//   stat, check, replay);
+// - `producer`, `consumer`: the handles, made from a queue.
 mod consumer;
 mod error;
 mod message;

@@ -1,6 +1,6 @@
 //! The memory a queue lives in, as the protocol sees it.
 //!
-//! The protocol (`ring`, `group`, `wait`) is written once against this trait.
+//! The protocol (`src/protocol/`) is written once against this trait.
 //! Production runs it on [`crate::os::mapping::RawRegion`] (an mmap'd file, or a
 //! heap block for in-process queues); `loom-tests/` runs the same source on a
 //! region made of loom atomics, so the model checker sees every access.

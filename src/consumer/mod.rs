@@ -13,8 +13,6 @@ use log::*;
 use record::*;
 use redelivery::*;
 
-pub(crate) use record::strip_ext;
-
 use crate::error::{AckError, GroupError, Reason, RecvError};
 use crate::message::{Message, Meta};
 use crate::os::liveness;

@@ -1,6 +1,7 @@
 //! What a member took, and the metadata and payload it hands on: from a
 //! ring record (under a hazard or an entry's pin) or from the spill log.
 
+use crate::message::strip_ext;
 use crate::message::{Meta, ProducerTag};
 use crate::protocol::group::Taken;
 use crate::protocol::layout::*;
@@ -105,33 +106,4 @@ pub(super) fn disk_meta(
         dead_letter_seq: origin.map(|o| o.0),
         producer,
     }
-}
-
-/// Splits the extensions (producer, origin) off a record read from the
-/// spill log into `buf` (the log keeps the ring's bytes as they were,
-/// native-endian); `valid_record` checked that they fit.
-#[allow(clippy::type_complexity)]
-pub(crate) fn strip_ext(
-    flags: u32,
-    buf: &mut Vec<u8>,
-) -> (Option<ProducerTag>, Option<(u64, u64)>) {
-    let ext = ext_len(flags);
-    if ext == 0 || buf.len() < ext {
-        return (None, None);
-    }
-    let word = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&buf[i..i + 8]);
-        u64::from_ne_bytes(b)
-    };
-    let tag = (flags & FLAG_PRODUCER != 0).then(|| ProducerTag {
-        id: word(0),
-        pseq: word(8),
-    });
-    let origin = (flags & FLAG_ORIGIN_SEQ != 0).then(|| {
-        let o = origin_off(flags);
-        (word(o), word(o + 8))
-    });
-    buf.drain(..ext);
-    (tag, origin)
 }

@@ -48,8 +48,10 @@
 //! A ring message in an entry stays pinned by the entry's own `pin` until
 //! the entry is finished: producers' scans read every entry's pin
 //! (`scan_groups`, below the group's `entries_hwm`) as they read the
-//! members' hazards. A pin never moves: a redelivery takes the entry over
-//! where it is. A message read from the spill log is kept by retention
+//! members' hazards. A redelivery takes the entry over where it is; a pin
+//! moves only when a dead letter is handed over (`begin_hand_over`: the
+//! arriving entry's pin is set before the origin's is dropped, and the
+//! header's pin-move counter makes scans look again). A message read from the spill log is kept by retention
 //! instead (the spiller keeps every segment an entry points into).
 //!
 //! # Death

@@ -1,6 +1,6 @@
 //! The spill hand-off: how a group that fell behind leaves the ring for the
 //! spill log and comes back, in shared memory. (The log's file format is in
-//! `spill_log.rs`; the rounds that drive this protocol are in `spiller.rs`.)
+//! `spill/log.rs`; the rounds that drive this protocol are in `spill/rounds.rs`.)
 //!
 //! # The front
 //! `FRONT = (seq, pos)` sits in the header's spill slot, which has a state word

@@ -29,7 +29,7 @@
 //!
 //! A wake that finds nobody (the kernel woke no thread) hints at such a dead
 //! sleeper; the production region notes it so that the queue runs a reaping
-//! pass soon (`Queue::after_stale_wake`, queue.rs).
+//! pass soon (`Queue::after_stale_wake`, queue/admin.rs).
 
 use crate::protocol::layout::*;
 use crate::region::Region;

@@ -7,8 +7,8 @@
 //! so everything it retains can be replayed; otherwise the log holds what
 //! lagging groups needed.
 
-use crate::consumer::strip_ext;
 use crate::error::GroupError;
+use crate::message::strip_ext;
 use crate::protocol::layout::*;
 use crate::protocol::ring::Slot;
 use crate::queue::Queue;

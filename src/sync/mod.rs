@@ -1,6 +1,6 @@
 //! The one place the protocol code gets its atomics from.
 //!
-//! Protocol modules (`ring`, `group`, `wait`) name `crate::sync::*` only, never
+//! The protocol modules (`src/protocol/`, `src/region.rs`) name `crate::sync::*` only, never
 //! `std::sync::atomic` directly (`tests/source_rules.rs` enforces it). The model checker in
 //! `loom-tests/` compiles the very same protocol source files against its own
 //! `sync` module, which maps these names onto loom's types.
