@@ -140,28 +140,34 @@ impl AtomicU128 {
 unsafe fn cmpxchg16b(dst: *mut u128, old: u128, new: u128) -> (u128, bool) {
     let prev_lo: u64;
     let prev_hi: u64;
-    let ok: u8;
+    let ok_word: u64;
     // SAFETY: forwarded from the caller. rbx may not be named as an operand
     // (LLVM may use it), so the new value's low half goes in through another
     // register and is swapped into rbx around the instruction, and rbx is
-    // restored. The address must not be in rbx, which the compiler may
-    // otherwise choose for a `reg` operand (the fuzzer caught that: the CAS
-    // went to the new value's address), so it is pinned to rsi.
+    // restored. Every other register the sequence touches is pinned: the
+    // compiler may otherwise choose rbx (or its low byte) for a `reg`
+    // operand, which the swap or the restore would then overwrite. The
+    // address went to rbx once (the fuzzer caught that: the CAS went to the
+    // new value's address); the success flag in `bl` would be overwritten by
+    // the restore, reporting a failed CAS as done (the model test caught
+    // that, once a change of inlining put it there). So the address is in
+    // rsi and the flag in cl (a late output: rcx, the new value's high half,
+    // is read by cmpxchg16b before `sete` writes it).
     unsafe {
         asm!(
             "xchg {new_lo}, rbx",
             "lock cmpxchg16b xmmword ptr [rsi]",
-            "sete {ok}",
+            "sete cl",
             "mov rbx, {new_lo}",
             in("rsi") dst,
             new_lo = inout(reg) new as u64 => _,
-            ok = out(reg_byte) ok,
             inout("rax") old as u64 => prev_lo,
             inout("rdx") (old >> 64) as u64 => prev_hi,
-            in("rcx") (new >> 64) as u64,
+            inout("rcx") (new >> 64) as u64 => ok_word,
             options(nostack),
         );
     }
+    let ok = ok_word as u8;
     (u128::from(prev_lo) | u128::from(prev_hi) << 64, ok != 0)
 }
 
