@@ -209,3 +209,40 @@ fn library_modules_import_no_cycle() {
 fn read_to_string(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// The x86_64 128-bit CAS swaps the new value's low half into rbx and
+/// restores rbx afterwards: any operand left to the compiler's choice may be
+/// given rbx (or bl) and be overwritten by the swap or the restore. So the
+/// asm block names no compiler-chosen operand but the one swapped with rbx
+/// (a success flag in `bl` once made a failed CAS count as done).
+#[test]
+fn cmpxchg16b_pins_every_operand_but_the_rbx_swap() {
+    let src = read_to_string(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sync/atomic128.rs"));
+    let start = src
+        .find("\"xchg {new_lo}, rbx\"")
+        .expect("the cmpxchg16b asm block");
+    let block = &src[start..start + src[start..].find(");").unwrap()];
+    let templates: Vec<&str> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('"'))
+        .collect();
+    assert!(
+        templates.iter().any(|l| l.contains("cmpxchg16b")),
+        "{templates:?}"
+    );
+    for t in &templates {
+        let named: Vec<&str> = t.match_indices('{').map(|(i, _)| &t[i..]).collect();
+        assert!(
+            named.iter().all(|n| n.starts_with("{new_lo}")),
+            "compiler-chosen operand in {t:?}: pin it to a register"
+        );
+    }
+    for l in block.lines().map(str::trim) {
+        assert!(
+            !(l.contains("out(reg") || l.contains("in(reg"))
+                || l.starts_with("new_lo = inout(reg)"),
+            "compiler-chosen register operand {l:?}"
+        );
+    }
+}
