@@ -81,7 +81,7 @@ pub enum Sleeper {
 }
 
 impl Sleeper {
-    pub const fn event(self) -> Event {
+    const fn event(self) -> Event {
         match self {
             Sleeper::Member { .. } => Event::Data,
             Sleeper::Producer { .. } => Event::Space,

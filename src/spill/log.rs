@@ -892,8 +892,8 @@ impl LogWriter {
     /// starts a new one at `log_end`). Without `retain`, the retention
     /// policy keeps nothing (the disk is full). Returns (position, first
     /// seq) of the oldest segment left, or (`log_end`, `end_seq`) when none
-    /// is; when it deletes any, it hands the same to `publish` first, before
-    /// the first segment goes.
+    /// is, after handing the same to `publish` before the first segment
+    /// goes.
     pub(crate) fn retire(
         &mut self,
         keep_from: u64,
@@ -945,9 +945,9 @@ impl LogWriter {
             }
             None => (!bases.is_empty()).then_some((log_end, end_seq)),
         };
-        // The new start is published before any segment goes: a reader that
+        // The start is published before any segment goes: a reader that
         // finds a segment missing then finds the start past it.
-        if let (true, Some((pos, seq))) = (first > 0, new_first) {
+        if let Some((pos, seq)) = new_first {
             publish(pos, seq);
         }
         for &base in &bases[..first] {

@@ -490,13 +490,9 @@ impl Spill {
             w(OFF_LOG_FIRST_POS).store(first_pos, Ordering::Relaxed);
             w(OFF_LOG_FIRST_SEQ).store(first_seq, Ordering::Relaxed);
         };
-        if let Some((first_pos, first_seq)) = local
+        local
             .writer
-            .retire(keep_from, keep_seq, log_end, end_seq, retain, publish)?
-        {
-            // Also when nothing was deleted (the values are unchanged then).
-            publish(first_pos, first_seq);
-        }
+            .retire(keep_from, keep_seq, log_end, end_seq, retain, publish)?;
         Ok(())
     }
 }
