@@ -1832,6 +1832,17 @@ impl Controller<'_> {
                 None
             }
         };
+        // Earliest is the oldest message retained, ring or log (the ring
+        // may hold messages below the log's floor): at most what `retained`
+        // says after the seek, as the floor only rises.
+        if let (shmq::SeekTo::Earliest, Some(s)) = (to, moved) {
+            let first = self.q.retained().0;
+            if s > first {
+                self.failures.push(format!(
+                    "seek of group {name} to Earliest went to {s}, but {first} is retained"
+                ));
+            }
+        }
         let recs = self.seeks.entry(g).or_default();
         recs.push((before, moved));
         let epoch = recs.len();

@@ -402,3 +402,58 @@ fn a_dump_of_a_live_journal_has_no_gaps() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(producer.join().unwrap() >= 20_000);
 }
+
+/// A journal whose retention has deleted the log's oldest segments while the
+/// ring still holds those messages (a big ring, a small journal): a dump from
+/// 0 showed the log's first retained record and went on from there, skipping
+/// the messages only the ring held (the model test's "seq 164 follows 105").
+/// The log's reader finds the first record at or above the one asked for,
+/// which after a deletion is past a gap.
+#[test]
+fn a_dump_shows_what_the_ring_holds_below_the_journals_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = QueueOptions::new()
+        .capacity(1 << 20)
+        .spill(shmq::SpillOptions {
+            segment_size: 4096,
+            retain_bytes: 8192,
+            ..shmq::SpillOptions::new(dir.path().join("sd"))
+        })
+        .create(dir.path().join("q"))
+        .unwrap();
+    // Producers move HEAD only when they need the space: in a 1 MiB ring
+    // it stays at 0. The group reads everything after the journal logged it,
+    // so that retention may then delete what the ring still holds.
+    q.add_group("g", StartAt::Earliest).unwrap();
+    let mut p = q.producer().attach().unwrap();
+    for n in 0..2000u64 {
+        p.send(&n.to_le_bytes().repeat(8)).unwrap();
+        if n % 50 == 49 {
+            q.spill_now().unwrap();
+        }
+    }
+    q.spill_now().unwrap();
+    let mut c = q.consumer("g").attach().unwrap();
+    assert_eq!(c.try_iter().count(), 2000);
+    q.spill_now().unwrap();
+    let spill = q.stat().spill.unwrap();
+    assert!(
+        spill.first_seq > Some(0),
+        "retention deleted nothing: {spill:?}"
+    );
+    let (first, end) = q.retained();
+    assert_eq!((first, end), (0, 2000), "the ring holds everything");
+    let mut seqs = Vec::new();
+    q.dump(0, u64::MAX, |m| {
+        assert_eq!(m.payload, m.seq.to_le_bytes().repeat(8), "seq {}", m.seq);
+        seqs.push(m.seq);
+    })
+    .unwrap();
+    assert_eq!(seqs, (0..2000).collect::<Vec<_>>(), "log: {spill:?}");
+    // The earliest a group can go back to is what `retained` says.
+    drop(c);
+    assert_eq!(q.seek_group("g", shmq::SeekTo::Earliest).unwrap(), 0);
+    let mut c = q.consumer("g").attach().unwrap();
+    let seqs: Vec<u64> = c.try_iter().map(|m| m.unwrap().seq).collect();
+    assert_eq!(seqs, (0..2000).collect::<Vec<_>>());
+}

@@ -187,6 +187,27 @@ const UPKEEP_COUNTDOWN: u32 = 256;
 /// the pending hint) at most, and at least while it waits.
 const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// How a take is held until acknowledged.
+#[derive(Clone, Copy)]
+enum TakeHold {
+    /// Automatic acknowledgement: nothing to hold.
+    Auto,
+    /// Explicit, but the group's ack table has no free entry now.
+    NoEntry,
+    /// Explicit, in this reserved ack-table entry, taken at this time (ns).
+    Entry((usize, u64), u64),
+}
+
+impl TakeHold {
+    /// The entry and time the protocol's take records, if any.
+    fn entry(self) -> Option<((usize, u64), u64)> {
+        match self {
+            TakeHold::Entry(r, since) => Some((r, since)),
+            TakeHold::Auto | TakeHold::NoEntry => None,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Mode {
     Try,
@@ -397,14 +418,11 @@ impl Consumer {
         self.acks.prune(ring, self.g);
     }
 
-    /// The explicit take's entry and its time (`None` for auto-ack), or an
-    /// error when the window is full. `Ok(Some(None))`: explicit, but the
-    /// group's ack table has no free entry now.
+    /// How the next take is held, or an error when the window is full.
     #[inline(always)]
-    #[allow(clippy::type_complexity)]
-    fn hold_for_take(&mut self) -> Result<Option<Option<((usize, u64), u64)>>, RecvError> {
+    fn hold_for_take(&mut self) -> Result<TakeHold, RecvError> {
         if self.ack != Ack::Explicit {
-            return Ok(None);
+            return Ok(TakeHold::Auto);
         }
         let ring = self.q.ring();
         if self.acks.held.len() as u64 >= self.max_unacked() {
@@ -424,7 +442,10 @@ impl Consumer {
             0 => 0,
             _ => crate::os::clock::monotonic_ns(),
         };
-        Ok(Some(self.acks.reserved.map(|r| (r, since))))
+        Ok(match self.acks.reserved {
+            Some(r) => TakeHold::Entry(r, since),
+            None => TakeHold::NoEntry,
+        })
     }
 
     // Inlined, with `Ring::try_take` in it: see there (group.rs).
@@ -452,8 +473,8 @@ impl Consumer {
         let mut empty = false;
         // An explicit take with no free entry goes the full way (pending
         // entries need none).
-        if hold != Some(None) {
-            let hold = hold.flatten();
+        if !matches!(hold, TakeHold::NoEntry) {
+            let hold = hold.entry();
             for i in 0..polls {
                 if ring.has_pending(self.g) {
                     empty = false;
@@ -606,10 +627,10 @@ impl Consumer {
                 }
             }
             // Explicit with the ack table full: nothing to take into.
-            let hold = match hold {
-                Some(None) => return None,
-                h => h.flatten(),
-            };
+            if matches!(hold, TakeHold::NoEntry) {
+                return None;
+            }
+            let hold = hold.entry();
             let got = match ring.try_take(g, m, hold) {
                 Ok(Some(Take::Ring(t))) => Got::Ring(t, Again::default()),
                 Ok(None) => {

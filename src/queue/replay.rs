@@ -125,7 +125,12 @@ impl Queue {
         let floor = self.log_floor();
         let target = match to {
             SeekTo::Latest => tail,
-            SeekTo::Earliest => floor.unwrap_or_else(|| ring.head_now().0),
+            // The ring may hold messages below the log's floor (retention
+            // deleted them from a journal, HEAD has not passed them).
+            SeekTo::Earliest => {
+                let head = ring.head_now().0;
+                floor.map_or(head, |f| f.min(head))
+            }
             SeekTo::Seq(s) => s,
         };
         let not_retained = || {
@@ -233,17 +238,36 @@ impl Queue {
         // has grown (each pass reads it to the end), so the dump goes back
         // and forth between log and ring only as often as rounds publish.
         let mut seen: Option<u64> = None;
+        // The ring next, not the log: the log showed a gap the ring may fill.
+        let mut ring_next = false;
+        // The log's floor when a segment vanished under a read: the log is
+        // read again (from its new floor) only once per deletion.
+        let mut vanished_at: Option<Option<u64>> = None;
         'dump: while shown < count && next < end {
             // The log, for as long as it holds `next` (it grows meanwhile).
             let log_end = log_end_now();
-            if let Some(reader) = reader.as_mut().filter(|_| seen != Some(log_end)) {
+            let log_turn = seen != Some(log_end) && !std::mem::take(&mut ring_next);
+            if let Some(reader) = reader.as_mut().filter(|_| log_turn) {
                 seen = Some(log_end);
-                // Segments every group has read may be deleted meanwhile.
-                if let Some(mut at) = still_retained(reader.find(next, log_end))?.flatten() {
+                // Retention deletes segments meanwhile: a read of one gone
+                // sends the dump back to the log's new floor, once.
+                let mut vanished = || {
+                    let floor = self.log_floor();
+                    if vanished_at != Some(floor) {
+                        vanished_at = Some(floor);
+                        seen = None;
+                    }
+                };
+                let Some(found) = still_retained(reader.find(next, log_end))? else {
+                    vanished();
+                    continue 'dump;
+                };
+                if let Some(mut at) = found {
                     while at < log_end && shown < count && next < end {
                         let Some(rec) =
                             still_retained(reader.read_ahead(at, log_end, &mut payload))?
                         else {
+                            vanished();
                             break;
                         };
                         at += rec.size;
@@ -252,6 +276,15 @@ impl Queue {
                         }
                         if rec.seq >= end {
                             break 'dump;
+                        }
+                        if rec.seq > next && ring.head_now().0 < rec.seq {
+                            // The log no longer holds `next` (retention
+                            // deleted it, or it was never logged), and the
+                            // ring may: HEAD is below the record found. This
+                            // pass did not read the log to its end.
+                            ring_next = true;
+                            seen = None;
+                            continue 'dump;
                         }
                         next = rec.seq.saturating_add(1);
                         if rec.kind != KIND_MSG || flags_target(rec.flags).is_some() {
