@@ -5,9 +5,10 @@ use crate::error::{ProducerError, SendError, SpillError};
 use crate::message::ProducerTag;
 use crate::os::clock::now_ns;
 use crate::os::liveness;
+use crate::protocol::claim::{Claim, ProducerCursor};
 use crate::protocol::layout::*;
-use crate::protocol::ring::{Claim, ProducerCursor};
 use crate::protocol::wait::{Sleeper, WaitStrategy};
+use crate::protocol::{claim, identity, registry, spill};
 use crate::queue::{validate_name, Queue};
 use crate::region::Region;
 use crate::spill::rounds::crash_point;
@@ -149,7 +150,7 @@ enum Mode {
 
 impl Producer {
     pub(crate) fn new(q: Queue, slot: usize) -> Self {
-        let mut pc = q.ring().producer_cursor();
+        let mut pc = claim::producer_cursor(q.ring());
         pc.set_slot(slot);
         let spill = q.inner.spill.is_some();
         Producer {
@@ -274,7 +275,7 @@ impl Producer {
         };
         let (next, first) = (named.next, explicit.unwrap_or(named.next));
         if first < next {
-            self.q.ring().note_duplicate(i);
+            identity::note_duplicate(self.q.ring(), i);
             return Err(SendError::Duplicate {
                 pseq: first,
                 last: next - 1,
@@ -288,19 +289,19 @@ impl Producer {
         Ok(Some((named.id, first)))
     }
 
-    /// Commits a claim's records (see `Ring::commit_claim`); a named
+    /// Commits a claim's records (see `claim::commit_claim`); a named
     /// producer's `next` moves past them.
-    // Inlined into the send path: see `Ring::try_take` (group.rs).
+    // Inlined into the send path: see `group::try_take` (group.rs).
     #[inline(always)]
     fn commit(&mut self, claim: &Claim, records: impl Iterator<Item = (u64, u64, u64)>) {
         let ring = self.q.ring();
         if claim.ident.is_some() {
             crash_point("producer-written");
         }
-        let published = ring.commit_records(claim, records);
+        let published = claim::commit_records(ring, claim, records);
         if let Some((_, next)) = claim.ident {
             crash_point("producer-committed");
-            ring.publish_identity(claim, published);
+            claim::publish_identity(ring, claim, published);
             if published > 0 {
                 if let Some(n) = &mut self.named {
                     n.next = next;
@@ -308,7 +309,7 @@ impl Producer {
             }
             crash_point("producer-published");
         }
-        ring.finish_claim(claim);
+        claim::finish_claim(ring, claim);
         self.q.after_stale_wake();
     }
 
@@ -337,14 +338,14 @@ impl Producer {
                 return;
             }
             self.next_front_check = pos.wrapping_add(eighth);
-            if !ring.spilling() {
+            if !spill::spilling(ring) {
                 return;
             }
         } else if pos < self.next_spill_check {
             return;
         } else {
-            ring.rescan(&mut self.pc);
-            if self.pc.headroom() >= 4 * eighth && !ring.spilling() {
+            claim::rescan(ring, &mut self.pc);
+            if self.pc.headroom() >= 4 * eighth && !spill::spilling(ring) {
                 return;
             }
         }
@@ -353,7 +354,7 @@ impl Producer {
         // An error is recorded in the header (stat shows it); the claim below
         // meets a full ring only if the disk keeps failing.
         let _ = self.q.spill_round(false);
-        ring.rescan(&mut self.pc);
+        claim::rescan(ring, &mut self.pc);
     }
 
     fn claim(
@@ -366,7 +367,7 @@ impl Producer {
             self.spill_pressure();
         }
         let ring = self.q.ring();
-        if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {
+        if let Ok(c) = claim::try_claim(ring, &mut self.pc, count, &end_of) {
             return Ok(c);
         }
         let mut spill_err = None;
@@ -387,7 +388,7 @@ impl Producer {
             match self.q.spill_round(matches!(mode, Mode::Until(None))) {
                 Ok(r) => {
                     round_blocked = r.is_some_and(|o| o.blocked);
-                    if let Ok(c) = ring.try_claim(&mut self.pc, count, &end_of) {
+                    if let Ok(c) = claim::try_claim(ring, &mut self.pc, count, &end_of) {
                         return Ok(c);
                     }
                     let progress = r.is_some_and(|o| {
@@ -405,7 +406,7 @@ impl Producer {
         }
         // Why is it full? Counted apart, since only one is a consumer's doing.
         let need_end = end_of(ring.tail_now().1);
-        let counter = if round_blocked || ring.full_behind_operation(need_end) {
+        let counter = if round_blocked || spill::full_behind_operation(ring, need_end) {
             OFF_STALL_WAITS
         } else {
             OFF_FULL_WAITS
@@ -427,7 +428,7 @@ impl Producer {
                 Sleeper::Producer { slot: self.slot },
                 self.wait,
                 slice,
-                || ring.try_claim(pc, count, &end_of).ok(),
+                || claim::try_claim(ring, pc, count, &end_of).ok(),
             );
             if let Some(c) = got {
                 return Ok(c);
@@ -496,7 +497,7 @@ impl Producer {
             geo.place(p, len).wrapping_add(record_size(len))
         })?;
         let ring = self.q.ring();
-        let rec = ring.place(claim.start, len);
+        let rec = claim::place(ring, claim.start, len);
         let mut claimed = None;
         if let Some(((seq, group_id), f)) = origin {
             let all = flags | if ext.is_some() { FLAG_PRODUCER } else { 0 };
@@ -678,7 +679,7 @@ impl Producer {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn max_batch_bytes(&self) -> u64 {
-        self.q.ring().max_batch()
+        claim::max_batch(self.q.ring())
     }
 
     /// Publishes `msgs` with one claim: consecutive sequence numbers, one
@@ -747,7 +748,7 @@ impl Producer {
             .iter()
             .map(|m| record_size(stored_len(m.len(), named)))
             .sum();
-        let max = self.q.ring().max_batch();
+        let max = claim::max_batch(self.q.ring());
         if total > max {
             return Err(SendError::TooLarge {
                 len: total as usize,
@@ -773,7 +774,7 @@ impl Producer {
         let mut placed = Vec::with_capacity(msgs.len());
         for (i, m) in msgs.iter().enumerate() {
             let len = stored_len(m.len(), named);
-            let rec = ring.place(p, len);
+            let rec = claim::place(ring, p, len);
             let ext = first.map(|(id, pseq)| (id, pseq.wrapping_add(i as u64)));
             // SAFETY: `rec` is record i of our claim, placed for its stored
             // length.
@@ -856,7 +857,7 @@ impl Producer {
         let l = stored_len(len, ext.is_some());
         let geo = self.q.geo();
         let claim = self.claim(1, mode, |p| geo.place(p, l).wrapping_add(record_size(l)))?;
-        let rec = self.q.ring().place(claim.start, l);
+        let rec = claim::place(self.q.ring(), claim.start, l);
         if let Some((id, pseq)) = ext {
             // The header, with FLAG_PRODUCER, is written by `finish`.
             self.q.ring().write_ext(rec, id, pseq);
@@ -986,7 +987,7 @@ impl SendGuard<'_> {
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        self.q.ring().unregister_producer(self.slot);
+        registry::unregister_producer(self.q.ring(), self.slot);
     }
 }
 
@@ -1000,7 +1001,7 @@ impl Drop for SendGuard<'_> {
             if let (Some(_), Some(slot)) = (self.claim.ident, self.claim.slot) {
                 // Its pseq stays unpublished even if we die before the intent
                 // is cleared.
-                ring.note_abandoned(slot);
+                registry::note_abandoned(ring, slot);
             }
             self.finish(KIND_ABORT);
         }
@@ -1051,12 +1052,11 @@ impl Queue {
     /// (admin lock held).
     fn register_producer(&self) -> Result<usize, ProducerError> {
         let ring = self.ring();
-        ring.recover_claims(liveness::is_alive);
+        registry::recover_claims(ring, liveness::is_alive);
         let (pid, start) = liveness::current();
-        ring.register_producer(pid, start)
-            .ok_or(ProducerError::RegistryFull {
-                max: ring.geo.max_producers,
-            })
+        registry::register_producer(ring, pid, start).ok_or(ProducerError::RegistryFull {
+            max: ring.geo.max_producers,
+        })
     }
 
     /// A producer for the dead letter of the message at ring position
@@ -1066,9 +1066,9 @@ impl Queue {
     pub(crate) fn dead_letter_producer(&self, original: Option<u64>) -> Option<Producer> {
         let _g = self.admin(true).ok()?;
         let ring = self.ring();
-        ring.recover_claims(liveness::is_alive);
+        registry::recover_claims(ring, liveness::is_alive);
         let (pid, start) = liveness::current();
-        let slot = ring.register_dead_letters(pid, start)?;
+        let slot = registry::register_dead_letters(ring, pid, start)?;
         let mut p = Producer::new(self.clone(), slot);
         p.for_dead_letter_of(original);
         Some(p)
@@ -1080,14 +1080,14 @@ impl Queue {
         let _g = self.admin(true).map_err(ProducerError::Io)?;
         let ring = self.ring();
         let slot = self.register_producer()?;
-        match ring.attach_identity(name.as_bytes(), slot, |s| self.name_owner(s)) {
+        match identity::attach_identity(ring, name.as_bytes(), slot, |s| self.name_owner(s)) {
             Ok((i, next)) => {
-                ring.set_identity(slot, i);
-                let id = ring.identity_id(i);
+                registry::set_identity(ring, slot, i);
+                let id = identity::identity_id(ring, i);
                 Ok(Producer::new_named(self.clone(), slot, name, i, id, next))
             }
             Err(refused) => {
-                ring.unregister_producer(slot);
+                registry::unregister_producer(ring, slot);
                 Err(self.name_refused(name, refused))
             }
         }

@@ -137,19 +137,18 @@ fn library_modules_import_no_cycle() {
         let me = module_of(f);
         let parent = me.rsplit_once("::").map_or("", |(p, _)| p).to_owned();
         let mut out = std::collections::BTreeSet::new();
-        for line in read_to_string(f).lines() {
-            let code = line.split("//").next().unwrap();
-            let mut named: Vec<String> = code
-                .match_indices("crate::")
-                .map(|(i, _)| {
-                    code[i + 7..]
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-                        .collect::<String>()
-                        .trim_end_matches(':')
-                        .to_owned()
-                })
-                .collect();
+        // Whole statements, comments dropped, so that a `use` over several
+        // lines and its `{a, b}` groups are seen as one.
+        let text: String = read_to_string(f)
+            .lines()
+            .map(|l| l.split("//").next().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for code in text.split(';') {
+            let mut named: Vec<String> = Vec::new();
+            for (i, _) in code.match_indices("crate::") {
+                expand_path(&code[i + 7..], "", &mut named);
+            }
             if let Some(rest) = code.trim().strip_prefix("use super::") {
                 let m: String = rest
                     .chars()
@@ -204,6 +203,43 @@ fn library_modules_import_no_cycle() {
         }
     }
     assert!(deps.len() >= 25, "{:?}", deps.keys());
+}
+
+/// The paths a `use` tree starting at `code` names, each prefixed with
+/// `prefix`: `a::b::{c, d::{e, f}}` gives `a::b::c`, `a::b::d::e` and
+/// `a::b::d::f`.
+fn expand_path(code: &str, prefix: &str, out: &mut Vec<String>) {
+    let path: String = code
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
+    let rest = code[path.len()..].trim_start();
+    let full = format!("{prefix}{}", path.trim_end_matches(':'));
+    if !path.ends_with("::") || !rest.starts_with('{') {
+        out.push(full);
+        return;
+    }
+    // The group's items, split at its top-level commas.
+    let (mut depth, mut start) = (0, 1);
+    for (i, c) in rest.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' | ',' if depth == 1 => {
+                let item = rest[start..i].trim();
+                if item == "self" {
+                    out.push(full.clone());
+                } else if !item.is_empty() {
+                    expand_path(item, &format!("{full}::"), out);
+                }
+                start = i + 1;
+                if c == '}' {
+                    return;
+                }
+            }
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
 }
 
 fn read_to_string(p: &Path) -> String {

@@ -13,7 +13,7 @@ pub mod protocol;
 #[path = "../../src/region.rs"]
 pub mod region;
 
-pub use protocol::{ack, group, identity, layout, registry, ring, spill, wait};
+pub use protocol::{ack, claim, group, identity, layout, registry, ring, spill, wait};
 
 pub mod loom_region;
 pub mod sync;
@@ -38,7 +38,8 @@ use layout::{record_size, Geometry};
 
 /// The record kind of a message (layout.rs keeps it crate-private).
 pub const KIND_MSG: u64 = layout::KIND_MSG;
-use ring::{ProducerCursor, Ring};
+use claim::ProducerCursor;
+use ring::Ring;
 use wait::{Sleeper, WaitStrategy};
 
 /// A ring of 128 bytes: three 8-byte messages (40-byte records) per lap, so
@@ -66,9 +67,7 @@ pub fn ring_with(members: u32) -> Ring<LoomRegion> {
 }
 
 pub fn add(r: &Ring<LoomRegion>, name: &str, start: StartAt) -> usize {
-    let g = r
-        .add_group(name.as_bytes(), start, 0, false)
-        .expect("group slot");
+    let g = group::add_group(&r, name.as_bytes(), start, 0, false).expect("group slot");
     g
 }
 
@@ -78,7 +77,7 @@ pub fn group_of(members: u32) -> (loom::sync::Arc<Ring<LoomRegion>>, usize, Vec<
     let r = loom::sync::Arc::new(ring_with(members));
     let g = add(&r, "g", StartAt::Latest);
     let ms = (1..=u64::from(members))
-        .map(|pid| r.attach(g, pid, 1).expect("a free member slot"))
+        .map(|pid| group::attach(&r, g, pid, 1).expect("a free member slot"))
         .collect();
     (r, g, ms)
 }
@@ -121,12 +120,12 @@ pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitSt
     let end_of = |p: u64| geo.place(p, 8) + record_size(8);
     let who = producer_sleeper(pc, w);
     let claim = r
-        .wait_for(who, w, || None, || r.try_claim(pc, 1, end_of).ok())
+        .wait_for(who, w, || None, || claim::try_claim(&r, pc, 1, end_of).ok())
         .expect("no deadline");
     let rec = geo.place(claim.start, 8);
     // SAFETY: `rec` is the one record of our claim, placed for 8 bytes.
     unsafe { r.write_record(rec, claim.seq, 0, &value.to_le_bytes()) };
-    r.commit_claim(&claim, std::iter::once((rec, 8, KIND_MSG)));
+    claim::commit_claim(&r, &claim, std::iter::once((rec, 8, KIND_MSG)));
     claim.seq
 }
 
@@ -141,7 +140,7 @@ pub fn send_or(
     let geo = r.geometry();
     let end_of = |p: u64| geo.place(p, 8) + record_size(8);
     let claim = loop {
-        match r.try_claim(pc, 1, end_of) {
+        match claim::try_claim(&r, pc, 1, end_of) {
             Ok(c) => break c,
             Err(_) => {
                 on_full();
@@ -152,7 +151,7 @@ pub fn send_or(
     let rec = geo.place(claim.start, 8);
     // SAFETY: `rec` is the one record of our claim, placed for 8 bytes.
     unsafe { r.write_record(rec, claim.seq, 0, &value.to_le_bytes()) };
-    r.commit_claim(&claim, std::iter::once((rec, 8, KIND_MSG)));
+    claim::commit_claim(&r, &claim, std::iter::once((rec, 8, KIND_MSG)));
     claim.seq
 }
 
@@ -164,7 +163,7 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
             w,
             || None,
             || {
-                r.try_take(g, m, None)
+                group::try_take(&r, g, m, None)
                     .expect("corrupt")
                     .map(|t| t.ring().expect("on the ring"))
             },
@@ -172,7 +171,7 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
         .expect("no deadline");
     assert_eq!(t.len, 8);
     let v = value(r, &t);
-    r.release(g, m);
+    group::release(&r, g, m);
     (t.seq, v)
 }
 
@@ -180,7 +179,7 @@ pub fn recv(r: &Ring<LoomRegion>, g: usize, m: usize, w: WaitStrategy) -> (u64, 
 pub fn value(r: &Ring<LoomRegion>, t: &group::Taken) -> u64 {
     let mut buf = [0u8; 8];
     // SAFETY: the caller pins `t` (this function's contract).
-    unsafe { r.read_payload(t, &mut buf) };
+    unsafe { group::read_payload(&r, t, &mut buf) };
     u64::from_le_bytes(buf)
 }
 
@@ -188,9 +187,8 @@ pub fn value(r: &Ring<LoomRegion>, t: &group::Taken) -> u64 {
 /// acknowledgement, through an entry of the ack table it reserves: the
 /// message is pinned by the entry. Returns the hold and the record.
 pub fn take_held(r: &Ring<LoomRegion>, g: usize, m: usize) -> (ack::Hold, group::Taken) {
-    let res = r.reserve(g, m).expect("a free entry");
-    let t = r
-        .try_take(g, m, Some((res, 0)))
+    let res = ack::reserve(&r, g, m).expect("a free entry");
+    let t = group::try_take(&r, g, m, Some((res, 0)))
         .expect("corrupt")
         .and_then(|t| t.ring())
         .expect("a message at the cursor");
@@ -202,19 +200,18 @@ pub fn take_held(r: &Ring<LoomRegion>, g: usize, m: usize) -> (ack::Hold, group:
 /// Returns it.
 pub fn take_and_nack(r: &Ring<LoomRegion>, g: usize, m: usize) -> group::Taken {
     let (h, t) = take_held(r, g, m);
-    r.nack_hold(g, &h).expect("held");
+    ack::nack_hold(&r, g, &h).expect("held");
     t
 }
 
 /// Receives if a message is there now.
 pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> {
-    let t = r
-        .try_take(g, m, None)
+    let t = group::try_take(&r, g, m, None)
         .expect("corrupt")?
         .ring()
         .expect("on the ring");
     let v = value(r, &t);
-    r.release(g, m);
+    group::release(&r, g, m);
     Some((t.seq, v))
 }
 
@@ -222,7 +219,7 @@ pub fn try_recv(r: &Ring<LoomRegion>, g: usize, m: usize) -> Option<(u64, u64)> 
 /// (seq, value) each.
 pub fn try_recv_batch(r: &Ring<LoomRegion>, g: usize, m: usize, max: usize) -> Vec<(u64, u64)> {
     let mut taken = Vec::new();
-    if r.try_take_batch(g, m, max, &mut taken).unwrap_or(0) == 0 {
+    if group::try_take_batch(&r, g, m, max, &mut taken).unwrap_or(0) == 0 {
         return Vec::new();
     }
     let got = taken
@@ -232,18 +229,18 @@ pub fn try_recv_batch(r: &Ring<LoomRegion>, g: usize, m: usize, max: usize) -> V
             assert_eq!(t.len, 8);
             // SAFETY: the batch's hazard pins these records until the
             // release below.
-            unsafe { r.read_payload(t, &mut buf) };
+            unsafe { group::read_payload(&r, t, &mut buf) };
             (t.seq, u64::from_le_bytes(buf))
         })
         .collect();
-    r.release(g, m);
+    group::release(&r, g, m);
     got
 }
 
 /// Member `m` takes the group's pending entry over and is killed holding
 /// it.
 pub fn die_taking_pending(r: &Ring<LoomRegion>, g: usize, m: usize) {
-    r.take_pending(g, m, 0, |_| false).expect("a pending entry");
+    ack::take_pending(&r, g, m, 0, |_| false).expect("a pending entry");
 }
 
 /// Claims one 8-byte record and abandons it: commits it as aborted, as a
@@ -257,11 +254,11 @@ pub fn abort_one(r: &Ring<LoomRegion>, pc: &mut ProducerCursor) -> u64 {
             who,
             WaitStrategy::Spin,
             || None,
-            || r.try_claim(pc, 1, end_of).ok(),
+            || claim::try_claim(&r, pc, 1, end_of).ok(),
         )
         .expect("no deadline");
     let rec = geo.place(claim.start, 8);
     r.write_header(rec, claim.seq, 0, 8, 0);
-    r.commit_claim(&claim, std::iter::once((rec, 8, layout::KIND_ABORT)));
+    claim::commit_claim(&r, &claim, std::iter::once((rec, 8, layout::KIND_ABORT)));
     claim.seq
 }

@@ -4,6 +4,8 @@
 
 #[path = "../../src/protocol/ack.rs"]
 pub mod ack;
+#[path = "../../src/protocol/claim.rs"]
+pub mod claim;
 #[path = "../../src/protocol/group.rs"]
 pub mod group;
 #[path = "../../src/protocol/identity.rs"]

@@ -4,6 +4,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use shmq_loom_tests::group::StartAt;
+use shmq_loom_tests::protocol::{ack, claim, group, identity, registry, spill};
 use shmq_loom_tests::wait::Sleeper;
 use shmq_loom_tests::wait::WaitStrategy::{Block, Spin};
 use shmq_loom_tests::*;
@@ -20,12 +21,12 @@ fn claim_commit_two_producers_wrap_and_full() {
     model(|| {
         let r = Arc::new(ring());
         let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
         let producers: Vec<_> = (0..2u64)
             .map(|p| {
                 let r = r.clone();
                 thread::spawn(move || {
-                    let mut pc = r.producer_cursor();
+                    let mut pc = claim::producer_cursor(&r);
                     (0..2)
                         .map(|i| send(&r, &mut pc, val(p, i), Spin))
                         .collect::<Vec<_>>()
@@ -62,7 +63,7 @@ fn group_members_compete_exactly_once() {
     model(|| {
         let (r, g, m) = group_of(2);
         let (m0, m1) = (m[0], m[1]);
-        let mut pc = r.producer_cursor();
+        let mut pc = claim::producer_cursor(&r);
         for i in 0..3 {
             send(&r, &mut pc, val(7, i), Spin);
         }
@@ -111,7 +112,7 @@ fn redelivery_taker_killed_is_reaped_back_to_pending() {
     model(move || {
         let (r, g, m) = group_of(3);
         let (holder, taker, live) = (m[0], m[1], m[2]);
-        let mut pc = r.producer_cursor();
+        let mut pc = claim::producer_cursor(&r);
         for i in 0..3 {
             send(&r, &mut pc, val(7, i), Spin);
         }
@@ -125,17 +126,18 @@ fn redelivery_taker_killed_is_reaped_back_to_pending() {
         };
         // The reaper (the admin lock keeps other reapers out), then the
         // live member, race the producer.
-        let reaped = r.reap_entries(g, taker);
+        let reaped = ack::reap_entries(&r, g, taker);
         assert_eq!(reaped.pending, 1);
-        r.detach(g, taker);
-        let h = r
-            .take_pending(g, live, 0, |_| false)
-            .expect("pending again");
+        group::detach(&r, g, taker);
+        let h = ack::take_pending(&r, g, live, 0, |_| false).expect("pending again");
         assert_eq!((h.entry.seq, h.entry.at, h.entry.attempts), (0, t.pos, 2));
         assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
-        r.finish_hold(g, live, &h, false).expect("held");
+        ack::finish_hold(&r, g, live, &h, false).expect("held");
         assert_eq!(producer.join().unwrap(), 3);
-        assert!(r.entries(g).is_empty(), "nothing left in the ack table");
+        assert!(
+            ack::entries(&r, g).is_empty(),
+            "nothing left in the ack table"
+        );
     });
 }
 
@@ -149,31 +151,32 @@ fn nacks_and_take_overs_never_overwrite_an_entry() {
     model(|| {
         let (r, g, m) = group_of(2);
         let (a, b) = (m[0], m[1]);
-        let mut pc = r.producer_cursor();
+        let mut pc = claim::producer_cursor(&r);
         send(&r, &mut pc, val(7, 0), Spin);
         send(&r, &mut pc, val(7, 1), Spin);
         let (hb, _) = take_held(&r, g, b);
         let (ha, _) = take_held(&r, g, a);
         assert_eq!((hb.entry.seq, ha.entry.seq), (0, 1));
-        r.nack_hold(g, &ha).expect("held");
+        ack::nack_hold(&r, g, &ha).expect("held");
         let other = {
             let r = r.clone();
             thread::spawn(move || {
-                r.nack_hold(g, &hb).expect("held");
+                ack::nack_hold(&r, g, &hb).expect("held");
             })
         };
         // A takes whatever is pending, while B nacks.
-        let first = r.take_pending(g, a, 0, |_| false).expect("1 is pending");
+        let first = ack::take_pending(&r, g, a, 0, |_| false).expect("1 is pending");
         other.join().unwrap();
-        let second = r
-            .take_pending(g, b, 0, |_| false)
-            .expect("the other is pending");
+        let second = ack::take_pending(&r, g, b, 0, |_| false).expect("the other is pending");
         let mut seqs = [first.entry.seq, second.entry.seq];
         seqs.sort();
         assert_eq!(seqs, [0, 1]);
-        r.finish_hold(g, a, &first, false).expect("held");
-        r.finish_hold(g, b, &second, false).expect("held");
-        assert!(r.entries(g).is_empty(), "nothing left in the ack table");
+        ack::finish_hold(&r, g, a, &first, false).expect("held");
+        ack::finish_hold(&r, g, b, &second, false).expect("held");
+        assert!(
+            ack::entries(&r, g).is_empty(),
+            "nothing left in the ack table"
+        );
     });
 }
 
@@ -187,8 +190,8 @@ fn ack_deadline_expiry_races_the_ack() {
     model(|| {
         let (r, g, m) = group_of(2);
         let (holder, other) = (m[0], m[1]);
-        r.set_ack_policy(g, 1, 1);
-        let mut pc = r.producer_cursor();
+        ack::set_ack_policy(&r, g, 1, 1);
+        let mut pc = claim::producer_cursor(&r);
         for i in 0..3 {
             send(&r, &mut pc, val(7, i), Spin);
         }
@@ -197,11 +200,11 @@ fn ack_deadline_expiry_races_the_ack() {
             let r = r.clone();
             // Long past its deadline (the take's time is 0: set now).
             thread::spawn(move || {
-                r.maintain(g, 5);
-                r.maintain(g, 10)
+                ack::maintain(&r, g, 5);
+                ack::maintain(&r, g, 10)
             })
         };
-        let acked = r.finish_hold(g, holder, &h, false).is_ok();
+        let acked = ack::finish_hold(&r, g, holder, &h, false).is_ok();
         let expired = expirer.join().unwrap();
         assert_eq!(acked, expired == 0, "exactly one wins");
         let producer = {
@@ -209,13 +212,16 @@ fn ack_deadline_expiry_races_the_ack() {
             thread::spawn(move || send(&r, &mut pc, val(7, 3), Spin))
         };
         if !acked {
-            let h2 = r.take_pending(g, other, 0, |_| false).expect("redelivered");
+            let h2 = ack::take_pending(&r, g, other, 0, |_| false).expect("redelivered");
             assert_eq!((h2.entry.seq, h2.entry.attempts), (0, 1));
             assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
-            r.finish_hold(g, other, &h2, false).expect("held");
+            ack::finish_hold(&r, g, other, &h2, false).expect("held");
         }
         assert_eq!(producer.join().unwrap(), 3);
-        assert!(r.entries(g).is_empty(), "nothing left in the ack table");
+        assert!(
+            ack::entries(&r, g).is_empty(),
+            "nothing left in the ack table"
+        );
     });
 }
 
@@ -229,11 +235,11 @@ fn group_batch_take_keeps_the_whole_batch_pinned() {
     model(|| {
         let r = Arc::new(ring());
         let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
         let producer = {
             let r = r.clone();
             thread::spawn(move || {
-                let mut pc = r.producer_cursor();
+                let mut pc = claim::producer_cursor(&r);
                 for i in 0..4 {
                     send(&r, &mut pc, val(1, i), Spin);
                 }
@@ -260,7 +266,7 @@ fn group_batch_takes_compete_exactly_once() {
     model(|| {
         let (r, g, m) = group_of(2);
         let (m0, m1) = (m[0], m[1]);
-        let mut pc = r.producer_cursor();
+        let mut pc = claim::producer_cursor(&r);
         send(&r, &mut pc, val(7, 0), Spin);
         let aborted = abort_one(&r, &mut pc);
         send(&r, &mut pc, val(7, 2), Spin);
@@ -302,10 +308,10 @@ fn wait_wake_consumer_never_misses_a_commit() {
     model(|| {
         let r = Arc::new(ring());
         let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
         let r2 = r.clone();
         let producer = thread::spawn(move || {
-            let mut pc = r2.producer_cursor();
+            let mut pc = claim::producer_cursor(&r2);
             send(&r2, &mut pc, 42, Spin)
         });
         let (seq, v) = recv(&r, g, m, Block);
@@ -317,8 +323,8 @@ fn wait_wake_consumer_never_misses_a_commit() {
 fn full_ring() -> (Arc<ring::Ring<LoomRegion>>, usize, usize) {
     let r = Arc::new(ring());
     let g = add(&r, "g", StartAt::Latest);
-    let m = r.attach(g, 1, 1).unwrap();
-    let mut pc = r.producer_cursor();
+    let m = group::attach(&r, g, 1, 1).unwrap();
+    let mut pc = claim::producer_cursor(&r);
     for i in 0..3 {
         send(&r, &mut pc, i, Spin); // fills the 128-byte ring
     }
@@ -332,10 +338,10 @@ fn wait_wake_producer_never_misses_space() {
     model(|| {
         let (r, g, m) = full_ring();
         // A producer that may sleep announces it in its registry slot.
-        let slot = r.register_producer(2, 2).unwrap();
+        let slot = registry::register_producer(&r, 2, 2).unwrap();
         let r2 = r.clone();
         let producer = thread::spawn(move || {
-            let mut pc = r2.producer_cursor();
+            let mut pc = claim::producer_cursor(&r2);
             pc.set_slot(slot);
             send(&r2, &mut pc, 3, Block)
         });
@@ -357,14 +363,14 @@ fn wait_wake_reaping_a_member_killed_asleep_loses_no_wake_up() {
     model(|| {
         let r = Arc::new(ring_with(2));
         let g = add(&r, "g", StartAt::Latest);
-        let dead = r.attach(g, 1, 1).unwrap();
-        let live = r.attach(g, 2, 2).unwrap();
+        let dead = group::attach(&r, g, 1, 1).unwrap();
+        let live = group::attach(&r, g, 2, 2).unwrap();
         die_asleep(&r, Sleeper::Member { g, m: dead });
         let r2 = r.clone();
         let reaper = thread::spawn(move || r2.clear_sleeper(Sleeper::Member { g, m: dead }));
         let r3 = r.clone();
         let producer = thread::spawn(move || {
-            let mut pc = r3.producer_cursor();
+            let mut pc = claim::producer_cursor(&r3);
             send(&r3, &mut pc, 42, Spin)
         });
         let (seq, v) = recv(&r, g, live, Block);
@@ -382,14 +388,14 @@ fn wait_wake_reaping_a_member_killed_asleep_loses_no_wake_up() {
 fn wait_wake_recovering_a_producer_killed_asleep_loses_no_wake_up() {
     model(|| {
         let (r, g, m) = full_ring();
-        let dead = r.register_producer(7, 7).unwrap();
+        let dead = registry::register_producer(&r, 7, 7).unwrap();
         die_asleep(&r, Sleeper::Producer { slot: dead });
-        let live = r.register_producer(8, 8).unwrap();
+        let live = registry::register_producer(&r, 8, 8).unwrap();
         let r2 = r.clone();
-        let recovery = thread::spawn(move || r2.recover_claims(|pid, _| pid != 7));
+        let recovery = thread::spawn(move || registry::recover_claims(&r2, |pid, _| pid != 7));
         let r3 = r.clone();
         let producer = thread::spawn(move || {
-            let mut pc = r3.producer_cursor();
+            let mut pc = claim::producer_cursor(&r3);
             pc.set_slot(live);
             send(&r3, &mut pc, 3, Block)
         });
@@ -411,13 +417,13 @@ fn group_add_races_head_advance() {
         let r = Arc::new(ring());
         let r2 = r.clone();
         let producer = thread::spawn(move || {
-            let mut pc = r2.producer_cursor();
+            let mut pc = claim::producer_cursor(&r2);
             for i in 0..4 {
                 send(&r2, &mut pc, 100 + i, Spin);
             }
         });
         let g = add(&r, "late", StartAt::Earliest);
-        let m = r.attach(g, 1, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
         let mut next = None;
         loop {
             let (seq, v) = recv(&r, g, m, Spin);
@@ -442,13 +448,13 @@ fn claim_commit_with_an_aborted_claim() {
     model(|| {
         let r = Arc::new(ring());
         let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
         let r2 = r.clone();
         let aborter = thread::spawn(move || {
-            let mut pc = r2.producer_cursor();
+            let mut pc = claim::producer_cursor(&r2);
             abort_one(&r2, &mut pc)
         });
-        let mut pc = r.producer_cursor();
+        let mut pc = claim::producer_cursor(&r);
         let sent = send(&r, &mut pc, 42, Spin);
         let (seq, v) = recv(&r, g, m, Spin);
         let aborted = aborter.join().unwrap();
@@ -468,36 +474,36 @@ fn recovery_aborts_only_a_dead_producers_claim() {
     model(|| {
         let r = Arc::new(ring());
         let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
-        let dead = r.register_producer(100, 1).unwrap();
-        let live = r.register_producer(200, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
+        let dead = registry::register_producer(&r, 100, 1).unwrap();
+        let live = registry::register_producer(&r, 200, 1).unwrap();
         let r2 = r.clone();
         let dier = thread::spawn(move || {
-            let mut pc = r2.producer_cursor();
+            let mut pc = claim::producer_cursor(&r2);
             pc.set_slot(dead);
             let geo = r2.geometry();
             let end_of = |p: u64| geo.place(p, 8) + layout::record_size(8);
             // The ring has room for both claims: this one cannot fail.
-            r2.try_claim(&mut pc, 1, end_of).expect("room").seq
+            claim::try_claim(&r2, &mut pc, 1, end_of).expect("room").seq
         });
         let r3 = r.clone();
         let sender = thread::spawn(move || {
-            let mut pc = r3.producer_cursor();
+            let mut pc = claim::producer_cursor(&r3);
             pc.set_slot(live);
             send(&r3, &mut pc, 42, Spin)
         });
         let dead_seq = dier.join().unwrap();
         let alive = |pid: u64, _| pid != 100;
         // One recovery races the live sender, one runs after it.
-        let first = r.recover_claims(alive);
+        let first = registry::recover_claims(&r, alive);
         let sent = sender.join().unwrap();
-        let second = r.recover_claims(alive);
+        let second = registry::recover_claims(&r, alive);
         assert_ne!(dead_seq, sent);
         assert_eq!(first.claims + second.claims, 1, "{first:?} {second:?}");
         assert_eq!(recv(&r, g, m, Spin), (sent, 42));
         assert_eq!(try_recv(&r, g, m), None);
         // The dead slot is free again, the live one kept.
-        assert_eq!(r.producer_slots().len(), 1);
+        assert_eq!(registry::producer_slots(&r).len(), 1);
     });
 }
 
@@ -509,27 +515,27 @@ fn recovery_leaves_a_live_claim_under_a_dead_intent_alone() {
     model(|| {
         let r = Arc::new(ring());
         let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
-        let dead = r.register_producer(100, 1).unwrap();
-        let live = r.register_producer(200, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
+        let dead = registry::register_producer(&r, 100, 1).unwrap();
+        let live = registry::register_producer(&r, 200, 1).unwrap();
         // Announced at (0, 0), then gone before the CAS.
         let geo = r.geometry();
-        r.note_intent(dead, 0, 0, geo.place(0, 8) + layout::record_size(8), 1);
+        registry::note_intent(&r, dead, 0, 0, geo.place(0, 8) + layout::record_size(8), 1);
         let r3 = r.clone();
         let sender = thread::spawn(move || {
-            let mut pc = r3.producer_cursor();
+            let mut pc = claim::producer_cursor(&r3);
             pc.set_slot(live);
             send(&r3, &mut pc, 42, Spin)
         });
         let alive = |pid: u64, _| pid != 100;
-        let first = r.recover_claims(alive);
+        let first = registry::recover_claims(&r, alive);
         let sent = sender.join().unwrap();
-        let second = r.recover_claims(alive);
+        let second = registry::recover_claims(&r, alive);
         assert_eq!(sent, 0);
         assert_eq!(first.claims + second.claims, 0, "{first:?} {second:?}");
         assert_eq!(recv(&r, g, m, Spin), (0, 42));
         assert_eq!(try_recv(&r, g, m), None);
-        assert_eq!(r.producer_slots().len(), 1);
+        assert_eq!(registry::producer_slots(&r).len(), 1);
     });
 }
 
@@ -541,7 +547,7 @@ fn redelivery_hand_off_keeps_the_message_pinned() {
     model(|| {
         let (r, g, m) = group_of(2);
         let (m0, m1) = (m[0], m[1]);
-        let mut pc = r.producer_cursor();
+        let mut pc = claim::producer_cursor(&r);
         send(&r, &mut pc, val(7, 0), Spin);
         // Member 1 takes message 0 with explicit ack, and nacks it.
         let t = take_and_nack(&r, g, m1);
@@ -557,10 +563,10 @@ fn redelivery_hand_off_keeps_the_message_pinned() {
                 }
             })
         };
-        let h = r.take_pending(g, m0, 0, |_| false).expect("pending");
+        let h = ack::take_pending(&r, g, m0, 0, |_| false).expect("pending");
         assert_eq!((h.entry.seq, h.entry.attempts), (0, 1));
         assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
-        r.finish_hold(g, m0, &h, false).expect("held");
+        ack::finish_hold(&r, g, m0, &h, false).expect("held");
         producer.join().unwrap();
     });
 }
@@ -582,19 +588,20 @@ fn dead_letter_hand_over_keeps_the_message_pinned() {
             ..tiny(1)
         };
         let r = Arc::new(ring::Ring::new(LoomRegion::new(&geo), geo, 0x5eed));
-        let d = r
-            .add_group(b"dlq", StartAt::Latest, 0, true)
-            .expect("group slot");
+        let d = group::add_group(&r, b"dlq", StartAt::Latest, 0, true).expect("group slot");
         let g = add(&r, "g", StartAt::Latest);
-        let (gm, dm) = (r.attach(g, 1, 1).unwrap(), r.attach(d, 2, 1).unwrap());
-        let mut pc = r.producer_cursor();
+        let (gm, dm) = (
+            group::attach(&r, g, 1, 1).unwrap(),
+            group::attach(&r, d, 2, 1).unwrap(),
+        );
+        let mut pc = claim::producer_cursor(&r);
         send(&r, &mut pc, val(7, 0), Spin);
         // The dead-letter group's cursor passes message 0 (not addressed
         // to it).
         assert_eq!(try_recv(&r, d, dm), None);
         let t = take_and_nack(&r, g, gm);
-        let h = r.take_pending(g, gm, 0, |_| false).expect("pending");
-        let f = r.begin_forward(g, gm, &h).expect("held");
+        let h = ack::take_pending(&r, g, gm, 0, |_| false).expect("pending");
+        let f = ack::begin_forward(&r, g, gm, &h).expect("held");
         let producer = {
             let r = r.clone();
             // Messages 1 and 2, then 3 where message 0 is (after a pad): only
@@ -606,17 +613,17 @@ fn dead_letter_hand_over_keeps_the_message_pinned() {
                 }
             })
         };
-        let arrival = r.begin_hand_over(g, &f, d).expect("a free entry");
-        assert!(r.commit_hand_over(d, arrival));
-        r.end_forward(g, gm, &f, true);
-        let l = r.take_pending(d, dm, 0, |_| false).expect("handed over");
+        let arrival = ack::begin_hand_over(&r, g, &f, d).expect("a free entry");
+        assert!(ack::commit_hand_over(&r, d, arrival));
+        ack::end_forward(&r, g, gm, &f, true);
+        let l = ack::take_pending(&r, d, dm, 0, |_| false).expect("handed over");
         assert_eq!((l.entry.seq, l.entry.at), (0, t.pos));
         assert_eq!(l.entry.origin, Some(r.group_id(g)));
         assert_eq!(l.entry.deliveries_before(), 0);
         assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
-        r.finish_hold(d, dm, &l, false).expect("held");
+        ack::finish_hold(&r, d, dm, &l, false).expect("held");
         producer.join().unwrap();
-        assert!(r.entries(g).is_empty() && r.entries(d).is_empty());
+        assert!(ack::entries(&r, g).is_empty() && ack::entries(&r, d).is_empty());
     });
 }
 
@@ -638,12 +645,12 @@ fn spill_round(r: &shmq_loom_tests::ring::Ring<LoomRegion>, log: &ModelLog, g: u
     use shmq_loom_tests::layout::{unpack, DISK_BIT};
     use shmq_loom_tests::ring::Slot;
     let mut run_start = log.run_start.lock().unwrap();
-    r.rejoin(g);
-    let (fseq, fpos) = match r.front_now() {
+    spill::rejoin(r, g);
+    let (fseq, fpos) = match spill::front_now(r) {
         Some(f) => f,
         None => {
             *run_start = log.recs.lock().unwrap().len();
-            r.activate_front()
+            spill::activate_front(r)
         }
     };
     let (mut seq, mut pos) = (fseq, fpos);
@@ -658,7 +665,7 @@ fn spill_round(r: &shmq_loom_tests::ring::Ring<LoomRegion>, log: &ModelLog, g: u
                 let mut buf = [0u8; 8];
                 // SAFETY: FRONT is at or below `pos` and only the holder of
                 // the spill lock moves it.
-                unsafe { r.copy_payload(pos, &mut buf) };
+                unsafe { spill::copy_payload(r, pos, &mut buf) };
                 log.recs
                     .lock()
                     .unwrap()
@@ -670,17 +677,17 @@ fn spill_round(r: &shmq_loom_tests::ring::Ring<LoomRegion>, log: &ModelLog, g: u
         }
     }
     if pos != fpos {
-        r.advance_front(seq, pos);
+        spill::advance_front(r, seq, pos);
     }
     let start = *run_start;
-    r.transfer(g, u64::MAX, |s| {
+    spill::transfer(r, g, u64::MAX, |s| {
         let recs = log.recs.lock().unwrap();
         (start..recs.len())
             .find(|&i| recs[i].0 == s)
             .map(|i| i as u64)
     });
     if unpack(r.cursor_now(g)).0 & DISK_BIT == 0 {
-        r.retire_front();
+        spill::retire_front(r);
     }
 }
 
@@ -701,7 +708,7 @@ fn spill_hand_off_loses_and_repeats_nothing() {
     model(|| {
         let r = Arc::new(ring());
         let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
         let log = Arc::new(ModelLog {
             run_start: loom::sync::Mutex::new(0),
             recs: loom::sync::Mutex::new(Vec::new()),
@@ -709,7 +716,7 @@ fn spill_hand_off_loses_and_repeats_nothing() {
         let producer = {
             let (r, log) = (r.clone(), log.clone());
             thread::spawn(move || {
-                let mut pc = r.producer_cursor();
+                let mut pc = claim::producer_cursor(&r);
                 for i in 0..N {
                     send_or(&r, &mut pc, val(7, i), || spill_round(&r, &log, g));
                 }
@@ -717,10 +724,10 @@ fn spill_hand_off_loses_and_repeats_nothing() {
         };
         let mut got = Vec::new();
         while (got.len() as u64) < N {
-            match r.try_take(g, m, None).expect("corrupt") {
+            match group::try_take(&r, g, m, None).expect("corrupt") {
                 Some(Take::Ring(t)) => {
                     got.push((t.seq, value(&r, &t)));
-                    r.release(g, m);
+                    group::release(&r, g, m);
                 }
                 Some(Take::Disk(cur)) => {
                     let (seq, at) = unpack(cur);
@@ -728,7 +735,7 @@ fn spill_hand_off_loses_and_repeats_nothing() {
                     match rec {
                         Some((s, v)) => {
                             assert_eq!(s, seq & !DISK_BIT, "the cursor is off the log");
-                            if r.disk_advance(g, cur, s, 1) {
+                            if spill::disk_advance(&r, g, cur, s, 1) {
                                 got.push((s, v));
                             }
                         }
@@ -754,28 +761,28 @@ fn recovery_after_the_ring_moved_on_leaves_later_laps_alone() {
     model(|| {
         let r = ring();
         let g = add(&r, "g", StartAt::Latest);
-        let m = r.attach(g, 1, 1).unwrap();
-        let dead = r.register_producer(100, 1).unwrap();
+        let m = group::attach(&r, g, 1, 1).unwrap();
+        let dead = registry::register_producer(&r, 100, 1).unwrap();
         let geo = r.geometry();
         let end_of = |p: u64| geo.place(p, 8) + layout::record_size(8);
         // The dead producer's claim, committed without `note_done`.
-        let mut pc = r.producer_cursor();
+        let mut pc = claim::producer_cursor(&r);
         pc.set_slot(dead);
-        let claim = r.try_claim(&mut pc, 1, end_of).expect("room");
+        let claim = claim::try_claim(&r, &mut pc, 1, end_of).expect("room");
         let rec = geo.place(claim.start, 8);
         // SAFETY: `rec` is the one record of our claim, placed for 8 bytes.
         unsafe { r.write_record(rec, claim.seq, 0, &7u64.to_le_bytes()) };
         r.commit(rec, KIND_MSG);
         assert_eq!(recv(&r, g, m, Spin), (0, 7));
         // A live producer laps the ring: message 3 lands where message 0 was.
-        let mut live = r.producer_cursor();
+        let mut live = claim::producer_cursor(&r);
         for i in 1..4 {
             assert_eq!(send(&r, &mut live, 10 + i, Spin), i);
             assert_eq!(recv(&r, g, m, Spin), (i, 10 + i));
         }
-        let mut pending = r.producer_cursor();
+        let mut pending = claim::producer_cursor(&r);
         assert_eq!(send(&r, &mut pending, 14, Spin), 4);
-        let rec = r.recover_claims(|pid, _| pid != 100);
+        let rec = registry::recover_claims(&r, |pid, _| pid != 100);
         assert_eq!((rec.claims, rec.records, rec.freed), (0, 0, 1), "{rec:?}");
         assert_eq!(recv(&r, g, m, Spin), (4, 14));
         assert_eq!(try_recv(&r, g, m), None);
@@ -793,23 +800,22 @@ fn recovery_settles_a_dead_named_producers_last_pseq() {
         model(move || {
             let r = Arc::new(ring());
             let g = add(&r, "g", StartAt::Latest);
-            let m = r.attach(g, 1, 1).unwrap();
-            let dead = r.register_producer(100, 1).unwrap();
-            let live = r.register_producer(200, 1).unwrap();
-            let (i, next) = r
-                .attach_identity(b"named", dead, |_| None)
-                .expect("a free name");
+            let m = group::attach(&r, g, 1, 1).unwrap();
+            let dead = registry::register_producer(&r, 100, 1).unwrap();
+            let live = registry::register_producer(&r, 200, 1).unwrap();
+            let (i, next) =
+                identity::attach_identity(&r, b"named", dead, |_| None).expect("a free name");
             assert_eq!(next, 0);
-            r.set_identity(dead, i);
+            registry::set_identity(&r, dead, i);
             let r2 = r.clone();
             let named = thread::spawn(move || {
                 let geo = r2.geometry();
-                let mut pc = r2.producer_cursor();
+                let mut pc = claim::producer_cursor(&r2);
                 pc.set_slot(dead);
                 pc.set_identity(i, 0);
                 let len = 8 + layout::PRODUCER_EXT as u64;
                 let end_of = |p: u64| geo.place(p, len) + layout::record_size(len);
-                let claim = r2.try_claim(&mut pc, 1, end_of).expect("room");
+                let claim = claim::try_claim(&r2, &mut pc, 1, end_of).expect("room");
                 let rec = geo.place(claim.start, len);
                 // SAFETY: `rec` is our claim's one record, placed for 8
                 // payload bytes and the extension.
@@ -826,24 +832,24 @@ fn recovery_settles_a_dead_named_producers_last_pseq() {
                 if dies_after == 0 {
                     return;
                 }
-                let n = r2.commit_records(&claim, std::iter::once((rec, len, KIND_MSG)));
+                let n = claim::commit_records(&r2, &claim, std::iter::once((rec, len, KIND_MSG)));
                 if dies_after == 1 {
                     return;
                 }
-                r2.publish_identity(&claim, n);
+                claim::publish_identity(&r2, &claim, n);
                 // Dies before clearing its intent.
             });
             let r3 = r.clone();
             let sender = thread::spawn(move || {
-                let mut pc = r3.producer_cursor();
+                let mut pc = claim::producer_cursor(&r3);
                 pc.set_slot(live);
                 send(&r3, &mut pc, 42, Spin)
             });
             named.join().unwrap();
             let alive = |pid: u64, _| pid != 100;
-            r.recover_claims(alive);
+            registry::recover_claims(&r, alive);
             sender.join().unwrap();
-            r.recover_claims(alive);
+            registry::recover_claims(&r, alive);
             let committed = dies_after >= 1;
             let mut got = Vec::new();
             while let Some((_, v)) = try_recv(&r, g, m) {
@@ -852,7 +858,7 @@ fn recovery_settles_a_dead_named_producers_last_pseq() {
             got.sort();
             let want: Vec<u64> = if committed { vec![7, 42] } else { vec![42] };
             assert_eq!(got, want);
-            let info = &r.identities()[0];
+            let info = &identity::identities(&r)[0];
             assert_eq!(info.last_pseq, committed.then_some(0), "{info:?}");
             assert!(!info.held(), "the name is released");
         });
@@ -870,33 +876,33 @@ fn recovery_settles_a_dead_named_producers_last_pseq() {
 fn identity_removed_and_reused_never_lends_its_id_the_new_name() {
     model(|| {
         let r = Arc::new(ring());
-        let (i, _) = r.attach_identity(b"old", 0, |_| None).unwrap();
-        let old = r.identity_id(i);
+        let (i, _) = identity::attach_identity(&r, b"old", 0, |_| None).unwrap();
+        let old = identity::identity_id(&r, i);
         // The creator starts after the removal, as the admin lock would
         // order them, but in a thread of its own: its stores are not the
         // remover's.
         let r2 = r.clone();
         let admin = thread::spawn(move || {
-            r2.remove_identity(b"old", |_| None).unwrap();
+            identity::remove_identity(&r2, b"old", |_| None).unwrap();
             let r3 = r2.clone();
             thread::spawn(move || {
-                let (j, _) = r3.attach_identity(b"new", 0, |_| None).unwrap();
-                r3.identity_id(j)
+                let (j, _) = identity::attach_identity(&r3, b"new", 0, |_| None).unwrap();
+                identity::identity_id(&r3, j)
             })
             .join()
             .unwrap()
         });
         let r4 = r.clone();
-        let reader = thread::spawn(move || r4.name_of_id(old));
+        let reader = thread::spawn(move || identity::name_of_id(&r4, old));
         let seen = reader.join().unwrap();
         let new = admin.join().unwrap();
         assert!(
             seen.is_none() || seen.as_deref() == Some(&b"old"[..]),
             "{seen:?}"
         );
-        assert_eq!(r.name_of_id(old), None);
+        assert_eq!(identity::name_of_id(&r, old), None);
         assert_ne!(new, old);
         assert_eq!(new as u32, old as u32, "the freed slot is reused");
-        assert_eq!(r.name_of_id(new).as_deref(), Some(&b"new"[..]));
+        assert_eq!(identity::name_of_id(&r, new).as_deref(), Some(&b"new"[..]));
     });
 }

@@ -4,6 +4,7 @@ use super::record::*;
 use crate::error::{Reason, RecvError, SpillError};
 use crate::message::Meta;
 use crate::protocol::layout::*;
+use crate::protocol::{ack, group, spill};
 use crate::queue::Queue;
 use crate::spill::log::LogReader;
 use std::time::{Duration, Instant};
@@ -52,7 +53,7 @@ pub(super) fn take_disk(
     });
     let (seq, at) = unpack(cur);
     let seq = seq & !DISK_BIT;
-    let log_end = ring.log_end();
+    let log_end = spill::log_end(ring);
     if at >= log_end {
         // Read everything logged: a round moves the group back to the ring.
         if d.last_round.is_none_or(|t| t.elapsed() >= REJOIN_EVERY) {
@@ -84,11 +85,11 @@ pub(super) fn take_disk(
     let skip = rec.kind == KIND_ABORT || !addressed(rec.flags, g, ring.dl_only(g));
     let hold = hold.filter(|_| !skip);
     if let Some((h, since)) = hold {
-        ring.announce(g, m, h, rec.seq, at | DISK_BIT, since);
+        ack::announce(ring, g, m, h, rec.seq, at | DISK_BIT, since);
     }
-    if !ring.disk_advance(g, cur, rec.seq, rec.size) {
+    if !spill::disk_advance(ring, g, cur, rec.seq, rec.size) {
         if let Some((h, _)) = hold {
-            ring.untake(g, h);
+            ack::untake(ring, g, h);
         }
         return Ok(DiskStep::Retry);
     }
@@ -96,9 +97,9 @@ pub(super) fn take_disk(
         return Ok(DiskStep::Retry);
     }
     if let Some((h, _)) = hold {
-        ring.took(g, m, h, rec.seq, at | DISK_BIT);
+        ack::took(ring, g, m, h, rec.seq, at | DISK_BIT);
     }
-    ring.note_delivered(g, m, 1);
+    group::note_delivered(ring, g, m, 1);
     Ok(DiskStep::Got(
         disk_meta(&rec, Again::default(), &mut d.buf),
         at | DISK_BIT,

@@ -9,6 +9,7 @@ mod log;
 mod record;
 mod redelivery;
 
+use crate::protocol::{ack, group};
 use log::*;
 use record::*;
 use redelivery::*;
@@ -259,7 +260,7 @@ impl Consumer {
     pub fn max_unacked(&self) -> u64 {
         self.acks
             .window
-            .unwrap_or_else(|| self.q.ring().max_unacked(self.g))
+            .unwrap_or_else(|| ack::max_unacked(self.q.ring(), self.g))
     }
 
     /// The messages this member holds unacknowledged, in the order taken
@@ -282,7 +283,7 @@ impl Consumer {
         self.acks
             .held
             .iter()
-            .filter(|h| ring.still_held(self.g, h))
+            .filter(|h| ack::still_held(ring, self.g, h))
             .map(|h| h.entry.seq)
             .collect()
     }
@@ -312,13 +313,13 @@ impl Consumer {
         let ring = self.q.ring();
         // Kept for the next take, unless the table is tight (an idle member
         // must not keep an entry another one needs).
-        let keep = self.acks.reserved.is_none() && !ring.table_tight(self.g);
-        match ring.finish_hold(self.g, self.m, &h, keep) {
+        let keep = self.acks.reserved.is_none() && !ack::table_tight(ring, self.g);
+        match ack::finish_hold(ring, self.g, self.m, &h, keep) {
             Ok(r) => {
                 if r.is_some() {
                     self.acks.reserved = r;
                 }
-                ring.note_acked(self.g, self.m);
+                ack::note_acked(ring, self.g, self.m);
                 Ok(())
             }
             Err(()) => Err(AckError::Expired { seq }),
@@ -347,10 +348,7 @@ impl Consumer {
     /// ```
     pub fn nack(&mut self, seq: u64) -> Result<(), AckError> {
         let h = self.release_hold(seq)?;
-        self.q
-            .ring()
-            .nack_hold(self.g, &h)
-            .map_err(|()| AckError::Expired { seq })
+        ack::nack_hold(self.q.ring(), self.g, &h).map_err(|()| AckError::Expired { seq })
     }
 
     /// Removes this member's hold on `seq` from its list (the latest, if it
@@ -378,18 +376,18 @@ impl Consumer {
     /// its pin) until `ack`. With auto-ack a redelivery (taken over as an
     /// entry) is finished as acknowledged; a fresh message only drops the
     /// hazard.
-    // Inlined: see `Ring::try_take` (group.rs).
+    // Inlined: see `group::try_take` (group.rs).
     #[inline(always)]
     fn finish(&mut self, got: Got) {
         let ring = self.q.ring();
         if let Some(h) = self.acks.auto.take() {
-            if ring.finish_hold(self.g, self.m, &h, false).is_ok() {
-                ring.note_acked(self.g, self.m);
+            if ack::finish_hold(ring, self.g, self.m, &h, false).is_ok() {
+                ack::note_acked(ring, self.g, self.m);
             }
             return;
         }
         match (self.ack, got) {
-            (Ack::Auto, Got::Ring(..)) => ring.release(self.g, self.m),
+            (Ack::Auto, Got::Ring(..)) => group::release(ring, self.g, self.m),
             (Ack::Explicit, _) | (Ack::Auto, Got::Disk(_)) => {}
         }
     }
@@ -405,7 +403,7 @@ impl Consumer {
         if !force && now < self.acks.next_upkeep {
             return;
         }
-        let wait = ring.ack_wait_ns(self.g);
+        let wait = ack::ack_wait_ns(ring, self.g);
         // With an ack deadline, often enough to keep its lateness small.
         let every = match wait {
             0 => UPKEEP_EVERY.as_nanos() as u64,
@@ -413,7 +411,7 @@ impl Consumer {
         };
         self.acks.next_upkeep = now + every;
         self.q.reap_dead_members_of(self.g);
-        ring.maintain(self.g, now);
+        ack::maintain(ring, self.g, now);
         // Holds of ours that others ended (expired): off our list.
         self.acks.prune(ring, self.g);
     }
@@ -436,9 +434,9 @@ impl Consumer {
             }
         }
         if self.acks.reserved.is_none() {
-            self.acks.reserved = ring.reserve(self.g, self.m);
+            self.acks.reserved = ack::reserve(ring, self.g, self.m);
         }
-        let since = match ring.ack_wait_ns(self.g) {
+        let since = match ack::ack_wait_ns(ring, self.g) {
             0 => 0,
             _ => crate::os::clock::monotonic_ns(),
         };
@@ -448,7 +446,7 @@ impl Consumer {
         })
     }
 
-    // Inlined, with `Ring::try_take` in it: see there (group.rs).
+    // Inlined, with `group::try_take` in it: see there (group.rs).
     #[inline(always)]
     fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
         // A wake of this process (the last release) may have found nobody.
@@ -476,11 +474,11 @@ impl Consumer {
         if !matches!(hold, TakeHold::NoEntry) {
             let hold = hold.entry();
             for i in 0..polls {
-                if ring.has_pending(self.g) {
+                if ack::has_pending(ring, self.g) {
                     empty = false;
                     break;
                 }
-                match ring.try_take(self.g, self.m, hold) {
+                match group::try_take(ring, self.g, self.m, hold) {
                     Ok(Some(Take::Ring(t))) => {
                         if let Some((r, _)) = hold {
                             self.acks.held.push(taken_hold(r, self.m, t.seq, t.pos));
@@ -545,10 +543,10 @@ impl Consumer {
                 (false, false) => STUCK_CHECK,
                 (false, true) => IDLE_RECHECK,
             };
-            if ring.ack_wait_ns(g) != 0 {
+            if ack::ack_wait_ns(ring, g) != 0 {
                 // Holds past the deadline are found by waiting members too.
                 every = every.min(Duration::from_nanos(
-                    (ring.ack_wait_ns(g) / 4).max(1_000_000),
+                    (ack::ack_wait_ns(ring, g) / 4).max(1_000_000),
                 ));
             }
             // The slice starts when the wait first looks at the clock.
@@ -585,9 +583,9 @@ impl Consumer {
     /// reserved for the next take goes back (another member may need it).
     fn give_back_reservation(&mut self) {
         let ring = self.q.ring();
-        if ring.table_tight(self.g) {
+        if ack::table_tight(ring, self.g) {
             if let Some(r) = self.acks.reserved.take() {
-                ring.unreserve(self.g, self.m, r);
+                ack::unreserve(ring, self.g, self.m, r);
             }
         }
     }
@@ -619,7 +617,7 @@ impl Consumer {
                 Err(e) => return Some(Err(e)),
             };
             // Redeliveries first: they are older than anything at the cursor.
-            if ring.has_pending(g) {
+            if ack::has_pending(ring, g) {
                 match take_redelivery(&q, g, m, &mut self.disk, &mut self.acks, explicit) {
                     Ok(Some(got)) => return Some(Ok(got)),
                     Ok(None) => {}
@@ -631,7 +629,7 @@ impl Consumer {
                 return None;
             }
             let hold = hold.entry();
-            let got = match ring.try_take(g, m, hold) {
+            let got = match group::try_take(ring, g, m, hold) {
                 Ok(Some(Take::Ring(t))) => Got::Ring(t, Again::default()),
                 Ok(None) => {
                     self.give_back_reservation();
@@ -662,7 +660,7 @@ impl Consumer {
         }
     }
 
-    // Inlined: see `Ring::try_take` (group.rs).
+    // Inlined: see `group::try_take` (group.rs).
     #[inline(always)]
     fn copy_out(&mut self, got: Got, buf: &mut Vec<u8>) -> Meta {
         let meta = match got {
@@ -673,7 +671,7 @@ impl Consumer {
                 buf.resize(t.payload_len(), 0);
                 // SAFETY: `got` is this member's take, not finished yet: its
                 // hazard or its entry pins the record.
-                unsafe { ring.read_payload(&t, buf) };
+                unsafe { group::read_payload(ring, &t, buf) };
                 ring_meta(ring, &t, redelivered)
             }
             Got::Disk(meta) => {
@@ -975,10 +973,10 @@ impl Consumer {
     /// at the cursor).
     fn deliver_batch(&mut self, max: usize, f: &mut impl FnMut(&Meta, &[u8])) -> Option<usize> {
         let ring = self.q.ring();
-        if ring.has_pending(self.g) {
+        if ack::has_pending(ring, self.g) {
             return Some(0);
         }
-        let n = ring.try_take_batch(self.g, self.m, max, &mut self.batch)?;
+        let n = group::try_take_batch(ring, self.g, self.m, max, &mut self.batch)?;
         if n > 0 {
             // Released after the last borrow, also if `f` panics.
             let _release = Release(ring, self.g, self.m);
@@ -1029,7 +1027,7 @@ impl Iterator for TryIter<'_> {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.q.ring().detach(self.g, self.m);
+        group::detach(self.q.ring(), self.g, self.m);
     }
 }
 
@@ -1187,12 +1185,11 @@ impl Queue {
     pub(crate) fn attach_consumer(&self, name: &str) -> Result<(usize, usize), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        let g = ring
-            .find_group(name.as_bytes())
+        let g = group::find_group(ring, name.as_bytes())
             .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
         reap_group(ring, g);
         let (pid, start) = liveness::current();
-        let m = ring.attach(g, pid, start).ok_or(GroupError::MembersFull {
+        let m = group::attach(ring, g, pid, start).ok_or(GroupError::MembersFull {
             group: name.to_owned(),
             max: ring.geo.max_members,
         })?;

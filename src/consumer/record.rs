@@ -43,7 +43,7 @@ pub(super) struct Release<'a>(
 
 impl Drop for Release<'_> {
     fn drop(&mut self) {
-        self.0.release(self.1, self.2);
+        crate::protocol::group::release(self.0, self.1, self.2);
     }
 }
 

@@ -8,6 +8,7 @@ use crate::protocol::ack::Hold;
 use crate::protocol::group::Taken;
 use crate::protocol::layout::*;
 use crate::protocol::ring::Slot;
+use crate::protocol::{ack, group};
 use crate::queue::Queue;
 
 /// A member's entries in its group's ack table (ack.rs).
@@ -42,7 +43,7 @@ impl Acks {
     ) {
         let expired = &mut self.expired;
         self.held.retain(|h| {
-            let still = ring.still_held(g, h);
+            let still = ack::still_held(ring, g, h);
             if !still {
                 if expired.len() == EXPIRED_KEPT {
                     expired.pop_front();
@@ -69,37 +70,37 @@ pub(super) fn take_redelivery(
     explicit: bool,
 ) -> Result<Option<Got>, RecvError> {
     let ring = q.ring();
-    let since = match ring.ack_wait_ns(g) {
+    let since = match ack::ack_wait_ns(ring, g) {
         0 => 0,
         _ => crate::os::clock::monotonic_ns(),
     };
     // Dead letters that found no room in this poll.
     let mut no_room: Vec<u64> = Vec::new();
-    while let Some(h) = ring.take_pending(g, m, since, |s| no_room.contains(&s)) {
-        let max = ring.max_attempts(g);
+    while let Some(h) = ack::take_pending(ring, g, m, since, |s| no_room.contains(&s)) {
+        let max = ack::max_attempts(ring, g);
         if max != 0 && h.entry.deliveries_before() >= max {
-            let Some(d) = ring.dead_letter_target(g) else {
+            let Some(d) = ack::dead_letter_target(ring, g) else {
                 // No dead-letter group: only counted.
-                if ring.finish_hold(g, m, &h, false).is_ok() {
-                    ring.note_dead_lettered(g);
+                if ack::finish_hold(ring, g, m, &h, false).is_ok() {
+                    ack::note_dead_lettered(ring, g);
                 }
                 continue;
             };
             // Its deadline cannot end it from here on.
-            let Ok(f) = ring.begin_forward(g, m, &h) else {
+            let Ok(f) = ack::begin_forward(ring, g, m, &h) else {
                 continue;
             };
             match forward_dead_letter(q, g, disk, &f, d) {
-                Ok(true) => ring.end_forward(g, m, &f, true),
-                Ok(false) if hand_over(ring, g, &f, d) => ring.end_forward(g, m, &f, true),
+                Ok(true) => ack::end_forward(ring, g, m, &f, true),
+                Ok(false) if hand_over(ring, g, &f, d) => ack::end_forward(ring, g, m, &f, true),
                 Ok(false) => {
                     // Pending again, untouched; retried on a later receive
                     // (and by other members).
-                    ring.end_forward(g, m, &f, false);
+                    ack::end_forward(ring, g, m, &f, false);
                     no_room.push(f.entry.seq);
                 }
                 Err(e) => {
-                    ring.end_forward(g, m, &f, false);
+                    ack::end_forward(ring, g, m, &f, false);
                     return Err(e);
                 }
             }
@@ -107,9 +108,9 @@ pub(super) fn take_redelivery(
         }
         match redelivered(q, g, disk, &h) {
             Ok(got) => {
-                ring.note_delivered(g, m, 1);
+                group::note_delivered(ring, g, m, 1);
                 if h.entry.deliveries_before() > 0 {
-                    ring.note_redelivered(g);
+                    ack::note_redelivered(ring, g);
                 }
                 if explicit {
                     acks.held.push(h);
@@ -122,8 +123,8 @@ pub(super) fn take_redelivery(
                 if keep {
                     // The log could not be read now: pending again, for
                     // whoever tries next (the error says why).
-                    let _ = ring.put_back(g, &h);
-                } else if ring.finish_hold(g, m, &h, false).is_ok() {
+                    let _ = ack::put_back(ring, g, &h);
+                } else if ack::finish_hold(ring, g, m, &h, false).is_ok() {
                     // Gone for good (a damaged queue): not held by anyone.
                 }
                 return Err(e);
@@ -148,12 +149,12 @@ pub(super) fn hand_over(
     if f.entry.origin.is_some() {
         return false;
     }
-    let Some(arrival) = ring.begin_hand_over(g, f, d) else {
+    let Some(arrival) = ack::begin_hand_over(ring, g, f, d) else {
         return false;
     };
     crate::spill::rounds::crash_point("hand-over-arriving");
-    if !ring.commit_hand_over(d, arrival) {
-        ring.abort_hand_over(g, f, d, Some(arrival));
+    if !ack::commit_hand_over(ring, d, arrival) {
+        ack::abort_hand_over(ring, g, f, d, Some(arrival));
         return false;
     }
     crate::spill::rounds::crash_point("hand-over-committed");
@@ -180,7 +181,7 @@ pub(super) fn forward_dead_letter(
             ring_copy.resize(t.payload_len(), 0);
             // SAFETY: the hold `h`, taken over by this member, pins the
             // record until it is settled below.
-            unsafe { q.ring().read_payload(&t, &mut ring_copy) };
+            unsafe { group::read_payload(q.ring(), &t, &mut ring_copy) };
             (&ring_copy, ring_meta(q.ring(), &t, r).producer)
         }
         Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),
@@ -197,7 +198,7 @@ pub(super) fn forward_dead_letter(
     let origin = (h.entry.seq, q.ring().group_id(g));
     let ring = q.ring();
     let mut claimed = |seq, pos| {
-        ring.note_forward(g, h.idx, seq, pos);
+        ack::note_forward(ring, g, h.idx, seq, pos);
         crate::spill::rounds::crash_point("dead-letter-claimed");
     };
     match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, origin, &mut claimed) {

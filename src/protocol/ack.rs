@@ -66,7 +66,7 @@ use crate::protocol::layout::*;
 use crate::protocol::ring::{Ring, Slot};
 use crate::protocol::wait::Event;
 use crate::region::Region;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::Ordering;
 
 /// An unacknowledged message, as an entry records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,7 +168,7 @@ pub const fn next_word(w: u64, state: u64, owner: usize, attempts: u64) -> u64 {
 }
 
 /// The hold member `m` has after taking `(seq, at)` through its reserved
-/// entry `hold` (what `Ring::took` stores).
+/// entry `hold` (what `ack::took` stores).
 #[inline]
 pub const fn taken_hold(hold: (usize, u64), m: usize, seq: u64, at: u64) -> Hold {
     let (idx, reserved) = hold;
@@ -184,849 +184,865 @@ pub const fn taken_hold(hold: (usize, u64), m: usize, seq: u64, at: u64) -> Hold
     }
 }
 
-impl<R: Region> Ring<R> {
-    /// Field `field` of ack table entry `i` of group `g`.
-    #[inline]
-    pub(crate) fn entry_word(&self, g: usize, i: usize, field: usize) -> &AtomicU64 {
-        let off = self.group_off(g) + self.geo.entries_off() + i * ENTRY_SIZE;
-        debug_assert_eq!(off, self.geo.entry_off(g, i));
-        self.region.u64_at(off + field)
-    }
+/// Entries of group `g` that may be in use: those below its high-water
+/// mark (a value from shared memory, so bounded by the table).
+#[inline]
+pub(crate) fn entries_in_use<R: Region>(ring: &Ring<R>, g: usize) -> usize {
+    // Acquire pairs with the AcqRel `fetch_max` in `reserve`: an entry
+    // reserved before a take whose cursor CAS this process saw is below
+    // the mark it reads.
+    let hwm = ring.slot_word(g, G_ENTRIES_HWM).load(Ordering::Acquire);
+    hwm.min(ring.geo.ack_entries as u64) as usize
+}
 
-    /// Entries of group `g` that may be in use: those below its high-water
-    /// mark (a value from shared memory, so bounded by the table).
-    #[inline]
-    pub(crate) fn entries_in_use(&self, g: usize) -> usize {
-        // Acquire pairs with the AcqRel `fetch_max` in `reserve`: an entry
-        // reserved before a take whose cursor CAS this process saw is below
-        // the mark it reads.
-        let hwm = self.slot_word(g, G_ENTRIES_HWM).load(Ordering::Acquire);
-        hwm.min(self.geo.ack_entries as u64) as usize
-    }
+/// Entry `i`'s state word. Acquire pairs with the Release (or AcqRel) of
+/// whoever wrote it: the fields written before are visible.
+#[inline]
+pub(crate) fn entry_state_word<R: Region>(ring: &Ring<R>, g: usize, i: usize) -> u64 {
+    ring.entry_word(g, i, E_STATE).load(Ordering::Acquire)
+}
 
-    /// Entry `i`'s state word. Acquire pairs with the Release (or AcqRel) of
-    /// whoever wrote it: the fields written before are visible.
-    #[inline]
-    pub(crate) fn entry_state_word(&self, g: usize, i: usize) -> u64 {
-        self.entry_word(g, i, E_STATE).load(Ordering::Acquire)
+/// Entry `i`'s message fields (Relaxed, after an Acquire state load).
+pub(crate) fn entry_fields<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64) -> Entry {
+    Entry {
+        seq: ring.entry_word(g, i, E_SEQ).load(Ordering::Relaxed),
+        at: ring.entry_word(g, i, E_AT).load(Ordering::Relaxed),
+        attempts: word_attempts(w),
+        origin: origin_of(ring.entry_word(g, i, E_ORIGIN).load(Ordering::Relaxed)),
     }
+}
 
-    /// Entry `i`'s message fields (Relaxed, after an Acquire state load).
-    pub(crate) fn entry_fields(&self, g: usize, i: usize, w: u64) -> Entry {
-        Entry {
-            seq: self.entry_word(g, i, E_SEQ).load(Ordering::Relaxed),
-            at: self.entry_word(g, i, E_AT).load(Ordering::Relaxed),
-            attempts: word_attempts(w),
-            origin: origin_of(self.entry_word(g, i, E_ORIGIN).load(Ordering::Relaxed)),
+/// Whether word `w` is a valid encoding for this geometry (a corrupt
+/// mapping may hold anything: nothing acts on an entry that is not).
+fn valid_word<R: Region>(ring: &Ring<R>, w: u64) -> bool {
+    let owner_ok = word_owner(w) < ring.geo.max_members as usize;
+    match word_state(w) {
+        ENTRY_FREE | ENTRY_PENDING => true,
+        ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING => owner_ok,
+        ENTRY_FORWARDING => owner_ok || word_owner(w) == ORPHAN,
+        ENTRY_ARRIVING => {
+            word_owner(w) < ring.geo.max_groups as usize
+                && word_attempts(w) < ring.geo.ack_entries as u64
         }
+        _ => false,
     }
+}
 
-    /// Whether word `w` is a valid encoding for this geometry (a corrupt
-    /// mapping may hold anything: nothing acts on an entry that is not).
-    fn valid_word(&self, w: u64) -> bool {
-        let owner_ok = word_owner(w) < self.geo.max_members as usize;
-        match word_state(w) {
-            ENTRY_FREE | ENTRY_PENDING => true,
-            ENTRY_RESERVED | ENTRY_TAKING | ENTRY_HELD | ENTRY_FINISHING => owner_ok,
-            ENTRY_FORWARDING => owner_ok || word_owner(w) == ORPHAN,
-            ENTRY_ARRIVING => {
-                word_owner(w) < self.geo.max_groups as usize
-                    && word_attempts(w) < self.geo.ack_entries as u64
-            }
-            _ => false,
+/// Sets aside a free entry of group `g` for member `m`'s next take.
+/// Returns its index and word; `None` when every entry is in use.
+pub fn reserve<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Option<(usize, u64)> {
+    for i in 0..ring.geo.ack_entries as usize {
+        let st = ring.entry_word(g, i, E_STATE);
+        let w = st.load(Ordering::Relaxed);
+        if word_state(w) != ENTRY_FREE {
+            continue;
         }
-    }
-
-    /// Sets aside a free entry of group `g` for member `m`'s next take.
-    /// Returns its index and word; `None` when every entry is in use.
-    pub fn reserve(&self, g: usize, m: usize) -> Option<(usize, u64)> {
-        for i in 0..self.geo.ack_entries as usize {
-            let st = self.entry_word(g, i, E_STATE);
-            let w = st.load(Ordering::Relaxed);
-            if word_state(w) != ENTRY_FREE {
-                continue;
-            }
-            let r = next_word(w, ENTRY_RESERVED, m, 0);
-            // Acquire: a free entry's last holder finished with it (its pin
-            // cleared) before it freed it.
-            if st
-                .compare_exchange(w, r, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            // A pin left by a holder killed between its ack and the clear.
-            self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
-            // SYNC POINT entries hwm: AcqRel, before any take through this
-            // entry; see `entries_in_use`.
-            self.slot_word(g, G_ENTRIES_HWM)
-                .fetch_max(i as u64 + 1, Ordering::AcqRel);
-            return Some((i, r));
+        let r = next_word(w, ENTRY_RESERVED, m, 0);
+        // Acquire: a free entry's last holder finished with it (its pin
+        // cleared) before it freed it.
+        if st
+            .compare_exchange(w, r, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
         }
-        None
+        // A pin left by a holder killed between its ack and the clear.
+        ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
+        // SYNC POINT entries hwm: AcqRel, before any take through this
+        // entry; see `entries_in_use`.
+        ring.slot_word(g, G_ENTRIES_HWM)
+            .fetch_max(i as u64 + 1, Ordering::AcqRel);
+        return Some((i, r));
     }
+    None
+}
 
-    /// Gives back member `m`'s reserved entry `(i, reserved)` (its pin is
-    /// IDLE). Release: pairs with a reserver's Acquire CAS.
-    pub fn unreserve(&self, g: usize, m: usize, hold: (usize, u64)) {
-        let (i, reserved) = hold;
-        self.entry_word(g, i, E_STATE)
-            .store(next_word(reserved, ENTRY_FREE, m, 0), Ordering::Release);
+/// Gives back member `m`'s reserved entry `(i, reserved)` (its pin is
+/// IDLE). Release: pairs with a reserver's Acquire CAS.
+pub fn unreserve<R: Region>(ring: &Ring<R>, g: usize, m: usize, hold: (usize, u64)) {
+    let (i, reserved) = hold;
+    ring.entry_word(g, i, E_STATE)
+        .store(next_word(reserved, ENTRY_FREE, m, 0), Ordering::Release);
+}
+
+/// Whether group `g`'s ack table has been full (every entry used at
+/// some point): members then keep no entry reserved while idle.
+#[inline]
+pub fn table_tight<R: Region>(ring: &Ring<R>, g: usize) -> bool {
+    entries_in_use(ring, g) >= ring.geo.ack_entries as usize
+}
+
+/// Announces member `m`'s take of `(seq, at)` through its reserved entry
+/// `(i, reserved)`: called before the cursor CAS. `pin` is the ring
+/// position to pin (None for a message in the spill log); `since` the
+/// monotonic time of the take (0 when the group has no ack deadline:
+/// `maintain` starts the clock if one is set later). Relaxed: the
+/// cursor CAS (Release) publishes these stores to anyone who sees the
+/// cursor past the message, like the inflight hazard.
+#[inline]
+pub(crate) fn announce<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    m: usize,
+    hold: (usize, u64),
+    seq: u64,
+    at: u64,
+    since: u64,
+) {
+    let (i, reserved) = hold;
+    ring.entry_word(g, i, E_SEQ).store(seq, Ordering::Relaxed);
+    ring.entry_word(g, i, E_AT).store(at, Ordering::Relaxed);
+    ring.entry_word(g, i, E_SINCE)
+        .store(since, Ordering::Relaxed);
+    ring.entry_word(g, i, E_ORIGIN).store(0, Ordering::Relaxed);
+    let pin = if at & DISK_BIT == 0 { at } else { IDLE };
+    ring.entry_word(g, i, E_PIN).store(pin, Ordering::Relaxed);
+    ring.entry_word(g, i, E_STATE)
+        .store(next_word(reserved, ENTRY_TAKING, m, 0), Ordering::Relaxed);
+}
+
+/// The take announced through `(i, reserved)` happened (its cursor CAS
+/// succeeded): the entry is HELD. Returns the hold.
+#[inline]
+pub(crate) fn took<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    m: usize,
+    hold: (usize, u64),
+    seq: u64,
+    at: u64,
+) -> Hold {
+    let h = taken_hold(hold, m, seq, at);
+    // Release: pairs with the Acquire state loads of expirers (`maintain`
+    // reads `since` after it).
+    ring.entry_word(g, h.idx, E_STATE)
+        .store(h.word, Ordering::Release);
+    h
+}
+
+/// The take announced through `(i, reserved)` did not happen (the CAS
+/// failed, or the record was not a message): the entry is reserved again.
+/// Relaxed: only this member writes its own TAKING entry, and the
+/// reaper of a dead member copes with a stale one.
+#[inline]
+pub(crate) fn untake<R: Region>(ring: &Ring<R>, g: usize, hold: (usize, u64)) {
+    let (i, reserved) = hold;
+    ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
+    ring.entry_word(g, i, E_STATE)
+        .store(reserved, Ordering::Relaxed);
+}
+
+/// Ends member `m`'s hold `h`: acknowledged (`dead_letter`: given up).
+/// With `keep`, the entry stays reserved for `m`'s next take (returned).
+/// `Err(())` if the hold was ended by someone else (its deadline passed,
+/// or its member was taken for dead): nothing is changed then.
+pub fn finish_hold<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    m: usize,
+    h: &Hold,
+    keep: bool,
+) -> Result<Option<(usize, u64)>, ()> {
+    let st = ring.entry_word(g, h.idx, E_STATE);
+    // First the entry becomes ours alone (nobody else writes a
+    // FINISHING entry), so that the pin is cleared while no other
+    // party can hand the entry on; a member killed in between leaves a
+    // FINISHING entry, which its reaper clears. Relaxed on failure: we
+    // act on nothing then.
+    let finishing = next_word(h.word, ENTRY_FINISHING, m, 0);
+    st.compare_exchange(h.word, finishing, Ordering::AcqRel, Ordering::Relaxed)
+        .map_err(|_| ())?;
+    if !h.entry.on_disk() {
+        // SYNC POINT hazard release, as in `group::release`: our reads of
+        // the record happen before a producer overwrites it.
+        ring.entry_word(g, h.idx, E_PIN)
+            .store(IDLE, Ordering::Release);
     }
-
-    /// Whether group `g`'s ack table has been full (every entry used at
-    /// some point): members then keep no entry reserved while idle.
-    #[inline]
-    pub fn table_tight(&self, g: usize) -> bool {
-        self.entries_in_use(g) >= self.geo.ack_entries as usize
+    let new = if keep {
+        next_word(finishing, ENTRY_RESERVED, m, 0)
+    } else {
+        next_word(finishing, ENTRY_FREE, m, 0)
+    };
+    // Release: pairs with a reserver's Acquire CAS: a FREE entry's pin
+    // is IDLE.
+    st.store(new, Ordering::Release);
+    if !h.entry.on_disk() {
+        ring.notify(Event::Space);
     }
+    Ok(keep.then_some((h.idx, new)))
+}
 
-    /// Announces member `m`'s take of `(seq, at)` through its reserved entry
-    /// `(i, reserved)`: called before the cursor CAS. `pin` is the ring
-    /// position to pin (None for a message in the spill log); `since` the
-    /// monotonic time of the take (0 when the group has no ack deadline:
-    /// `maintain` starts the clock if one is set later). Relaxed: the
-    /// cursor CAS (Release) publishes these stores to anyone who sees the
-    /// cursor past the message, like the inflight hazard.
-    #[inline]
-    pub(crate) fn announce(
-        &self,
-        g: usize,
-        m: usize,
-        hold: (usize, u64),
-        seq: u64,
-        at: u64,
-        since: u64,
-    ) {
-        let (i, reserved) = hold;
-        self.entry_word(g, i, E_SEQ).store(seq, Ordering::Relaxed);
-        self.entry_word(g, i, E_AT).store(at, Ordering::Relaxed);
-        self.entry_word(g, i, E_SINCE)
+/// Counts an acknowledgement by member `m`.
+pub fn note_acked<R: Region>(ring: &Ring<R>, g: usize, m: usize) {
+    let acked = ring.member_word(g, m, M_ACKED);
+    // Only this member writes its counter: load + store, no RMW needed.
+    acked.store(
+        acked.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Gives hold `h` back for redelivery (a nack, or its member leaving).
+/// The pin stays. `Err(())` if the hold was ended by someone else.
+pub fn nack_hold<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> Result<(), ()> {
+    to_pending(ring, g, h.idx, h.word)
+}
+
+/// CASes entry `i` from `w` (HELD or TAKING) to PENDING, attempts kept.
+fn to_pending<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64) -> Result<(), ()> {
+    let p = next_word(w, ENTRY_PENDING, 0, word_attempts(w));
+    // Release: pairs with the Acquire state loads of `take_pending`; the
+    // fields written before are visible to the member that takes it.
+    ring.entry_word(g, i, E_STATE)
+        .compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
+        .map_err(|_| ())?;
+    ring.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
+    ring.notify(Event::Data);
+    Ok(())
+}
+
+/// Whether group `g` may have entries waiting for redelivery (a hint:
+/// Relaxed, one load on the receive path; `maintain` repairs it).
+#[inline]
+pub fn has_pending<R: Region>(ring: &Ring<R>, g: usize) -> bool {
+    ring.slot_word(g, G_PENDING).load(Ordering::Relaxed) != 0
+}
+
+/// Takes over the oldest PENDING entry of group `g` whose sequence
+/// number `skip` does not exclude, for member `m`: on success `m` holds
+/// it, with attempts one higher, pinned where it is. `since`: as for
+/// `announce`.
+pub fn take_pending<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    m: usize,
+    since: u64,
+    skip: impl Fn(u64) -> bool,
+) -> Option<Hold> {
+    loop {
+        if !has_pending(ring, g) {
+            return None;
+        }
+        let (i, w, _) = (0..entries_in_use(ring, g))
+            .filter_map(|i| {
+                let w = entry_state_word(ring, g, i);
+                (word_state(w) == ENTRY_PENDING)
+                    .then(|| (i, w, ring.entry_word(g, i, E_SEQ).load(Ordering::Relaxed)))
+            })
+            .filter(|&(_, _, seq)| !skip(seq))
+            .min_by_key(|&(_, _, seq)| seq)?;
+        // The hold's start, written before the CAS that makes it ours:
+        // an expirer that sees our HELD word sees it (a loser's store
+        // changes a winner's by the time between them).
+        ring.entry_word(g, i, E_SINCE)
             .store(since, Ordering::Relaxed);
-        self.entry_word(g, i, E_ORIGIN).store(0, Ordering::Relaxed);
-        let pin = if at & DISK_BIT == 0 { at } else { IDLE };
-        self.entry_word(g, i, E_PIN).store(pin, Ordering::Relaxed);
-        self.entry_word(g, i, E_STATE)
-            .store(next_word(reserved, ENTRY_TAKING, m, 0), Ordering::Relaxed);
-    }
-
-    /// The take announced through `(i, reserved)` happened (its cursor CAS
-    /// succeeded): the entry is HELD. Returns the hold.
-    #[inline]
-    pub(crate) fn took(&self, g: usize, m: usize, hold: (usize, u64), seq: u64, at: u64) -> Hold {
-        let h = taken_hold(hold, m, seq, at);
-        // Release: pairs with the Acquire state loads of expirers (`maintain`
-        // reads `since` after it).
-        self.entry_word(g, h.idx, E_STATE)
-            .store(h.word, Ordering::Release);
-        h
-    }
-
-    /// The take announced through `(i, reserved)` did not happen (the CAS
-    /// failed, or the record was not a message): the entry is reserved again.
-    /// Relaxed: only this member writes its own TAKING entry, and the
-    /// reaper of a dead member copes with a stale one.
-    #[inline]
-    pub(crate) fn untake(&self, g: usize, hold: (usize, u64)) {
-        let (i, reserved) = hold;
-        self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
-        self.entry_word(g, i, E_STATE)
-            .store(reserved, Ordering::Relaxed);
-    }
-
-    /// Ends member `m`'s hold `h`: acknowledged (`dead_letter`: given up).
-    /// With `keep`, the entry stays reserved for `m`'s next take (returned).
-    /// `Err(())` if the hold was ended by someone else (its deadline passed,
-    /// or its member was taken for dead): nothing is changed then.
-    pub fn finish_hold(
-        &self,
-        g: usize,
-        m: usize,
-        h: &Hold,
-        keep: bool,
-    ) -> Result<Option<(usize, u64)>, ()> {
-        let st = self.entry_word(g, h.idx, E_STATE);
-        // First the entry becomes ours alone (nobody else writes a
-        // FINISHING entry), so that the pin is cleared while no other
-        // party can hand the entry on; a member killed in between leaves a
-        // FINISHING entry, which its reaper clears. Relaxed on failure: we
-        // act on nothing then.
-        let finishing = next_word(h.word, ENTRY_FINISHING, m, 0);
-        st.compare_exchange(h.word, finishing, Ordering::AcqRel, Ordering::Relaxed)
-            .map_err(|_| ())?;
-        if !h.entry.on_disk() {
-            // SYNC POINT hazard release, as in `Ring::release`: our reads of
-            // the record happen before a producer overwrites it.
-            self.entry_word(g, h.idx, E_PIN)
-                .store(IDLE, Ordering::Release);
-        }
-        let new = if keep {
-            next_word(finishing, ENTRY_RESERVED, m, 0)
-        } else {
-            next_word(finishing, ENTRY_FREE, m, 0)
-        };
-        // Release: pairs with a reserver's Acquire CAS: a FREE entry's pin
-        // is IDLE.
-        st.store(new, Ordering::Release);
-        if !h.entry.on_disk() {
-            self.notify(Event::Space);
-        }
-        Ok(keep.then_some((h.idx, new)))
-    }
-
-    /// Counts an acknowledgement by member `m`.
-    pub fn note_acked(&self, g: usize, m: usize) {
-        let acked = self.member_word(g, m, M_ACKED);
-        // Only this member writes its counter: load + store, no RMW needed.
-        acked.store(
-            acked.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
+        let held = next_word(
+            w,
+            ENTRY_HELD,
+            m,
+            word_attempts(w).saturating_add(1).min(MAX_ATTEMPTS_LIMIT),
         );
+        // SYNC POINT entry take-over: AcqRel. Acquire pairs with the
+        // Release that made it PENDING (its fields are visible); Release
+        // publishes `since` to expirers.
+        if ring
+            .entry_word(g, i, E_STATE)
+            .compare_exchange(w, held, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        // Counted out once it is ours; whoever makes it pending again
+        // counts it in again. Saturating: the count is a hint, and a
+        // decrement must not wrap it to "always pending".
+        let _ =
+            ring.slot_word(g, G_PENDING)
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        return Some(Hold {
+            idx: i,
+            word: held,
+            entry: entry_fields(ring, g, i, held),
+        });
     }
+}
 
-    /// Gives hold `h` back for redelivery (a nack, or its member leaving).
-    /// The pin stays. `Err(())` if the hold was ended by someone else.
-    pub fn nack_hold(&self, g: usize, h: &Hold) -> Result<(), ()> {
-        self.to_pending(g, h.idx, h.word)
-    }
+/// Gives back a pending entry just taken over (`take_pending`) without
+/// counting the attempt: a dead letter that cannot be published now.
+pub fn put_back<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> Result<(), ()> {
+    let attempts = word_attempts(h.word).saturating_sub(1);
+    let p = next_word(h.word, ENTRY_PENDING, 0, attempts);
+    // Release: as in `to_pending`.
+    ring.entry_word(g, h.idx, E_STATE)
+        .compare_exchange(h.word, p, Ordering::AcqRel, Ordering::Relaxed)
+        .map_err(|_| ())?;
+    ring.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
 
-    /// CASes entry `i` from `w` (HELD or TAKING) to PENDING, attempts kept.
-    fn to_pending(&self, g: usize, i: usize, w: u64) -> Result<(), ()> {
-        let p = next_word(w, ENTRY_PENDING, 0, word_attempts(w));
-        // Release: pairs with the Acquire state loads of `take_pending`; the
-        // fields written before are visible to the member that takes it.
-        self.entry_word(g, i, E_STATE)
-            .compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
-            .map_err(|_| ())?;
-        self.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
-        self.notify(Event::Data);
-        Ok(())
-    }
+/// Whether hold `h` is still the member's (nobody expired or reaped it).
+pub fn still_held<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> bool {
+    ring.entry_word(g, h.idx, E_STATE).load(Ordering::Relaxed) == h.word
+}
 
-    /// Whether group `g` may have entries waiting for redelivery (a hint:
-    /// Relaxed, one load on the receive path; `maintain` repairs it).
-    #[inline]
-    pub fn has_pending(&self, g: usize) -> bool {
-        self.slot_word(g, G_PENDING).load(Ordering::Relaxed) != 0
-    }
-
-    /// Takes over the oldest PENDING entry of group `g` whose sequence
-    /// number `skip` does not exclude, for member `m`: on success `m` holds
-    /// it, with attempts one higher, pinned where it is. `since`: as for
-    /// `announce`.
-    pub fn take_pending(
-        &self,
-        g: usize,
-        m: usize,
-        since: u64,
-        skip: impl Fn(u64) -> bool,
-    ) -> Option<Hold> {
-        loop {
-            if !self.has_pending(g) {
-                return None;
-            }
-            let (i, w, _) = (0..self.entries_in_use(g))
-                .filter_map(|i| {
-                    let w = self.entry_state_word(g, i);
-                    (word_state(w) == ENTRY_PENDING)
-                        .then(|| (i, w, self.entry_word(g, i, E_SEQ).load(Ordering::Relaxed)))
-                })
-                .filter(|&(_, _, seq)| !skip(seq))
-                .min_by_key(|&(_, _, seq)| seq)?;
-            // The hold's start, written before the CAS that makes it ours:
-            // an expirer that sees our HELD word sees it (a loser's store
-            // changes a winner's by the time between them).
-            self.entry_word(g, i, E_SINCE)
-                .store(since, Ordering::Relaxed);
-            let held = next_word(
-                w,
-                ENTRY_HELD,
-                m,
-                word_attempts(w).saturating_add(1).min(MAX_ATTEMPTS_LIMIT),
-            );
-            // SYNC POINT entry take-over: AcqRel. Acquire pairs with the
-            // Release that made it PENDING (its fields are visible); Release
-            // publishes `since` to expirers.
-            if self
-                .entry_word(g, i, E_STATE)
-                .compare_exchange(w, held, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
+/// Group `g`'s upkeep, run by its members now and then (at least every
+/// second while they wait): holds past the group's ack deadline go back
+/// for redelivery, and the pending hint is recounted. Returns how many
+/// holds expired.
+pub fn maintain<R: Region>(ring: &Ring<R>, g: usize, now_mono_ns: u64) -> u64 {
+    let wait = ack_wait_ns(ring, g);
+    let mut expired = 0;
+    let mut pending = 0;
+    for i in 0..entries_in_use(ring, g) {
+        let w = entry_state_word(ring, g, i);
+        match word_state(w) {
+            ENTRY_PENDING => pending += 1,
+            ENTRY_FORWARDING
+                if word_owner(w) == ORPHAN && resolve_forward(ring, g, i, w) == Some(false) =>
             {
-                continue;
+                pending += 1
             }
-            // Counted out once it is ours; whoever makes it pending again
-            // counts it in again. Saturating: the count is a hint, and a
-            // decrement must not wrap it to "always pending".
-            let _ = self.slot_word(g, G_PENDING).fetch_update(
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-                |n| Some(n.saturating_sub(1)),
-            );
-            return Some(Hold {
-                idx: i,
-                word: held,
-                entry: self.entry_fields(g, i, held),
-            });
-        }
-    }
-
-    /// Gives back a pending entry just taken over (`take_pending`) without
-    /// counting the attempt: a dead letter that cannot be published now.
-    pub fn put_back(&self, g: usize, h: &Hold) -> Result<(), ()> {
-        let attempts = word_attempts(h.word).saturating_sub(1);
-        let p = next_word(h.word, ENTRY_PENDING, 0, attempts);
-        // Release: as in `to_pending`.
-        self.entry_word(g, h.idx, E_STATE)
-            .compare_exchange(h.word, p, Ordering::AcqRel, Ordering::Relaxed)
-            .map_err(|_| ())?;
-        self.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Whether hold `h` is still the member's (nobody expired or reaped it).
-    pub fn still_held(&self, g: usize, h: &Hold) -> bool {
-        self.entry_word(g, h.idx, E_STATE).load(Ordering::Relaxed) == h.word
-    }
-
-    /// Group `g`'s upkeep, run by its members now and then (at least every
-    /// second while they wait): holds past the group's ack deadline go back
-    /// for redelivery, and the pending hint is recounted. Returns how many
-    /// holds expired.
-    pub fn maintain(&self, g: usize, now_mono_ns: u64) -> u64 {
-        let wait = self.ack_wait_ns(g);
-        let mut expired = 0;
-        let mut pending = 0;
-        for i in 0..self.entries_in_use(g) {
-            let w = self.entry_state_word(g, i);
-            match word_state(w) {
-                ENTRY_PENDING => pending += 1,
-                ENTRY_FORWARDING
-                    if word_owner(w) == ORPHAN && self.resolve_forward(g, i, w) == Some(false) =>
+            ENTRY_HELD if wait != 0 && valid_word(ring, w) => {
+                let since = ring.entry_word(g, i, E_SINCE);
+                let t = since.load(Ordering::Relaxed);
+                if t == 0 {
+                    // Taken while the group had no deadline: its clock
+                    // starts now.
+                    since.store(now_mono_ns, Ordering::Relaxed);
+                } else if now_mono_ns.saturating_sub(t) > wait && to_pending(ring, g, i, w).is_ok()
                 {
-                    pending += 1
+                    expired += 1;
+                    pending += 1;
                 }
-                ENTRY_HELD if wait != 0 && self.valid_word(w) => {
-                    let since = self.entry_word(g, i, E_SINCE);
-                    let t = since.load(Ordering::Relaxed);
-                    if t == 0 {
-                        // Taken while the group had no deadline: its clock
-                        // starts now.
-                        since.store(now_mono_ns, Ordering::Relaxed);
-                    } else if now_mono_ns.saturating_sub(t) > wait
-                        && self.to_pending(g, i, w).is_ok()
-                    {
-                        expired += 1;
-                        pending += 1;
-                    }
-                }
-                _ => {}
             }
+            _ => {}
         }
-        if expired > 0 {
-            self.slot_word(g, G_EXPIRED)
-                .fetch_add(expired, Ordering::Relaxed);
-        }
-        // The hint is only ever made non-zero late (between a CAS to PENDING
-        // and its increment) or left non-zero by a member killed between a
-        // take-over and its decrement: set it to what is there.
-        let hint = self.slot_word(g, G_PENDING);
-        if (hint.load(Ordering::Relaxed) == 0) != (pending == 0) {
-            hint.store(pending, Ordering::Relaxed);
-        }
-        expired
     }
+    if expired > 0 {
+        ring.slot_word(g, G_EXPIRED)
+            .fetch_add(expired, Ordering::Relaxed);
+    }
+    // The hint is only ever made non-zero late (between a CAS to PENDING
+    // and its increment) or left non-zero by a member killed between a
+    // take-over and its decrement: set it to what is there.
+    let hint = ring.slot_word(g, G_PENDING);
+    if (hint.load(Ordering::Relaxed) == 0) != (pending == 0) {
+        hint.store(pending, Ordering::Relaxed);
+    }
+    expired
+}
 
-    /// Settles the entries of dead member `m` of group `g` (admin lock held;
-    /// also for a member leaving, which holds nothing in TAKING): its holds
-    /// go back for redelivery, its announced takes are judged, its
-    /// reservations freed.
-    pub fn reap_entries(&self, g: usize, m: usize) -> Reaped {
-        let mut out = Reaped::default();
-        let n = self.entries_in_use(g);
-        for i in 0..n {
-            let w = self.entry_state_word(g, i);
-            if !self.valid_word(w) || word_owner(w) != m {
-                continue;
+/// Settles the entries of dead member `m` of group `g` (admin lock held;
+/// also for a member leaving, which holds nothing in TAKING): its holds
+/// go back for redelivery, its announced takes are judged, its
+/// reservations freed.
+pub fn reap_entries<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Reaped {
+    let mut out = Reaped::default();
+    let n = entries_in_use(ring, g);
+    for i in 0..n {
+        let w = entry_state_word(ring, g, i);
+        if !valid_word(ring, w) || word_owner(w) != m {
+            continue;
+        }
+        match word_state(w) {
+            ENTRY_FORWARDING => match resolve_forward(ring, g, i, w) {
+                Some(false) => out.pending += 1,
+                Some(true) => {}
+                None => {
+                    // Its dead letter's claim is not settled yet: any
+                    // member's upkeep finishes it later.
+                    let orphan = next_word(w, ENTRY_FORWARDING, ORPHAN, word_attempts(w));
+                    let _ = ring.entry_word(g, i, E_STATE).compare_exchange(
+                        w,
+                        orphan,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                }
+            },
+            ENTRY_RESERVED | ENTRY_FINISHING => {
+                // Release on the pins: pairs with the scans' Acquire pin
+                // loads, as in `finish_hold`. Only the dead owner wrote
+                // these, and the admin lock keeps other reapers out.
+                ring.entry_word(g, i, E_DL_POS)
+                    .store(IDLE, Ordering::Release);
+                ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
+                // Release: pairs with a reserver's Acquire CAS (a FREE
+                // entry's pins are IDLE).
+                ring.entry_word(g, i, E_STATE)
+                    .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
+                out.dropped += 1;
             }
-            match word_state(w) {
-                ENTRY_FORWARDING => match self.resolve_forward(g, i, w) {
-                    Some(false) => out.pending += 1,
-                    Some(true) => {}
-                    None => {
-                        // Its dead letter's claim is not settled yet: any
-                        // member's upkeep finishes it later.
-                        let orphan = next_word(w, ENTRY_FORWARDING, ORPHAN, word_attempts(w));
-                        let _ = self.entry_word(g, i, E_STATE).compare_exchange(
-                            w,
-                            orphan,
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        );
-                    }
-                },
-                ENTRY_RESERVED | ENTRY_FINISHING => {
-                    // Release on the pins: pairs with the scans' Acquire pin
-                    // loads, as in `finish_hold`. Only the dead owner wrote
-                    // these, and the admin lock keeps other reapers out.
-                    self.entry_word(g, i, E_DL_POS)
-                        .store(IDLE, Ordering::Release);
-                    self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
-                    // Release: pairs with a reserver's Acquire CAS (a FREE
-                    // entry's pins are IDLE).
-                    self.entry_word(g, i, E_STATE)
+            // An expirer may have been first: then it is pending.
+            ENTRY_HELD if to_pending(ring, g, i, w).is_ok() => out.pending += 1,
+            ENTRY_TAKING => {
+                let e = entry_fields(ring, g, i, w);
+                if was_taken(ring, g, i, e.seq) && to_pending(ring, g, i, w).is_ok() {
+                    out.pending += 1;
+                } else {
+                    // Release, both: as for RESERVED above.
+                    ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
+                    ring.entry_word(g, i, E_STATE)
                         .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
                     out.dropped += 1;
                 }
-                // An expirer may have been first: then it is pending.
-                ENTRY_HELD if self.to_pending(g, i, w).is_ok() => out.pending += 1,
-                ENTRY_TAKING => {
-                    let e = self.entry_fields(g, i, w);
-                    if self.was_taken(g, i, e.seq) && self.to_pending(g, i, w).is_ok() {
-                        out.pending += 1;
-                    } else {
-                        // Release, both: as for RESERVED above.
-                        self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
-                        self.entry_word(g, i, E_STATE)
-                            .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
-                        out.dropped += 1;
-                    }
-                }
-                _ => {}
             }
+            _ => {}
         }
-        if out.pending + out.dropped > 0 {
-            self.notify(Event::Space);
-        }
-        out
     }
+    if out.pending + out.dropped > 0 {
+        ring.notify(Event::Space);
+    }
+    out
+}
 
-    /// Member `m` starts giving up its hold `h` to a dead-letter group: the
-    /// entry is FORWARDING (no deadline ends it now). `Err(())` if the hold
-    /// was ended by someone else.
-    pub fn begin_forward(&self, g: usize, m: usize, h: &Hold) -> Result<Hold, ()> {
-        self.entry_word(g, h.idx, E_DL_SEQ)
-            .store(u64::MAX, Ordering::Relaxed);
-        self.entry_word(g, h.idx, E_DL_POS)
+/// Member `m` starts giving up its hold `h` to a dead-letter group: the
+/// entry is FORWARDING (no deadline ends it now). `Err(())` if the hold
+/// was ended by someone else.
+pub fn begin_forward<R: Region>(ring: &Ring<R>, g: usize, m: usize, h: &Hold) -> Result<Hold, ()> {
+    ring.entry_word(g, h.idx, E_DL_SEQ)
+        .store(u64::MAX, Ordering::Relaxed);
+    ring.entry_word(g, h.idx, E_DL_POS)
+        .store(IDLE, Ordering::Relaxed);
+    let f = next_word(h.word, ENTRY_FORWARDING, m, word_attempts(h.word));
+    // Release: a reaper that finds us dead sees the fields above.
+    ring.entry_word(g, h.idx, E_STATE)
+        .compare_exchange(h.word, f, Ordering::AcqRel, Ordering::Relaxed)
+        .map_err(|_| ())?;
+    Ok(Hold { word: f, ..*h })
+}
+
+/// The dead letter of FORWARDING entry `i` is claimed as `seq` at ring
+/// position `pos`, written, not yet committed: pinned from now on.
+/// Relaxed: the commit's Release store publishes both to whoever sees
+/// the dead letter, and a scan that sees a cursor past it sees the pin.
+pub fn note_forward<R: Region>(ring: &Ring<R>, g: usize, i: usize, seq: u64, pos: u64) {
+    ring.entry_word(g, i, E_DL_POS)
+        .store(pos, Ordering::Relaxed);
+    ring.entry_word(g, i, E_DL_SEQ)
+        .store(seq, Ordering::Relaxed);
+}
+
+/// Ends member `m`'s forward `f`: `published`, the message is done
+/// (counted as dead-lettered); otherwise (no room, nothing claimed) it
+/// is pending again, this attempt not counted.
+pub fn end_forward<R: Region>(ring: &Ring<R>, g: usize, m: usize, f: &Hold, published: bool) {
+    let st = ring.entry_word(g, f.idx, E_STATE);
+    if !published {
+        // Nothing was claimed: no dead letter to pin.
+        ring.entry_word(g, f.idx, E_DL_POS)
             .store(IDLE, Ordering::Relaxed);
-        let f = next_word(h.word, ENTRY_FORWARDING, m, word_attempts(h.word));
-        // Release: a reaper that finds us dead sees the fields above.
-        self.entry_word(g, h.idx, E_STATE)
-            .compare_exchange(h.word, f, Ordering::AcqRel, Ordering::Relaxed)
-            .map_err(|_| ())?;
-        Ok(Hold { word: f, ..*h })
+        let _ = put_back(ring, g, f);
+        return;
     }
-
-    /// The dead letter of FORWARDING entry `i` is claimed as `seq` at ring
-    /// position `pos`, written, not yet committed: pinned from now on.
-    /// Relaxed: the commit's Release store publishes both to whoever sees
-    /// the dead letter, and a scan that sees a cursor past it sees the pin.
-    pub fn note_forward(&self, g: usize, i: usize, seq: u64, pos: u64) {
-        self.entry_word(g, i, E_DL_POS)
-            .store(pos, Ordering::Relaxed);
-        self.entry_word(g, i, E_DL_SEQ)
-            .store(seq, Ordering::Relaxed);
+    let finishing = next_word(f.word, ENTRY_FINISHING, m, 0);
+    if st
+        .compare_exchange(f.word, finishing, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return; // nobody else writes a FORWARDING entry of a live member
     }
-
-    /// Ends member `m`'s forward `f`: `published`, the message is done
-    /// (counted as dead-lettered); otherwise (no room, nothing claimed) it
-    /// is pending again, this attempt not counted.
-    pub fn end_forward(&self, g: usize, m: usize, f: &Hold, published: bool) {
-        let st = self.entry_word(g, f.idx, E_STATE);
-        if !published {
-            // Nothing was claimed: no dead letter to pin.
-            self.entry_word(g, f.idx, E_DL_POS)
-                .store(IDLE, Ordering::Relaxed);
-            let _ = self.put_back(g, f);
-            return;
-        }
-        let finishing = next_word(f.word, ENTRY_FINISHING, m, 0);
-        if st
-            .compare_exchange(f.word, finishing, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return; // nobody else writes a FORWARDING entry of a live member
-        }
-        self.note_dead_lettered(g);
-        // Release: as in `finish_hold`.
-        self.entry_word(g, f.idx, E_DL_POS)
+    note_dead_lettered(ring, g);
+    // Release: as in `finish_hold`.
+    ring.entry_word(g, f.idx, E_DL_POS)
+        .store(IDLE, Ordering::Release);
+    if !f.entry.on_disk() {
+        ring.entry_word(g, f.idx, E_PIN)
             .store(IDLE, Ordering::Release);
-        if !f.entry.on_disk() {
-            self.entry_word(g, f.idx, E_PIN)
-                .store(IDLE, Ordering::Release);
-        }
-        // Release: pairs with a reserver's Acquire CAS.
-        st.store(next_word(finishing, ENTRY_FREE, m, 0), Ordering::Release);
-        self.notify(Event::Space);
     }
+    // Release: pairs with a reserver's Acquire CAS.
+    st.store(next_word(finishing, ENTRY_FREE, m, 0), Ordering::Release);
+    ring.notify(Event::Space);
+}
 
-    /// Settles FORWARDING entry `i` (word `w`) whose member is dead: by its
-    /// dead letter's record, which `dl_pos` pins. `Some(true)`: published,
-    /// the entry is freed; `Some(false)`: not, it is pending again; `None`:
-    /// the claim is not settled yet (or another settler won). The dead
-    /// member's claim must have been recovered first (admin lock: the
-    /// reaper; or any member's upkeep, for an ORPHAN entry).
-    pub(crate) fn resolve_forward(&self, g: usize, i: usize, w: u64) -> Option<bool> {
-        let dl_seq = self.entry_word(g, i, E_DL_SEQ).load(Ordering::Relaxed);
-        let dl_pos = self.entry_word(g, i, E_DL_POS).load(Ordering::Relaxed);
-        let published = if dl_seq & HANDOVER != 0 {
-            self.resolve_hand_over(g, i, dl_seq)
-        } else if dl_seq == u64::MAX || dl_pos == IDLE {
-            false
-        } else {
-            match self.slot_at(dl_pos) {
-                Slot::Record { seq, kind, .. } if seq == dl_seq => kind == KIND_MSG,
-                Slot::Uncommitted => return None,
-                // Not what it claimed (a damaged queue): deliver again
-                // rather than risk a loss.
-                _ => false,
-            }
-        };
-        let st = self.entry_word(g, i, E_STATE);
-        if published {
-            let done = next_word(w, ENTRY_FINISHING, word_owner(w), 0);
-            st.compare_exchange(w, done, Ordering::AcqRel, Ordering::Relaxed)
-                .ok()?;
-            self.note_dead_lettered(g);
-            // Release, all three: pins pair with the scans' Acquire loads,
-            // the FREE state with a reserver's Acquire CAS (`finish_hold`).
-            self.entry_word(g, i, E_DL_POS)
-                .store(IDLE, Ordering::Release);
-            self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
-            st.store(next_word(done, ENTRY_FREE, 0, 0), Ordering::Release);
-            self.notify(Event::Space);
-        } else {
-            let attempts = word_attempts(w).saturating_sub(1);
-            let p = next_word(w, ENTRY_PENDING, 0, attempts);
-            // The dead letter was aborted or never claimed: nothing to pin
-            // (cleared first: a member may take the entry at once).
-            self.entry_word(g, i, E_DL_POS)
-                .store(IDLE, Ordering::Relaxed);
-            st.compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
-                .ok()?;
-            self.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
-            self.notify(Event::Data);
+/// Settles FORWARDING entry `i` (word `w`) whose member is dead: by its
+/// dead letter's record, which `dl_pos` pins. `Some(true)`: published,
+/// the entry is freed; `Some(false)`: not, it is pending again; `None`:
+/// the claim is not settled yet (or another settler won). The dead
+/// member's claim must have been recovered first (admin lock: the
+/// reaper; or any member's upkeep, for an ORPHAN entry).
+pub(crate) fn resolve_forward<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    i: usize,
+    w: u64,
+) -> Option<bool> {
+    let dl_seq = ring.entry_word(g, i, E_DL_SEQ).load(Ordering::Relaxed);
+    let dl_pos = ring.entry_word(g, i, E_DL_POS).load(Ordering::Relaxed);
+    let published = if dl_seq & HANDOVER != 0 {
+        resolve_hand_over(ring, g, i, dl_seq)
+    } else if dl_seq == u64::MAX || dl_pos == IDLE {
+        false
+    } else {
+        match ring.slot_at(dl_pos) {
+            Slot::Record { seq, kind, .. } if seq == dl_seq => kind == KIND_MSG,
+            Slot::Uncommitted => return None,
+            // Not what it claimed (a damaged queue): deliver again
+            // rather than risk a loss.
+            _ => false,
         }
-        Some(published)
+    };
+    let st = ring.entry_word(g, i, E_STATE);
+    if published {
+        let done = next_word(w, ENTRY_FINISHING, word_owner(w), 0);
+        st.compare_exchange(w, done, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        note_dead_lettered(ring, g);
+        // Release, all three: pins pair with the scans' Acquire loads,
+        // the FREE state with a reserver's Acquire CAS (`finish_hold`).
+        ring.entry_word(g, i, E_DL_POS)
+            .store(IDLE, Ordering::Release);
+        ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
+        st.store(next_word(done, ENTRY_FREE, 0, 0), Ordering::Release);
+        ring.notify(Event::Space);
+    } else {
+        let attempts = word_attempts(w).saturating_sub(1);
+        let p = next_word(w, ENTRY_PENDING, 0, attempts);
+        // The dead letter was aborted or never claimed: nothing to pin
+        // (cleared first: a member may take the entry at once).
+        ring.entry_word(g, i, E_DL_POS)
+            .store(IDLE, Ordering::Relaxed);
+        st.compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        ring.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
+        ring.notify(Event::Data);
     }
+    Some(published)
+}
 
-    /// Member `m` of group `g`, whose forward `f` found no room for a dead
-    /// letter, starts handing the message itself over to dead-letter group
-    /// `d`: a free entry of `d`'s table becomes ARRIVING (owner: `g`,
-    /// attempts: `f`'s index), with the message's fields, its origin and a
-    /// pin of its own. No copy, so no room in the ring is needed: this is
-    /// what keeps a ring full of given-up messages from waiting for ever
-    /// (docs/acks.md). Returns the entry and its word; `None` when `d`'s
-    /// table is full (the forward is then undone by `end_forward`).
-    ///
-    /// `f`'s `dl_seq` says where the message goes before any entry of `d`
-    /// is touched, so a reaper of `m` finds whatever `m` left
-    /// (`resolve_hand_over`).
-    pub fn begin_hand_over(&self, g: usize, f: &Hold, d: usize) -> Option<(usize, u64)> {
-        let mark = HANDOVER | (d as u64) << 32;
-        let src = self.entry_word(g, f.idx, E_DL_SEQ);
-        src.store(mark, Ordering::Relaxed);
-        for j in 0..self.geo.ack_entries as usize {
-            let st = self.entry_word(d, j, E_STATE);
-            let w = st.load(Ordering::Relaxed);
-            if word_state(w) != ENTRY_FREE {
-                continue;
-            }
-            let a = next_word(w, ENTRY_ARRIVING, g, f.idx as u64);
-            // Acquire: as in `reserve` (a free entry's pins are IDLE).
-            if st
-                .compare_exchange(w, a, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            let e = &f.entry;
-            self.entry_word(d, j, E_SEQ).store(e.seq, Ordering::Relaxed);
-            self.entry_word(d, j, E_AT).store(e.at, Ordering::Relaxed);
-            self.entry_word(d, j, E_SINCE).store(0, Ordering::Relaxed);
-            self.entry_word(d, j, E_DL_SEQ)
-                .store(u64::MAX, Ordering::Relaxed);
-            self.entry_word(d, j, E_DL_POS)
-                .store(IDLE, Ordering::Relaxed);
-            self.entry_word(d, j, E_ORIGIN)
-                .store(self.group_id(g) | ORIGIN_SET, Ordering::Relaxed);
-            // The message gets a second pin, here; `f`'s is cleared only
-            // once this one is counted (`end_forward`).
-            let pin = if e.on_disk() { IDLE } else { e.at };
-            self.entry_word(d, j, E_PIN).store(pin, Ordering::Relaxed);
-            // SYNC POINT entries hwm: as in `reserve`; before the bump below,
-            // so that a scan that sees the bump reads this entry.
-            self.slot_word(d, G_ENTRIES_HWM)
-                .fetch_max(j as u64 + 1, Ordering::AcqRel);
-            if pin != IDLE {
-                // SYNC POINT pin move: AcqRel. A scan that read this pin (or
-                // its hwm) before they were stored and `f`'s pin after it was
-                // cleared would miss both. Release: a scan whose first load
-                // of the counter sees this bump sees the pin and the hwm
-                // above. One that loaded the count before it loads it again
-                // after its pins, and if it saw `f`'s pin cleared (a Release
-                // store after this), that load sees the bump: it scans again.
-                self.region
-                    .u64_at(OFF_PIN_MOVES)
-                    .fetch_add(1, Ordering::AcqRel);
-            }
-            src.store(mark | (j as u64 + 1), Ordering::Relaxed);
-            return Some((j, a));
+/// Member `m` of group `g`, whose forward `f` found no room for a dead
+/// letter, starts handing the message itself over to dead-letter group
+/// `d`: a free entry of `d`'s table becomes ARRIVING (owner: `g`,
+/// attempts: `f`'s index), with the message's fields, its origin and a
+/// pin of its own. No copy, so no room in the ring is needed: this is
+/// what keeps a ring full of given-up messages from waiting for ever
+/// (docs/acks.md). Returns the entry and its word; `None` when `d`'s
+/// table is full (the forward is then undone by `end_forward`).
+///
+/// `f`'s `dl_seq` says where the message goes before any entry of `d`
+/// is touched, so a reaper of `m` finds whatever `m` left
+/// (`resolve_hand_over`).
+pub fn begin_hand_over<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    f: &Hold,
+    d: usize,
+) -> Option<(usize, u64)> {
+    let mark = HANDOVER | (d as u64) << 32;
+    let src = ring.entry_word(g, f.idx, E_DL_SEQ);
+    src.store(mark, Ordering::Relaxed);
+    for j in 0..ring.geo.ack_entries as usize {
+        let st = ring.entry_word(d, j, E_STATE);
+        let w = st.load(Ordering::Relaxed);
+        if word_state(w) != ENTRY_FREE {
+            continue;
         }
-        src.store(u64::MAX, Ordering::Relaxed);
-        None
-    }
-
-    /// Commits the hand-over `(j, a)` of `begin_hand_over` into group `d`:
-    /// the entry becomes PENDING there, a dead letter for `d`'s members.
-    /// Returns false if `d`'s table was cleared meanwhile (the group was
-    /// removed): the entry is gone and the forward must be undone. The
-    /// forward's own entry is then finished with `end_forward(.., true)`.
-    pub fn commit_hand_over(&self, d: usize, (j, a): (usize, u64)) -> bool {
-        let p = next_word(a, ENTRY_PENDING, 0, 0);
-        // Release: pairs with the Acquire state loads of `take_pending`.
-        if self
-            .entry_word(d, j, E_STATE)
-            .compare_exchange(a, p, Ordering::AcqRel, Ordering::Relaxed)
+        let a = next_word(w, ENTRY_ARRIVING, g, f.idx as u64);
+        // Acquire: as in `reserve` (a free entry's pins are IDLE).
+        if st
+            .compare_exchange(w, a, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            return false;
+            continue;
         }
-        self.slot_word(d, G_PENDING).fetch_add(1, Ordering::Relaxed);
-        self.notify(Event::Data);
-        true
-    }
-
-    /// Undoes a hand-over whose commit failed or was never tried: `f`'s
-    /// mark first says "nothing claimed" (a reaper then looks for an
-    /// ARRIVING entry itself), then the arrival, if still there, is freed.
-    pub fn abort_hand_over(&self, g: usize, f: &Hold, d: usize, arrival: Option<(usize, u64)>) {
-        self.entry_word(g, f.idx, E_DL_SEQ)
-            .store(HANDOVER | (d as u64) << 32, Ordering::Relaxed);
-        if let Some((j, a)) = arrival {
-            self.free_arrival(d, j, a);
-        }
-        self.entry_word(g, f.idx, E_DL_SEQ)
+        let e = &f.entry;
+        ring.entry_word(d, j, E_SEQ).store(e.seq, Ordering::Relaxed);
+        ring.entry_word(d, j, E_AT).store(e.at, Ordering::Relaxed);
+        ring.entry_word(d, j, E_SINCE).store(0, Ordering::Relaxed);
+        ring.entry_word(d, j, E_DL_SEQ)
             .store(u64::MAX, Ordering::Relaxed);
+        ring.entry_word(d, j, E_DL_POS)
+            .store(IDLE, Ordering::Relaxed);
+        ring.entry_word(d, j, E_ORIGIN)
+            .store(ring.group_id(g) | ORIGIN_SET, Ordering::Relaxed);
+        // The message gets a second pin, here; `f`'s is cleared only
+        // once this one is counted (`end_forward`).
+        let pin = if e.on_disk() { IDLE } else { e.at };
+        ring.entry_word(d, j, E_PIN).store(pin, Ordering::Relaxed);
+        // SYNC POINT entries hwm: as in `reserve`; before the bump below,
+        // so that a scan that sees the bump reads this entry.
+        ring.slot_word(d, G_ENTRIES_HWM)
+            .fetch_max(j as u64 + 1, Ordering::AcqRel);
+        if pin != IDLE {
+            // SYNC POINT pin move: AcqRel. A scan that read this pin (or
+            // its hwm) before they were stored and `f`'s pin after it was
+            // cleared would miss both. Release: a scan whose first load
+            // of the counter sees this bump sees the pin and the hwm
+            // above. One that loaded the count before it loads it again
+            // after its pins, and if it saw `f`'s pin cleared (a Release
+            // store after this), that load sees the bump: it scans again.
+            ring.region
+                .u64_at(OFF_PIN_MOVES)
+                .fetch_add(1, Ordering::AcqRel);
+        }
+        src.store(mark | (j as u64 + 1), Ordering::Relaxed);
+        return Some((j, a));
     }
+    src.store(u64::MAX, Ordering::Relaxed);
+    None
+}
 
-    /// Frees ARRIVING entry `j` of group `d` (word `a`), pin first.
-    fn free_arrival(&self, d: usize, j: usize, a: u64) {
-        let st = self.entry_word(d, j, E_STATE);
-        if st.load(Ordering::Relaxed) != a {
-            return;
-        }
-        // Release: as in `finish_hold`. The message's other pin (the
-        // forward's entry) still holds it.
-        self.entry_word(d, j, E_PIN).store(IDLE, Ordering::Release);
-        // Release: pairs with a reserver's Acquire CAS.
-        let _ = st.compare_exchange(
-            a,
-            next_word(a, ENTRY_FREE, 0, 0),
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+/// Commits the hand-over `(j, a)` of `begin_hand_over` into group `d`:
+/// the entry becomes PENDING there, a dead letter for `d`'s members.
+/// Returns false if `d`'s table was cleared meanwhile (the group was
+/// removed): the entry is gone and the forward must be undone. The
+/// forward's own entry is then finished with `end_forward(.., true)`.
+pub fn commit_hand_over<R: Region>(ring: &Ring<R>, d: usize, (j, a): (usize, u64)) -> bool {
+    let p = next_word(a, ENTRY_PENDING, 0, 0);
+    // Release: pairs with the Acquire state loads of `take_pending`.
+    if ring
+        .entry_word(d, j, E_STATE)
+        .compare_exchange(a, p, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
     }
+    ring.slot_word(d, G_PENDING).fetch_add(1, Ordering::Relaxed);
+    ring.notify(Event::Data);
+    true
+}
 
-    /// Settles a hand-over whose member died (`resolve_forward`, `dl_seq`
-    /// with HANDOVER): true if the dead-letter group got the message
-    /// (its entry is no longer the ARRIVING one this forward made), false
-    /// if not (any such arrival is freed).
-    fn resolve_hand_over(&self, g: usize, i: usize, dl_seq: u64) -> bool {
-        let d = ((dl_seq >> 32) & 0xffff) as usize;
-        let j1 = (dl_seq & 0xffff_ffff) as usize;
-        if d >= self.geo.max_groups as usize || j1 > self.geo.ack_entries as usize {
-            return false; // damaged: deliver again rather than risk a loss
-        }
-        let ours = |j: usize| {
-            let a = self.entry_state_word(d, j);
-            (word_state(a) == ENTRY_ARRIVING && word_owner(a) == g && word_attempts(a) == i as u64)
-                .then_some(a)
-        };
-        if j1 == 0 {
-            // Killed before its claim was noted: a claimed entry, if any,
-            // is ARRIVING and names this forward (perhaps above the
-            // table's high-water mark, not raised yet).
-            for j in 0..self.geo.ack_entries as usize {
-                if let Some(a) = ours(j) {
-                    self.free_arrival(d, j, a);
-                }
-            }
-            return false;
-        }
-        match ours(j1 - 1) {
-            Some(a) => {
-                self.free_arrival(d, j1 - 1, a);
-                false
-            }
-            None => true,
-        }
+/// Undoes a hand-over whose commit failed or was never tried: `f`'s
+/// mark first says "nothing claimed" (a reaper then looks for an
+/// ARRIVING entry itself), then the arrival, if still there, is freed.
+pub fn abort_hand_over<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    f: &Hold,
+    d: usize,
+    arrival: Option<(usize, u64)>,
+) {
+    ring.entry_word(g, f.idx, E_DL_SEQ)
+        .store(HANDOVER | (d as u64) << 32, Ordering::Relaxed);
+    if let Some((j, a)) = arrival {
+        free_arrival(ring, d, j, a);
     }
+    ring.entry_word(g, f.idx, E_DL_SEQ)
+        .store(u64::MAX, Ordering::Relaxed);
+}
 
-    /// Whether the take of `seq` that entry `i` announced happened: the
-    /// group's cursor passed it and no other entry holds it (a rival that
-    /// won the cursor CAS and holds or gave back the message). A rival still
-    /// TAKING is no proof either way: the message is then redelivered
-    /// (at-least-once) rather than risked.
-    fn was_taken(&self, g: usize, i: usize, seq: u64) -> bool {
-        // Acquire pairs with the members' cursor CAS (Release), which follows
-        // their announcement: a cursor past `seq` was moved by a take we see.
-        let (cseq, _) = unpack(self.cursor(g).load(Ordering::Acquire));
-        if seq >= cseq & !DISK_BIT {
-            return false;
-        }
-        !(0..self.entries_in_use(g)).any(|j| {
-            j != i && {
-                let w = self.entry_state_word(g, j);
-                matches!(word_state(w), ENTRY_HELD | ENTRY_PENDING)
-                    && self.entry_word(g, j, E_SEQ).load(Ordering::Relaxed) == seq
+/// Frees ARRIVING entry `j` of group `d` (word `a`), pin first.
+fn free_arrival<R: Region>(ring: &Ring<R>, d: usize, j: usize, a: u64) {
+    let st = ring.entry_word(d, j, E_STATE);
+    if st.load(Ordering::Relaxed) != a {
+        return;
+    }
+    // Release: as in `finish_hold`. The message's other pin (the
+    // forward's entry) still holds it.
+    ring.entry_word(d, j, E_PIN).store(IDLE, Ordering::Release);
+    // Release: pairs with a reserver's Acquire CAS.
+    let _ = st.compare_exchange(
+        a,
+        next_word(a, ENTRY_FREE, 0, 0),
+        Ordering::Release,
+        Ordering::Relaxed,
+    );
+}
+
+/// Settles a hand-over whose member died (`resolve_forward`, `dl_seq`
+/// with HANDOVER): true if the dead-letter group got the message
+/// (its entry is no longer the ARRIVING one this forward made), false
+/// if not (any such arrival is freed).
+fn resolve_hand_over<R: Region>(ring: &Ring<R>, g: usize, i: usize, dl_seq: u64) -> bool {
+    let d = ((dl_seq >> 32) & 0xffff) as usize;
+    let j1 = (dl_seq & 0xffff_ffff) as usize;
+    if d >= ring.geo.max_groups as usize || j1 > ring.geo.ack_entries as usize {
+        return false; // damaged: deliver again rather than risk a loss
+    }
+    let ours = |j: usize| {
+        let a = entry_state_word(ring, d, j);
+        (word_state(a) == ENTRY_ARRIVING && word_owner(a) == g && word_attempts(a) == i as u64)
+            .then_some(a)
+    };
+    if j1 == 0 {
+        // Killed before its claim was noted: a claimed entry, if any,
+        // is ARRIVING and names this forward (perhaps above the
+        // table's high-water mark, not raised yet).
+        for j in 0..ring.geo.ack_entries as usize {
+            if let Some(a) = ours(j) {
+                free_arrival(ring, d, j, a);
             }
+        }
+        return false;
+    }
+    match ours(j1 - 1) {
+        Some(a) => {
+            free_arrival(ring, d, j1 - 1, a);
+            false
+        }
+        None => true,
+    }
+}
+
+/// Whether the take of `seq` that entry `i` announced happened: the
+/// group's cursor passed it and no other entry holds it (a rival that
+/// won the cursor CAS and holds or gave back the message). A rival still
+/// TAKING is no proof either way: the message is then redelivered
+/// (at-least-once) rather than risked.
+fn was_taken<R: Region>(ring: &Ring<R>, g: usize, i: usize, seq: u64) -> bool {
+    // Acquire pairs with the members' cursor CAS (Release), which follows
+    // their announcement: a cursor past `seq` was moved by a take we see.
+    let (cseq, _) = unpack(ring.cursor(g).load(Ordering::Acquire));
+    if seq >= cseq & !DISK_BIT {
+        return false;
+    }
+    !(0..entries_in_use(ring, g)).any(|j| {
+        j != i && {
+            let w = entry_state_word(ring, g, j);
+            matches!(word_state(w), ENTRY_HELD | ENTRY_PENDING)
+                && ring.entry_word(g, j, E_SEQ).load(Ordering::Relaxed) == seq
+        }
+    })
+}
+
+/// The entries of group `g` that are not free, as (index, word, entry).
+pub fn entries<R: Region>(ring: &Ring<R>, g: usize) -> Vec<(usize, u64, Entry)> {
+    (0..entries_in_use(ring, g))
+        .filter_map(|i| {
+            let w = entry_state_word(ring, g, i);
+            (word_state(w) != ENTRY_FREE).then(|| (i, w, entry_fields(ring, g, i, w)))
         })
-    }
+        .collect()
+}
 
-    /// The entries of group `g` that are not free, as (index, word, entry).
-    pub fn entries(&self, g: usize) -> Vec<(usize, u64, Entry)> {
-        (0..self.entries_in_use(g))
-            .filter_map(|i| {
-                let w = self.entry_state_word(g, i);
-                (word_state(w) != ENTRY_FREE).then(|| (i, w, self.entry_fields(g, i, w)))
-            })
-            .collect()
-    }
+/// Sequence numbers member `m` of group `g` holds (HELD entries), in
+/// order.
+pub fn held_by<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Vec<u64> {
+    let mut v: Vec<u64> = entries(ring, g)
+        .into_iter()
+        .filter(|(_, w, _)| word_state(*w) == ENTRY_HELD && word_owner(*w) == m)
+        .map(|(_, _, e)| e.seq)
+        .collect();
+    v.sort_unstable();
+    v
+}
 
-    /// Sequence numbers member `m` of group `g` holds (HELD entries), in
-    /// order.
-    pub fn held_by(&self, g: usize, m: usize) -> Vec<u64> {
-        let mut v: Vec<u64> = self
-            .entries(g)
-            .into_iter()
-            .filter(|(_, w, _)| word_state(*w) == ENTRY_HELD && word_owner(*w) == m)
-            .map(|(_, _, e)| e.seq)
-            .collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// Lowest log position an entry of any group points into, for retention.
-    pub fn min_disk_entry(&self) -> Option<u64> {
-        let mut min = None;
-        for g in 0..self.geo.max_groups as usize {
-            if !self.is_active(g) {
-                continue;
-            }
-            for (_, w, e) in self.entries(g) {
-                let live = matches!(
-                    word_state(w),
-                    ENTRY_TAKING | ENTRY_HELD | ENTRY_PENDING | ENTRY_FORWARDING | ENTRY_ARRIVING
-                );
-                if live && e.on_disk() {
-                    let at = e.at & !DISK_BIT;
-                    min = Some(min.map_or(at, |x: u64| x.min(at)));
-                }
+/// Lowest log position an entry of any group points into, for retention.
+pub fn min_disk_entry<R: Region>(ring: &Ring<R>) -> Option<u64> {
+    let mut min = None;
+    for g in 0..ring.geo.max_groups as usize {
+        if !ring.is_active(g) {
+            continue;
+        }
+        for (_, w, e) in entries(ring, g) {
+            let live = matches!(
+                word_state(w),
+                ENTRY_TAKING | ENTRY_HELD | ENTRY_PENDING | ENTRY_FORWARDING | ENTRY_ARRIVING
+            );
+            if live && e.on_disk() {
+                let at = e.at & !DISK_BIT;
+                min = Some(min.map_or(at, |x: u64| x.min(at)));
             }
         }
-        min
     }
+    min
+}
 
-    /// Lowest ring position pinned by an entry of group `g` (IDLE: none).
-    #[inline]
-    pub(crate) fn min_entry_pin(&self, g: usize) -> u64 {
-        let mut min = IDLE;
-        for i in 0..self.entries_in_use(g) {
-            // Acquire pairs with the Release pin clears: the holder's reads
-            // of the record happen before anything we then overwrite.
-            min = min.min(self.entry_word(g, i, E_PIN).load(Ordering::Acquire));
-            min = min.min(self.entry_word(g, i, E_DL_POS).load(Ordering::Acquire));
-        }
-        min
+/// Lowest ring position pinned by an entry of group `g` (IDLE: none).
+#[inline]
+pub(crate) fn min_entry_pin<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
+    let mut min = IDLE;
+    for i in 0..entries_in_use(ring, g) {
+        // Acquire pairs with the Release pin clears: the holder's reads
+        // of the record happen before anything we then overwrite.
+        min = min.min(ring.entry_word(g, i, E_PIN).load(Ordering::Acquire));
+        min = min.min(ring.entry_word(g, i, E_DL_POS).load(Ordering::Acquire));
     }
+    min
+}
 
-    /// Clears group `g`'s ack table (group add and remove, admin lock held).
-    pub(crate) fn clear_entries(&self, g: usize) {
-        for i in 0..self.geo.ack_entries as usize {
-            self.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
-            self.entry_word(g, i, E_DL_POS)
-                .store(IDLE, Ordering::Relaxed);
-            let w = self.entry_word(g, i, E_STATE).load(Ordering::Relaxed);
-            self.entry_word(g, i, E_STATE)
-                .store(next_word(w, ENTRY_FREE, 0, 0), Ordering::Relaxed);
-        }
-        self.slot_word(g, G_ENTRIES_HWM).store(0, Ordering::Relaxed);
+/// Clears group `g`'s ack table (group add and remove, admin lock held).
+pub(crate) fn clear_entries<R: Region>(ring: &Ring<R>, g: usize) {
+    for i in 0..ring.geo.ack_entries as usize {
+        ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
+        ring.entry_word(g, i, E_DL_POS)
+            .store(IDLE, Ordering::Relaxed);
+        let w = ring.entry_word(g, i, E_STATE).load(Ordering::Relaxed);
+        ring.entry_word(g, i, E_STATE)
+            .store(next_word(w, ENTRY_FREE, 0, 0), Ordering::Relaxed);
     }
+    ring.slot_word(g, G_ENTRIES_HWM).store(0, Ordering::Relaxed);
+}
 
-    /// Deliveries after which group `g` gives a message up (0: never).
-    pub fn max_attempts(&self, g: usize) -> u64 {
-        self.slot_word(g, G_MAX_ATTEMPTS).load(Ordering::Relaxed)
-    }
+/// Deliveries after which group `g` gives a message up (0: never).
+pub fn max_attempts<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
+    ring.slot_word(g, G_MAX_ATTEMPTS).load(Ordering::Relaxed)
+}
 
-    /// Sets group `g`'s delivery limit and dead-letter group (admin lock held).
-    pub fn set_redelivery(&self, g: usize, max_attempts: u64, dead_letter: Option<usize>) {
-        if dead_letter.is_some() {
-            self.keep_dead_letter_room();
-        }
-        self.slot_word(g, G_MAX_ATTEMPTS)
-            .store(max_attempts.min(MAX_ATTEMPTS_LIMIT), Ordering::Relaxed);
-        self.slot_word(g, G_DEAD_LETTER)
-            .store(dead_letter.map_or(0, |d| d as u64 + 1), Ordering::Relaxed);
+/// Sets group `g`'s delivery limit and dead-letter group (admin lock held).
+pub fn set_redelivery<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    max_attempts: u64,
+    dead_letter: Option<usize>,
+) {
+    if dead_letter.is_some() {
+        ring.keep_dead_letter_room();
     }
+    ring.slot_word(g, G_MAX_ATTEMPTS)
+        .store(max_attempts.min(MAX_ATTEMPTS_LIMIT), Ordering::Relaxed);
+    ring.slot_word(g, G_DEAD_LETTER)
+        .store(dead_letter.map_or(0, |d| d as u64 + 1), Ordering::Relaxed);
+}
 
-    /// Messages a member of group `g` may hold unacknowledged (at least 1).
-    pub fn max_unacked(&self, g: usize) -> u64 {
-        self.slot_word(g, G_MAX_UNACKED)
-            .load(Ordering::Relaxed)
-            .clamp(1, self.geo.ack_entries as u64)
-    }
+/// Messages a member of group `g` may hold unacknowledged (at least 1).
+pub fn max_unacked<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
+    ring.slot_word(g, G_MAX_UNACKED)
+        .load(Ordering::Relaxed)
+        .clamp(1, ring.geo.ack_entries as u64)
+}
 
-    /// Group `g`'s ack deadline in ns (0: none).
-    pub fn ack_wait_ns(&self, g: usize) -> u64 {
-        self.slot_word(g, G_ACK_WAIT).load(Ordering::Relaxed)
-    }
+/// Group `g`'s ack deadline in ns (0: none).
+pub fn ack_wait_ns<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
+    ring.slot_word(g, G_ACK_WAIT).load(Ordering::Relaxed)
+}
 
-    /// Sets group `g`'s window and ack deadline (admin lock held).
-    pub fn set_ack_policy(&self, g: usize, max_unacked: u64, ack_wait_ns: u64) {
-        self.slot_word(g, G_MAX_UNACKED)
-            .store(max_unacked, Ordering::Relaxed);
-        self.slot_word(g, G_ACK_WAIT)
-            .store(ack_wait_ns, Ordering::Relaxed);
-    }
+/// Sets group `g`'s window and ack deadline (admin lock held).
+pub fn set_ack_policy<R: Region>(ring: &Ring<R>, g: usize, max_unacked: u64, ack_wait_ns: u64) {
+    ring.slot_word(g, G_MAX_UNACKED)
+        .store(max_unacked, Ordering::Relaxed);
+    ring.slot_word(g, G_ACK_WAIT)
+        .store(ack_wait_ns, Ordering::Relaxed);
+}
 
-    /// Group `g`'s acknowledgement counters: (pending, redelivered,
-    /// dead-lettered, max_attempts, dead-letter group slot).
-    pub fn ack_stats(&self, g: usize) -> (u64, u64, u64, u64, Option<usize>) {
-        let w = |f| self.slot_word(g, f).load(Ordering::Relaxed);
-        let dl = w(G_DEAD_LETTER);
-        (
-            w(G_PENDING),
-            w(G_REDELIVERED),
-            w(G_DEAD_LETTERED),
-            w(G_MAX_ATTEMPTS),
-            (dl != 0).then(|| dl as usize - 1),
-        )
-    }
+/// Group `g`'s acknowledgement counters: (pending, redelivered,
+/// dead-lettered, max_attempts, dead-letter group slot).
+pub fn ack_stats<R: Region>(ring: &Ring<R>, g: usize) -> (u64, u64, u64, u64, Option<usize>) {
+    let w = |f| ring.slot_word(g, f).load(Ordering::Relaxed);
+    let dl = w(G_DEAD_LETTER);
+    (
+        w(G_PENDING),
+        w(G_REDELIVERED),
+        w(G_DEAD_LETTERED),
+        w(G_MAX_ATTEMPTS),
+        (dl != 0).then(|| dl as usize - 1),
+    )
+}
 
-    /// Holds of group `g` ended by its ack deadline.
-    pub fn expired(&self, g: usize) -> u64 {
-        self.slot_word(g, G_EXPIRED).load(Ordering::Relaxed)
-    }
+/// Holds of group `g` ended by its ack deadline.
+pub fn expired<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
+    ring.slot_word(g, G_EXPIRED).load(Ordering::Relaxed)
+}
 
-    /// Counts a message of group `g` given up after too many attempts.
-    pub fn note_dead_lettered(&self, g: usize) {
-        self.slot_word(g, G_DEAD_LETTERED)
-            .fetch_add(1, Ordering::Relaxed);
-    }
+/// Counts a message of group `g` given up after too many attempts.
+pub fn note_dead_lettered<R: Region>(ring: &Ring<R>, g: usize) {
+    ring.slot_word(g, G_DEAD_LETTERED)
+        .fetch_add(1, Ordering::Relaxed);
+}
 
-    /// The dead-letter group that group `g` sends what it gives up to: a
-    /// slot read from shared memory, so checked (an active dead-letter group).
-    pub fn dead_letter_target(&self, g: usize) -> Option<usize> {
-        let d = self.slot_word(g, G_DEAD_LETTER).load(Ordering::Relaxed);
-        let d = (d as usize).checked_sub(1)?;
-        (d < self.geo.max_groups as usize && self.is_active(d) && self.dl_only(d)).then_some(d)
-    }
+/// The dead-letter group that group `g` sends what it gives up to: a
+/// slot read from shared memory, so checked (an active dead-letter group).
+pub fn dead_letter_target<R: Region>(ring: &Ring<R>, g: usize) -> Option<usize> {
+    let d = ring.slot_word(g, G_DEAD_LETTER).load(Ordering::Relaxed);
+    let d = (d as usize).checked_sub(1)?;
+    (d < ring.geo.max_groups as usize && ring.is_active(d) && ring.dl_only(d)).then_some(d)
+}
 
-    /// Counts a redelivery handed to a member of group `g`.
-    pub fn note_redelivered(&self, g: usize) {
-        self.slot_word(g, G_REDELIVERED)
-            .fetch_add(1, Ordering::Relaxed);
-    }
+/// Counts a redelivery handed to a member of group `g`.
+pub fn note_redelivered<R: Region>(ring: &Ring<R>, g: usize) {
+    ring.slot_word(g, G_REDELIVERED)
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]

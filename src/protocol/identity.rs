@@ -32,7 +32,7 @@
 use crate::protocol::layout::*;
 use crate::protocol::ring::Ring;
 use crate::region::Region;
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, Ordering};
 
 /// Why a producer cannot attach under a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,231 +96,224 @@ impl NameStat {
     }
 }
 
-/// A producer id's identity slot and generation (`Ring::identity_id`
+/// A producer id's identity slot and generation (`identity::identity_id`
 /// builds it).
 fn split_id(id: u64) -> (usize, u32) {
     (id as u32 as usize, (id >> 32) as u32)
 }
 
-impl<R: Region> Ring<R> {
-    fn iword(&self, i: usize, field: usize) -> &AtomicU64 {
-        debug_assert_eq!(
-            self.identities_off + i * IDENTITY_SIZE,
-            self.geo.identity_off(i)
-        );
-        self.region
-            .u64_at(self.identities_off + i * IDENTITY_SIZE + field)
-    }
+fn identity_named<R: Region>(ring: &Ring<R>, i: usize) -> bool {
+    // Acquire pairs with the Release state store in `attach_identity`:
+    // the name written before it is visible.
+    ring.iword(i, I_STATE).load(Ordering::Acquire) == IDENTITY_NAMED
+}
 
-    fn identity_named(&self, i: usize) -> bool {
-        // Acquire pairs with the Release state store in `attach_identity`:
-        // the name written before it is visible.
-        self.iword(i, I_STATE).load(Ordering::Acquire) == IDENTITY_NAMED
-    }
+/// The name of identity slot `i`, if it has one.
+pub fn identity_name<R: Region>(ring: &Ring<R>, i: usize) -> Option<Vec<u8>> {
+    (i < ring.geo.max_producers as usize && identity_named(ring, i))
+        .then(|| ring.read_name_at(ring.geo.identity_off(i) + I_NAME_LEN))
+}
 
-    /// The name of identity slot `i`, if it has one.
-    pub fn identity_name(&self, i: usize) -> Option<Vec<u8>> {
-        (i < self.geo.max_producers as usize && self.identity_named(i))
-            .then(|| self.read_name_at(self.geo.identity_off(i) + I_NAME_LEN))
-    }
+/// The id the messages of identity slot `i` carry: the slot and its
+/// generation (admin lock held, or a snapshot).
+pub fn identity_id<R: Region>(ring: &Ring<R>, i: usize) -> u64 {
+    // Relaxed: changed only under the admin lock, which the callers
+    // that act on it hold.
+    let gen = ring.iword(i, I_GEN).load(Ordering::Relaxed) as u32;
+    i as u64 | u64::from(gen) << 32
+}
 
-    /// The id the messages of identity slot `i` carry: the slot and its
-    /// generation (admin lock held, or a snapshot).
-    pub fn identity_id(&self, i: usize) -> u64 {
-        // Relaxed: changed only under the admin lock, which the callers
-        // that act on it hold.
-        let gen = self.iword(i, I_GEN).load(Ordering::Relaxed) as u32;
-        i as u64 | u64::from(gen) << 32
+/// The name of the producer whose messages carry `id`, if the name
+/// still exists: a removed name's id names nothing, even once its slot
+/// holds another name.
+pub fn name_of_id<R: Region>(ring: &Ring<R>, id: u64) -> Option<Vec<u8>> {
+    let (i, gen) = split_id(id);
+    if i >= ring.geo.max_producers as usize {
+        return None;
     }
-
-    /// The name of the producer whose messages carry `id`, if the name
-    /// still exists: a removed name's id names nothing, even once its slot
-    /// holds another name.
-    pub fn name_of_id(&self, id: u64) -> Option<Vec<u8>> {
-        let (i, gen) = split_id(id);
-        if i >= self.geo.max_producers as usize {
-            return None;
-        }
-        // SYNC POINT identity generation: a seqlock read. The name is read
-        // between two loads of the generation; a removal bumps it before
-        // the slot is freed, and a new name's words are written after a
-        // Release fence (`attach_identity`), so a name read from a slot
-        // being reused shows up as a changed generation below.
-        let before = self.iword(i, I_GEN).load(Ordering::Acquire) as u32;
-        if before != gen {
-            return None;
-        }
-        let name = self.identity_name(i)?;
-        fence(Ordering::Acquire);
-        let after = self.iword(i, I_GEN).load(Ordering::Relaxed) as u32;
-        (after == gen).then_some(name)
+    // SYNC POINT identity generation: a seqlock read. The name is read
+    // between two loads of the generation; a removal bumps it before
+    // the slot is freed, and a new name's words are written after a
+    // Release fence (`attach_identity`), so a name read from a slot
+    // being reused shows up as a changed generation below.
+    let before = ring.iword(i, I_GEN).load(Ordering::Acquire) as u32;
+    if before != gen {
+        return None;
     }
+    let name = identity_name(ring, i)?;
+    fence(Ordering::Acquire);
+    let after = ring.iword(i, I_GEN).load(Ordering::Relaxed) as u32;
+    (after == gen).then_some(name)
+}
 
-    fn find_identity(&self, name: &[u8]) -> Option<usize> {
-        (0..self.geo.max_producers as usize)
-            .find(|&i| self.identity_name(i).as_deref() == Some(name))
-    }
+fn find_identity<R: Region>(ring: &Ring<R>, name: &[u8]) -> Option<usize> {
+    (0..ring.geo.max_producers as usize).find(|&i| identity_name(ring, i).as_deref() == Some(name))
+}
 
-    /// Attaches registry slot `slot` under `name` (admin lock held, dead
-    /// producers already recovered), creating the name if it is new. `owner`
-    /// describes a registry slot: `(pid, alive, identity slot + 1)` of its
-    /// producer, `None` if it is free. Returns the identity slot and its
-    /// `next`.
-    pub fn attach_identity(
-        &self,
-        name: &[u8],
-        slot: usize,
-        owner: impl Fn(usize) -> Option<(u64, bool, u64)>,
-    ) -> Result<(usize, u64), Refused> {
-        let i = match self.find_identity(name) {
-            Some(i) => i,
-            None => {
-                let i = (0..self.geo.max_producers as usize)
-                    .find(|&i| self.iword(i, I_STATE).load(Ordering::Relaxed) == IDENTITY_FREE)
-                    .ok_or(Refused::Full)?;
-                // SYNC POINT identity generation: the name's words come after
-                // the generation bump of the slot's removal (`name_of_id`).
-                fence(Ordering::Release);
-                self.write_name_at(self.geo.identity_off(i) + I_NAME_LEN, name);
-                for f in [I_OWNER, I_NEXT, I_PUBLISHED, I_DUPLICATES, I_ATTACHES] {
-                    self.iword(i, f).store(0, Ordering::Relaxed);
-                }
-                // Release: pairs with the Acquire in `identity_named`.
-                self.iword(i, I_STATE)
-                    .store(IDENTITY_NAMED, Ordering::Release);
-                i
+/// Attaches registry slot `slot` under `name` (admin lock held, dead
+/// producers already recovered), creating the name if it is new. `owner`
+/// describes a registry slot: `(pid, alive, identity slot + 1)` of its
+/// producer, `None` if it is free. Returns the identity slot and its
+/// `next`.
+pub fn attach_identity<R: Region>(
+    ring: &Ring<R>,
+    name: &[u8],
+    slot: usize,
+    owner: impl Fn(usize) -> Option<(u64, bool, u64)>,
+) -> Result<(usize, u64), Refused> {
+    let i = match find_identity(ring, name) {
+        Some(i) => i,
+        None => {
+            let i = (0..ring.geo.max_producers as usize)
+                .find(|&i| ring.iword(i, I_STATE).load(Ordering::Relaxed) == IDENTITY_FREE)
+                .ok_or(Refused::Full)?;
+            // SYNC POINT identity generation: the name's words come after
+            // the generation bump of the slot's removal (`name_of_id`).
+            fence(Ordering::Release);
+            ring.write_name_at(ring.geo.identity_off(i) + I_NAME_LEN, name);
+            for f in [I_OWNER, I_NEXT, I_PUBLISHED, I_DUPLICATES, I_ATTACHES] {
+                ring.iword(i, f).store(0, Ordering::Relaxed);
             }
-        };
-        let held = self.iword(i, I_OWNER).load(Ordering::Relaxed);
-        if let Some(s) = held.checked_sub(1) {
-            // A dead owner's registry slot is freed, and the name released,
-            // by the recovery that ran before us; one still here is live, or
-            // its claim could not be settled yet. (A slot that does not
-            // publish under this name is a stale reference: taken over.)
-            if let Some((pid, alive, ident)) = owner(s as usize) {
-                if ident == i as u64 + 1 {
-                    return Err(Refused::InUse(pid, alive));
-                }
+            // Release: pairs with the Acquire in `identity_named`.
+            ring.iword(i, I_STATE)
+                .store(IDENTITY_NAMED, Ordering::Release);
+            i
+        }
+    };
+    let held = ring.iword(i, I_OWNER).load(Ordering::Relaxed);
+    if let Some(s) = held.checked_sub(1) {
+        // A dead owner's registry slot is freed, and the name released,
+        // by the recovery that ran before us; one still here is live, or
+        // its claim could not be settled yet. (A slot that does not
+        // publish under this name is a stale reference: taken over.)
+        if let Some((pid, alive, ident)) = owner(s as usize) {
+            if ident == i as u64 + 1 {
+                return Err(Refused::InUse(pid, alive));
             }
         }
-        self.iword(i, I_OWNER)
-            .store(slot as u64 + 1, Ordering::Relaxed);
-        let attaches = self.iword(i, I_ATTACHES);
-        attaches.store(
-            attaches.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        // Acquire pairs with the owner's Release store in `note_published`
-        // (and a recovery's in `settle_identity`).
-        Ok((i, self.iword(i, I_NEXT).load(Ordering::Acquire)))
     }
+    ring.iword(i, I_OWNER)
+        .store(slot as u64 + 1, Ordering::Relaxed);
+    let attaches = ring.iword(i, I_ATTACHES);
+    attaches.store(
+        attaches.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+    // Acquire pairs with the owner's Release store in `note_published`
+    // (and a recovery's in `settle_identity`).
+    Ok((i, ring.iword(i, I_NEXT).load(Ordering::Acquire)))
+}
 
-    /// Removes `name` from the table (admin lock held, dead producers
-    /// already recovered): its slot is freed for another name, and its id,
-    /// which the messages published under it carry, names nothing from now
-    /// on. Refused while a producer is attached under it; `owner` as for
-    /// `attach_identity`.
-    pub fn remove_identity(
-        &self,
-        name: &[u8],
-        owner: impl Fn(usize) -> Option<(u64, bool, u64)>,
-    ) -> Result<(), Refused> {
-        let i = self.find_identity(name).ok_or(Refused::Unknown)?;
-        let held = self.iword(i, I_OWNER).load(Ordering::Relaxed);
-        if let Some(s) = held.checked_sub(1) {
-            if let Some((pid, alive, ident)) = owner(s as usize) {
-                if ident == i as u64 + 1 {
-                    return Err(Refused::InUse(pid, alive));
-                }
+/// Removes `name` from the table (admin lock held, dead producers
+/// already recovered): its slot is freed for another name, and its id,
+/// which the messages published under it carry, names nothing from now
+/// on. Refused while a producer is attached under it; `owner` as for
+/// `attach_identity`.
+pub fn remove_identity<R: Region>(
+    ring: &Ring<R>,
+    name: &[u8],
+    owner: impl Fn(usize) -> Option<(u64, bool, u64)>,
+) -> Result<(), Refused> {
+    let i = find_identity(ring, name).ok_or(Refused::Unknown)?;
+    let held = ring.iword(i, I_OWNER).load(Ordering::Relaxed);
+    if let Some(s) = held.checked_sub(1) {
+        if let Some((pid, alive, ident)) = owner(s as usize) {
+            if ident == i as u64 + 1 {
+                return Err(Refused::InUse(pid, alive));
             }
         }
-        let gen = self.iword(i, I_GEN);
-        // Relaxed: the fence below orders it before the state store, and
-        // before any later name written into the slot.
-        gen.store(
-            gen.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        // SYNC POINT identity generation (see `name_of_id`).
-        fence(Ordering::Release);
-        self.iword(i, I_OWNER).store(0, Ordering::Relaxed);
-        // Release: pairs with the Acquire in `identity_named`, like a new
-        // name's state store.
-        self.iword(i, I_STATE)
-            .store(IDENTITY_FREE, Ordering::Release);
-        Ok(())
     }
+    let gen = ring.iword(i, I_GEN);
+    // Relaxed: the fence below orders it before the state store, and
+    // before any later name written into the slot.
+    gen.store(
+        gen.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+    // SYNC POINT identity generation (see `name_of_id`).
+    fence(Ordering::Release);
+    ring.iword(i, I_OWNER).store(0, Ordering::Relaxed);
+    // Release: pairs with the Acquire in `identity_named`, like a new
+    // name's state store.
+    ring.iword(i, I_STATE)
+        .store(IDENTITY_FREE, Ordering::Release);
+    Ok(())
+}
 
-    /// Releases identity `i` if registry slot `slot` holds it (`i` comes
-    /// from the registry slot: out of range means corrupt, and nothing to do).
-    pub(crate) fn release_identity(&self, i: usize, slot: usize) {
-        if i >= self.geo.max_producers as usize {
-            return;
+/// Releases identity `i` if registry slot `slot` holds it (`i` comes
+/// from the registry slot: out of range means corrupt, and nothing to do).
+pub(crate) fn release_identity<R: Region>(ring: &Ring<R>, i: usize, slot: usize) {
+    if i >= ring.geo.max_producers as usize {
+        return;
+    }
+    let owner = ring.iword(i, I_OWNER);
+    if owner.load(Ordering::Relaxed) == slot as u64 + 1 {
+        // Release: the owner's `next` is visible to whoever attaches next
+        // (who also takes the admin lock, or sees a dead owner).
+        owner.store(0, Ordering::Release);
+    }
+}
+
+/// The owner of identity `i` committed `n` records, up to pseq `next - 1`.
+#[inline]
+pub(crate) fn note_published<R: Region>(ring: &Ring<R>, i: usize, next: u64, n: u64) {
+    // SYNC POINT identity: Release pairs with the Acquire load of `next`
+    // in `attach_identity` and `settle_identity`.
+    ring.iword(i, I_NEXT).store(next, Ordering::Release);
+    let published = ring.iword(i, I_PUBLISHED);
+    // Only the owner writes: load + store.
+    published.store(
+        published.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// Counts a publish refused as a duplicate.
+pub(crate) fn note_duplicate<R: Region>(ring: &Ring<R>, i: usize) {
+    ring.iword(i, I_DUPLICATES).fetch_add(1, Ordering::Relaxed);
+}
+
+/// A recovery found that identity `i`'s dead owner (registry slot `slot`)
+/// committed its last claim's `n` records, up to pseq `next - 1`: raise
+/// `next` to it (counting them, if the owner had not) and release the
+/// name.
+pub(crate) fn settle_identity<R: Region>(
+    ring: &Ring<R>,
+    i: usize,
+    slot: usize,
+    committed: Option<(u64, u64)>,
+) {
+    if i >= ring.geo.max_producers as usize {
+        return; // a corrupt registry slot
+    }
+    if let Some((next, n)) = committed {
+        // SYNC POINT identity (see `note_published`).
+        let cur = ring.iword(i, I_NEXT).load(Ordering::Acquire);
+        if next > cur {
+            ring.iword(i, I_NEXT).store(next, Ordering::Release);
+            ring.iword(i, I_PUBLISHED).fetch_add(n, Ordering::Relaxed);
         }
-        let owner = self.iword(i, I_OWNER);
-        if owner.load(Ordering::Relaxed) == slot as u64 + 1 {
-            // Release: the owner's `next` is visible to whoever attaches next
-            // (who also takes the admin lock, or sees a dead owner).
-            owner.store(0, Ordering::Release);
-        }
     }
+    release_identity(ring, i, slot);
+}
 
-    /// The owner of identity `i` committed `n` records, up to pseq `next - 1`.
-    #[inline]
-    pub(crate) fn note_published(&self, i: usize, next: u64, n: u64) {
-        // SYNC POINT identity: Release pairs with the Acquire load of `next`
-        // in `attach_identity` and `settle_identity`.
-        self.iword(i, I_NEXT).store(next, Ordering::Release);
-        let published = self.iword(i, I_PUBLISHED);
-        // Only the owner writes: load + store.
-        published.store(
-            published.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Counts a publish refused as a duplicate.
-    pub(crate) fn note_duplicate(&self, i: usize) {
-        self.iword(i, I_DUPLICATES).fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A recovery found that identity `i`'s dead owner (registry slot `slot`)
-    /// committed its last claim's `n` records, up to pseq `next - 1`: raise
-    /// `next` to it (counting them, if the owner had not) and release the
-    /// name.
-    pub(crate) fn settle_identity(&self, i: usize, slot: usize, committed: Option<(u64, u64)>) {
-        if i >= self.geo.max_producers as usize {
-            return; // a corrupt registry slot
-        }
-        if let Some((next, n)) = committed {
-            // SYNC POINT identity (see `note_published`).
-            let cur = self.iword(i, I_NEXT).load(Ordering::Acquire);
-            if next > cur {
-                self.iword(i, I_NEXT).store(next, Ordering::Release);
-                self.iword(i, I_PUBLISHED).fetch_add(n, Ordering::Relaxed);
-            }
-        }
-        self.release_identity(i, slot);
-    }
-
-    /// Every named producer.
-    pub fn identities(&self) -> Vec<NameStat> {
-        (0..self.geo.max_producers as usize)
-            .filter_map(|i| {
-                let name = self.identity_name(i)?;
-                let w = |f| self.iword(i, f).load(Ordering::Relaxed);
-                let owner = w(I_OWNER).checked_sub(1).map(|s| s as usize);
-                Some(NameStat {
-                    id: self.identity_id(i),
-                    name: String::from_utf8_lossy(&name).into_owned(),
-                    pid: owner.and_then(|s| self.registry_owner(s)).map(|o| o.0),
-                    owner,
-                    last_pseq: w(I_NEXT).checked_sub(1),
-                    published: w(I_PUBLISHED),
-                    duplicates: w(I_DUPLICATES),
-                    attaches: w(I_ATTACHES),
-                })
+/// Every named producer.
+pub fn identities<R: Region>(ring: &Ring<R>) -> Vec<NameStat> {
+    (0..ring.geo.max_producers as usize)
+        .filter_map(|i| {
+            let name = identity_name(ring, i)?;
+            let w = |f| ring.iword(i, f).load(Ordering::Relaxed);
+            let owner = w(I_OWNER).checked_sub(1).map(|s| s as usize);
+            Some(NameStat {
+                id: identity_id(ring, i),
+                name: String::from_utf8_lossy(&name).into_owned(),
+                pid: owner.and_then(|s| ring.registry_owner(s)).map(|o| o.0),
+                owner,
+                last_pseq: w(I_NEXT).checked_sub(1),
+                published: w(I_PUBLISHED),
+                duplicates: w(I_DUPLICATES),
+                attaches: w(I_ATTACHES),
             })
-            .collect()
-    }
+        })
+        .collect()
 }

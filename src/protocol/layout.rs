@@ -281,6 +281,23 @@ pub const OFF_PIN_MOVES: usize = 904;
 
 /// Bytes per producer registry slot (registry.rs).
 pub const PRODUCER_SLOT_SIZE: usize = 128;
+// Producer registry slot field offsets (registry.rs).
+/// Owner: pid, or 0 for a free slot.
+pub(crate) const S_OWNER: usize = 0;
+/// The owner's start time (with the pid, its identity across pid reuse).
+pub(crate) const S_START: usize = 8;
+/// The claim being made: position, with INTENT or CLAIMED in the low bits.
+pub(crate) const S_CLAIM: usize = 16;
+/// End position of that claim.
+pub(crate) const S_END: usize = 24;
+/// Its first sequence number.
+pub(crate) const S_SEQ: usize = 32;
+/// Its record count.
+pub(crate) const S_COUNT: usize = 40;
+/// The identity slot of a named producer, plus one (0: anonymous).
+pub(crate) const S_IDENT: usize = 48;
+/// A named producer's pseq of the claim's first record.
+pub(crate) const S_PSEQ: usize = 56;
 /// In a producer registry slot: 1 while the producer is counted asleep
 /// (wait.rs).
 pub(crate) const P_ASLEEP: usize = 64;

@@ -4,7 +4,9 @@
 //! Nothing here knows of files, processes or handles.
 //!
 //! - `layout`: where everything is in the region (docs/format.md).
-//! - `ring`: claiming, writing and committing records; reading a slot.
+//! - `ring`: the region's words by name (header, group and member slots,
+//!   producer and name slots, ack entries), records written, committed, read.
+//! - `claim`: how producers claim space and sequence numbers, and commit.
 //! - `group`: consumer groups, their cursors and members' hazards.
 //! - `ack`: the ack tables: holds, redelivery, dead letters.
 //! - `wait`: waiting and waking through futex words in the region.
@@ -13,6 +15,7 @@
 //! - `spill`: the spill front and the groups that read the log.
 
 pub mod ack;
+pub mod claim;
 pub mod group;
 pub mod identity;
 pub mod layout;

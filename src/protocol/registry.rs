@@ -17,7 +17,7 @@
 //! intent, so a live producer's non-zero `CLAIM` always means "about to CAS"
 //! or "holding this claim".
 //!
-//! # Recovery ([`Ring::recover_claims`], under the admin lock)
+//! # Recovery ([`recover_claims`], under the admin lock)
 //! Take a dead slot with a non-zero `CLAIM`. Walk the committed records from
 //! its `p` (or from HEAD, once HEAD is inside the claim) to the first
 //! uncommitted position `q` below its `end`. If there is none, or `q` is not
@@ -39,14 +39,15 @@
 //! Live intents that merely look like they cover `q` (a stale guess about to
 //! fail its CAS) only postpone recovery.
 
+use crate::protocol::identity;
 use crate::protocol::layout::{
     ext_len, record_size, ALIGN, FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, KIND_PAD, OFF_ABORTED,
-    PRODUCER_SLOT_SIZE, RECORD_HEADER,
+    RECORD_HEADER, S_CLAIM, S_COUNT, S_END, S_IDENT, S_OWNER, S_PSEQ, S_SEQ, S_START,
 };
 use crate::protocol::ring::{unpack_head, widen_seq, Ring, Slot};
 use crate::protocol::wait::{Event, Sleeper};
 use crate::region::Region;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::Ordering;
 
 /// Low bits of CLAIM: the producer is about to CAS for the claim at `p`.
 const INTENT: u64 = 1;
@@ -54,15 +55,6 @@ const INTENT: u64 = 1;
 const CLAIMED: u64 = 2;
 const STATE_MASK: u64 = 7;
 
-// Word offsets inside a slot.
-const S_OWNER: usize = 0;
-const S_START: usize = 8;
-const S_CLAIM: usize = 16;
-const S_END: usize = 24;
-const S_SEQ: usize = 32;
-const S_COUNT: usize = 40;
-const S_IDENT: usize = 48;
-const S_PSEQ: usize = 56;
 /// `S_PSEQ` of a named producer's claim it abandoned (a dropped zero-copy
 /// claim): whatever happens to it, it published no pseq.
 const PSEQ_NONE: u64 = u64::MAX;
@@ -138,386 +130,365 @@ pub struct SlotInfo {
     pub asleep: bool,
 }
 
-impl<R: Region> Ring<R> {
-    /// Field `off` of registry slot `slot`.
-    pub(crate) fn pword(&self, slot: usize, off: usize) -> &AtomicU64 {
-        debug_assert_eq!(
-            self.producers_off + slot * PRODUCER_SLOT_SIZE,
-            self.geo.producer_off(slot)
-        );
-        self.region
-            .u64_at(self.producers_off + slot * PRODUCER_SLOT_SIZE + off)
-    }
-
-    /// Takes a free slot for a producer of process `(pid, start)` (admin lock
-    /// held). `None` if all are taken.
-    pub fn register_producer(&self, pid: u64, start: u64) -> Option<usize> {
-        let slot = (0..self.geo.max_producers as usize).find(|&s| {
-            // Relaxed: slots change owner only under the admin lock we hold.
-            self.pword(s, S_OWNER).load(Ordering::Relaxed) == 0
-        })?;
-        self.register_in(slot, pid, start);
-        Some(slot)
-    }
-
-    /// Takes the registry's last slot, kept for a member publishing a dead
-    /// letter, for process `(pid, start)` (admin lock held). `None` while
-    /// another member uses it.
-    pub fn register_dead_letters(&self, pid: u64, start: u64) -> Option<usize> {
-        let slot = self.geo.max_producers as usize;
+/// Takes a free slot for a producer of process `(pid, start)` (admin lock
+/// held). `None` if all are taken.
+pub fn register_producer<R: Region>(ring: &Ring<R>, pid: u64, start: u64) -> Option<usize> {
+    let slot = (0..ring.geo.max_producers as usize).find(|&s| {
         // Relaxed: slots change owner only under the admin lock we hold.
-        if self.pword(slot, S_OWNER).load(Ordering::Relaxed) != 0 {
-            return None;
-        }
-        self.register_in(slot, pid, start);
-        Some(slot)
-    }
+        ring.pword(s, S_OWNER).load(Ordering::Relaxed) == 0
+    })?;
+    register_in(ring, slot, pid, start);
+    Some(slot)
+}
 
-    /// Registers `(pid, start)` in free slot `slot` (admin lock held).
-    fn register_in(&self, slot: usize, pid: u64, start: u64) {
-        for off in [S_CLAIM, S_END, S_SEQ, S_COUNT, S_IDENT, S_PSEQ] {
-            self.pword(slot, off).store(0, Ordering::Relaxed);
-        }
-        self.pword(slot, S_START).store(start, Ordering::Relaxed);
-        // Release: a recovery that sees the owner sees the cleared fields.
-        self.pword(slot, S_OWNER).store(pid, Ordering::Release);
+/// Takes the registry's last slot, kept for a member publishing a dead
+/// letter, for process `(pid, start)` (admin lock held). `None` while
+/// another member uses it.
+pub fn register_dead_letters<R: Region>(ring: &Ring<R>, pid: u64, start: u64) -> Option<usize> {
+    let slot = ring.geo.max_producers as usize;
+    // Relaxed: slots change owner only under the admin lock we hold.
+    if ring.pword(slot, S_OWNER).load(Ordering::Relaxed) != 0 {
+        return None;
     }
+    register_in(ring, slot, pid, start);
+    Some(slot)
+}
 
-    /// Marks registry slot `slot` as publishing under identity `i` (admin
-    /// lock held, before its first claim).
-    pub fn set_identity(&self, slot: usize, i: usize) {
-        self.pword(slot, S_IDENT)
-            .store(i as u64 + 1, Ordering::Relaxed);
+/// Registers `(pid, start)` in free slot `slot` (admin lock held).
+fn register_in<R: Region>(ring: &Ring<R>, slot: usize, pid: u64, start: u64) {
+    for off in [S_CLAIM, S_END, S_SEQ, S_COUNT, S_IDENT, S_PSEQ] {
+        ring.pword(slot, off).store(0, Ordering::Relaxed);
     }
+    ring.pword(slot, S_START).store(start, Ordering::Relaxed);
+    // Release: a recovery that sees the owner sees the cleared fields.
+    ring.pword(slot, S_OWNER).store(pid, Ordering::Release);
+}
 
-    /// The owner of registry slot `slot`: (pid, start time, identity slot + 1).
-    pub(crate) fn registry_owner(&self, slot: usize) -> Option<(u64, u64, u64)> {
-        if slot >= self.geo.registry_slots() {
-            return None;
+/// Marks registry slot `slot` as publishing under identity `i` (admin
+/// lock held, before its first claim).
+pub fn set_identity<R: Region>(ring: &Ring<R>, slot: usize, i: usize) {
+    ring.pword(slot, S_IDENT)
+        .store(i as u64 + 1, Ordering::Relaxed);
+}
+
+/// Frees a producer's slot when it is dropped (no claim in progress),
+/// releasing its name first.
+pub fn unregister_producer<R: Region>(ring: &Ring<R>, slot: usize) {
+    let ident = ring.pword(slot, S_IDENT).load(Ordering::Relaxed);
+    if let Some(i) = ident.checked_sub(1) {
+        identity::release_identity(ring, i as usize, slot);
+    }
+    ring.pword(slot, S_CLAIM).store(0, Ordering::Relaxed);
+    // Release: pairs with the Acquire owner load of a recovery.
+    ring.pword(slot, S_OWNER).store(0, Ordering::Release);
+}
+
+/// Records the pseq of the first record of a named producer's next claim
+/// (PSEQ_NONE: one it abandons), before `note_intent` publishes it.
+#[inline]
+pub(crate) fn note_pseq<R: Region>(ring: &Ring<R>, slot: usize, pseq: u64) {
+    // Relaxed: published by the Release of `note_intent` (or, for an
+    // abandoned claim, read by a recovery only once this process is dead).
+    ring.pword(slot, S_PSEQ).store(pseq, Ordering::Relaxed);
+}
+
+/// A named producer abandons its claim: it publishes no pseq.
+pub(crate) fn note_abandoned<R: Region>(ring: &Ring<R>, slot: usize) {
+    note_pseq(ring, slot, PSEQ_NONE);
+}
+
+/// Records the intent to claim `count` records at `(seq, pos)` ending at
+/// `end`. Called right before the claim CAS, whose AcqRel orders it.
+#[inline]
+pub fn note_intent<R: Region>(
+    ring: &Ring<R>,
+    slot: usize,
+    seq: u64,
+    pos: u64,
+    end: u64,
+    count: u64,
+) {
+    ring.pword(slot, S_END).store(end, Ordering::Relaxed);
+    ring.pword(slot, S_SEQ).store(seq, Ordering::Relaxed);
+    ring.pword(slot, S_COUNT).store(count, Ordering::Relaxed);
+    // SYNC POINT intent: Release pairs with the Acquire CLAIM load of a
+    // recovery: who sees this intent sees its end, seq and count.
+    ring.pword(slot, S_CLAIM)
+        .store(pos | INTENT, Ordering::Release);
+}
+
+/// The claim CAS for the intent succeeded.
+#[inline]
+pub(crate) fn note_claimed<R: Region>(ring: &Ring<R>, slot: usize, pos: u64) {
+    // Relaxed: read by a recovery only once this process is dead.
+    ring.pword(slot, S_CLAIM)
+        .store(pos | CLAIMED, Ordering::Relaxed);
+}
+
+/// The claim is committed (or was never made).
+#[inline]
+pub(crate) fn note_done<R: Region>(ring: &Ring<R>, slot: usize) {
+    // SYNC POINT intent: Release pairs with the Acquire CLAIM load of a
+    // recovery: who sees the intent gone sees the commits before it.
+    ring.pword(slot, S_CLAIM).store(0, Ordering::Release);
+}
+
+/// The registered producers.
+pub fn producer_slots<R: Region>(ring: &Ring<R>) -> Vec<SlotInfo> {
+    (0..ring.geo.registry_slots())
+        .filter_map(|s| {
+            // Acquire pairs with the Release owner store of registration.
+            let pid = ring.pword(s, S_OWNER).load(Ordering::Acquire);
+            (pid != 0).then(|| {
+                // Acquire pairs with `note_intent`.
+                let claim = ring.pword(s, S_CLAIM).load(Ordering::Acquire);
+                SlotInfo {
+                    slot: s,
+                    pid,
+                    start_time: ring.pword(s, S_START).load(Ordering::Relaxed),
+                    ident: ring
+                        .pword(s, S_IDENT)
+                        .load(Ordering::Relaxed)
+                        .checked_sub(1)
+                        .map(|i| i as usize),
+                    asleep: ring.is_asleep(Sleeper::Producer { slot: s }),
+                    claim: (claim & STATE_MASK != 0).then(|| {
+                        (
+                            ring.pword(s, S_SEQ).load(Ordering::Relaxed),
+                            claim & !STATE_MASK,
+                        )
+                    }),
+                }
+            })
+        })
+        .collect()
+}
+
+fn snapshot<R: Region>(ring: &Ring<R>, alive: &impl Fn(u64, u64) -> bool) -> Vec<Snapshot> {
+    (0..ring.geo.registry_slots())
+        .filter_map(|s| {
+            // Acquire pairs with the Release owner store of registration.
+            let pid = ring.pword(s, S_OWNER).load(Ordering::Acquire);
+            if pid == 0 {
+                return None;
+            }
+            // SYNC POINT intent (reader side): Acquire pairs with
+            // `note_intent` and `note_done`.
+            let claim = ring.pword(s, S_CLAIM).load(Ordering::Acquire);
+            let start = ring.pword(s, S_START).load(Ordering::Relaxed);
+            Some(Snapshot {
+                slot: s,
+                alive: alive(pid, start),
+                state: claim & STATE_MASK,
+                pos: claim & !STATE_MASK,
+                end: ring.pword(s, S_END).load(Ordering::Relaxed),
+                seq: ring.pword(s, S_SEQ).load(Ordering::Relaxed),
+                count: ring.pword(s, S_COUNT).load(Ordering::Relaxed),
+                ident: ring.pword(s, S_IDENT).load(Ordering::Relaxed),
+                pseq: ring.pword(s, S_PSEQ).load(Ordering::Relaxed),
+            })
+        })
+        .collect()
+}
+
+/// Finds the claims of dead producers and aborts what they left
+/// uncommitted, then frees their slots; see the module docs. The caller
+/// holds the admin lock, so recoveries do not race each other; `alive`
+/// tells whether a (pid, start time) is a live process.
+pub fn recover_claims<R: Region>(ring: &Ring<R>, alive: impl Fn(u64, u64) -> bool) -> Recovery {
+    let mut out = Recovery::default();
+    // SYNC POINT intent: Acquire on TAIL (a release sequence of claim
+    // CASes) makes every intent written before a claim below it visible.
+    let tail = ring.tail_now();
+    let slots = snapshot(ring, &alive);
+    for d in slots.iter().filter(|s| !s.alive) {
+        // Killed asleep: wakers stop counting it. (Its slot is not reused
+        // before it is freed below, and a dead owner sets no bit again.)
+        if ring.clear_sleeper(Sleeper::Producer { slot: d.slot }) {
+            out.sleepers += 1;
         }
-        // Acquire pairs with the Release owner store of registration.
-        let pid = self.pword(slot, S_OWNER).load(Ordering::Acquire);
-        (pid != 0).then(|| {
+        // Records of d's claim that were committed (identity.rs): none
+        // unless its CAS succeeded, since it commits only after CLAIMED.
+        let mut committed = 0;
+        if d.state != 0 {
+            match stuck_in(ring, d, tail) {
+                Left::Nothing => {
+                    if d.state == CLAIMED {
+                        committed = d.count;
+                    }
+                }
+                Left::Unsure => continue,
+                Left::Stuck(q, q_seq) => {
+                    if slots.iter().any(|s| s.alive && s.covers(q)) {
+                        continue; // possibly a live owner: not ours to touch
+                    }
+                    let cands: Vec<&Snapshot> =
+                        slots.iter().filter(|s| !s.alive && s.covers(q)).collect();
+                    let claimed: Vec<&&Snapshot> =
+                        cands.iter().filter(|s| s.state == CLAIMED).collect();
+                    let owner = match (claimed.len(), cands.len()) {
+                        (1, _) => *claimed[0],
+                        (0, 1) => cands[0],
+                        _ => {
+                            out.ambiguous += 1;
+                            continue;
+                        }
+                    };
+                    if owner.slot != d.slot {
+                        continue; // handled when the loop reaches the owner
+                    }
+                    match abort_rest(ring, owner, q, q_seq) {
+                        Some(n) => {
+                            out.claims += 1;
+                            out.records += n;
+                            if d.state == CLAIMED {
+                                committed = q_seq.wrapping_sub(d.seq).min(d.count);
+                            }
+                        }
+                        None => {
+                            out.ambiguous += 1;
+                            continue;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(i) = d.ident.checked_sub(1) {
+            let next = (committed > 0 && d.pseq != PSEQ_NONE)
+                .then(|| (d.pseq.saturating_add(committed), committed));
+            identity::settle_identity(ring, i as usize, d.slot, next);
+        }
+        ring.pword(d.slot, S_CLAIM).store(0, Ordering::Relaxed);
+        // Release: pairs with the Acquire owner load of a registration
+        // scan; the slot is reusable.
+        ring.pword(d.slot, S_OWNER).store(0, Ordering::Release);
+        out.freed += 1;
+    }
+    if out.records > 0 {
+        ring.region
+            .u64_at(OFF_ABORTED)
+            .fetch_add(out.claims, Ordering::Relaxed);
+        ring.notify(Event::Data);
+        ring.notify(Event::Space);
+    }
+    out
+}
+
+/// What `d`'s claim left uncommitted: walking its records from `d.pos`
+/// (or from HEAD, once HEAD is inside it), the first uncommitted position
+/// below `d.end` and its sequence number, if it is below the tail.
+///
+/// The walk reads bytes a later lap may be reusing: a claim committed
+/// long ago whose owner died before clearing its intent (after its last
+/// commit, before `note_done`) is, once the ring moved on, covered by
+/// newer records, whose stamps do not match its positions. So a walk that
+/// found something uncommitted checks that nothing it read was reused:
+/// an RMW on TAIL reads its latest value, and a claim reaching past
+/// `start + capacity` (the only kind that could have written over the
+/// walk) either precedes that RMW in TAIL's order, and then TAIL shows it,
+/// or follows it, and then its writes follow our reads. A claim that far
+/// means HEAD had passed `start`, which it never does over an uncommitted
+/// record: the walk starts again from HEAD. A record that really is stuck
+/// keeps HEAD at or below it, so the walk ends after at most as many
+/// retries as HEAD moves inside the claim.
+///
+/// `tail` was read before the slots were: a claim made after it may be
+/// one whose intent the snapshot missed, so the walk stops there.
+fn stuck_in<R: Region>(ring: &Ring<R>, d: &Snapshot, tail: (u64, u64)) -> Left {
+    let (tseq, tail_pos) = tail;
+    if !d.pos.is_multiple_of(ALIGN as u64) {
+        return Left::Nothing;
+    }
+    for _ in 0..WALK_TRIES {
+        // Acquire: pairs with the Release of HEAD's CASes (ring.rs).
+        let (hpos, hseq, _) = unpack_head(ring.head().load(Ordering::Acquire));
+        let (mut pos, mut seq) = if hpos > d.pos {
+            if hpos >= d.end.min(tail_pos) {
+                return Left::Nothing; // HEAD passed the whole claim
+            }
+            (hpos, widen_seq(tseq, hseq))
+        } else {
+            (d.pos, d.seq)
+        };
+        let start = pos;
+        let stuck = loop {
+            if pos >= d.end || pos >= tail_pos {
+                return Left::Nothing;
+            }
+            let next = match ring.slot_at(pos) {
+                Slot::Pad { next } => next,
+                Slot::Record { next, .. } => {
+                    seq = seq.wrapping_add(1);
+                    next
+                }
+                Slot::Uncommitted => break Some((pos, seq)),
+                // Reused under us, or corrupt: the check below tells.
+                Slot::Bad => break None,
+            };
+            if next <= pos {
+                return Left::Nothing; // corrupt positions: `check` reports them
+            }
+            pos = next;
+        };
+        let (_, latest) = ring.tail_latest();
+        if latest <= start.saturating_add(ring.geo.capacity) {
+            return match stuck {
+                Some((q, q_seq)) => Left::Stuck(q, q_seq),
+                None => Left::Nothing, // corrupt: `check` reports it
+            };
+        }
+    }
+    Left::Unsure
+}
+
+/// Writes ABORT records for `owner`'s records from `q` (sequence number
+/// `q_seq`) to its end. Returns how many, or `None` if the claim's
+/// numbers cannot be laid out (a corrupt slot).
+fn abort_rest<R: Region>(ring: &Ring<R>, owner: &Snapshot, q: u64, q_seq: u64) -> Option<u64> {
+    let last = owner.seq.checked_add(owner.count)?;
+    if q_seq < owner.seq || q_seq >= last || q >= owner.end {
+        return None;
+    }
+    let plan = abort_layout(
+        q,
+        owner.end,
+        last - q_seq,
+        ring.geo.capacity,
+        max_record(ring),
+    )?;
+    // Sequence numbers in order, then written later records first and the
+    // one consumers wait on last: nothing is taken before the whole claim
+    // is laid out.
+    let mut seq = q_seq;
+    let numbered: Vec<(u64, Option<(u64, u64)>)> = plan
+        .into_iter()
+        .map(|(pos, size)| {
             (
-                pid,
-                self.pword(slot, S_START).load(Ordering::Relaxed),
-                self.pword(slot, S_IDENT).load(Ordering::Relaxed),
+                pos,
+                size.map(|sz| {
+                    seq = seq.wrapping_add(1);
+                    (sz, seq.wrapping_sub(1))
+                }),
             )
         })
-    }
-
-    /// Frees a producer's slot when it is dropped (no claim in progress),
-    /// releasing its name first.
-    pub fn unregister_producer(&self, slot: usize) {
-        let ident = self.pword(slot, S_IDENT).load(Ordering::Relaxed);
-        if let Some(i) = ident.checked_sub(1) {
-            self.release_identity(i as usize, slot);
-        }
-        self.pword(slot, S_CLAIM).store(0, Ordering::Relaxed);
-        // Release: pairs with the Acquire owner load of a recovery.
-        self.pword(slot, S_OWNER).store(0, Ordering::Release);
-    }
-
-    /// Records the pseq of the first record of a named producer's next claim
-    /// (PSEQ_NONE: one it abandons), before `note_intent` publishes it.
-    #[inline]
-    pub(crate) fn note_pseq(&self, slot: usize, pseq: u64) {
-        // Relaxed: published by the Release of `note_intent` (or, for an
-        // abandoned claim, read by a recovery only once this process is dead).
-        self.pword(slot, S_PSEQ).store(pseq, Ordering::Relaxed);
-    }
-
-    /// A named producer abandons its claim: it publishes no pseq.
-    pub(crate) fn note_abandoned(&self, slot: usize) {
-        self.note_pseq(slot, PSEQ_NONE);
-    }
-
-    /// Records the intent to claim `count` records at `(seq, pos)` ending at
-    /// `end`. Called right before the claim CAS, whose AcqRel orders it.
-    #[inline]
-    pub fn note_intent(&self, slot: usize, seq: u64, pos: u64, end: u64, count: u64) {
-        self.pword(slot, S_END).store(end, Ordering::Relaxed);
-        self.pword(slot, S_SEQ).store(seq, Ordering::Relaxed);
-        self.pword(slot, S_COUNT).store(count, Ordering::Relaxed);
-        // SYNC POINT intent: Release pairs with the Acquire CLAIM load of a
-        // recovery: who sees this intent sees its end, seq and count.
-        self.pword(slot, S_CLAIM)
-            .store(pos | INTENT, Ordering::Release);
-    }
-
-    /// The claim CAS for the intent succeeded.
-    #[inline]
-    pub(crate) fn note_claimed(&self, slot: usize, pos: u64) {
-        // Relaxed: read by a recovery only once this process is dead.
-        self.pword(slot, S_CLAIM)
-            .store(pos | CLAIMED, Ordering::Relaxed);
-    }
-
-    /// The claim is committed (or was never made).
-    #[inline]
-    pub(crate) fn note_done(&self, slot: usize) {
-        // SYNC POINT intent: Release pairs with the Acquire CLAIM load of a
-        // recovery: who sees the intent gone sees the commits before it.
-        self.pword(slot, S_CLAIM).store(0, Ordering::Release);
-    }
-
-    /// The registered producers.
-    pub fn producer_slots(&self) -> Vec<SlotInfo> {
-        (0..self.geo.registry_slots())
-            .filter_map(|s| {
-                // Acquire pairs with the Release owner store of registration.
-                let pid = self.pword(s, S_OWNER).load(Ordering::Acquire);
-                (pid != 0).then(|| {
-                    // Acquire pairs with `note_intent`.
-                    let claim = self.pword(s, S_CLAIM).load(Ordering::Acquire);
-                    SlotInfo {
-                        slot: s,
-                        pid,
-                        start_time: self.pword(s, S_START).load(Ordering::Relaxed),
-                        ident: self
-                            .pword(s, S_IDENT)
-                            .load(Ordering::Relaxed)
-                            .checked_sub(1)
-                            .map(|i| i as usize),
-                        asleep: self.is_asleep(Sleeper::Producer { slot: s }),
-                        claim: (claim & STATE_MASK != 0).then(|| {
-                            (
-                                self.pword(s, S_SEQ).load(Ordering::Relaxed),
-                                claim & !STATE_MASK,
-                            )
-                        }),
-                    }
-                })
-            })
-            .collect()
-    }
-
-    fn snapshot(&self, alive: &impl Fn(u64, u64) -> bool) -> Vec<Snapshot> {
-        (0..self.geo.registry_slots())
-            .filter_map(|s| {
-                // Acquire pairs with the Release owner store of registration.
-                let pid = self.pword(s, S_OWNER).load(Ordering::Acquire);
-                if pid == 0 {
-                    return None;
-                }
-                // SYNC POINT intent (reader side): Acquire pairs with
-                // `note_intent` and `note_done`.
-                let claim = self.pword(s, S_CLAIM).load(Ordering::Acquire);
-                let start = self.pword(s, S_START).load(Ordering::Relaxed);
-                Some(Snapshot {
-                    slot: s,
-                    alive: alive(pid, start),
-                    state: claim & STATE_MASK,
-                    pos: claim & !STATE_MASK,
-                    end: self.pword(s, S_END).load(Ordering::Relaxed),
-                    seq: self.pword(s, S_SEQ).load(Ordering::Relaxed),
-                    count: self.pword(s, S_COUNT).load(Ordering::Relaxed),
-                    ident: self.pword(s, S_IDENT).load(Ordering::Relaxed),
-                    pseq: self.pword(s, S_PSEQ).load(Ordering::Relaxed),
-                })
-            })
-            .collect()
-    }
-
-    /// Finds the claims of dead producers and aborts what they left
-    /// uncommitted, then frees their slots; see the module docs. The caller
-    /// holds the admin lock, so recoveries do not race each other; `alive`
-    /// tells whether a (pid, start time) is a live process.
-    pub fn recover_claims(&self, alive: impl Fn(u64, u64) -> bool) -> Recovery {
-        let mut out = Recovery::default();
-        // SYNC POINT intent: Acquire on TAIL (a release sequence of claim
-        // CASes) makes every intent written before a claim below it visible.
-        let tail = self.tail_now();
-        let slots = self.snapshot(&alive);
-        for d in slots.iter().filter(|s| !s.alive) {
-            // Killed asleep: wakers stop counting it. (Its slot is not reused
-            // before it is freed below, and a dead owner sets no bit again.)
-            if self.clear_sleeper(Sleeper::Producer { slot: d.slot }) {
-                out.sleepers += 1;
-            }
-            // Records of d's claim that were committed (identity.rs): none
-            // unless its CAS succeeded, since it commits only after CLAIMED.
-            let mut committed = 0;
-            if d.state != 0 {
-                match self.stuck_in(d, tail) {
-                    Left::Nothing => {
-                        if d.state == CLAIMED {
-                            committed = d.count;
-                        }
-                    }
-                    Left::Unsure => continue,
-                    Left::Stuck(q, q_seq) => {
-                        if slots.iter().any(|s| s.alive && s.covers(q)) {
-                            continue; // possibly a live owner: not ours to touch
-                        }
-                        let cands: Vec<&Snapshot> =
-                            slots.iter().filter(|s| !s.alive && s.covers(q)).collect();
-                        let claimed: Vec<&&Snapshot> =
-                            cands.iter().filter(|s| s.state == CLAIMED).collect();
-                        let owner = match (claimed.len(), cands.len()) {
-                            (1, _) => *claimed[0],
-                            (0, 1) => cands[0],
-                            _ => {
-                                out.ambiguous += 1;
-                                continue;
-                            }
-                        };
-                        if owner.slot != d.slot {
-                            continue; // handled when the loop reaches the owner
-                        }
-                        match self.abort_rest(owner, q, q_seq) {
-                            Some(n) => {
-                                out.claims += 1;
-                                out.records += n;
-                                if d.state == CLAIMED {
-                                    committed = q_seq.wrapping_sub(d.seq).min(d.count);
-                                }
-                            }
-                            None => {
-                                out.ambiguous += 1;
-                                continue;
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some(i) = d.ident.checked_sub(1) {
-                let next = (committed > 0 && d.pseq != PSEQ_NONE)
-                    .then(|| (d.pseq.saturating_add(committed), committed));
-                self.settle_identity(i as usize, d.slot, next);
-            }
-            self.pword(d.slot, S_CLAIM).store(0, Ordering::Relaxed);
-            // Release: pairs with the Acquire owner load of a registration
-            // scan; the slot is reusable.
-            self.pword(d.slot, S_OWNER).store(0, Ordering::Release);
-            out.freed += 1;
-        }
-        if out.records > 0 {
-            self.region
-                .u64_at(OFF_ABORTED)
-                .fetch_add(out.claims, Ordering::Relaxed);
-            self.notify(Event::Data);
-            self.notify(Event::Space);
-        }
-        out
-    }
-
-    /// What `d`'s claim left uncommitted: walking its records from `d.pos`
-    /// (or from HEAD, once HEAD is inside it), the first uncommitted position
-    /// below `d.end` and its sequence number, if it is below the tail.
-    ///
-    /// The walk reads bytes a later lap may be reusing: a claim committed
-    /// long ago whose owner died before clearing its intent (after its last
-    /// commit, before `note_done`) is, once the ring moved on, covered by
-    /// newer records, whose stamps do not match its positions. So a walk that
-    /// found something uncommitted checks that nothing it read was reused:
-    /// an RMW on TAIL reads its latest value, and a claim reaching past
-    /// `start + capacity` (the only kind that could have written over the
-    /// walk) either precedes that RMW in TAIL's order, and then TAIL shows it,
-    /// or follows it, and then its writes follow our reads. A claim that far
-    /// means HEAD had passed `start`, which it never does over an uncommitted
-    /// record: the walk starts again from HEAD. A record that really is stuck
-    /// keeps HEAD at or below it, so the walk ends after at most as many
-    /// retries as HEAD moves inside the claim.
-    ///
-    /// `tail` was read before the slots were: a claim made after it may be
-    /// one whose intent the snapshot missed, so the walk stops there.
-    fn stuck_in(&self, d: &Snapshot, tail: (u64, u64)) -> Left {
-        let (tseq, tail_pos) = tail;
-        if !d.pos.is_multiple_of(ALIGN as u64) {
-            return Left::Nothing;
-        }
-        for _ in 0..WALK_TRIES {
-            // Acquire: pairs with the Release of HEAD's CASes (ring.rs).
-            let (hpos, hseq, _) = unpack_head(self.head().load(Ordering::Acquire));
-            let (mut pos, mut seq) = if hpos > d.pos {
-                if hpos >= d.end.min(tail_pos) {
-                    return Left::Nothing; // HEAD passed the whole claim
-                }
-                (hpos, widen_seq(tseq, hseq))
-            } else {
-                (d.pos, d.seq)
-            };
-            let start = pos;
-            let stuck = loop {
-                if pos >= d.end || pos >= tail_pos {
-                    return Left::Nothing;
-                }
-                let next = match self.slot_at(pos) {
-                    Slot::Pad { next } => next,
-                    Slot::Record { next, .. } => {
-                        seq = seq.wrapping_add(1);
-                        next
-                    }
-                    Slot::Uncommitted => break Some((pos, seq)),
-                    // Reused under us, or corrupt: the check below tells.
-                    Slot::Bad => break None,
-                };
-                if next <= pos {
-                    return Left::Nothing; // corrupt positions: `check` reports them
-                }
-                pos = next;
-            };
-            let (_, latest) = self.tail_latest();
-            if latest <= start.saturating_add(self.geo.capacity) {
-                return match stuck {
-                    Some((q, q_seq)) => Left::Stuck(q, q_seq),
-                    None => Left::Nothing, // corrupt: `check` reports it
-                };
+        .collect();
+    for &(pos, rec) in numbered.iter().rev() {
+        match rec {
+            None => ring.commit(pos, KIND_PAD),
+            Some((size, seq)) => {
+                let (len, flags) = abort_header(&ring.geo, size);
+                ring.write_header(pos, seq, 0, len as u32, flags);
+                ring.commit(pos, KIND_ABORT);
             }
         }
-        Left::Unsure
     }
+    Some(last - q_seq)
+}
 
-    /// Writes ABORT records for `owner`'s records from `q` (sequence number
-    /// `q_seq`) to its end. Returns how many, or `None` if the claim's
-    /// numbers cannot be laid out (a corrupt slot).
-    fn abort_rest(&self, owner: &Snapshot, q: u64, q_seq: u64) -> Option<u64> {
-        let last = owner.seq.checked_add(owner.count)?;
-        if q_seq < owner.seq || q_seq >= last || q >= owner.end {
-            return None;
-        }
-        let plan = abort_layout(
-            q,
-            owner.end,
-            last - q_seq,
-            self.geo.capacity,
-            self.max_record(),
-        )?;
-        // Sequence numbers in order, then written later records first and the
-        // one consumers wait on last: nothing is taken before the whole claim
-        // is laid out.
-        let mut seq = q_seq;
-        let numbered: Vec<(u64, Option<(u64, u64)>)> = plan
-            .into_iter()
-            .map(|(pos, size)| {
-                (
-                    pos,
-                    size.map(|sz| {
-                        seq = seq.wrapping_add(1);
-                        (sz, seq.wrapping_sub(1))
-                    }),
-                )
-            })
-            .collect();
-        for &(pos, rec) in numbered.iter().rev() {
-            match rec {
-                None => self.commit(pos, KIND_PAD),
-                Some((size, seq)) => {
-                    let (len, flags) = abort_header(&self.geo, size);
-                    self.write_header(pos, seq, 0, len as u32, flags);
-                    self.commit(pos, KIND_ABORT);
-                }
-            }
-        }
-        Some(last - q_seq)
-    }
-
-    /// Largest record the ring accepts (header, producer extension and the
-    /// largest payload).
-    fn max_record(&self) -> u64 {
-        record_size(self.geo.max_stored())
-    }
+/// Largest record the ring accepts (header, producer extension and the
+/// largest payload).
+fn max_record<R: Region>(ring: &Ring<R>) -> u64 {
+    record_size(ring.geo.max_stored())
 }
 
 /// Lays `n` records over `[from, to)` in a ring of `capacity` bytes, none

@@ -1,48 +1,16 @@
-//! The claim/commit protocol: how producers place records in the ring.
+//! The ring: one queue's region and geometry ([`Ring`]), and its words by
+//! name. Every other protocol file reaches the region through here: the
+//! header's words (TAIL, HEAD, the spill FRONT), a group's slot and cursor,
+//! a member's slot, a producer's registry slot, a name slot, an ack-table
+//! entry, and the records themselves (write, commit, classify with
+//! [`Ring::slot_at`]). The offsets are the layout's (`layout.rs`); the
+//! protocols built on these words are free functions in their own files:
+//! `claim` (producers), `group` (takes and cursors), `ack`, `registry`,
+//! `identity` and `spill`, each importing the ones below it.
 //!
-//! # Claim
-//! `TAIL` holds `(seq, pos)`: the next sequence number and the byte position
-//! where the next record goes. A producer claims `n` records by one 128-bit CAS
-//! `(seq, pos) -> (seq + n, end)`, so sequence numbers are dense and follow byte
-//! order, with no lock: a producer that stalls after its CAS stalls nobody's
-//! claim (consumers wait for its commit, which is inherent to an ordered queue).
-//! A record never wraps: when it does not fit before the end of the ring the
-//! claim also covers a PAD record that fills the rest of the lap.
-//!
-//! # Commit
-//! The producer writes the header fields and payload, then stores the commit
-//! word `stamp(pos, kind)` with Release. A consumer that loads the stamp with
-//! Acquire sees the whole record. A word from an older lap carries an older
-//! position and so never matches.
-//!
-//! # Space
-//! A producer may write below `limit = min(HEAD.pos, lowest inflight hazard) +
-//! capacity`. `HEAD` is the oldest record the ring still holds; every group's
-//! cursor is at or above it. Each producer caches its limit and rescans the
-//! group table only when a claim would pass it ([`Ring::refresh_limit`]). The
-//! scan advances `HEAD` to the slowest group's cursor (or, with no groups, past
-//! committed records) by CAS; see `group.rs` for why a new group can never be
-//! overtaken by a stale scan.
-//!
-//! Once a dead-letter group exists, producers stop `reserve` bytes
-//! short of their limit: two of the largest records
-//! (`Ring::dead_letter_reserve`). Only the dead letter of the oldest record
-//! members hold (ack-table pins and read hazards; group cursors aside) may
-//! use them, so that a message given up always finds room for its dead
-//! letter while its original is still pinned (ack.rs): with the original at
-//! ring offset `o` and everything else read, the tail is at most
-//! `o + capacity - 2R`, and a dead letter of at most `R` bytes plus a pad
-//! shorter than it ends by `o + capacity`. The dead letters that used the
-//! room have originals older than every pin left, so once the group cursors
-//! have passed those, the room is back. Dead letters of younger originals
-//! wait for room below the reserve like any record: had they used it,
-//! several given up at once could leave the oldest pin, whose release alone
-//! makes room, with none (a model test seed did). Still open: two groups
-//! giving up the same message may both use the room for it (docs/acks.md).
-//! A group added from earliest starts
-//! no further back than `tail - (capacity - reserve)` for the same reason. A
-//! producer learns of the first dead-letter group at its next rescan (add it
-//! before traffic).
+//! HEAD and the record format are described where producers use them
+//! (`claim.rs`): a record is written by its claimer and committed by one
+//! Release store of its commit word, `stamp(pos, kind)`.
 
 use crate::protocol::layout::*;
 use crate::protocol::wait::{self, Event, Sleeper, WaitStrategy};
@@ -67,89 +35,6 @@ pub struct Ring<R> {
     /// (see `Geometry::ring_at`).
     mask: u64,
 }
-
-/// A producer's process-local view of the tail and of its free space.
-#[derive(Clone, Copy, Debug)]
-pub struct ProducerCursor {
-    /// Last tail value seen; the first CAS attempt uses it, so an uncontended
-    /// producer claims with a single atomic instruction.
-    guess: u128,
-    /// Positions below this may be written without rescanning (see module docs).
-    limit: u64,
-    /// This producer's slot in the registry (registry.rs), if registered: its
-    /// claims are then announced there, so a recovery can abort them if the
-    /// producer dies before committing.
-    pub(crate) slot: Option<usize>,
-    /// A named producer's identity slot (identity.rs); needs `slot`.
-    pub(crate) ident: Option<usize>,
-    /// A named producer: the pseq of the first record of its next claim.
-    pub(crate) pseq: u64,
-    /// Bytes below its limit this producer leaves free (module docs),
-    /// refreshed with the limit.
-    reserve: u64,
-    /// A dead-letter publisher, with the ring position of the original it
-    /// forwards (`Some(None)`: one read from the spill log). It may use the
-    /// room kept for dead letters only while that original is the oldest
-    /// record anything holds (module docs).
-    dead_letter_of: Option<Option<u64>>,
-}
-
-impl ProducerCursor {
-    /// Bytes this producer may still claim before it must rescan, as far as
-    /// it knows (its limit and its last view of the tail are both cached).
-    #[inline]
-    pub fn headroom(&self) -> u64 {
-        self.limit
-            .saturating_sub(self.reserve)
-            .saturating_sub(unpack(self.guess).1)
-    }
-
-    /// Makes this producer the publisher of the dead letter of the message
-    /// whose record is at ring position `original` (`None`: read from the
-    /// spill log): it may use the room kept for dead letters while that
-    /// record is the oldest one anything holds.
-    pub fn for_dead_letter_of(&mut self, original: Option<u64>) {
-        self.dead_letter_of = Some(original);
-    }
-
-    /// Announces this cursor's claims in registry slot `slot` (registry.rs).
-    pub fn set_slot(&mut self, slot: usize) {
-        self.slot = Some(slot);
-    }
-
-    /// Publishes as identity slot `i` (a named producer, identity.rs), the
-    /// next claim's first record numbered `pseq`; needs a registry slot.
-    pub fn set_identity(&mut self, i: usize, pseq: u64) {
-        self.ident = Some(i);
-        self.pseq = pseq;
-    }
-
-    /// The tail position this producer last saw.
-    #[inline]
-    pub fn tail_guess(&self) -> u64 {
-        unpack(self.guess).1
-    }
-}
-
-/// A successful claim of `count` records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Claim {
-    /// Sequence number of the first record.
-    pub seq: u64,
-    /// Tail position the claim started at (a PAD may come first).
-    pub start: u64,
-    /// Position just past the last record.
-    pub end: u64,
-    /// The claimer's registry slot (cleared once the claim is committed).
-    pub slot: Option<usize>,
-    /// A named producer's identity slot and the pseq after the claim's last
-    /// record, stored as its `next` once the records are committed.
-    pub ident: Option<(usize, u64)>,
-}
-
-/// The ring has no room for the claim now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Full;
 
 /// HEAD packs `pos` with a 32-bit sequence field and a 32-bit generation.
 #[inline]
@@ -351,20 +236,6 @@ impl<R: Region> Ring<R> {
         }
     }
 
-    /// A fresh producer view.
-    pub fn producer_cursor(&self) -> ProducerCursor {
-        ProducerCursor {
-            // Relaxed: only a first guess; the claim CAS checks it.
-            guess: self.tail().load(Ordering::Relaxed),
-            limit: 0,
-            slot: None,
-            ident: None,
-            pseq: 0,
-            reserve: self.dead_letter_reserve(),
-            dead_letter_of: None,
-        }
-    }
-
     /// The room producers leave for dead letters: two of the largest
     /// records once a group has a dead-letter target, on a geometry that has
     /// room for it (`Geometry::validate` requires it; the loom models' tiny
@@ -382,107 +253,11 @@ impl<R: Region> Ring<R> {
         }
     }
 
-    /// Most bytes of records one batch claim may take: it may need a pad
-    /// shorter than one record before it, and must fit below the limit less
-    /// the room kept for dead letters (`capacity - reserve - R`; half the
-    /// ring when none is kept).
-    pub fn max_batch(&self) -> u64 {
-        match self.dead_letter_reserve() {
-            0 => self.geo.capacity / 2,
-            reserve => {
-                let r = record_size(self.geo.max_stored());
-                (self.geo.capacity - reserve - r).min(self.geo.capacity / 2)
-            }
-        }
-    }
-
     /// Producers keep room for dead letters from now on (admin lock held).
     pub fn keep_dead_letter_room(&self) {
         self.region
             .u64_at(OFF_DEAD_LETTERS)
             .store(1, Ordering::Relaxed);
-    }
-
-    /// Refreshes a producer's view of the tail and of its limit now.
-    pub fn rescan(&self, pc: &mut ProducerCursor) {
-        // Relaxed: a guess, checked by the claim CAS.
-        pc.guess = self.tail().load(Ordering::Relaxed);
-        pc.limit = self.refresh_limit(unpack(pc.guess).1);
-    }
-
-    /// See [`Geometry::place`].
-    #[inline]
-    pub fn place(&self, pos: u64, len: u64) -> u64 {
-        self.geo.place(pos, len)
-    }
-
-    /// Claims `count` records whose layout from a start position is given by
-    /// `end_of(start) -> end`. Never blocks; `Err(Full)` when the ring lacks room.
-    // Inlined into the send path: see `Ring::try_take` (group.rs).
-    #[inline(always)]
-    pub fn try_claim(
-        &self,
-        pc: &mut ProducerCursor,
-        count: u64,
-        end_of: impl Fn(u64) -> u64,
-    ) -> Result<Claim, Full> {
-        let mut cur = pc.guess;
-        loop {
-            let (seq, pos) = unpack(cur);
-            let end = end_of(pos);
-            if end > pc.limit.saturating_sub(pc.reserve) {
-                pc.reserve = self.dead_letter_reserve();
-                pc.limit = self.refresh_limit(end.saturating_add(pc.reserve));
-                if let Some(Some(at)) = pc.dead_letter_of {
-                    // The original is the oldest record a member holds:
-                    // the room is its dead letter's. Any other leaves it
-                    // (module docs).
-                    if self.scan_groups().min_inflight == at {
-                        pc.reserve = 0;
-                    }
-                }
-                if end > pc.limit.saturating_sub(pc.reserve) {
-                    // `cur` may be stale, but the tail only grows, so the real
-                    // claim would end even later: Full is the right answer.
-                    pc.guess = cur;
-                    if let Some(slot) = pc.slot {
-                        // No stale intent may cover a dead producer's claim.
-                        self.note_done(slot);
-                    }
-                    return Err(Full);
-                }
-            }
-            if let Some(slot) = pc.slot {
-                if pc.ident.is_some() {
-                    self.note_pseq(slot, pc.pseq);
-                }
-                self.note_intent(slot, seq, pos, end, count);
-            }
-            let next = pack(seq.wrapping_add(count), end);
-            // AcqRel: the CAS publishes nothing itself (records are published by
-            // their commit words), but ordering it with the scan that produced
-            // `limit` keeps the space reasoning local. On x86 and aarch64 the
-            // 128-bit CAS is a full barrier anyway.
-            match self
-                .tail()
-                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    pc.guess = next;
-                    if let Some(slot) = pc.slot {
-                        self.note_claimed(slot, pos);
-                    }
-                    return Ok(Claim {
-                        seq,
-                        start: pos,
-                        end,
-                        slot: pc.slot,
-                        ident: pc.ident.map(|i| (i, pc.pseq.wrapping_add(count))),
-                    });
-                }
-                Err(actual) => cur = actual,
-            }
-        }
     }
 
     /// Writes the header fields (not the commit word) and the payload of a
@@ -605,96 +380,6 @@ impl<R: Region> Ring<R> {
             .store(self.stamp(pos, kind), Ordering::Release);
     }
 
-    /// Commits a whole claim, given its records as (position, stored length,
-    /// kind) in order; pads are committed where a record was moved to the next
-    /// lap. Then, for a named producer, stores its `next`, clears the intent
-    /// and wakes sleeping consumers.
-    // The library's producers take the three steps themselves (producer.rs,
-    // with crash points between them); the loom models call this.
-    #[allow(dead_code)]
-    pub fn commit_claim(&self, claim: &Claim, records: impl Iterator<Item = (u64, u64, u64)>) {
-        let published = self.commit_records(claim, records);
-        self.publish_identity(claim, published);
-        self.finish_claim(claim);
-    }
-
-    /// The first step of `commit_claim`: commits the records; returns how
-    /// many are messages.
-    pub fn commit_records(
-        &self,
-        claim: &Claim,
-        records: impl Iterator<Item = (u64, u64, u64)>,
-    ) -> u64 {
-        let mut pos = claim.start;
-        let mut messages = 0;
-        for (rec_pos, len, kind) in records {
-            if rec_pos != pos {
-                self.commit(pos, KIND_PAD);
-            }
-            self.commit(rec_pos, kind);
-            messages += u64::from(kind == KIND_MSG);
-            pos = rec_pos.wrapping_add(record_size(len));
-        }
-        debug_assert_eq!(pos, claim.end);
-        messages
-    }
-
-    /// The second step: a named producer's `next` covers the `published`
-    /// messages just committed, before its intent goes (identity.rs).
-    #[inline]
-    pub fn publish_identity(&self, claim: &Claim, published: u64) {
-        if let Some((i, next)) = claim.ident {
-            if published > 0 {
-                self.note_published(i, next, published);
-            }
-        }
-    }
-
-    /// The last step: clears the intent and wakes sleeping consumers.
-    pub fn finish_claim(&self, claim: &Claim) {
-        if let Some(slot) = claim.slot {
-            self.note_done(slot);
-        }
-        self.notify(Event::Data);
-    }
-
-    /// Recomputes this producer's write limit, advancing HEAD where the groups
-    /// allow. `need_end` is the end position the caller wants to reach.
-    pub(crate) fn refresh_limit(&self, need_end: u64) -> u64 {
-        loop {
-            // SYNC POINT head: Acquire pairs with the Release of every HEAD CAS,
-            // including a group add's (group.rs): a scan after reading a value
-            // sees the groups that were registered before it was written.
-            let v = self.head().load(Ordering::Acquire);
-            let (hpos, hseq, gen) = unpack_head(v);
-            let scan = self.scan_groups();
-            let (tpos, tseq) = match scan.min_cursor {
-                Some((seq, pos)) => (pos, seq as u32),
-                None => self.walk_committed(hpos, hseq, need_end.saturating_sub(self.geo.capacity)),
-            };
-            let head_pos = if tpos > hpos {
-                let new = pack_head(tpos, tseq, gen);
-                // SYNC POINT head: Release hands on what our scan acquired (the
-                // consumers' releases) to every producer that loads this HEAD
-                // with Acquire and then writes below HEAD + capacity.
-                match self
-                    .head()
-                    .compare_exchange(v, new, Ordering::AcqRel, Ordering::Acquire)
-                {
-                    Ok(_) => tpos,
-                    // Another producer moved HEAD, or a group was added (the
-                    // generation changed): our scan may be stale, so redo it.
-                    Err(_) => continue,
-                }
-            } else {
-                hpos
-            };
-            return head_pos
-                .min(scan.min_inflight)
-                .saturating_add(self.geo.capacity);
-        }
-    }
-
     /// The record at `pos`. Only a reader whose cursor (a group's, FRONT under
     /// the spill lock, HEAD) keeps it from being overwritten can rely on the
     /// answer; others re-check their cursor or HEAD afterwards. The length is
@@ -733,7 +418,7 @@ impl<R: Region> Ring<R> {
 
     /// With no group registered nothing needs the old records: walk HEAD over
     /// committed records until `want` is reached or an uncommitted one blocks.
-    fn walk_committed(&self, mut pos: u64, mut seq: u32, want: u64) -> (u64, u32) {
+    pub(crate) fn walk_committed(&self, mut pos: u64, mut seq: u32, want: u64) -> (u64, u32) {
         while pos < want {
             match self.slot_at(pos) {
                 Slot::Pad { next } => pos = next,
@@ -749,6 +434,158 @@ impl<R: Region> Ring<R> {
             }
         }
         (pos, seq)
+    }
+
+    pub(crate) fn slot_word(&self, g: usize, field: usize) -> &AtomicU64 {
+        self.region.u64_at(self.group_off(g) + field)
+    }
+
+    /// The cursor word of group `g` (for members on disk re-checking it).
+    pub fn cursor_now(&self, g: usize) -> u128 {
+        // Acquire pairs with the other cursor writers' CAS.
+        self.cursor(g).load(Ordering::Acquire)
+    }
+
+    pub(crate) fn cursor(&self, g: usize) -> &AtomicU128 {
+        self.region.u128_at(self.group_off(g) + G_CURSOR)
+    }
+
+    pub(crate) fn member_word(&self, g: usize, m: usize, field: usize) -> &AtomicU64 {
+        let off = self.group_off(g) + G_MEMBERS + m * MEMBER_SIZE;
+        debug_assert_eq!(off, self.geo.member_off(g, m));
+        self.region.u64_at(off + field)
+    }
+
+    pub(crate) fn slot_state(&self, g: usize) -> u64 {
+        // Acquire pairs with the Release state stores in add/remove: the name and
+        // cursor written before them are visible.
+        self.slot_word(g, G_STATE).load(Ordering::Acquire) & 0xff
+    }
+
+    /// Whether group `g` is a dead-letter group (delivers only the dead
+    /// letters addressed to it).
+    #[inline]
+    pub fn dl_only(&self, g: usize) -> bool {
+        // Relaxed: set before the group became ACTIVE (which a member's attach
+        // acquired) and never changed while it is.
+        self.slot_word(g, G_DL_ONLY).load(Ordering::Relaxed) != 0
+    }
+
+    /// The id of the group in slot `g`: the slot and its generation, which
+    /// every add and remove bumps (`slot | generation << 32`).
+    pub fn group_id(&self, g: usize) -> u64 {
+        // Acquire pairs with the Release state stores of add/remove, as in
+        // `slot_state`.
+        let gen = self.slot_word(g, G_STATE).load(Ordering::Acquire) >> 8;
+        g as u64 | (gen & 0xffff_ffff) << 32
+    }
+
+    /// Whether slot `g` holds an active group (members check this on attach).
+    pub fn is_active(&self, g: usize) -> bool {
+        self.slot_state(g) == SLOT_ACTIVE
+    }
+
+    /// Reads the name of slot `g` with atomic loads (another process may be
+    /// rewriting a slot that is being freed and reused).
+    pub(crate) fn slot_name(&self, g: usize) -> Vec<u8> {
+        self.read_name_at(self.geo.slot_off(g) + G_NAME_LEN)
+    }
+
+    /// Reads a name stored as a length word at `off` followed by `MAX_NAME`
+    /// bytes (a group's or a producer identity's), with atomic loads.
+    pub(crate) fn read_name_at(&self, off: usize) -> Vec<u8> {
+        let len = (self.region.u64_at(off).load(Ordering::Relaxed) as usize).min(MAX_NAME);
+        let mut out = Vec::with_capacity(MAX_NAME);
+        for i in 0..MAX_NAME / 8 {
+            let w = self.region.u64_at(off + 8 + 8 * i).load(Ordering::Relaxed);
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Writes a name (at most `MAX_NAME` bytes) as `read_name_at` reads it.
+    pub(crate) fn write_name_at(&self, off: usize, name: &[u8]) {
+        let mut buf = [0u8; MAX_NAME];
+        buf[..name.len()].copy_from_slice(name);
+        for i in 0..MAX_NAME / 8 {
+            let w = u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+            self.region
+                .u64_at(off + 8 + 8 * i)
+                .store(w, Ordering::Relaxed);
+        }
+        self.region
+            .u64_at(off)
+            .store(name.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Field `field` of ack table entry `i` of group `g`.
+    #[inline]
+    pub(crate) fn entry_word(&self, g: usize, i: usize, field: usize) -> &AtomicU64 {
+        let off = self.group_off(g) + self.geo.entries_off() + i * ENTRY_SIZE;
+        debug_assert_eq!(off, self.geo.entry_off(g, i));
+        self.region.u64_at(off + field)
+    }
+
+    /// Field `off` of registry slot `slot`.
+    pub(crate) fn pword(&self, slot: usize, off: usize) -> &AtomicU64 {
+        debug_assert_eq!(
+            self.producers_off + slot * PRODUCER_SLOT_SIZE,
+            self.geo.producer_off(slot)
+        );
+        self.region
+            .u64_at(self.producers_off + slot * PRODUCER_SLOT_SIZE + off)
+    }
+
+    /// The owner of registry slot `slot`: (pid, start time, identity slot + 1).
+    pub(crate) fn registry_owner(&self, slot: usize) -> Option<(u64, u64, u64)> {
+        if slot >= self.geo.registry_slots() {
+            return None;
+        }
+        // Acquire pairs with the Release owner store of registration.
+        let pid = self.pword(slot, S_OWNER).load(Ordering::Acquire);
+        (pid != 0).then(|| {
+            (
+                pid,
+                self.pword(slot, S_START).load(Ordering::Relaxed),
+                self.pword(slot, S_IDENT).load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    pub(crate) fn iword(&self, i: usize, field: usize) -> &AtomicU64 {
+        debug_assert_eq!(
+            self.identities_off + i * IDENTITY_SIZE,
+            self.geo.identity_off(i)
+        );
+        self.region
+            .u64_at(self.identities_off + i * IDENTITY_SIZE + field)
+    }
+
+    pub(crate) fn front(&self) -> &AtomicU128 {
+        self.region.u128_at(OFF_SPILL_FRONT)
+    }
+
+    /// FRONT, if active: what `scan_groups` counts as one more cursor.
+    pub(crate) fn front_for_scan(&self) -> Option<(u64, u64)> {
+        // Acquire pairs with the Release state stores in activate/retire.
+        let st = self.spill_state().load(Ordering::Acquire) & 0xff;
+        if st != SLOT_CREATING && st != SLOT_ACTIVE {
+            return None;
+        }
+        // SYNC POINT front: Acquire pairs with the Release store in
+        // `advance_front` (the spiller's copy of the records below is done) and
+        // orders the group cursor loads that follow after it (rejoin).
+        Some(unpack(self.front().load(Ordering::Acquire)))
+    }
+
+    pub(crate) fn spill_state(&self) -> &AtomicU64 {
+        self.region.u64_at(OFF_SPILL_STATE)
+    }
+
+    /// Whether group `g` reads the spill log (its cursor is a log position).
+    pub(crate) fn on_disk(&self, g: usize) -> bool {
+        unpack(self.cursor_now(g)).0 & DISK_BIT != 0
     }
 }
 

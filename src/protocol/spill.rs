@@ -43,224 +43,190 @@
 //! keeps it below the group's records. FRONT is retired (state FREE) once no
 //! group is on disk, unless the log is kept as a journal.
 
+use crate::protocol::group;
 use crate::protocol::group::StartAt;
 use crate::protocol::layout::*;
 use crate::protocol::ring::{Ring, Slot};
 use crate::protocol::wait::Event;
 use crate::region::Region;
-use crate::sync::{AtomicU128, AtomicU64, Ordering};
+use crate::sync::Ordering;
 
-impl<R: Region> Ring<R> {
-    /// Where the spill log ends: records below it may be read from the
-    /// segment files.
-    #[inline]
-    pub fn log_end(&self) -> u64 {
-        // SYNC POINT log_end: Acquire pairs with the Release in
-        // `publish_log_end`: the records below it were written (write(2)
-        // returned) before the reader looks.
-        self.region.u64_at(OFF_LOG_END).load(Ordering::Acquire)
-    }
+/// Where the spill log ends: records below it may be read from the
+/// segment files.
+#[inline]
+pub fn log_end<R: Region>(ring: &Ring<R>) -> u64 {
+    // SYNC POINT log_end: Acquire pairs with the Release in
+    // `publish_log_end`: the records below it were written (write(2)
+    // returned) before the reader looks.
+    ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire)
+}
 
-    /// Publishes `end` as the spill log's end (the spill lock held): every
-    /// record below it is in the files.
-    pub fn publish_log_end(&self, end: u64) {
-        // SYNC POINT log_end: Release pairs with the Acquire in `log_end`.
-        self.region
-            .u64_at(OFF_LOG_END)
-            .store(end, Ordering::Release);
-    }
+/// Publishes `end` as the spill log's end (the spill lock held): every
+/// record below it is in the files.
+pub fn publish_log_end<R: Region>(ring: &Ring<R>, end: u64) {
+    // SYNC POINT log_end: Release pairs with the Acquire in `log_end`.
+    ring.region
+        .u64_at(OFF_LOG_END)
+        .store(end, Ordering::Release);
+}
 
-    fn spill_state(&self) -> &AtomicU64 {
-        self.region.u64_at(OFF_SPILL_STATE)
-    }
+/// FRONT as `(seq, pos)` when active.
+pub fn front_now<R: Region>(ring: &Ring<R>) -> Option<(u64, u64)> {
+    // Acquire pairs with the Release state store in `activate_front`.
+    let st = ring.spill_state().load(Ordering::Acquire) & 0xff;
+    (st == SLOT_ACTIVE).then(|| unpack(ring.front().load(Ordering::Acquire)))
+}
 
-    pub(crate) fn front(&self) -> &AtomicU128 {
-        self.region.u128_at(OFF_SPILL_FRONT)
-    }
+/// Whether FRONT is active: a hint for producers deciding whether to run a
+/// round. Relaxed: the round itself reads the state under the spill lock,
+/// so a stale answer only moves a round earlier or later.
+pub(crate) fn spilling<R: Region>(ring: &Ring<R>) -> bool {
+    ring.spill_state().load(Ordering::Relaxed) & 0xff == SLOT_ACTIVE
+}
 
-    /// FRONT, if active: what `scan_groups` counts as one more cursor.
-    pub(crate) fn front_for_scan(&self) -> Option<(u64, u64)> {
-        // Acquire pairs with the Release state stores in activate/retire.
-        let st = self.spill_state().load(Ordering::Acquire) & 0xff;
-        if st != SLOT_CREATING && st != SLOT_ACTIVE {
-            return None;
-        }
-        // SYNC POINT front: Acquire pairs with the Release store in
-        // `advance_front` (the spiller's copy of the records below is done) and
-        // orders the group cursor loads that follow after it (rejoin).
-        Some(unpack(self.front().load(Ordering::Acquire)))
-    }
+/// Activates FRONT at HEAD (spill lock held). Returns its `(seq, pos)`.
+pub fn activate_front<R: Region>(ring: &Ring<R>) -> (u64, u64) {
+    let state = ring.spill_state();
+    let gen = state.load(Ordering::Relaxed) >> 8;
+    // Parked at the tail until the start is known, as in `add_group`.
+    ring.front()
+        .store(ring.tail().load(Ordering::Relaxed), Ordering::Relaxed);
+    // Release: a scan that sees CREATING sees the parked value.
+    state.store(((gen + 1) << 8) | SLOT_CREATING, Ordering::Release);
+    let start = group::start_cursor(ring, ring.front(), StartAt::Earliest);
+    // Release: pairs with the Acquire in `front_now`.
+    state.store(((gen + 1) << 8) | SLOT_ACTIVE, Ordering::Release);
+    unpack(start)
+}
 
-    /// FRONT as `(seq, pos)` when active.
-    pub fn front_now(&self) -> Option<(u64, u64)> {
-        // Acquire pairs with the Release state store in `activate_front`.
-        let st = self.spill_state().load(Ordering::Acquire) & 0xff;
-        (st == SLOT_ACTIVE).then(|| unpack(self.front().load(Ordering::Acquire)))
-    }
+/// Retires FRONT: producers stop counting it (spill lock held, no group on
+/// disk).
+pub fn retire_front<R: Region>(ring: &Ring<R>) {
+    let state = ring.spill_state();
+    let gen = state.load(Ordering::Relaxed) >> 8;
+    // Release: a scan that no longer sees FRONT sees every rejoin before it.
+    state.store(((gen + 1) << 8) | SLOT_FREE, Ordering::Release);
+    ring.notify(Event::Space);
+}
 
-    /// Whether group `g` reads the spill log (its cursor is a log position).
-    pub(crate) fn on_disk(&self, g: usize) -> bool {
-        unpack(self.cursor_now(g)).0 & DISK_BIT != 0
-    }
+/// Moves FRONT to `(seq, pos)`, past records now in the log (spill lock
+/// held).
+pub fn advance_front<R: Region>(ring: &Ring<R>, seq: u64, pos: u64) {
+    // SYNC POINT front: Release pairs with the Acquire load in
+    // `front_for_scan`: our copy of the records below `pos` happens before
+    // any producer that sees this value overwrites them.
+    ring.front().store(pack(seq, pos), Ordering::Release);
+    ring.notify(Event::Space);
+}
 
-    /// Whether FRONT is active: a hint for producers deciding whether to run a
-    /// round. Relaxed: the round itself reads the state under the spill lock,
-    /// so a stale answer only moves a round earlier or later.
-    pub(crate) fn spilling(&self) -> bool {
-        self.spill_state().load(Ordering::Relaxed) & 0xff == SLOT_ACTIVE
-    }
+/// Whether a ring too full for a claim ending at `need_end` waits for an
+/// operation in progress rather than for a group's backlog: the oldest
+/// record it holds is a claim not committed yet, or HEAD alone would leave
+/// room and only a member's hazard (a message being read) is in the way.
+pub fn full_behind_operation<R: Region>(ring: &Ring<R>, need_end: u64) -> bool {
+    let (_, hpos) = ring.head_now();
+    let (_, tpos) = ring.tail_now();
+    (hpos < tpos && ring.slot_at(hpos) == Slot::Uncommitted)
+        || (need_end <= hpos.saturating_add(ring.geo.capacity)
+            && group::scan_groups(ring).min_inflight < hpos)
+}
 
-    /// Activates FRONT at HEAD (spill lock held). Returns its `(seq, pos)`.
-    pub fn activate_front(&self) -> (u64, u64) {
-        let state = self.spill_state();
-        let gen = state.load(Ordering::Relaxed) >> 8;
-        // Parked at the tail until the start is known, as in `add_group`.
-        self.front()
-            .store(self.tail().load(Ordering::Relaxed), Ordering::Relaxed);
-        // Release: a scan that sees CREATING sees the parked value.
-        state.store(((gen + 1) << 8) | SLOT_CREATING, Ordering::Release);
-        let start = self.start_cursor(self.front(), StartAt::Earliest);
-        // Release: pairs with the Acquire in `front_now`.
-        state.store(((gen + 1) << 8) | SLOT_ACTIVE, Ordering::Release);
-        unpack(start)
-    }
+/// Copies the payload of the record at `pos` (length `len`, checked by
+/// `slot_at`) into `dst`.
+///
+/// # Safety
+/// The record must be committed and protected from overwrite for the
+/// duration (FRONT under the spill lock, or a hazard).
+pub unsafe fn copy_payload<R: Region>(ring: &Ring<R>, pos: u64, dst: &mut [u8]) {
+    // SAFETY: the caller's guarantee; `len` fits before the ring's end.
+    unsafe { ring.region.read(ring.ring_at(pos) + RECORD_HEADER, dst) }
+}
 
-    /// Retires FRONT: producers stop counting it (spill lock held, no group on
-    /// disk).
-    pub fn retire_front(&self) {
-        let state = self.spill_state();
-        let gen = state.load(Ordering::Relaxed) >> 8;
-        // Release: a scan that no longer sees FRONT sees every rejoin before it.
-        state.store(((gen + 1) << 8) | SLOT_FREE, Ordering::Release);
-        self.notify(Event::Space);
-    }
-
-    /// Moves FRONT to `(seq, pos)`, past records now in the log (spill lock
-    /// held).
-    pub fn advance_front(&self, seq: u64, pos: u64) {
-        // SYNC POINT front: Release pairs with the Acquire load in
-        // `front_for_scan`: our copy of the records below `pos` happens before
-        // any producer that sees this value overwrites them.
-        self.front().store(pack(seq, pos), Ordering::Release);
-        self.notify(Event::Space);
-    }
-
-    /// Whether a ring too full for a claim ending at `need_end` waits for an
-    /// operation in progress rather than for a group's backlog: the oldest
-    /// record it holds is a claim not committed yet, or HEAD alone would leave
-    /// room and only a member's hazard (a message being read) is in the way.
-    pub fn full_behind_operation(&self, need_end: u64) -> bool {
-        let (_, hpos) = self.head_now();
-        let (_, tpos) = self.tail_now();
-        (hpos < tpos && self.slot_at(hpos) == Slot::Uncommitted)
-            || (need_end <= hpos.saturating_add(self.geo.capacity)
-                && self.scan_groups().min_inflight < hpos)
-    }
-
-    /// Copies the payload of the record at `pos` (length `len`, checked by
-    /// `slot_at`) into `dst`.
-    ///
-    /// # Safety
-    /// The record must be committed and protected from overwrite for the
-    /// duration (FRONT under the spill lock, or a hazard).
-    pub unsafe fn copy_payload(&self, pos: u64, dst: &mut [u8]) {
-        // SAFETY: the caller's guarantee; `len` fits before the ring's end.
-        unsafe { self.region.read(self.ring_at(pos) + RECORD_HEADER, dst) }
-    }
-
-    /// Moves group `g` onto the log if its cursor is on the ring below `below`
-    /// and `logged(seq)` gives the log position of its next message. Returns
-    /// whether it moved.
-    pub fn transfer(
-        &self,
-        g: usize,
-        below: u64,
-        mut logged: impl FnMut(u64) -> Option<u64>,
-    ) -> bool {
-        let cursor = self.cursor(g);
-        loop {
-            // Acquire pairs with the members' cursor CAS.
-            let cur = cursor.load(Ordering::Acquire);
-            let (seq, pos) = unpack(cur);
-            if seq & DISK_BIT != 0 || pos >= below {
-                return false;
-            }
-            let Some(at) = logged(seq) else {
-                return false;
-            };
-            // SYNC POINT hazard: AcqRel, an RMW in the cursor's release sequence
-            // (see the module docs).
-            if cursor
-                .compare_exchange(
-                    cur,
-                    pack(seq | DISK_BIT, at),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
-                self.notify(Event::Space);
-                return true;
-            }
-        }
-    }
-
-    /// Moves group `g` back onto the ring at FRONT if it has read the whole
-    /// log (spill lock held). Returns whether it moved.
-    pub fn rejoin(&self, g: usize) -> bool {
-        let Some((fseq, fpos)) = self.front_now() else {
-            return false;
-        };
-        let cursor = self.cursor(g);
+/// Moves group `g` onto the log if its cursor is on the ring below `below`
+/// and `logged(seq)` gives the log position of its next message. Returns
+/// whether it moved.
+pub fn transfer<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    below: u64,
+    mut logged: impl FnMut(u64) -> Option<u64>,
+) -> bool {
+    let cursor = ring.cursor(g);
+    loop {
         // Acquire pairs with the members' cursor CAS.
         let cur = cursor.load(Ordering::Acquire);
-        let (seq, _) = unpack(cur);
-        if seq & DISK_BIT == 0 || seq & !DISK_BIT != fseq {
+        let (seq, pos) = unpack(cur);
+        if seq & DISK_BIT != 0 || pos >= below {
             return false;
         }
-        // AcqRel: in the cursor's release sequence; the Release half is what
-        // members that then take from the ring acquire.
-        let ok = cursor
-            .compare_exchange(cur, pack(fseq, fpos), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if ok {
-            self.notify(Event::Data);
-        }
-        ok
-    }
-
-    /// Member side, on disk: claims the record the group's cursor `cur` points
-    /// at, which the caller read from the log (sequence number `seq`, `size`
-    /// bytes in the log). Returns false if another member or the spiller moved
-    /// the cursor first.
-    pub fn disk_advance(&self, g: usize, cur: u128, seq: u64, size: u64) -> bool {
-        let (_, at) = unpack(cur);
-        let next = pack(seq.wrapping_add(1) | DISK_BIT, at.wrapping_add(size));
-        // AcqRel, like every cursor write: one release sequence.
-        self.cursor(g)
-            .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+        let Some(at) = logged(seq) else {
+            return false;
+        };
+        // SYNC POINT hazard: AcqRel, an RMW in the cursor's release sequence
+        // (see the module docs).
+        if cursor
+            .compare_exchange(
+                cur,
+                pack(seq | DISK_BIT, at),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
-    }
-
-    /// The cursor word of group `g` (for members on disk re-checking it).
-    pub fn cursor_now(&self, g: usize) -> u128 {
-        // Acquire pairs with the other cursor writers' CAS.
-        self.cursor(g).load(Ordering::Acquire)
-    }
-
-    /// Points group `g` at `word` (a ring or disk cursor), for `seek`; the
-    /// caller holds the admin and spill locks and has checked the target.
-    pub fn set_cursor(&self, g: usize, word: u128) {
-        let cursor = self.cursor(g);
-        // Acquire pairs with the members' CAS.
-        let mut cur = cursor.load(Ordering::Acquire);
-        // A CAS loop rather than a store: an RMW, so the cursor's release
-        // sequence continues (members' hazards stay visible to scans).
-        while let Err(now) = cursor.compare_exchange(cur, word, Ordering::AcqRel, Ordering::Acquire)
         {
-            cur = now;
+            ring.notify(Event::Space);
+            return true;
         }
-        self.notify(Event::Space);
-        self.notify(Event::Data);
     }
+}
+
+/// Moves group `g` back onto the ring at FRONT if it has read the whole
+/// log (spill lock held). Returns whether it moved.
+pub fn rejoin<R: Region>(ring: &Ring<R>, g: usize) -> bool {
+    let Some((fseq, fpos)) = front_now(ring) else {
+        return false;
+    };
+    let cursor = ring.cursor(g);
+    // Acquire pairs with the members' cursor CAS.
+    let cur = cursor.load(Ordering::Acquire);
+    let (seq, _) = unpack(cur);
+    if seq & DISK_BIT == 0 || seq & !DISK_BIT != fseq {
+        return false;
+    }
+    // AcqRel: in the cursor's release sequence; the Release half is what
+    // members that then take from the ring acquire.
+    let ok = cursor
+        .compare_exchange(cur, pack(fseq, fpos), Ordering::AcqRel, Ordering::Acquire)
+        .is_ok();
+    if ok {
+        ring.notify(Event::Data);
+    }
+    ok
+}
+
+/// Member side, on disk: claims the record the group's cursor `cur` points
+/// at, which the caller read from the log (sequence number `seq`, `size`
+/// bytes in the log). Returns false if another member or the spiller moved
+/// the cursor first.
+pub fn disk_advance<R: Region>(ring: &Ring<R>, g: usize, cur: u128, seq: u64, size: u64) -> bool {
+    let (_, at) = unpack(cur);
+    let next = pack(seq.wrapping_add(1) | DISK_BIT, at.wrapping_add(size));
+    // AcqRel, like every cursor write: one release sequence.
+    ring.cursor(g)
+        .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Points group `g` at `word` (a ring or disk cursor), for `seek`; the
+/// caller holds the admin and spill locks and has checked the target.
+pub fn set_cursor<R: Region>(ring: &Ring<R>, g: usize, word: u128) {
+    let cursor = ring.cursor(g);
+    // Acquire pairs with the members' CAS.
+    let mut cur = cursor.load(Ordering::Acquire);
+    // A CAS loop rather than a store: an RMW, so the cursor's release
+    // sequence continues (members' hazards stay visible to scans).
+    while let Err(now) = cursor.compare_exchange(cur, word, Ordering::AcqRel, Ordering::Acquire) {
+        cur = now;
+    }
+    ring.notify(Event::Space);
+    ring.notify(Event::Data);
 }

@@ -9,6 +9,7 @@ use crate::protocol::identity::Refused;
 use crate::protocol::layout::*;
 use crate::protocol::ring::Ring;
 use crate::protocol::wait::Sleeper;
+use crate::protocol::{ack, group, identity, registry};
 use crate::queue::stat::RemovedMember;
 use crate::queue::Queue;
 
@@ -157,7 +158,7 @@ impl Queue {
         validate_name(name).map_err(GroupError::InvalidName)?;
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        if let Some(g) = ring.find_group(name.as_bytes()) {
+        if let Some(g) = group::find_group(ring, name.as_bytes()) {
             if ensure && ring.dl_only(g) != dl_only {
                 return Err(GroupError::KindMismatch(name.to_owned()));
             }
@@ -168,11 +169,17 @@ impl Queue {
             // dead-letter group exists (ring.rs), before any group names it.
             ring.keep_dead_letter_room();
         }
-        ring.add_group(name.as_bytes(), start, crate::os::clock::now_ns(), dl_only)
-            .map(|_| true)
-            .ok_or(GroupError::TableFull {
-                max: ring.geo.max_groups,
-            })
+        group::add_group(
+            ring,
+            name.as_bytes(),
+            start,
+            crate::os::clock::now_ns(),
+            dl_only,
+        )
+        .map(|_| true)
+        .ok_or(GroupError::TableFull {
+            max: ring.geo.max_groups,
+        })
     }
 
     /// Sets how many deliveries of one message group `name` makes before it
@@ -206,10 +213,9 @@ impl Queue {
     pub fn set_max_attempts(&self, name: &str, max_attempts: u64) -> Result<(), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        let g = ring
-            .find_group(name.as_bytes())
+        let g = group::find_group(ring, name.as_bytes())
             .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
-        ring.set_redelivery(g, max_attempts, ring.dead_letter_target(g));
+        ack::set_redelivery(ring, g, max_attempts, ack::dead_letter_target(ring, g));
         Ok(())
     }
 
@@ -252,13 +258,12 @@ impl Queue {
     ) -> Result<(), GroupError> {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
-        let g = ring
-            .find_group(name.as_bytes())
+        let g = group::find_group(ring, name.as_bytes())
             .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
         let ns = ack_wait.map_or(0, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
         });
-        ring.set_ack_policy(g, max_unacked, ns);
+        ack::set_ack_policy(ring, g, max_unacked, ns);
         Ok(())
     }
 
@@ -301,8 +306,7 @@ impl Queue {
         let _g = self.admin(true).map_err(GroupError::Io)?;
         let ring = self.ring();
         let find = |n: &str| {
-            ring.find_group(n.as_bytes())
-                .ok_or_else(|| GroupError::Unknown(n.to_owned()))
+            group::find_group(ring, n.as_bytes()).ok_or_else(|| GroupError::Unknown(n.to_owned()))
         };
         let g = find(name)?;
         let d = match target {
@@ -315,7 +319,7 @@ impl Queue {
             }
             None => None,
         };
-        ring.set_redelivery(g, ring.max_attempts(g), d);
+        ack::set_redelivery(ring, g, ack::max_attempts(ring, g), d);
         Ok(())
     }
 
@@ -338,7 +342,7 @@ impl Queue {
     pub fn group_name(&self, id: u64) -> Option<String> {
         let ring = self.ring();
         let slot = usize::try_from(id & 0xffff_ffff).ok()?;
-        ring.groups()
+        group::groups(ring)
             .into_iter()
             .find(|g| g.slot == slot && ring.group_id(slot) == id)
             .map(|g| g.name)
@@ -359,7 +363,7 @@ impl Queue {
     /// ```
     pub fn group_id(&self, name: &str) -> Option<u64> {
         let ring = self.ring();
-        ring.find_group(name.as_bytes()).map(|g| ring.group_id(g))
+        group::find_group(ring, name.as_bytes()).map(|g| ring.group_id(g))
     }
 
     /// Unregisters a group. Refused while it has live members.
@@ -385,12 +389,12 @@ impl Queue {
         let ring = self.ring();
         let g = self.idle_group(name)?;
         // Groups that sent what they give up here go back to counting it.
-        for other in ring.groups() {
-            if ring.dead_letter_target(other.slot) == Some(g) {
-                ring.set_redelivery(other.slot, ring.max_attempts(other.slot), None);
+        for other in group::groups(ring) {
+            if ack::dead_letter_target(ring, other.slot) == Some(g) {
+                ack::set_redelivery(ring, other.slot, ack::max_attempts(ring, other.slot), None);
             }
         }
-        ring.remove_group(g);
+        group::remove_group(ring, g);
         Ok(())
     }
 
@@ -398,11 +402,9 @@ impl Queue {
     /// holds the admin lock).
     pub(crate) fn idle_group(&self, name: &str) -> Result<usize, GroupError> {
         let ring = self.ring();
-        let g = ring
-            .find_group(name.as_bytes())
+        let g = group::find_group(ring, name.as_bytes())
             .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
-        let live = ring
-            .members(g)
+        let live = group::members(ring, g)
             .iter()
             .filter(|m| liveness::is_alive(m.pid, m.start_time))
             .count();
@@ -472,8 +474,8 @@ impl Queue {
         let ring = self.ring();
         // A dead producer still attached under the name is settled and
         // detached first.
-        ring.recover_claims(liveness::is_alive);
-        ring.remove_identity(name.as_bytes(), |s| self.name_owner(s))
+        registry::recover_claims(ring, liveness::is_alive);
+        identity::remove_identity(ring, name.as_bytes(), |s| self.name_owner(s))
             .map_err(|refused| self.name_refused(name, refused))
     }
 
@@ -491,7 +493,7 @@ impl Queue {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn producer_name(&self, id: u64) -> Option<String> {
-        let name = self.ring().name_of_id(id)?;
+        let name = identity::name_of_id(self.ring(), id)?;
         Some(String::from_utf8_lossy(&name).into_owned())
     }
 
@@ -525,7 +527,7 @@ impl Queue {
     /// ```
     pub fn recover_dead_producers(&self) -> crate::Recovery {
         match self.admin(false) {
-            Ok(Some(_g)) => self.ring().recover_claims(liveness::is_alive),
+            Ok(Some(_g)) => registry::recover_claims(self.ring(), liveness::is_alive),
             _ => crate::Recovery::default(),
         }
     }
@@ -569,8 +571,7 @@ impl Queue {
     /// is free now (its members do this on their own, now and then).
     pub(crate) fn reap_dead_members_of(&self, g: usize) {
         let ring = self.ring();
-        let dead = ring
-            .members(g)
+        let dead = group::members(ring, g)
             .iter()
             .any(|m| !liveness::is_alive(m.pid, m.start_time));
         if dead {
@@ -698,7 +699,7 @@ impl Queue {
     /// ```
     pub fn gc_producers(&self) -> Result<crate::Recovery, ProducerError> {
         let _g = self.admin(true).map_err(ProducerError::Io)?;
-        Ok(self.ring().recover_claims(liveness::is_alive))
+        Ok(registry::recover_claims(self.ring(), liveness::is_alive))
     }
 }
 
@@ -713,19 +714,19 @@ pub(crate) struct Reaped {
 pub(crate) fn reap_group(ring: &Ring<RawRegion>, g: usize) -> Vec<Reaped> {
     let mut out = Vec::new();
     let mut recovered = false;
-    for m in ring.members(g) {
+    for m in group::members(ring, g) {
         if !liveness::is_alive(m.pid, m.start_time) {
             if !recovered {
                 // A dead member's dead-letter producer may have left a claim:
                 // aborted first, so that its forward can be settled.
-                ring.recover_claims(liveness::is_alive);
+                registry::recover_claims(ring, liveness::is_alive);
                 recovered = true;
             }
             // Wakers stop counting it, before the slot can be reused.
             let asleep = ring.clear_sleeper(Sleeper::Member { g, m: m.slot });
             // Its unacknowledged messages go back to the group first.
-            ring.reap_entries(g, m.slot);
-            ring.detach(g, m.slot);
+            ack::reap_entries(ring, g, m.slot);
+            group::detach(ring, g, m.slot);
             out.push(Reaped { pid: m.pid, asleep });
         }
     }

@@ -19,6 +19,7 @@ use crate::os::mapping::RawRegion;
 use crate::protocol::ack::{word_attempts, word_owner, word_state};
 use crate::protocol::layout::*;
 use crate::protocol::ring::{Ring, Slot};
+use crate::protocol::{ack, group, identity, registry, spill};
 use crate::region::Region;
 use crate::spill::log::LogReader;
 use crate::sync::Ordering;
@@ -57,7 +58,7 @@ impl CheckReport {
 /// The table of producer names: valid names, none twice, and each name's
 /// owner a registered producer publishing under it (and the other way round).
 fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
-    let names = ring.identities();
+    let names = identity::identities(ring);
     for (k, n) in names.iter().enumerate() {
         if !valid_name(n.name.as_bytes()) {
             r.problems
@@ -77,7 +78,7 @@ fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
             }
         }
     }
-    for p in ring.producer_slots() {
+    for p in registry::producer_slots(ring) {
         if let Some(i) = p.ident {
             if !names
                 .iter()
@@ -145,7 +146,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
             let (seq, at) = (cseq & !DISK_BIT, cpos);
             let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Relaxed);
             let logged = ring.region.u64_at(OFF_LOG_END_SEQ).load(Ordering::Relaxed);
-            let front = ring.front_now();
+            let front = spill::front_now(ring);
             // FRONT may trail the log's end for a while if a spiller died
             // between publishing the log and moving FRONT.
             if !aligned(at)
@@ -277,8 +278,8 @@ pub(crate) fn check_acks(
     let geo = ring.geo;
     for g in (0..geo.max_groups as usize).filter(|&g| ring.is_active(g)) {
         let name = String::from_utf8_lossy(&ring.slot_name(g)).into_owned();
-        let attached: Vec<usize> = ring.members(g).iter().map(|m| m.slot).collect();
-        for (i, w, e) in ring.entries(g) {
+        let attached: Vec<usize> = group::members(ring, g).iter().map(|m| m.slot).collect();
+        for (i, w, e) in ack::entries(ring, g) {
             let st = word_state(w);
             let orphan = st == ENTRY_FORWARDING && word_owner(w) == ORPHAN;
             let owned = !orphan

@@ -11,6 +11,7 @@ use crate::error::GroupError;
 use crate::message::strip_ext;
 use crate::protocol::layout::*;
 use crate::protocol::ring::Slot;
+use crate::protocol::{group, spill};
 use crate::queue::Queue;
 use crate::region::Region;
 use crate::spill::log::LogError;
@@ -68,7 +69,7 @@ impl Queue {
     fn log_floor(&self) -> Option<u64> {
         self.inner.spill.as_ref()?;
         let ring = self.ring();
-        ring.front_now()?;
+        spill::front_now(ring)?;
         // Relaxed: read under the spill lock (or as a hint for `retained`).
         let w = |off: usize| ring.region.u64_at(off).load(Ordering::Relaxed);
         if w(OFF_LOG_END) <= w(OFF_LOG_FIRST_POS) {
@@ -148,12 +149,14 @@ impl Queue {
         if target >= ring.head_now().0 {
             // Park the cursor at HEAD first, by the group-add protocol: from
             // then on the group's own cursor protects the ring from HEAD on.
-            let start = unpack(
-                ring.start_cursor(ring.cursor(g), crate::protocol::group::StartAt::Earliest),
-            );
+            let start = unpack(group::start_cursor(
+                ring,
+                ring.cursor(g),
+                crate::protocol::group::StartAt::Earliest,
+            ));
             if start.0 > target {
                 // HEAD moved past the target meanwhile.
-                ring.set_cursor(g, before);
+                spill::set_cursor(ring, g, before);
                 return Err(not_retained());
             }
             // In the ring: walk from HEAD to it.
@@ -169,12 +172,12 @@ impl Queue {
                     // committed tail; settle for the first uncommitted record.
                     Slot::Uncommitted => break,
                     Slot::Bad => {
-                        ring.set_cursor(g, before);
+                        spill::set_cursor(ring, g, before);
                         return Err(not_retained());
                     }
                 }
             }
-            ring.set_cursor(g, pack(seq, pos));
+            spill::set_cursor(ring, g, pack(seq, pos));
             return Ok(seq);
         }
         // In the log: only within its unbroken run up to FRONT.
@@ -193,7 +196,7 @@ impl Queue {
             .flatten()
             .ok_or_else(not_retained)?;
         let (rec, _) = reader.read_head(at).map_err(|_| not_retained())?;
-        ring.set_cursor(g, pack(rec.seq | DISK_BIT, at));
+        spill::set_cursor(ring, g, pack(rec.seq | DISK_BIT, at));
         Ok(rec.seq)
     }
 
@@ -233,7 +236,7 @@ impl Queue {
         let mut next = from;
         let mut reader = self.inner.spill.as_ref().map(|sp| sp.reader());
         let mut payload = Vec::new();
-        let log_end_now = || ring.log_end();
+        let log_end_now = || spill::log_end(ring);
         // The log's end at the last pass over it: a new pass only once it
         // has grown (each pass reads it to the end), so the dump goes back
         // and forth between log and ring only as often as rounds publish.

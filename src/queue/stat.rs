@@ -4,6 +4,7 @@ use crate::os::liveness;
 use crate::protocol::group::GroupInfo;
 use crate::protocol::identity::NameStat;
 use crate::protocol::layout::*;
+use crate::protocol::{ack, group, identity, registry, spill};
 use crate::queue::Queue;
 use crate::region::Region;
 
@@ -203,29 +204,30 @@ impl Queue {
         let ring = self.ring();
         let (tail_seq, tail_pos) = ring.tail_now();
         let (head_seq, _) = ring.head_now();
-        let slots = ring.producer_slots();
-        let name_stats = ring.identities();
-        let infos = ring.groups();
+        let slots = registry::producer_slots(ring);
+        let name_stats = identity::identities(ring);
+        let infos = group::groups(ring);
         let names: std::collections::HashMap<usize, String> =
             infos.iter().map(|g| (g.slot, g.name.clone())).collect();
         let groups = infos
             .into_iter()
             .map(|g: GroupInfo| {
-                let (_, redelivered, dead_lettered, max_attempts, dl) = ring.ack_stats(g.slot);
-                let entries = ring.entries(g.slot);
+                let (_, redelivered, dead_lettered, max_attempts, dl) =
+                    ack::ack_stats(ring, g.slot);
+                let entries = ack::entries(ring, g.slot);
                 let pending = entries
                     .iter()
                     .filter(|(_, w, _)| crate::protocol::ack::word_state(*w) == ENTRY_PENDING)
                     .count() as u64;
-                let wait = ring.ack_wait_ns(g.slot);
+                let wait = ack::ack_wait_ns(ring, g.slot);
                 GroupStat {
                     ack_entries_used: entries
                         .iter()
                         .filter(|(_, w, _)| crate::protocol::ack::word_state(*w) != ENTRY_RESERVED)
                         .count() as u64,
-                    max_unacked: ring.max_unacked(g.slot),
+                    max_unacked: ack::max_unacked(ring, g.slot),
                     ack_wait: (wait != 0).then(|| std::time::Duration::from_nanos(wait)),
-                    expired: ring.expired(g.slot),
+                    expired: ack::expired(ring, g.slot),
                     ack_entries: entries
                         .iter()
                         .filter(|(_, w, _)| crate::protocol::ack::word_state(*w) != ENTRY_RESERVED)
@@ -318,7 +320,7 @@ impl Queue {
             errors: w(OFF_SPILL_ERRORS),
             recoveries: w(OFF_SPILL_RECOVERIES),
             last_errno: (errno != 0).then_some(errno as i32),
-            front_seq: ring.front_now().map(|f| f.0),
+            front_seq: spill::front_now(ring).map(|f| f.0),
             round: match (w(OFF_SPILL_IN_ROUND), w(OFF_SPILL_ROUND_SINCE)) {
                 (0, _) => None,
                 (pid, since) => Some((

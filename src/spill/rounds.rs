@@ -3,7 +3,7 @@
 //!
 //! There is no daemon. A round runs in whichever process needs one: a producer
 //! whose free ring space fell below half, a consumer on disk that has read the
-//! whole log, or [`Queue::spill_now`]. It runs under the spill lock: a flock on
+//! whole log, or [`Queue::spill_now`](crate::Queue::spill_now). It runs under the spill lock: a flock on
 //! `spill.lock` in the spill directory, which the kernel drops if the holder
 //! dies, plus a mutex for the threads of one process. A round:
 //!
@@ -30,6 +30,7 @@ use crate::protocol::layout::*;
 use crate::protocol::ring::Ring;
 use crate::protocol::ring::Slot;
 use crate::protocol::wait::Event;
+use crate::protocol::{ack, spill};
 use crate::region::Region;
 use crate::spill::log::{
     encode_record_with, log_record_size, LogError, LogReader, LogWriter, SpillOptions,
@@ -222,9 +223,9 @@ impl Spill {
                 if errno == libc::ENOSPC
                     && spill.opts.journal()
                     && !on_disk
-                    && ring.front_now().is_some()
+                    && spill::front_now(ring).is_some()
                 {
-                    ring.retire_front();
+                    spill::retire_front(ring);
                 }
             }
         }
@@ -278,7 +279,7 @@ impl Spill {
             if end < log_end {
                 // Records the log had published are gone (damaged storage).
                 // Keep what is left consistent; readers past it get errors.
-                ring.publish_log_end(end);
+                spill::publish_log_end(ring, end);
             }
             local.synced_end = Some(end);
             log_end = end;
@@ -293,7 +294,7 @@ impl Spill {
         }
         // 2. Rejoin.
         for &g in &groups {
-            if ring.rejoin(g) {
+            if spill::rejoin(ring, g) {
                 out.rejoined += 1;
             }
         }
@@ -307,16 +308,16 @@ impl Spill {
         let journal = spill.opts.journal();
         let any_disk = groups.iter().any(|&g| ring.on_disk(g));
         if !(lagging || any_disk || journal) {
-            if ring.front_now().is_some() {
-                ring.retire_front();
+            if spill::front_now(ring).is_some() {
+                spill::retire_front(ring);
             }
             self.retire_segments(ring, local, &groups, log_end, true)?;
             return Ok(out);
         }
-        let (fseq, fpos) = match ring.front_now() {
+        let (fseq, fpos) = match spill::front_now(ring) {
             Some(f) => f,
             None => {
-                let f = ring.activate_front();
+                let f = spill::activate_front(ring);
                 word(OFF_LOG_RUN_SEQ).store(f.0, Ordering::Relaxed);
                 f
             }
@@ -365,7 +366,7 @@ impl Spill {
                         // round (holding the spill lock) moves it, so producers
                         // do not overwrite the record; `len` was checked by
                         // `slot_at`.
-                        unsafe { ring.copy_payload(pos, dst) }
+                        unsafe { spill::copy_payload(ring, pos, dst) }
                     });
                     local.recs.push((seq, log_record_size(len as u64)));
                     seq = seq.wrapping_add(1);
@@ -389,8 +390,8 @@ impl Spill {
                 word(OFF_LOG_FIRST_POS).store(log_end, Ordering::Relaxed);
                 word(OFF_LOG_FIRST_SEQ).store(batch_first, Ordering::Relaxed);
             }
-            // Members on disk read up to it (`Ring::log_end`).
-            ring.publish_log_end(end);
+            // Members on disk read up to it (`spill::log_end`).
+            spill::publish_log_end(ring, end);
             word(OFF_LOG_END_SEQ).store(seq, Ordering::Relaxed);
             local.synced_end = Some(end);
             log_end = end;
@@ -402,7 +403,7 @@ impl Spill {
             crash_point("spill-published");
         }
         if pos != fpos {
-            ring.advance_front(seq, pos);
+            spill::advance_front(ring, seq, pos);
             ring.notify(Event::Data);
             crash_point("spill-front-moved");
         }
@@ -412,7 +413,7 @@ impl Spill {
         let run_seq = word(OFF_LOG_RUN_SEQ).load(Ordering::Relaxed);
         let mut reader = spill.reader();
         for &g in &groups {
-            let moved = ring.transfer(g, below, |s| {
+            let moved = spill::transfer(ring, g, below, |s| {
                 if s >= batch_first && s < seq {
                     positions.get((s - batch_first) as usize).copied()
                 } else if s >= run_seq && s < batch_first {
@@ -440,7 +441,7 @@ impl Spill {
         // 5. Retire FRONT and old segments.
         // (Again: step 4 may have moved groups onto the log.)
         if !groups.iter().any(|&g| ring.on_disk(g)) && !journal {
-            ring.retire_front();
+            spill::retire_front(ring);
         }
         crash_point("spill-retiring");
         self.retire_segments(ring, local, &groups, log_end, true)?;
@@ -467,9 +468,7 @@ impl Spill {
             .min(log_end);
         // Read after the cursors: a member writes its entry before moving its
         // group's disk cursor past the message, so one of the two shows it.
-        let keep_from = ring
-            .min_disk_entry()
-            .map_or(keep_from, |at| keep_from.min(at));
+        let keep_from = ack::min_disk_entry(ring).map_or(keep_from, |at| keep_from.min(at));
         // Groups on the ring keep what they have not read: a journal logs
         // every message, and deleting a lagging group's backlog would leave
         // it no log to move onto (producers then wait on it).
