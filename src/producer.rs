@@ -2,7 +2,6 @@
 //! with per-producer sequence numbers (identity.rs).
 
 use crate::error::{ProducerError, SendError, SpillError};
-use crate::message::ProducerTag;
 use crate::os::clock::now_ns;
 use crate::os::liveness;
 use crate::protocol::claim::{Claim, ProducerCursor};
@@ -18,10 +17,6 @@ use std::time::{Duration, Instant};
 /// How long a producer waits on a full ring before checking for dead members
 /// whose hazards may be what holds it back.
 const REAP_EVERY: Duration = Duration::from_millis(100);
-
-/// What a dead letter carries of its original, (seq, group id), and what
-/// to tell once it is claimed (`Producer::try_send_dead_letter`).
-type DeadLetterOrigin<'a> = ((u64, u64), &'a mut dyn FnMut(u64, u64));
 
 /// How to attach a producer ([`Queue::producer`]).
 #[derive(Debug)]
@@ -163,14 +158,6 @@ impl Producer {
             next_front_check: 0,
             named: None,
         }
-    }
-
-    /// Makes this a member's producer of the dead letter of the message at
-    /// ring position `original` (`None`: read from the spill log), which may
-    /// use the room producers keep for dead letters while that record is the
-    /// oldest one held (ring.rs).
-    pub(crate) fn for_dead_letter_of(&mut self, original: Option<u64>) {
-        self.pc.for_dead_letter_of(original);
     }
 
     /// A producer attached under `name` (identity slot `ident`, whose
@@ -370,40 +357,19 @@ impl Producer {
         if let Ok(c) = claim::try_claim(ring, &mut self.pc, count, &end_of) {
             return Ok(c);
         }
-        let mut spill_err = None;
-        let mut round_blocked = false;
-        // Full: rounds may make room at once. Other producers may fill the
-        // ring again before this one claims (it may be descheduled right after
-        // its round, or the round may find nothing left to log just before
-        // they do), so go on while rounds make progress or others publish:
-        // the next round logs what they published meanwhile. Bounded, so that
-        // a producer outrun every time still ends up waiting its turn.
-        let rounds = if self.spill { 64 } else { 0 };
-        for _ in 0..rounds {
-            let tail_before = ring.tail_now().0;
-            // Waits for a round in progress only without a deadline: a
-            // spiller stopped (SIGSTOP) or stuck in I/O holds the lock as
-            // long as it likes, and a timed send must keep its timeout; the
-            // wait below retries the lock every SPILL_RETRY.
-            match self.q.spill_round(matches!(mode, Mode::Until(None))) {
-                Ok(r) => {
-                    round_blocked = r.is_some_and(|o| o.blocked);
-                    if let Ok(c) = claim::try_claim(ring, &mut self.pc, count, &end_of) {
-                        return Ok(c);
-                    }
-                    let progress = r.is_some_and(|o| {
-                        o.spilled > 0 || o.transferred > 0 || ring.tail_now().0 != tail_before
-                    });
-                    if !progress {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    spill_err = Some(SpillError::from(e));
-                    break;
-                }
-            }
+        // Full: rounds may make room at once. They wait for a round in
+        // progress only without a deadline: a spiller stopped (SIGSTOP) or
+        // stuck in I/O holds the lock as long as it likes, and a timed send
+        // must keep its timeout; the wait below retries the lock every
+        // SPILL_RETRY.
+        let pc = &mut self.pc;
+        let rounds = self.q.rounds_until(matches!(mode, Mode::Until(None)), || {
+            claim::try_claim(ring, pc, count, &end_of).ok()
+        });
+        if let Some(c) = rounds.got {
+            return Ok(c);
         }
+        let (round_blocked, mut spill_err) = (rounds.blocked, rounds.error);
         // Why is it full? Counted apart, since only one is a consumer's doing.
         let need_end = end_of(ring.tail_now().1);
         let counter = if round_blocked || spill::full_behind_operation(ring, need_end) {
@@ -452,64 +418,27 @@ impl Producer {
     fn send_mode(&mut self, msg: &[u8], pseq: Option<u64>, mode: Mode) -> Result<u64, SendError> {
         self.check_len(msg.len())?;
         let ext = self.number(pseq, 1)?;
-        self.send_record(msg, 0, ext, None, mode)
+        self.send_record(msg, ext, mode)
     }
 
-    /// Publishes a dead letter (`flags`: its addressing, `layout.rs`) of
-    /// message `origin` = (its sequence number, the id of the group giving
-    /// it up), with the extension of the producer that published the
-    /// message, if there is room now. `claimed(seq, pos)` is called once the
-    /// record is claimed and written, before it is committed (ack.rs records
-    /// where the dead letter is, so that a member killed around the commit
-    /// leaves an answer to whether it was published).
-    pub(crate) fn try_send_dead_letter(
-        &mut self,
-        msg: &[u8],
-        flags: u32,
-        tag: Option<ProducerTag>,
-        origin: (u64, u64),
-        claimed: &mut dyn FnMut(u64, u64),
-    ) -> Result<u64, SendError> {
-        self.check_len(msg.len())?;
-        let ext = tag.map(|t| (t.id, t.pseq));
-        self.send_record(msg, flags, ext, Some((origin, claimed)), Mode::Try)
-    }
-
-    /// Publishes one record: `msg` with `flags`, the producer extension
-    /// `ext` and the origin extension `origin`, where given.
+    /// Publishes one record: `msg` with the producer extension `ext`, if
+    /// given.
     fn send_record(
         &mut self,
         msg: &[u8],
-        flags: u32,
         ext: Option<(u64, u64)>,
-        origin: Option<DeadLetterOrigin<'_>>,
         mode: Mode,
     ) -> Result<u64, SendError> {
-        let (flags, len) = match origin {
-            None => (flags, stored_len(msg.len(), ext.is_some())),
-            Some(_) => (
-                flags | FLAG_ORIGIN_SEQ,
-                stored_len(msg.len(), ext.is_some()) + ORIGIN_EXT as u64,
-            ),
-        };
+        let len = stored_len(msg.len(), ext.is_some());
         let geo = self.q.geo();
         let claim = self.claim(1, mode, |p| {
             geo.place(p, len).wrapping_add(record_size(len))
         })?;
         let ring = self.q.ring();
         let rec = claim::place(ring, claim.start, len);
-        let mut claimed = None;
-        if let Some(((seq, group_id), f)) = origin {
-            let all = flags | if ext.is_some() { FLAG_PRODUCER } else { 0 };
-            ring.write_origin(rec, all, seq, group_id);
-            claimed = Some(f);
-        }
         // SAFETY: `rec` is the single record of our claim, placed for exactly
-        // the stored length of `msg` with its extensions.
-        unsafe { ring.write_record_as(rec, claim.seq, now_ns(), ext, flags, msg) };
-        if let Some(f) = claimed {
-            f(claim.seq, rec);
-        }
+        // the stored length of `msg` with its extension.
+        unsafe { ring.write_record_as(rec, claim.seq, now_ns(), ext, 0, msg) };
         self.commit(&claim, std::iter::once((rec, len, KIND_MSG)));
         Ok(claim.seq)
     }
@@ -1057,21 +986,6 @@ impl Queue {
         registry::register_producer(ring, pid, start).ok_or(ProducerError::RegistryFull {
             max: ring.geo.max_producers,
         })
-    }
-
-    /// A producer for the dead letter of the message at ring position
-    /// `original` (`None`: read from the spill log), in the registry slot
-    /// kept for them (`None` while another member uses it, or the admin lock
-    /// fails).
-    pub(crate) fn dead_letter_producer(&self, original: Option<u64>) -> Option<Producer> {
-        let _g = self.admin(true).ok()?;
-        let ring = self.ring();
-        registry::recover_claims(ring, liveness::is_alive);
-        let (pid, start) = liveness::current();
-        let slot = registry::register_dead_letters(ring, pid, start)?;
-        let mut p = Producer::new(self.clone(), slot);
-        p.for_dead_letter_of(original);
-        Some(p)
     }
 
     /// Attaches a producer under `name` (see [`ProducerBuilder::name`]).

@@ -32,7 +32,7 @@ impl LoomRegion {
             u128s.insert(off, AtomicU128::new(0));
         }
         for g in 0..geo.max_groups as usize {
-            u128s.insert(geo.slot_off(g) + G_CURSOR, AtomicU128::new(0));
+            u128s.insert(geo.cursor_off(g), AtomicU128::new(0));
         }
         let mut u32s = HashMap::new();
         for off in [
@@ -60,8 +60,8 @@ impl LoomRegion {
         let table = geo.group_table_off()
             ..geo.group_table_off() + geo.max_groups as usize * geo.slot_size();
         for off in table.step_by(8) {
-            let in_slot = (off - geo.group_table_off()) % geo.slot_size();
-            if !(G_CURSOR..G_CURSOR + 16).contains(&in_slot) {
+            let g = (off - geo.group_table_off()) / geo.slot_size();
+            if !(geo.cursor_off(g)..geo.cursor_off(g) + 16).contains(&off) {
                 u64s.insert(off, AtomicU64::new(0));
             }
         }

@@ -8,7 +8,7 @@ use crate::protocol::ack::Hold;
 use crate::protocol::group::Taken;
 use crate::protocol::layout::*;
 use crate::protocol::ring::Slot;
-use crate::protocol::{ack, group};
+use crate::protocol::{ack, claim, group, registry};
 use crate::queue::Queue;
 
 /// A member's entries in its group's ack table (ack.rs).
@@ -186,33 +186,49 @@ pub(super) fn forward_dead_letter(
         }
         Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),
     };
-    // A producer for this one letter, in the registry slot kept for dead
-    // letters: registered now and gone after it, so that neither members nor
-    // producers ever keep each other out.
-    let original = (!h.entry.on_disk()).then_some(h.entry.at);
-    let Some(mut p) = q.dead_letter_producer(original) else {
+    if payload.len() > q.geo().max_msg as usize {
+        // Only a damaged log gives one this long.
+        return Err(RecvError::DeadLetter {
+            seq: h.entry.seq,
+            source: crate::SendError::TooLarge {
+                len: payload.len(),
+                max: q.geo().max_msg as usize,
+            },
+        });
+    }
+    // Published through the protocol's claim from the registry slot kept
+    // for dead letters, taken for this one letter and freed after it, so
+    // that neither members nor producers ever keep each other out.
+    let Some(slot) = q.dead_letter_slot() else {
         // Another member is publishing one: try again later.
         return Ok(false);
     };
-    // The dead letter keeps its producer's id and pseq.
-    let origin = (h.entry.seq, q.ring().group_id(g));
     let ring = q.ring();
-    let mut claimed = |seq, pos| {
-        ack::note_forward(ring, g, h.idx, seq, pos);
-        crate::spill::rounds::crash_point("dead-letter-claimed");
+    let mut pc = claim::producer_cursor(ring);
+    pc.set_slot(slot);
+    pc.for_dead_letter_of((!h.entry.on_disk()).then_some(h.entry.at));
+    // The dead letter keeps its producer's id and pseq.
+    let dl = claim::DeadLetter {
+        payload,
+        flags: dead_letter_flags(d, g),
+        ext: tag.map(|t| (t.id, t.pseq)),
+        origin: (h.entry.seq, ring.group_id(g)),
+        ts_ns: crate::os::clock::now_ns(),
     };
-    match p.try_send_dead_letter(payload, dead_letter_flags(d, g), tag, origin, &mut claimed) {
-        Ok(_) => {
-            crate::spill::rounds::crash_point("dead-letter-published");
-            Ok(true)
-        }
-        // No room now, or none on a full disk: pending again, retried.
-        Err(crate::SendError::Full | crate::SendError::Spill(_)) => Ok(false),
-        Err(source) => Err(RecvError::DeadLetter {
-            seq: h.entry.seq,
-            source,
-        }),
+    let mut publish = || {
+        claim::publish_dead_letter(ring, &mut pc, &dl, |seq, pos| {
+            ack::note_forward(ring, g, h.idx, seq, pos);
+            crate::spill::rounds::crash_point("dead-letter-claimed");
+        })
+        .ok()
+    };
+    // No room now, or none on a full disk: pending again, retried.
+    let published = publish().is_some() || q.rounds_until(false, &mut publish).got.is_some();
+    if published {
+        crate::spill::rounds::crash_point("dead-letter-published");
     }
+    registry::unregister_producer(ring, slot);
+    Ok(published)
 }
 
 /// Reads the message of hold `h`, just taken over. On failure, the error

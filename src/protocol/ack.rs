@@ -66,7 +66,7 @@ use crate::protocol::layout::*;
 use crate::protocol::ring::{Ring, Slot};
 use crate::protocol::wait::Event;
 use crate::region::Region;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 /// An unacknowledged message, as an entry records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,7 +191,7 @@ pub(crate) fn entries_in_use<R: Region>(ring: &Ring<R>, g: usize) -> usize {
     // Acquire pairs with the AcqRel `fetch_max` in `reserve`: an entry
     // reserved before a take whose cursor CAS this process saw is below
     // the mark it reads.
-    let hwm = ring.slot_word(g, G_ENTRIES_HWM).load(Ordering::Acquire);
+    let hwm = ring.group(g).entries_hwm().load(Ordering::Acquire);
     hwm.min(ring.geo.ack_entries as u64) as usize
 }
 
@@ -199,16 +199,16 @@ pub(crate) fn entries_in_use<R: Region>(ring: &Ring<R>, g: usize) -> usize {
 /// whoever wrote it: the fields written before are visible.
 #[inline]
 pub(crate) fn entry_state_word<R: Region>(ring: &Ring<R>, g: usize, i: usize) -> u64 {
-    ring.entry_word(g, i, E_STATE).load(Ordering::Acquire)
+    ring.entry(g, i).state().load(Ordering::Acquire)
 }
 
 /// Entry `i`'s message fields (Relaxed, after an Acquire state load).
 pub(crate) fn entry_fields<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64) -> Entry {
     Entry {
-        seq: ring.entry_word(g, i, E_SEQ).load(Ordering::Relaxed),
-        at: ring.entry_word(g, i, E_AT).load(Ordering::Relaxed),
+        seq: ring.entry(g, i).seq().load(Ordering::Relaxed),
+        at: ring.entry(g, i).at().load(Ordering::Relaxed),
         attempts: word_attempts(w),
-        origin: origin_of(ring.entry_word(g, i, E_ORIGIN).load(Ordering::Relaxed)),
+        origin: origin_of(ring.entry(g, i).origin().load(Ordering::Relaxed)),
     }
 }
 
@@ -232,7 +232,7 @@ fn valid_word<R: Region>(ring: &Ring<R>, w: u64) -> bool {
 /// Returns its index and word; `None` when every entry is in use.
 pub fn reserve<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Option<(usize, u64)> {
     for i in 0..ring.geo.ack_entries as usize {
-        let st = ring.entry_word(g, i, E_STATE);
+        let st = ring.entry(g, i).state();
         let w = st.load(Ordering::Relaxed);
         if word_state(w) != ENTRY_FREE {
             continue;
@@ -247,10 +247,11 @@ pub fn reserve<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Option<(usize, 
             continue;
         }
         // A pin left by a holder killed between its ack and the clear.
-        ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
+        ring.entry(g, i).pin().store(IDLE, Ordering::Relaxed);
         // SYNC POINT entries hwm: AcqRel, before any take through this
         // entry; see `entries_in_use`.
-        ring.slot_word(g, G_ENTRIES_HWM)
+        ring.group(g)
+            .entries_hwm()
             .fetch_max(i as u64 + 1, Ordering::AcqRel);
         return Some((i, r));
     }
@@ -261,7 +262,8 @@ pub fn reserve<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Option<(usize, 
 /// IDLE). Release: pairs with a reserver's Acquire CAS.
 pub fn unreserve<R: Region>(ring: &Ring<R>, g: usize, m: usize, hold: (usize, u64)) {
     let (i, reserved) = hold;
-    ring.entry_word(g, i, E_STATE)
+    ring.entry(g, i)
+        .state()
         .store(next_word(reserved, ENTRY_FREE, m, 0), Ordering::Release);
 }
 
@@ -290,14 +292,14 @@ pub(crate) fn announce<R: Region>(
     since: u64,
 ) {
     let (i, reserved) = hold;
-    ring.entry_word(g, i, E_SEQ).store(seq, Ordering::Relaxed);
-    ring.entry_word(g, i, E_AT).store(at, Ordering::Relaxed);
-    ring.entry_word(g, i, E_SINCE)
-        .store(since, Ordering::Relaxed);
-    ring.entry_word(g, i, E_ORIGIN).store(0, Ordering::Relaxed);
+    ring.entry(g, i).seq().store(seq, Ordering::Relaxed);
+    ring.entry(g, i).at().store(at, Ordering::Relaxed);
+    ring.entry(g, i).since().store(since, Ordering::Relaxed);
+    ring.entry(g, i).origin().store(0, Ordering::Relaxed);
     let pin = if at & DISK_BIT == 0 { at } else { IDLE };
-    ring.entry_word(g, i, E_PIN).store(pin, Ordering::Relaxed);
-    ring.entry_word(g, i, E_STATE)
+    ring.entry(g, i).pin().store(pin, Ordering::Relaxed);
+    ring.entry(g, i)
+        .state()
         .store(next_word(reserved, ENTRY_TAKING, m, 0), Ordering::Relaxed);
 }
 
@@ -315,7 +317,8 @@ pub(crate) fn took<R: Region>(
     let h = taken_hold(hold, m, seq, at);
     // Release: pairs with the Acquire state loads of expirers (`maintain`
     // reads `since` after it).
-    ring.entry_word(g, h.idx, E_STATE)
+    ring.entry(g, h.idx)
+        .state()
         .store(h.word, Ordering::Release);
     h
 }
@@ -327,9 +330,8 @@ pub(crate) fn took<R: Region>(
 #[inline]
 pub(crate) fn untake<R: Region>(ring: &Ring<R>, g: usize, hold: (usize, u64)) {
     let (i, reserved) = hold;
-    ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
-    ring.entry_word(g, i, E_STATE)
-        .store(reserved, Ordering::Relaxed);
+    ring.entry(g, i).pin().store(IDLE, Ordering::Relaxed);
+    ring.entry(g, i).state().store(reserved, Ordering::Relaxed);
 }
 
 /// Ends member `m`'s hold `h`: acknowledged (`dead_letter`: given up).
@@ -343,7 +345,7 @@ pub fn finish_hold<R: Region>(
     h: &Hold,
     keep: bool,
 ) -> Result<Option<(usize, u64)>, ()> {
-    let st = ring.entry_word(g, h.idx, E_STATE);
+    let st = ring.entry(g, h.idx).state();
     // First the entry becomes ours alone (nobody else writes a
     // FINISHING entry), so that the pin is cleared while no other
     // party can hand the entry on; a member killed in between leaves a
@@ -355,8 +357,7 @@ pub fn finish_hold<R: Region>(
     if !h.entry.on_disk() {
         // SYNC POINT hazard release, as in `group::release`: our reads of
         // the record happen before a producer overwrites it.
-        ring.entry_word(g, h.idx, E_PIN)
-            .store(IDLE, Ordering::Release);
+        ring.entry(g, h.idx).pin().store(IDLE, Ordering::Release);
     }
     let new = if keep {
         next_word(finishing, ENTRY_RESERVED, m, 0)
@@ -374,7 +375,7 @@ pub fn finish_hold<R: Region>(
 
 /// Counts an acknowledgement by member `m`.
 pub fn note_acked<R: Region>(ring: &Ring<R>, g: usize, m: usize) {
-    let acked = ring.member_word(g, m, M_ACKED);
+    let acked = ring.member(g, m).acked();
     // Only this member writes its counter: load + store, no RMW needed.
     acked.store(
         acked.load(Ordering::Relaxed).wrapping_add(1),
@@ -393,10 +394,11 @@ fn to_pending<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64) -> Result<(
     let p = next_word(w, ENTRY_PENDING, 0, word_attempts(w));
     // Release: pairs with the Acquire state loads of `take_pending`; the
     // fields written before are visible to the member that takes it.
-    ring.entry_word(g, i, E_STATE)
+    ring.entry(g, i)
+        .state()
         .compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
         .map_err(|_| ())?;
-    ring.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
+    ring.group(g).pending().fetch_add(1, Ordering::Relaxed);
     ring.notify(Event::Data);
     Ok(())
 }
@@ -405,7 +407,7 @@ fn to_pending<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64) -> Result<(
 /// Relaxed, one load on the receive path; `maintain` repairs it).
 #[inline]
 pub fn has_pending<R: Region>(ring: &Ring<R>, g: usize) -> bool {
-    ring.slot_word(g, G_PENDING).load(Ordering::Relaxed) != 0
+    ring.group(g).pending().load(Ordering::Relaxed) != 0
 }
 
 /// Takes over the oldest PENDING entry of group `g` whose sequence
@@ -427,15 +429,14 @@ pub fn take_pending<R: Region>(
             .filter_map(|i| {
                 let w = entry_state_word(ring, g, i);
                 (word_state(w) == ENTRY_PENDING)
-                    .then(|| (i, w, ring.entry_word(g, i, E_SEQ).load(Ordering::Relaxed)))
+                    .then(|| (i, w, ring.entry(g, i).seq().load(Ordering::Relaxed)))
             })
             .filter(|&(_, _, seq)| !skip(seq))
             .min_by_key(|&(_, _, seq)| seq)?;
         // The hold's start, written before the CAS that makes it ours:
         // an expirer that sees our HELD word sees it (a loser's store
         // changes a winner's by the time between them).
-        ring.entry_word(g, i, E_SINCE)
-            .store(since, Ordering::Relaxed);
+        ring.entry(g, i).since().store(since, Ordering::Relaxed);
         let held = next_word(
             w,
             ENTRY_HELD,
@@ -446,7 +447,8 @@ pub fn take_pending<R: Region>(
         // Release that made it PENDING (its fields are visible); Release
         // publishes `since` to expirers.
         if ring
-            .entry_word(g, i, E_STATE)
+            .entry(g, i)
+            .state()
             .compare_exchange(w, held, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
@@ -455,11 +457,12 @@ pub fn take_pending<R: Region>(
         // Counted out once it is ours; whoever makes it pending again
         // counts it in again. Saturating: the count is a hint, and a
         // decrement must not wrap it to "always pending".
-        let _ =
-            ring.slot_word(g, G_PENDING)
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    Some(n.saturating_sub(1))
-                });
+        let _ = ring
+            .group(g)
+            .pending()
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
         return Some(Hold {
             idx: i,
             word: held,
@@ -474,16 +477,17 @@ pub fn put_back<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> Result<(), ()>
     let attempts = word_attempts(h.word).saturating_sub(1);
     let p = next_word(h.word, ENTRY_PENDING, 0, attempts);
     // Release: as in `to_pending`.
-    ring.entry_word(g, h.idx, E_STATE)
+    ring.entry(g, h.idx)
+        .state()
         .compare_exchange(h.word, p, Ordering::AcqRel, Ordering::Relaxed)
         .map_err(|_| ())?;
-    ring.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
+    ring.group(g).pending().fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
 /// Whether hold `h` is still the member's (nobody expired or reaped it).
 pub fn still_held<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> bool {
-    ring.entry_word(g, h.idx, E_STATE).load(Ordering::Relaxed) == h.word
+    ring.entry(g, h.idx).state().load(Ordering::Relaxed) == h.word
 }
 
 /// Group `g`'s upkeep, run by its members now and then (at least every
@@ -504,7 +508,7 @@ pub fn maintain<R: Region>(ring: &Ring<R>, g: usize, now_mono_ns: u64) -> u64 {
                 pending += 1
             }
             ENTRY_HELD if wait != 0 && valid_word(ring, w) => {
-                let since = ring.entry_word(g, i, E_SINCE);
+                let since = ring.entry(g, i).since();
                 let t = since.load(Ordering::Relaxed);
                 if t == 0 {
                     // Taken while the group had no deadline: its clock
@@ -520,13 +524,14 @@ pub fn maintain<R: Region>(ring: &Ring<R>, g: usize, now_mono_ns: u64) -> u64 {
         }
     }
     if expired > 0 {
-        ring.slot_word(g, G_EXPIRED)
+        ring.group(g)
+            .expired()
             .fetch_add(expired, Ordering::Relaxed);
     }
     // The hint is only ever made non-zero late (between a CAS to PENDING
     // and its increment) or left non-zero by a member killed between a
     // take-over and its decrement: set it to what is there.
-    let hint = ring.slot_word(g, G_PENDING);
+    let hint = ring.group(g).pending();
     if (hint.load(Ordering::Relaxed) == 0) != (pending == 0) {
         hint.store(pending, Ordering::Relaxed);
     }
@@ -553,7 +558,7 @@ pub fn reap_entries<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Reaped {
                     // Its dead letter's claim is not settled yet: any
                     // member's upkeep finishes it later.
                     let orphan = next_word(w, ENTRY_FORWARDING, ORPHAN, word_attempts(w));
-                    let _ = ring.entry_word(g, i, E_STATE).compare_exchange(
+                    let _ = ring.entry(g, i).state().compare_exchange(
                         w,
                         orphan,
                         Ordering::AcqRel,
@@ -565,12 +570,12 @@ pub fn reap_entries<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Reaped {
                 // Release on the pins: pairs with the scans' Acquire pin
                 // loads, as in `finish_hold`. Only the dead owner wrote
                 // these, and the admin lock keeps other reapers out.
-                ring.entry_word(g, i, E_DL_POS)
-                    .store(IDLE, Ordering::Release);
-                ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
+                ring.entry(g, i).dl_pos().store(IDLE, Ordering::Release);
+                ring.entry(g, i).pin().store(IDLE, Ordering::Release);
                 // Release: pairs with a reserver's Acquire CAS (a FREE
                 // entry's pins are IDLE).
-                ring.entry_word(g, i, E_STATE)
+                ring.entry(g, i)
+                    .state()
                     .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
                 out.dropped += 1;
             }
@@ -582,8 +587,9 @@ pub fn reap_entries<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Reaped {
                     out.pending += 1;
                 } else {
                     // Release, both: as for RESERVED above.
-                    ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
-                    ring.entry_word(g, i, E_STATE)
+                    ring.entry(g, i).pin().store(IDLE, Ordering::Release);
+                    ring.entry(g, i)
+                        .state()
                         .store(next_word(w, ENTRY_FREE, m, 0), Ordering::Release);
                     out.dropped += 1;
                 }
@@ -601,13 +607,14 @@ pub fn reap_entries<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Reaped {
 /// entry is FORWARDING (no deadline ends it now). `Err(())` if the hold
 /// was ended by someone else.
 pub fn begin_forward<R: Region>(ring: &Ring<R>, g: usize, m: usize, h: &Hold) -> Result<Hold, ()> {
-    ring.entry_word(g, h.idx, E_DL_SEQ)
+    ring.entry(g, h.idx)
+        .dl_seq()
         .store(u64::MAX, Ordering::Relaxed);
-    ring.entry_word(g, h.idx, E_DL_POS)
-        .store(IDLE, Ordering::Relaxed);
+    ring.entry(g, h.idx).dl_pos().store(IDLE, Ordering::Relaxed);
     let f = next_word(h.word, ENTRY_FORWARDING, m, word_attempts(h.word));
     // Release: a reaper that finds us dead sees the fields above.
-    ring.entry_word(g, h.idx, E_STATE)
+    ring.entry(g, h.idx)
+        .state()
         .compare_exchange(h.word, f, Ordering::AcqRel, Ordering::Relaxed)
         .map_err(|_| ())?;
     Ok(Hold { word: f, ..*h })
@@ -618,21 +625,18 @@ pub fn begin_forward<R: Region>(ring: &Ring<R>, g: usize, m: usize, h: &Hold) ->
 /// Relaxed: the commit's Release store publishes both to whoever sees
 /// the dead letter, and a scan that sees a cursor past it sees the pin.
 pub fn note_forward<R: Region>(ring: &Ring<R>, g: usize, i: usize, seq: u64, pos: u64) {
-    ring.entry_word(g, i, E_DL_POS)
-        .store(pos, Ordering::Relaxed);
-    ring.entry_word(g, i, E_DL_SEQ)
-        .store(seq, Ordering::Relaxed);
+    ring.entry(g, i).dl_pos().store(pos, Ordering::Relaxed);
+    ring.entry(g, i).dl_seq().store(seq, Ordering::Relaxed);
 }
 
 /// Ends member `m`'s forward `f`: `published`, the message is done
 /// (counted as dead-lettered); otherwise (no room, nothing claimed) it
 /// is pending again, this attempt not counted.
 pub fn end_forward<R: Region>(ring: &Ring<R>, g: usize, m: usize, f: &Hold, published: bool) {
-    let st = ring.entry_word(g, f.idx, E_STATE);
+    let st = ring.entry(g, f.idx).state();
     if !published {
         // Nothing was claimed: no dead letter to pin.
-        ring.entry_word(g, f.idx, E_DL_POS)
-            .store(IDLE, Ordering::Relaxed);
+        ring.entry(g, f.idx).dl_pos().store(IDLE, Ordering::Relaxed);
         let _ = put_back(ring, g, f);
         return;
     }
@@ -645,11 +649,9 @@ pub fn end_forward<R: Region>(ring: &Ring<R>, g: usize, m: usize, f: &Hold, publ
     }
     note_dead_lettered(ring, g);
     // Release: as in `finish_hold`.
-    ring.entry_word(g, f.idx, E_DL_POS)
-        .store(IDLE, Ordering::Release);
+    ring.entry(g, f.idx).dl_pos().store(IDLE, Ordering::Release);
     if !f.entry.on_disk() {
-        ring.entry_word(g, f.idx, E_PIN)
-            .store(IDLE, Ordering::Release);
+        ring.entry(g, f.idx).pin().store(IDLE, Ordering::Release);
     }
     // Release: pairs with a reserver's Acquire CAS.
     st.store(next_word(finishing, ENTRY_FREE, m, 0), Ordering::Release);
@@ -668,8 +670,8 @@ pub(crate) fn resolve_forward<R: Region>(
     i: usize,
     w: u64,
 ) -> Option<bool> {
-    let dl_seq = ring.entry_word(g, i, E_DL_SEQ).load(Ordering::Relaxed);
-    let dl_pos = ring.entry_word(g, i, E_DL_POS).load(Ordering::Relaxed);
+    let dl_seq = ring.entry(g, i).dl_seq().load(Ordering::Relaxed);
+    let dl_pos = ring.entry(g, i).dl_pos().load(Ordering::Relaxed);
     let published = if dl_seq & HANDOVER != 0 {
         resolve_hand_over(ring, g, i, dl_seq)
     } else if dl_seq == u64::MAX || dl_pos == IDLE {
@@ -683,7 +685,7 @@ pub(crate) fn resolve_forward<R: Region>(
             _ => false,
         }
     };
-    let st = ring.entry_word(g, i, E_STATE);
+    let st = ring.entry(g, i).state();
     if published {
         let done = next_word(w, ENTRY_FINISHING, word_owner(w), 0);
         st.compare_exchange(w, done, Ordering::AcqRel, Ordering::Relaxed)
@@ -691,9 +693,8 @@ pub(crate) fn resolve_forward<R: Region>(
         note_dead_lettered(ring, g);
         // Release, all three: pins pair with the scans' Acquire loads,
         // the FREE state with a reserver's Acquire CAS (`finish_hold`).
-        ring.entry_word(g, i, E_DL_POS)
-            .store(IDLE, Ordering::Release);
-        ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Release);
+        ring.entry(g, i).dl_pos().store(IDLE, Ordering::Release);
+        ring.entry(g, i).pin().store(IDLE, Ordering::Release);
         st.store(next_word(done, ENTRY_FREE, 0, 0), Ordering::Release);
         ring.notify(Event::Space);
     } else {
@@ -701,11 +702,10 @@ pub(crate) fn resolve_forward<R: Region>(
         let p = next_word(w, ENTRY_PENDING, 0, attempts);
         // The dead letter was aborted or never claimed: nothing to pin
         // (cleared first: a member may take the entry at once).
-        ring.entry_word(g, i, E_DL_POS)
-            .store(IDLE, Ordering::Relaxed);
+        ring.entry(g, i).dl_pos().store(IDLE, Ordering::Relaxed);
         st.compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
-        ring.slot_word(g, G_PENDING).fetch_add(1, Ordering::Relaxed);
+        ring.group(g).pending().fetch_add(1, Ordering::Relaxed);
         ring.notify(Event::Data);
     }
     Some(published)
@@ -730,10 +730,10 @@ pub fn begin_hand_over<R: Region>(
     d: usize,
 ) -> Option<(usize, u64)> {
     let mark = HANDOVER | (d as u64) << 32;
-    let src = ring.entry_word(g, f.idx, E_DL_SEQ);
+    let src = ring.entry(g, f.idx).dl_seq();
     src.store(mark, Ordering::Relaxed);
     for j in 0..ring.geo.ack_entries as usize {
-        let st = ring.entry_word(d, j, E_STATE);
+        let st = ring.entry(d, j).state();
         let w = st.load(Ordering::Relaxed);
         if word_state(w) != ENTRY_FREE {
             continue;
@@ -747,22 +747,22 @@ pub fn begin_hand_over<R: Region>(
             continue;
         }
         let e = &f.entry;
-        ring.entry_word(d, j, E_SEQ).store(e.seq, Ordering::Relaxed);
-        ring.entry_word(d, j, E_AT).store(e.at, Ordering::Relaxed);
-        ring.entry_word(d, j, E_SINCE).store(0, Ordering::Relaxed);
-        ring.entry_word(d, j, E_DL_SEQ)
-            .store(u64::MAX, Ordering::Relaxed);
-        ring.entry_word(d, j, E_DL_POS)
-            .store(IDLE, Ordering::Relaxed);
-        ring.entry_word(d, j, E_ORIGIN)
+        ring.entry(d, j).seq().store(e.seq, Ordering::Relaxed);
+        ring.entry(d, j).at().store(e.at, Ordering::Relaxed);
+        ring.entry(d, j).since().store(0, Ordering::Relaxed);
+        ring.entry(d, j).dl_seq().store(u64::MAX, Ordering::Relaxed);
+        ring.entry(d, j).dl_pos().store(IDLE, Ordering::Relaxed);
+        ring.entry(d, j)
+            .origin()
             .store(ring.group_id(g) | ORIGIN_SET, Ordering::Relaxed);
         // The message gets a second pin, here; `f`'s is cleared only
         // once this one is counted (`end_forward`).
         let pin = if e.on_disk() { IDLE } else { e.at };
-        ring.entry_word(d, j, E_PIN).store(pin, Ordering::Relaxed);
+        ring.entry(d, j).pin().store(pin, Ordering::Relaxed);
         // SYNC POINT entries hwm: as in `reserve`; before the bump below,
         // so that a scan that sees the bump reads this entry.
-        ring.slot_word(d, G_ENTRIES_HWM)
+        ring.group(d)
+            .entries_hwm()
             .fetch_max(j as u64 + 1, Ordering::AcqRel);
         if pin != IDLE {
             // SYNC POINT pin move: AcqRel. A scan that read this pin (or
@@ -792,13 +792,14 @@ pub fn commit_hand_over<R: Region>(ring: &Ring<R>, d: usize, (j, a): (usize, u64
     let p = next_word(a, ENTRY_PENDING, 0, 0);
     // Release: pairs with the Acquire state loads of `take_pending`.
     if ring
-        .entry_word(d, j, E_STATE)
+        .entry(d, j)
+        .state()
         .compare_exchange(a, p, Ordering::AcqRel, Ordering::Relaxed)
         .is_err()
     {
         return false;
     }
-    ring.slot_word(d, G_PENDING).fetch_add(1, Ordering::Relaxed);
+    ring.group(d).pending().fetch_add(1, Ordering::Relaxed);
     ring.notify(Event::Data);
     true
 }
@@ -813,24 +814,26 @@ pub fn abort_hand_over<R: Region>(
     d: usize,
     arrival: Option<(usize, u64)>,
 ) {
-    ring.entry_word(g, f.idx, E_DL_SEQ)
+    ring.entry(g, f.idx)
+        .dl_seq()
         .store(HANDOVER | (d as u64) << 32, Ordering::Relaxed);
     if let Some((j, a)) = arrival {
         free_arrival(ring, d, j, a);
     }
-    ring.entry_word(g, f.idx, E_DL_SEQ)
+    ring.entry(g, f.idx)
+        .dl_seq()
         .store(u64::MAX, Ordering::Relaxed);
 }
 
 /// Frees ARRIVING entry `j` of group `d` (word `a`), pin first.
 fn free_arrival<R: Region>(ring: &Ring<R>, d: usize, j: usize, a: u64) {
-    let st = ring.entry_word(d, j, E_STATE);
+    let st = ring.entry(d, j).state();
     if st.load(Ordering::Relaxed) != a {
         return;
     }
     // Release: as in `finish_hold`. The message's other pin (the
     // forward's entry) still holds it.
-    ring.entry_word(d, j, E_PIN).store(IDLE, Ordering::Release);
+    ring.entry(d, j).pin().store(IDLE, Ordering::Release);
     // Release: pairs with a reserver's Acquire CAS.
     let _ = st.compare_exchange(
         a,
@@ -891,7 +894,7 @@ fn was_taken<R: Region>(ring: &Ring<R>, g: usize, i: usize, seq: u64) -> bool {
         j != i && {
             let w = entry_state_word(ring, g, j);
             matches!(word_state(w), ENTRY_HELD | ENTRY_PENDING)
-                && ring.entry_word(g, j, E_SEQ).load(Ordering::Relaxed) == seq
+                && ring.entry(g, j).seq().load(Ordering::Relaxed) == seq
         }
     })
 }
@@ -946,8 +949,8 @@ pub(crate) fn min_entry_pin<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
     for i in 0..entries_in_use(ring, g) {
         // Acquire pairs with the Release pin clears: the holder's reads
         // of the record happen before anything we then overwrite.
-        min = min.min(ring.entry_word(g, i, E_PIN).load(Ordering::Acquire));
-        min = min.min(ring.entry_word(g, i, E_DL_POS).load(Ordering::Acquire));
+        min = min.min(ring.entry(g, i).pin().load(Ordering::Acquire));
+        min = min.min(ring.entry(g, i).dl_pos().load(Ordering::Acquire));
     }
     min
 }
@@ -955,19 +958,19 @@ pub(crate) fn min_entry_pin<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
 /// Clears group `g`'s ack table (group add and remove, admin lock held).
 pub(crate) fn clear_entries<R: Region>(ring: &Ring<R>, g: usize) {
     for i in 0..ring.geo.ack_entries as usize {
-        ring.entry_word(g, i, E_PIN).store(IDLE, Ordering::Relaxed);
-        ring.entry_word(g, i, E_DL_POS)
-            .store(IDLE, Ordering::Relaxed);
-        let w = ring.entry_word(g, i, E_STATE).load(Ordering::Relaxed);
-        ring.entry_word(g, i, E_STATE)
+        ring.entry(g, i).pin().store(IDLE, Ordering::Relaxed);
+        ring.entry(g, i).dl_pos().store(IDLE, Ordering::Relaxed);
+        let w = ring.entry(g, i).state().load(Ordering::Relaxed);
+        ring.entry(g, i)
+            .state()
             .store(next_word(w, ENTRY_FREE, 0, 0), Ordering::Relaxed);
     }
-    ring.slot_word(g, G_ENTRIES_HWM).store(0, Ordering::Relaxed);
+    ring.group(g).entries_hwm().store(0, Ordering::Relaxed);
 }
 
 /// Deliveries after which group `g` gives a message up (0: never).
 pub fn max_attempts<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
-    ring.slot_word(g, G_MAX_ATTEMPTS).load(Ordering::Relaxed)
+    ring.group(g).max_attempts().load(Ordering::Relaxed)
 }
 
 /// Sets group `g`'s delivery limit and dead-letter group (admin lock held).
@@ -980,69 +983,75 @@ pub fn set_redelivery<R: Region>(
     if dead_letter.is_some() {
         ring.keep_dead_letter_room();
     }
-    ring.slot_word(g, G_MAX_ATTEMPTS)
+    ring.group(g)
+        .max_attempts()
         .store(max_attempts.min(MAX_ATTEMPTS_LIMIT), Ordering::Relaxed);
-    ring.slot_word(g, G_DEAD_LETTER)
+    ring.group(g)
+        .dead_letter()
         .store(dead_letter.map_or(0, |d| d as u64 + 1), Ordering::Relaxed);
 }
 
 /// Messages a member of group `g` may hold unacknowledged (at least 1).
 pub fn max_unacked<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
-    ring.slot_word(g, G_MAX_UNACKED)
+    ring.group(g)
+        .max_unacked()
         .load(Ordering::Relaxed)
         .clamp(1, ring.geo.ack_entries as u64)
 }
 
 /// Group `g`'s ack deadline in ns (0: none).
 pub fn ack_wait_ns<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
-    ring.slot_word(g, G_ACK_WAIT).load(Ordering::Relaxed)
+    ring.group(g).ack_wait().load(Ordering::Relaxed)
 }
 
 /// Sets group `g`'s window and ack deadline (admin lock held).
 pub fn set_ack_policy<R: Region>(ring: &Ring<R>, g: usize, max_unacked: u64, ack_wait_ns: u64) {
-    ring.slot_word(g, G_MAX_UNACKED)
+    ring.group(g)
+        .max_unacked()
         .store(max_unacked, Ordering::Relaxed);
-    ring.slot_word(g, G_ACK_WAIT)
+    ring.group(g)
+        .ack_wait()
         .store(ack_wait_ns, Ordering::Relaxed);
 }
 
 /// Group `g`'s acknowledgement counters: (pending, redelivered,
 /// dead-lettered, max_attempts, dead-letter group slot).
 pub fn ack_stats<R: Region>(ring: &Ring<R>, g: usize) -> (u64, u64, u64, u64, Option<usize>) {
-    let w = |f| ring.slot_word(g, f).load(Ordering::Relaxed);
-    let dl = w(G_DEAD_LETTER);
+    let s = ring.group(g);
+    let w = |word: &AtomicU64| word.load(Ordering::Relaxed);
+    let dl = w(s.dead_letter());
     (
-        w(G_PENDING),
-        w(G_REDELIVERED),
-        w(G_DEAD_LETTERED),
-        w(G_MAX_ATTEMPTS),
+        w(s.pending()),
+        w(s.redelivered()),
+        w(s.dead_lettered()),
+        w(s.max_attempts()),
         (dl != 0).then(|| dl as usize - 1),
     )
 }
 
 /// Holds of group `g` ended by its ack deadline.
 pub fn expired<R: Region>(ring: &Ring<R>, g: usize) -> u64 {
-    ring.slot_word(g, G_EXPIRED).load(Ordering::Relaxed)
+    ring.group(g).expired().load(Ordering::Relaxed)
 }
 
 /// Counts a message of group `g` given up after too many attempts.
 pub fn note_dead_lettered<R: Region>(ring: &Ring<R>, g: usize) {
-    ring.slot_word(g, G_DEAD_LETTERED)
+    ring.group(g)
+        .dead_lettered()
         .fetch_add(1, Ordering::Relaxed);
 }
 
 /// The dead-letter group that group `g` sends what it gives up to: a
 /// slot read from shared memory, so checked (an active dead-letter group).
 pub fn dead_letter_target<R: Region>(ring: &Ring<R>, g: usize) -> Option<usize> {
-    let d = ring.slot_word(g, G_DEAD_LETTER).load(Ordering::Relaxed);
+    let d = ring.group(g).dead_letter().load(Ordering::Relaxed);
     let d = (d as usize).checked_sub(1)?;
     (d < ring.geo.max_groups as usize && ring.is_active(d) && ring.dl_only(d)).then_some(d)
 }
 
 /// Counts a redelivery handed to a member of group `g`.
 pub fn note_redelivered<R: Region>(ring: &Ring<R>, g: usize) {
-    ring.slot_word(g, G_REDELIVERED)
-        .fetch_add(1, Ordering::Relaxed);
+    ring.group(g).redelivered().fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]

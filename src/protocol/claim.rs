@@ -301,6 +301,53 @@ pub fn finish_claim<R: Region>(ring: &Ring<R>, claim: &Claim) {
     ring.notify(Event::Data);
 }
 
+/// A dead letter to publish: a copy of a message a group gave up, addressed
+/// to its dead-letter group by `flags` (layout.rs `dead_letter_flags`).
+#[derive(Clone, Copy, Debug)]
+pub struct DeadLetter<'a> {
+    /// The message's bytes.
+    pub payload: &'a [u8],
+    /// Its addressing flags.
+    pub flags: u32,
+    /// Its named producer's `(id, pseq)`, kept (the producer extension).
+    pub ext: Option<(u64, u64)>,
+    /// The queue sequence number the message had, and the id of the group
+    /// that gave it up (the origin extension).
+    pub origin: (u64, u64),
+    /// The time to stamp it with.
+    pub ts_ns: u64,
+}
+
+/// Publishes dead letter `dl` as one record with producer cursor `pc`
+/// (registered in a registry slot, so that a recovery aborts the claim if
+/// the publisher dies before the commit). Never waits: `Err(Full)` when the
+/// ring has no room now. `claimed(seq, pos)` runs between the claim and the
+/// commit, so that the ack entry records where its dead letter is before
+/// anyone can see it (ack.rs `note_forward`). Returns the sequence number.
+pub fn publish_dead_letter<R: Region>(
+    ring: &Ring<R>,
+    pc: &mut ProducerCursor,
+    dl: &DeadLetter<'_>,
+    claimed: impl FnOnce(u64, u64),
+) -> Result<u64, Full> {
+    let producer = if dl.ext.is_some() { FLAG_PRODUCER } else { 0 };
+    let flags = dl.flags | FLAG_ORIGIN_SEQ;
+    let len = (ext_len(flags | producer) + dl.payload.len()) as u64;
+    let claim = try_claim(ring, pc, 1, |p| {
+        ring.geo.place(p, len).wrapping_add(record_size(len))
+    })?;
+    let rec = place(ring, claim.start, len);
+    let (seq, group_id) = dl.origin;
+    ring.write_origin(rec, flags | producer, seq, group_id);
+    // SAFETY: `rec` is the single record of our claim, placed for exactly
+    // the stored length of the payload with its extensions.
+    unsafe { ring.write_record_as(rec, claim.seq, dl.ts_ns, dl.ext, flags, dl.payload) };
+    claimed(claim.seq, rec);
+    commit_records(ring, &claim, std::iter::once((rec, len, KIND_MSG)));
+    finish_claim(ring, &claim);
+    Ok(claim.seq)
+}
+
 /// Recomputes this producer's write limit, advancing HEAD where the groups
 /// allow. `need_end` is the end position the caller wants to reach.
 pub(crate) fn refresh_limit<R: Region>(ring: &Ring<R>, need_end: u64) -> u64 {

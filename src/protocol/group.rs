@@ -207,7 +207,7 @@ pub(crate) fn scan_groups<R: Region>(ring: &Ring<R>) -> Scan {
                 // Acquire pairs with the Release in `release`: the
                 // member's reads of the record happen before anything we
                 // then overwrite.
-                let h = ring.member_word(g, m, M_INFLIGHT).load(Ordering::Acquire);
+                let h = ring.member(g, m).inflight().load(Ordering::Acquire);
                 min_inflight = min_inflight.min(h);
             }
             // The pins of the group's ack table (ack.rs), read after the
@@ -251,7 +251,7 @@ pub fn try_take<R: Region>(
     hold: Option<((usize, u64), u64)>,
 ) -> Result<Option<Take>, Corrupt> {
     let cursor = ring.cursor(g);
-    let hazard = ring.member_word(g, m, M_INFLIGHT);
+    let hazard = ring.member(g, m).inflight();
     let dl_only = ring.dl_only(g);
     let mut hazard_set = false;
     let result = loop {
@@ -383,7 +383,7 @@ pub fn try_take_batch<R: Region>(
     out: &mut Vec<Taken>,
 ) -> Option<usize> {
     let cursor = ring.cursor(g);
-    let hazard = ring.member_word(g, m, M_INFLIGHT);
+    let hazard = ring.member(g, m).inflight();
     let dl_only = ring.dl_only(g);
     // A hazard left from a failed CAS is dropped before returning empty.
     let nothing = |hazard_set: bool, n: Option<usize>| {
@@ -472,7 +472,7 @@ pub fn try_take_batch<R: Region>(
 /// Counts `n` messages handed to member `m` of group `g`.
 #[inline]
 pub fn note_delivered<R: Region>(ring: &Ring<R>, g: usize, m: usize, n: u64) {
-    let delivered = ring.member_word(g, m, M_DELIVERED);
+    let delivered = ring.member(g, m).delivered();
     // Only this member writes its counter: load + store, no RMW needed.
     delivered.store(
         delivered.load(Ordering::Relaxed).wrapping_add(n),
@@ -505,8 +505,7 @@ pub unsafe fn read_payload<R: Region>(ring: &Ring<R>, t: &Taken, dst: &mut [u8])
 pub fn release<R: Region>(ring: &Ring<R>, g: usize, m: usize) {
     // SYNC POINT hazard release: Release pairs with the Acquire hazard load in
     // `scan_groups`; our reads of the record happen before its overwrite.
-    ring.member_word(g, m, M_INFLIGHT)
-        .store(IDLE, Ordering::Release);
+    ring.member(g, m).inflight().store(IDLE, Ordering::Release);
     ring.notify(Event::Space);
 }
 
@@ -528,33 +527,33 @@ pub fn add_group<R: Region>(
     dl_only: bool,
 ) -> Option<usize> {
     let g = (0..ring.geo.max_groups as usize).find(|&g| ring.slot_state(g) == SLOT_FREE)?;
-    let state = ring.slot_word(g, G_STATE);
+    let state = ring.group(g).state();
     let gen = state.load(Ordering::Relaxed) >> 8;
-    ring.write_name_at(ring.geo.slot_off(g) + G_NAME_LEN, name);
-    ring.slot_word(g, G_CREATED)
-        .store(created_ns, Ordering::Relaxed);
+    ring.write_name_at(ring.group(g).name_off(), name);
+    ring.group(g).created().store(created_ns, Ordering::Relaxed);
     for m in 0..ring.geo.max_members as usize {
-        ring.member_word(g, m, M_INFLIGHT)
-            .store(IDLE, Ordering::Relaxed);
-        ring.member_word(g, m, M_STATE)
+        ring.member(g, m).inflight().store(IDLE, Ordering::Relaxed);
+        ring.member(g, m)
+            .state()
             .store(MEMBER_FREE, Ordering::Relaxed);
-        ring.member_word(g, m, M_DELIVERED)
-            .store(0, Ordering::Relaxed);
+        ring.member(g, m).delivered().store(0, Ordering::Relaxed);
     }
     ack::clear_entries(ring, g);
-    for f in [
-        G_PENDING,
-        G_MAX_ATTEMPTS,
-        G_DEAD_LETTERED,
-        G_REDELIVERED,
-        G_DEAD_LETTER,
-        G_MAX_UNACKED,
-        G_ACK_WAIT,
-        G_EXPIRED,
+    let s = ring.group(g);
+    for word in [
+        s.pending(),
+        s.max_attempts(),
+        s.dead_lettered(),
+        s.redelivered(),
+        s.dead_letter(),
+        s.max_unacked(),
+        s.ack_wait(),
+        s.expired(),
     ] {
-        ring.slot_word(g, f).store(0, Ordering::Relaxed);
+        word.store(0, Ordering::Relaxed);
     }
-    ring.slot_word(g, G_DL_ONLY)
+    ring.group(g)
+        .dl_only()
         .store(dl_only as u64, Ordering::Relaxed);
     // Park the cursor at the tail so that scans between the state store and
     // the loop below see a harmless value.
@@ -644,16 +643,16 @@ pub(crate) fn start_cursor_at<R: Region>(
 
 /// Unregisters group `g` (the caller checked it has no live members).
 pub fn remove_group<R: Region>(ring: &Ring<R>, g: usize) {
-    let state = ring.slot_word(g, G_STATE);
+    let state = ring.group(g).state();
     let gen = state.load(Ordering::Relaxed) >> 8;
     // Relaxed: the group has no live member, and the state store below
     // publishes these.
     for m in 0..ring.geo.max_members as usize {
         // A member killed asleep is no longer counted.
         ring.clear_sleeper(Sleeper::Member { g, m });
-        ring.member_word(g, m, M_INFLIGHT)
-            .store(IDLE, Ordering::Relaxed);
-        ring.member_word(g, m, M_STATE)
+        ring.member(g, m).inflight().store(IDLE, Ordering::Relaxed);
+        ring.member(g, m)
+            .state()
             .store(MEMBER_FREE, Ordering::Relaxed);
     }
     ack::clear_entries(ring, g);
@@ -668,18 +667,18 @@ pub fn members<R: Region>(ring: &Ring<R>, g: usize) -> Vec<MemberInfo> {
     (0..ring.geo.max_members as usize)
         .filter(|&m| {
             // Acquire pairs with `attach`'s Release: the identity is visible.
-            ring.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_ATTACHED
+            ring.member(g, m).state().load(Ordering::Acquire) & 0xff == MEMBER_ATTACHED
         })
         .map(|m| {
-            let inflight = ring.member_word(g, m, M_INFLIGHT).load(Ordering::Relaxed);
+            let inflight = ring.member(g, m).inflight().load(Ordering::Relaxed);
             MemberInfo {
                 slot: m,
-                pid: ring.member_word(g, m, M_PID).load(Ordering::Relaxed),
-                start_time: ring.member_word(g, m, M_START).load(Ordering::Relaxed),
-                delivered: ring.member_word(g, m, M_DELIVERED).load(Ordering::Relaxed),
+                pid: ring.member(g, m).pid().load(Ordering::Relaxed),
+                start_time: ring.member(g, m).start().load(Ordering::Relaxed),
+                delivered: ring.member(g, m).delivered().load(Ordering::Relaxed),
                 inflight: (inflight != IDLE).then_some(inflight),
                 unacked: ack::held_by(ring, g, m),
-                acked: ring.member_word(g, m, M_ACKED).load(Ordering::Relaxed),
+                acked: ring.member(g, m).acked().load(Ordering::Relaxed),
                 asleep: ring.is_asleep(Sleeper::Member { g, m }),
             }
         })
@@ -691,18 +690,18 @@ pub fn attach<R: Region>(ring: &Ring<R>, g: usize, pid: u64, start_time: u64) ->
     let m = (0..ring.geo.max_members as usize).find(|&m| {
         // Acquire pairs with `detach`'s Release: the old owner is done
         // (its entries settled first).
-        ring.member_word(g, m, M_STATE).load(Ordering::Acquire) & 0xff == MEMBER_FREE
+        ring.member(g, m).state().load(Ordering::Acquire) & 0xff == MEMBER_FREE
     })?;
-    ring.member_word(g, m, M_PID).store(pid, Ordering::Relaxed);
-    ring.member_word(g, m, M_START)
+    ring.member(g, m).pid().store(pid, Ordering::Relaxed);
+    ring.member(g, m)
+        .start()
         .store(start_time, Ordering::Relaxed);
-    ring.member_word(g, m, M_DELIVERED)
-        .store(0, Ordering::Relaxed);
-    ring.member_word(g, m, M_ACKED).store(0, Ordering::Relaxed);
-    ring.member_word(g, m, M_INFLIGHT)
-        .store(IDLE, Ordering::Relaxed);
+    ring.member(g, m).delivered().store(0, Ordering::Relaxed);
+    ring.member(g, m).acked().store(0, Ordering::Relaxed);
+    ring.member(g, m).inflight().store(IDLE, Ordering::Relaxed);
     // Release: readers of the state see the identity written above.
-    ring.member_word(g, m, M_STATE)
+    ring.member(g, m)
+        .state()
         .store(MEMBER_ATTACHED, Ordering::Release);
     Some(m)
 }
@@ -716,10 +715,10 @@ pub fn detach<R: Region>(ring: &Ring<R>, g: usize, m: usize) {
     ack::reap_entries(ring, g, m);
     // Release, as in `release`: pairs with the scan's Acquire hazard
     // load.
-    ring.member_word(g, m, M_INFLIGHT)
-        .store(IDLE, Ordering::Release);
+    ring.member(g, m).inflight().store(IDLE, Ordering::Release);
     // Release: pairs with `attach`'s Acquire.
-    ring.member_word(g, m, M_STATE)
+    ring.member(g, m)
+        .state()
         .store(MEMBER_FREE, Ordering::Release);
     ring.notify(Event::Space);
 }

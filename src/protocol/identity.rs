@@ -32,7 +32,7 @@
 use crate::protocol::layout::*;
 use crate::protocol::ring::Ring;
 use crate::region::Region;
-use crate::sync::{fence, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 
 /// Why a producer cannot attach under a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,13 +105,13 @@ fn split_id(id: u64) -> (usize, u32) {
 fn identity_named<R: Region>(ring: &Ring<R>, i: usize) -> bool {
     // Acquire pairs with the Release state store in `attach_identity`:
     // the name written before it is visible.
-    ring.iword(i, I_STATE).load(Ordering::Acquire) == IDENTITY_NAMED
+    ring.name_slot(i).state().load(Ordering::Acquire) == IDENTITY_NAMED
 }
 
 /// The name of identity slot `i`, if it has one.
 pub fn identity_name<R: Region>(ring: &Ring<R>, i: usize) -> Option<Vec<u8>> {
     (i < ring.geo.max_producers as usize && identity_named(ring, i))
-        .then(|| ring.read_name_at(ring.geo.identity_off(i) + I_NAME_LEN))
+        .then(|| ring.read_name_at(ring.name_slot(i).name_off()))
 }
 
 /// The id the messages of identity slot `i` carry: the slot and its
@@ -119,7 +119,7 @@ pub fn identity_name<R: Region>(ring: &Ring<R>, i: usize) -> Option<Vec<u8>> {
 pub fn identity_id<R: Region>(ring: &Ring<R>, i: usize) -> u64 {
     // Relaxed: changed only under the admin lock, which the callers
     // that act on it hold.
-    let gen = ring.iword(i, I_GEN).load(Ordering::Relaxed) as u32;
+    let gen = ring.name_slot(i).gen().load(Ordering::Relaxed) as u32;
     i as u64 | u64::from(gen) << 32
 }
 
@@ -136,13 +136,13 @@ pub fn name_of_id<R: Region>(ring: &Ring<R>, id: u64) -> Option<Vec<u8>> {
     // the slot is freed, and a new name's words are written after a
     // Release fence (`attach_identity`), so a name read from a slot
     // being reused shows up as a changed generation below.
-    let before = ring.iword(i, I_GEN).load(Ordering::Acquire) as u32;
+    let before = ring.name_slot(i).gen().load(Ordering::Acquire) as u32;
     if before != gen {
         return None;
     }
     let name = identity_name(ring, i)?;
     fence(Ordering::Acquire);
-    let after = ring.iword(i, I_GEN).load(Ordering::Relaxed) as u32;
+    let after = ring.name_slot(i).gen().load(Ordering::Relaxed) as u32;
     (after == gen).then_some(name)
 }
 
@@ -165,22 +165,30 @@ pub fn attach_identity<R: Region>(
         Some(i) => i,
         None => {
             let i = (0..ring.geo.max_producers as usize)
-                .find(|&i| ring.iword(i, I_STATE).load(Ordering::Relaxed) == IDENTITY_FREE)
+                .find(|&i| ring.name_slot(i).state().load(Ordering::Relaxed) == IDENTITY_FREE)
                 .ok_or(Refused::Full)?;
             // SYNC POINT identity generation: the name's words come after
             // the generation bump of the slot's removal (`name_of_id`).
             fence(Ordering::Release);
-            ring.write_name_at(ring.geo.identity_off(i) + I_NAME_LEN, name);
-            for f in [I_OWNER, I_NEXT, I_PUBLISHED, I_DUPLICATES, I_ATTACHES] {
-                ring.iword(i, f).store(0, Ordering::Relaxed);
+            let slot = ring.name_slot(i);
+            ring.write_name_at(slot.name_off(), name);
+            for word in [
+                slot.owner(),
+                slot.next(),
+                slot.published(),
+                slot.duplicates(),
+                slot.attaches(),
+            ] {
+                word.store(0, Ordering::Relaxed);
             }
             // Release: pairs with the Acquire in `identity_named`.
-            ring.iword(i, I_STATE)
+            ring.name_slot(i)
+                .state()
                 .store(IDENTITY_NAMED, Ordering::Release);
             i
         }
     };
-    let held = ring.iword(i, I_OWNER).load(Ordering::Relaxed);
+    let held = ring.name_slot(i).owner().load(Ordering::Relaxed);
     if let Some(s) = held.checked_sub(1) {
         // A dead owner's registry slot is freed, and the name released,
         // by the recovery that ran before us; one still here is live, or
@@ -192,16 +200,17 @@ pub fn attach_identity<R: Region>(
             }
         }
     }
-    ring.iword(i, I_OWNER)
+    ring.name_slot(i)
+        .owner()
         .store(slot as u64 + 1, Ordering::Relaxed);
-    let attaches = ring.iword(i, I_ATTACHES);
+    let attaches = ring.name_slot(i).attaches();
     attaches.store(
         attaches.load(Ordering::Relaxed).wrapping_add(1),
         Ordering::Relaxed,
     );
     // Acquire pairs with the owner's Release store in `note_published`
     // (and a recovery's in `settle_identity`).
-    Ok((i, ring.iword(i, I_NEXT).load(Ordering::Acquire)))
+    Ok((i, ring.name_slot(i).next().load(Ordering::Acquire)))
 }
 
 /// Removes `name` from the table (admin lock held, dead producers
@@ -215,7 +224,7 @@ pub fn remove_identity<R: Region>(
     owner: impl Fn(usize) -> Option<(u64, bool, u64)>,
 ) -> Result<(), Refused> {
     let i = find_identity(ring, name).ok_or(Refused::Unknown)?;
-    let held = ring.iword(i, I_OWNER).load(Ordering::Relaxed);
+    let held = ring.name_slot(i).owner().load(Ordering::Relaxed);
     if let Some(s) = held.checked_sub(1) {
         if let Some((pid, alive, ident)) = owner(s as usize) {
             if ident == i as u64 + 1 {
@@ -223,7 +232,7 @@ pub fn remove_identity<R: Region>(
             }
         }
     }
-    let gen = ring.iword(i, I_GEN);
+    let gen = ring.name_slot(i).gen();
     // Relaxed: the fence below orders it before the state store, and
     // before any later name written into the slot.
     gen.store(
@@ -232,10 +241,11 @@ pub fn remove_identity<R: Region>(
     );
     // SYNC POINT identity generation (see `name_of_id`).
     fence(Ordering::Release);
-    ring.iword(i, I_OWNER).store(0, Ordering::Relaxed);
+    ring.name_slot(i).owner().store(0, Ordering::Relaxed);
     // Release: pairs with the Acquire in `identity_named`, like a new
     // name's state store.
-    ring.iword(i, I_STATE)
+    ring.name_slot(i)
+        .state()
         .store(IDENTITY_FREE, Ordering::Release);
     Ok(())
 }
@@ -246,7 +256,7 @@ pub(crate) fn release_identity<R: Region>(ring: &Ring<R>, i: usize, slot: usize)
     if i >= ring.geo.max_producers as usize {
         return;
     }
-    let owner = ring.iword(i, I_OWNER);
+    let owner = ring.name_slot(i).owner();
     if owner.load(Ordering::Relaxed) == slot as u64 + 1 {
         // Release: the owner's `next` is visible to whoever attaches next
         // (who also takes the admin lock, or sees a dead owner).
@@ -259,8 +269,8 @@ pub(crate) fn release_identity<R: Region>(ring: &Ring<R>, i: usize, slot: usize)
 pub(crate) fn note_published<R: Region>(ring: &Ring<R>, i: usize, next: u64, n: u64) {
     // SYNC POINT identity: Release pairs with the Acquire load of `next`
     // in `attach_identity` and `settle_identity`.
-    ring.iword(i, I_NEXT).store(next, Ordering::Release);
-    let published = ring.iword(i, I_PUBLISHED);
+    ring.name_slot(i).next().store(next, Ordering::Release);
+    let published = ring.name_slot(i).published();
     // Only the owner writes: load + store.
     published.store(
         published.load(Ordering::Relaxed).wrapping_add(n),
@@ -270,7 +280,9 @@ pub(crate) fn note_published<R: Region>(ring: &Ring<R>, i: usize, next: u64, n: 
 
 /// Counts a publish refused as a duplicate.
 pub(crate) fn note_duplicate<R: Region>(ring: &Ring<R>, i: usize) {
-    ring.iword(i, I_DUPLICATES).fetch_add(1, Ordering::Relaxed);
+    ring.name_slot(i)
+        .duplicates()
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 /// A recovery found that identity `i`'s dead owner (registry slot `slot`)
@@ -288,10 +300,12 @@ pub(crate) fn settle_identity<R: Region>(
     }
     if let Some((next, n)) = committed {
         // SYNC POINT identity (see `note_published`).
-        let cur = ring.iword(i, I_NEXT).load(Ordering::Acquire);
+        let cur = ring.name_slot(i).next().load(Ordering::Acquire);
         if next > cur {
-            ring.iword(i, I_NEXT).store(next, Ordering::Release);
-            ring.iword(i, I_PUBLISHED).fetch_add(n, Ordering::Relaxed);
+            ring.name_slot(i).next().store(next, Ordering::Release);
+            ring.name_slot(i)
+                .published()
+                .fetch_add(n, Ordering::Relaxed);
         }
     }
     release_identity(ring, i, slot);
@@ -302,17 +316,18 @@ pub fn identities<R: Region>(ring: &Ring<R>) -> Vec<NameStat> {
     (0..ring.geo.max_producers as usize)
         .filter_map(|i| {
             let name = identity_name(ring, i)?;
-            let w = |f| ring.iword(i, f).load(Ordering::Relaxed);
-            let owner = w(I_OWNER).checked_sub(1).map(|s| s as usize);
+            let slot = ring.name_slot(i);
+            let w = |word: &AtomicU64| word.load(Ordering::Relaxed);
+            let owner = w(slot.owner()).checked_sub(1).map(|s| s as usize);
             Some(NameStat {
                 id: identity_id(ring, i),
                 name: String::from_utf8_lossy(&name).into_owned(),
                 pid: owner.and_then(|s| ring.registry_owner(s)).map(|o| o.0),
                 owner,
-                last_pseq: w(I_NEXT).checked_sub(1),
-                published: w(I_PUBLISHED),
-                duplicates: w(I_DUPLICATES),
-                attaches: w(I_ATTACHES),
+                last_pseq: w(slot.next()).checked_sub(1),
+                published: w(slot.published()),
+                duplicates: w(slot.duplicates()),
+                attaches: w(slot.attaches()),
             })
         })
         .collect()

@@ -199,6 +199,9 @@
 //! different position and so never looks committed; the nonce makes it
 //! vanishingly unlikely that stale payload bytes look like a stamp.
 
+use crate::region::Region;
+use crate::sync::{AtomicU128, AtomicU64};
+
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
@@ -283,36 +286,36 @@ pub const OFF_PIN_MOVES: usize = 904;
 pub const PRODUCER_SLOT_SIZE: usize = 128;
 // Producer registry slot field offsets (registry.rs).
 /// Owner: pid, or 0 for a free slot.
-pub(crate) const S_OWNER: usize = 0;
+const S_OWNER: usize = 0;
 /// The owner's start time (with the pid, its identity across pid reuse).
-pub(crate) const S_START: usize = 8;
+const S_START: usize = 8;
 /// The claim being made: position, with INTENT or CLAIMED in the low bits.
-pub(crate) const S_CLAIM: usize = 16;
+const S_CLAIM: usize = 16;
 /// End position of that claim.
-pub(crate) const S_END: usize = 24;
+const S_END: usize = 24;
 /// Its first sequence number.
-pub(crate) const S_SEQ: usize = 32;
+const S_SEQ: usize = 32;
 /// Its record count.
-pub(crate) const S_COUNT: usize = 40;
+const S_COUNT: usize = 40;
 /// The identity slot of a named producer, plus one (0: anonymous).
-pub(crate) const S_IDENT: usize = 48;
+const S_IDENT: usize = 48;
 /// A named producer's pseq of the claim's first record.
-pub(crate) const S_PSEQ: usize = 56;
+const S_PSEQ: usize = 56;
 /// In a producer registry slot: 1 while the producer is counted asleep
 /// (wait.rs).
-pub(crate) const P_ASLEEP: usize = 64;
+const P_ASLEEP: usize = 64;
 
 /// Bytes per identity slot.
 pub const IDENTITY_SIZE: usize = 128;
 // Identity slot field offsets.
-pub(crate) const I_STATE: usize = 0;
-pub(crate) const I_NAME_LEN: usize = 8;
-pub(crate) const I_OWNER: usize = 80;
-pub(crate) const I_NEXT: usize = 88;
-pub(crate) const I_PUBLISHED: usize = 96;
-pub(crate) const I_DUPLICATES: usize = 104;
-pub(crate) const I_ATTACHES: usize = 112;
-pub(crate) const I_GEN: usize = 120;
+const I_STATE: usize = 0;
+const I_NAME_LEN: usize = 8;
+const I_OWNER: usize = 80;
+const I_NEXT: usize = 88;
+const I_PUBLISHED: usize = 96;
+const I_DUPLICATES: usize = 104;
+const I_ATTACHES: usize = 112;
+const I_GEN: usize = 120;
 /// Identity slot states.
 pub(crate) const IDENTITY_FREE: u64 = 0;
 pub(crate) const IDENTITY_NAMED: u64 = 1;
@@ -385,46 +388,46 @@ pub const MAX_SPILL_DIR: usize = 512;
 pub const DISK_BIT: u64 = 1 << 63;
 
 // Group slot field offsets (relative to the slot).
-pub(crate) const G_STATE: usize = 0;
-pub(crate) const G_NAME_LEN: usize = 8;
-pub(crate) const G_CREATED: usize = 80;
-pub(crate) const G_CURSOR: usize = 128;
-pub(crate) const G_MEMBERS: usize = 256;
+const G_STATE: usize = 0;
+const G_NAME_LEN: usize = 8;
+const G_CREATED: usize = 80;
+const G_CURSOR: usize = 128;
+const G_MEMBERS: usize = 256;
 /// Size of one member slot.
 pub(crate) const MEMBER_SIZE: usize = 128;
 
 // Member slot field offsets (relative to the member slot).
-pub(crate) const M_STATE: usize = 0;
-pub(crate) const M_PID: usize = 8;
-pub(crate) const M_START: usize = 16;
-pub(crate) const M_INFLIGHT: usize = 24;
-pub(crate) const M_DELIVERED: usize = 32;
-pub(crate) const M_ACKED: usize = 72;
-pub(crate) const M_ASLEEP: usize = 80;
+const M_STATE: usize = 0;
+const M_PID: usize = 8;
+const M_START: usize = 16;
+const M_INFLIGHT: usize = 24;
+const M_DELIVERED: usize = 32;
+const M_ACKED: usize = 72;
+const M_ASLEEP: usize = 80;
 
 // Group slot fields for acknowledgements (ack.rs), after the cursor.
-pub(crate) const G_PENDING: usize = 144;
-pub(crate) const G_MAX_ATTEMPTS: usize = 152;
-pub(crate) const G_DEAD_LETTERED: usize = 160;
-pub(crate) const G_REDELIVERED: usize = 168;
-pub(crate) const G_DEAD_LETTER: usize = 176;
-pub(crate) const G_DL_ONLY: usize = 184;
-pub(crate) const G_MAX_UNACKED: usize = 192;
-pub(crate) const G_ACK_WAIT: usize = 200;
-pub(crate) const G_EXPIRED: usize = 208;
-pub(crate) const G_ENTRIES_HWM: usize = 216;
+const G_PENDING: usize = 144;
+const G_MAX_ATTEMPTS: usize = 152;
+const G_DEAD_LETTERED: usize = 160;
+const G_REDELIVERED: usize = 168;
+const G_DEAD_LETTER: usize = 176;
+const G_DL_ONLY: usize = 184;
+const G_MAX_UNACKED: usize = 192;
+const G_ACK_WAIT: usize = 200;
+const G_EXPIRED: usize = 208;
+const G_ENTRIES_HWM: usize = 216;
 
 /// Bytes of one ack table entry.
 pub const ENTRY_SIZE: usize = 64;
 // Ack table entry field offsets (relative to the entry).
-pub(crate) const E_STATE: usize = 0;
-pub(crate) const E_SEQ: usize = 8;
-pub(crate) const E_AT: usize = 16;
-pub(crate) const E_SINCE: usize = 24;
-pub(crate) const E_PIN: usize = 32;
-pub(crate) const E_DL_SEQ: usize = 40;
-pub(crate) const E_DL_POS: usize = 48;
-pub(crate) const E_ORIGIN: usize = 56;
+const E_STATE: usize = 0;
+const E_SEQ: usize = 8;
+const E_AT: usize = 16;
+const E_SINCE: usize = 24;
+const E_PIN: usize = 32;
+const E_DL_SEQ: usize = 40;
+const E_DL_POS: usize = 48;
+const E_ORIGIN: usize = 56;
 /// In an entry's `origin`: set for a dead letter handed over, with the
 /// origin group's id in the low bits.
 pub(crate) const ORIGIN_SET: u64 = 1 << 63;
@@ -695,6 +698,12 @@ impl Geometry {
         self.group_table_off() + g * self.slot_size()
     }
 
+    /// Byte offset of group `g`'s cursor, a 16-byte word (every other word
+    /// of a group slot is 8 bytes).
+    pub fn cursor_off(&self, g: usize) -> usize {
+        self.slot_off(g) + G_CURSOR
+    }
+
     /// Offset of member slot `m` of group `g`.
     #[inline]
     pub fn member_off(&self, g: usize, m: usize) -> usize {
@@ -742,6 +751,183 @@ impl Geometry {
     #[inline]
     pub fn room_to_end(&self, pos: u64) -> u64 {
         self.capacity - (pos & (self.capacity - 1))
+    }
+}
+
+/// Typed views of the region's slots: each view knows where its words are
+/// (the field offsets above are private to this file), and [`Ring`] hands
+/// them out (`ring.member(g, m).inflight()`). A view is a region reference
+/// and an offset; each accessor is one `u64_at`.
+///
+/// [`Ring`]: crate::protocol::ring::Ring
+macro_rules! slot_view {
+    ($(#[$doc:meta])* $view:ident { $($(#[$fdoc:meta])* $field:ident = $off:ident,)* }) => {
+        $(#[$doc])*
+        pub(crate) struct $view<'a, R> {
+            region: &'a R,
+            off: usize,
+        }
+
+        impl<'a, R: Region> $view<'a, R> {
+            /// The view of the slot at byte offset `off` of `region`.
+            #[inline]
+            pub(crate) fn new(region: &'a R, off: usize) -> Self {
+                $view { region, off }
+            }
+
+            $(
+                $(#[$fdoc])*
+                #[inline]
+                pub(crate) fn $field(&self) -> &'a AtomicU64 {
+                    self.region.u64_at(self.off + $off)
+                }
+            )*
+        }
+    };
+}
+
+slot_view! {
+    /// A group's slot (its cursor: [`Ring::cursor`]).
+    ///
+    /// [`Ring::cursor`]: crate::protocol::ring::Ring::cursor
+    GroupSlot {
+        /// The slot's state (low byte: FREE, CREATING, ACTIVE, …) and id.
+        state = G_STATE,
+        /// Creation time (wall clock, ns).
+        created = G_CREATED,
+        /// Ack entries PENDING redelivery.
+        pending = G_PENDING,
+        /// Deliveries before a message is given up (0: no limit).
+        max_attempts = G_MAX_ATTEMPTS,
+        /// Messages given up (dead-lettered or dropped).
+        dead_lettered = G_DEAD_LETTERED,
+        /// Redeliveries.
+        redelivered = G_REDELIVERED,
+        /// The dead-letter group's slot plus one (0: none).
+        dead_letter = G_DEAD_LETTER,
+        /// 1 for a dead-letter group (it delivers only dead letters).
+        dl_only = G_DL_ONLY,
+        /// The window: most messages a member holds unacknowledged.
+        max_unacked = G_MAX_UNACKED,
+        /// The ack deadline (ns; 0: none).
+        ack_wait = G_ACK_WAIT,
+        /// Holds ended by their deadline.
+        expired = G_EXPIRED,
+        /// One past the highest ack entry ever used.
+        entries_hwm = G_ENTRIES_HWM,
+    }
+}
+
+slot_view! {
+    /// A member's slot in its group.
+    MemberSlot {
+        /// FREE or ACTIVE.
+        state = M_STATE,
+        /// The member's process.
+        pid = M_PID,
+        /// That process's start time (with the pid, its identity).
+        start = M_START,
+        /// The read hazard: the ring position being read, or IDLE.
+        inflight = M_INFLIGHT,
+        /// Messages handed to this member.
+        delivered = M_DELIVERED,
+        /// Messages it acknowledged.
+        acked = M_ACKED,
+        /// 1 while the member is counted asleep (wait.rs).
+        asleep = M_ASLEEP,
+    }
+}
+
+slot_view! {
+    /// A producer's registry slot (registry.rs).
+    ProducerSlot {
+        /// Owner: pid, or 0 for a free slot.
+        owner = S_OWNER,
+        /// The owner's start time (with the pid, its identity across pid reuse).
+        start = S_START,
+        /// The claim being made: position, with INTENT or CLAIMED in the low bits.
+        claim = S_CLAIM,
+        /// End position of that claim.
+        end = S_END,
+        /// Its first sequence number.
+        seq = S_SEQ,
+        /// Its record count.
+        count = S_COUNT,
+        /// The identity slot of a named producer, plus one (0: anonymous).
+        ident = S_IDENT,
+        /// A named producer's pseq of the claim's first record.
+        pseq = S_PSEQ,
+        /// 1 while the producer is counted asleep (wait.rs).
+        asleep = P_ASLEEP,
+    }
+}
+
+slot_view! {
+    /// A producer name's slot (identity.rs); the name itself is at
+    /// [`NameSlot::name_off`].
+    NameSlot {
+        /// FREE or NAMED, and a generation.
+        state = I_STATE,
+        /// The registry slot holding the name, plus one (0: nobody).
+        owner = I_OWNER,
+        /// The next pseq the name expects.
+        next = I_NEXT,
+        /// Messages published under the name.
+        published = I_PUBLISHED,
+        /// Sends refused as duplicates.
+        duplicates = I_DUPLICATES,
+        /// Attaches under the name.
+        attaches = I_ATTACHES,
+        /// Generation, bumped when the name is released.
+        gen = I_GEN,
+    }
+}
+
+slot_view! {
+    /// One entry of a group's ack table (ack.rs).
+    AckEntry {
+        /// State, owner and attempts, packed (ack.rs: `word_state`, …).
+        state = E_STATE,
+        /// The message's sequence number.
+        seq = E_SEQ,
+        /// Where it is: a ring position, or a log position for one on disk.
+        at = E_AT,
+        /// When the hold began (monotonic ns), for the ack deadline.
+        since = E_SINCE,
+        /// The ring position the entry keeps from being overwritten (IDLE: none).
+        pin = E_PIN,
+        /// The dead letter's sequence number, once forwarded.
+        dl_seq = E_DL_SEQ,
+        /// The dead letter's ring position, once forwarded.
+        dl_pos = E_DL_POS,
+        /// The origin of a dead letter handed over (ORIGIN_SET | group id).
+        origin = E_ORIGIN,
+    }
+}
+
+impl<R> NameSlot<'_, R> {
+    /// Byte offset of the name in the region.
+    pub(crate) fn name_off(&self) -> usize {
+        self.off + I_NAME_LEN
+    }
+}
+
+impl<'a, R: Region> GroupSlot<'a, R> {
+    /// Byte offset of the group's name in the region.
+    pub(crate) fn name_off(&self) -> usize {
+        self.off + G_NAME_LEN
+    }
+
+    /// The group's cursor: `(seq, pos)` packed (ring.rs `pack`).
+    #[inline]
+    pub(crate) fn cursor(&self) -> &'a AtomicU128 {
+        self.region.u128_at(self.off + G_CURSOR)
+    }
+
+    /// Byte offset of member slot `m` in the region.
+    #[inline]
+    pub(crate) fn member_off(&self, m: usize) -> usize {
+        self.off + G_MEMBERS + m * MEMBER_SIZE
     }
 }
 

@@ -42,7 +42,7 @@
 use crate::protocol::identity;
 use crate::protocol::layout::{
     ext_len, record_size, ALIGN, FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, KIND_PAD, OFF_ABORTED,
-    RECORD_HEADER, S_CLAIM, S_COUNT, S_END, S_IDENT, S_OWNER, S_PSEQ, S_SEQ, S_START,
+    RECORD_HEADER,
 };
 use crate::protocol::ring::{unpack_head, widen_seq, Ring, Slot};
 use crate::protocol::wait::{Event, Sleeper};
@@ -135,7 +135,7 @@ pub struct SlotInfo {
 pub fn register_producer<R: Region>(ring: &Ring<R>, pid: u64, start: u64) -> Option<usize> {
     let slot = (0..ring.geo.max_producers as usize).find(|&s| {
         // Relaxed: slots change owner only under the admin lock we hold.
-        ring.pword(s, S_OWNER).load(Ordering::Relaxed) == 0
+        ring.producer_slot(s).owner().load(Ordering::Relaxed) == 0
     })?;
     register_in(ring, slot, pid, start);
     Some(slot)
@@ -147,7 +147,7 @@ pub fn register_producer<R: Region>(ring: &Ring<R>, pid: u64, start: u64) -> Opt
 pub fn register_dead_letters<R: Region>(ring: &Ring<R>, pid: u64, start: u64) -> Option<usize> {
     let slot = ring.geo.max_producers as usize;
     // Relaxed: slots change owner only under the admin lock we hold.
-    if ring.pword(slot, S_OWNER).load(Ordering::Relaxed) != 0 {
+    if ring.producer_slot(slot).owner().load(Ordering::Relaxed) != 0 {
         return None;
     }
     register_in(ring, slot, pid, start);
@@ -156,31 +156,37 @@ pub fn register_dead_letters<R: Region>(ring: &Ring<R>, pid: u64, start: u64) ->
 
 /// Registers `(pid, start)` in free slot `slot` (admin lock held).
 fn register_in<R: Region>(ring: &Ring<R>, slot: usize, pid: u64, start: u64) {
-    for off in [S_CLAIM, S_END, S_SEQ, S_COUNT, S_IDENT, S_PSEQ] {
-        ring.pword(slot, off).store(0, Ordering::Relaxed);
+    let s = ring.producer_slot(slot);
+    for word in [s.claim(), s.end(), s.seq(), s.count(), s.ident(), s.pseq()] {
+        word.store(0, Ordering::Relaxed);
     }
-    ring.pword(slot, S_START).store(start, Ordering::Relaxed);
+    ring.producer_slot(slot)
+        .start()
+        .store(start, Ordering::Relaxed);
     // Release: a recovery that sees the owner sees the cleared fields.
-    ring.pword(slot, S_OWNER).store(pid, Ordering::Release);
+    ring.producer_slot(slot)
+        .owner()
+        .store(pid, Ordering::Release);
 }
 
 /// Marks registry slot `slot` as publishing under identity `i` (admin
 /// lock held, before its first claim).
 pub fn set_identity<R: Region>(ring: &Ring<R>, slot: usize, i: usize) {
-    ring.pword(slot, S_IDENT)
+    ring.producer_slot(slot)
+        .ident()
         .store(i as u64 + 1, Ordering::Relaxed);
 }
 
 /// Frees a producer's slot when it is dropped (no claim in progress),
 /// releasing its name first.
 pub fn unregister_producer<R: Region>(ring: &Ring<R>, slot: usize) {
-    let ident = ring.pword(slot, S_IDENT).load(Ordering::Relaxed);
+    let ident = ring.producer_slot(slot).ident().load(Ordering::Relaxed);
     if let Some(i) = ident.checked_sub(1) {
         identity::release_identity(ring, i as usize, slot);
     }
-    ring.pword(slot, S_CLAIM).store(0, Ordering::Relaxed);
+    ring.producer_slot(slot).claim().store(0, Ordering::Relaxed);
     // Release: pairs with the Acquire owner load of a recovery.
-    ring.pword(slot, S_OWNER).store(0, Ordering::Release);
+    ring.producer_slot(slot).owner().store(0, Ordering::Release);
 }
 
 /// Records the pseq of the first record of a named producer's next claim
@@ -189,7 +195,9 @@ pub fn unregister_producer<R: Region>(ring: &Ring<R>, slot: usize) {
 pub(crate) fn note_pseq<R: Region>(ring: &Ring<R>, slot: usize, pseq: u64) {
     // Relaxed: published by the Release of `note_intent` (or, for an
     // abandoned claim, read by a recovery only once this process is dead).
-    ring.pword(slot, S_PSEQ).store(pseq, Ordering::Relaxed);
+    ring.producer_slot(slot)
+        .pseq()
+        .store(pseq, Ordering::Relaxed);
 }
 
 /// A named producer abandons its claim: it publishes no pseq.
@@ -208,12 +216,15 @@ pub fn note_intent<R: Region>(
     end: u64,
     count: u64,
 ) {
-    ring.pword(slot, S_END).store(end, Ordering::Relaxed);
-    ring.pword(slot, S_SEQ).store(seq, Ordering::Relaxed);
-    ring.pword(slot, S_COUNT).store(count, Ordering::Relaxed);
+    ring.producer_slot(slot).end().store(end, Ordering::Relaxed);
+    ring.producer_slot(slot).seq().store(seq, Ordering::Relaxed);
+    ring.producer_slot(slot)
+        .count()
+        .store(count, Ordering::Relaxed);
     // SYNC POINT intent: Release pairs with the Acquire CLAIM load of a
     // recovery: who sees this intent sees its end, seq and count.
-    ring.pword(slot, S_CLAIM)
+    ring.producer_slot(slot)
+        .claim()
         .store(pos | INTENT, Ordering::Release);
 }
 
@@ -221,7 +232,8 @@ pub fn note_intent<R: Region>(
 #[inline]
 pub(crate) fn note_claimed<R: Region>(ring: &Ring<R>, slot: usize, pos: u64) {
     // Relaxed: read by a recovery only once this process is dead.
-    ring.pword(slot, S_CLAIM)
+    ring.producer_slot(slot)
+        .claim()
         .store(pos | CLAIMED, Ordering::Relaxed);
 }
 
@@ -230,7 +242,7 @@ pub(crate) fn note_claimed<R: Region>(ring: &Ring<R>, slot: usize, pos: u64) {
 pub(crate) fn note_done<R: Region>(ring: &Ring<R>, slot: usize) {
     // SYNC POINT intent: Release pairs with the Acquire CLAIM load of a
     // recovery: who sees the intent gone sees the commits before it.
-    ring.pword(slot, S_CLAIM).store(0, Ordering::Release);
+    ring.producer_slot(slot).claim().store(0, Ordering::Release);
 }
 
 /// The registered producers.
@@ -238,23 +250,24 @@ pub fn producer_slots<R: Region>(ring: &Ring<R>) -> Vec<SlotInfo> {
     (0..ring.geo.registry_slots())
         .filter_map(|s| {
             // Acquire pairs with the Release owner store of registration.
-            let pid = ring.pword(s, S_OWNER).load(Ordering::Acquire);
+            let pid = ring.producer_slot(s).owner().load(Ordering::Acquire);
             (pid != 0).then(|| {
                 // Acquire pairs with `note_intent`.
-                let claim = ring.pword(s, S_CLAIM).load(Ordering::Acquire);
+                let claim = ring.producer_slot(s).claim().load(Ordering::Acquire);
                 SlotInfo {
                     slot: s,
                     pid,
-                    start_time: ring.pword(s, S_START).load(Ordering::Relaxed),
+                    start_time: ring.producer_slot(s).start().load(Ordering::Relaxed),
                     ident: ring
-                        .pword(s, S_IDENT)
+                        .producer_slot(s)
+                        .ident()
                         .load(Ordering::Relaxed)
                         .checked_sub(1)
                         .map(|i| i as usize),
                     asleep: ring.is_asleep(Sleeper::Producer { slot: s }),
                     claim: (claim & STATE_MASK != 0).then(|| {
                         (
-                            ring.pword(s, S_SEQ).load(Ordering::Relaxed),
+                            ring.producer_slot(s).seq().load(Ordering::Relaxed),
                             claim & !STATE_MASK,
                         )
                     }),
@@ -268,24 +281,24 @@ fn snapshot<R: Region>(ring: &Ring<R>, alive: &impl Fn(u64, u64) -> bool) -> Vec
     (0..ring.geo.registry_slots())
         .filter_map(|s| {
             // Acquire pairs with the Release owner store of registration.
-            let pid = ring.pword(s, S_OWNER).load(Ordering::Acquire);
+            let pid = ring.producer_slot(s).owner().load(Ordering::Acquire);
             if pid == 0 {
                 return None;
             }
             // SYNC POINT intent (reader side): Acquire pairs with
             // `note_intent` and `note_done`.
-            let claim = ring.pword(s, S_CLAIM).load(Ordering::Acquire);
-            let start = ring.pword(s, S_START).load(Ordering::Relaxed);
+            let claim = ring.producer_slot(s).claim().load(Ordering::Acquire);
+            let start = ring.producer_slot(s).start().load(Ordering::Relaxed);
             Some(Snapshot {
                 slot: s,
                 alive: alive(pid, start),
                 state: claim & STATE_MASK,
                 pos: claim & !STATE_MASK,
-                end: ring.pword(s, S_END).load(Ordering::Relaxed),
-                seq: ring.pword(s, S_SEQ).load(Ordering::Relaxed),
-                count: ring.pword(s, S_COUNT).load(Ordering::Relaxed),
-                ident: ring.pword(s, S_IDENT).load(Ordering::Relaxed),
-                pseq: ring.pword(s, S_PSEQ).load(Ordering::Relaxed),
+                end: ring.producer_slot(s).end().load(Ordering::Relaxed),
+                seq: ring.producer_slot(s).seq().load(Ordering::Relaxed),
+                count: ring.producer_slot(s).count().load(Ordering::Relaxed),
+                ident: ring.producer_slot(s).ident().load(Ordering::Relaxed),
+                pseq: ring.producer_slot(s).pseq().load(Ordering::Relaxed),
             })
         })
         .collect()
@@ -358,10 +371,14 @@ pub fn recover_claims<R: Region>(ring: &Ring<R>, alive: impl Fn(u64, u64) -> boo
                 .then(|| (d.pseq.saturating_add(committed), committed));
             identity::settle_identity(ring, i as usize, d.slot, next);
         }
-        ring.pword(d.slot, S_CLAIM).store(0, Ordering::Relaxed);
+        ring.producer_slot(d.slot)
+            .claim()
+            .store(0, Ordering::Relaxed);
         // Release: pairs with the Acquire owner load of a registration
         // scan; the slot is reusable.
-        ring.pword(d.slot, S_OWNER).store(0, Ordering::Release);
+        ring.producer_slot(d.slot)
+            .owner()
+            .store(0, Ordering::Release);
         out.freed += 1;
     }
     if out.records > 0 {

@@ -109,8 +109,8 @@ impl<R: Region> Ring<R> {
     /// The word in `who`'s own slot that marks it asleep.
     fn asleep_mark(&self, who: Sleeper) -> &AtomicU64 {
         match who {
-            Sleeper::Member { g, m } => self.member_word(g, m, M_ASLEEP),
-            Sleeper::Producer { slot } => self.pword(slot, P_ASLEEP),
+            Sleeper::Member { g, m } => self.member(g, m).asleep(),
+            Sleeper::Producer { slot } => self.producer_slot(slot).asleep(),
         }
     }
 
@@ -436,8 +436,42 @@ impl<R: Region> Ring<R> {
         (pos, seq)
     }
 
-    pub(crate) fn slot_word(&self, g: usize, field: usize) -> &AtomicU64 {
-        self.region.u64_at(self.group_off(g) + field)
+    /// Group `g`'s slot.
+    #[inline]
+    pub(crate) fn group(&self, g: usize) -> GroupSlot<'_, R> {
+        GroupSlot::new(&self.region, self.group_off(g))
+    }
+
+    /// Member `m`'s slot in group `g`.
+    #[inline]
+    pub(crate) fn member(&self, g: usize, m: usize) -> MemberSlot<'_, R> {
+        let off = self.group(g).member_off(m);
+        debug_assert_eq!(off, self.geo.member_off(g, m));
+        MemberSlot::new(&self.region, off)
+    }
+
+    /// Entry `i` of group `g`'s ack table.
+    #[inline]
+    pub(crate) fn entry(&self, g: usize, i: usize) -> AckEntry<'_, R> {
+        let off = self.group_off(g) + self.geo.entries_off() + i * ENTRY_SIZE;
+        debug_assert_eq!(off, self.geo.entry_off(g, i));
+        AckEntry::new(&self.region, off)
+    }
+
+    /// Producer registry slot `slot`.
+    #[inline]
+    pub(crate) fn producer_slot(&self, slot: usize) -> ProducerSlot<'_, R> {
+        let off = self.producers_off + slot * PRODUCER_SLOT_SIZE;
+        debug_assert_eq!(off, self.geo.producer_off(slot));
+        ProducerSlot::new(&self.region, off)
+    }
+
+    /// Name slot `i`.
+    #[inline]
+    pub(crate) fn name_slot(&self, i: usize) -> NameSlot<'_, R> {
+        let off = self.identities_off + i * IDENTITY_SIZE;
+        debug_assert_eq!(off, self.geo.identity_off(i));
+        NameSlot::new(&self.region, off)
     }
 
     /// The cursor word of group `g` (for members on disk re-checking it).
@@ -447,19 +481,13 @@ impl<R: Region> Ring<R> {
     }
 
     pub(crate) fn cursor(&self, g: usize) -> &AtomicU128 {
-        self.region.u128_at(self.group_off(g) + G_CURSOR)
-    }
-
-    pub(crate) fn member_word(&self, g: usize, m: usize, field: usize) -> &AtomicU64 {
-        let off = self.group_off(g) + G_MEMBERS + m * MEMBER_SIZE;
-        debug_assert_eq!(off, self.geo.member_off(g, m));
-        self.region.u64_at(off + field)
+        self.group(g).cursor()
     }
 
     pub(crate) fn slot_state(&self, g: usize) -> u64 {
         // Acquire pairs with the Release state stores in add/remove: the name and
         // cursor written before them are visible.
-        self.slot_word(g, G_STATE).load(Ordering::Acquire) & 0xff
+        self.group(g).state().load(Ordering::Acquire) & 0xff
     }
 
     /// Whether group `g` is a dead-letter group (delivers only the dead
@@ -468,7 +496,7 @@ impl<R: Region> Ring<R> {
     pub fn dl_only(&self, g: usize) -> bool {
         // Relaxed: set before the group became ACTIVE (which a member's attach
         // acquired) and never changed while it is.
-        self.slot_word(g, G_DL_ONLY).load(Ordering::Relaxed) != 0
+        self.group(g).dl_only().load(Ordering::Relaxed) != 0
     }
 
     /// The id of the group in slot `g`: the slot and its generation, which
@@ -476,7 +504,7 @@ impl<R: Region> Ring<R> {
     pub fn group_id(&self, g: usize) -> u64 {
         // Acquire pairs with the Release state stores of add/remove, as in
         // `slot_state`.
-        let gen = self.slot_word(g, G_STATE).load(Ordering::Acquire) >> 8;
+        let gen = self.group(g).state().load(Ordering::Acquire) >> 8;
         g as u64 | (gen & 0xffff_ffff) << 32
     }
 
@@ -488,7 +516,7 @@ impl<R: Region> Ring<R> {
     /// Reads the name of slot `g` with atomic loads (another process may be
     /// rewriting a slot that is being freed and reused).
     pub(crate) fn slot_name(&self, g: usize) -> Vec<u8> {
-        self.read_name_at(self.geo.slot_off(g) + G_NAME_LEN)
+        self.read_name_at(self.group(g).name_off())
     }
 
     /// Reads a name stored as a length word at `off` followed by `MAX_NAME`
@@ -519,47 +547,20 @@ impl<R: Region> Ring<R> {
             .store(name.len() as u64, Ordering::Relaxed);
     }
 
-    /// Field `field` of ack table entry `i` of group `g`.
-    #[inline]
-    pub(crate) fn entry_word(&self, g: usize, i: usize, field: usize) -> &AtomicU64 {
-        let off = self.group_off(g) + self.geo.entries_off() + i * ENTRY_SIZE;
-        debug_assert_eq!(off, self.geo.entry_off(g, i));
-        self.region.u64_at(off + field)
-    }
-
-    /// Field `off` of registry slot `slot`.
-    pub(crate) fn pword(&self, slot: usize, off: usize) -> &AtomicU64 {
-        debug_assert_eq!(
-            self.producers_off + slot * PRODUCER_SLOT_SIZE,
-            self.geo.producer_off(slot)
-        );
-        self.region
-            .u64_at(self.producers_off + slot * PRODUCER_SLOT_SIZE + off)
-    }
-
     /// The owner of registry slot `slot`: (pid, start time, identity slot + 1).
     pub(crate) fn registry_owner(&self, slot: usize) -> Option<(u64, u64, u64)> {
         if slot >= self.geo.registry_slots() {
             return None;
         }
         // Acquire pairs with the Release owner store of registration.
-        let pid = self.pword(slot, S_OWNER).load(Ordering::Acquire);
+        let pid = self.producer_slot(slot).owner().load(Ordering::Acquire);
         (pid != 0).then(|| {
             (
                 pid,
-                self.pword(slot, S_START).load(Ordering::Relaxed),
-                self.pword(slot, S_IDENT).load(Ordering::Relaxed),
+                self.producer_slot(slot).start().load(Ordering::Relaxed),
+                self.producer_slot(slot).ident().load(Ordering::Relaxed),
             )
         })
-    }
-
-    pub(crate) fn iword(&self, i: usize, field: usize) -> &AtomicU64 {
-        debug_assert_eq!(
-            self.identities_off + i * IDENTITY_SIZE,
-            self.geo.identity_off(i)
-        );
-        self.region
-            .u64_at(self.identities_off + i * IDENTITY_SIZE + field)
     }
 
     pub(crate) fn front(&self) -> &AtomicU128 {

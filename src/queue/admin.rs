@@ -22,6 +22,17 @@ use std::sync::MutexGuard;
 const STALE_SLEEPER_REAP_EVERY_NS: u64 = 100_000_000;
 
 impl Queue {
+    /// The registry slot kept for publishing dead letters, registered to
+    /// this process (`None` while another member uses it, or if the admin
+    /// lock fails). The caller frees it after its one letter.
+    pub(crate) fn dead_letter_slot(&self) -> Option<usize> {
+        let _g = self.admin(true).ok()?;
+        let ring = self.ring();
+        registry::recover_claims(ring, liveness::is_alive);
+        let (pid, start) = liveness::current();
+        registry::register_dead_letters(ring, pid, start)
+    }
+
     /// Takes the admin lock: process-local mutex, then flock on the file (the
     /// kernel releases it if the holder dies). `block = false` gives up at once.
     pub(crate) fn admin(&self, block: bool) -> io::Result<Option<AdminGuard<'_>>> {

@@ -114,11 +114,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
     }
     check_names(ring, &mut r);
     for g in 0..geo.max_groups as usize {
-        let state = ring
-            .region
-            .u64_at(geo.slot_off(g) + G_STATE)
-            .load(Ordering::Relaxed)
-            & 0xff;
+        let state = ring.group(g).state().load(Ordering::Relaxed) & 0xff;
         match state {
             SLOT_FREE => continue,
             SLOT_CREATING | SLOT_ACTIVE => {}
@@ -131,7 +127,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
         r.groups += 1;
         let len = ring
             .region
-            .u64_at(geo.slot_off(g) + G_NAME_LEN)
+            .u64_at(ring.group(g).name_off())
             .load(Ordering::Relaxed);
         let name = String::from_utf8_lossy(&ring.slot_name(g)).into_owned();
         if len == 0 || len > MAX_NAME as u64 || !valid_name(&ring.slot_name(g)) {
@@ -169,11 +165,7 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
             }
         }
         for m in 0..geo.max_members as usize {
-            let ms = ring
-                .region
-                .u64_at(geo.member_off(g, m) + M_STATE)
-                .load(Ordering::Relaxed)
-                & 0xff;
+            let ms = ring.member(g, m).state().load(Ordering::Relaxed) & 0xff;
             if ms != MEMBER_FREE && ms != MEMBER_ATTACHED {
                 r.problems.push(format!(
                     "group '{name}' member slot {m}: unknown state {ms}"

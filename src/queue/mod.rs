@@ -86,6 +86,16 @@ impl std::fmt::Debug for Queue {
     }
 }
 
+/// What [`Queue::rounds_until`] came to.
+pub(crate) struct Rounds<T> {
+    /// What the attempt got, if it succeeded.
+    pub(crate) got: Option<T>,
+    /// The last round found a record claimed but not committed in its way.
+    pub(crate) blocked: bool,
+    /// A round failed (the log could not be written).
+    pub(crate) error: Option<crate::SpillError>,
+}
+
 impl Queue {
     /// Removes the queue at `path`: its file, and its spill directory's
     /// log (segments, indexes, owner and lock files; the directory itself if
@@ -255,6 +265,50 @@ impl Queue {
     /// ```
     pub fn spill_now(&self) -> Result<Option<RoundOutcome>, crate::SpillError> {
         Ok(self.spill_round(true)?)
+    }
+
+    /// With a spill log and a full ring: spill rounds, `attempt` after each
+    /// (a claim), until it succeeds or the rounds stop making room. Other
+    /// producers may fill the ring again before the caller claims (it may
+    /// be descheduled right after its round, or the round may find nothing
+    /// left to log just before they do), so it goes on while rounds make
+    /// progress or others publish: the next round logs what they published
+    /// meanwhile. Bounded, so that a producer outrun every time still ends
+    /// up waiting its turn. `wait_lock`: wait for a round in progress.
+    pub(crate) fn rounds_until<T>(
+        &self,
+        wait_lock: bool,
+        mut attempt: impl FnMut() -> Option<T>,
+    ) -> Rounds<T> {
+        let mut out = Rounds {
+            got: None,
+            blocked: false,
+            error: None,
+        };
+        if self.inner.spill.is_none() {
+            return out;
+        }
+        let ring = self.ring();
+        for _ in 0..64 {
+            let tail_before = ring.tail_now().0;
+            match self.spill_round(wait_lock) {
+                Ok(r) => {
+                    out.blocked = r.is_some_and(|o| o.blocked);
+                    out.got = attempt();
+                    let progress = r.is_some_and(|o| {
+                        o.spilled > 0 || o.transferred > 0 || ring.tail_now().0 != tail_before
+                    });
+                    if out.got.is_some() || !progress {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    out.error = Some(e.into());
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// A spill round if the lock is free (`block = false`) or once it is.
