@@ -507,6 +507,48 @@ fn recovery_aborts_only_a_dead_producers_claim() {
     });
 }
 
+/// A producer claims a record and dies before committing it, while a
+/// recovery runs: the recovery may have read TAIL before the claim and the
+/// producer's slot after it (dead by then). It must not take the claim for
+/// done and free the slot, which would leave the record uncommitted for
+/// good (every group stuck at it) and, for a named producer, settle its
+/// pseq as published (the model test's seed 409796887). Whatever the
+/// interleaving, once a later recovery has run the slot is free and the
+/// record aborted.
+#[test]
+fn recovery_racing_a_claim_then_death_settles_nothing_unseen() {
+    model(|| {
+        let r = Arc::new(ring());
+        let g = add(&r, "g", StartAt::Latest);
+        let m = group::attach(&r, g, 1, 1).unwrap();
+        let slot = registry::register_producer(&r, 100, 1).unwrap();
+        let dead = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let (r2, dead2) = (r.clone(), dead.clone());
+        let dier = thread::spawn(move || {
+            let mut pc = claim::producer_cursor(&r2);
+            pc.set_slot(slot);
+            let geo = r2.geometry();
+            let end_of = |p: u64| geo.place(p, 8) + layout::record_size(8);
+            let c = claim::try_claim(&r2, &mut pc, 1, end_of).expect("room");
+            // Killed between its claim and its commit.
+            dead2.store(true, loom::sync::atomic::Ordering::SeqCst);
+            c.start
+        });
+        let d = dead.clone();
+        let alive = move |pid: u64, _| pid != 100 || !d.load(loom::sync::atomic::Ordering::SeqCst);
+        let first = registry::recover_claims(&r, &alive);
+        let pos = dier.join().unwrap();
+        let second = registry::recover_claims(&r, &alive);
+        assert_eq!(first.freed + second.freed, 1, "{first:?} {second:?}");
+        assert_eq!(first.claims + second.claims, 1, "{first:?} {second:?}");
+        assert!(
+            !matches!(r.slot_at(pos), shmq_loom_tests::ring::Slot::Uncommitted),
+            "the slot was freed over an uncommitted claim: {first:?} {second:?}"
+        );
+        assert_eq!(try_recv(&r, g, m), None);
+    });
+}
+
 /// A producer dies after announcing a claim at the tail but before its CAS,
 /// while another producer claims that very position: the stale intent covers
 /// a live claim, and a recovery racing the live producer must not abort it.

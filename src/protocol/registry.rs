@@ -18,6 +18,13 @@
 //! or "holding this claim".
 //!
 //! # Recovery ([`recover_claims`], under the admin lock)
+//! Read `TAIL`, then each slot: its owner's liveness first, then `CLAIM`,
+//! so that a dead owner's `CLAIM` is its last (read the other way round, a
+//! producer could claim and die in between, its claim unseen). A dead
+//! slot's claim at or past the `TAIL` read may have been made after that
+//! read: it is left to a later recovery unless `TAIL` has not moved past it
+//! since (then its CAS never happened).
+//!
 //! Take a dead slot with a non-zero `CLAIM`. Walk the committed records from
 //! its `p` (or from HEAD, once HEAD is inside the claim) to the first
 //! uncommitted position `q` below its `end`. If there is none, or `q` is not
@@ -285,13 +292,18 @@ fn snapshot<R: Region>(ring: &Ring<R>, alive: &impl Fn(u64, u64) -> bool) -> Vec
             if pid == 0 {
                 return None;
             }
+            let start = ring.producer_slot(s).start().load(Ordering::Relaxed);
+            // Liveness first: a producer seen dead makes no more stores, so
+            // the claim read after it is its last. Read the other way round,
+            // a producer could claim and die between the two reads, and its
+            // claim would be taken for none.
+            let alive = alive(pid, start);
             // SYNC POINT intent (reader side): Acquire pairs with
             // `note_intent` and `note_done`.
             let claim = ring.producer_slot(s).claim().load(Ordering::Acquire);
-            let start = ring.producer_slot(s).start().load(Ordering::Relaxed);
             Some(Snapshot {
                 slot: s,
-                alive: alive(pid, start),
+                alive,
                 state: claim & STATE_MASK,
                 pos: claim & !STATE_MASK,
                 end: ring.producer_slot(s).end().load(Ordering::Relaxed),
@@ -415,6 +427,21 @@ fn stuck_in<R: Region>(ring: &Ring<R>, d: &Snapshot, tail: (u64, u64)) -> Left {
     let (tseq, tail_pos) = tail;
     if !d.pos.is_multiple_of(ALIGN as u64) {
         return Left::Nothing;
+    }
+    if d.pos >= tail_pos {
+        // The claim may have been made after `tail` was read, by a producer
+        // that died before the snapshot saw it dead: this walk would stop
+        // short of it and take it for done. If TAIL has moved past its
+        // start since, a later recovery (reading TAIL first) walks it; if
+        // not, the producer died before its CAS and claimed nothing. (An
+        // RMW reads TAIL's latest value: a CAS of the dead producer's is
+        // in it.)
+        let (_, latest) = ring.tail_latest();
+        return if latest <= d.pos {
+            Left::Nothing
+        } else {
+            Left::Unsure
+        };
     }
     for _ in 0..WALK_TRIES {
         // Acquire: pairs with the Release of HEAD's CASes (ring.rs).
