@@ -30,7 +30,18 @@ pub fn model(f: impl Fn() + Sync + Send + 'static) {
             .unwrap_or(3),
     );
     b.max_branches = 100_000;
-    b.check(f);
+    // SHMQ_LOOM_COUNT=1: print how many executions the model explored.
+    if std::env::var_os("SHMQ_LOOM_COUNT").is_none() {
+        return b.check(f);
+    }
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let n = std::sync::Arc::new(AtomicU64::new(0));
+    let counted = n.clone();
+    b.check(move || {
+        counted.fetch_add(1, Relaxed);
+        f()
+    });
+    eprintln!("loom: {} executions", n.load(Relaxed));
 }
 
 use group::StartAt;
