@@ -1,12 +1,36 @@
 //! A [`Region`] made of loom objects.
 //!
-//! Every 8-byte word a protocol may touch is a loom `AtomicU64` (payload words
-//! included: they are copied with Relaxed word loads and stores, so a missing
-//! happens-before shows up as a wrong value in the models' assertions); 128-bit
-//! words and futex words are separate objects at their offsets. Futex waits are
-//! a loom mutex + condvar, which keeps futex_wait's "compare and sleep"
-//! atomic with respect to wakers, as the kernel does; a lost wake-up is a
-//! deadlock that loom reports.
+//! Every 8-byte word a protocol may touch is a loom `AtomicU64`; 128-bit words
+//! (`crate::sync::AtomicU128`) and futex words are separate objects at their
+//! offsets. Futex waits are a loom mutex + condvar, which keeps futex_wait's
+//! "compare and sleep" atomic with respect to wakers, as the kernel does; a
+//! lost wake-up is a deadlock that loom reports.
+//!
+//! # Payload bytes
+//!
+//! [`Region::write`] and [`Region::read`] are plain copies in production
+//! (`copy_nonoverlapping`), which the protocol must keep from racing with any
+//! other access to those bytes. Here they are *non-atomic* accesses that loom
+//! checks for races, on the same loom object as the atomic accesses to the
+//! word:
+//!
+//! - `read` is `unsync_load`: loom reports a causality violation unless every
+//!   store to the word (a payload copy or an atomic store) happens before it,
+//!   and unless every later store happens after it;
+//! - `write` is `unsync_load` then a `Relaxed` store of the new bytes: the
+//!   unsynchronised load makes loom check that every earlier store to the word
+//!   happens before the write and every later one after it (and the store
+//!   checks the earlier `read`s). A loom `with_mut`, the exact non-atomic
+//!   write, needs `&mut` to the word, which a shared region cannot hand out;
+//!   what it would check besides is a race with an atomic *load* of the word.
+//!
+//! So a copy that races with anything but an atomic load of the same word is
+//! reported as a race, not left to an assertion that may or may not see
+//! wrong bytes. The payload is not a separate `loom::cell::UnsafeCell`: the
+//! ring's bytes are a record header in one lap and payload in another, and
+//! a cell apart from the header words would not see a later lap's header
+//! stores over a payload still being read, nor hold what a header load of
+//! those bytes really finds.
 
 use crate::layout::*;
 use crate::region::Region;
@@ -103,17 +127,21 @@ unsafe impl Region for LoomRegion {
         for (i, chunk) in src.chunks(8).enumerate() {
             let mut w = [0u8; 8];
             w[..chunk.len()].copy_from_slice(chunk);
-            self.u64_at(off + 8 * i)
-                .store(u64::from_le_bytes(w), Ordering::Relaxed);
+            let word = self.u64_at(off + 8 * i);
+            // SAFETY: a loom atomic; the unsynchronised load only makes loom
+            // check this write against every other store to the word (module
+            // docs), and its value is not used.
+            unsafe { word.unsync_load() };
+            word.store(u64::from_le_bytes(w), Ordering::Relaxed);
         }
     }
 
     unsafe fn read(&self, off: usize, dst: &mut [u8]) {
         for (i, chunk) in dst.chunks_mut(8).enumerate() {
-            let w = self
-                .u64_at(off + 8 * i)
-                .load(Ordering::Relaxed)
-                .to_le_bytes();
+            // SAFETY: a loom atomic; loom checks that every store to the word
+            // happens before this load and every later one after it (module
+            // docs), as the caller's hazard or cursor promises.
+            let w = unsafe { self.u64_at(off + 8 * i).unsync_load() }.to_le_bytes();
             chunk.copy_from_slice(&w[..chunk.len()]);
         }
     }

@@ -411,9 +411,12 @@ fn wait_wake_recovering_a_producer_killed_asleep_loses_no_wake_up() {
 /// group: whatever start it gets, everything from there is intact and dense —
 /// a producer with a stale scan never overwrites the new group's messages. The
 /// last message (seq 3) always reaches it: the ring still holds it.
+///
+/// Bound 2 by default: at 3 it explores for some ten minutes on 2 cores
+/// (`LOOM_MAX_PREEMPTIONS=3`); at 2 the missing generation bump still fails.
 #[test]
 fn group_add_races_head_advance() {
-    model(|| {
+    model_at(2, || {
         let r = Arc::new(ring());
         let r2 = r.clone();
         let producer = thread::spawn(move || {

@@ -4,11 +4,11 @@
 //!
 //! Every message carries one, so the clock read is on every send. The kernel's
 //! `clock_gettime` is a vDSO call that reads the TSC in order (`lfence;
-//! rdtsc`) and converts it: about 24 ns on a VM, a quarter of a whole
-//! send + receive. Where the kernel itself keeps time with the TSC (its
+//! rdtsc`) and converts it, a sizeable part of a whole send + receive
+//! (docs/benchmarks.md). Where the kernel itself keeps time with the TSC (its
 //! clocksource is `tsc`, which it chooses only when the counter is invariant
 //! and synchronised between CPUs), [`now_ns`] reads the TSC without the fence
-//! (about 10 ns) and converts it with a calibration of its own, per thread:
+//! and converts it with a calibration of its own, per thread:
 //! - the thread pairs a TSC reading with `clock_gettime` (an anchor); until
 //!   its first anchor is `CALIBRATE` (10 ms) old it answers with
 //!   `clock_gettime`, then it measures nanoseconds per tick between the two;

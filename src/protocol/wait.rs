@@ -150,10 +150,10 @@ pub fn wait_for<R: Region, T>(
         }
         polls = polls.saturating_add(1);
         let spinning = strategy == WaitStrategy::Spin || polls < SPIN_POLLS;
-        // A clock read costs several polls (a vDSO call: over 20 ns in a
-        // VM), and a spinning waiter that read it after each poll would
-        // see a commit that much later: while spinning, it looks at the
-        // clock only every CLOCK_POLLS polls.
+        // A clock read costs several polls (a vDSO call), and a spinning
+        // waiter that read it after each poll would see a commit that much
+        // later: while spinning, it looks at the clock only every
+        // CLOCK_POLLS polls.
         if (!spinning || polls.is_multiple_of(CLOCK_POLLS)) && remaining().is_err() {
             return None;
         }

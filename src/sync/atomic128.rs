@@ -3,8 +3,8 @@
 //! TAIL, HEAD, the group cursors and the spill FRONT are 128-bit words, read
 //! and CASed on every send and receive. `portable-atomic` implements them with
 //! run-time CPU detection: each operation is an out-of-line call through a
-//! feature check (callgrind: about 40 instructions per send + receive, of
-//! some 800). Here they are a few inlined instructions:
+//! feature check (its cost: docs/benchmarks.md). Here they are a few inlined
+//! instructions:
 //!
 //! - compare-exchange is `lock cmpxchg16b` (every x86_64 CPU since 2006 except
 //!   the first generation; checked once when a queue is opened or created);
