@@ -9,7 +9,6 @@ use crate::protocol::layout::*;
 use crate::protocol::wait::{Sleeper, WaitStrategy};
 use crate::protocol::{claim, identity, registry, spill};
 use crate::queue::{validate_name, Queue};
-use crate::region::Region;
 use crate::spill::rounds::crash_point;
 use crate::sync::Ordering;
 use std::time::{Duration, Instant};
@@ -193,7 +192,7 @@ impl Producer {
     }
 
     /// A named producer's id, which its messages carry
-    /// ([`ProducerTag::id`], [`Queue::producer_name`]).
+    /// ([`ProducerTag::id`](crate::ProducerTag::id), [`Queue::producer_name`]).
     ///
     /// ```
     /// let q = shmq::QueueOptions::new().in_memory()?;
@@ -373,11 +372,11 @@ impl Producer {
         // Why is it full? Counted apart, since only one is a consumer's doing.
         let need_end = end_of(ring.tail_now().1);
         let counter = if round_blocked || spill::full_behind_operation(ring, need_end) {
-            OFF_STALL_WAITS
+            ring.header().stall_waits()
         } else {
-            OFF_FULL_WAITS
+            ring.header().full_waits()
         };
-        ring.region.u64_at(counter).fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(1, Ordering::Relaxed);
         let deadline = match mode {
             Mode::Try => return Err(spill_err.map_or(SendError::Full, SendError::Spill)),
             Mode::Until(d) => d,
@@ -924,9 +923,7 @@ impl Drop for SendGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
             let ring = self.p.q.ring();
-            ring.region
-                .u64_at(OFF_ABORTED)
-                .fetch_add(1, Ordering::Relaxed);
+            ring.header().aborted().fetch_add(1, Ordering::Relaxed);
             if let (Some(_), Some(slot)) = (self.claim.ident, self.claim.slot) {
                 // Its pseq stays unpublished even if we die before the intent
                 // is cleared.

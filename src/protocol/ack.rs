@@ -772,9 +772,7 @@ pub fn begin_hand_over<R: Region>(
             // above. One that loaded the count before it loads it again
             // after its pins, and if it saw `f`'s pin cleared (a Release
             // store after this), that load sees the bump: it scans again.
-            ring.region
-                .u64_at(OFF_PIN_MOVES)
-                .fetch_add(1, Ordering::AcqRel);
+            ring.header().pin_moves().fetch_add(1, Ordering::AcqRel);
         }
         src.store(mark | (j as u64 + 1), Ordering::Relaxed);
         return Some((j, a));

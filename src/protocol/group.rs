@@ -191,7 +191,7 @@ pub(crate) fn scan_groups<R: Region>(ring: &Ring<R>) -> Scan {
             min_cursor = Some((seq, pos));
         }
     }
-    let moves = ring.region.u64_at(OFF_PIN_MOVES);
+    let moves = ring.header().pin_moves();
     // SYNC POINT pin move: Acquire pairs with the AcqRel bump in
     // `begin_hand_over` (ack.rs): a pin moved before this load is seen
     // where it went.

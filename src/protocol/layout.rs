@@ -786,6 +786,150 @@ macro_rules! slot_view {
     };
 }
 
+/// The header's running words (counters, the spill log's published state):
+/// what the protocol and the queue read and write while the queue runs.
+/// TAIL, HEAD and FRONT are [`Ring`]'s (`tail()`, `head()`, `front()`);
+/// the geometry, written once at creation, is `queue/header.rs`'s.
+///
+/// [`Ring`]: crate::protocol::ring::Ring
+pub(crate) struct Header<'a, R> {
+    region: &'a R,
+}
+
+impl<'a, R: Region> Header<'a, R> {
+    /// The header of `region`.
+    #[inline]
+    pub(crate) fn new(region: &'a R) -> Self {
+        Header { region }
+    }
+
+    /// Waits of producers on a full ring that a consumer holds back.
+    #[inline]
+    pub(crate) fn full_waits(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_FULL_WAITS)
+    }
+
+    /// Claims aborted (dropped guards, recovered dead producers).
+    #[inline]
+    pub(crate) fn aborted(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_ABORTED)
+    }
+
+    /// Waits of producers behind a send or read in progress.
+    #[inline]
+    pub(crate) fn stall_waits(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_STALL_WAITS)
+    }
+
+    /// 1 once a group has a dead-letter target (room kept for dead letters).
+    #[inline]
+    pub(crate) fn dead_letters(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_DEAD_LETTERS)
+    }
+
+    /// Pins moved between ack entries (ack.rs, hand-over).
+    #[inline]
+    pub(crate) fn pin_moves(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_PIN_MOVES)
+    }
+
+    /// The spill FRONT's state word (spill.rs).
+    #[inline]
+    pub(crate) fn spill_state(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_STATE)
+    }
+
+    /// The spill log's published end (a log position).
+    #[inline]
+    pub(crate) fn log_end(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_LOG_END)
+    }
+
+    /// The sequence number after the log's last record.
+    #[inline]
+    pub(crate) fn log_end_seq(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_LOG_END_SEQ)
+    }
+
+    /// The log's first retained position.
+    #[inline]
+    pub(crate) fn log_first_pos(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_LOG_FIRST_POS)
+    }
+
+    /// The sequence number of its first retained record.
+    #[inline]
+    pub(crate) fn log_first_seq(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_LOG_FIRST_SEQ)
+    }
+
+    /// Where the log's current unbroken run starts.
+    #[inline]
+    pub(crate) fn log_run_seq(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_LOG_RUN_SEQ)
+    }
+
+    /// The pid of the process in a spill round (0: none).
+    #[inline]
+    pub(crate) fn spill_in_round(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_IN_ROUND)
+    }
+
+    /// Records spilled.
+    #[inline]
+    pub(crate) fn spilled(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILLED)
+    }
+
+    /// Bytes spilled.
+    #[inline]
+    pub(crate) fn spill_bytes(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_BYTES)
+    }
+
+    /// Spill rounds that wrote.
+    #[inline]
+    pub(crate) fn spill_rounds(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_ROUNDS)
+    }
+
+    /// Spill rounds that failed.
+    #[inline]
+    pub(crate) fn spill_errors(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_ERRORS)
+    }
+
+    /// The last failed round's errno (0: the last round succeeded).
+    #[inline]
+    pub(crate) fn spill_errno(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_ERRNO)
+    }
+
+    /// Groups moved onto the log.
+    #[inline]
+    pub(crate) fn spill_transfers(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_TRANSFERS)
+    }
+
+    /// Rounds that found a dead round's leftovers.
+    #[inline]
+    pub(crate) fn spill_recoveries(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_RECOVERIES)
+    }
+
+    /// When the round in progress began (monotonic ns).
+    #[inline]
+    pub(crate) fn spill_round_since(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_ROUND_SINCE)
+    }
+
+    /// Transfers that found a backlog missing from the log.
+    #[inline]
+    pub(crate) fn spill_backlog_missing(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_SPILL_BACKLOG_MISSING)
+    }
+}
+
 slot_view! {
     /// A group's slot (its cursor: [`Ring::cursor`]).
     ///

@@ -48,7 +48,7 @@
 
 use crate::protocol::identity;
 use crate::protocol::layout::{
-    ext_len, record_size, ALIGN, FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, KIND_PAD, OFF_ABORTED,
+    ext_len, record_size, ALIGN, FLAG_ORIGIN_SEQ, FLAG_PRODUCER, KIND_ABORT, KIND_PAD,
     RECORD_HEADER,
 };
 use crate::protocol::ring::{unpack_head, widen_seq, Ring, Slot};
@@ -394,8 +394,8 @@ pub fn recover_claims<R: Region>(ring: &Ring<R>, alive: impl Fn(u64, u64) -> boo
         out.freed += 1;
     }
     if out.records > 0 {
-        ring.region
-            .u64_at(OFF_ABORTED)
+        ring.header()
+            .aborted()
             .fetch_add(out.claims, Ordering::Relaxed);
         ring.notify(Event::Data);
         ring.notify(Event::Space);

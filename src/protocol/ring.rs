@@ -1,9 +1,10 @@
 //! The ring: one queue's region and geometry ([`Ring`]), and its words by
-//! name. Every other protocol file reaches the region through here: the
-//! header's words (TAIL, HEAD, the spill FRONT), a group's slot and cursor,
-//! a member's slot, a producer's registry slot, a name slot, an ack-table
-//! entry, and the records themselves (write, commit, classify with
-//! [`Ring::slot_at`]). The offsets are the layout's (`layout.rs`); the
+//! name. Every other protocol file reaches the region through here: TAIL,
+//! HEAD, the spill FRONT and the group cursors; the typed views of
+//! `layout.rs` (the header's running words, a group's slot, a member's slot,
+//! a producer's registry slot, a name slot, an ack-table entry); and the
+//! records themselves (write, commit, classify with [`Ring::slot_at`]). The
+//! offsets are the layout's (`layout.rs`); the
 //! protocols built on these words are free functions in their own files:
 //! `claim` (producers), `group` (takes and cursors), `ack`, `registry`,
 //! `identity` and `spill`, each importing the ones below it.
@@ -242,7 +243,7 @@ impl<R: Region> Ring<R> {
     /// rings do not).
     pub fn dead_letter_reserve(&self) -> u64 {
         // Relaxed: a setting, read again at every rescan.
-        if self.region.u64_at(OFF_DEAD_LETTERS).load(Ordering::Relaxed) == 0 {
+        if self.header().dead_letters().load(Ordering::Relaxed) == 0 {
             return 0;
         }
         let r = record_size(self.geo.max_stored());
@@ -255,9 +256,7 @@ impl<R: Region> Ring<R> {
 
     /// Producers keep room for dead letters from now on (admin lock held).
     pub fn keep_dead_letter_room(&self) {
-        self.region
-            .u64_at(OFF_DEAD_LETTERS)
-            .store(1, Ordering::Relaxed);
+        self.header().dead_letters().store(1, Ordering::Relaxed);
     }
 
     /// Writes the header fields (not the commit word) and the payload of a
@@ -436,6 +435,12 @@ impl<R: Region> Ring<R> {
         (pos, seq)
     }
 
+    /// The header's running words.
+    #[inline]
+    pub(crate) fn header(&self) -> Header<'_, R> {
+        Header::new(&self.region)
+    }
+
     /// Group `g`'s slot.
     #[inline]
     pub(crate) fn group(&self, g: usize) -> GroupSlot<'_, R> {
@@ -581,7 +586,7 @@ impl<R: Region> Ring<R> {
     }
 
     pub(crate) fn spill_state(&self) -> &AtomicU64 {
-        self.region.u64_at(OFF_SPILL_STATE)
+        self.header().spill_state()
     }
 
     /// Whether group `g` reads the spill log (its cursor is a log position).

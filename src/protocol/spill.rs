@@ -58,16 +58,14 @@ pub fn log_end<R: Region>(ring: &Ring<R>) -> u64 {
     // SYNC POINT log_end: Acquire pairs with the Release in
     // `publish_log_end`: the records below it were written (write(2)
     // returned) before the reader looks.
-    ring.region.u64_at(OFF_LOG_END).load(Ordering::Acquire)
+    ring.header().log_end().load(Ordering::Acquire)
 }
 
 /// Publishes `end` as the spill log's end (the spill lock held): every
 /// record below it is in the files.
 pub fn publish_log_end<R: Region>(ring: &Ring<R>, end: u64) {
     // SYNC POINT log_end: Release pairs with the Acquire in `log_end`.
-    ring.region
-        .u64_at(OFF_LOG_END)
-        .store(end, Ordering::Release);
+    ring.header().log_end().store(end, Ordering::Release);
 }
 
 /// FRONT as `(seq, pos)` when active.

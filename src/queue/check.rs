@@ -22,7 +22,7 @@ use crate::protocol::ring::{Ring, Slot};
 use crate::protocol::{ack, group, identity, registry, spill};
 use crate::region::Region;
 use crate::spill::log::LogReader;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 /// What `check` found.
 #[derive(Clone, Debug, Default)]
@@ -140,8 +140,8 @@ pub(crate) fn check(ring: &Ring<RawRegion>) -> CheckReport {
             // On the spill log: a log position below the published end, a
             // sequence number below FRONT's.
             let (seq, at) = (cseq & !DISK_BIT, cpos);
-            let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Relaxed);
-            let logged = ring.region.u64_at(OFF_LOG_END_SEQ).load(Ordering::Relaxed);
+            let log_end = ring.header().log_end().load(Ordering::Relaxed);
+            let logged = ring.header().log_end_seq().load(Ordering::Relaxed);
             let front = spill::front_now(ring);
             // FRONT may trail the log's end for a while if a spiller died
             // between publishing the log and moving FRONT.
@@ -347,14 +347,15 @@ pub(crate) fn check_acks(
 /// end, read back as consumers read it (header, length, checksum), with
 /// increasing sequence numbers.
 pub(crate) fn check_log(ring: &Ring<RawRegion>, reader: &mut LogReader, r: &mut CheckReport) {
-    let w = |off| ring.region.u64_at(off).load(Ordering::Relaxed);
-    let missing = w(OFF_SPILL_BACKLOG_MISSING);
+    let h = ring.header();
+    let w = |word: &AtomicU64| word.load(Ordering::Relaxed);
+    let missing = w(h.spill_backlog_missing());
     if missing > 0 {
         r.problems.push(format!(
             "spill log: {missing} time(s) a group lagged onto the log's unbroken run and the log no longer held its next message (a backlog was deleted)"
         ));
     }
-    let (mut at, end) = (w(OFF_LOG_FIRST_POS), w(OFF_LOG_END));
+    let (mut at, end) = (w(h.log_first_pos()), w(h.log_end()));
     let mut buf = Vec::new();
     let mut last: Option<u64> = None;
     while at < end {

@@ -15,7 +15,7 @@ use crate::protocol::{group, spill};
 use crate::queue::Queue;
 use crate::region::Region;
 use crate::spill::log::LogError;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 /// Where `seek` moves a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,11 +71,12 @@ impl Queue {
         let ring = self.ring();
         spill::front_now(ring)?;
         // Relaxed: read under the spill lock (or as a hint for `retained`).
-        let w = |off: usize| ring.region.u64_at(off).load(Ordering::Relaxed);
-        if w(OFF_LOG_END) <= w(OFF_LOG_FIRST_POS) {
+        let h = ring.header();
+        let w = |word: &AtomicU64| word.load(Ordering::Relaxed);
+        if w(h.log_end()) <= w(h.log_first_pos()) {
             return None;
         }
-        Some(w(OFF_LOG_FIRST_SEQ).max(w(OFF_LOG_RUN_SEQ)))
+        Some(w(h.log_first_seq()).max(w(h.log_run_seq())))
     }
 
     /// Moves group `name` so that the next message it hands out is `to`.
@@ -188,7 +189,7 @@ impl Queue {
             return Err(not_retained());
         }
         // Relaxed: we hold the spill lock, which orders this after the store.
-        let log_end = ring.region.u64_at(OFF_LOG_END).load(Ordering::Relaxed);
+        let log_end = ring.header().log_end().load(Ordering::Relaxed);
         let mut reader = sp.reader();
         let at = reader
             .find(target, log_end)
@@ -392,11 +393,7 @@ impl Queue {
     /// and below the log's end).
     fn log_holds(&self, seq: u64) -> bool {
         // Relaxed: a hint; the log read that follows checks what it finds.
-        let log_end_seq = self
-            .ring()
-            .region
-            .u64_at(OFF_LOG_END_SEQ)
-            .load(Ordering::Relaxed);
+        let log_end_seq = self.ring().header().log_end_seq().load(Ordering::Relaxed);
         self.log_floor().is_some_and(|first| seq >= first) && seq < log_end_seq
     }
 }

@@ -9,7 +9,7 @@ use crate::queue::Queue;
 use crate::region::Region;
 
 use crate::spill::log::list_segments;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 use std::path::PathBuf;
 
@@ -272,9 +272,9 @@ impl Queue {
             tail_seq,
             tail_pos,
             head_seq,
-            full_waits: ring.region.u64_at(OFF_FULL_WAITS).load(Ordering::Relaxed),
-            stall_waits: ring.region.u64_at(OFF_STALL_WAITS).load(Ordering::Relaxed),
-            aborted: ring.region.u64_at(OFF_ABORTED).load(Ordering::Relaxed),
+            full_waits: ring.header().full_waits().load(Ordering::Relaxed),
+            stall_waits: ring.header().stall_waits().load(Ordering::Relaxed),
+            aborted: ring.header().aborted().load(Ordering::Relaxed),
             sleeping_consumers: ring.region.u32_at(OFF_DATA_WAITERS).load(Ordering::Relaxed),
             sleeping_producers: ring
                 .region
@@ -303,25 +303,26 @@ impl Queue {
         let sp = self.inner.spill.as_ref()?;
         let ring = self.ring();
         // Relaxed: a snapshot for display.
-        let w = |off: usize| ring.region.u64_at(off).load(Ordering::Relaxed);
-        let (log_end, first_pos) = (w(OFF_LOG_END), w(OFF_LOG_FIRST_POS));
+        let h = ring.header();
+        let w = |word: &AtomicU64| word.load(Ordering::Relaxed);
+        let (log_end, first_pos) = (w(h.log_end()), w(h.log_first_pos()));
         let retained = log_end > first_pos;
-        let errno = w(OFF_SPILL_ERRNO);
+        let errno = w(h.spill_errno());
         Some(SpillStat {
             dir: sp.opts.dir.clone(),
             segments: list_segments(&sp.opts.dir).map_or(0, |s| s.len() as u64),
             bytes: log_end.saturating_sub(first_pos),
-            first_seq: retained.then(|| w(OFF_LOG_FIRST_SEQ)),
-            last_seq: retained.then(|| w(OFF_LOG_END_SEQ).wrapping_sub(1)),
-            spilled: w(OFF_SPILLED),
-            spill_bytes: w(OFF_SPILL_BYTES),
-            rounds: w(OFF_SPILL_ROUNDS),
-            transfers: w(OFF_SPILL_TRANSFERS),
-            errors: w(OFF_SPILL_ERRORS),
-            recoveries: w(OFF_SPILL_RECOVERIES),
+            first_seq: retained.then(|| w(h.log_first_seq())),
+            last_seq: retained.then(|| w(h.log_end_seq()).wrapping_sub(1)),
+            spilled: w(h.spilled()),
+            spill_bytes: w(h.spill_bytes()),
+            rounds: w(h.spill_rounds()),
+            transfers: w(h.spill_transfers()),
+            errors: w(h.spill_errors()),
+            recoveries: w(h.spill_recoveries()),
             last_errno: (errno != 0).then_some(errno as i32),
             front_seq: spill::front_now(ring).map(|f| f.0),
-            round: match (w(OFF_SPILL_IN_ROUND), w(OFF_SPILL_ROUND_SINCE)) {
+            round: match (w(h.spill_in_round()), w(h.spill_round_since())) {
                 (0, _) => None,
                 (pid, since) => Some((
                     pid,

@@ -198,21 +198,16 @@ impl Spill {
         }
         let result = self.round_locked(ring, &mut local);
         match &result {
-            Ok(_) => ring
-                .region
-                .u64_at(OFF_SPILL_ERRNO)
-                .store(0, Ordering::Relaxed),
+            Ok(_) => ring.header().spill_errno().store(0, Ordering::Relaxed),
             Err(e) => {
                 local.synced_end = None;
-                ring.region
-                    .u64_at(OFF_SPILL_ERRORS)
-                    .fetch_add(1, Ordering::Relaxed);
+                ring.header().spill_errors().fetch_add(1, Ordering::Relaxed);
                 let errno = match e {
                     LogError::Io(io) => io.raw_os_error().unwrap_or(libc::EIO),
                     _ => libc::EIO,
                 };
-                ring.region
-                    .u64_at(OFF_SPILL_ERRNO)
+                ring.header()
+                    .spill_errno()
                     .store(errno as u64, Ordering::Relaxed);
                 // A journal on a full disk whose log no group needs stops
                 // logging rather than hold producers back for ever (the
@@ -230,11 +225,9 @@ impl Spill {
             }
         }
         // Relaxed: only ever read under the lock, which orders it.
-        ring.region
-            .u64_at(OFF_SPILL_IN_ROUND)
-            .store(0, Ordering::Relaxed);
-        ring.region
-            .u64_at(OFF_SPILL_ROUND_SINCE)
+        ring.header().spill_in_round().store(0, Ordering::Relaxed);
+        ring.header()
+            .spill_round_since()
             .store(0, Ordering::Relaxed);
         spill.funlock();
         result.map(Some)
@@ -246,25 +239,27 @@ impl Spill {
         local: &mut Local,
     ) -> Result<RoundOutcome, LogError> {
         let spill = self;
-        let word = |off: usize| ring.region.u64_at(off);
+        let h = ring.header();
         let mut out = RoundOutcome::default();
         // 1. Recover. Relaxed loads and stores: the flock orders rounds.
-        let died = word(OFF_SPILL_IN_ROUND).load(Ordering::Relaxed) != 0;
-        word(OFF_SPILL_IN_ROUND).store(std::process::id() as u64, Ordering::Relaxed);
+        let died = h.spill_in_round().load(Ordering::Relaxed) != 0;
+        h.spill_in_round()
+            .store(std::process::id() as u64, Ordering::Relaxed);
         // Relaxed: for display (`stat`: who holds the lock, since when).
-        word(OFF_SPILL_ROUND_SINCE).store(crate::os::clock::monotonic_ns(), Ordering::Relaxed);
+        h.spill_round_since()
+            .store(crate::os::clock::monotonic_ns(), Ordering::Relaxed);
         // Relaxed: only the lock holder writes log_end, and the flock orders
         // this load after the previous holder's store.
-        let mut log_end = word(OFF_LOG_END).load(Ordering::Relaxed);
+        let mut log_end = h.log_end().load(Ordering::Relaxed);
         if died {
-            word(OFF_SPILL_RECOVERIES).fetch_add(1, Ordering::Relaxed);
+            h.spill_recoveries().fetch_add(1, Ordering::Relaxed);
         }
         // Another process's round may also have deleted the segment this
         // one was writing (every segment retired): its handle is stale.
         let retired = local
             .writer
             .active_base()
-            .is_some_and(|b| b < word(OFF_LOG_FIRST_POS).load(Ordering::Relaxed));
+            .is_some_and(|b| b < h.log_first_pos().load(Ordering::Relaxed));
         // The last round failed (a full disk, an I/O error): it may have
         // written past the published end, in this process or another, even
         // started segments there. A writer whose own view still matches the
@@ -272,7 +267,7 @@ impl Spill {
         // start below one of them (model seed 964767984: two segments, the
         // higher one holding the lower sequence numbers, and records past
         // their segment's end). Every writer resyncs, deleting them.
-        let failed = word(OFF_SPILL_ERRNO).load(Ordering::Relaxed) != 0;
+        let failed = h.spill_errno().load(Ordering::Relaxed) != 0;
         if died || retired || failed || local.synced_end != Some(log_end) {
             let (end, end_seq) = local.writer.resync(log_end, died)?;
             local.end_seq = end_seq;
@@ -289,7 +284,7 @@ impl Spill {
             .collect();
         // The last round found the disk full: retention yields to it (what
         // groups need stays; history the policy keeps goes first).
-        if word(OFF_SPILL_ERRNO).load(Ordering::Relaxed) == libc::ENOSPC as u64 {
+        if h.spill_errno().load(Ordering::Relaxed) == libc::ENOSPC as u64 {
             self.retire_segments(ring, local, &groups, log_end, false)?;
         }
         // 2. Rejoin.
@@ -318,7 +313,7 @@ impl Spill {
             Some(f) => f,
             None => {
                 let f = spill::activate_front(ring);
-                word(OFF_LOG_RUN_SEQ).store(f.0, Ordering::Relaxed);
+                h.log_run_seq().store(f.0, Ordering::Relaxed);
                 f
             }
         };
@@ -385,20 +380,22 @@ impl Spill {
             local.writer.sync_policy()?;
             crash_point("spill-written");
             let end = local.writer.end().unwrap_or(log_end);
-            if log_end == word(OFF_LOG_FIRST_POS).load(Ordering::Relaxed) {
+            if log_end == h.log_first_pos().load(Ordering::Relaxed) {
                 // The log was empty (new, or every segment retired).
-                word(OFF_LOG_FIRST_POS).store(log_end, Ordering::Relaxed);
-                word(OFF_LOG_FIRST_SEQ).store(batch_first, Ordering::Relaxed);
+                h.log_first_pos().store(log_end, Ordering::Relaxed);
+                h.log_first_seq().store(batch_first, Ordering::Relaxed);
             }
             // Members on disk read up to it (`spill::log_end`).
             spill::publish_log_end(ring, end);
-            word(OFF_LOG_END_SEQ).store(seq, Ordering::Relaxed);
+            h.log_end_seq().store(seq, Ordering::Relaxed);
             local.synced_end = Some(end);
             log_end = end;
             local.end_seq = Some(seq);
-            word(OFF_SPILLED).fetch_add(local.recs.len() as u64, Ordering::Relaxed);
-            word(OFF_SPILL_BYTES).fetch_add(local.buf.len() as u64, Ordering::Relaxed);
-            word(OFF_SPILL_ROUNDS).fetch_add(1, Ordering::Relaxed);
+            h.spilled()
+                .fetch_add(local.recs.len() as u64, Ordering::Relaxed);
+            h.spill_bytes()
+                .fetch_add(local.buf.len() as u64, Ordering::Relaxed);
+            h.spill_rounds().fetch_add(1, Ordering::Relaxed);
             out.spilled = local.recs.len() as u64;
             crash_point("spill-published");
         }
@@ -410,7 +407,7 @@ impl Spill {
         // 4. Transfer, against the tail as it is now: producers went on
         // while this round wrote.
         let below = ring.tail_now().1.saturating_sub(ring.geo.capacity / 2);
-        let run_seq = word(OFF_LOG_RUN_SEQ).load(Ordering::Relaxed);
+        let run_seq = h.log_run_seq().load(Ordering::Relaxed);
         let mut reader = spill.reader();
         for &g in &groups {
             let moved = spill::transfer(ring, g, below, |s| {
@@ -425,7 +422,7 @@ impl Spill {
                         .flatten()
                         .filter(|&at| reader.read_head(at).is_ok_and(|(rec, _)| rec.seq == s));
                     if at.is_none() {
-                        word(OFF_SPILL_BACKLOG_MISSING).fetch_add(1, Ordering::Relaxed);
+                        h.spill_backlog_missing().fetch_add(1, Ordering::Relaxed);
                     }
                     at
                 } else {
@@ -435,7 +432,7 @@ impl Spill {
             if moved {
                 crash_point("spill-transferred-one");
                 out.transferred += 1;
-                word(OFF_SPILL_TRANSFERS).fetch_add(1, Ordering::Relaxed);
+                h.spill_transfers().fetch_add(1, Ordering::Relaxed);
             }
         }
         // 5. Retire FRONT and old segments.
@@ -479,15 +476,15 @@ impl Spill {
             .min()
             .unwrap_or(u64::MAX);
         // Relaxed: written under the spill lock we hold.
-        let end_seq = ring.region.u64_at(OFF_LOG_END_SEQ).load(Ordering::Relaxed);
-        let w = |off: usize| ring.region.u64_at(off);
+        let end_seq = ring.header().log_end_seq().load(Ordering::Relaxed);
+        let h = ring.header();
         let publish = |first_pos, first_seq| {
             // Relaxed: read under the spill lock, or as a hint (`dump`,
             // `retained`) by a reader that learns of a deleted segment only
             // through the file system, whose locks order the unlink after
             // these stores.
-            w(OFF_LOG_FIRST_POS).store(first_pos, Ordering::Relaxed);
-            w(OFF_LOG_FIRST_SEQ).store(first_seq, Ordering::Relaxed);
+            h.log_first_pos().store(first_pos, Ordering::Relaxed);
+            h.log_first_seq().store(first_seq, Ordering::Relaxed);
         };
         local
             .writer
