@@ -284,7 +284,11 @@ impl Producer {
         if claim.ident.is_some() {
             crash_point("producer-written");
         }
-        let published = claim::commit_records(ring, claim, records);
+        let (first, published) = claim::commit_rest(ring, claim, records);
+        if published > 1 {
+            crash_point("producer-batch-rest-committed");
+        }
+        claim::commit_first(ring, claim, first);
         if let Some((_, next)) = claim.ident {
             crash_point("producer-committed");
             claim::publish_identity(ring, claim, published);

@@ -176,3 +176,69 @@ fn a_producer_waiting_for_space_held_by_a_dead_claim_aborts_it() {
     assert_eq!(seqs, ((claimed + 1)..(claimed + 201)).collect::<Vec<_>>());
     assert_eq!(stat(&path)["aborted"], 1);
 }
+
+/// The helper for `a_batch_killed_mid_commit_is_delivered_to_nobody`:
+/// publishes two messages, then a batch of five, and is killed by the crash
+/// point between committing the batch's later records and its first.
+#[test]
+fn helper_batch_and_die() {
+    if std::env::var("SHMQ_TEST_ROLE").as_deref() != Ok("batch-and-die") {
+        return;
+    }
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let q = Queue::open(std::env::var("SHMQ_TEST_QUEUE").unwrap()).unwrap();
+    let mut p = q.producer().attach().unwrap();
+    p.send(b"before 0").unwrap();
+    p.send(b"before 1").unwrap();
+    let mut out = std::io::stdout();
+    writeln!(out, "sent 2").unwrap();
+    out.flush().unwrap();
+    let batch: Vec<Vec<u8>> = (0..5).map(|i| format!("batch {i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = batch.iter().map(|b| &b[..]).collect();
+    p.send_batch(&refs).unwrap();
+    unreachable!("the crash point kills this process in send_batch");
+}
+
+/// A producer SIGKILLed in the middle of committing a batch (four of its five
+/// records committed, the first not): no group ever sees any of the batch.
+/// The recovery aborts all five sequence numbers, the committed four too,
+/// and what came before and after is delivered in order.
+#[test]
+fn a_batch_killed_mid_commit_is_delivered_to_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::small_queue(dir.path(), 64 << 10, StartAt::Earliest);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_batch_and_die",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SHMQ_TEST_ROLE", "batch-and-die")
+        .env("SHMQ_TEST_QUEUE", &path)
+        .env("SHMQ_CRASH_POINT", "producer-batch-rest-committed")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    let q = Queue::open(&path).unwrap();
+    assert_eq!(q.stat().tail_seq, 7, "the batch was claimed");
+    q.producer().attach().unwrap().send(b"after").unwrap();
+    let got = recv(&q, 3);
+    assert_eq!(
+        got,
+        [
+            (0, b"before 0".to_vec()),
+            (1, b"before 1".to_vec()),
+            (7, b"after".to_vec())
+        ]
+    );
+    let mut c = q.consumer("g").attach().unwrap();
+    assert!(c.try_recv().is_err(), "nothing else");
+    let st = stat(&path);
+    assert_eq!(st["aborted"], 1, "{st}");
+    check_passes(&path);
+}

@@ -148,6 +148,41 @@ pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitSt
     claim.seq
 }
 
+/// Claims `values.len()` 8-byte records in one claim and writes them (not
+/// committed): the claim and each record's position.
+pub fn claim_batch(
+    r: &Ring<LoomRegion>,
+    pc: &mut ProducerCursor,
+    values: &[u64],
+) -> (claim::Claim, Vec<u64>) {
+    let geo = r.geometry();
+    let n = values.len() as u64;
+    let end_of = |mut p: u64| {
+        for _ in 0..n {
+            p = geo.place(p, 8) + record_size(8);
+        }
+        p
+    };
+    let claim = claim::try_claim(&r, pc, n, end_of).expect("room");
+    let mut at = claim.start;
+    let mut recs = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let rec = geo.place(at, 8);
+        // SAFETY: `rec` is record `i` of our claim, placed for 8 bytes.
+        unsafe { r.write_record(rec, claim.seq + i as u64, 0, &v.to_le_bytes()) };
+        recs.push(rec);
+        at = rec + record_size(8);
+    }
+    (claim, recs)
+}
+
+/// Publishes `values` as one batch (one claim, committed all or nothing).
+pub fn send_batch(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, values: &[u64]) -> u64 {
+    let (claim, recs) = claim_batch(r, pc, values);
+    claim::commit_claim(&r, &claim, recs.into_iter().map(|rec| (rec, 8, KIND_MSG)));
+    claim.seq
+}
+
 /// Publishes one 8-byte message carrying `value`, calling `on_full` (and
 /// yielding) each time the ring has no room: a producer that runs spill rounds.
 pub fn send_or(

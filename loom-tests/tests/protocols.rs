@@ -552,6 +552,71 @@ fn recovery_racing_a_claim_then_death_settles_nothing_unseen() {
     });
 }
 
+/// A batch is all or nothing: a member that takes the batch's first message
+/// finds the rest committed at once (the first is committed last), also
+/// across the ring's end, where the batch's first record may follow a pad.
+#[test]
+fn batch_commit_is_all_or_nothing() {
+    model(|| {
+        let (r, g, m) = group_of(1);
+        let m = m[0];
+        let mut pc = claim::producer_cursor(&r);
+        // Three 40-byte records first, read, so that the batch's first
+        // record does not fit before the end of the 128-byte ring: its claim
+        // starts with a pad, which is committed last of all.
+        for i in 0..3 {
+            send(&r, &mut pc, i, Spin);
+            assert_eq!(recv(&r, g, m, Spin), (i, i));
+        }
+        let r2 = r.clone();
+        let producer = thread::spawn(move || {
+            let mut pc = claim::producer_cursor(&r2);
+            send_batch(&r2, &mut pc, &[10, 11])
+        });
+        let first = match try_recv(&r, g, m) {
+            Some(got) => got,
+            None => recv(&r, g, m, Spin),
+        };
+        assert_eq!(first, (3, 10));
+        // Taken the moment it was committed, or later: the second is there.
+        assert_eq!(try_recv(&r, g, m), Some((4, 11)), "part of a batch");
+        assert_eq!(producer.join().unwrap(), 3);
+    });
+}
+
+/// A producer killed while it commits a batch (its later records committed,
+/// its first not): the recovery aborts the whole claim, so no group gets
+/// any of it, while a live producer's message after it is delivered.
+#[test]
+fn batch_whose_producer_died_mid_commit_is_aborted_whole() {
+    model(|| {
+        let r = Arc::new(ring());
+        let g = add(&r, "g", StartAt::Latest);
+        let m = group::attach(&r, g, 1, 1).unwrap();
+        let dead = registry::register_producer(&r, 100, 1).unwrap();
+        let live = registry::register_producer(&r, 200, 1).unwrap();
+        let mut pc = claim::producer_cursor(&r);
+        pc.set_slot(dead);
+        let (claim, recs) = claim_batch(&r, &mut pc, &[10, 11]);
+        // Killed after committing its later record, before its first.
+        r.commit(recs[1], KIND_MSG);
+        let r3 = r.clone();
+        let sender = thread::spawn(move || {
+            let mut pc = claim::producer_cursor(&r3);
+            pc.set_slot(live);
+            send(&r3, &mut pc, 42, Spin)
+        });
+        let alive = |pid: u64, _| pid != 100;
+        let first = registry::recover_claims(&r, alive);
+        let sent = sender.join().unwrap();
+        let second = registry::recover_claims(&r, alive);
+        assert_eq!(sent, claim.seq + 2);
+        assert_eq!(first.records + second.records, 2, "{first:?} {second:?}");
+        assert_eq!(recv(&r, g, m, Spin), (sent, 42));
+        assert_eq!(try_recv(&r, g, m), None);
+    });
+}
+
 /// A producer dies after announcing a claim at the tail but before its CAS,
 /// while another producer claims that very position: the stale intent covers
 /// a live claim, and a recovery racing the live producer must not abort it.

@@ -262,24 +262,68 @@ pub fn commit_claim<R: Region>(
 }
 
 /// The first step of `commit_claim`: commits the records; returns how
-/// many are messages.
+/// many are messages. [`commit_rest`], then [`commit_first`].
 pub fn commit_records<R: Region>(
     ring: &Ring<R>,
     claim: &Claim,
     records: impl Iterator<Item = (u64, u64, u64)>,
 ) -> u64 {
+    let (first, messages) = commit_rest(ring, claim, records);
+    commit_first(ring, claim, first);
+    messages
+}
+
+/// A claim's first record, committed last ([`commit_first`]): its position
+/// and kind.
+#[derive(Clone, Copy, Debug)]
+pub struct First(Option<(u64, u64)>);
+
+/// Commits every record of the claim but its first; returns the first and
+/// how many of all are messages.
+///
+/// All or nothing: the claim's first record (and the pad before it, if it
+/// moved to the next lap) is committed last, by [`commit_first`]. Every
+/// reader walks the ring in order and stops at the first uncommitted record,
+/// so no consumer, spill round or dump sees any record of a batch before its
+/// first, and a reader whose Acquire load sees the first committed sees the
+/// rest (their Release commits precede it). A producer that dies before
+/// that last commit leaves its first record uncommitted: the recovery
+/// (registry.rs) aborts the whole claim, the records already committed after
+/// it too.
+pub fn commit_rest<R: Region>(
+    ring: &Ring<R>,
+    claim: &Claim,
+    records: impl Iterator<Item = (u64, u64, u64)>,
+) -> (First, u64) {
     let mut pos = claim.start;
     let mut messages = 0;
+    let mut first = None;
     for (rec_pos, len, kind) in records {
-        if rec_pos != pos {
-            ring.commit(pos, KIND_PAD);
+        if first.is_none() {
+            first = Some((rec_pos, kind));
+        } else {
+            if rec_pos != pos {
+                ring.commit(pos, KIND_PAD);
+            }
+            ring.commit(rec_pos, kind);
         }
-        ring.commit(rec_pos, kind);
         messages += u64::from(kind == KIND_MSG);
         pos = rec_pos.wrapping_add(record_size(len));
     }
     debug_assert_eq!(pos, claim.end);
-    messages
+    (First(first), messages)
+}
+
+/// Commits the claim's first record, then the pad before it if any: the
+/// whole claim becomes visible at once.
+#[inline]
+pub fn commit_first<R: Region>(ring: &Ring<R>, claim: &Claim, first: First) {
+    if let Some((rec_pos, kind)) = first.0 {
+        ring.commit(rec_pos, kind);
+        if rec_pos != claim.start {
+            ring.commit(claim.start, KIND_PAD);
+        }
+    }
 }
 
 /// The second step: a named producer's `next` covers the `published`
