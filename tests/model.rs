@@ -1023,6 +1023,14 @@ impl From<&shmq::Message> for Got {
     }
 }
 
+/// The crash point every crashing incarnation uses instead of a random
+/// one (`SHMQ_MODEL_CRASH_POINT`), if set.
+fn forced_crash_point() -> Option<&'static str> {
+    static P: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    P.get_or_init(|| std::env::var("SHMQ_MODEL_CRASH_POINT").ok())
+        .as_deref()
+}
+
 /// The defect planted in this worker's log (`SHMQ_MODEL_MUTATE`, set by the
 /// checker's own test): "lose", "dup" or "garble" a first delivery in seven.
 fn mutation() -> &'static str {
@@ -1480,8 +1488,9 @@ impl Controller<'_> {
         let inc = self.ws[w].incs.len() as u32;
         let err = File::create(self.dir.join("logs").join(format!("w{w}.i{inc}.err"))).unwrap();
         // A crash point of the library where this incarnation kills itself.
-        const POINTS: [&str; 6] = [
+        const POINTS: [&str; 7] = [
             "producer-written",
+            "producer-batch-rest-committed",
             "producer-committed",
             "producer-published",
             "dead-letter-published",
@@ -1490,10 +1499,12 @@ impl Controller<'_> {
         ];
         let crash = (self.sc.crash_points && inc < 3 && chance(&mut self.rng, 40)).then(|| {
             let n = (POINTS.len() + shmq::CRASH_POINTS.len()) as u64;
-            match self.rng.below(n) as usize {
+            let point = match self.rng.below(n) as usize {
                 i if i < POINTS.len() => POINTS[i],
                 i => shmq::CRASH_POINTS[i - POINTS.len()],
-            }
+            };
+            // SHMQ_MODEL_CRASH_POINT: this one every time (to aim a soak).
+            forced_crash_point().unwrap_or(point)
         });
         let mut cmd = if self.sc.workers[w].roles.is_empty() {
             Self::command(Path::new(SHMQ))
@@ -3211,6 +3222,44 @@ fn check_model(w: &World) -> (Vec<String>, String) {
     // Everything committed: confirmed, or received by some group.
     let mut committed: BTreeSet<u64> = conf_seq.keys().copied().collect();
     committed.extend(seq_bytes.keys().copied());
+    // Batches are all or nothing: one that any group received a message of
+    // was committed whole, under consecutive sequence numbers, also if its
+    // producer was killed before it was told. So every message of it is
+    // owed to every group like any committed one. (Anonymous producers
+    // only: they never send a message twice, so a delivery of one of the
+    // batch's messages is that batch's. A named producer's successor resends
+    // a batch that was aborted, under other sequence numbers.)
+    for (p, incs) in prods.iter().enumerate() {
+        if sc.producers[p].named {
+            continue;
+        }
+        for pi in incs {
+            for &(c, n) in pi.attempted.iter().filter(|&&(_, n)| n > 1) {
+                let seen = (0..n).find_map(|k| {
+                    let s = pc_seqs.get(&(p, c + k))?.iter().next()?;
+                    Some(s.wrapping_sub(k))
+                });
+                let Some(first) = seen else {
+                    continue;
+                };
+                for k in 0..n {
+                    let s = first.wrapping_add(k);
+                    if let Some(&other) = seq_msg.get(&s) {
+                        if other != (p, c + k) {
+                            fails.push(format!(
+                                "p{p}'s batch #{c}..#{} was not published under consecutive sequence numbers: seq {s} is p{}#{}",
+                                c + n - 1,
+                                other.0,
+                                other.1
+                            ));
+                        }
+                    }
+                    committed.insert(s);
+                    seq_msg.entry(s).or_insert((p, c + k));
+                }
+            }
+        }
+    }
     // Dumps: what a dump shows is what was published under that sequence
     // number, in order; a journal's dump has no gaps. A dump never fails
     // (what retention deletes while it reads is simply not shown).
