@@ -322,6 +322,12 @@ pub struct SendArgs {
     /// publishes each message exactly once.
     #[arg(long, value_name = "N", requires = "producer")]
     pub pseq: Option<u64>,
+    /// Publish N messages at a time with one claim: all or nothing, no group
+    /// sees part of a batch, also if this process is killed in the middle
+    /// of one. The last batch may be shorter.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..),
+          conflicts_with_all = ["pseq", "interval"])]
+    pub batch: Option<u64>,
 }
 
 /// `shmq recv`: receive a group's messages, one per line on stdout.

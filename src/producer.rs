@@ -615,8 +615,10 @@ impl Producer {
     }
 
     /// Publishes `msgs` with one claim: consecutive sequence numbers, one
-    /// atomic operation on the tail, one wake-up. Returns the first sequence
-    /// number. Waits as long as the ring is full.
+    /// atomic operation on the tail, one wake-up. All or nothing: no group
+    /// sees any of them before all are committed, and if this process is
+    /// killed in the middle, none is ever delivered. Returns the first
+    /// sequence number. Waits as long as the ring is full.
     ///
     /// # Errors
     /// [`SendError::TooLarge`] if a message exceeds the maximum or the batch

@@ -338,3 +338,56 @@ fn spill_every_says_it_runs() {
         .expect("spill --every printed no line within 10 s");
     assert_eq!(line, "running a spill round every 50ms until killed\n");
 }
+
+/// `send --batch N` publishes N lines at a time with one claim, all or
+/// nothing: killed (SIGKILL, at the crash point between committing a batch's
+/// later records and its first) in its first batch, it leaves no message
+/// for any group; run again, it sends every line in batches, in order.
+#[test]
+fn send_batch_is_all_or_nothing_when_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(&dir);
+    let lines: String = (0..12).map(|i| format!("line {i}\n")).collect();
+    let mut child = Command::new(SHMQ)
+        .args(["send", &q, "--batch", "5"])
+        .env("SHMQ_CRASH_POINT", "producer-batch-rest-committed")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{out:?}");
+    let r = run_with(&["send", &q, "--batch", "5"], lines.as_bytes());
+    assert_eq!(r.code, Some(0), "{}", r.err);
+    assert_eq!(r.out, "sent 12 messages, seq 5..=16\n");
+    let got = ok(&["recv", &q, "g", "--timeout", "500ms"]);
+    assert_eq!(got, lines, "the killed batch (seq 0..=4) is nobody's");
+    let st: serde_json::Value = serde_json::from_str(&ok(&["stat", &q, "--json"])).unwrap();
+    assert_eq!(st["aborted"], 1, "{st}");
+    // Batches take no explicit numbering or pacing.
+    let r = run_with(
+        &[
+            "send",
+            &q,
+            "--count",
+            "4",
+            "--size",
+            "8",
+            "--batch",
+            "2",
+            "--interval",
+            "1ms",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, Some(2), "{}", r.err);
+    assert!(r.err.contains("cannot be used with"), "{}", r.err);
+}

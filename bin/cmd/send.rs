@@ -46,7 +46,7 @@ fn publish(
 
 pub fn run(a: &SendArgs) -> Result<(), String> {
     let q = Queue::open(&a.path).map_err(super::explain)?;
-    let mut p = match &a.producer {
+    let p = match &a.producer {
         Some(name) => q.producer().name(name).attach(),
         None => q.producer().attach(),
     }
@@ -54,20 +54,18 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
     if let (Some(name), Some(last)) = (&a.producer, p.last_pseq()) {
         println!("producer '{name}': last pseq committed {last}");
     }
-    let mut seqs = SeqRange::default();
-    let mut skipped = SeqRange::default();
-    let mut pseq = a.pseq;
-    let mut send = |msg: &[u8]| -> Result<(), String> {
-        let n = seqs.count + skipped.count + 1;
-        match publish(&mut p, msg, pseq, a.timeout) {
-            Ok(seq) => seqs.note(seq),
-            Err(SendError::Duplicate { pseq, .. }) => skipped.note(pseq),
-            Err(e) => return Err(format!("message {n}: {e}")),
-        }
-        pseq = pseq.map(|n| n.saturating_add(1));
-        Ok(())
+    let mut s = Sender {
+        p,
+        seqs: SeqRange::default(),
+        skipped: SeqRange::default(),
+        pseq: a.pseq,
+        timeout: a.timeout,
+        batch: a.batch.map(|n| n as usize),
+        pending: Vec::new(),
     };
-    let result = send_all(&q, &mut send, a.count, a.size, a.interval);
+    let result =
+        send_all(&q, &mut |m| s.one(m), a.count, a.size, a.interval).and_then(|()| s.flush());
+    let (seqs, skipped) = (s.seqs, s.skipped);
     // What was sent is reported (on stdout) even when a later message failed
     // (an error before anything was sent stays the one line it is).
     match seqs.first {
@@ -87,6 +85,63 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
         );
     }
     result
+}
+
+/// Publishes messages one at a time, or in batches of `batch`.
+struct Sender {
+    p: Producer,
+    seqs: SeqRange,
+    skipped: SeqRange,
+    pseq: Option<u64>,
+    timeout: Option<Duration>,
+    batch: Option<usize>,
+    /// Messages of the batch being gathered.
+    pending: Vec<Vec<u8>>,
+}
+
+impl Sender {
+    /// Sends `msg`, or adds it to the batch (sent once full).
+    fn one(&mut self, msg: &[u8]) -> Result<(), String> {
+        let Some(n) = self.batch else {
+            let i = self.seqs.count + self.skipped.count + 1;
+            match publish(&mut self.p, msg, self.pseq, self.timeout) {
+                Ok(seq) => self.seqs.note(seq),
+                Err(SendError::Duplicate { pseq, .. }) => self.skipped.note(pseq),
+                Err(e) => return Err(format!("message {i}: {e}")),
+            }
+            self.pseq = self.pseq.map(|n| n.saturating_add(1));
+            return Ok(());
+        };
+        self.pending.push(msg.to_vec());
+        if self.pending.len() >= n {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batch gathered so far, if any, with one claim.
+    fn flush(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let msgs: Vec<&[u8]> = self.pending.iter().map(|m| &m[..]).collect();
+        let r = match self.timeout {
+            Some(t) => self.p.send_batch_timeout(&msgs, t),
+            None => self.p.send_batch(&msgs),
+        };
+        let first = r.map_err(|e| {
+            format!(
+                "batch of {} from message {}: {e}",
+                msgs.len(),
+                self.seqs.count + 1
+            )
+        })?;
+        for k in 0..msgs.len() as u64 {
+            self.seqs.note(first + k);
+        }
+        self.pending.clear();
+        Ok(())
+    }
 }
 
 fn send_all(
