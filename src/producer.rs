@@ -146,7 +146,7 @@ impl Producer {
     pub(crate) fn new(q: Queue, slot: usize) -> Self {
         let mut pc = claim::producer_cursor(q.ring());
         pc.set_slot(slot);
-        let spill = q.inner.spill.is_some();
+        let spill = q.spill().is_some();
         Producer {
             q,
             pc,

@@ -41,7 +41,7 @@ pub(super) fn take_disk(
     hold: Option<((usize, u64), u64)>,
 ) -> Result<DiskStep, RecvError> {
     let ring = q.ring();
-    let Some(spill) = q.inner.spill.as_ref() else {
+    let Some(spill) = q.spill() else {
         return Err(RecvError::Corrupt(Reason::new(
             "group is on disk but the queue has no spill log",
         )));

@@ -510,7 +510,7 @@ impl Consumer {
             Mode::Try => None,
             Mode::Until(t) => t.map(|t| Instant::now() + t),
         };
-        let spill = self.q.inner.spill.is_some();
+        let spill = self.q.spill().is_some();
         // The fast path missed for a reason other than an empty ring: poll
         // the full way once before setting up a wait (`wait_for` also polls
         // first, so only `Mode::Try` would otherwise miss this look).

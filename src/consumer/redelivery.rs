@@ -270,7 +270,7 @@ pub(super) fn redelivered(
             )),
         };
     }
-    let Some(spill) = q.inner.spill.as_ref() else {
+    let Some(spill) = q.spill() else {
         return Err((
             RecvError::Corrupt(Reason::new(
                 "unacknowledged message on disk but the queue has no spill log",

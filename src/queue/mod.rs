@@ -42,14 +42,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-pub(crate) struct Inner {
-    pub(crate) ring: Ring<RawRegion>,
-    pub(crate) file: Option<File>,
-    pub(crate) path: Option<PathBuf>,
-    pub(crate) admin: Mutex<()>,
-    pub(crate) spill: Option<Spill>,
+pub(in crate::queue) struct Inner {
+    pub(in crate::queue) ring: Ring<RawRegion>,
+    pub(in crate::queue) file: Option<File>,
+    pub(in crate::queue) path: Option<PathBuf>,
+    pub(in crate::queue) admin: Mutex<()>,
+    pub(in crate::queue) spill: Option<Spill>,
     /// When this process last reaped because a wake found nobody (ns).
-    pub(crate) last_sleeper_reap: AtomicU64,
+    pub(in crate::queue) last_sleeper_reap: AtomicU64,
 }
 
 /// A handle to a queue; cheap to clone, shareable between threads. Producers and
@@ -71,7 +71,7 @@ pub(crate) struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct Queue {
-    pub(crate) inner: Arc<Inner>,
+    pub(in crate::queue) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -355,5 +355,10 @@ impl Queue {
 
     pub(crate) fn ring(&self) -> &Ring<RawRegion> {
         &self.inner.ring
+    }
+
+    /// The spill log's process-local side, if the queue has one.
+    pub(crate) fn spill(&self) -> Option<&Spill> {
+        self.inner.spill.as_ref()
     }
 }
