@@ -288,7 +288,7 @@ impl Producer {
         if published > 1 {
             crash_point("producer-batch-rest-committed");
         }
-        claim::commit_first(ring, claim, first);
+        claim::commit_first(ring, first);
         if let Some((_, next)) = claim.ident {
             crash_point("producer-committed");
             claim::publish_identity(ring, claim, published);

@@ -204,6 +204,8 @@ pub(super) fn forward_dead_letter(
         return Ok(false);
     };
     let ring = q.ring();
+    // Freed when this returns (or unwinds), after the crash point below.
+    let _slot = SlotLease { ring, slot };
     let mut pc = claim::producer_cursor(ring);
     pc.set_slot(slot);
     pc.for_dead_letter_of((!h.entry.on_disk()).then_some(h.entry.at));
@@ -227,8 +229,21 @@ pub(super) fn forward_dead_letter(
     if published {
         crate::spill::rounds::crash_point("dead-letter-published");
     }
-    registry::unregister_producer(ring, slot);
     Ok(published)
+}
+
+/// The registry slot kept for dead letters, held for one letter: freed when
+/// dropped, so that a panic cannot keep every other member from
+/// forwarding.
+struct SlotLease<'a> {
+    ring: &'a crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+    slot: usize,
+}
+
+impl Drop for SlotLease<'_> {
+    fn drop(&mut self) {
+        registry::unregister_producer(self.ring, self.slot);
+    }
 }
 
 /// Reads the message of hold `h`, just taken over. On failure, the error

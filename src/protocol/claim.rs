@@ -269,7 +269,7 @@ pub fn commit_records<R: Region>(
     records: impl Iterator<Item = (u64, u64, u64)>,
 ) -> u64 {
     let (first, messages) = commit_rest(ring, claim, records);
-    commit_first(ring, claim, first);
+    commit_first(ring, first);
     messages
 }
 
@@ -281,8 +281,9 @@ pub struct First(Option<(u64, u64)>);
 /// Commits every record of the claim but its first; returns the first and
 /// how many of all are messages.
 ///
-/// All or nothing: the claim's first record (and the pad before it, if it
-/// moved to the next lap) is committed last, by [`commit_first`]. Every
+/// All or nothing: the claim's first record is committed last, by
+/// [`commit_first`] (a pad before it, where it moved to the next lap, is
+/// committed first: it carries no message, and readers stop after it). Every
 /// reader walks the ring in order and stops at the first uncommitted record,
 /// so no consumer, spill round or dump sees any record of a batch before its
 /// first, and a reader whose Acquire load sees the first committed sees the
@@ -299,12 +300,17 @@ pub fn commit_rest<R: Region>(
     let mut messages = 0;
     let mut first = None;
     for (rec_pos, len, kind) in records {
+        // A pad (the rest of a lap) before any record, the first's too: a
+        // pad has no sequence number, and a reader that passes it stops at
+        // the first record. A record found committed at its position (by a
+        // reader that looks there directly, as `ack::resolve_forward` does
+        // for a dead letter) then means the whole claim is.
+        if rec_pos != pos {
+            ring.commit(pos, KIND_PAD);
+        }
         if first.is_none() {
             first = Some((rec_pos, kind));
         } else {
-            if rec_pos != pos {
-                ring.commit(pos, KIND_PAD);
-            }
             ring.commit(rec_pos, kind);
         }
         messages += u64::from(kind == KIND_MSG);
@@ -314,15 +320,12 @@ pub fn commit_rest<R: Region>(
     (First(first), messages)
 }
 
-/// Commits the claim's first record, then the pad before it if any: the
-/// whole claim becomes visible at once.
+/// Commits the claim's first record: the whole claim becomes visible at
+/// once.
 #[inline]
-pub fn commit_first<R: Region>(ring: &Ring<R>, claim: &Claim, first: First) {
+pub fn commit_first<R: Region>(ring: &Ring<R>, first: First) {
     if let Some((rec_pos, kind)) = first.0 {
         ring.commit(rec_pos, kind);
-        if rec_pos != claim.start {
-            ring.commit(claim.start, KIND_PAD);
-        }
     }
 }
 

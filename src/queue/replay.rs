@@ -247,6 +247,10 @@ impl Queue {
         // The log's floor when a segment vanished under a read: the log is
         // read again (from its new floor) only once per deletion.
         let mut vanished_at: Option<Option<u64>> = None;
+        // The `next` at which the log last showed a gap the ring was to fill:
+        // a second gap at the same `next` is passed over (the ring could not
+        // fill it), so that log and ring never hand `next` back and forth.
+        let mut gap_at: Option<u64> = None;
         'dump: while shown < count && next < end {
             // The log, for as long as it holds `next` (it grows meanwhile).
             let log_end = log_end_now();
@@ -281,7 +285,8 @@ impl Queue {
                         if rec.seq >= end {
                             break 'dump;
                         }
-                        if rec.seq > next && ring.head_now().0 < rec.seq {
+                        if rec.seq > next && ring.head_now().0 < rec.seq && gap_at != Some(next) {
+                            gap_at = Some(next);
                             // The log no longer holds `next` (retention
                             // deleted it, or it was never logged), and the
                             // ring may: HEAD is below the record found. This
