@@ -148,6 +148,16 @@ pub fn send(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, value: u64, w: WaitSt
     claim.seq
 }
 
+/// Publishes three 8-byte messages and has member `m` of group `g` read them:
+/// in the 128-byte ring, the next claim's first record no longer fits
+/// before the lap's end, so the claim starts with a pad.
+pub fn fill_to_lap_end(r: &Ring<LoomRegion>, g: usize, m: usize, pc: &mut ProducerCursor) {
+    for i in 0..3 {
+        send(r, pc, i, WaitStrategy::Spin);
+        assert_eq!(recv(r, g, m, WaitStrategy::Spin), (i, i));
+    }
+}
+
 /// Claims `values.len()` 8-byte records in one claim and writes them (not
 /// committed): the claim and each record's position.
 pub fn claim_batch(

@@ -561,23 +561,15 @@ fn batch_commit_is_all_or_nothing() {
         let (r, g, m) = group_of(1);
         let m = m[0];
         let mut pc = claim::producer_cursor(&r);
-        // Three 40-byte records first, read, so that the batch's first
-        // record does not fit before the end of the 128-byte ring: its claim
-        // starts with a pad (committed first; the first record, last).
-        for i in 0..3 {
-            send(&r, &mut pc, i, Spin);
-            assert_eq!(recv(&r, g, m, Spin), (i, i));
-        }
+        // The batch's claim starts with a pad (committed first; the first
+        // record, last).
+        fill_to_lap_end(&r, g, m, &mut pc);
         let r2 = r.clone();
         let producer = thread::spawn(move || {
             let mut pc = claim::producer_cursor(&r2);
             send_batch(&r2, &mut pc, &[10, 11])
         });
-        let first = match try_recv(&r, g, m) {
-            Some(got) => got,
-            None => recv(&r, g, m, Spin),
-        };
-        assert_eq!(first, (3, 10));
+        assert_eq!(recv(&r, g, m, Spin), (3, 10));
         // Taken the moment it was committed, or later: the second is there.
         assert_eq!(try_recv(&r, g, m), Some((4, 11)), "part of a batch");
         assert_eq!(producer.join().unwrap(), 3);
@@ -597,10 +589,7 @@ fn a_claims_record_is_committed_after_the_pad_before_it() {
         let (r, g, m) = group_of(1);
         let m = m[0];
         let mut pc = claim::producer_cursor(&r);
-        for i in 0..3 {
-            send(&r, &mut pc, i, Spin);
-            assert_eq!(recv(&r, g, m, Spin), (i, i));
-        }
+        fill_to_lap_end(&r, g, m, &mut pc);
         let (claim, recs) = claim_batch(&r, &mut pc, &[7]);
         assert_ne!(recs[0], claim.start, "the record moved to the next lap");
         let (first, _) = claim::commit_rest(&r, &claim, std::iter::once((recs[0], 8, KIND_MSG)));

@@ -292,14 +292,14 @@ pub(crate) fn announce<R: Region>(
     since: u64,
 ) {
     let (i, reserved) = hold;
-    ring.entry(g, i).seq().store(seq, Ordering::Relaxed);
-    ring.entry(g, i).at().store(at, Ordering::Relaxed);
-    ring.entry(g, i).since().store(since, Ordering::Relaxed);
-    ring.entry(g, i).origin().store(0, Ordering::Relaxed);
+    let e = ring.entry(g, i);
+    e.seq().store(seq, Ordering::Relaxed);
+    e.at().store(at, Ordering::Relaxed);
+    e.since().store(since, Ordering::Relaxed);
+    e.origin().store(0, Ordering::Relaxed);
     let pin = if at & DISK_BIT == 0 { at } else { IDLE };
-    ring.entry(g, i).pin().store(pin, Ordering::Relaxed);
-    ring.entry(g, i)
-        .state()
+    e.pin().store(pin, Ordering::Relaxed);
+    e.state()
         .store(next_word(reserved, ENTRY_TAKING, m, 0), Ordering::Relaxed);
 }
 
@@ -558,6 +558,8 @@ pub fn reap_entries<R: Region>(ring: &Ring<R>, g: usize, m: usize) -> Reaped {
                     // Its dead letter's claim is not settled yet: any
                     // member's upkeep finishes it later.
                     let orphan = next_word(w, ENTRY_FORWARDING, ORPHAN, word_attempts(w));
+                    // AcqRel, as every state CAS: Acquire sees the dead
+                    // member's fields, Release hands them to the finisher.
                     let _ = ring.entry(g, i).state().compare_exchange(
                         w,
                         orphan,
@@ -641,6 +643,8 @@ pub fn end_forward<R: Region>(ring: &Ring<R>, g: usize, m: usize, f: &Hold, publ
         return;
     }
     let finishing = next_word(f.word, ENTRY_FINISHING, m, 0);
+    // AcqRel: Release publishes the forward's fields to a reaper that finds
+    // us dead in FINISHING; Acquire orders the clears below after the CAS.
     if st
         .compare_exchange(f.word, finishing, Ordering::AcqRel, Ordering::Relaxed)
         .is_err()
@@ -688,6 +692,7 @@ pub(crate) fn resolve_forward<R: Region>(
     let st = ring.entry(g, i).state();
     if published {
         let done = next_word(w, ENTRY_FINISHING, word_owner(w), 0);
+        // AcqRel: as in `end_forward` (one resolver wins the entry).
         st.compare_exchange(w, done, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
         note_dead_lettered(ring, g);
@@ -703,6 +708,8 @@ pub(crate) fn resolve_forward<R: Region>(
         // The dead letter was aborted or never claimed: nothing to pin
         // (cleared first: a member may take the entry at once).
         ring.entry(g, i).dl_pos().store(IDLE, Ordering::Relaxed);
+        // Release: as in `to_pending` (the taker sees the cleared pin);
+        // Acquire: the forwarder's fields read above.
         st.compare_exchange(w, p, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
         ring.group(g).pending().fetch_add(1, Ordering::Relaxed);

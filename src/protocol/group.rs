@@ -305,6 +305,8 @@ pub fn try_take<R: Region>(
             .prefetch(off + RECORD_HEADER, size as usize - RECORD_HEADER);
         let next = pack(seq.wrapping_add(1), pos.wrapping_add(size));
         if passed_over(kind, flags, g, dl_only) {
+            // AcqRel: an RMW in the cursor's release sequence, as the take's
+            // CAS below (nothing of the record is read).
             if cursor
                 .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
