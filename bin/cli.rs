@@ -45,6 +45,7 @@ pub enum Cmd {
     ///   sleeping_consumers, sleeping_producers
     ///   groups               [{name, next_seq, lag, members, on_disk, pending,
     ///                        ack_entries_used, max_unacked, ack_wait, expired,
+    ///                        ttl, ttl_expired,
     ///                        ack_entries, redelivered, dead_lettered,
     ///                        max_attempts, dead_letter, dead_letters_only}]
     ///     members            [{pid, alive, delivered, acked, unacked, asleep}]
@@ -239,9 +240,9 @@ pub enum GroupCmd {
         /// deliveries to members that nacked it or died holding it; 0: never.
         #[arg(long, default_value_t = 0)]
         max_attempts: u64,
-        /// Send the messages given up after --max-attempts to this dead-letter
-        /// group (otherwise they are only counted).
-        #[arg(long, requires = "max_attempts", conflicts_with = "dead_letters")]
+        /// Send the messages given up (after --max-attempts, or expired by
+        /// --ttl) to this dead-letter group (otherwise they are only counted).
+        #[arg(long, conflicts_with = "dead_letters")]
         dead_letter: Option<String>,
         /// Make this a dead-letter group: it receives only the messages other
         /// groups give up and send to it (with --dead-letter NAME).
@@ -255,6 +256,12 @@ pub enum GroupCmd {
         /// given back for redelivery to another member (e.g. 30s).
         #[arg(long, value_parser = parse_duration)]
         ack_wait: Option<Duration>,
+        /// Default time to live of the group's messages (e.g. 30s): one not
+        /// handed to a member that long after it was published is given up
+        /// (to --dead-letter, if given) and counted. A message sent with
+        /// its own --ttl gets the shorter of the two.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
     },
     /// Unregister a group (refused while it has live members).
     Rm {
@@ -328,6 +335,11 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..),
           conflicts_with_all = ["pseq", "interval"])]
     pub batch: Option<u64>,
+    /// Each message's time to live (e.g. 500ms, 30s): a group that has not
+    /// handed it to a member by then gives it up (to its dead-letter group,
+    /// if it has one) and counts it.
+    #[arg(long, value_parser = parse_duration, conflicts_with_all = ["pseq", "batch"])]
+    pub ttl: Option<Duration>,
 }
 
 /// `shmq recv`: receive a group's messages, one per line on stdout.
@@ -346,7 +358,8 @@ pub struct RecvArgs {
     /// One JSON object per line: seq, len, ts_ns, redelivered, payload (or
     /// payload_b64); producer (its name, null once removed), producer_id and
     /// pseq for a named producer's message, dead_letter_from and
-    /// dead_letter_seq for a dead letter.
+    /// dead_letter_seq for a dead letter, ttl (seconds) for a message sent
+    /// with one.
     #[arg(long)]
     pub json: bool,
     /// Print nothing per message.

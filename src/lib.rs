@@ -107,6 +107,7 @@ mod producer;
 mod protocol;
 mod queue;
 mod region;
+mod send_options;
 mod spill;
 mod sync;
 
@@ -138,6 +139,7 @@ pub use protocol::wait::WaitStrategy;
 pub use queue::replay::{Retained, SeekTo};
 pub use queue::stat::{GroupStat, MemberStat, ProducerStat, RemovedMember, SpillStat, Stat};
 pub use queue::{Queue, QueueOptions};
+pub use send_options::SendOptions;
 pub use spill::log::{Fsync, SpillOptions};
 pub use spill::rounds::RoundOutcome;
 #[cfg(feature = "crash-points")]

@@ -28,6 +28,10 @@ pub struct Message {
     /// The named producer that published it and its per-producer sequence
     /// number; `None` for a message from an anonymous producer.
     pub producer: Option<ProducerTag>,
+    /// The time to live it was sent with ([`SendOptions::ttl`](crate::SendOptions::ttl)),
+    /// counted from `ts_ns`; `None` if it had none (its group's default may
+    /// still apply: it was taken before either ran out).
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// Who published a message: a named producer ([`ProducerBuilder::name`](crate::ProducerBuilder::name)) and
@@ -56,26 +60,35 @@ pub struct Meta {
     pub dead_letter_seq: Option<u64>,
     /// See [`Message::producer`].
     pub producer: Option<ProducerTag>,
+    /// See [`Message::ttl`].
+    pub ttl: Option<std::time::Duration>,
 }
 
-/// Splits the extensions (producer, origin) off a record read from the
+/// The extensions of a record read from the spill log ([`strip_ext`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ext {
+    /// The producer extension.
+    pub(crate) producer: Option<ProducerTag>,
+    /// The origin extension: the dead letter's old seq and its group's id.
+    pub(crate) origin: Option<(u64, u64)>,
+    /// The TTL extension (ns).
+    pub(crate) ttl: Option<u64>,
+}
+
+/// Splits the extensions (producer, origin, TTL) off a record read from the
 /// spill log into `buf` (the log keeps the ring's bytes as they were,
 /// native-endian); `valid_record` checked that they fit.
-#[allow(clippy::type_complexity)]
-pub(crate) fn strip_ext(
-    flags: u32,
-    buf: &mut Vec<u8>,
-) -> (Option<ProducerTag>, Option<(u64, u64)>) {
+pub(crate) fn strip_ext(flags: u32, buf: &mut Vec<u8>) -> Ext {
     let ext = ext_len(flags);
     if ext == 0 || buf.len() < ext {
-        return (None, None);
+        return Ext::default();
     }
     let word = |i: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&buf[i..i + 8]);
         u64::from_ne_bytes(b)
     };
-    let tag = (flags & FLAG_PRODUCER != 0).then(|| ProducerTag {
+    let producer = (flags & FLAG_PRODUCER != 0).then(|| ProducerTag {
         id: word(0),
         pseq: word(8),
     });
@@ -83,6 +96,11 @@ pub(crate) fn strip_ext(
         let o = origin_off(flags);
         (word(o), word(o + 8))
     });
+    let ttl = (flags & FLAG_TTL != 0).then(|| word(ttl_off(flags)));
     buf.drain(..ext);
-    (tag, origin)
+    Ext {
+        producer,
+        origin,
+        ttl,
+    }
 }

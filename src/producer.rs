@@ -9,6 +9,7 @@ use crate::protocol::layout::*;
 use crate::protocol::wait::{Sleeper, WaitStrategy};
 use crate::protocol::{claim, identity, registry, spill};
 use crate::queue::{validate_name, Queue};
+use crate::send_options::SendOptions;
 use crate::spill::rounds::crash_point;
 use crate::sync::Ordering;
 use std::time::{Duration, Instant};
@@ -418,30 +419,42 @@ impl Producer {
         }
     }
 
-    fn send_mode(&mut self, msg: &[u8], pseq: Option<u64>, mode: Mode) -> Result<u64, SendError> {
+    fn send_mode(
+        &mut self,
+        msg: &[u8],
+        pseq: Option<u64>,
+        opts: &SendOptions,
+        mode: Mode,
+    ) -> Result<u64, SendError> {
         self.check_len(msg.len())?;
         let ext = self.number(pseq, 1)?;
-        self.send_record(msg, ext, mode)
+        self.send_record(msg, ext, opts, mode)
     }
 
     /// Publishes one record: `msg` with the producer extension `ext`, if
-    /// given.
+    /// given, and what `opts` adds.
     fn send_record(
         &mut self,
         msg: &[u8],
         ext: Option<(u64, u64)>,
+        opts: &SendOptions,
         mode: Mode,
     ) -> Result<u64, SendError> {
-        let len = stored_len(msg.len(), ext.is_some());
+        let flags = opts.flags();
+        let all_flags = flags | if ext.is_some() { FLAG_PRODUCER } else { 0 };
+        let len = stored_len(msg.len(), all_flags);
         let geo = self.q.geo();
         let claim = self.claim(1, mode, |p| {
             geo.place(p, len).wrapping_add(record_size(len))
         })?;
         let ring = self.q.ring();
         let rec = claim::place(ring, claim.start, len);
+        if let Some(ttl) = opts.ttl_ns {
+            ring.write_ttl(rec, all_flags, ttl);
+        }
         // SAFETY: `rec` is the single record of our claim, placed for exactly
-        // the stored length of `msg` with its extension.
-        unsafe { ring.write_record_as(rec, claim.seq, now_ns(), ext, 0, msg) };
+        // the stored length of `msg` with its extensions.
+        unsafe { ring.write_record_as(rec, claim.seq, now_ns(), ext, flags, msg) };
         self.commit(&claim, std::iter::once((rec, len, KIND_MSG)));
         Ok(claim.seq)
     }
@@ -464,7 +477,7 @@ impl Producer {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn send(&mut self, msg: &[u8]) -> Result<u64, SendError> {
-        self.send_mode(msg, None, Mode::Until(None))
+        self.send_mode(msg, None, &SendOptions::new(), Mode::Until(None))
     }
 
     /// A named producer publishes `msg` as per-producer sequence number
@@ -494,7 +507,7 @@ impl Producer {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn send_as(&mut self, pseq: u64, msg: &[u8]) -> Result<u64, SendError> {
-        self.send_mode(msg, Some(pseq), Mode::Until(None))
+        self.send_mode(msg, Some(pseq), &SendOptions::new(), Mode::Until(None))
     }
 
     /// [`Producer::send_as`], waiting at most `timeout` for space.
@@ -523,7 +536,12 @@ impl Producer {
         msg: &[u8],
         timeout: Duration,
     ) -> Result<u64, SendError> {
-        self.send_mode(msg, Some(pseq), Mode::Until(Some(Instant::now() + timeout)))
+        self.send_mode(
+            msg,
+            Some(pseq),
+            &SendOptions::new(),
+            Mode::Until(Some(Instant::now() + timeout)),
+        )
     }
 
     /// [`Producer::send_as`] only if there is room now.
@@ -545,7 +563,7 @@ impl Producer {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn try_send_as(&mut self, pseq: u64, msg: &[u8]) -> Result<u64, SendError> {
-        self.send_mode(msg, Some(pseq), Mode::Try)
+        self.send_mode(msg, Some(pseq), &SendOptions::new(), Mode::Try)
     }
 
     /// Publishes `msg`, waiting at most `timeout` for space.
@@ -566,7 +584,12 @@ impl Producer {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<u64, SendError> {
-        self.send_mode(msg, None, Mode::Until(Some(Instant::now() + timeout)))
+        self.send_mode(
+            msg,
+            None,
+            &SendOptions::new(),
+            Mode::Until(Some(Instant::now() + timeout)),
+        )
     }
 
     /// Publishes `msg` only if there is room now.
@@ -590,7 +613,52 @@ impl Producer {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn try_send(&mut self, msg: &[u8]) -> Result<u64, SendError> {
-        self.send_mode(msg, None, Mode::Try)
+        self.send_mode(msg, None, &SendOptions::new(), Mode::Try)
+    }
+
+    /// [`Producer::send`] with options: a time to live ([`SendOptions`]).
+    /// A named producer gives the message the next pseq.
+    ///
+    /// # Errors
+    /// As for [`Producer::send`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("audit", shmq::StartAt::Latest)?;
+    /// let mut audit = q.consumer("audit").attach()?;
+    /// let mut p = q.producer().attach()?;
+    /// // Gone unless taken within a millisecond.
+    /// p.send_with(b"quote", &shmq::SendOptions::new().ttl(Duration::from_millis(1)))?;
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// assert_eq!(audit.try_recv(), Err(shmq::RecvError::Empty));
+    /// assert_eq!(q.stat().groups[0].ttl_expired, 1);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn send_with(&mut self, msg: &[u8], opts: &SendOptions) -> Result<u64, SendError> {
+        self.send_mode(msg, None, opts, Mode::Until(None))
+    }
+
+    /// [`Producer::send_with`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As for [`Producer::send_timeout`].
+    pub fn send_with_timeout(
+        &mut self,
+        msg: &[u8],
+        opts: &SendOptions,
+        timeout: Duration,
+    ) -> Result<u64, SendError> {
+        let until = Mode::Until(Some(Instant::now() + timeout));
+        self.send_mode(msg, None, opts, until)
+    }
+
+    /// [`Producer::send_with`] only if there is room now.
+    ///
+    /// # Errors
+    /// As for [`Producer::try_send`].
+    pub fn try_send_with(&mut self, msg: &[u8], opts: &SendOptions) -> Result<u64, SendError> {
+        self.send_mode(msg, None, opts, Mode::Try)
     }
 
     /// The most bytes of records ([`Geometry::record_bytes`](crate::Geometry)
@@ -680,7 +748,7 @@ impl Producer {
         let named = self.named.is_some();
         let total: u64 = msgs
             .iter()
-            .map(|m| record_size(stored_len(m.len(), named)))
+            .map(|m| record_size(stored_len(m.len(), producer_flags(named))))
             .sum();
         let max = claim::max_batch(self.q.ring());
         if total > max {
@@ -696,7 +764,7 @@ impl Producer {
         let geo = self.q.geo();
         let layout = |mut p: u64| {
             for m in msgs {
-                let len = stored_len(m.len(), named);
+                let len = stored_len(m.len(), producer_flags(named));
                 p = geo.place(p, len).wrapping_add(record_size(len));
             }
             p
@@ -707,7 +775,7 @@ impl Producer {
         let mut p = claim.start;
         let mut placed = Vec::with_capacity(msgs.len());
         for (i, m) in msgs.iter().enumerate() {
-            let len = stored_len(m.len(), named);
+            let len = stored_len(m.len(), producer_flags(named));
             let rec = claim::place(ring, p, len);
             let ext = first.map(|(id, pseq)| (id, pseq.wrapping_add(i as u64)));
             // SAFETY: `rec` is record i of our claim, placed for its stored
@@ -788,7 +856,7 @@ impl Producer {
     fn claim_send_mode(&mut self, len: usize, mode: Mode) -> Result<SendGuard<'_>, SendError> {
         self.check_len(len)?;
         let ext = self.number(None, 1)?;
-        let l = stored_len(len, ext.is_some());
+        let l = stored_len(len, producer_flags(ext.is_some()));
         let geo = self.q.geo();
         let claim = self.claim(1, mode, |p| geo.place(p, l).wrapping_add(record_size(l)))?;
         let rec = claim::place(self.q.ring(), claim.start, l);
@@ -940,11 +1008,21 @@ impl Drop for SendGuard<'_> {
     }
 }
 
-/// Bytes a record stores after its header for a `len`-byte payload, with the
-/// producer extension or without.
+/// Bytes a record stores after its header for a `len`-byte payload, with
+/// the extensions `flags` announce.
 #[inline]
-fn stored_len(len: usize, ext: bool) -> u64 {
-    len as u64 + if ext { PRODUCER_EXT as u64 } else { 0 }
+fn stored_len(len: usize, flags: u32) -> u64 {
+    (len + ext_len(flags)) as u64
+}
+
+/// The flags of a named (or anonymous) producer's plain message.
+#[inline]
+fn producer_flags(named: bool) -> u32 {
+    if named {
+        FLAG_PRODUCER
+    } else {
+        0
+    }
 }
 
 /// Making producers.

@@ -2173,12 +2173,16 @@ impl Controller<'_> {
         for g in &st.groups {
             let unacked = g.members.iter().map(|m| m.unacked.len()).sum::<usize>();
             let delivered: u64 = g.members.iter().map(|m| m.delivered + m.acked).sum();
+            // Entries no live member holds (a dead member's, not reaped yet,
+            // or a dead letter on its way): not done until one of the
+            // group's members settles them.
+            let entries = g.ack_entries.len();
             let _ = write!(
                 snap,
-                "{} {} {} {} {} {}; ",
-                g.name, g.next_seq, g.pending, unacked, delivered, g.on_disk
+                "{} {} {} {} {} {} {}; ",
+                g.name, g.next_seq, g.pending, unacked, entries, delivered, g.on_disk
             );
-            done &= g.lag == 0 && g.pending == 0 && unacked == 0;
+            done &= g.lag == 0 && g.pending == 0 && unacked == 0 && entries == 0;
         }
         (snap, done)
     }

@@ -14,12 +14,19 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             dead_letters,
             max_unacked,
             ack_wait,
+            ttl,
         } => {
             let q = Queue::open(&path).map_err(super::explain)?;
             if dead_letters {
                 q.add_dead_letter_group(&group).map_err(super::explain)?;
                 println!("dead-letter group '{group}' added");
                 return Ok(());
+            }
+            if dead_letter.is_some() && max_attempts == 0 && ttl.is_none() {
+                return Err(
+                    "--dead-letter needs --max-attempts or --ttl: nothing would be given up"
+                        .to_owned(),
+                );
             }
             // Checked before the group exists, so a bad target adds nothing.
             if let Some(d) = &dead_letter {
@@ -47,6 +54,9 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             if max_unacked > 1 || ack_wait.is_some() {
                 q.set_ack_policy(&group, max_unacked, ack_wait)
                     .map_err(super::explain)?;
+            }
+            if ttl.is_some() {
+                q.set_ttl(&group, ttl).map_err(super::explain)?;
             }
             let next = q
                 .stat()

@@ -170,7 +170,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
             if let Some(seq) = meta.dead_letter_seq {
                 obj["dead_letter_seq"] = seq.into();
             }
-            super::json_message(&mut obj, &q, &buf, meta.producer);
+            super::json_message(&mut obj, &q, &buf, meta.producer, meta.ttl);
             serde_json::to_writer(&mut out, &obj).map_err(|e| format!("writing stdout: {e}"))?;
             out.write_all(b"\n").map_err(write_err)?;
         } else {

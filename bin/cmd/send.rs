@@ -1,7 +1,7 @@
 //! `shmq send`
 
 use crate::cli::SendArgs;
-use shmq::{Producer, Queue, SendError};
+use shmq::{Producer, Queue, SendError, SendOptions};
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
@@ -29,18 +29,20 @@ impl SeqRange {
     }
 }
 
-/// Publishes one message: numbered `pseq` if given, waiting up to `timeout`.
+/// Publishes one message: numbered `pseq` if given, waiting up to `timeout`,
+/// with `opts` (which `--pseq` never comes with).
 fn publish(
     p: &mut Producer,
     msg: &[u8],
     pseq: Option<u64>,
+    opts: &SendOptions,
     timeout: Option<Duration>,
 ) -> Result<u64, SendError> {
     match (pseq, timeout) {
         (Some(n), Some(t)) => p.send_as_timeout(n, msg, t),
         (Some(n), None) => p.send_as(n, msg),
-        (None, Some(t)) => p.send_timeout(msg, t),
-        (None, None) => p.send(msg),
+        (None, Some(t)) => p.send_with_timeout(msg, opts, t),
+        (None, None) => p.send_with(msg, opts),
     }
 }
 
@@ -60,6 +62,10 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
         skipped: SeqRange::default(),
         pseq: a.pseq,
         timeout: a.timeout,
+        opts: match a.ttl {
+            Some(t) => SendOptions::new().ttl(t),
+            None => SendOptions::new(),
+        },
         batch: a.batch.map(|n| n as usize),
         pending: Vec::new(),
     };
@@ -94,6 +100,7 @@ struct Sender {
     skipped: SeqRange,
     pseq: Option<u64>,
     timeout: Option<Duration>,
+    opts: SendOptions,
     batch: Option<usize>,
     /// Messages of the batch being gathered.
     pending: Vec<Vec<u8>>,
@@ -104,7 +111,7 @@ impl Sender {
     fn one(&mut self, msg: &[u8]) -> Result<(), String> {
         let Some(n) = self.batch else {
             let i = self.seqs.count + self.skipped.count + 1;
-            match publish(&mut self.p, msg, self.pseq, self.timeout) {
+            match publish(&mut self.p, msg, self.pseq, &self.opts, self.timeout) {
                 Ok(seq) => self.seqs.note(seq),
                 Err(SendError::Duplicate { pseq, .. }) => self.skipped.note(pseq),
                 Err(e) => return Err(format!("message {i}: {e}")),

@@ -35,6 +35,8 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "max_unacked": gr.max_unacked,
                     "ack_wait": gr.ack_wait.map(secs),
                     "expired": gr.expired,
+                    "ttl": gr.ttl.map(secs),
+                    "ttl_expired": gr.ttl_expired,
                     "ack_entries": gr.ack_entries.iter().map(|(s, m, seq)| serde_json::json!({
                         "state": s, "member_slot": m, "seq": seq,
                     })).collect::<Vec<_>>(),
@@ -231,6 +233,15 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 gr.expired,
                 gr.dead_lettered,
                 if gr.max_attempts == 0 { "none".to_string() } else { gr.max_attempts.to_string() }
+            );
+        }
+        if gr.ttl.is_some() || gr.ttl_expired > 0 {
+            println!(
+                "{:<24} time to live {}, {} expired before a member took them",
+                "",
+                gr.ttl
+                    .map_or("none (per message)".to_string(), |d| format!("{d:?}")),
+                gr.ttl_expired
             );
         }
         if gr.max_unacked > 1 || gr.ack_wait.is_some() {

@@ -3,13 +3,16 @@
 //! - `record`: what a member took (a ring record or a logged message) and
 //!   its metadata;
 //! - `log`: reading the group's backlog from the spill log;
-//! - `redelivery`: holds, redeliveries and dead letters (the ack table).
+//! - `redelivery`: holds, redeliveries and dead letters (the ack table);
+//! - `expiry`: messages whose time to live ran out, given up untaken.
 
+mod expiry;
 mod log;
 mod record;
 mod redelivery;
 
 use crate::protocol::{ack, group};
+use expiry::*;
 use log::*;
 use record::*;
 use redelivery::*;
@@ -446,9 +449,23 @@ impl Consumer {
         })
     }
 
+    /// The next message for the caller: one taken and not expired (those
+    /// that are, are given up on the way: expiry.rs).
     // Inlined, with `group::try_take` in it: see there (group.rs).
     #[inline(always)]
     fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
+        loop {
+            let got = self.take_any(mode)?;
+            if !expired(self.q.ring(), self.g, &got) {
+                return Ok(got);
+            }
+            self.expire(got)?;
+        }
+    }
+
+    /// The next message, expired or not.
+    #[inline(always)]
+    fn take_any(&mut self, mode: Mode) -> Result<Got, RecvError> {
         // A wake of this process (the last release) may have found nobody.
         self.q.after_stale_wake();
         self.acks.countdown -= 1;
@@ -705,6 +722,7 @@ impl Consumer {
             dead_letter_from: meta.dead_letter_from,
             dead_letter_seq: meta.dead_letter_seq,
             producer: meta.producer,
+            ttl: meta.ttl,
         })
     }
 
@@ -977,18 +995,27 @@ impl Consumer {
             return Some(0);
         }
         let n = group::try_take_batch(ring, self.g, self.m, max, &mut self.batch)?;
+        let mut delivered = 0;
         if n > 0 {
             // Released after the last borrow, also if `f` panics.
             let _release = Release(ring, self.g, self.m);
             for t in &self.batch {
+                if ring_expired(ring, self.g, t) {
+                    // A ring record cannot be too long for a dead letter,
+                    // the one error this could meet.
+                    let _ =
+                        expire_unheld(&self.q, self.g, &self.disk, Got::Ring(*t, Again::default()));
+                    continue;
+                }
                 // SAFETY: the batch's hazard pins every record in it until
                 // `_release` drops, after the loop and every borrow.
                 f(&ring_meta(ring, t, Again::default()), unsafe {
                     ring_payload(ring, t)
                 });
+                delivered += 1;
             }
         }
-        Some(n)
+        Some(delivered)
     }
 }
 

@@ -86,6 +86,9 @@ pub(super) fn ring_meta(
             let (id, pseq) = ring.read_ext(t.pos);
             ProducerTag { id, pseq }
         }),
+        ttl: ring
+            .read_ttl(t.pos, t.flags)
+            .map(std::time::Duration::from_nanos),
     }
 }
 
@@ -96,14 +99,15 @@ pub(super) fn disk_meta(
     again: Again,
     buf: &mut Vec<u8>,
 ) -> Meta {
-    let (producer, origin) = strip_ext(rec.flags, buf);
-    let origin = again.letter.or(origin);
+    let ext = strip_ext(rec.flags, buf);
+    let origin = again.letter.or(ext.origin);
     Meta {
         seq: rec.seq,
         ts_ns: rec.ts_ns,
         redelivered: again.redelivered,
         dead_letter_from: origin.map(|o| o.1),
         dead_letter_seq: origin.map(|o| o.0),
-        producer,
+        producer: ext.producer,
+        ttl: ext.ttl.map(std::time::Duration::from_nanos),
     }
 }

@@ -1,6 +1,7 @@
 //! A member's holds in its group's ack table, redeliveries taken over from
 //! it, and messages given up to the dead-letter group (ack.rs).
 
+use super::expiry::expired;
 use super::log::*;
 use super::record::*;
 use crate::error::{Reason, RecvError, SpillError};
@@ -78,35 +79,26 @@ pub(super) fn take_redelivery(
     let mut no_room: Vec<u64> = Vec::new();
     while let Some(h) = ack::take_pending(ring, g, m, since, |s| no_room.contains(&s)) {
         let max = ack::max_attempts(ring, g);
-        if max != 0 && h.entry.deliveries_before() >= max {
-            let Some(d) = ack::dead_letter_target(ring, g) else {
-                // No dead-letter group: only counted.
-                if ack::finish_hold(ring, g, m, &h, false).is_ok() {
-                    ack::note_dead_lettered(ring, g);
-                }
-                continue;
-            };
-            // Its deadline cannot end it from here on.
-            let Ok(f) = ack::begin_forward(ring, g, m, &h) else {
-                continue;
-            };
-            match forward_dead_letter(q, g, disk, &f, d) {
-                Ok(true) => ack::end_forward(ring, g, m, &f, true),
-                Ok(false) if hand_over(ring, g, &f, d) => ack::end_forward(ring, g, m, &f, true),
-                Ok(false) => {
-                    // Pending again, untouched; retried on a later receive
-                    // (and by other members).
-                    ack::end_forward(ring, g, m, &f, false);
-                    no_room.push(f.entry.seq);
-                }
-                Err(e) => {
-                    ack::end_forward(ring, g, m, &f, false);
-                    return Err(e);
-                }
+        let why = if max != 0 && h.entry.deliveries_before() >= max {
+            Some(GiveUp::Attempts)
+        } else {
+            None
+        };
+        let got = match why {
+            Some(_) => None,
+            None => Some(redelivered(q, g, disk, &h)),
+        };
+        let why = match got {
+            Some(Ok(got)) if expired(ring, g, &got) => Some(GiveUp::Expired),
+            _ => why,
+        };
+        if let Some(why) = why {
+            if !give_up(q, g, m, disk, &h, why)? {
+                no_room.push(h.entry.seq);
             }
             continue;
         }
-        match redelivered(q, g, disk, &h) {
+        match got.expect("taken over, not given up") {
             Ok(got) => {
                 group::note_delivered(ring, g, m, 1);
                 if h.entry.deliveries_before() > 0 {
@@ -132,6 +124,71 @@ pub(super) fn take_redelivery(
         }
     }
     Ok(None)
+}
+
+/// Why a member gives a message up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum GiveUp {
+    /// Delivered `max_attempts` times already.
+    Attempts,
+    /// Its time to live ran out (ttl.rs).
+    Expired,
+}
+
+/// Member `m` gives up its hold `h` on a message of group `g` (taken over
+/// or just taken): published to the group's dead-letter group if it has
+/// one (exactly once, ack.rs), then finished; otherwise finished and
+/// counted. Returns false if the dead letter found no room now: the message
+/// is pending again, for a later receive (this member's or another's).
+pub(super) fn give_up(
+    q: &Queue,
+    g: usize,
+    m: usize,
+    disk: &mut Option<Disk>,
+    h: &Hold,
+    why: GiveUp,
+) -> Result<bool, RecvError> {
+    let ring = q.ring();
+    let count = || {
+        if why == GiveUp::Expired {
+            crate::protocol::ttl::note_expired(ring, g);
+        }
+    };
+    let Some(d) = ack::dead_letter_target(ring, g) else {
+        // No dead-letter group: only counted.
+        if ack::finish_hold(ring, g, m, h, false).is_ok() {
+            ack::note_dead_lettered(ring, g);
+            count();
+        }
+        return Ok(true);
+    };
+    // Its deadline cannot end it from here on. Ended by someone else
+    // already: not ours to give up.
+    let Ok(f) = ack::begin_forward(ring, g, m, h) else {
+        return Ok(true);
+    };
+    match forward_dead_letter(q, g, disk, &f, d) {
+        Ok(true) => {
+            ack::end_forward(ring, g, m, &f, true);
+            count();
+            Ok(true)
+        }
+        Ok(false) if hand_over(ring, g, &f, d) => {
+            ack::end_forward(ring, g, m, &f, true);
+            count();
+            Ok(true)
+        }
+        Ok(false) => {
+            // Pending again, untouched; retried on a later receive (and by
+            // other members).
+            ack::end_forward(ring, g, m, &f, false);
+            Ok(false)
+        }
+        Err(e) => {
+            ack::end_forward(ring, g, m, &f, false);
+            Err(e)
+        }
+    }
 }
 
 /// Hands the message of forward `f` (group `g` gives it up; its dead letter
@@ -175,12 +232,28 @@ pub(super) fn forward_dead_letter(
     d: usize,
 ) -> Result<bool, RecvError> {
     let got = redelivered(q, g, disk, h).map_err(|(e, _)| e)?;
+    publish_letter(q, g, disk, got, h.entry.seq, Some(h.idx), d)
+}
+
+/// Publishes message `got` of group `g` (sequence number `seq`, which this
+/// member holds: by entry `entry` if given, else by its hazard) as a dead
+/// letter to group `d`. Returns false if there is no room for it now.
+pub(super) fn publish_letter(
+    q: &Queue,
+    g: usize,
+    disk: &Option<Disk>,
+    got: Got,
+    seq: u64,
+    entry: Option<usize>,
+    d: usize,
+) -> Result<bool, RecvError> {
     let mut ring_copy = Vec::new();
     let (payload, tag): (&[u8], _) = match got {
         Got::Ring(t, r) => {
             ring_copy.resize(t.payload_len(), 0);
-            // SAFETY: the hold `h`, taken over by this member, pins the
-            // record until it is settled below.
+            // SAFETY: what this member holds the message by (the entry
+            // taken over, or its hazard) pins the record until the caller
+            // settles it, after this returns.
             unsafe { group::read_payload(q.ring(), &t, &mut ring_copy) };
             (&ring_copy, ring_meta(q.ring(), &t, r).producer)
         }
@@ -189,7 +262,7 @@ pub(super) fn forward_dead_letter(
     if payload.len() > q.geo().max_msg as usize {
         // Only a damaged log gives one this long.
         return Err(RecvError::DeadLetter {
-            seq: h.entry.seq,
+            seq,
             source: crate::SendError::TooLarge {
                 len: payload.len(),
                 max: q.geo().max_msg as usize,
@@ -208,18 +281,23 @@ pub(super) fn forward_dead_letter(
     let _slot = SlotLease { ring, slot };
     let mut pc = claim::producer_cursor(ring);
     pc.set_slot(slot);
-    pc.for_dead_letter_of((!h.entry.on_disk()).then_some(h.entry.at));
+    pc.for_dead_letter_of(match got {
+        Got::Ring(t, _) => Some(t.pos),
+        Got::Disk(_) => None,
+    });
     // The dead letter keeps its producer's id and pseq.
     let dl = claim::DeadLetter {
         payload,
         flags: dead_letter_flags(d, g),
         ext: tag.map(|t| (t.id, t.pseq)),
-        origin: (h.entry.seq, ring.group_id(g)),
+        origin: (seq, ring.group_id(g)),
         ts_ns: crate::os::clock::now_ns(),
     };
     let mut publish = || {
         claim::publish_dead_letter(ring, &mut pc, &dl, |seq, pos| {
-            ack::note_forward(ring, g, h.idx, seq, pos);
+            if let Some(i) = entry {
+                ack::note_forward(ring, g, i, seq, pos);
+            }
             crate::spill::rounds::crash_point("dead-letter-claimed");
         })
         .ok()

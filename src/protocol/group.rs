@@ -551,6 +551,8 @@ pub fn add_group<R: Region>(
         s.max_unacked(),
         s.ack_wait(),
         s.expired(),
+        s.ttl(),
+        s.ttl_expired(),
     ] {
         word.store(0, Ordering::Relaxed);
     }

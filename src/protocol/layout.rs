@@ -80,6 +80,7 @@
 //!   +8   name_len   u64
 //!   +16  name       [u8; 64]
 //!   +80  created_ns u64
+//!   +88  ttl        u64   the group's default time to live in ns (0: none)
 //!   +128 CURSOR line: u128 = seq << 64 | pos   next message the group hands out;
 //!                     with DISK_BIT set in seq, the group reads the spill log:
 //!                     seq | DISK_BIT << 64 | log position of that message
@@ -98,6 +99,8 @@
 //!        +208 expired      u64  holds ended by the ack deadline
 //!        +216 entries_hwm  u64  ack table entries ever used (scans read the
 //!                               entries below it)
+//!        +224 ttl_expired  u64  messages whose time to live ran out before a
+//!                               member took them
 //!   +256 members: max_members member slots of 128 bytes
 //!        +0   state      u64  MEMBER_FREE / MEMBER_ATTACHED (+ generation)
 //!        +8   pid        u64
@@ -178,7 +181,8 @@
 //!                     that gave it up in bits 11..22. Bit 22 (FLAG_ORIGIN_SEQ,
 //!                     on dead letters): the origin extension follows the
 //!                     producer extension. Bit 23 (FLAG_PRODUCER): the record
-//!                     starts with the producer extension
+//!                     starts with the producer extension. Bit 24
+//!                     (FLAG_TTL): the TTL extension follows the others
 //!   +16  seq     u64
 //!   +24  ts_ns   u64  publish time, CLOCK_REALTIME
 //!   +32  with FLAG_PRODUCER, the producer extension (PRODUCER_EXT bytes):
@@ -189,6 +193,8 @@
 //!        gave it up did so, then that group's id (its slot | the slot's
 //!        generation << 32, so that a dead letter never names a group that
 //!        took the slot over later)
+//!   then, with FLAG_TTL, the TTL extension (TTL_EXT bytes): the message's
+//!        time to live in ns, counted from ts_ns
 //!   then the payload (len bytes, less the extensions), then zero padding to
 //!   a multiple of 8
 //! A PAD record (kind KIND_PAD) is only its commit word: it fills the ring from
@@ -205,7 +211,7 @@ use crate::sync::{AtomicU128, AtomicU64};
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// Size of the header block.
 pub const HEADER_SIZE: usize = 2048;
 /// Size of a record header.
@@ -330,6 +336,11 @@ pub const ORIGIN_EXT: usize = 16;
 /// Record flag: a dead letter carries, after the producer extension if any,
 /// the queue sequence number of the message it copies.
 pub const FLAG_ORIGIN_SEQ: u32 = 1 << 22;
+/// Bytes of the TTL extension of a record with FLAG_TTL: its time to live
+/// in ns, counted from its `ts_ns`.
+pub const TTL_EXT: usize = 8;
+/// Record flag: the TTL extension follows the other extensions.
+pub const FLAG_TTL: u32 = 1 << 24;
 /// Record flags: the bits of a dead letter's addressing.
 const FLAGS_DEAD_LETTER: u32 = (1 << 22) - 1;
 
@@ -416,6 +427,9 @@ const G_MAX_UNACKED: usize = 192;
 const G_ACK_WAIT: usize = 200;
 const G_EXPIRED: usize = 208;
 const G_ENTRIES_HWM: usize = 216;
+const G_TTL_EXPIRED: usize = 224;
+// Group configuration in the name's line (read-mostly, apart from the cursor).
+const G_TTL: usize = 88;
 
 /// Bytes of one ack table entry.
 pub const ENTRY_SIZE: usize = 64;
@@ -486,9 +500,17 @@ pub const fn flags_target(flags: u32) -> Option<usize> {
     }
 }
 
-/// Bytes of extensions (producer, origin) a record with `flags` starts with.
+/// Bytes of extensions (producer, origin, TTL) a record with `flags` starts
+/// with.
 #[inline]
 pub const fn ext_len(flags: u32) -> usize {
+    ttl_off(flags) + if flags & FLAG_TTL != 0 { TTL_EXT } else { 0 }
+}
+
+/// Where the TTL extension of a record with `flags` starts, after the
+/// record header (past the producer and origin extensions).
+#[inline]
+pub const fn ttl_off(flags: u32) -> usize {
     origin_off(flags)
         + if flags & FLAG_ORIGIN_SEQ != 0 {
             ORIGIN_EXT
@@ -516,7 +538,7 @@ pub const fn origin_off(flags: u32) -> usize {
 #[inline]
 pub const fn valid_record(len: u64, flags: u32, max_msg: u32) -> bool {
     let ext = ext_len(flags) as u64;
-    flags & !(FLAG_PRODUCER | FLAG_ORIGIN_SEQ | FLAGS_DEAD_LETTER) == 0
+    flags & !(FLAG_PRODUCER | FLAG_ORIGIN_SEQ | FLAG_TTL | FLAGS_DEAD_LETTER) == 0
         && len >= ext
         && len - ext <= max_msg as u64
 }
@@ -959,6 +981,10 @@ slot_view! {
         expired = G_EXPIRED,
         /// One past the highest ack entry ever used.
         entries_hwm = G_ENTRIES_HWM,
+        /// The group's default time to live (ns; 0: none).
+        ttl = G_TTL,
+        /// Messages whose time to live ran out before a member took them.
+        ttl_expired = G_TTL_EXPIRED,
     }
 }
 

@@ -13,6 +13,7 @@
 //! - `registry`: the producer registry, and recovery of dead producers' claims.
 //! - `identity`: the table of producer names (exactly-once publishing).
 //! - `spill`: the spill front and the groups that read the log.
+//! - `ttl`: time to live, a message's own and its group's default.
 
 pub mod ack;
 pub mod claim;
@@ -22,4 +23,5 @@ pub mod layout;
 pub mod registry;
 pub mod ring;
 pub mod spill;
+pub mod ttl;
 pub mod wait;

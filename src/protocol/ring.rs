@@ -344,6 +344,25 @@ impl<R: Region> Ring<R> {
         })
     }
 
+    /// Writes the TTL extension of the record at `pos` with `flags`
+    /// (FLAG_TTL among them), in a claim the caller holds, not committed yet.
+    pub(crate) fn write_ttl(&self, pos: u64, flags: u32, ttl_ns: u64) {
+        let off = self.ring_at(pos) + RECORD_HEADER + ttl_off(flags);
+        // Relaxed: published by the Release store of the commit word.
+        self.region.u64_at(off).store(ttl_ns, Ordering::Relaxed);
+    }
+
+    /// The time to live (ns) of the record at `pos` with `flags`, if it has
+    /// one; the caller keeps the record from being overwritten and checked
+    /// its length (`valid_record`), as for `read_ext`.
+    pub(crate) fn read_ttl(&self, pos: u64, flags: u32) -> Option<u64> {
+        (flags & FLAG_TTL != 0).then(|| {
+            let off = self.ring_at(pos) + RECORD_HEADER + ttl_off(flags);
+            // Relaxed: made visible by the Acquire load of the commit word.
+            self.region.u64_at(off).load(Ordering::Relaxed)
+        })
+    }
+
     /// The producer extension `(id, pseq)` of a record with FLAG_PRODUCER at
     /// `pos`, which the caller keeps from being overwritten (a hazard) and
     /// whose length it checked (`valid_record`).

@@ -278,6 +278,42 @@ impl Queue {
         Ok(())
     }
 
+    /// Gives group `name` a default time to live (`None`: none, the
+    /// default): a message older than that (by its publish time) when a
+    /// member would take it is given up instead, to the group's dead-letter
+    /// group if it has one, and counted (`GroupStat::ttl_expired`). A message
+    /// sent with its own TTL ([`crate::SendOptions::ttl`]) gets the shorter
+    /// of the two. Applies from the next take on, to every message the group
+    /// has not handed out yet, redeliveries included.
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`], [`GroupError::Io`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("quotes", shmq::StartAt::Latest)?;
+    /// q.set_ttl("quotes", Some(Duration::from_millis(1)))?;
+    /// let mut quotes = q.consumer("quotes").attach()?;
+    /// q.producer().attach()?.send(b"stale soon")?;
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// assert_eq!(quotes.try_recv(), Err(shmq::RecvError::Empty));
+    /// let g = &q.stat().groups[0];
+    /// assert_eq!((g.ttl, g.ttl_expired), (Some(Duration::from_millis(1)), 1));
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn set_ttl(&self, name: &str, ttl: Option<std::time::Duration>) -> Result<(), GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let g = group::find_group(ring, name.as_bytes())
+            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        let ns = ttl.map_or(0, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
+        crate::protocol::ttl::set_group_ttl(ring, g, ns);
+        Ok(())
+    }
+
     /// Sends the messages group `name` gives up after its `max_attempts` to
     /// dead-letter group `target` (None: only count them, the default).
     /// Delivery there is at least once: a member killed between publishing a

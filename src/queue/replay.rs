@@ -44,6 +44,8 @@ pub struct Retained {
     pub from_log: bool,
     /// Its named producer and pseq (see [`crate::Message::producer`]).
     pub producer: Option<crate::ProducerTag>,
+    /// Its own time to live (see [`crate::Message::ttl`]).
+    pub ttl: Option<std::time::Duration>,
 }
 
 impl Queue {
@@ -300,13 +302,14 @@ impl Queue {
                             continue;
                         }
                         shown += 1;
-                        let (producer, _) = strip_ext(rec.flags, &mut payload);
+                        let ext = strip_ext(rec.flags, &mut payload);
                         f(Retained {
                             seq: rec.seq,
                             ts_ns: rec.ts_ns,
                             payload: std::mem::take(&mut payload),
                             from_log: true,
-                            producer,
+                            producer: ext.producer,
+                            ttl: ext.ttl.map(std::time::Duration::from_nanos),
                         });
                     }
                 }
@@ -373,13 +376,14 @@ impl Queue {
                         }
                         if kind == KIND_MSG && flags_target(flags).is_none() {
                             shown += 1;
-                            let (producer, _) = strip_ext(flags, &mut payload);
+                            let ext = strip_ext(flags, &mut payload);
                             f(Retained {
                                 seq,
                                 ts_ns,
                                 payload,
                                 from_log: false,
-                                producer,
+                                producer: ext.producer,
+                                ttl: ext.ttl.map(std::time::Duration::from_nanos),
                             });
                         }
                         seq = seq.wrapping_add(1);

@@ -144,6 +144,12 @@ pub struct GroupStat {
     pub ack_wait: Option<std::time::Duration>,
     /// Holds ended by the ack deadline (redelivered to another member).
     pub expired: u64,
+    /// The group's default time to live ([`Queue::set_ttl`](crate::Queue::set_ttl)), if it has one.
+    pub ttl: Option<std::time::Duration>,
+    /// Messages whose time to live (their own or the group's) ran out
+    /// before a member took them: given up, to the dead-letter group if
+    /// there is one (then counted in `dead_lettered` too).
+    pub ttl_expired: u64,
     /// Entries of the ack table by state, for diagnosis: (state, owning
     /// member slot or None, sequence number), every entry in use.
     pub ack_entries: Vec<(&'static str, Option<usize>, u64)>,
@@ -228,6 +234,11 @@ impl Queue {
                     max_unacked: ack::max_unacked(ring, g.slot),
                     ack_wait: (wait != 0).then(|| std::time::Duration::from_nanos(wait)),
                     expired: ack::expired(ring, g.slot),
+                    ttl: match crate::protocol::ttl::group_ttl(ring, g.slot) {
+                        0 => None,
+                        ns => Some(std::time::Duration::from_nanos(ns)),
+                    },
+                    ttl_expired: crate::protocol::ttl::expired(ring, g.slot),
                     ack_entries: entries
                         .iter()
                         .filter(|(_, w, _)| crate::protocol::ack::word_state(*w) != ENTRY_RESERVED)

@@ -10,7 +10,7 @@
 //! ```text
 //! SEGMENT HEADER (64 bytes, native-endian like the queue file)
 //!   0  magic      [u8; 8] b"SHMQSEG1"
-//!   8  version    u32     1
+//!   8  version    u32     SEG_VERSION (2; a reader refuses any other)
 //!   12 hdr_size   u32     64
 //!   16 nonce      u64     the queue's nonce: a log of another queue is refused
 //!   24 base       u64     log position of the first record
@@ -19,12 +19,14 @@
 //! RECORD at file offset 64 + (position - base), 8-byte aligned
 //!   0  len   u32   payload bytes
 //!   4  kind  u32   low 8 bits: 1 message, 3 aborted claim (no payload; keeps
-//!                  seqs dense); upper 24 bits: the ring record's flags (a dead
-//!                  letter's addressing, `layout.rs`; messages only)
+//!                  seqs dense); upper 24 bits: the ring record's flags' low
+//!                  24 bits (a dead letter's addressing, FLAG_PRODUCER,
+//!                  `layout.rs`; messages only)
 //!   8  seq   u64
 //!   16 ts_ns u64   publish time
-//!   24 crc   u32   CRC32C of bytes 0..24 and the payload
-//!   28 zero  u32
+//!   24 crc   u32   CRC32C of bytes 0..24, 28..32 and the payload
+//!   28 flags u32   the ring record's flags above bit 24 (FLAG_TTL), shifted
+//!                  down by 24
 //!   32 payload, zero padding to a multiple of 8
 //! INDEX `<base>.idx`: 16-byte entries (seq u64, position u64): the segment's
 //!   first record, then one at least every INDEX_EVERY bytes. Derived data: a
@@ -48,6 +50,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Segment file magic.
 pub const SEG_MAGIC: [u8; 8] = *b"SHMQSEG1";
+/// Segment format version (header bytes 8..12).
+pub const SEG_VERSION: u32 = 2;
 /// Segment header size.
 pub const SEG_HEADER: u64 = 64;
 /// Record header size.
@@ -226,7 +230,8 @@ pub const fn log_record_size(len: u64) -> u64 {
 }
 
 fn record_crc(head: &[u8], payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&head[..24]), payload)
+    let c = crc32c::crc32c_append(crc32c::crc32c(&head[..24]), &head[28..32]);
+    crc32c::crc32c_append(c, payload)
 }
 
 /// Appends the encoding of one record to `out`.
@@ -252,7 +257,8 @@ pub(crate) fn encode_record_with(
     out.resize(start + log_record_size(len as u64) as usize, 0);
     let (head, body) = out[start..].split_at_mut(LOG_RECORD_HEADER);
     head[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-    head[4..8].copy_from_slice(&(kind as u32 | flags << 8).to_ne_bytes());
+    head[4..8].copy_from_slice(&(kind as u32 | (flags & 0xff_ffff) << 8).to_ne_bytes());
+    head[28..32].copy_from_slice(&(flags >> 24).to_ne_bytes());
     head[8..16].copy_from_slice(&seq.to_ne_bytes());
     head[16..24].copy_from_slice(&ts_ns.to_ne_bytes());
     let payload = &mut body[..len];
@@ -270,9 +276,13 @@ fn parse_head(head: &[u8; LOG_RECORD_HEADER], max_msg: u32) -> Option<(LogRecord
         u64::from_ne_bytes(b)
     };
     let len = u32_at(0);
-    let (kind, flags) = ((u32_at(4) & 0xff) as u64, u32_at(4) >> 8);
+    let (kind, high) = ((u32_at(4) & 0xff) as u64, u32_at(28));
+    if high > 0xff {
+        return None;
+    }
+    let flags = u32_at(4) >> 8 | high << 24;
     let ok_kind = kind == KIND_MSG || (kind == KIND_ABORT && len == 0 && flags == 0);
-    if !ok_kind || !valid_record(len as u64, flags, max_msg) || u32_at(28) != 0 {
+    if !ok_kind || !valid_record(len as u64, flags, max_msg) {
         return None;
     }
     Some((
@@ -330,6 +340,12 @@ fn read_seg_header(f: &File, base: u64, nonce: u64) -> Result<u64, LogError> {
     if h[..8] != SEG_MAGIC {
         return Err(LogError::Corrupt(format!("segment {base:020}: bad magic")));
     }
+    let version = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
+    if version != SEG_VERSION {
+        return Err(LogError::Corrupt(format!(
+            "segment {base:020}: format version {version}, this build reads {SEG_VERSION}"
+        )));
+    }
     if u64_at(16) != nonce {
         return Err(LogError::Corrupt(format!(
             "segment {base:020} belongs to another queue (nonce mismatch)"
@@ -347,7 +363,7 @@ fn read_seg_header(f: &File, base: u64, nonce: u64) -> Result<u64, LogError> {
 fn seg_header(nonce: u64, base: u64, first_seq: u64) -> [u8; SEG_HEADER as usize] {
     let mut h = [0u8; SEG_HEADER as usize];
     h[..8].copy_from_slice(&SEG_MAGIC);
-    h[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    h[8..12].copy_from_slice(&SEG_VERSION.to_ne_bytes());
     h[12..16].copy_from_slice(&(SEG_HEADER as u32).to_ne_bytes());
     h[16..24].copy_from_slice(&nonce.to_ne_bytes());
     h[24..32].copy_from_slice(&base.to_ne_bytes());
