@@ -6,44 +6,8 @@ use super::record::Got;
 use super::redelivery::{give_up, publish_letter, GiveUp};
 use super::{Ack, Consumer};
 use crate::error::RecvError;
-use crate::os::mapping::RawRegion;
-use crate::protocol::group::Taken;
-use crate::protocol::layout::FLAG_TTL;
-use crate::protocol::ring::Ring;
 use crate::protocol::{ack, ttl};
 use crate::queue::Queue;
-
-/// Whether message `got` of group `g` has outlived its time to live (its
-/// own or the group's). Reads the clock only when one applies.
-#[inline(always)]
-pub(super) fn expired(ring: &Ring<RawRegion>, g: usize, got: &Got) -> bool {
-    match got {
-        Got::Ring(t, _) => ring_expired(ring, g, t),
-        Got::Disk(meta) => {
-            let own = meta.ttl.map(|d| d.as_nanos().min(u64::MAX as u128) as u64);
-            past(ttl::expires_at(meta.ts_ns, own, ttl::group_ttl(ring, g)))
-        }
-    }
-}
-
-/// [`expired`] for a ring record this member holds.
-#[inline(always)]
-pub(super) fn ring_expired(ring: &Ring<RawRegion>, g: usize, t: &Taken) -> bool {
-    let group = ttl::group_ttl(ring, g);
-    if group == 0 && t.flags & FLAG_TTL == 0 {
-        return false;
-    }
-    past(ttl::expires_at(
-        t.ts_ns,
-        ring.read_ttl(t.pos, t.flags),
-        group,
-    ))
-}
-
-#[cold]
-fn past(at: Option<u64>) -> bool {
-    at.is_some_and(|at| crate::os::clock::now_ns() >= at)
-}
 
 /// Gives up an expired message that this member holds by nothing but its
 /// hazard (an auto-ack take) or its read of the log: published to the

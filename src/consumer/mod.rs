@@ -1,7 +1,7 @@
 //! Consumers: members of a group, receiving by copy or in place.
 //!
-//! - `record`: what a member took (a ring record or a logged message) and
-//!   its metadata;
+//! - `record`: what a member took (a ring record or a logged message), its
+//!   metadata, and whether its time to live ran out;
 //! - `log`: reading the group's backlog from the spill log;
 //! - `redelivery`: holds, redeliveries and dead letters (the ack table);
 //! - `expiry`: messages whose time to live ran out, given up untaken.

@@ -5,6 +5,7 @@ use crate::message::strip_ext;
 use crate::message::{Meta, ProducerTag};
 use crate::protocol::group::Taken;
 use crate::protocol::layout::*;
+use crate::protocol::ttl;
 
 /// What a consumer took: a record in the ring (under its hazard or an
 /// entry's pin), or a message read from the log (payload in `Disk::buf`).
@@ -110,4 +111,44 @@ pub(super) fn disk_meta(
         producer: ext.producer,
         ttl: ext.ttl.map(std::time::Duration::from_nanos),
     }
+}
+
+/// Whether message `got` of group `g` has outlived its time to live (its
+/// own or the group's). Reads the clock only when one applies.
+#[inline(always)]
+pub(super) fn expired(
+    ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+    g: usize,
+    got: &Got,
+) -> bool {
+    match got {
+        Got::Ring(t, _) => ring_expired(ring, g, t),
+        Got::Disk(meta) => {
+            let own = meta.ttl.map(|d| d.as_nanos().min(u64::MAX as u128) as u64);
+            past(ttl::expires_at(meta.ts_ns, own, ttl::group_ttl(ring, g)))
+        }
+    }
+}
+
+/// [`expired`] for a ring record this member holds.
+#[inline(always)]
+pub(super) fn ring_expired(
+    ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
+    g: usize,
+    t: &Taken,
+) -> bool {
+    let group = ttl::group_ttl(ring, g);
+    if group == 0 && t.flags & FLAG_TTL == 0 {
+        return false;
+    }
+    past(ttl::expires_at(
+        t.ts_ns,
+        ring.read_ttl(t.pos, t.flags),
+        group,
+    ))
+}
+
+#[cold]
+fn past(at: Option<u64>) -> bool {
+    at.is_some_and(|at| crate::os::clock::now_ns() >= at)
 }

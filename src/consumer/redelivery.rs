@@ -1,7 +1,6 @@
 //! A member's holds in its group's ack table, redeliveries taken over from
 //! it, and messages given up to the dead-letter group (ack.rs).
 
-use super::expiry::expired;
 use super::log::*;
 use super::record::*;
 use crate::error::{Reason, RecvError, SpillError};
