@@ -34,6 +34,12 @@
 //!   dead-letter group, naming the group that gave it up (`dead_letter_from`)
 //!   and its sequence number; a dead-letter group receives nothing else, and
 //!   a letter twice only if a member of the origin group was killed;
+//! - time to live: some messages are sent with one of an hour (a named
+//!   producer's among them) and some groups have one by default, which
+//!   changes nothing; some anonymous messages are sent with one of 0 (expired
+//!   when published): no member of any group gets one, and a group with
+//!   explicit acks and a dead-letter group gives each up there (the checker
+//!   treats it as a message given up);
 //! - exactly-once publishing per named producer: each pseq under one sequence
 //!   number; a restarted producer's `last_pseq` lies between what it was
 //!   told was committed and what it tried, and a resend of a committed pseq is
@@ -66,8 +72,8 @@
 //! - `SHMQ_MODEL_VERBOSE=1` prints every seed's scenario.
 //!
 //! `model_checker_catches_planted_defects` checks the checker: a delivery
-//! left out of a log, one logged twice and one with a wrong digest must each
-//! be reported.
+//! left out of a log, one logged twice, one with a wrong digest and an
+//! expired message sent with no time to live must each be reported.
 //!
 //! A seed replays the same scenario and the same random decisions; the
 //! interleaving of the processes is the machine's, so a replay repeats the
@@ -80,7 +86,7 @@ use shmq::{
     Ack, Fsync, GroupError, Queue, QueueOptions, RecvError, SendError, SpillOptions, StartAt,
     WaitStrategy,
 };
-use shmq::{Geometry, ProducerError};
+use shmq::{Geometry, ProducerError, SendOptions};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -150,6 +156,9 @@ struct GroupCfg {
     window: u64,
     /// The group's ack deadline in ms (0: none).
     ack_wait_ms: u64,
+    /// The group's default time to live in ms (0: none): long, so that it
+    /// expires nothing in a run (the path is taken all the same).
+    ttl_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -200,6 +209,8 @@ struct Scenario {
     workers: Vec<WorkerCfg>,
     /// Largest batch a producer sends or an auto-ack member takes.
     batch_max: usize,
+    /// Producers send some messages with a time to live (`msg_ttl`).
+    ttl: bool,
     max_kills: u32,
     max_stops: u32,
     /// Percent of killed consumer-only workers restarted during the chaos.
@@ -325,6 +336,7 @@ impl Scenario {
                 seeks: Vec::new(),
                 window: 1,
                 ack_wait_ms: 0,
+                ttl_ms: 0,
             });
             members.push(1 + r.below(2) as usize);
         }
@@ -348,6 +360,7 @@ impl Scenario {
                 seeks: Vec::new(),
                 window: 1,
                 ack_wait_ms: 0,
+                ttl_ms: 0,
             });
             members.push(1 + r.below(3) as usize);
         }
@@ -384,6 +397,7 @@ impl Scenario {
                 seeks: Vec::new(),
                 window: 1,
                 ack_wait_ms: 0,
+                ttl_ms: 0,
             });
             members.push(1 + r.below(2) as usize);
             late = true;
@@ -508,6 +522,7 @@ impl Scenario {
             producers,
             workers,
             batch_max: 2 + r.below(7) as usize,
+            ttl: false,
             max_kills: r.below(11) as u32,
             max_stops: r.below(6) as u32,
             restart_pct: 30 + r.below(71),
@@ -544,7 +559,36 @@ impl Scenario {
         if sc.spill.is_some() && chance(&mut r, 20) {
             sc.small_disk = Some((8 + r.below(56)) << 10);
         }
+        // Time to live, from a stream of its own.
+        let mut r3 = rng(&[seed, 11]);
+        sc.ttl = chance(&mut r3, 50);
+        for g in sc.groups.iter_mut().filter(|g| !g.dlq) {
+            if sc.ttl && chance(&mut r3, 30) {
+                g.ttl_ms = 3_600_000;
+            }
+        }
         sc
+    }
+
+    /// The time to live producer `p` sends its message `i` with: none, an
+    /// hour (never runs out in a run), or zero for an anonymous producer's
+    /// message (*doomed*: expired when published, so no group ever hands it
+    /// to a member, and one with a dead-letter group gives it up there).
+    /// Only plain sends carry one: a batch ends before such a message.
+    fn msg_ttl(&self, p: usize, i: usize) -> Option<Duration> {
+        if !self.ttl {
+            return None;
+        }
+        match mix(&[self.seed, 12, p as u64, i as u64]) % 100 {
+            x if x < 8 && !self.producers[p].named => Some(Duration::ZERO),
+            x if x < 20 => Some(Duration::from_secs(3600)),
+            _ => None,
+        }
+    }
+
+    /// Whether producer `p`'s message `i` is sent expired (`msg_ttl`).
+    fn doomed(&self, p: usize, i: usize) -> bool {
+        self.msg_ttl(p, i) == Some(Duration::ZERO)
     }
 
     fn describe(&self) -> String {
@@ -596,6 +640,9 @@ impl Scenario {
             }
             if g.ack_wait_ms > 0 {
                 let _ = write!(s, "[ack wait {} ms]", g.ack_wait_ms);
+            }
+            if g.ttl_ms > 0 {
+                let _ = write!(s, "[ttl {} ms]", g.ttl_ms);
             }
             if !g.seeks.is_empty() {
                 let _ = write!(s, "[seeks at steps {:?}]", g.seeks);
@@ -892,7 +939,12 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
         }
         let c = cfg.plan[i];
         let msg = sc.payload(p, i);
-        let op = rng.below(100);
+        let ttl = sc.msg_ttl(p, i);
+        // A message with a time to live goes by a plain send.
+        let op = match rng.below(100) {
+            op if ttl.is_some() => op % 60,
+            op => op,
+        };
         if cfg.named && prod.next_pseq() != Some(c) {
             // A gap in the numbering: explicit pseqs.
             log.put(format!("A {c} 1"));
@@ -915,12 +967,25 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
         match op {
             0..=59 => {
                 log.put(format!("A {c} 1"));
-                let res = match op {
-                    0..=34 => prod.send(&msg),
-                    35..=49 => retry_full(|| prod.try_send(&msg)),
-                    _ => retry_full(|| {
+                let opts = match ttl {
+                    // Planted: a doomed message sent with no time to live.
+                    Some(t) if t.is_zero() && mutation() == "ttl" => SendOptions::new(),
+                    Some(t) => SendOptions::new().ttl(t),
+                    None => SendOptions::new(),
+                };
+                let res = match (op, ttl) {
+                    (0..=34, None) => prod.send(&msg),
+                    (0..=34, Some(_)) => prod.send_with(&msg, &opts),
+                    (35..=49, None) => retry_full(|| prod.try_send(&msg)),
+                    (35..=49, Some(_)) => retry_full(|| prod.try_send_with(&msg, &opts)),
+                    (_, None) => retry_full(|| {
                         timed(&mut log, || {
                             prod.send_timeout(&msg, Duration::from_millis(5))
+                        })
+                    }),
+                    (_, Some(_)) => retry_full(|| {
+                        timed(&mut log, || {
+                            prod.send_with_timeout(&msg, &opts, Duration::from_millis(5))
                         })
                     }),
                 };
@@ -936,7 +1001,11 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
                 let half = prod.max_batch_bytes();
                 let want = 2 + rng.below(sc.batch_max as u64 - 1) as usize;
                 let (mut n, mut bytes) = (0, 0);
-                while n < want && i + n < cfg.plan.len() && cfg.plan[i + n] == c + n as u64 {
+                while n < want
+                    && i + n < cfg.plan.len()
+                    && cfg.plan[i + n] == c + n as u64
+                    && sc.msg_ttl(p, i + n).is_none()
+                {
                     let b = Geometry::record_bytes(cfg.lens[i + n], cfg.named);
                     if bytes + b > half {
                         break;
@@ -1078,10 +1147,15 @@ fn mode_name(a: Ack) -> &'static str {
 }
 
 /// The group's window and ack deadline, as its scenario says.
-fn set_ack_policy(q: &Queue, gc: &GroupCfg) {
+/// A group's window, ack deadline and time to live.
+fn set_policies(q: &Queue, gc: &GroupCfg) {
     if gc.window > 1 || gc.ack_wait_ms > 0 {
         let wait = (gc.ack_wait_ms > 0).then(|| Duration::from_millis(gc.ack_wait_ms));
         q.set_ack_policy(&gc.name, gc.window, wait).unwrap();
+    }
+    if gc.ttl_ms > 0 {
+        q.set_ttl(&gc.name, Some(Duration::from_millis(gc.ttl_ms)))
+            .unwrap();
     }
 }
 
@@ -1758,7 +1832,7 @@ impl Controller<'_> {
                 .set_dead_letter(&gc.name, Some(&self.sc.groups[d].name))
                 .unwrap();
         }
-        set_ack_policy(&self.q, gc);
+        set_policies(&self.q, gc);
         let t1 = self.q.stat().tail_seq;
         self.late.insert(g, (t0, t1));
         self.record_slots();
@@ -2508,7 +2582,7 @@ fn run_seed(seed: u64, mutate: Option<&str>) -> RunResult {
             q.set_dead_letter(&gc.name, Some(&sc.groups[d].name))
                 .unwrap();
         }
-        set_ack_policy(&q, gc);
+        set_policies(&q, gc);
     }
     let t0 = Instant::now();
     let mut c = Controller {
@@ -3452,6 +3526,27 @@ fn check_model(w: &World) -> (Vec<String>, String) {
         let seqs = &by_group[g];
         total_deliveries += seqs.values().map(Vec::len).sum::<usize>();
         let given_up = |s: u64| letters.contains_key(&(g, s));
+        // Sent expired (`Scenario::msg_ttl`): no member of any group may get
+        // it. A group with a dead-letter group gives it up there, exactly
+        // once with explicit acks; an auto-ack member gives it up on a best
+        // effort (a ring with no room for the letter, or the member killed,
+        // loses it, as auto-ack would lose the message itself).
+        let doomed = |s: u64| {
+            conf_seq
+                .get(&s)
+                .or(seq_msg.get(&s))
+                .is_some_and(|&(p, c)| sc.index_of(p, c).is_some_and(|i| sc.doomed(p, i)))
+        };
+        if !gc.dlq {
+            for (&s, v) in seqs {
+                if doomed(s) {
+                    fails.push(format!(
+                        "{}: seq {s}, sent with a time to live of 0, was handed to {}",
+                        gc.name, insts[ds[v[0]].inst].name
+                    ));
+                }
+            }
+        }
         // A seek back delivers messages again, unflagged: the rules about
         // repeats hold between two moves of the group (epochs).
         let moves = w.seeks.get(&g).map_or(&[][..], |v| &v[..]);
@@ -3588,6 +3683,21 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                 if !ranges.iter().any(|r| r.contains(&s)) {
                     continue;
                 }
+                let expired_owed = gc.dead_letter.is_some() && gc.policy == Policy::Explicit;
+                if doomed(s) && !given_up(s) && expired_owed {
+                    owed.push((
+                        s,
+                        format!(
+                            "seq {s} ({}), sent with a time to live of 0, never reached dead-letter group {}",
+                            describe_msg(&seq_msg, &conf_seq, s),
+                            gc.dead_letter.map_or("?", |d| &sc.groups[d].name)
+                        ),
+                    ));
+                    continue;
+                }
+                if doomed(s) {
+                    continue;
+                }
                 if !seqs.contains_key(&s) && !given_up(s) {
                     owed.push((
                         s,
@@ -3649,8 +3759,12 @@ fn check_model(w: &World) -> (Vec<String>, String) {
             }
         }
     }
+    let expired = conf_seq
+        .values()
+        .filter(|&&(p, c)| sc.index_of(p, c).is_some_and(|i| sc.doomed(p, i)))
+        .count();
     let stats = format!(
-        "{} messages committed, {} deliveries ({} over 64 KiB, {} redelivered), {} dead letters, {} member instances ({} killed)",
+        "{} messages committed ({expired} sent expired), {} deliveries ({} over 64 KiB, {} redelivered), {} dead letters, {} member instances ({} killed)",
         committed.len(),
         total_deliveries,
         ds.iter().filter(|d| d.len > 64 << 10).count(),
@@ -3711,12 +3825,15 @@ fn model_checker_catches_planted_defects() {
                     && g.seeks.is_empty()
             })
             && sc.groups.iter().any(|g| g.policy == Policy::Explicit)
+            && (0..sc.producers.len())
+                .any(|p| (0..sc.producers[p].plan.len()).any(|i| sc.doomed(p, i)))
     };
     let seed = (0..).find(|&s| quiet(&Scenario::generate(s))).unwrap();
     for (m, want) in [
         ("lose", "never delivered"),
         ("dup", "times unflagged"),
         ("garble", "differs from the"),
+        ("ttl", "sent with a time to live of 0, was handed to"),
     ] {
         let r = run_seed(seed, Some(m));
         eprintln!(

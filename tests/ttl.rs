@@ -217,6 +217,43 @@ fn messages_read_from_the_spill_log_expire_too() {
     assert_eq!(drain(&q, "dlq", Ack::Auto).len() as u64, 2 * n / 4);
 }
 
+#[test]
+fn an_expired_message_handed_over_to_its_dead_letter_group_does_not_expire_there() {
+    // The ring is full behind "other" (no member) before the dead-letter
+    // group exists, so no room is kept for dead letters: the expired
+    // message cannot be copied and is handed over as it is, TTL and all.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q");
+    let q = QueueOptions::new()
+        .capacity(64 << 10)
+        .max_msg(1024)
+        .create(&path)
+        .unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    q.add_group("other", StartAt::Latest).unwrap();
+    let mut p = q.producer().attach().unwrap();
+    p.send_with(b"stale", &short()).unwrap();
+    for len in [1000, 0] {
+        while p.try_send(&vec![7; len]).is_ok() {}
+    }
+    q.add_dead_letter_group("dlq").unwrap();
+    q.set_dead_letter("g", Some("dlq")).unwrap();
+    std::thread::sleep(PAST_SHORT);
+    let mut g = q.consumer("g").ack(Ack::Explicit).attach().unwrap();
+    let m = g.recv_timeout(WAIT).unwrap();
+    assert_ne!(&m.payload[..], b"stale");
+    let dl = drain(&q, "dlq", Ack::Explicit);
+    // Handed over: the original record, under its own sequence number.
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    assert_eq!(
+        (dl[0].0, &dl[0].1[..], dl[0].2),
+        (0, &b"stale"[..], Some(0))
+    );
+    let s = q.stat();
+    assert_eq!(group(&s, "g").ttl_expired, 1);
+    assert_eq!(group(&s, "dlq").ttl_expired, 0);
+}
+
 /// The helper's side: a member of "explicit" that takes an expired message
 /// and is killed (its own `SHMQ_CRASH_POINT`, named in its role) while it
 /// publishes the dead letter.

@@ -114,7 +114,11 @@ pub(super) fn disk_meta(
 }
 
 /// Whether message `got` of group `g` has outlived its time to live (its
-/// own or the group's). Reads the clock only when one applies.
+/// own or the group's). Reads the clock only when one applies. A dead
+/// letter handed over as it is (ack.rs `begin_hand_over`: the original
+/// record, its TTL extension included) is judged by its dead-letter group's
+/// default alone: the time to live it ran out of was its origin group's
+/// reason to give it up.
 #[inline(always)]
 pub(super) fn expired(
     ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
@@ -122,15 +126,19 @@ pub(super) fn expired(
     got: &Got,
 ) -> bool {
     match got {
-        Got::Ring(t, _) => ring_expired(ring, g, t),
+        Got::Ring(t, again) if again.letter.is_none() => ring_expired(ring, g, t),
+        Got::Ring(t, _) => past(ttl::expires_at(t.ts_ns, None, ttl::group_ttl(ring, g))),
         Got::Disk(meta) => {
-            let own = meta.ttl.map(|d| d.as_nanos().min(u64::MAX as u128) as u64);
+            let own = match meta.dead_letter_from {
+                Some(_) => None,
+                None => meta.ttl.map(|d| d.as_nanos().min(u64::MAX as u128) as u64),
+            };
             past(ttl::expires_at(meta.ts_ns, own, ttl::group_ttl(ring, g)))
         }
     }
 }
 
-/// [`expired`] for a ring record this member holds.
+/// [`expired`] for a ring record this member took from its group's cursor.
 #[inline(always)]
 pub(super) fn ring_expired(
     ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
