@@ -45,7 +45,7 @@ pub enum Cmd {
     ///   sleeping_consumers, sleeping_producers
     ///   groups               [{name, next_seq, lag, members, on_disk, pending,
     ///                        ack_entries_used, max_unacked, ack_wait, expired,
-    ///                        ttl, ttl_expired,
+    ///                        ttl, ttl_expired, ordered_by_key, parked,
     ///                        ack_entries, redelivered, dead_lettered,
     ///                        max_attempts, dead_letter, dead_letters_only}]
     ///     members            [{pid, alive, delivered, acked, unacked, asleep}]
@@ -262,6 +262,12 @@ pub enum GroupCmd {
         /// its own --ttl gets the shorter of the two.
         #[arg(long, value_parser = parse_duration)]
         ttl: Option<Duration>,
+        /// Hand the messages of one key (send --keyed) to the group's
+        /// members one at a time, in sequence order: a key's next message
+        /// waits until the one before is acknowledged (--ack explicit) or
+        /// taken (auto); other keys' messages flow meanwhile.
+        #[arg(long, conflicts_with = "dead_letters")]
+        ordered_by_key: bool,
     },
     /// Unregister a group (refused while it has live members).
     Rm {
@@ -340,6 +346,11 @@ pub struct SendArgs {
     /// if it has one) and counts it.
     #[arg(long, value_parser = parse_duration, conflicts_with_all = ["pseq", "batch"])]
     pub ttl: Option<Duration>,
+    /// Each line of stdin is KEY<TAB>PAYLOAD: the message carries KEY (at
+    /// most 64 bytes), by which a group added with --ordered-by-key hands a
+    /// key's messages to its members one at a time, in order.
+    #[arg(long, conflicts_with_all = ["pseq", "batch", "count"])]
+    pub keyed: bool,
 }
 
 /// `shmq recv`: receive a group's messages, one per line on stdout.
@@ -358,8 +369,10 @@ pub struct RecvArgs {
     /// One JSON object per line: seq, len, ts_ns, redelivered, payload (or
     /// payload_b64); producer (its name, null once removed), producer_id and
     /// pseq for a named producer's message, dead_letter_from and
-    /// dead_letter_seq for a dead letter, ttl (seconds) for a message sent
-    /// with one.
+    /// dead_letter_seq for a dead letter, ttl (seconds) and key for a
+    /// message sent with them; recv_ns, the wall-clock time (ns) at which
+    /// this receiver got it (as its receive returned), to compare the
+    /// order in which several receivers took messages.
     #[arg(long)]
     pub json: bool,
     /// Print nothing per message.

@@ -309,6 +309,13 @@ pub enum SendError {
     /// A per-producer sequence number too large (numbers stay below
     /// `u64::MAX`).
     PseqOutOfRange(u64),
+    /// A message key longer than [`MAX_KEY`](crate::MAX_KEY).
+    KeyTooLong {
+        /// Length given.
+        len: usize,
+        /// The longest key.
+        max: usize,
+    },
 }
 
 impl fmt::Display for SendError {
@@ -334,6 +341,9 @@ impl fmt::Display for SendError {
             ),
             SendError::PseqOutOfRange(p) => {
                 write!(f, "per-producer sequence number {p} is out of range")
+            }
+            SendError::KeyTooLong { len, max } => {
+                write!(f, "key of {len} bytes is longer than the longest, {max}")
             }
         }
     }

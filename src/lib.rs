@@ -122,7 +122,7 @@ pub use consumer::{Ack, Consumer, ConsumerBuilder, Iter, RecvGuard, TryIter};
 pub use error::{
     AckError, Error, GroupError, OpenError, ProducerError, Reason, RecvError, SendError, SpillError,
 };
-pub use message::{Message, Meta, ProducerTag};
+pub use message::{Key, Message, Meta, ProducerTag};
 pub use os::clock;
 pub use protocol::group::StartAt;
 pub use protocol::identity::NameStat;
@@ -133,6 +133,8 @@ pub use queue::geometry::Geometry;
 /// (docs/format.md); a file of another version is refused
 /// ([`OpenError::WrongVersion`]).
 pub const FORMAT_VERSION: u32 = protocol::layout::FORMAT_VERSION;
+/// The longest message key, in bytes ([`SendOptions::key`]).
+pub const MAX_KEY: usize = protocol::layout::MAX_KEY;
 pub use producer::{Producer, ProducerBuilder, SendGuard};
 pub use protocol::registry::Recovery;
 pub use protocol::wait::WaitStrategy;

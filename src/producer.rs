@@ -426,7 +426,14 @@ impl Producer {
         opts: &SendOptions,
         mode: Mode,
     ) -> Result<u64, SendError> {
-        self.check_len(msg.len())?;
+        if let Some(k) = opts.key.filter(|k| k.len() > MAX_KEY) {
+            return Err(SendError::KeyTooLong {
+                len: k.len(),
+                max: MAX_KEY,
+            });
+        }
+        // The key block counts against `max_msg` with the payload.
+        self.check_len(msg.len() + opts.key_bytes())?;
         let ext = self.number(pseq, 1)?;
         self.send_record(msg, ext, opts, mode)
     }
@@ -440,9 +447,9 @@ impl Producer {
         opts: &SendOptions,
         mode: Mode,
     ) -> Result<u64, SendError> {
-        let flags = opts.flags();
+        let flags = opts.flags() & !FLAG_KEY;
         let all_flags = flags | if ext.is_some() { FLAG_PRODUCER } else { 0 };
-        let len = stored_len(msg.len(), all_flags);
+        let len = stored_len(msg.len() + opts.key_bytes(), all_flags);
         let geo = self.q.geo();
         let claim = self.claim(1, mode, |p| {
             geo.place(p, len).wrapping_add(record_size(len))
@@ -453,8 +460,8 @@ impl Producer {
             ring.write_ttl(rec, all_flags, ttl);
         }
         // SAFETY: `rec` is the single record of our claim, placed for exactly
-        // the stored length of `msg` with its extensions.
-        unsafe { ring.write_record_as(rec, claim.seq, now_ns(), ext, flags, msg) };
+        // the stored length of `msg` with its extensions and key block.
+        unsafe { ring.write_keyed_record(rec, claim.seq, now_ns(), ext, flags, opts.key, msg) };
         self.commit(&claim, std::iter::once((rec, len, KIND_MSG)));
         Ok(claim.seq)
     }
@@ -616,7 +623,8 @@ impl Producer {
         self.send_mode(msg, None, &SendOptions::new(), Mode::Try)
     }
 
-    /// [`Producer::send`] with options: a time to live ([`SendOptions`]).
+    /// [`Producer::send`] with options: a time to live, a key
+    /// ([`SendOptions`]).
     /// A named producer gives the message the next pseq.
     ///
     /// # Errors

@@ -19,7 +19,7 @@ const PAST_SHORT: Duration = Duration::from_millis(30);
 const SHORT: Duration = Duration::from_millis(1);
 const LONG: Duration = Duration::from_secs(3600);
 
-fn short() -> SendOptions {
+fn short() -> SendOptions<'static> {
     SendOptions::new().ttl(SHORT)
 }
 

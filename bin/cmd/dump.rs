@@ -20,7 +20,7 @@ pub fn run(path: &Path, from: u64, count: Option<u64>, json: bool) -> Result<(),
                 "len": m.payload.len(),
                 "source": if m.from_log { "spill" } else { "ring" },
             });
-            super::json_message(&mut obj, &q, &m.payload, m.producer, m.ttl);
+            super::json_message(&mut obj, &q, &m.payload, m.producer, m.ttl, m.key);
             writeln!(out, "{obj}")
         } else {
             // SEQ, a tab, the payload as sent: as `recv` prints it, numbered.

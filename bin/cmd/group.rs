@@ -15,6 +15,7 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             max_unacked,
             ack_wait,
             ttl,
+            ordered_by_key,
         } => {
             let q = Queue::open(&path).map_err(super::explain)?;
             if dead_letters {
@@ -57,6 +58,9 @@ pub fn run(cmd: GroupCmd) -> Result<(), String> {
             }
             if ttl.is_some() {
                 q.set_ttl(&group, ttl).map_err(super::explain)?;
+            }
+            if ordered_by_key {
+                q.set_ordered_by_key(&group, true).map_err(super::explain)?;
             }
             let next = q
                 .stat()

@@ -138,17 +138,25 @@ pub fn human_size(n: u64) -> String {
 /// Adds a message's payload (`payload`, or `payload_b64` when it is not
 /// UTF-8), for a named producer's message `producer` (its name, null once
 /// the name was removed), `producer_id` and `pseq`, and for one sent with a
-/// time to live `ttl` (seconds) to a JSON line of `recv` or `dump`.
+/// time to live `ttl` (seconds), and for one sent with a key `key` (or
+/// `key_b64` when it is not UTF-8), to a JSON line of `recv` or `dump`.
 pub fn json_message(
     obj: &mut serde_json::Value,
     q: &shmq::Queue,
     payload: &[u8],
     producer: Option<shmq::ProducerTag>,
     ttl: Option<std::time::Duration>,
+    key: Option<shmq::Key>,
 ) {
     use base64::Engine;
     if let Some(t) = ttl {
         obj["ttl"] = t.as_secs_f64().into();
+    }
+    if let Some(k) = key {
+        match std::str::from_utf8(&k) {
+            Ok(s) => obj["key"] = s.into(),
+            Err(_) => obj["key_b64"] = base64::engine::general_purpose::STANDARD.encode(&*k).into(),
+        }
     }
     if let Some(t) = producer {
         obj["producer"] = q.producer_name(t.id).into();

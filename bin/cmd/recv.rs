@@ -136,7 +136,8 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
             }
             Err(e) => return Err(e.to_string()),
         };
-        let latency = now_ns().saturating_sub(meta.ts_ns);
+        let recv_ns = now_ns();
+        let latency = recv_ns.saturating_sub(meta.ts_ns);
         idle_since = Instant::now();
         received += 1;
         first.get_or_insert(meta.seq);
@@ -160,6 +161,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
                 "len": buf.len(),
                 "ts_ns": meta.ts_ns,
                 "redelivered": meta.redelivered,
+                "recv_ns": recv_ns,
             });
             if let Some(from) = meta.dead_letter_from {
                 obj["dead_letter_from"] = q
@@ -170,7 +172,7 @@ pub fn run(args: &RecvArgs) -> Result<(), String> {
             if let Some(seq) = meta.dead_letter_seq {
                 obj["dead_letter_seq"] = seq.into();
             }
-            super::json_message(&mut obj, &q, &buf, meta.producer, meta.ttl);
+            super::json_message(&mut obj, &q, &buf, meta.producer, meta.ttl, meta.key);
             serde_json::to_writer(&mut out, &obj).map_err(|e| format!("writing stdout: {e}"))?;
             out.write_all(b"\n").map_err(write_err)?;
         } else {

@@ -62,10 +62,8 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
         skipped: SeqRange::default(),
         pseq: a.pseq,
         timeout: a.timeout,
-        opts: match a.ttl {
-            Some(t) => SendOptions::new().ttl(t),
-            None => SendOptions::new(),
-        },
+        ttl: a.ttl,
+        keyed: a.keyed,
         batch: a.batch.map(|n| n as usize),
         pending: Vec::new(),
     };
@@ -100,7 +98,9 @@ struct Sender {
     skipped: SeqRange,
     pseq: Option<u64>,
     timeout: Option<Duration>,
-    opts: SendOptions,
+    ttl: Option<Duration>,
+    /// Each message is `KEY<TAB>PAYLOAD`.
+    keyed: bool,
     batch: Option<usize>,
     /// Messages of the batch being gathered.
     pending: Vec<Vec<u8>>,
@@ -111,7 +111,21 @@ impl Sender {
     fn one(&mut self, msg: &[u8]) -> Result<(), String> {
         let Some(n) = self.batch else {
             let i = self.seqs.count + self.skipped.count + 1;
-            match publish(&mut self.p, msg, self.pseq, &self.opts, self.timeout) {
+            let mut opts = SendOptions::new();
+            if let Some(t) = self.ttl {
+                opts = opts.ttl(t);
+            }
+            let mut msg = msg;
+            if self.keyed {
+                let Some(tab) = msg.iter().position(|&b| b == b'\t') else {
+                    return Err(format!(
+                        "message {i}: no tab: --keyed reads KEY<TAB>PAYLOAD lines"
+                    ));
+                };
+                opts = opts.key(&msg[..tab]);
+                msg = &msg[tab + 1..];
+            }
+            match publish(&mut self.p, msg, self.pseq, &opts, self.timeout) {
                 Ok(seq) => self.seqs.note(seq),
                 Err(SendError::Duplicate { pseq, .. }) => self.skipped.note(pseq),
                 Err(e) => return Err(format!("message {i}: {e}")),

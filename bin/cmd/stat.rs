@@ -37,6 +37,8 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "expired": gr.expired,
                     "ttl": gr.ttl.map(secs),
                     "ttl_expired": gr.ttl_expired,
+                    "ordered_by_key": gr.ordered_by_key,
+                    "parked": gr.parked,
                     "ack_entries": gr.ack_entries.iter().map(|(s, m, seq)| serde_json::json!({
                         "state": s, "member_slot": m, "seq": seq,
                     })).collect::<Vec<_>>(),
@@ -233,6 +235,12 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 gr.expired,
                 gr.dead_lettered,
                 if gr.max_attempts == 0 { "none".to_string() } else { gr.max_attempts.to_string() }
+            );
+        }
+        if gr.ordered_by_key || gr.parked > 0 {
+            println!(
+                "{:<24} ordered by key: {} parked behind an earlier message of their key",
+                "", gr.parked
             );
         }
         if gr.ttl.is_some() || gr.ttl_expired > 0 {

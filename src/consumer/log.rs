@@ -22,8 +22,8 @@ pub(super) struct Disk {
 
 /// One attempt at the log.
 pub(super) enum DiskStep {
-    /// A message, and its log position | DISK_BIT.
-    Got(Meta, u64),
+    /// A message, its log position | DISK_BIT, and its key's hash (0: none).
+    Got(Meta, u64, u64),
     /// The cursor moved (another member, a rejoin): look again.
     Retry,
     /// The group has read everything logged so far.
@@ -84,8 +84,17 @@ pub(super) fn take_disk(
     // An aborted claim, or a record for other groups: the cursor passes it.
     let skip = rec.kind == KIND_ABORT || !addressed(rec.flags, g, ring.dl_only(g));
     let hold = hold.filter(|_| !skip);
+    // The key's hash, for an entry of a group ordered by key (a key block
+    // that cannot be one is left to the payload: the log's CRC passed it).
+    let key = match skip {
+        true => 0,
+        false => crate::message::key_of(rec.flags, &d.buf)
+            .ok()
+            .flatten()
+            .map_or(0, |(_, h)| h),
+    };
     if let Some((h, since)) = hold {
-        ack::announce(ring, g, m, h, rec.seq, at | DISK_BIT, since);
+        ack::announce(ring, g, m, h, rec.seq, at | DISK_BIT, since, key);
     }
     if !spill::disk_advance(ring, g, cur, rec.seq, rec.size) {
         if let Some((h, _)) = hold {
@@ -97,11 +106,12 @@ pub(super) fn take_disk(
         return Ok(DiskStep::Retry);
     }
     if let Some((h, _)) = hold {
-        ack::took(ring, g, m, h, rec.seq, at | DISK_BIT);
+        ack::took(ring, g, m, h, rec.seq, at | DISK_BIT, key);
     }
     group::note_delivered(ring, g, m, 1);
     Ok(DiskStep::Got(
         disk_meta(&rec, Again::default(), &mut d.buf),
         at | DISK_BIT,
+        key,
     ))
 }

@@ -11,7 +11,7 @@ mod log;
 mod record;
 mod redelivery;
 
-use crate::protocol::{ack, group};
+use crate::protocol::{ack, group, order};
 use expiry::*;
 use log::*;
 use record::*;
@@ -323,6 +323,7 @@ impl Consumer {
                     self.acks.reserved = r;
                 }
                 ack::note_acked(ring, self.g, self.m);
+                order::finished(ring, self.g);
                 Ok(())
             }
             Err(()) => Err(AckError::Expired { seq }),
@@ -384,8 +385,15 @@ impl Consumer {
     fn finish(&mut self, got: Got) {
         let ring = self.q.ring();
         if let Some(h) = self.acks.auto.take() {
-            if ack::finish_hold(ring, self.g, self.m, &h, false).is_ok() {
+            // Kept for the next take (a group ordered by key takes every
+            // message with an entry), unless the table is tight.
+            let keep = self.acks.reserved.is_none() && !ack::table_tight(ring, self.g);
+            if let Ok(r) = ack::finish_hold(ring, self.g, self.m, &h, keep) {
+                if r.is_some() {
+                    self.acks.reserved = r;
+                }
                 ack::note_acked(ring, self.g, self.m);
+                order::finished(ring, self.g);
             }
             return;
         }
@@ -419,14 +427,16 @@ impl Consumer {
         self.acks.prune(ring, self.g);
     }
 
-    /// How the next take is held, or an error when the window is full.
+    /// How the next take is held, or an error when the window is full. In
+    /// a group ordered by key, auto-ack takes are held by an entry too
+    /// (order.rs), until the message is copied.
     #[inline(always)]
     fn hold_for_take(&mut self) -> Result<TakeHold, RecvError> {
-        if self.ack != Ack::Explicit {
+        let ring = self.q.ring();
+        if self.ack != Ack::Explicit && !order::keyed(ring, self.g) {
             return Ok(TakeHold::Auto);
         }
-        let ring = self.q.ring();
-        if self.acks.held.len() as u64 >= self.max_unacked() {
+        if self.ack == Ack::Explicit && self.acks.held.len() as u64 >= self.max_unacked() {
             self.acks.prune(ring, self.g);
             if let Some(oldest) = self.acks.held.first() {
                 if self.acks.held.len() as u64 >= self.max_unacked() {
@@ -449,17 +459,85 @@ impl Consumer {
         })
     }
 
+    /// Keeps the hold of a take with an entry: until `ack` (explicit), or
+    /// until the message is copied (auto-ack, in a group ordered by key).
+    #[inline(always)]
+    fn keep_hold(&mut self, h: Hold) {
+        match self.ack {
+            Ack::Explicit => self.acks.held.push(h),
+            Ack::Auto => self.acks.auto = Some(h),
+        }
+    }
+
     /// The next message for the caller: one taken and not expired (those
-    /// that are, are given up on the way: expiry.rs).
+    /// that are, are given up on the way: expiry.rs), and in a group
+    /// ordered by key, none of whose key an earlier one is still out (those
+    /// are parked on the way: order.rs).
     // Inlined, with `group::try_take` in it: see there (group.rs).
     #[inline(always)]
     fn take(&mut self, mode: Mode) -> Result<Got, RecvError> {
         loop {
             let got = self.take_any(mode)?;
-            if !expired(self.q.ring(), self.g, &got) {
-                return Ok(got);
+            if expired(self.q.ring(), self.g, &got) {
+                self.expire(got)?;
+                continue;
             }
-            self.expire(got)?;
+            if self.must_wait(&got) {
+                self.park(got);
+                continue;
+            }
+            return Ok(got);
+        }
+    }
+
+    /// The hold of the take that gave `got`, if held by an entry.
+    fn hold_of(&self, got: &Got) -> Option<&Hold> {
+        let seq = match got {
+            Got::Ring(t, _) => t.seq,
+            Got::Disk(meta) => meta.seq,
+        };
+        match self.ack {
+            Ack::Explicit => self.acks.held.last(),
+            Ack::Auto => self.acks.auto.as_ref(),
+        }
+        .filter(|h| h.entry.seq == seq)
+    }
+
+    /// Whether message `got`, just taken from the cursor of a group ordered
+    /// by key, must wait for an earlier message of its key still in the
+    /// table. (A redelivery was taken over only if none is: `blocked`.)
+    #[inline(always)]
+    fn must_wait(&self, got: &Got) -> bool {
+        let key = match got {
+            Got::Ring(t, _) => t.key_hash,
+            Got::Disk(meta) => meta
+                .key
+                .map_or(0, |k| crate::protocol::layout::key_hash(&k)),
+        };
+        if key == 0 {
+            return false;
+        }
+        let ring = self.q.ring();
+        match self.hold_of(got) {
+            Some(h) if h.entry.attempts == 0 && !h.entry.parked => {
+                order::key_busy(ring, self.g, h.idx, key, h.entry.seq)
+            }
+            _ => false,
+        }
+    }
+
+    /// Parks message `got`: pending in the table, behind its key's earlier
+    /// message, without being handed out (ack.rs `park`).
+    #[cold]
+    fn park(&mut self, got: Got) {
+        let h = match self.ack {
+            Ack::Explicit => self.acks.held.pop(),
+            Ack::Auto => self.acks.auto.take(),
+        };
+        if let Some(h) = h {
+            debug_assert!(self.hold_of(&got).is_none());
+            // Ended by someone else (its deadline): theirs now.
+            let _ = ack::park(self.q.ring(), self.g, &h);
         }
     }
 
@@ -498,7 +576,7 @@ impl Consumer {
                 match group::try_take(ring, self.g, self.m, hold) {
                     Ok(Some(Take::Ring(t))) => {
                         if let Some((r, _)) = hold {
-                            self.acks.held.push(taken_hold(r, self.m, t.seq, t.pos));
+                            self.keep_hold(taken_hold(r, self.m, t.seq, t.pos, t.key_hash));
                             self.acks.reserved = None;
                         }
                         return Ok(Got::Ring(t, Again::default()));
@@ -654,9 +732,9 @@ impl Consumer {
                 }
                 Err(e) => return Some(Err(RecvError::Corrupt(Reason::new(e.0)))),
                 Ok(Some(Take::Disk(cur))) => match take_disk(&q, g, m, &mut self.disk, cur, hold) {
-                    Ok(DiskStep::Got(meta, at)) => {
+                    Ok(DiskStep::Got(meta, at, key)) => {
                         if let Some((r, _)) = hold {
-                            self.acks.held.push(taken_hold(r, m, meta.seq, at));
+                            self.keep_hold(taken_hold(r, m, meta.seq, at, key));
                             self.acks.reserved = None;
                         }
                         return Some(Ok(Got::Disk(meta)));
@@ -670,7 +748,7 @@ impl Consumer {
                 },
             };
             if let (Some((r, _)), Got::Ring(t, _)) = (hold, got) {
-                self.acks.held.push(taken_hold(r, m, t.seq, t.pos));
+                self.keep_hold(taken_hold(r, m, t.seq, t.pos, t.key_hash));
                 self.acks.reserved = None;
             }
             return Some(Ok(got));
@@ -723,6 +801,7 @@ impl Consumer {
             dead_letter_seq: meta.dead_letter_seq,
             producer: meta.producer,
             ttl: meta.ttl,
+            key: meta.key,
         })
     }
 
@@ -961,7 +1040,9 @@ impl Consumer {
         if max == 0 {
             return Ok(0);
         }
-        let got = if self.ack == Ack::Auto {
+        // A group ordered by key takes one message at a time, with an entry.
+        let batches = self.ack == Ack::Auto && !order::keyed(self.q.ring(), self.g);
+        let got = if batches {
             self.q.after_stale_wake();
             match self.deliver_batch(max, &mut f) {
                 Some(0) => self.take(mode)?,
@@ -979,7 +1060,7 @@ impl Consumer {
         f(&g.meta(), g.as_bytes());
         drop(g);
         let mut n = 1;
-        if self.ack == Ack::Auto && max > 1 {
+        if batches && max > 1 {
             n += self.deliver_batch(max - 1, &mut f).unwrap_or(0);
         }
         Ok(n)

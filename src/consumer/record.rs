@@ -90,6 +90,9 @@ pub(super) fn ring_meta(
         ttl: ring
             .read_ttl(t.pos, t.flags)
             .map(std::time::Duration::from_nanos),
+        key: (t.flags & FLAG_KEY != 0).then(|| {
+            crate::message::Key::new(ring.read_key(t.pos, t.flags, t.key_len), t.key_len as usize)
+        }),
     }
 }
 
@@ -110,6 +113,7 @@ pub(super) fn disk_meta(
         dead_letter_seq: origin.map(|o| o.0),
         producer: ext.producer,
         ttl: ext.ttl.map(std::time::Duration::from_nanos),
+        key: ext.key.map(|(k, _)| k),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::protocol::ack::Hold;
 use crate::protocol::group::Taken;
 use crate::protocol::layout::*;
 use crate::protocol::ring::Slot;
-use crate::protocol::{ack, claim, group, registry};
+use crate::protocol::{ack, claim, group, order, registry};
 use crate::queue::Queue;
 
 /// A member's entries in its group's ack table (ack.rs).
@@ -76,7 +76,11 @@ pub(super) fn take_redelivery(
     };
     // Dead letters that found no room in this poll.
     let mut no_room: Vec<u64> = Vec::new();
-    while let Some(h) = ack::take_pending(ring, g, m, since, |s| no_room.contains(&s)) {
+    // In a group ordered by key: messages behind an earlier one of their key.
+    let blocked = order::blocked(ring, g);
+    while let Some(h) = ack::take_pending(ring, g, m, since, |s| {
+        no_room.contains(&s) || blocked.contains(&s)
+    }) {
         let max = ack::max_attempts(ring, g);
         let why = if max != 0 && h.entry.deliveries_before() >= max {
             Some(GiveUp::Attempts)
@@ -343,16 +347,30 @@ pub(super) fn redelivered(
                 ts_ns,
                 flags,
                 ..
-            } if seq == e.seq => Ok(Got::Ring(
-                Taken {
-                    seq,
-                    pos: e.at,
-                    len,
-                    ts_ns,
-                    flags,
-                },
-                Again::of(&e),
-            )),
+            } if seq == e.seq => match ring.read_key_head(e.at, len, flags) {
+                Ok(key) => {
+                    let (key_hash, key_len) = key.unwrap_or((0, 0));
+                    Ok(Got::Ring(
+                        Taken {
+                            seq,
+                            pos: e.at,
+                            len,
+                            ts_ns,
+                            flags,
+                            key_hash,
+                            key_len,
+                        },
+                        Again::of(&e),
+                    ))
+                }
+                Err(()) => Err((
+                    RecvError::Corrupt(Reason::new(format!(
+                        "unacknowledged message {} at ring position {} has a bad key",
+                        e.seq, e.at
+                    ))),
+                    false,
+                )),
+            },
             _ => Err((
                 RecvError::Corrupt(Reason::new(format!(
                     "unacknowledged message {} at ring position {} is gone",

@@ -81,6 +81,10 @@ pub struct Entry {
     /// A dead letter handed over (`hand_over`): the id of the group that
     /// gave it up. `None` for every other message.
     pub origin: Option<u64>,
+    /// The message's key hash (0: none), for a group ordered by key.
+    pub key: u64,
+    /// Parked (`park`): taken from the cursor and never handed out then.
+    pub parked: bool,
 }
 
 impl Entry {
@@ -90,10 +94,11 @@ impl Entry {
     }
 
     /// Deliveries of the message in this group before the current one. A
-    /// dead letter handed over arrives PENDING with attempts 0, so its first
-    /// take counts one: that one is not a redelivery.
+    /// dead letter handed over arrives PENDING with attempts 0, and so does
+    /// a message parked behind an earlier one of its key, so its first take
+    /// counts one: that one is not a redelivery.
     pub fn deliveries_before(&self) -> u64 {
-        self.attempts - u64::from(self.origin.is_some() && self.attempts > 0)
+        self.attempts - u64::from((self.origin.is_some() || self.parked) && self.attempts > 0)
     }
 }
 
@@ -170,7 +175,7 @@ pub const fn next_word(w: u64, state: u64, owner: usize, attempts: u64) -> u64 {
 /// The hold member `m` has after taking `(seq, at)` through its reserved
 /// entry `hold` (what `ack::took` stores).
 #[inline]
-pub const fn taken_hold(hold: (usize, u64), m: usize, seq: u64, at: u64) -> Hold {
+pub const fn taken_hold(hold: (usize, u64), m: usize, seq: u64, at: u64, key: u64) -> Hold {
     let (idx, reserved) = hold;
     Hold {
         idx,
@@ -180,6 +185,8 @@ pub const fn taken_hold(hold: (usize, u64), m: usize, seq: u64, at: u64) -> Hold
             at,
             attempts: 0,
             origin: None,
+            key,
+            parked: false,
         },
     }
 }
@@ -204,11 +211,14 @@ pub(crate) fn entry_state_word<R: Region>(ring: &Ring<R>, g: usize, i: usize) ->
 
 /// Entry `i`'s message fields (Relaxed, after an Acquire state load).
 pub(crate) fn entry_fields<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64) -> Entry {
+    let key = ring.entry(g, i).key().load(Ordering::Relaxed);
     Entry {
         seq: ring.entry(g, i).seq().load(Ordering::Relaxed),
         at: ring.entry(g, i).at().load(Ordering::Relaxed),
         attempts: word_attempts(w),
         origin: origin_of(ring.entry(g, i).origin().load(Ordering::Relaxed)),
+        key: key & !KEY_PARKED,
+        parked: key & KEY_PARKED != 0,
     }
 }
 
@@ -282,6 +292,7 @@ pub fn table_tight<R: Region>(ring: &Ring<R>, g: usize) -> bool {
 /// cursor CAS (Release) publishes these stores to anyone who sees the
 /// cursor past the message, like the inflight hazard.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn announce<R: Region>(
     ring: &Ring<R>,
     g: usize,
@@ -290,6 +301,7 @@ pub(crate) fn announce<R: Region>(
     seq: u64,
     at: u64,
     since: u64,
+    key: u64,
 ) {
     let (i, reserved) = hold;
     let e = ring.entry(g, i);
@@ -297,6 +309,7 @@ pub(crate) fn announce<R: Region>(
     e.at().store(at, Ordering::Relaxed);
     e.since().store(since, Ordering::Relaxed);
     e.origin().store(0, Ordering::Relaxed);
+    e.key().store(key, Ordering::Relaxed);
     let pin = if at & DISK_BIT == 0 { at } else { IDLE };
     e.pin().store(pin, Ordering::Relaxed);
     e.state()
@@ -313,8 +326,9 @@ pub(crate) fn took<R: Region>(
     hold: (usize, u64),
     seq: u64,
     at: u64,
+    key: u64,
 ) -> Hold {
-    let h = taken_hold(hold, m, seq, at);
+    let h = taken_hold(hold, m, seq, at, key);
     // Release: pairs with the Acquire state loads of expirers (`maintain`
     // reads `since` after it).
     ring.entry(g, h.idx)
@@ -469,6 +483,23 @@ pub fn take_pending<R: Region>(
             entry: entry_fields(ring, g, i, held),
         });
     }
+}
+
+/// Parks member `m`'s hold `h`, just taken from the cursor of a group
+/// ordered by key while an earlier message of its key is in the table
+/// (order.rs): PENDING, never handed out, so that it is taken over once
+/// the earlier one is finished. `Err(())` if the hold was ended by someone
+/// else.
+pub fn park<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> Result<(), ()> {
+    // Relaxed: published by the Release of the CAS below; only the holder
+    // writes a held entry's key word (scans that read it meanwhile mask the
+    // flag).
+    ring.entry(g, h.idx)
+        .key()
+        .store(h.entry.key | KEY_PARKED, Ordering::Relaxed);
+    to_pending(ring, g, h.idx, h.word)?;
+    ring.group(g).parked().fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Gives back a pending entry just taken over (`take_pending`) without
@@ -757,6 +788,7 @@ pub fn begin_hand_over<R: Region>(
         ring.entry(d, j).seq().store(e.seq, Ordering::Relaxed);
         ring.entry(d, j).at().store(e.at, Ordering::Relaxed);
         ring.entry(d, j).since().store(0, Ordering::Relaxed);
+        ring.entry(d, j).key().store(0, Ordering::Relaxed);
         ring.entry(d, j).dl_seq().store(u64::MAX, Ordering::Relaxed);
         ring.entry(d, j).dl_pos().store(IDLE, Ordering::Relaxed);
         ring.entry(d, j)

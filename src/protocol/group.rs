@@ -80,13 +80,23 @@ pub struct Taken {
     pub ts_ns: u64,
     /// Record flags (a dead letter's addressing, FLAG_PRODUCER: `layout.rs`).
     pub flags: u32,
+    /// The key's hash (0: no key, no FLAG_KEY).
+    pub key_hash: u64,
+    /// The key's length (checked against the record's length).
+    pub key_len: u32,
 }
 
 impl Taken {
-    /// Bytes between the header and the payload: the producer extension's.
+    /// Bytes between the header and the payload: the extensions', and the
+    /// key block's.
     #[inline]
     pub fn skip(&self) -> usize {
         ext_len(self.flags)
+            + if self.flags & FLAG_KEY != 0 {
+                key_block(self.key_len as usize)
+            } else {
+                0
+            }
     }
 
     /// Payload bytes.
@@ -290,16 +300,24 @@ pub fn try_take<R: Region>(
         let word = ring.region.u64_at(off + 8).load(Ordering::Relaxed);
         let (len, flags) = (word & 0xffff_ffff, (word >> 32) as u32);
         let size = record_size(len);
-        if !valid_record(len, flags, ring.geo.max_msg) || size > ring.geo.room_to_end(pos) {
-            // A bad length is only real corruption if the cursor did not move
-            // meanwhile (otherwise the record may have been reused under us).
-            if cursor.load(Ordering::Acquire) == cur {
-                break Err(Corrupt(format!(
-                    "record at position {pos} has length {len} and flags {flags:#x}"
+        let key = match valid_record(len, flags, ring.geo.max_msg) {
+            true => ring.read_key_head(pos, len as u32, flags),
+            false => Err(()),
+        };
+        let key = match key {
+            Ok(k) if size <= ring.geo.room_to_end(pos) => k,
+            _ => {
+                // A bad length is only real corruption if the cursor did not move
+                // meanwhile (otherwise the record may have been reused under us).
+                if cursor.load(Ordering::Acquire) == cur {
+                    break Err(Corrupt(format!(
+                    "record at position {pos} has length {len} and flags {flags:#x}, or a bad key"
                 )));
+                }
+                continue;
             }
-            continue;
-        }
+        };
+        let (key_hash, key_len) = key.unwrap_or((0, 0));
         // The payload's lines, while the hazard and the CAS below run.
         ring.region
             .prefetch(off + RECORD_HEADER, size as usize - RECORD_HEADER);
@@ -321,7 +339,7 @@ pub fn try_take<R: Region>(
         // release sequence, so any scan whose Acquire load sees the
         // cursor past `pos` also sees this store.
         match hold {
-            Some((h, since)) => ack::announce(ring, g, m, h, seq, pos, since),
+            Some((h, since)) => ack::announce(ring, g, m, h, seq, pos, since, key_hash),
             None => hazard.store(pos, Ordering::Relaxed),
         }
         hazard_set = true;
@@ -341,7 +359,7 @@ pub fn try_take<R: Region>(
             )));
         }
         if let Some((h, _)) = hold {
-            ack::took(ring, g, m, h, seq, pos);
+            ack::took(ring, g, m, h, seq, pos, key_hash);
         }
         note_delivered(ring, g, m, 1);
         return Ok(Some(Take::Ring(Taken {
@@ -350,6 +368,8 @@ pub fn try_take<R: Region>(
             len: len as u32,
             ts_ns,
             flags,
+            key_hash,
+            key_len,
         })));
     };
     if hazard_set {
@@ -426,12 +446,19 @@ pub fn try_take_batch<R: Region>(
                         break;
                     }
                     if !passed_over(kind, flags, g, dl_only) {
+                        // A bad key is `try_take`'s to report.
+                        let Ok(key) = ring.read_key_head(p, len, flags) else {
+                            break;
+                        };
+                        let (key_hash, key_len) = key.unwrap_or((0, 0));
                         out.push(Taken {
                             seq: s,
                             pos: p,
                             len,
                             ts_ns,
                             flags,
+                            key_hash,
+                            key_len,
                         });
                     }
                     s = s.wrapping_add(1);
@@ -553,6 +580,8 @@ pub fn add_group<R: Region>(
         s.expired(),
         s.ttl(),
         s.ttl_expired(),
+        s.keyed(),
+        s.parked(),
     ] {
         word.store(0, Ordering::Relaxed);
     }

@@ -81,6 +81,7 @@
 //!   +16  name       [u8; 64]
 //!   +80  created_ns u64
 //!   +88  ttl        u64   the group's default time to live in ns (0: none)
+//!   +96  keyed      u64   1: the group is ordered by key (ack.rs)
 //!   +128 CURSOR line: u128 = seq << 64 | pos   next message the group hands out;
 //!                     with DISK_BIT set in seq, the group reads the spill log:
 //!                     seq | DISK_BIT << 64 | log position of that message
@@ -101,6 +102,7 @@
 //!                               entries below it)
 //!        +224 ttl_expired  u64  messages whose time to live ran out before a
 //!                               member took them
+//!        +232 parked       u64  messages parked behind an earlier one of their key
 //!   +256 members: max_members member slots of 128 bytes
 //!        +0   state      u64  MEMBER_FREE / MEMBER_ATTACHED (+ generation)
 //!        +8   pid        u64
@@ -117,7 +119,7 @@
 //!                             reaper of a member killed asleep can take its
 //!                             count back
 //!        +88..128 reserved
-//!   then the ACK TABLE: ack_entries entries of 64 bytes (ack.rs), each
+//!   then the ACK TABLE: ack_entries entries of 128 bytes (ack.rs), each
 //!        +0   state   u64  low 8 bits ENTRY_FREE / RESERVED / TAKING / HELD /
 //!                          PENDING / FINISHING / FORWARDING / ARRIVING; bits
 //!                          8..24 the owning member slot (ARRIVING: the group
@@ -140,6 +142,9 @@
 //!                          pinned like `pin` (IDLE otherwise)
 //!        +56  origin  u64  a dead letter handed over (ack.rs): the id of the
 //!                          group that gave it up | ORIGIN_SET; 0 otherwise
+//!        +64  key     u64  the message's key hash (0: none) | KEY_PARKED (bit
+//!                          63: parked behind an earlier message of its key,
+//!                          never handed out then); +72..128 reserved
 //!
 //! PRODUCER REGISTRY at producer_table_off: max_producers + 1 slots of 128
 //!   bytes (registry.rs; the last one only for a member publishing a dead
@@ -182,7 +187,8 @@
 //!                     on dead letters): the origin extension follows the
 //!                     producer extension. Bit 23 (FLAG_PRODUCER): the record
 //!                     starts with the producer extension. Bit 24
-//!                     (FLAG_TTL): the TTL extension follows the others
+//!                     (FLAG_TTL): the TTL extension follows the others.
+//!                     Bit 25 (FLAG_KEY): the body starts with the key block
 //!   +16  seq     u64
 //!   +24  ts_ns   u64  publish time, CLOCK_REALTIME
 //!   +32  with FLAG_PRODUCER, the producer extension (PRODUCER_EXT bytes):
@@ -195,6 +201,10 @@
 //!        took the slot over later)
 //!   then, with FLAG_TTL, the TTL extension (TTL_EXT bytes): the message's
 //!        time to live in ns, counted from ts_ns
+//!   then the body (len bytes less the extensions, at most max_msg): with
+//!        FLAG_KEY, first the key block: the key's hash u64 (never 0), its
+//!        length u32 (at most MAX_KEY, 64), 4 zero bytes, the key zero-padded
+//!        to a multiple of 8
 //!   then the payload (len bytes, less the extensions), then zero padding to
 //!   a multiple of 8
 //! A PAD record (kind KIND_PAD) is only its commit word: it fills the ring from
@@ -341,6 +351,35 @@ pub const FLAG_ORIGIN_SEQ: u32 = 1 << 22;
 pub const TTL_EXT: usize = 8;
 /// Record flag: the TTL extension follows the other extensions.
 pub const FLAG_TTL: u32 = 1 << 24;
+/// Record flag: the body (after the extensions) starts with the message's
+/// key block: its hash (u64, never 0), its length (u32), 4 zero bytes, then
+/// the key, zero-padded to a multiple of 8. The key block counts against
+/// `max_msg` with the payload.
+pub const FLAG_KEY: u32 = 1 << 25;
+/// The key block's fixed part: hash, length, zero.
+pub const KEY_HEAD: usize = 16;
+/// The longest key, in bytes.
+pub const MAX_KEY: usize = 64;
+
+/// Bytes of the key block of a record whose key is `key_len` bytes long.
+#[inline]
+pub const fn key_block(key_len: usize) -> usize {
+    KEY_HEAD + key_len.div_ceil(8) * 8
+}
+
+/// The hash a record and an ack entry carry for `key`: FNV-1a, in 63 bits
+/// (an entry keeps a flag in the top bit), never 0 (no key).
+pub fn key_hash(key: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    match h & !(1 << 63) {
+        0 => 1,
+        h => h,
+    }
+}
 /// Record flags: the bits of a dead letter's addressing.
 const FLAGS_DEAD_LETTER: u32 = (1 << 22) - 1;
 
@@ -428,11 +467,13 @@ const G_ACK_WAIT: usize = 200;
 const G_EXPIRED: usize = 208;
 const G_ENTRIES_HWM: usize = 216;
 const G_TTL_EXPIRED: usize = 224;
+const G_PARKED: usize = 232;
 // Group configuration in the name's line (read-mostly, apart from the cursor).
 const G_TTL: usize = 88;
+const G_KEYED: usize = 96;
 
 /// Bytes of one ack table entry.
-pub const ENTRY_SIZE: usize = 64;
+pub const ENTRY_SIZE: usize = 128;
 // Ack table entry field offsets (relative to the entry).
 const E_STATE: usize = 0;
 const E_SEQ: usize = 8;
@@ -442,6 +483,11 @@ const E_PIN: usize = 32;
 const E_DL_SEQ: usize = 40;
 const E_DL_POS: usize = 48;
 const E_ORIGIN: usize = 56;
+const E_KEY: usize = 64;
+/// In an entry's `key`: the message was parked (taken from the cursor while
+/// an earlier message of its key was in the table, ack.rs `park`), never
+/// handed to a member then, so its first take is no redelivery.
+pub(crate) const KEY_PARKED: u64 = 1 << 63;
 /// In an entry's `origin`: set for a dead letter handed over, with the
 /// origin group's id in the low bits.
 pub(crate) const ORIGIN_SET: u64 = 1 << 63;
@@ -538,9 +584,10 @@ pub const fn origin_off(flags: u32) -> usize {
 #[inline]
 pub const fn valid_record(len: u64, flags: u32, max_msg: u32) -> bool {
     let ext = ext_len(flags) as u64;
-    flags & !(FLAG_PRODUCER | FLAG_ORIGIN_SEQ | FLAG_TTL | FLAGS_DEAD_LETTER) == 0
+    flags & !(FLAG_PRODUCER | FLAG_ORIGIN_SEQ | FLAG_TTL | FLAG_KEY | FLAGS_DEAD_LETTER) == 0
         && len >= ext
         && len - ext <= max_msg as u64
+        && (flags & FLAG_KEY == 0 || len - ext >= KEY_HEAD as u64)
 }
 
 /// Whether a record with `flags` is delivered to a group that is (`dl_only`)
@@ -985,6 +1032,10 @@ slot_view! {
         ttl = G_TTL,
         /// Messages whose time to live ran out before a member took them.
         ttl_expired = G_TTL_EXPIRED,
+        /// 1: the group hands out a key's messages one at a time, in order.
+        keyed = G_KEYED,
+        /// Messages parked behind an earlier one of their key.
+        parked = G_PARKED,
     }
 }
 
@@ -1072,6 +1123,8 @@ slot_view! {
         dl_pos = E_DL_POS,
         /// The origin of a dead letter handed over (ORIGIN_SET | group id).
         origin = E_ORIGIN,
+        /// The message's key hash (0: none) | KEY_PARKED.
+        key = E_KEY,
     }
 }
 

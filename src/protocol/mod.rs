@@ -9,6 +9,7 @@
 //! - `claim`: how producers claim space and sequence numbers, and commit.
 //! - `group`: consumer groups, their cursors and members' hazards.
 //! - `ack`: the ack tables: holds, redelivery, dead letters.
+//! - `order`: ordering by key within a group, over the ack table.
 //! - `wait`: waiting and waking through futex words in the region.
 //! - `registry`: the producer registry, and recovery of dead producers' claims.
 //! - `identity`: the table of producer names (exactly-once publishing).
@@ -20,6 +21,7 @@ pub mod claim;
 pub mod group;
 pub mod identity;
 pub mod layout;
+pub mod order;
 pub mod registry;
 pub mod ring;
 pub mod spill;

@@ -289,18 +289,45 @@ impl<R: Region> Ring<R> {
         flags: u32,
         payload: &[u8],
     ) {
-        let flags = match ext {
+        // SAFETY: forwarded from the caller (no key).
+        unsafe { self.write_keyed_record(pos, seq, ts_ns, ext, flags, None, payload) };
+    }
+
+    /// Like `write_record_as`, with the key block of `key` (FLAG_KEY added)
+    /// between the extensions and the payload.
+    ///
+    /// # Safety
+    /// As for `write_record_as`, the record placed for the stored length:
+    /// `payload.len()` plus the extensions plus the key block
+    /// (`key_block(key.len())`).
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn write_keyed_record(
+        &self,
+        pos: u64,
+        seq: u64,
+        ts_ns: u64,
+        ext: Option<(u64, u64)>,
+        flags: u32,
+        key: Option<&[u8]>,
+        payload: &[u8],
+    ) {
+        let mut flags = match ext {
             Some((id, pseq)) => {
                 self.write_ext(pos, id, pseq);
                 flags | FLAG_PRODUCER
             }
             None => flags,
         };
-        let skip = ext_len(flags);
+        let mut skip = ext_len(flags);
+        if let Some(k) = key {
+            flags |= FLAG_KEY;
+            self.write_key(pos, flags, k);
+            skip += key_block(k.len());
+        }
         let stored = (skip + payload.len()) as u32;
         debug_assert!(record_size(stored as u64) <= self.geo.room_to_end(pos));
         self.write_header(pos, seq, ts_ns, stored, flags);
-        // SAFETY: the bytes after the header (and extension) belong to the
+        // SAFETY: the bytes after the header (and extensions) belong to the
         // caller's claim, which no consumer reads before the commit and no
         // producer overlaps.
         unsafe {
@@ -361,6 +388,70 @@ impl<R: Region> Ring<R> {
             // Relaxed: made visible by the Acquire load of the commit word.
             self.region.u64_at(off).load(Ordering::Relaxed)
         })
+    }
+
+    /// Writes the key block of the record at `pos` with `flags` (FLAG_KEY
+    /// among them; `key` at most MAX_KEY bytes), in a claim the caller
+    /// holds, not committed yet.
+    pub(crate) fn write_key(&self, pos: u64, flags: u32, key: &[u8]) {
+        let off = self.ring_at(pos) + RECORD_HEADER + ext_len(flags);
+        // Relaxed: published by the Release store of the commit word.
+        self.region
+            .u64_at(off)
+            .store(key_hash(key), Ordering::Relaxed);
+        self.region
+            .u64_at(off + 8)
+            .store(key.len() as u64, Ordering::Relaxed);
+        for (i, chunk) in key.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.region
+                .u64_at(off + KEY_HEAD + 8 * i)
+                .store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+    }
+
+    /// The key hash and length of the record at `pos` with stored length
+    /// `len` and `flags`: `Ok(None)` without FLAG_KEY, `Err(())` if the key
+    /// block cannot be one (a damaged record). The caller keeps the record
+    /// from being overwritten, or discards what it read if the record moved
+    /// on (as for its header); `valid_record` checked `len` and `flags`.
+    pub(crate) fn read_key_head(
+        &self,
+        pos: u64,
+        len: u32,
+        flags: u32,
+    ) -> Result<Option<(u64, u32)>, ()> {
+        if flags & FLAG_KEY == 0 {
+            return Ok(None);
+        }
+        let off = self.ring_at(pos) + RECORD_HEADER + ext_len(flags);
+        // Relaxed: made visible by the Acquire load of the commit word.
+        let hash = self.region.u64_at(off).load(Ordering::Relaxed);
+        let key_len = self.region.u64_at(off + 8).load(Ordering::Relaxed);
+        let body = (len as usize).saturating_sub(ext_len(flags));
+        if hash == 0
+            || hash >> 63 != 0
+            || key_len > MAX_KEY as u64
+            || key_block(key_len as usize) > body
+        {
+            return Err(());
+        }
+        Ok(Some((hash, key_len as u32)))
+    }
+
+    /// The key of the record at `pos` with `flags`, `key_len` bytes long
+    /// (`read_key_head` checked it); the caller keeps the record.
+    pub(crate) fn read_key(&self, pos: u64, flags: u32, key_len: u32) -> [u8; MAX_KEY] {
+        let off = self.ring_at(pos) + RECORD_HEADER + ext_len(flags) + KEY_HEAD;
+        let mut key = [0u8; MAX_KEY];
+        let n = (key_len as usize).min(MAX_KEY);
+        for i in 0..n.div_ceil(8) {
+            // Relaxed: made visible by the Acquire load of the commit word.
+            let w = self.region.u64_at(off + 8 * i).load(Ordering::Relaxed);
+            key[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        key
     }
 
     /// The producer extension `(id, pseq)` of a record with FLAG_PRODUCER at

@@ -278,6 +278,42 @@ impl Queue {
         Ok(())
     }
 
+    /// Orders group `name` by key (`true`), or stops (`false`): its members
+    /// are handed the messages of one key ([`crate::SendOptions::key`]) one
+    /// at a time and in sequence order. The next message of a key waits
+    /// while an earlier one is held unacknowledged by any member (with
+    /// auto-ack, until it is copied, or its guard dropped), nacked or left
+    /// by a dead member for redelivery (which comes first); messages of
+    /// other keys, and messages without a key, flow meanwhile. Members take
+    /// one message at a time then (`recv_batch` hands over one). Set it
+    /// before members attach: holds taken before do not wait for each
+    /// other. A key's waiting messages take entries of the group's ack table
+    /// (`QueueOptions::ack_entries`), which bounds how far the group looks
+    /// past a busy key.
+    ///
+    /// # Errors
+    /// [`GroupError::Unknown`], [`GroupError::Io`]; [`GroupError::KindMismatch`]
+    /// for a dead-letter group.
+    ///
+    /// ```
+    /// let q = shmq::QueueOptions::new().in_memory()?;
+    /// q.add_group("orders", shmq::StartAt::Latest)?;
+    /// q.set_ordered_by_key("orders", true)?;
+    /// assert!(q.stat().groups[0].ordered_by_key);
+    /// # Ok::<(), shmq::Error>(())
+    /// ```
+    pub fn set_ordered_by_key(&self, name: &str, on: bool) -> Result<(), GroupError> {
+        let _g = self.admin(true).map_err(GroupError::Io)?;
+        let ring = self.ring();
+        let g = group::find_group(ring, name.as_bytes())
+            .ok_or_else(|| GroupError::Unknown(name.to_owned()))?;
+        if ring.dl_only(g) {
+            return Err(GroupError::KindMismatch(name.to_owned()));
+        }
+        crate::protocol::order::set_keyed(ring, g, on);
+        Ok(())
+    }
+
     /// Gives group `name` a default time to live (`None`: none, the
     /// default): a message older than that (by its publish time) when a
     /// member would take it is given up instead, to the group's dead-letter

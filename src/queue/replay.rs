@@ -46,6 +46,8 @@ pub struct Retained {
     pub producer: Option<crate::ProducerTag>,
     /// Its own time to live (see [`crate::Message::ttl`]).
     pub ttl: Option<std::time::Duration>,
+    /// Its key (see [`crate::Message::key`]).
+    pub key: Option<crate::Key>,
 }
 
 impl Queue {
@@ -310,6 +312,7 @@ impl Queue {
                             from_log: true,
                             producer: ext.producer,
                             ttl: ext.ttl.map(std::time::Duration::from_nanos),
+                            key: ext.key.map(|(k, _)| k),
                         });
                     }
                 }
@@ -384,6 +387,7 @@ impl Queue {
                                 from_log: false,
                                 producer: ext.producer,
                                 ttl: ext.ttl.map(std::time::Duration::from_nanos),
+                                key: ext.key.map(|(k, _)| k),
                             });
                         }
                         seq = seq.wrapping_add(1);

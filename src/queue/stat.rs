@@ -150,6 +150,11 @@ pub struct GroupStat {
     /// before a member took them: given up, to the dead-letter group if
     /// there is one (then counted in `dead_lettered` too).
     pub ttl_expired: u64,
+    /// Whether the group is ordered by key ([`Queue::set_ordered_by_key`](crate::Queue::set_ordered_by_key)).
+    pub ordered_by_key: bool,
+    /// Messages taken from the cursor while an earlier one of their key was
+    /// out, parked in the ack table until it was finished.
+    pub parked: u64,
     /// Entries of the ack table by state, for diagnosis: (state, owning
     /// member slot or None, sequence number), every entry in use.
     pub ack_entries: Vec<(&'static str, Option<usize>, u64)>,
@@ -239,6 +244,8 @@ impl Queue {
                         ns => Some(std::time::Duration::from_nanos(ns)),
                     },
                     ttl_expired: crate::protocol::ttl::expired(ring, g.slot),
+                    ordered_by_key: crate::protocol::order::keyed(ring, g.slot),
+                    parked: crate::protocol::order::parked(ring, g.slot),
                     ack_entries: entries
                         .iter()
                         .filter(|(_, w, _)| crate::protocol::ack::word_state(*w) != ENTRY_RESERVED)
