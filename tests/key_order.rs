@@ -244,3 +244,263 @@ fn three_members_with_kills_process_each_keys_messages_in_order_one_at_a_time() 
     );
     assert!(kills > 0);
 }
+
+fn keyed(key: &str) -> SendOptions<'_> {
+    SendOptions::new().key(key.as_bytes())
+}
+
+fn ordered(capacity: u64, spill: Option<shmq::SpillOptions>) -> (tempfile::TempDir, Queue) {
+    let dir = tempfile::tempdir().unwrap();
+    let q = QueueOptions::new()
+        .capacity(capacity)
+        .max_msg(256)
+        .spill(spill.map(|s: shmq::SpillOptions| s))
+        .create(dir.path().join("q"))
+        .unwrap();
+    q.add_group("work", StartAt::Latest).unwrap();
+    q.set_ordered_by_key("work", true).unwrap();
+    (dir, q)
+}
+
+fn payload(m: &shmq::Message) -> &str {
+    std::str::from_utf8(&m.payload).unwrap()
+}
+
+#[test]
+fn a_nacked_message_comes_back_before_its_keys_next_one_and_other_keys_flow() {
+    let (_dir, q) = ordered(64 << 10, None);
+    let mut p = q.producer().attach().unwrap();
+    for (k, m) in [
+        ("a", "a0"),
+        ("a", "a1"),
+        ("b", "b0"),
+        ("", "free"),
+        ("a", "a2"),
+    ] {
+        match k {
+            "" => p.send(m.as_bytes()).unwrap(),
+            k => p.send_with(m.as_bytes(), &keyed(k)).unwrap(),
+        };
+    }
+    let mut x = q
+        .consumer("work")
+        .ack(Ack::Explicit)
+        .max_unacked(4)
+        .attach()
+        .unwrap();
+    let mut y = q
+        .consumer("work")
+        .ack(Ack::Explicit)
+        .max_unacked(4)
+        .attach()
+        .unwrap();
+    let a0 = x.recv().unwrap();
+    assert_eq!((payload(&a0), a0.key.as_deref()), ("a0", Some(&b"a"[..])));
+    // a1 waits for a0 (parked on the way); b0 and the keyless one flow.
+    assert_eq!(payload(&y.recv().unwrap()), "b0");
+    assert_eq!(payload(&y.recv().unwrap()), "free");
+    assert_eq!(y.try_recv(), Err(RecvError::Empty));
+    // Nacked, a0 comes back before a1, flagged; a1 is no redelivery.
+    x.nack(a0.seq).unwrap();
+    let again = y.recv().unwrap();
+    assert_eq!((payload(&again), again.redelivered), ("a0", 1));
+    assert_eq!(x.try_recv(), Err(RecvError::Empty));
+    y.ack(again.seq).unwrap();
+    let a1 = x.recv().unwrap();
+    assert_eq!((payload(&a1), a1.redelivered), ("a1", 0));
+    assert_eq!(y.try_recv(), Err(RecvError::Empty));
+    x.ack(a1.seq).unwrap();
+    assert_eq!(payload(&y.recv().unwrap()), "a2");
+    let g = &q.stat().groups[0];
+    assert!(g.ordered_by_key && g.parked >= 2, "{g:?}");
+}
+
+#[test]
+fn auto_ack_members_wait_for_a_keys_message_until_it_is_copied_and_take_one_at_a_time() {
+    let (_dir, q) = ordered(64 << 10, None);
+    let mut p = q.producer().attach().unwrap();
+    for m in ["a0", "a1", "b0", "a2"] {
+        p.send_with(m.as_bytes(), &keyed(&m[..1])).unwrap();
+    }
+    let mut x = q.consumer("work").attach().unwrap();
+    let mut y = q.consumer("work").attach().unwrap();
+    let guard = x.recv_ref().unwrap();
+    assert_eq!(guard.as_bytes(), b"a0");
+    // a1 waits while a0 is in x's hands; b0 does not.
+    assert_eq!(y.try_recv().unwrap().payload, b"b0");
+    assert_eq!(y.try_recv(), Err(RecvError::Empty));
+    drop(guard);
+    // A batch hands over one message at a time in an ordered group.
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        y.recv_batch(64, |_, b| got.push(b.to_vec())).unwrap();
+    }
+    assert_eq!(got, [b"a1".to_vec(), b"a2".to_vec()]);
+}
+
+#[test]
+fn keys_are_checked_and_count_against_max_msg() {
+    let (_dir, q) = ordered(64 << 10, None);
+    let mut p = q.producer().attach().unwrap();
+    let long = [b'k'; shmq::MAX_KEY + 1];
+    assert_eq!(
+        p.send_with(b"x", &SendOptions::new().key(&long)),
+        Err(shmq::SendError::KeyTooLong {
+            len: shmq::MAX_KEY + 1,
+            max: shmq::MAX_KEY
+        })
+    );
+    // 256 bytes of max_msg: a 64-byte key takes 80 of them.
+    let key = [b'k'; shmq::MAX_KEY];
+    assert!(p
+        .send_with(&[0; 176], &SendOptions::new().key(&key))
+        .is_ok());
+    assert!(matches!(
+        p.send_with(&[0; 177], &SendOptions::new().key(&key)),
+        Err(shmq::SendError::TooLarge { .. })
+    ));
+    // An empty key is a key; a binary one too.
+    p.send_with(b"e", &SendOptions::new().key(b"")).unwrap();
+    p.send_with(b"z", &SendOptions::new().key(&[0, 255]))
+        .unwrap();
+    let mut c = q.consumer("work").attach().unwrap();
+    let _ = c.recv().unwrap();
+    assert_eq!(c.recv().unwrap().key.as_deref(), Some(&b""[..]));
+    assert_eq!(c.recv().unwrap().key.as_deref(), Some(&[0u8, 255][..]));
+}
+
+#[test]
+fn keys_survive_the_spill_log_and_order_holds_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_qdir, q) = ordered(
+        16 << 10,
+        Some(shmq::SpillOptions::new(dir.path().join("spill"))),
+    );
+    let mut p = q.producer().attach().unwrap();
+    // Nobody reads: the group falls to the log.
+    for i in 0..400u32 {
+        let k = format!("k{}", i % 3);
+        p.send_with(format!("{k}-{i}").as_bytes(), &keyed(&k))
+            .unwrap();
+    }
+    assert!(q.stat().spill.unwrap().spilled > 0);
+    let mut x = q
+        .consumer("work")
+        .ack(Ack::Explicit)
+        .max_unacked(3)
+        .attach()
+        .unwrap();
+    let mut y = q
+        .consumer("work")
+        .ack(Ack::Explicit)
+        .max_unacked(3)
+        .attach()
+        .unwrap();
+    // Alternate members, each holding up to 3: a key's next message is never
+    // out while its previous one is.
+    let mut out: HashMap<String, u64> = HashMap::new();
+    let mut held: Vec<(bool, shmq::Message)> = Vec::new();
+    let mut seen = 0;
+    let mut turn = false;
+    let t0 = Instant::now();
+    while seen < 400 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "stuck after {seen}: {:?}",
+            q.stat().groups[0]
+        );
+        let c = if turn { &mut x } else { &mut y };
+        match c.try_recv() {
+            Ok(m) => {
+                let key = String::from_utf8(m.key.unwrap().to_vec()).unwrap();
+                assert!(payload(&m).starts_with(&key), "{m:?}");
+                assert!(
+                    !held.iter().any(|(_, h)| h.key == m.key),
+                    "two of key {key} out at once"
+                );
+                if let Some(&last) = out.get(&key) {
+                    assert!(m.seq > last, "key {key}: {} after {last}", m.seq);
+                }
+                out.insert(key, m.seq);
+                held.push((turn, m));
+                seen += 1;
+            }
+            // A table full of parked messages is the look-ahead's end.
+            Err(
+                RecvError::Empty | RecvError::AckPending { .. } | RecvError::AckTableFull { .. },
+            ) => {
+                // Ack the oldest this member holds.
+                if let Some(i) = held.iter().position(|(t, _)| *t == turn) {
+                    let (_, m) = held.remove(i);
+                    c.ack(m.seq).unwrap();
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+        turn = !turn;
+    }
+}
+
+#[test]
+fn the_command_line_sends_keyed_lines_and_orders_a_group_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("q");
+    let qs = q.to_str().unwrap();
+    common::shmq(&["create", qs, "--capacity", "64KiB"]);
+    common::shmq(&["group", "add", qs, "g", "--ordered-by-key"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(["send", qs, "--keyed"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"alice\topen\nbob\topen\nalice\tpay\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = common::shmq(&[
+        "recv", qs, "g", "--count", "3", "--json", "--ack", "explicit",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["key"].as_str().unwrap(), l["payload"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [("alice", "open"), ("bob", "open"), ("alice", "pay")]);
+    assert!(lines
+        .windows(2)
+        .all(|w| w[0]["recv_ns"].as_u64() <= w[1]["recv_ns"].as_u64()));
+    let dump = common::shmq(&["dump", qs, "--json"]);
+    assert!(dump.contains("\"key\":\"alice\""), "{dump}");
+    let s = common::stat(&q);
+    assert_eq!(s["groups"][0]["ordered_by_key"], true);
+    let out = Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(["send", qs, "--keyed"])
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    // An empty stdin sends nothing; a line without a tab is refused.
+    assert!(out.status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .args(["send", qs, "--keyed"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"no tab here\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEY<TAB>PAYLOAD"));
+}
