@@ -40,6 +40,10 @@
 //!   when published): no member of any group gets one, and a group with
 //!   explicit acks and a dead-letter group gives each up there (the checker
 //!   treats it as a message given up);
+//! - ordering by key: some messages carry one of four keys and some groups
+//!   are ordered by key: every delivery of a key's message starts after
+//!   every settled hold (acked or nacked) of the key's earlier messages ended
+//!   (members log the time after each take and just before each ack);
 //! - exactly-once publishing per named producer: each pseq under one sequence
 //!   number; a restarted producer's `last_pseq` lies between what it was
 //!   told was committed and what it tried, and a resend of a committed pseq is
@@ -72,8 +76,9 @@
 //! - `SHMQ_MODEL_VERBOSE=1` prints every seed's scenario.
 //!
 //! `model_checker_catches_planted_defects` checks the checker: a delivery
-//! left out of a log, one logged twice, one with a wrong digest and an
-//! expired message sent with no time to live must each be reported.
+//! left out of a log, one logged twice, one with a wrong digest, an
+//! expired message sent with no time to live and a keyed delivery logged as
+//! taken too early must each be reported.
 //!
 //! A seed replays the same scenario and the same random decisions; the
 //! interleaving of the processes is the machine's, so a replay repeats the
@@ -159,6 +164,8 @@ struct GroupCfg {
     /// The group's default time to live in ms (0: none): long, so that it
     /// expires nothing in a run (the path is taken all the same).
     ttl_ms: u64,
+    /// Ordered by key: a key's messages handed out one at a time, in order.
+    ordered: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -211,6 +218,8 @@ struct Scenario {
     batch_max: usize,
     /// Producers send some messages with a time to live (`msg_ttl`).
     ttl: bool,
+    /// Producers send some messages with a key (`msg_key`).
+    keys: bool,
     max_kills: u32,
     max_stops: u32,
     /// Percent of killed consumer-only workers restarted during the chaos.
@@ -337,6 +346,7 @@ impl Scenario {
                 window: 1,
                 ack_wait_ms: 0,
                 ttl_ms: 0,
+                ordered: false,
             });
             members.push(1 + r.below(2) as usize);
         }
@@ -361,6 +371,7 @@ impl Scenario {
                 window: 1,
                 ack_wait_ms: 0,
                 ttl_ms: 0,
+                ordered: false,
             });
             members.push(1 + r.below(3) as usize);
         }
@@ -398,6 +409,7 @@ impl Scenario {
                 window: 1,
                 ack_wait_ms: 0,
                 ttl_ms: 0,
+                ordered: false,
             });
             members.push(1 + r.below(2) as usize);
             late = true;
@@ -523,6 +535,7 @@ impl Scenario {
             workers,
             batch_max: 2 + r.below(7) as usize,
             ttl: false,
+            keys: false,
             max_kills: r.below(11) as u32,
             max_stops: r.below(6) as u32,
             restart_pct: 30 + r.below(71),
@@ -567,7 +580,25 @@ impl Scenario {
                 g.ttl_ms = 3_600_000;
             }
         }
+        // Keys, and groups ordered by them.
+        sc.keys = chance(&mut r3, 50);
+        for g in sc.groups.iter_mut().filter(|g| !g.dlq) {
+            g.ordered = sc.keys && chance(&mut r3, 60);
+        }
         sc
+    }
+
+    /// The key producer `p` sends its message `i` with, if any: one of a
+    /// few, so that keys repeat and wait for each other. Only plain sends
+    /// carry one: a batch ends before such a message.
+    fn msg_key(&self, p: usize, i: usize) -> Option<String> {
+        if !self.keys {
+            return None;
+        }
+        let x = mix(&[self.seed, 13, p as u64, i as u64]);
+        // The key block (24 bytes for these) counts against max_msg.
+        let fits = self.producers[p].lens[i] + 24 <= self.max_msg as usize;
+        (x % 100 < 60 && fits).then(|| format!("k{}", (x >> 8) % 4))
     }
 
     /// The time to live producer `p` sends its message `i` with: none, an
@@ -643,6 +674,9 @@ impl Scenario {
             }
             if g.ttl_ms > 0 {
                 let _ = write!(s, "[ttl {} ms]", g.ttl_ms);
+            }
+            if g.ordered {
+                let _ = write!(s, "[ordered by key]");
             }
             if !g.seeks.is_empty() {
                 let _ = write!(s, "[seeks at steps {:?}]", g.seeks);
@@ -940,9 +974,10 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
         let c = cfg.plan[i];
         let msg = sc.payload(p, i);
         let ttl = sc.msg_ttl(p, i);
-        // A message with a time to live goes by a plain send.
+        let key = sc.msg_key(p, i);
+        // A message with a time to live or a key goes by a plain send.
         let op = match rng.below(100) {
-            op if ttl.is_some() => op % 60,
+            op if ttl.is_some() || key.is_some() => op % 60,
             op => op,
         };
         if cfg.named && prod.next_pseq() != Some(c) {
@@ -967,13 +1002,17 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
         match op {
             0..=59 => {
                 log.put(format!("A {c} 1"));
-                let opts = match ttl {
+                let mut opts = match ttl {
                     // Planted: a doomed message sent with no time to live.
                     Some(t) if t.is_zero() && mutation() == "ttl" => SendOptions::new(),
                     Some(t) => SendOptions::new().ttl(t),
                     None => SendOptions::new(),
                 };
-                let res = match (op, ttl) {
+                if let Some(k) = &key {
+                    opts = opts.key(k.as_bytes());
+                }
+                let plain = ttl.or(key.as_ref().map(|_| Duration::ZERO));
+                let res = match (op, plain) {
                     (0..=34, None) => prod.send(&msg),
                     (0..=34, Some(_)) => prod.send_with(&msg, &opts),
                     (35..=49, None) => retry_full(|| prod.try_send(&msg)),
@@ -1005,6 +1044,7 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
                     && i + n < cfg.plan.len()
                     && cfg.plan[i + n] == c + n as u64
                     && sc.msg_ttl(p, i + n).is_none()
+                    && sc.msg_key(p, i + n).is_none()
                 {
                     let b = Geometry::record_bytes(cfg.lens[i + n], cfg.named);
                     if bytes + b > half {
@@ -1066,6 +1106,7 @@ struct Got {
     dead_letter_from: Option<u64>,
     dead_letter_seq: Option<u64>,
     producer: Option<shmq::ProducerTag>,
+    key: Option<shmq::Key>,
 }
 
 impl From<&shmq::Meta> for Got {
@@ -1076,6 +1117,7 @@ impl From<&shmq::Meta> for Got {
             dead_letter_from: m.dead_letter_from,
             dead_letter_seq: m.dead_letter_seq,
             producer: m.producer,
+            key: m.key,
         }
     }
 }
@@ -1088,6 +1130,7 @@ impl From<&shmq::Message> for Got {
             dead_letter_from: m.dead_letter_from,
             dead_letter_seq: m.dead_letter_seq,
             producer: m.producer,
+            key: m.key,
         }
     }
 }
@@ -1126,12 +1169,20 @@ fn log_delivery(log: &mut Log, q: &Queue, inst: u32, d: Got, payload: &[u8]) {
         ),
     };
     let hash = fnv(payload) ^ (planted && mutation() == "garble") as u64;
+    // The time, after the take, and the key, for key order's check.
+    // Planted: a keyed delivery logged as taken long ago.
+    let at = match planted && mutation() == "order" && d.key.is_some() {
+        true => 1,
+        false => wall_ns(),
+    };
     let line = format!(
-        "D {inst} {} {} {tag} {dl} {} {hash:016x} {}",
+        "D {inst} {} {} {tag} {dl} {} {hash:016x} {} {} {}",
         d.seq,
         d.redelivered,
         payload.len(),
-        hex(&payload[..payload.len().min(12)])
+        hex(&payload[..payload.len().min(12)]),
+        at,
+        d.key.map_or("-".into(), |k| hex(&k))
     );
     if planted && mutation() == "dup" {
         log.put(line.clone());
@@ -1157,14 +1208,19 @@ fn set_policies(q: &Queue, gc: &GroupCfg) {
         q.set_ttl(&gc.name, Some(Duration::from_millis(gc.ttl_ms)))
             .unwrap();
     }
+    if gc.ordered {
+        q.set_ordered_by_key(&gc.name, true).unwrap();
+    }
 }
 
 fn settle(c: &mut shmq::Consumer, log: &mut Log, s: u64, ack: bool) {
+    // Taken before the call: the hold ends after it (key order's check).
+    let t = wall_ns();
     let res = if ack { c.ack(s) } else { c.nack(s) };
     match res {
-        Ok(()) => log.put(format!("{} {s}", if ack { "K" } else { "N" })),
+        Ok(()) => log.put(format!("{} {s} {t}", if ack { "K" } else { "N" })),
         // Held past the deadline: given to another member meanwhile.
-        Err(shmq::AckError::Expired { .. }) => log.put(format!("T {s}")),
+        Err(shmq::AckError::Expired { .. }) => log.put(format!("T {s} {t}")),
         Err(e) => log.put(format!(
             "E {} of held message {s}: {e}",
             if ack { "ack" } else { "nack" }
@@ -2889,6 +2945,12 @@ struct Deliv {
     hash: u64,
     head: Vec<u8>,
     outcome: Outcome,
+    /// Wall-clock ns the member logged it (after the take).
+    at_ns: u64,
+    /// Its key, as delivered (hex).
+    key: Option<String>,
+    /// Wall-clock ns just before its ack or nack succeeded, if it did.
+    end_ns: Option<u64>,
 }
 
 #[derive(Default)]
@@ -3014,6 +3076,12 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                                         hash: u64::from_str_radix(t[7], 16).unwrap(),
                                         head: unhex(t[8]),
                                         outcome: Outcome::None,
+                                        at_ns: t.get(9).and_then(|x| x.parse().ok()).unwrap_or(0),
+                                        key: t
+                                            .get(10)
+                                            .filter(|k| **k != "-")
+                                            .map(|k| k.to_string()),
+                                        end_ns: None,
                                     });
                                     if !auto {
                                         open.entry(seq).or_default().push(ds.len() - 1);
@@ -3032,6 +3100,9 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                                     // after its hold expired): an ack
                                     // settles the hold it took last.
                                     if let Some(d) = open.get_mut(&s).and_then(Vec::pop) {
+                                        if matches!(t[0], "K" | "N") {
+                                            ds[d].end_ns = t.get(2).and_then(|x| x.parse().ok());
+                                        }
                                         ds[d].outcome = match t[0] {
                                             "K" => Outcome::Acked,
                                             // Held past the deadline: given
@@ -3537,6 +3608,45 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                 .or(seq_msg.get(&s))
                 .is_some_and(|&(p, c)| sc.index_of(p, c).is_some_and(|i| sc.doomed(p, i)))
         };
+        // Ordered by key: every delivery of a key's message starts after
+        // every settled hold of the key's earlier messages ended (a hold's
+        // end is known when its ack or nack succeeded: taken just before
+        // the call; a delivery's start is logged after its take). A seek
+        // starts the order over: not checked then.
+        if gc.ordered && w.seeks.get(&g).is_none_or(|v| v.is_empty()) {
+            let mut by_key: BTreeMap<&str, BTreeMap<u64, Vec<usize>>> = BTreeMap::new();
+            for (&s, v) in seqs {
+                for &i in v {
+                    if let Some(k) = &ds[i].key {
+                        by_key.entry(k).or_default().entry(s).or_default().push(i);
+                    }
+                }
+            }
+            for (k, m) in by_key {
+                // The latest end of a settled hold of an earlier message.
+                let mut before: Option<(u64, u64, usize)> = None;
+                for (&s, v) in &m {
+                    if let Some((e, es, ei)) = before {
+                        for &i in v.iter().filter(|&&i| ds[i].at_ns < e) {
+                            fails.push(format!(
+                                "{}: key {k}: seq {s} handed to {} {} us before the hold of seq {es} by {} ended",
+                                gc.name,
+                                insts[ds[i].inst].name,
+                                (e - ds[i].at_ns) / 1000,
+                                insts[ds[ei].inst].name
+                            ));
+                        }
+                    }
+                    for &i in v {
+                        if let Some(e) = ds[i].end_ns {
+                            if before.is_none_or(|(x, _, _)| e > x) {
+                                before = Some((e, s, i));
+                            }
+                        }
+                    }
+                }
+            }
+        }
         if !gc.dlq {
             for (&s, v) in seqs {
                 if doomed(s) {
@@ -3827,6 +3937,10 @@ fn model_checker_catches_planted_defects() {
             && sc.groups.iter().any(|g| g.policy == Policy::Explicit)
             && (0..sc.producers.len())
                 .any(|p| (0..sc.producers[p].plan.len()).any(|i| sc.doomed(p, i)))
+            && sc
+                .groups
+                .iter()
+                .any(|g| g.ordered && g.policy == Policy::Explicit)
     };
     let seed = (0..).find(|&s| quiet(&Scenario::generate(s))).unwrap();
     for (m, want) in [
@@ -3834,6 +3948,7 @@ fn model_checker_catches_planted_defects() {
         ("dup", "times unflagged"),
         ("garble", "differs from the"),
         ("ttl", "sent with a time to live of 0, was handed to"),
+        ("order", "before the hold of seq"),
     ] {
         let r = run_seed(seed, Some(m));
         eprintln!(

@@ -8,6 +8,7 @@
 
 mod endpoint;
 pub mod harness;
+mod keyed;
 mod plot;
 mod spill;
 mod worker;
@@ -35,6 +36,8 @@ pub enum Test {
     Wakeup,
     /// What a group spilling to disk costs the producer and the live groups.
     Spill,
+    /// A group ordered by key against the same group unordered (threads).
+    Keyed,
     /// Ping-pong, throughput, wake-up, and spill at 64 B.
     All,
 }
@@ -778,6 +781,18 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
         cpus,
         capacity: o.capacity,
     };
+    if test == Test::Keyed {
+        let size = o.sizes.first().copied().unwrap_or(64);
+        let r = keyed::run(&ctx, size, o.msgs)?;
+        if o.json {
+            for line in r.json_lines() {
+                println!("{line}");
+            }
+        } else {
+            r.print();
+        }
+        return Ok(());
+    }
     pin(cpus.0);
     let mechs: Vec<Mechanism> = ALL
         .into_iter()

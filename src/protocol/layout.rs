@@ -205,7 +205,7 @@
 //!        FLAG_KEY, first the key block: the key's hash u64 (never 0), its
 //!        length u32 (at most MAX_KEY, 64), 4 zero bytes, the key zero-padded
 //!        to a multiple of 8
-//!   then the payload (len bytes, less the extensions), then zero padding to
+//!   then the payload (the rest of the body), then zero padding to
 //!   a multiple of 8
 //! A PAD record (kind KIND_PAD) is only its commit word: it fills the ring from
 //! its position to the end, and the next record starts at offset 0.
