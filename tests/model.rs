@@ -3576,20 +3576,26 @@ fn check_model(w: &World) -> (Vec<String>, String) {
         by_group[group_of(d)].entry(d.seq).or_default().push(i);
     }
     for (i, inst) in insts.iter().enumerate() {
-        let mut last = None;
+        // In a group ordered by key, a key's message parked behind an
+        // earlier one comes after later messages of other keys: first
+        // deliveries increase per key there (keyless ones among themselves).
+        let ordered = sc.groups[inst.group].ordered;
+        let mut last: HashMap<Option<&str>, u64> = HashMap::new();
         // Dead letters handed over come from the group's pending entries,
         // oldest first, before its cursor: in no order with the rest.
         for d in ds.iter().filter(|d| d.inst == i && d.r == 0 && !d.handed) {
-            if last.is_some_and(|l| d.seq <= l) {
+            let lane = if ordered { d.key.as_deref() } else { None };
+            let prev = last.get(&lane).copied();
+            if prev.is_some_and(|l| d.seq <= l) {
                 fails.push(format!(
                     "{} member {}: first delivery of {} after {}",
                     sc.groups[inst.group].name,
                     inst.name,
                     d.seq,
-                    opt(last)
+                    opt(prev)
                 ));
             }
-            last = Some(d.seq);
+            last.insert(lane, d.seq);
         }
     }
     let mut total_deliveries = 0;

@@ -13,7 +13,7 @@ pub mod protocol;
 #[path = "../../src/region.rs"]
 pub mod region;
 
-pub use protocol::{ack, claim, group, identity, layout, registry, ring, spill, wait};
+pub use protocol::{ack, claim, group, identity, layout, order, registry, ring, spill, wait};
 
 pub mod loom_region;
 pub mod sync;
@@ -324,5 +324,41 @@ pub fn abort_one(r: &Ring<LoomRegion>, pc: &mut ProducerCursor) -> u64 {
     let rec = geo.place(claim.start, 8);
     r.write_header(rec, claim.seq, 0, 8, 0);
     claim::commit_claim(&r, &claim, std::iter::once((rec, 8, layout::KIND_ABORT)));
+    claim.seq
+}
+
+/// A ring for keyed messages: 256 bytes, payloads of 32 bytes at most (an
+/// 8-byte value and a key block of 24), one group of `members` members
+/// ordered by key, and three ack entries (two holds and a parked message).
+pub fn keyed_group_of(members: u32) -> (loom::sync::Arc<Ring<LoomRegion>>, usize, Vec<usize>) {
+    let geo = Geometry {
+        capacity: 256,
+        max_msg: 32,
+        max_groups: 1,
+        max_members: members,
+        max_producers: 2,
+        ack_entries: 3,
+    };
+    let r = loom::sync::Arc::new(Ring::new(LoomRegion::new(&geo), geo, 0x5eed));
+    let g = add(&r, "g", StartAt::Latest);
+    order::set_keyed(&r, g, true);
+    let ms = (1..=u64::from(members))
+        .map(|pid| group::attach(&r, g, pid, 1).expect("a free member slot"))
+        .collect();
+    (r, g, ms)
+}
+
+/// Publishes one 8-byte message carrying `value` with key `key` (at most 8
+/// bytes), on a ring with room for it.
+pub fn send_keyed(r: &Ring<LoomRegion>, pc: &mut ProducerCursor, key: &[u8], value: u64) -> u64 {
+    let geo = r.geometry();
+    let len = (8 + layout::key_block(key.len())) as u64;
+    let end_of = |p: u64| geo.place(p, len) + record_size(len);
+    let claim = claim::try_claim(&r, pc, 1, end_of).expect("room");
+    let rec = geo.place(claim.start, len);
+    // SAFETY: `rec` is the one record of our claim, placed for the key
+    // block and 8 bytes.
+    unsafe { r.write_keyed_record(rec, claim.seq, 0, None, 0, Some(key), &value.to_le_bytes()) };
+    claim::commit_claim(&r, &claim, std::iter::once((rec, len, KIND_MSG)));
     claim.seq
 }

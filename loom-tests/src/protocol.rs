@@ -12,11 +12,15 @@ pub mod group;
 pub mod identity;
 #[path = "../../src/protocol/layout.rs"]
 pub mod layout;
+#[path = "../../src/protocol/order.rs"]
+pub mod order;
 #[path = "../../src/protocol/registry.rs"]
 pub mod registry;
 #[path = "../../src/protocol/ring.rs"]
 pub mod ring;
 #[path = "../../src/protocol/spill.rs"]
 pub mod spill;
+#[path = "../../src/protocol/ttl.rs"]
+pub mod ttl;
 #[path = "../../src/protocol/wait.rs"]
 pub mod wait;

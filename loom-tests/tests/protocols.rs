@@ -1033,3 +1033,52 @@ fn identity_removed_and_reused_never_lends_its_id_the_new_name() {
         assert_eq!(identity::name_of_id(&r, new).as_deref(), Some(&b"new"[..]));
     });
 }
+
+/// Ordering by key: member A holds a key's first message and acknowledges
+/// it while member B takes the key's second one from the cursor. B is
+/// handed the second only after A's hold ended: it parks the message while
+/// A's entry is in use, and takes it over once `blocked` lets it. Fails if
+/// a take from the cursor ignores the table (`key_busy`), or if a parked
+/// message may be taken over early (`blocked`).
+#[test]
+fn a_keys_next_message_waits_for_the_hold_of_the_one_before() {
+    use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    model(|| {
+        let (r, g, m) = keyed_group_of(2);
+        let (a, b) = (m[0], m[1]);
+        let mut pc = claim::producer_cursor(&r);
+        send_keyed(&r, &mut pc, b"k", 0);
+        send_keyed(&r, &mut pc, b"k", 1);
+        let (ha, t) = take_held(&r, g, a);
+        assert_eq!((t.seq, ha.entry.key != 0), (0, true));
+        let holds = Arc::new(AtomicBool::new(true));
+        let acker = {
+            let (r, holds) = (r.clone(), holds.clone());
+            thread::spawn(move || {
+                holds.store(false, SeqCst);
+                ack::finish_hold(&r, g, a, &ha, false).expect("held");
+                order::finished(&r, g);
+            })
+        };
+        let (hb, t) = take_held(&r, g, b);
+        assert_eq!(t.seq, 1);
+        let handed = if order::key_busy(&r, g, hb.idx, t.key_hash, t.seq) {
+            ack::park(&r, g, &hb).expect("held");
+            loop {
+                let blocked = order::blocked(&r, g);
+                if let Some(h) = ack::take_pending(&r, g, b, 0, |s| blocked.contains(&s)) {
+                    // Never handed out before: no redelivery.
+                    assert_eq!((h.entry.deliveries_before(), h.entry.parked), (0, true));
+                    break h;
+                }
+                thread::yield_now();
+            }
+        } else {
+            hb
+        };
+        assert!(!holds.load(SeqCst), "seq 1 handed out while seq 0 was held");
+        acker.join().unwrap();
+        ack::finish_hold(&r, g, b, &handed, false).expect("held");
+        assert!(ack::entries(&r, g).is_empty());
+    });
+}

@@ -156,7 +156,9 @@ impl<'q> ConsumerBuilder<'q> {
 }
 
 /// A member of a consumer group. Each message of the group goes to exactly one
-/// member; a member sees increasing sequence numbers. Leaves the group when
+/// member; a member sees increasing sequence numbers (in a group ordered by
+/// key, increasing per key: a key's message that waited for its earlier one
+/// comes after later messages of other keys). Leaves the group when
 /// dropped (the group keeps its position).
 pub struct Consumer {
     q: Queue,
