@@ -512,7 +512,10 @@ impl<R: Region> Ring<R> {
         let word = self.region.u64_at(off + 8).load(Ordering::Relaxed);
         let (len, flags) = (word & 0xffff_ffff, (word >> 32) as u32);
         let size = record_size(len);
-        if !valid_record(len, flags, self.geo.max_msg) || size > self.geo.room_to_end(pos) {
+        if !valid_record(len, flags, self.geo.max_msg)
+            || size > self.geo.room_to_end(pos)
+            || self.read_key_head(pos, len as u32, flags).is_err()
+        {
             return Slot::Bad;
         }
         Slot::Record {
