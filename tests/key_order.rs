@@ -504,3 +504,19 @@ fn the_command_line_sends_keyed_lines_and_orders_a_group_by_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("KEY<TAB>PAYLOAD"));
 }
+
+#[test]
+fn a_group_not_ordered_by_key_hands_out_a_keys_messages_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = QueueOptions::new().create(dir.path().join("q")).unwrap();
+    q.add_group("work", StartAt::Latest).unwrap();
+    let mut p = q.producer().attach().unwrap();
+    p.send_with(b"a0", &keyed("a")).unwrap();
+    p.send_with(b"a1", &keyed("a")).unwrap();
+    let mut x = q.consumer("work").ack(Ack::Explicit).attach().unwrap();
+    let mut y = q.consumer("work").ack(Ack::Explicit).attach().unwrap();
+    assert_eq!(x.recv().unwrap().payload, b"a0");
+    assert_eq!(y.try_recv().unwrap().payload, b"a1");
+    let g = &q.stat().groups[0];
+    assert_eq!((g.ordered_by_key, g.parked), (false, 0));
+}

@@ -3852,6 +3852,17 @@ fn check_model(w: &World) -> (Vec<String>, String) {
             }
         }
     }
+    // Only a group ordered by key parks a message behind its key.
+    for gc in sc.groups.iter().filter(|gc| !gc.ordered) {
+        if let Some(st) = w.stat.groups.iter().find(|x| x.name == gc.name) {
+            if st.parked > 0 {
+                fails.push(format!(
+                    "{}: not ordered by key, and still parked {} messages behind their key",
+                    gc.name, st.parked
+                ));
+            }
+        }
+    }
     // Groups without a dead-letter group count what they give up.
     for (g, gc) in sc.groups.iter().enumerate() {
         if gc.max_attempts == 0 || gc.dead_letter.is_some() || w.removed.contains(&g) {

@@ -516,10 +516,10 @@ impl Consumer {
                 .key
                 .map_or(0, |k| crate::protocol::layout::key_hash(&k)),
         };
-        if key == 0 {
+        let ring = self.q.ring();
+        if key == 0 || !order::keyed(ring, self.g) {
             return false;
         }
-        let ring = self.q.ring();
         match self.hold_of(got) {
             Some(h) if h.entry.attempts == 0 && !h.entry.parked => {
                 order::key_busy(ring, self.g, h.idx, key, h.entry.seq)
