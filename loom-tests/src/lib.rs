@@ -256,7 +256,7 @@ pub fn take_held(r: &Ring<LoomRegion>, g: usize, m: usize) -> (ack::Hold, group:
         .expect("corrupt")
         .and_then(|t| t.ring())
         .expect("a message at the cursor");
-    (ack::taken_hold(res, m, t.seq, t.pos, t.key_hash), t)
+    (ack::taken_hold(res, m, t.seq, t.pos, t.key_hash(r)), t)
 }
 
 /// Member `m` takes the message at group `g`'s cursor with explicit

@@ -1062,7 +1062,7 @@ fn a_keys_next_message_waits_for_the_hold_of_the_one_before() {
         };
         let (hb, t) = take_held(&r, g, b);
         assert_eq!(t.seq, 1);
-        let handed = if order::key_busy(&r, g, hb.idx, t.key_hash, t.seq) {
+        let handed = if order::key_busy(&r, g, hb.idx, t.key_hash(&r), t.seq) {
             ack::park(&r, g, &hb).expect("held");
             loop {
                 let blocked = order::blocked(&r, g);

@@ -23,7 +23,7 @@ pub(super) fn expire_unheld(
     let ring = q.ring();
     let seq = match got {
         Got::Ring(t, _) => t.seq,
-        Got::Disk(meta) => meta.seq,
+        Got::Disk(d) => d.seq,
     };
     if let Some(d) = ack::dead_letter_target(ring, g) {
         if publish_letter(q, g, disk, got, seq, None, d)? {
@@ -46,7 +46,7 @@ impl Consumer {
     pub(super) fn expire(&mut self, got: Got) -> Result<(), RecvError> {
         let seq = match got {
             Got::Ring(t, _) => t.seq,
-            Got::Disk(meta) => meta.seq,
+            Got::Disk(d) => d.seq,
         };
         let hold = match self.ack {
             Ack::Explicit => match self.acks.held.last() {

@@ -18,6 +18,17 @@ pub(super) struct Disk {
     /// Payload of the last message read from the log.
     pub(super) buf: Vec<u8>,
     pub(super) last_round: Option<Instant>,
+    /// The metadata of the message last read (`Got::Disk`).
+    pub(super) meta: Option<Meta>,
+}
+
+impl Disk {
+    /// Keeps `meta`, of the message just read into `buf`: what the receive
+    /// path carries of it.
+    pub(super) fn got(&mut self, meta: Meta) -> Got {
+        self.meta = Some(meta);
+        Got::Disk(DiskGot::of(&meta))
+    }
 }
 
 /// One attempt at the log.
@@ -50,6 +61,7 @@ pub(super) fn take_disk(
         reader: spill.reader(),
         buf: Vec::new(),
         last_round: None,
+        meta: None,
     });
     let (seq, at) = unpack(cur);
     let seq = seq & !DISK_BIT;

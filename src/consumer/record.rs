@@ -8,11 +8,54 @@ use crate::protocol::layout::*;
 use crate::protocol::ttl;
 
 /// What a consumer took: a record in the ring (under its hazard or an
-/// entry's pin), or a message read from the log (payload in `Disk::buf`).
+/// entry's pin), or a message read from the log (payload in `Disk::buf`,
+/// metadata in `Disk::meta`). Small: it is moved along the receive path.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Got {
     Ring(Taken, Again),
-    Disk(Meta),
+    Disk(DiskGot),
+}
+
+/// What the receive path needs of a message read from the spill log; the
+/// rest of its metadata is in `Disk::meta`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct DiskGot {
+    pub(super) seq: u64,
+    pub(super) ts_ns: u64,
+    pub(super) redelivered: u64,
+    /// Its own time to live (ns).
+    pub(super) ttl_ns: Option<u64>,
+    /// A dead letter (its own time to live no longer applies).
+    pub(super) letter: bool,
+    /// Its key's hash (0: none).
+    pub(super) key_hash: u64,
+}
+
+impl DiskGot {
+    /// Its metadata as far as it knows it (what `Disk::meta` holds in full).
+    pub(super) fn bare(&self) -> Meta {
+        Meta {
+            seq: self.seq,
+            ts_ns: self.ts_ns,
+            redelivered: self.redelivered,
+            dead_letter_from: None,
+            dead_letter_seq: None,
+            producer: None,
+            ttl: self.ttl_ns.map(std::time::Duration::from_nanos),
+            key: None,
+        }
+    }
+
+    pub(super) fn of(m: &Meta) -> DiskGot {
+        DiskGot {
+            seq: m.seq,
+            ts_ns: m.ts_ns,
+            redelivered: m.redelivered,
+            ttl_ns: m.ttl.map(|d| d.as_nanos().min(u64::MAX as u128) as u64),
+            letter: m.dead_letter_from.is_some(),
+            key_hash: m.key.map_or(0, |k| key_hash(&k)),
+        }
+    }
 }
 
 /// What the group knows of a delivery beyond its record: the deliveries
@@ -117,8 +160,9 @@ pub(super) fn disk_meta(
     }
 }
 
-/// Whether message `got` of group `g` has outlived its time to live (its
-/// own or the group's). Reads the clock only when one applies. A dead
+/// Whether message `got` has outlived its time to live (its own, or
+/// `group_ttl`, its group's default in ns). Reads the clock only when one
+/// applies. A dead
 /// letter handed over as it is (ack.rs `begin_hand_over`: the original
 /// record, its TTL extension included) is judged by its dead-letter group's
 /// default alone: the time to live it ran out of was its origin group's
@@ -126,18 +170,15 @@ pub(super) fn disk_meta(
 #[inline(always)]
 pub(super) fn expired(
     ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
-    g: usize,
+    group_ttl: u64,
     got: &Got,
 ) -> bool {
     match got {
-        Got::Ring(t, again) if again.letter.is_none() => ring_expired(ring, g, t),
-        Got::Ring(t, _) => past(ttl::expires_at(t.ts_ns, None, ttl::group_ttl(ring, g))),
-        Got::Disk(meta) => {
-            let own = match meta.dead_letter_from {
-                Some(_) => None,
-                None => meta.ttl.map(|d| d.as_nanos().min(u64::MAX as u128) as u64),
-            };
-            past(ttl::expires_at(meta.ts_ns, own, ttl::group_ttl(ring, g)))
+        Got::Ring(t, again) if again.letter.is_none() => ring_expired(ring, group_ttl, t),
+        Got::Ring(t, _) => past(ttl::expires_at(t.ts_ns, None, group_ttl)),
+        Got::Disk(d) => {
+            let own = if d.letter { None } else { d.ttl_ns };
+            past(ttl::expires_at(d.ts_ns, own, group_ttl))
         }
     }
 }
@@ -146,10 +187,9 @@ pub(super) fn expired(
 #[inline(always)]
 pub(super) fn ring_expired(
     ring: &crate::protocol::ring::Ring<crate::os::mapping::RawRegion>,
-    g: usize,
+    group: u64,
     t: &Taken,
 ) -> bool {
-    let group = ttl::group_ttl(ring, g);
     if group == 0 && t.flags & FLAG_TTL == 0 {
         return false;
     }

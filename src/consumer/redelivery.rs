@@ -92,7 +92,9 @@ pub(super) fn take_redelivery(
             None => Some(redelivered(q, g, disk, &h)),
         };
         let why = match got {
-            Some(Ok(got)) if expired(ring, g, &got) => Some(GiveUp::Expired),
+            Some(Ok(got)) if expired(ring, crate::protocol::ttl::group_ttl(ring, g), &got) => {
+                Some(GiveUp::Expired)
+            }
             _ => why,
         };
         if let Some(why) = why {
@@ -260,7 +262,10 @@ pub(super) fn publish_letter(
             unsafe { group::read_payload(q.ring(), &t, &mut ring_copy) };
             (&ring_copy, ring_meta(q.ring(), &t, r).producer)
         }
-        Got::Disk(meta) => (disk.as_ref().map_or(&[], |d| &d.buf[..]), meta.producer),
+        Got::Disk(_) => match disk {
+            Some(d) => (&d.buf[..], d.meta.and_then(|m| m.producer)),
+            None => (&[][..], None),
+        },
     };
     if payload.len() > q.geo().max_msg as usize {
         // Only a damaged log gives one this long.
@@ -349,7 +354,7 @@ pub(super) fn redelivered(
                 ..
             } if seq == e.seq => match ring.read_key_head(e.at, len, flags) {
                 Ok(key) => {
-                    let (key_hash, key_len) = key.unwrap_or((0, 0));
+                    let (_, key_len) = key.unwrap_or((0, 0));
                     Ok(Got::Ring(
                         Taken {
                             seq,
@@ -357,7 +362,6 @@ pub(super) fn redelivered(
                             len,
                             ts_ns,
                             flags,
-                            key_hash,
                             key_len,
                         },
                         Again::of(&e),
@@ -392,6 +396,7 @@ pub(super) fn redelivered(
         reader: spill.reader(),
         buf: Vec::new(),
         last_round: None,
+        meta: None,
     });
     let rec = d
         .reader
@@ -409,5 +414,6 @@ pub(super) fn redelivered(
         ));
     }
     let _ = g;
-    Ok(Got::Disk(disk_meta(&rec, Again::of(&e), &mut d.buf)))
+    let meta = disk_meta(&rec, Again::of(&e), &mut d.buf);
+    Ok(d.got(meta))
 }

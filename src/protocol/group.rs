@@ -80,9 +80,9 @@ pub struct Taken {
     pub ts_ns: u64,
     /// Record flags (a dead letter's addressing, FLAG_PRODUCER: `layout.rs`).
     pub flags: u32,
-    /// The key's hash (0: no key, no FLAG_KEY).
-    pub key_hash: u64,
-    /// The key's length (checked against the record's length).
+    /// The key's length (checked against the record's length; 0 without
+    /// FLAG_KEY). Its hash is in the record ([`Taken::key_hash`]): a
+    /// `Taken` is moved along the receive path, and stays small.
     pub key_len: u32,
 }
 
@@ -97,6 +97,19 @@ impl Taken {
             } else {
                 0
             }
+    }
+
+    /// The key's hash (0: none), read from the record, which the caller
+    /// keeps (the take's hazard or entry).
+    #[inline]
+    pub fn key_hash<R: Region>(&self, ring: &Ring<R>) -> u64 {
+        if self.flags & FLAG_KEY == 0 {
+            return 0;
+        }
+        match ring.read_key_head(self.pos, self.len, self.flags) {
+            Ok(Some((h, _))) => h,
+            _ => 0,
+        }
     }
 
     /// Payload bytes.
@@ -368,7 +381,6 @@ pub fn try_take<R: Region>(
             len: len as u32,
             ts_ns,
             flags,
-            key_hash,
             key_len,
         })));
     };
@@ -450,14 +462,13 @@ pub fn try_take_batch<R: Region>(
                         let Ok(key) = ring.read_key_head(p, len, flags) else {
                             break;
                         };
-                        let (key_hash, key_len) = key.unwrap_or((0, 0));
+                        let (_, key_len) = key.unwrap_or((0, 0));
                         out.push(Taken {
                             seq: s,
                             pos: p,
                             len,
                             ts_ns,
                             flags,
-                            key_hash,
                             key_len,
                         });
                     }

@@ -286,8 +286,9 @@ impl Queue {
     /// by a dead member for redelivery (which comes first); messages of
     /// other keys, and messages without a key, flow meanwhile. Members take
     /// one message at a time then (`recv_batch` hands over one). Set it
-    /// before members attach: holds taken before do not wait for each
-    /// other. A key's waiting messages take entries of the group's ack table
+    /// before members attach: members attached before apply it from their
+    /// next upkeep (within a second), and holds taken before do not wait
+    /// for each other. A key's waiting messages take entries of the group's ack table
     /// (`QueueOptions::ack_entries`), which bounds how far the group looks
     /// past a busy key.
     ///
@@ -319,8 +320,10 @@ impl Queue {
     /// member would take it is given up instead, to the group's dead-letter
     /// group if it has one, and counted (`GroupStat::ttl_expired`). A message
     /// sent with its own TTL ([`crate::SendOptions::ttl`]) gets the shorter
-    /// of the two. Applies from the next take on, to every message the group
-    /// has not handed out yet, redeliveries included.
+    /// of the two. Applies to every message the group has not handed out
+    /// yet, redeliveries included, from each member's next upkeep on
+    /// (members read the group's configuration at least every second, and
+    /// every 256 receives).
     ///
     /// # Errors
     /// [`GroupError::Unknown`], [`GroupError::Io`].
