@@ -527,6 +527,7 @@ impl Consumer {
 
     /// `judge` of a message just taken from the ring (a separate function,
     /// so that the fast path builds no `Got` to pass).
+    #[cold]
     #[inline(never)]
     fn judge_taken(&mut self, t: Taken, mode: Mode) -> Result<Got, RecvError> {
         self.judge(Got::Ring(t, Again::default()), mode)
@@ -535,6 +536,7 @@ impl Consumer {
     /// Hands `got` over if it is neither expired nor behind its key;
     /// otherwise gives it up or parks it, and takes the next (out of the
     /// inlined receive path).
+    #[cold]
     #[inline(never)]
     fn judge(&mut self, mut got: Got, mode: Mode) -> Result<Got, RecvError> {
         loop {
