@@ -211,7 +211,7 @@ pub(crate) fn entry_state_word<R: Region>(ring: &Ring<R>, g: usize, i: usize) ->
 
 /// Entry `i`'s message fields (Relaxed, after an Acquire state load).
 pub(crate) fn entry_fields<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64) -> Entry {
-    let key = ring.entry(g, i).key().load(Ordering::Relaxed);
+    let key = ring.entry_key(g, i).load(Ordering::Relaxed);
     Entry {
         seq: ring.entry(g, i).seq().load(Ordering::Relaxed),
         at: ring.entry(g, i).at().load(Ordering::Relaxed),
@@ -309,7 +309,7 @@ pub(crate) fn announce<R: Region>(
     e.at().store(at, Ordering::Relaxed);
     e.since().store(since, Ordering::Relaxed);
     e.origin().store(0, Ordering::Relaxed);
-    e.key().store(key, Ordering::Relaxed);
+    ring.entry_key(g, i).store(key, Ordering::Relaxed);
     let pin = if at & DISK_BIT == 0 { at } else { IDLE };
     e.pin().store(pin, Ordering::Relaxed);
     e.state()
@@ -494,8 +494,7 @@ pub fn park<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> Result<(), ()> {
     // Relaxed: published by the Release of the CAS below; only the holder
     // writes a held entry's key word (scans that read it meanwhile mask the
     // flag).
-    ring.entry(g, h.idx)
-        .key()
+    ring.entry_key(g, h.idx)
         .store(h.entry.key | KEY_PARKED, Ordering::Relaxed);
     to_pending(ring, g, h.idx, h.word)?;
     ring.group(g).parked().fetch_add(1, Ordering::Relaxed);
@@ -788,7 +787,7 @@ pub fn begin_hand_over<R: Region>(
         ring.entry(d, j).seq().store(e.seq, Ordering::Relaxed);
         ring.entry(d, j).at().store(e.at, Ordering::Relaxed);
         ring.entry(d, j).since().store(0, Ordering::Relaxed);
-        ring.entry(d, j).key().store(0, Ordering::Relaxed);
+        ring.entry_key(d, j).store(0, Ordering::Relaxed);
         ring.entry(d, j).dl_seq().store(u64::MAX, Ordering::Relaxed);
         ring.entry(d, j).dl_pos().store(IDLE, Ordering::Relaxed);
         ring.entry(d, j)

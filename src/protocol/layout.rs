@@ -119,7 +119,7 @@
 //!                             reaper of a member killed asleep can take its
 //!                             count back
 //!        +88..128 reserved
-//!   then the ACK TABLE: ack_entries entries of 128 bytes (ack.rs), each
+//!   then the ACK TABLE: ack_entries entries of 64 bytes (ack.rs), each
 //!        +0   state   u64  low 8 bits ENTRY_FREE / RESERVED / TAKING / HELD /
 //!                          PENDING / FINISHING / FORWARDING / ARRIVING; bits
 //!                          8..24 the owning member slot (ARRIVING: the group
@@ -142,9 +142,10 @@
 //!                          pinned like `pin` (IDLE otherwise)
 //!        +56  origin  u64  a dead letter handed over (ack.rs): the id of the
 //!                          group that gave it up | ORIGIN_SET; 0 otherwise
-//!        +64  key     u64  the message's key hash (0: none) | KEY_PARKED (bit
-//!                          63: parked behind an earlier message of its key,
-//!                          never handed out then); +72..128 reserved
+//!   then the KEY TABLE: one u64 an entry (padded to 64 bytes): the key hash
+//!        of the message the entry holds (0: none) | KEY_PARKED (bit 63: parked
+//!        behind an earlier message of its key, never handed out then);
+//!        dense, so that a scan for a key reads few lines (order.rs)
 //!
 //! PRODUCER REGISTRY at producer_table_off: max_producers + 1 slots of 128
 //!   bytes (registry.rs; the last one only for a member publishing a dead
@@ -473,7 +474,7 @@ const G_TTL: usize = 88;
 const G_KEYED: usize = 96;
 
 /// Bytes of one ack table entry.
-pub const ENTRY_SIZE: usize = 128;
+pub const ENTRY_SIZE: usize = 64;
 // Ack table entry field offsets (relative to the entry).
 const E_STATE: usize = 0;
 const E_SEQ: usize = 8;
@@ -483,8 +484,8 @@ const E_PIN: usize = 32;
 const E_DL_SEQ: usize = 40;
 const E_DL_POS: usize = 48;
 const E_ORIGIN: usize = 56;
-const E_KEY: usize = 64;
-/// In an entry's `key`: the message was parked (taken from the cursor while
+/// In an entry's key word (the key table after the ack table, one word an
+/// entry): the message was parked (taken from the cursor while
 /// an earlier message of its key was in the table, ack.rs `park`), never
 /// handed to a member then, so its first take is no redelivery.
 pub(crate) const KEY_PARKED: u64 = 1 << 63;
@@ -712,8 +713,16 @@ impl Geometry {
         self.max_msg as u64 + (PRODUCER_EXT + ORIGIN_EXT) as u64
     }
 
-    /// Bytes of one group slot: its header, member slots and ack table.
+    /// Bytes of one group slot: its header, member slots, ack table and key
+    /// table.
     pub const fn slot_size(&self) -> usize {
+        self.keys_off() + (self.ack_entries as usize * 8).div_ceil(64) * 64
+    }
+
+    /// Offset of the key table in a group slot: one word an ack entry, the
+    /// key hash of the message it holds (order.rs), dense so that a scan for
+    /// a key reads few lines.
+    pub const fn keys_off(&self) -> usize {
         self.entries_off() + self.ack_entries as usize * ENTRY_SIZE
     }
 
@@ -1123,8 +1132,6 @@ slot_view! {
         dl_pos = E_DL_POS,
         /// The origin of a dead letter handed over (ORIGIN_SET | group id).
         origin = E_ORIGIN,
-        /// The message's key hash (0: none) | KEY_PARKED.
-        key = E_KEY,
     }
 }
 

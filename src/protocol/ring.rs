@@ -576,6 +576,15 @@ impl<R: Region> Ring<R> {
         AckEntry::new(&self.region, off)
     }
 
+    /// The key word of ack entry `i` of group `g` (the key table, layout.rs):
+    /// its message's key hash | KEY_PARKED.
+    #[inline]
+    pub(crate) fn entry_key(&self, g: usize, i: usize) -> &crate::sync::AtomicU64 {
+        debug_assert!(i < self.geo.ack_entries as usize);
+        self.region
+            .u64_at(self.group_off(g) + self.geo.keys_off() + i * 8)
+    }
+
     /// Producer registry slot `slot`.
     #[inline]
     pub(crate) fn producer_slot(&self, slot: usize) -> ProducerSlot<'_, R> {
