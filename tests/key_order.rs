@@ -520,3 +520,46 @@ fn a_group_not_ordered_by_key_hands_out_a_keys_messages_at_once() {
     let g = &q.stat().groups[0];
     assert_eq!((g.ordered_by_key, g.parked), (false, 0));
 }
+
+#[test]
+fn a_seek_back_hands_a_parked_message_out_once() {
+    let (_dir, q) = ordered(64 << 10, None);
+    let mut p = q.producer().attach().unwrap();
+    for m in ["a0", "a1", "b0"] {
+        p.send_with(m.as_bytes(), &keyed(&m[..1])).unwrap();
+    }
+    {
+        let mut x = q.consumer("work").ack(Ack::Explicit).attach().unwrap();
+        let mut y = q.consumer("work").ack(Ack::Explicit).attach().unwrap();
+        let a0 = x.recv().unwrap();
+        // a1 is parked on the way to b0.
+        assert_eq!(y.recv().unwrap().payload, b"b0");
+        x.ack(a0.seq).unwrap();
+        // Both leave: y's b0 goes back, pending (a delivery, flagged next).
+    }
+    assert!(q.stat().groups[0].parked >= 1);
+    q.seek_group("work", shmq::SeekTo::Earliest).unwrap();
+    let mut c = q
+        .consumer("work")
+        .ack(Ack::Explicit)
+        .max_unacked(8)
+        .attach()
+        .unwrap();
+    let mut unflagged: HashMap<u64, u32> = HashMap::new();
+    loop {
+        match c.try_recv() {
+            Ok(m) => {
+                if m.redelivered == 0 {
+                    *unflagged.entry(m.seq).or_default() += 1;
+                }
+                c.ack(m.seq).unwrap();
+            }
+            Err(RecvError::Empty) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // Every message again from the cursor, each once unflagged: the parked
+    // a1 is not handed out a second time from the table.
+    assert_eq!(unflagged.len(), 3, "{unflagged:?}");
+    assert!(unflagged.values().all(|&n| n == 1), "{unflagged:?}");
+}

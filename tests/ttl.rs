@@ -392,3 +392,72 @@ fn the_command_line_sends_with_a_ttl_and_shows_what_expired() {
     let text = common::shmq(&["stat", qs]);
     assert!(text.contains("time to live 3600s, 1 expired"), "{text}");
 }
+
+/// The ring full behind "other" (no member) before the dead-letter group
+/// exists, so no room is kept for dead letters: an expired message's dead
+/// letter cannot be published at once.
+fn full_with_stale(max_attempts: u64) -> (tempfile::TempDir, Queue) {
+    let dir = tempfile::tempdir().unwrap();
+    let q = QueueOptions::new()
+        .capacity(64 << 10)
+        .max_msg(1024)
+        .create(dir.path().join("q"))
+        .unwrap();
+    q.add_group("g", StartAt::Latest).unwrap();
+    q.add_group("other", StartAt::Latest).unwrap();
+    let mut p = q.producer().attach().unwrap();
+    p.send_with(b"stale", &short()).unwrap();
+    for len in [1000, 0] {
+        while p.try_send(&vec![7; len]).is_ok() {}
+    }
+    q.add_dead_letter_group("dlq").unwrap();
+    if max_attempts > 0 {
+        q.set_max_attempts("g", max_attempts).unwrap();
+    }
+    q.set_dead_letter("g", Some("dlq")).unwrap();
+    std::thread::sleep(PAST_SHORT);
+    (dir, q)
+}
+
+#[test]
+fn an_auto_ack_member_that_cannot_publish_an_expired_messages_dead_letter_keeps_it_in_the_table() {
+    let (_dir, q) = full_with_stale(0);
+    let mut g = q.consumer("g").attach().unwrap();
+    // The stale one is passed over: kept pending in the ack table, never
+    // delivered, then given up from there (handed over: no room for a copy).
+    let m = g.recv_timeout(WAIT).unwrap();
+    assert_ne!(&m.payload[..], b"stale");
+    for _ in 0..3 {
+        let _ = g.try_recv();
+    }
+    let dl = drain(&q, "dlq", Ack::Auto);
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    assert_eq!((&dl[0].1[..], dl[0].2), (&b"stale"[..], Some(0)));
+    let s = q.stat();
+    let gs = group(&s, "g");
+    assert_eq!(
+        (gs.ttl_expired, gs.dead_lettered, gs.pending, gs.redelivered),
+        (1, 1, 0, 0),
+        "{gs:?}"
+    );
+}
+
+#[test]
+fn an_expired_message_handed_over_for_want_of_room_counts_as_expired_not_as_attempts() {
+    // One attempt allowed: the expired take, handed over for want of room
+    // for a copy, is given up for its expiry and counts no delivery.
+    let (_dir, q) = full_with_stale(1);
+    let mut g = q
+        .consumer("g")
+        .ack(Ack::Explicit)
+        .max_unacked(4)
+        .attach()
+        .unwrap();
+    let m = g.recv_timeout(WAIT).unwrap();
+    assert_ne!(&m.payload[..], b"stale");
+    let dl = drain(&q, "dlq", Ack::Auto);
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    let s = q.stat();
+    let gs = group(&s, "g");
+    assert_eq!((gs.ttl_expired, gs.redelivered), (1, 0), "{gs:?}");
+}

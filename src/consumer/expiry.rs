@@ -9,30 +9,40 @@ use crate::error::RecvError;
 use crate::protocol::{ack, ttl};
 use crate::queue::Queue;
 
-/// Gives up an expired message that this member holds by nothing but its
+/// Gives up an expired message that member `m` holds by nothing but its
 /// hazard (an auto-ack take) or its read of the log: published to the
-/// group's dead-letter group if it has one and the ring has room for it,
-/// counted either way. With auto-ack, a member killed before it publishes
-/// the dead letter loses it, as it would lose the message itself.
+/// group's dead-letter group if it has one, otherwise only counted. A dead
+/// letter that cannot be published at once (the registry slot kept for
+/// dead letters busy with another member's, no room in the ring) is not
+/// dropped: the message goes into the group's ack table, pending, never
+/// delivered (`ack::adopt`), and is given up from there like any other,
+/// exactly once. Only a member killed before that, or an ack table with no
+/// free entry, loses it (auto-ack is at most once); a message read from the
+/// log that retention deletes before it is given up is lost too.
 pub(super) fn expire_unheld(
     q: &Queue,
     g: usize,
+    m: usize,
     disk: &Option<Disk>,
     got: Got,
 ) -> Result<(), RecvError> {
     let ring = q.ring();
-    let seq = match got {
-        Got::Ring(t, _) => t.seq,
-        Got::Disk(d) => d.seq,
+    let (seq, at, key) = match got {
+        Got::Ring(t, _) => (t.seq, t.pos, t.key_hash(ring)),
+        Got::Disk(d) => (d.seq, d.at, d.key_hash),
     };
-    if let Some(d) = ack::dead_letter_target(ring, g) {
-        if publish_letter(q, g, disk, got, seq, None, d)? {
-            ack::note_dead_lettered(ring, g);
-        }
-    } else {
+    let Some(d) = ack::dead_letter_target(ring, g) else {
         ack::note_dead_lettered(ring, g);
+        ttl::note_expired(ring, g);
+        return Ok(());
+    };
+    if publish_letter(q, g, disk, got, seq, None, d)? {
+        ack::note_dead_lettered(ring, g);
+        ttl::note_expired(ring, g);
+    } else if !ack::adopt(ring, g, m, seq, at, key) {
+        // No entry to keep it in: counted, not given up.
+        ttl::note_expired(ring, g);
     }
-    ttl::note_expired(ring, g);
     Ok(())
 }
 
@@ -62,7 +72,7 @@ impl Consumer {
                 give_up(&self.q, self.g, self.m, &mut self.disk, &h, GiveUp::Expired).map(|_| ())
             }
             None => {
-                let r = expire_unheld(&self.q, self.g, &self.disk, got);
+                let r = expire_unheld(&self.q, self.g, self.m, &self.disk, got);
                 self.finish(got);
                 r
             }

@@ -23,11 +23,11 @@ pub(super) struct Disk {
 }
 
 impl Disk {
-    /// Keeps `meta`, of the message just read into `buf`: what the receive
-    /// path carries of it.
-    pub(super) fn got(&mut self, meta: Meta) -> Got {
+    /// Keeps `meta`, of the message at `at` (its log position | DISK_BIT)
+    /// just read into `buf`: what the receive path carries of it.
+    pub(super) fn got(&mut self, meta: Meta, at: u64) -> Got {
         self.meta = Some(meta);
-        Got::Disk(DiskGot::of(&meta))
+        Got::Disk(DiskGot::of(&meta, at))
     }
 }
 

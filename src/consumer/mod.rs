@@ -578,7 +578,9 @@ impl Consumer {
         }
         let ring = self.q.ring();
         match self.hold_of(got) {
-            Some(h) if h.entry.attempts == 0 && !h.entry.parked => {
+            // Never delivered before: a take from the cursor, or a parked
+            // message taken over (`blocked` let it: not busy).
+            Some(h) if h.entry.attempts == 0 => {
                 order::key_busy(ring, self.g, h.idx, key, h.entry.seq)
             }
             _ => false,
@@ -805,7 +807,7 @@ impl Consumer {
                             self.keep_hold(taken_hold(r, m, meta.seq, at, key));
                             self.acks.reserved = None;
                         }
-                        let got = self.disk.as_mut().map(|d| d.got(meta));
+                        let got = self.disk.as_mut().map(|d| d.got(meta, at));
                         return got.map(Ok);
                     }
                     Ok(DiskStep::Retry) => continue,
@@ -1163,8 +1165,8 @@ impl Consumer {
                 if ring_expired(ring, self.ttl_ns, t) {
                     // A ring record cannot be too long for a dead letter,
                     // the one error this could meet.
-                    let _ =
-                        expire_unheld(&self.q, self.g, &self.disk, Got::Ring(*t, Again::default()));
+                    let got = Got::Ring(*t, Again::default());
+                    let _ = expire_unheld(&self.q, self.g, self.m, &self.disk, got);
                     continue;
                 }
                 // SAFETY: the batch's hazard pins every record in it until

@@ -21,6 +21,8 @@ pub(super) enum Got {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct DiskGot {
     pub(super) seq: u64,
+    /// Its log position | DISK_BIT.
+    pub(super) at: u64,
     pub(super) ts_ns: u64,
     pub(super) redelivered: u64,
     /// Its own time to live (ns).
@@ -46,9 +48,10 @@ impl DiskGot {
         }
     }
 
-    pub(super) fn of(m: &Meta) -> DiskGot {
+    pub(super) fn of(m: &Meta, at: u64) -> DiskGot {
         DiskGot {
             seq: m.seq,
+            at,
             ts_ns: m.ts_ns,
             redelivered: m.redelivered,
             ttl_ns: m.ttl.map(|d| d.as_nanos().min(u64::MAX as u128) as u64),

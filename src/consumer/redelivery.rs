@@ -154,10 +154,12 @@ pub(super) fn give_up(
     why: GiveUp,
 ) -> Result<bool, RecvError> {
     let ring = q.ring();
+    // Counted once settled; parked messages of its key may go now.
     let count = || {
         if why == GiveUp::Expired {
             crate::protocol::ttl::note_expired(ring, g);
         }
+        order::finished(ring, g);
     };
     let Some(d) = ack::dead_letter_target(ring, g) else {
         // No dead-letter group: only counted.
@@ -415,5 +417,5 @@ pub(super) fn redelivered(
     }
     let _ = g;
     let meta = disk_meta(&rec, Again::of(&e), &mut d.buf);
-    Ok(d.got(meta))
+    Ok(d.got(meta, e.at))
 }

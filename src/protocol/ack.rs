@@ -83,8 +83,6 @@ pub struct Entry {
     pub origin: Option<u64>,
     /// The message's key hash (0: none), for a group ordered by key.
     pub key: u64,
-    /// Parked (`park`): taken from the cursor and never handed out then.
-    pub parked: bool,
 }
 
 impl Entry {
@@ -94,11 +92,10 @@ impl Entry {
     }
 
     /// Deliveries of the message in this group before the current one. A
-    /// dead letter handed over arrives PENDING with attempts 0, and so does
-    /// a message parked behind an earlier one of its key, so its first take
-    /// counts one: that one is not a redelivery.
+    /// dead letter handed over arrives PENDING with attempts 0, so its first
+    /// take counts one: that one is not a redelivery.
     pub fn deliveries_before(&self) -> u64 {
-        self.attempts - u64::from((self.origin.is_some() || self.parked) && self.attempts > 0)
+        self.attempts - u64::from(self.origin.is_some() && self.attempts > 0)
     }
 }
 
@@ -186,7 +183,6 @@ pub const fn taken_hold(hold: (usize, u64), m: usize, seq: u64, at: u64, key: u6
             attempts: 0,
             origin: None,
             key,
-            parked: false,
         },
     }
 }
@@ -217,8 +213,7 @@ pub(crate) fn entry_fields<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64
         at: ring.entry(g, i).at().load(Ordering::Relaxed),
         attempts: word_attempts(w),
         origin: origin_of(ring.entry(g, i).origin().load(Ordering::Relaxed)),
-        key: key & !KEY_PARKED,
-        parked: key & KEY_PARKED != 0,
+        key,
     }
 }
 
@@ -405,7 +400,18 @@ pub fn nack_hold<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> Result<(), ()
 
 /// CASes entry `i` from `w` (HELD or TAKING) to PENDING, attempts kept.
 fn to_pending<R: Region>(ring: &Ring<R>, g: usize, i: usize, w: u64) -> Result<(), ()> {
-    let p = next_word(w, ENTRY_PENDING, 0, word_attempts(w));
+    pending_as(ring, g, i, w, word_attempts(w))
+}
+
+/// CASes entry `i` from `w` (HELD or TAKING) to PENDING with `attempts`.
+fn pending_as<R: Region>(
+    ring: &Ring<R>,
+    g: usize,
+    i: usize,
+    w: u64,
+    attempts: u64,
+) -> Result<(), ()> {
+    let p = next_word(w, ENTRY_PENDING, 0, attempts);
     // Release: pairs with the Acquire state loads of `take_pending`; the
     // fields written before are visible to the member that takes it.
     ring.entry(g, i)
@@ -451,12 +457,11 @@ pub fn take_pending<R: Region>(
         // an expirer that sees our HELD word sees it (a loser's store
         // changes a winner's by the time between them).
         ring.entry(g, i).since().store(since, Ordering::Relaxed);
-        let held = next_word(
-            w,
-            ENTRY_HELD,
-            m,
-            word_attempts(w).saturating_add(1).min(MAX_ATTEMPTS_LIMIT),
-        );
+        let attempts = match word_attempts(w) {
+            NEVER_DELIVERED => 0,
+            a => (a + 1).min(NEVER_DELIVERED - 1),
+        };
+        let held = next_word(w, ENTRY_HELD, m, attempts);
         // SYNC POINT entry take-over: AcqRel. Acquire pairs with the
         // Release that made it PENDING (its fields are visible); Release
         // publishes `since` to expirers.
@@ -491,20 +496,90 @@ pub fn take_pending<R: Region>(
 /// the earlier one is finished. `Err(())` if the hold was ended by someone
 /// else.
 pub fn park<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> Result<(), ()> {
-    // Relaxed: published by the Release of the CAS below; only the holder
-    // writes a held entry's key word (scans that read it meanwhile mask the
-    // flag).
-    ring.entry_key(g, h.idx)
-        .store(h.entry.key | KEY_PARKED, Ordering::Relaxed);
-    to_pending(ring, g, h.idx, h.word)?;
+    // Never handed out: in the word the CAS writes, so that a hold ended
+    // by someone else (its deadline) and its entry reused is never marked.
+    pending_as(ring, g, h.idx, h.word, NEVER_DELIVERED)?;
     ring.group(g).parked().fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Puts a message member `m` of group `g` took without an entry (an
+/// auto-ack take under its hazard, or a read of the log, at `at`) into the
+/// ack table as PENDING, never delivered: what a member does with an
+/// expired message whose dead letter it could not publish at once, so
+/// that it is given up from the table later, like any other (expiry.rs).
+/// Returns false if the table has no free entry. The caller still holds
+/// its hazard: the entry's pin is stored before the hazard is released, and
+/// scans read a group's hazards before its pins (`scan_groups`).
+pub fn adopt<R: Region>(ring: &Ring<R>, g: usize, m: usize, seq: u64, at: u64, key: u64) -> bool {
+    let Some((i, reserved)) = reserve(ring, g, m) else {
+        return false;
+    };
+    let e = ring.entry(g, i);
+    e.seq().store(seq, Ordering::Relaxed);
+    e.at().store(at, Ordering::Relaxed);
+    e.since().store(0, Ordering::Relaxed);
+    e.origin().store(0, Ordering::Relaxed);
+    ring.entry_key(g, i).store(key, Ordering::Relaxed);
+    let pin = if at & DISK_BIT == 0 { at } else { IDLE };
+    e.pin().store(pin, Ordering::Relaxed);
+    // Release: pairs with the Acquire state loads of `take_pending`; the
+    // fields above are visible to the member that takes it over.
+    e.state().store(
+        next_word(reserved, ENTRY_PENDING, 0, NEVER_DELIVERED),
+        Ordering::Release,
+    );
+    ring.group(g).pending().fetch_add(1, Ordering::Relaxed);
+    ring.notify(Event::Data);
+    true
+}
+
+/// After group `g` was moved to `from` (`group seek`, admin lock held, no
+/// live member): frees the PENDING entries of messages at or after `from`
+/// that were never delivered (parked behind their key, or adopted), which
+/// the cursor hands out again. Returns how many.
+pub(crate) fn drop_undelivered_from<R: Region>(ring: &Ring<R>, g: usize, from: u64) -> u64 {
+    let mut n = 0;
+    for i in 0..entries_in_use(ring, g) {
+        let st = ring.entry(g, i).state();
+        let w = st.load(Ordering::Acquire);
+        if word_state(w) != ENTRY_PENDING || word_attempts(w) != NEVER_DELIVERED {
+            continue;
+        }
+        if ring.entry(g, i).seq().load(Ordering::Relaxed) < from {
+            continue;
+        }
+        // No member runs (the caller's contract) and the admin lock keeps
+        // reapers out: the pin goes first, as a FREE entry's pin is IDLE.
+        // Release: as in `finish_hold` (pairs with scans' Acquire).
+        ring.entry(g, i).pin().store(IDLE, Ordering::Release);
+        let free = next_word(w, ENTRY_FREE, 0, 0);
+        // Release: pairs with a reserver's Acquire CAS.
+        if st
+            .compare_exchange(w, free, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            let _ =
+                ring.group(g)
+                    .pending()
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                        Some(p.saturating_sub(1))
+                    });
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Gives back a pending entry just taken over (`take_pending`) without
 /// counting the attempt: a dead letter that cannot be published now.
 pub fn put_back<R: Region>(ring: &Ring<R>, g: usize, h: &Hold) -> Result<(), ()> {
-    let attempts = word_attempts(h.word).saturating_sub(1);
+    // The next take counts as this one would have: "minus one" for a
+    // first delivery (NEVER_DELIVERED).
+    let attempts = match word_attempts(h.word) {
+        0 => NEVER_DELIVERED,
+        a => a - 1,
+    };
     let p = next_word(h.word, ENTRY_PENDING, 0, attempts);
     // Release: as in `to_pending`.
     ring.entry(g, h.idx)

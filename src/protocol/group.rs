@@ -313,12 +313,15 @@ pub fn try_take<R: Region>(
         let word = ring.region.u64_at(off + 8).load(Ordering::Relaxed);
         let (len, flags) = (word & 0xffff_ffff, (word >> 32) as u32);
         let size = record_size(len);
-        let key = match valid_record(len, flags, ring.geo.max_msg) {
+        // The key block is read only once the record is known to fit the
+        // ring (a torn header may say anything).
+        let fits = valid_record(len, flags, ring.geo.max_msg) && size <= ring.geo.room_to_end(pos);
+        let key = match fits {
             true => ring.read_key_head(pos, len as u32, flags),
             false => Err(()),
         };
         let key = match key {
-            Ok(k) if size <= ring.geo.room_to_end(pos) => k,
+            Ok(k) => k,
             _ => {
                 // A bad length is only real corruption if the cursor did not move
                 // meanwhile (otherwise the record may have been reused under us).

@@ -126,8 +126,9 @@
 //!                          handing the message over, whose entry index is in
 //!                          the attempts bits);
 //!                          bits 24..48 attempts (deliveries before the
-//!                          current one); bits 48..64 a ticket bumped on every
-//!                          transition
+//!                          current one; in a PENDING entry 2^24 - 1 means
+//!                          never delivered: the next take counts none);
+//!                          bits 48..64 a ticket bumped on every transition
 //!        +8   seq     u64  the message's sequence number
 //!        +16  at      u64  its ring position, or its log position | DISK_BIT
 //!        +24  since   u64  CLOCK_MONOTONIC ns when its holder took it
@@ -143,9 +144,8 @@
 //!        +56  origin  u64  a dead letter handed over (ack.rs): the id of the
 //!                          group that gave it up | ORIGIN_SET; 0 otherwise
 //!   then the KEY TABLE: one u64 an entry (padded to 64 bytes): the key hash
-//!        of the message the entry holds (0: none) | KEY_PARKED (bit 63: parked
-//!        behind an earlier message of its key, never handed out then);
-//!        dense, so that a scan for a key reads few lines (order.rs)
+//!        of the message the entry holds (0: none); dense, so that a scan for
+//!        a key reads few lines (order.rs)
 //!
 //! PRODUCER REGISTRY at producer_table_off: max_producers + 1 slots of 128
 //!   bytes (registry.rs; the last one only for a member publishing a dead
@@ -484,11 +484,6 @@ const E_PIN: usize = 32;
 const E_DL_SEQ: usize = 40;
 const E_DL_POS: usize = 48;
 const E_ORIGIN: usize = 56;
-/// In an entry's key word (the key table after the ack table, one word an
-/// entry): the message was parked (taken from the cursor while
-/// an earlier message of its key was in the table, ack.rs `park`), never
-/// handed to a member then, so its first take is no redelivery.
-pub(crate) const KEY_PARKED: u64 = 1 << 63;
 /// In an entry's `origin`: set for a dead letter handed over, with the
 /// origin group's id in the low bits.
 pub(crate) const ORIGIN_SET: u64 = 1 << 63;
@@ -511,6 +506,11 @@ pub(crate) const ENTRY_ARRIVING: u64 = 7;
 pub(crate) const ORPHAN: usize = 0xffff;
 /// Largest attempts count an entry keeps (24 bits of its state word).
 pub const MAX_ATTEMPTS_LIMIT: u64 = (1 << 24) - 1;
+/// A PENDING entry's attempts when its message was never handed to a
+/// member (parked behind its key, order.rs; or put back from a take that
+/// did not count): "minus one", so that its next take counts none. Taken
+/// counts stop one below it.
+pub(crate) const NEVER_DELIVERED: u64 = MAX_ATTEMPTS_LIMIT;
 
 /// Group slot states (low 8 bits of the state word).
 pub(crate) const SLOT_FREE: u64 = 0;

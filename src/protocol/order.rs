@@ -78,7 +78,7 @@ fn read_entry<R: Region>(ring: &Ring<R>, g: usize, i: usize) -> Option<(u64, u64
         // Relaxed, after the Acquire state load: the fields its writer
         // stored before the state are visible.
         let seq = ring.entry(g, i).seq().load(Ordering::Relaxed);
-        let key = ring.entry_key(g, i).load(Ordering::Relaxed) & !KEY_PARKED;
+        let key = ring.entry_key(g, i).load(Ordering::Relaxed);
         if entry_state_word(ring, g, i) == w {
             return Some((w, seq, key));
         }
@@ -98,7 +98,7 @@ pub fn key_busy<R: Region>(ring: &Ring<R>, g: usize, own: usize, key: u64, seq: 
     // happens before (its release sequence).
     (0..entries_in_use(ring, g))
         .filter(|&i| i != own)
-        .filter(|&i| ring.entry_key(g, i).load(Ordering::Relaxed) & !KEY_PARKED == key)
+        .filter(|&i| ring.entry_key(g, i).load(Ordering::Relaxed) == key)
         .filter_map(|i| read_entry(ring, g, i))
         .any(|(_, s, k)| k == key && s < seq)
 }

@@ -577,7 +577,7 @@ impl<R: Region> Ring<R> {
     }
 
     /// The key word of ack entry `i` of group `g` (the key table, layout.rs):
-    /// its message's key hash | KEY_PARKED.
+    /// its message's key hash (0: none).
     #[inline]
     pub(crate) fn entry_key(&self, g: usize, i: usize) -> &crate::sync::AtomicU64 {
         debug_assert!(i < self.geo.ack_entries as usize);

@@ -119,10 +119,16 @@ impl Queue {
         let _admin = self.admin(true).map_err(GroupError::Io)?;
         let g = self.idle_group(name)?;
         let spill = |e: crate::spill::log::LogError| GroupError::Spill(e.into());
-        match &self.inner.spill {
+        let r = match &self.inner.spill {
             Some(sp) => sp.locked(|| self.seek_locked(g, to)).map_err(spill)?,
             None => self.seek_locked(g, to),
+        };
+        // Messages parked in a group ordered by key (never delivered) that
+        // the cursor hands out again from its new place: once is enough.
+        if let Ok(seq) = r {
+            crate::protocol::ack::drop_undelivered_from(self.ring(), g, seq);
         }
+        r
     }
 
     fn seek_locked(&self, g: usize, to: SeekTo) -> Result<u64, GroupError> {
