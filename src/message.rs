@@ -70,7 +70,7 @@ pub struct Meta {
 }
 
 /// A message's key ([`SendOptions::key`](crate::SendOptions::key)): at most
-/// [`MAX_KEY`] bytes, kept inline so that [`Meta`] stays `Copy`.
+/// [`MAX_KEY`](crate::MAX_KEY) bytes, kept inline so that [`Meta`] stays `Copy`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
     len: u8,
