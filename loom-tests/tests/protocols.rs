@@ -1082,3 +1082,40 @@ fn a_keys_next_message_waits_for_the_hold_of_the_one_before() {
         assert!(ack::entries(&r, g).is_empty());
     });
 }
+
+/// An auto-ack member that took a message under its hazard and cannot give
+/// it up at once (an expired message whose dead letter finds no room)
+/// adopts it into the ack table, then drops its hazard, while a producer
+/// laps the ring towards it: the entry's pin, stored before the hazard is
+/// released, keeps the record (scans read a group's hazards before its
+/// pins). Taken over, it counts no delivery. Fails with the hazard released
+/// before the adoption.
+#[test]
+fn a_message_adopted_from_a_hazard_stays_pinned() {
+    model(|| {
+        let (r, g, m) = group_of(1);
+        let a = m[0];
+        let mut pc = claim::producer_cursor(&r);
+        send(&r, &mut pc, val(7, 0), Spin);
+        let t = group::try_take(&r, g, a, None)
+            .expect("corrupt")
+            .and_then(|t| t.ring())
+            .expect("message 0");
+        let producer = {
+            let r = r.clone();
+            // Messages 1 and 2, then 3 where message 0 is (after a pad).
+            thread::spawn(move || {
+                for i in 1..4 {
+                    send(&r, &mut pc, val(7, i), Spin);
+                }
+            })
+        };
+        assert!(ack::adopt(&r, g, a, t.seq, t.pos, 0));
+        group::release(&r, g, a);
+        assert_eq!(value(&r, &t), val(7, 0), "overwritten while pinned");
+        let h = ack::take_pending(&r, g, a, 0, |_| false).expect("adopted");
+        assert_eq!((h.entry.seq, h.entry.deliveries_before()), (0, 0));
+        ack::finish_hold(&r, g, a, &h, false).expect("held");
+        producer.join().unwrap();
+    });
+}
