@@ -47,6 +47,7 @@ fn every_example_is_listed() {
         [
             "exactly_once",
             "fan_out",
+            "ordered",
             "quickstart",
             "spill",
             "work_queue"
@@ -72,4 +73,9 @@ fn spill() {
 #[test]
 fn exactly_once() {
     run("exactly_once");
+}
+
+#[test]
+fn ordered() {
+    run("ordered");
 }
