@@ -18,7 +18,8 @@ use crate::queue::Queue;
 /// delivered (`ack::adopt`), and is given up from there like any other,
 /// exactly once. Only a member killed before that, or an ack table with no
 /// free entry, loses it (auto-ack is at most once); a message read from the
-/// log that retention deletes before it is given up is lost too.
+/// log that retention deletes before it is adopted is lost too (the receive
+/// that finds it gone returns the log's error, once: `redelivered`).
 pub(super) fn expire_unheld(
     q: &Queue,
     g: usize,

@@ -10,6 +10,7 @@ use crate::protocol::layout::*;
 use crate::protocol::ring::Slot;
 use crate::protocol::{ack, claim, group, order, registry};
 use crate::queue::Queue;
+use crate::sync::Ordering;
 
 /// A member's entries in its group's ack table (ack.rs).
 #[derive(Default)]
@@ -400,10 +401,16 @@ pub(super) fn redelivered(
         last_round: None,
         meta: None,
     });
-    let rec = d
-        .reader
-        .read(e.at & !DISK_BIT, &mut d.buf)
-        .map_err(|err| (RecvError::Spill(err.into()), true))?;
+    let pos = e.at & !DISK_BIT;
+    let rec = d.reader.read(pos, &mut d.buf).map_err(|err| {
+        // Below the log's retained start (published before retention
+        // deletes anything): gone for good, not to be tried again. Only
+        // an auto-ack member's expired message adopted from the log can
+        // point there (expiry.rs): retention keeps what entries point into
+        // from their announcement on.
+        let first = ring.header().log_first_pos().load(Ordering::Relaxed);
+        (RecvError::Spill(err.into()), pos >= first)
+    })?;
     if rec.seq != e.seq {
         return Err((
             RecvError::Spill(SpillError::Corrupt(Reason::new(format!(

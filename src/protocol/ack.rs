@@ -808,7 +808,11 @@ pub(crate) fn resolve_forward<R: Region>(
         st.store(next_word(done, ENTRY_FREE, 0, 0), Ordering::Release);
         ring.notify(Event::Space);
     } else {
-        let attempts = word_attempts(w).saturating_sub(1);
+        // As `put_back`: the give-up's take does not count.
+        let attempts = match word_attempts(w) {
+            0 => NEVER_DELIVERED,
+            a => a - 1,
+        };
         let p = next_word(w, ENTRY_PENDING, 0, attempts);
         // The dead letter was aborted or never claimed: nothing to pin
         // (cleared first: a member may take the entry at once).
