@@ -4,7 +4,7 @@
 use super::log::Disk;
 use super::record::Got;
 use super::redelivery::{give_up, publish_letter, GiveUp};
-use super::{Ack, Consumer};
+use super::Consumer;
 use crate::error::RecvError;
 use crate::protocol::{ack, ttl};
 use crate::queue::Queue;
@@ -55,18 +55,7 @@ impl Consumer {
     #[cold]
     #[inline(never)]
     pub(super) fn expire(&mut self, got: Got) -> Result<(), RecvError> {
-        let seq = match got {
-            Got::Ring(t, _) => t.seq,
-            Got::Disk(d) => d.seq,
-        };
-        let hold = match self.ack {
-            Ack::Explicit => match self.acks.held.last() {
-                Some(h) if h.entry.seq == seq => self.acks.held.pop(),
-                _ => None,
-            },
-            Ack::Auto => self.acks.auto.take(),
-        };
-        match hold {
+        match self.take_hold_of(&got) {
             // No room for its dead letter now: pending again, for a later
             // receive.
             Some(h) => {

@@ -176,8 +176,6 @@ pub struct Consumer {
     /// key, as of the last upkeep (`refresh`): read on every take.
     ttl_ns: u64,
     keyed: bool,
-    /// Neither: only a message's own TTL makes a take need judging.
-    plain: bool,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -244,7 +242,6 @@ impl Consumer {
             },
             ttl_ns: 0,
             keyed: false,
-            plain: true,
         }
         .refreshed()
     }
@@ -262,7 +259,6 @@ impl Consumer {
         let ring = self.q.ring();
         self.ttl_ns = crate::protocol::ttl::group_ttl(ring, self.g);
         self.keyed = order::keyed(ring, self.g);
-        self.plain = self.ttl_ns == 0 && !self.keyed;
     }
 
     /// How this member acknowledges ([`ConsumerBuilder::ack`]).
@@ -513,7 +509,7 @@ impl Consumer {
     fn plain_got(&self, got: &Got) -> bool {
         match got {
             Got::Ring(t, _) => self.plain(t),
-            Got::Disk(d) => self.plain && d.ttl_ns.is_none(),
+            Got::Disk(d) => self.ttl_ns == 0 && !self.keyed && d.ttl_ns.is_none(),
         }
     }
 
@@ -522,7 +518,7 @@ impl Consumer {
     /// and a message with no TTL, is decided by this one branch.
     #[inline(always)]
     fn plain(&self, t: &Taken) -> bool {
-        self.plain && t.flags & FLAG_TTL == 0
+        self.ttl_ns == 0 && !self.keyed && t.flags & FLAG_TTL == 0
     }
 
     /// `judge` of a message just taken from the ring (a separate function,
@@ -551,37 +547,39 @@ impl Consumer {
         }
     }
 
-    /// The hold of the take that gave `got`, if held by an entry.
+    /// The hold of the take that gave `got`, if held by an entry (the
+    /// latest of an explicit member's, or an auto-ack member's one).
     fn hold_of(&self, got: &Got) -> Option<&Hold> {
-        let seq = match got {
-            Got::Ring(t, _) => t.seq,
-            Got::Disk(d) => d.seq,
-        };
         match self.ack {
             Ack::Explicit => self.acks.held.last(),
             Ack::Auto => self.acks.auto.as_ref(),
         }
-        .filter(|h| h.entry.seq == seq)
+        .filter(|h| h.entry.seq == got.seq())
+    }
+
+    /// `hold_of`, taken off the member's list (to be settled otherwise).
+    fn take_hold_of(&mut self, got: &Got) -> Option<Hold> {
+        self.hold_of(got)?;
+        match self.ack {
+            Ack::Explicit => self.acks.held.pop(),
+            Ack::Auto => self.acks.auto.take(),
+        }
     }
 
     /// Whether message `got`, just taken from the cursor of a group ordered
     /// by key, must wait for an earlier message of its key still in the
-    /// table. (A redelivery was taken over only if none is: `blocked`.)
+    /// table. (A redelivery was taken over only if none is: `blocked`.) The
+    /// key's hash is the one its take announced in its entry.
     #[inline(always)]
     fn must_wait(&self, got: &Got) -> bool {
-        let key = match got {
-            Got::Ring(t, _) => t.key_hash(self.q.ring()),
-            Got::Disk(d) => d.key_hash,
-        };
-        if key == 0 || !self.keyed {
+        if !self.keyed {
             return false;
         }
-        let ring = self.q.ring();
         match self.hold_of(got) {
             // Never delivered before: a take from the cursor, or a parked
             // message taken over (`blocked` let it: not busy).
-            Some(h) if h.entry.attempts == 0 => {
-                order::key_busy(ring, self.g, h.idx, key, h.entry.seq)
+            Some(h) if h.entry.attempts == 0 && h.entry.key != 0 => {
+                order::key_busy(self.q.ring(), self.g, h.idx, h.entry.key, h.entry.seq)
             }
             _ => false,
         }
@@ -591,12 +589,7 @@ impl Consumer {
     /// message, without being handed out (ack.rs `park`).
     #[cold]
     fn park(&mut self, got: Got) {
-        let h = match self.ack {
-            Ack::Explicit => self.acks.held.pop(),
-            Ack::Auto => self.acks.auto.take(),
-        };
-        if let Some(h) = h {
-            debug_assert!(self.hold_of(&got).is_none());
+        if let Some(h) = self.take_hold_of(&got) {
             // Ended by someone else (its deadline): theirs now.
             let _ = ack::park(self.q.ring(), self.g, &h);
         }
@@ -1248,10 +1241,7 @@ impl RecvGuard<'_> {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn seq(&self) -> u64 {
-        match self.got {
-            Got::Ring(t, _) => t.seq,
-            Got::Disk(d) => d.seq,
-        }
+        self.got.seq()
     }
 
     /// Publish time, nanoseconds since the Unix epoch.

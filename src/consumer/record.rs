@@ -16,6 +16,17 @@ pub(super) enum Got {
     Disk(DiskGot),
 }
 
+impl Got {
+    /// The message's sequence number.
+    #[inline(always)]
+    pub(super) fn seq(&self) -> u64 {
+        match self {
+            Got::Ring(t, _) => t.seq,
+            Got::Disk(d) => d.seq,
+        }
+    }
+}
+
 /// What the receive path needs of a message read from the spill log; the
 /// rest of its metadata is in `Disk::meta`.
 #[derive(Clone, Copy, Debug)]

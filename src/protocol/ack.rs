@@ -542,7 +542,7 @@ pub(crate) fn drop_undelivered_from<R: Region>(ring: &Ring<R>, g: usize, from: u
     let mut n = 0;
     for i in 0..entries_in_use(ring, g) {
         let st = ring.entry(g, i).state();
-        let w = st.load(Ordering::Acquire);
+        let w = entry_state_word(ring, g, i);
         if word_state(w) != ENTRY_PENDING || word_attempts(w) != NEVER_DELIVERED {
             continue;
         }
