@@ -40,6 +40,8 @@ pub enum Error {
     Ack(AckError),
     /// Running a spill round, or removing a queue's files.
     Spill(SpillError),
+    /// Scheduling a message for later, or a transaction.
+    Staged(StagedError),
 }
 
 impl fmt::Display for Error {
@@ -52,6 +54,7 @@ impl fmt::Display for Error {
             Error::Recv(e) => e.fmt(f),
             Error::Ack(e) => e.fmt(f),
             Error::Spill(e) => e.fmt(f),
+            Error::Staged(e) => e.fmt(f),
         }
     }
 }
@@ -66,6 +69,7 @@ impl std::error::Error for Error {
             Error::Recv(e) => e,
             Error::Ack(e) => e,
             Error::Spill(e) => e,
+            Error::Staged(e) => e,
         })
     }
 }
@@ -80,7 +84,8 @@ macro_rules! into_error {
     )*};
 }
 into_error!(OpenError => Open, GroupError => Group, ProducerError => Producer,
-    SendError => Send, RecvError => Recv, AckError => Ack, SpillError => Spill);
+    SendError => Send, RecvError => Recv, AckError => Ack, SpillError => Spill,
+    StagedError => Staged);
 
 /// What was found wrong, described for people: carried by the variants that
 /// report damaged data or unusable settings ([`OpenError::BadGeometry`],
@@ -609,6 +614,14 @@ pub enum ProducerError {
     UnknownName(String),
     /// Names are 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
     InvalidName(String),
+    /// The name has prepared transactions ([`crate::Producer::pending_transactions`]):
+    /// removing it would leave them to nobody. Commit or abort them first.
+    PendingTransactions {
+        /// The name.
+        name: String,
+        /// How many.
+        count: usize,
+    },
     /// Taking the queue's admin lock failed.
     Io(io::Error),
 }
@@ -622,6 +635,7 @@ impl fmt::Display for ProducerError {
             ProducerError::NamesFull { max } => write!(f, "all {max} producer names are taken (the queue's max_producers; Queue::remove_producer_name frees one)"),
             ProducerError::UnknownName(n) => write!(f, "no producer name '{n}'"),
             ProducerError::InvalidName(g) => write!(f, "invalid name '{g}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
+            ProducerError::PendingTransactions { name, count } => write!(f, "producer name '{name}' has {count} prepared transaction(s): commit or abort them first (shmq txn list)"),
             ProducerError::Io(e) => write!(f, "queue admin lock: {e}"),
         }
     }
@@ -633,5 +647,88 @@ impl std::error::Error for ProducerError {
             ProducerError::Io(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// Scheduling a message ([`crate::Producer::schedule`]), releasing due ones
+/// ([`crate::Queue::release_due`]), or a transaction
+/// ([`crate::Transaction`]) failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StagedError {
+    /// The message (or the transaction's publish) was refused: too large,
+    /// a key too long, the ring full (`try_` forms), a spill failure.
+    Send(SendError),
+    /// Transactions belong to named producers ([`crate::ProducerBuilder::name`]).
+    NotNamed,
+    /// No prepared transaction of this producer with that id.
+    UnknownTransaction(u64),
+    /// The transaction's commit was decided already (its producer died
+    /// while publishing it): it can only be committed, which finishes it.
+    Committing(u64),
+    /// A staged file is damaged (moved aside as `….bad`; `shmq check`
+    /// lists it).
+    Damaged {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: Reason,
+    },
+    /// The staging directory could not be written or read.
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// Attaching the producer that releases due messages (or a
+    /// transaction's producer) failed.
+    Producer(ProducerError),
+}
+
+impl fmt::Display for StagedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StagedError::Send(e) => e.fmt(f),
+            StagedError::NotNamed => write!(
+                f,
+                "transactions belong to named producers (ProducerBuilder::name)"
+            ),
+            StagedError::UnknownTransaction(t) => {
+                write!(f, "no prepared transaction {t} of this producer")
+            }
+            StagedError::Committing(t) => write!(
+                f,
+                "transaction {t} is being committed already: it can only be committed"
+            ),
+            StagedError::Damaged { file, reason } => {
+                write!(f, "{}: damaged staged file: {reason}", file.display())
+            }
+            StagedError::Io { what, source } => write!(f, "{what}: {source}"),
+            StagedError::Producer(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StagedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StagedError::Send(e) => Some(e),
+            StagedError::Io { source, .. } => Some(source),
+            StagedError::Producer(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<SendError> for StagedError {
+    fn from(e: SendError) -> Self {
+        StagedError::Send(e)
+    }
+}
+
+impl From<ProducerError> for StagedError {
+    fn from(e: ProducerError) -> Self {
+        StagedError::Producer(e)
     }
 }

@@ -98,7 +98,9 @@
 // - `spill`: the spill log and the rounds that fill it;
 // - `queue`: a queue file opened (the handle, its header, options, admin,
 //   stat, check, replay);
-// - `producer`, `consumer`: the handles, made from a queue.
+// - `producer`, `consumer`: the handles, made from a queue;
+// - `staged`: what is published later through a producer (scheduled
+//   messages, transactions); a waiting consumer polls it.
 mod consumer;
 mod error;
 mod message;
@@ -109,6 +111,7 @@ mod queue;
 mod region;
 mod send_options;
 mod spill;
+mod staged;
 mod sync;
 
 // The file format is not public API (docs/format.md describes it); the
@@ -120,7 +123,8 @@ pub use protocol::layout;
 
 pub use consumer::{Ack, Consumer, ConsumerBuilder, Iter, RecvGuard, TryIter};
 pub use error::{
-    AckError, Error, GroupError, OpenError, ProducerError, Reason, RecvError, SendError, SpillError,
+    AckError, Error, GroupError, OpenError, ProducerError, Reason, RecvError, SendError,
+    SpillError, StagedError,
 };
 pub use message::{Key, Message, Meta, ProducerTag};
 pub use os::clock;
@@ -133,6 +137,9 @@ pub use queue::geometry::Geometry;
 /// (docs/format.md); a file of another version is refused
 /// ([`OpenError::WrongVersion`]).
 pub const FORMAT_VERSION: u32 = protocol::layout::FORMAT_VERSION;
+/// The producer name under which a queue publishes its scheduled messages
+/// when they come due ([`Producer::schedule`]); users cannot take it.
+pub const RELEASER_NAME: &str = protocol::layout::RELEASER_NAME;
 /// The longest message key, in bytes ([`SendOptions::key`]).
 pub const MAX_KEY: usize = protocol::layout::MAX_KEY;
 pub use producer::{Producer, ProducerBuilder, SendGuard};
@@ -147,3 +154,6 @@ pub use spill::rounds::RoundOutcome;
 #[cfg(feature = "crash-points")]
 #[doc(hidden)]
 pub use spill::rounds::CRASH_POINTS;
+pub use staged::schedule::{Due, Scheduled};
+pub use staged::txn::{PendingTransaction, Prepared, Transaction, TxnState};
+pub use staged::StagedStat;

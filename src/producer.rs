@@ -180,6 +180,11 @@ impl Producer {
         p
     }
 
+    /// The queue it publishes to.
+    pub(crate) fn queue(&self) -> &Queue {
+        &self.q
+    }
+
     /// The name this producer publishes under, if it is a named one.
     ///
     /// ```
@@ -796,6 +801,78 @@ impl Producer {
         Ok(claim.seq)
     }
 
+    /// Ring bytes staged message `m` takes when this producer publishes it
+    /// (record header, extensions, key block, payload, padding).
+    pub(crate) fn staged_size(&self, m: &crate::staged::file::StagedMsg) -> u64 {
+        let named = self.named.is_some();
+        record_size(stored_len(m.body_len(), m.flags() | producer_flags(named)))
+    }
+
+    /// Publishes staged messages (a scheduled message, a transaction) in one
+    /// claim: all or nothing for every group, with consecutive sequence
+    /// numbers, in order. A named producer numbers them from `pseq` (refused
+    /// as a duplicate if it was committed already). `block`: wait while the
+    /// ring is full, else fail with [`SendError::Full`]. Returns the first
+    /// sequence number.
+    pub(crate) fn send_staged(
+        &mut self,
+        msgs: &[crate::staged::file::StagedMsg],
+        pseq: Option<u64>,
+        block: bool,
+    ) -> Result<u64, SendError> {
+        let named = self.named.is_some();
+        let mut total = 0u64;
+        for m in msgs {
+            m.check(self.q.geo().max_msg as usize)?;
+            total += self.staged_size(m);
+        }
+        let max = claim::max_batch(self.q.ring());
+        if total > max {
+            return Err(SendError::TooLarge {
+                len: total as usize,
+                max: max as usize,
+            });
+        }
+        if msgs.is_empty() {
+            return Ok(self.q.ring().tail_now().0);
+        }
+        let first = self.number(pseq, msgs.len() as u64)?;
+        let geo = self.q.geo();
+        let layout = |mut p: u64| {
+            for m in msgs {
+                let len = stored_len(m.body_len(), m.flags() | producer_flags(named));
+                p = geo.place(p, len).wrapping_add(record_size(len));
+            }
+            p
+        };
+        let mode = if block { Mode::Until(None) } else { Mode::Try };
+        let claim = self.claim(msgs.len() as u64, mode, layout)?;
+        let ring = self.q.ring();
+        let ts = now_ns();
+        let mut p = claim.start;
+        let mut placed = Vec::with_capacity(msgs.len());
+        for (i, m) in msgs.iter().enumerate() {
+            let all_flags = m.flags() | producer_flags(named);
+            let len = stored_len(m.body_len(), all_flags);
+            let rec = claim::place(ring, p, len);
+            let ext = first.map(|(id, pseq)| (id, pseq.wrapping_add(i as u64)));
+            if let Some(ttl) = m.ttl_ns {
+                ring.write_ttl(rec, all_flags, ttl);
+            }
+            let flags = m.flags() & !FLAG_KEY;
+            let seq = claim.seq.wrapping_add(i as u64);
+            // SAFETY: `rec` is record i of our claim, placed for its stored
+            // length (payload, extensions and key block).
+            unsafe {
+                ring.write_keyed_record(rec, seq, ts, ext, flags, m.key.as_deref(), &m.payload)
+            };
+            placed.push((rec, len, KIND_MSG));
+            p = rec.wrapping_add(record_size(len));
+        }
+        self.commit(&claim, placed.into_iter());
+        Ok(claim.seq)
+    }
+
     /// Claims room for a `len`-byte message to be written in place (zero copy),
     /// waiting as long as the ring is full. Write through
     /// [`SendGuard::as_mut_slice`] and [`SendGuard::commit`]; dropping the
@@ -1080,6 +1157,22 @@ impl Queue {
     /// Attaches a producer under `name` (see [`ProducerBuilder::name`]).
     fn named_producer(&self, name: &str) -> Result<Producer, ProducerError> {
         validate_name(name).map_err(ProducerError::InvalidName)?;
+        let p = self.named_producer_unchecked(name)?;
+        // A commit its dead predecessor decided but did not publish is
+        // prepared again; one it published is finished (publish.rs).
+        if let (Some(id), Some(next)) = (p.id(), p.next_pseq()) {
+            let prefix = crate::staged::dir::txn_prefix(id);
+            // Before anything is published under the name: a mark left
+            // at pseq `next` would otherwise read as published later.
+            crate::staged::publish::settle(self.staged_dir().0, &prefix, 'c', next)
+                .map_err(ProducerError::Io)?;
+        }
+        Ok(p)
+    }
+
+    /// Attaches a producer under `name`, which may be one of the queue's
+    /// own (`RELEASER_NAME`) that users cannot name.
+    pub(crate) fn named_producer_unchecked(&self, name: &str) -> Result<Producer, ProducerError> {
         let _g = self.admin(true).map_err(ProducerError::Io)?;
         let ring = self.ring();
         let slot = self.register_producer()?;

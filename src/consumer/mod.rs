@@ -25,6 +25,7 @@ use crate::protocol::group::{Take, Taken};
 use crate::protocol::layout::{unpack, DISK_BIT, FLAG_TTL};
 use crate::protocol::wait::{Sleeper, WaitStrategy};
 use crate::queue::{reap_group, Queue};
+use crate::staged::schedule;
 use std::time::{Duration, Instant};
 
 /// While a consumer waits, how often it looks again without being woken, on
@@ -147,6 +148,10 @@ impl<'q> ConsumerBuilder<'q> {
     /// ```
     pub fn attach(self) -> Result<Consumer, GroupError> {
         let (g, m) = self.q.attach_consumer(self.group)?;
+        // Scheduled messages left by processes that all died are found
+        // (and released, if due) by the next member (staged/schedule.rs).
+        self.q.rescan_scheduled();
+        schedule::poll(self.q);
         let mut c = Consumer::new(self.q.clone(), g, m);
         c.ack = self.ack;
         c.acks.window = self.window;
@@ -434,6 +439,7 @@ impl Consumer {
     fn upkeep(&mut self, force: bool) {
         self.acks.countdown = UPKEEP_COUNTDOWN;
         self.refresh();
+        schedule::poll(&self.q);
         let ring = self.q.ring();
         let now = crate::os::clock::monotonic_ns();
         if !force && now < self.acks.next_upkeep {
@@ -678,6 +684,12 @@ impl Consumer {
             }
         }
         if let Mode::Try = mode {
+            // A member polling with `try_recv` releases what is due too.
+            if schedule::next_due(self.q.ring()) != 0 && schedule::poll(&self.q) {
+                if let Some(r) = self.poll_full() {
+                    return r;
+                }
+            }
             let e = self.nothing_now(explicit);
             self.give_back_reservation();
             return Err(e);
@@ -707,6 +719,20 @@ impl Consumer {
                     (ack::ack_wait_ns(ring, g) / 4).max(1_000_000),
                 ));
             }
+            // Scheduled messages: released when due by a waiting member
+            // (staged/schedule.rs), which waits no longer than that.
+            let due = schedule::next_due(ring);
+            if due != 0 {
+                let now = crate::os::clock::now_ns();
+                if due <= now {
+                    schedule::poll(&q);
+                    // Released, or another process is at it: look again
+                    // soon, not at once.
+                    every = every.min(Duration::from_millis(1));
+                } else {
+                    every = every.min(Duration::from_nanos(due - now));
+                }
+            }
             // The slice starts when the wait first looks at the clock.
             let slice = || {
                 let s = Instant::now() + every;
@@ -715,10 +741,17 @@ impl Consumer {
             let wait = self.wait;
             let r = {
                 let this = &mut *self;
-                let mut poll = || this.poll_full();
+                // A new earliest due time (a schedule wakes the waiters)
+                // ends the slice, to plan the wait again.
+                let mut poll = || {
+                    if schedule::next_due(ring) != due {
+                        return Some(None);
+                    }
+                    this.poll_full().map(Some)
+                };
                 ring.wait_for(Sleeper::Member { g, m }, wait, slice, &mut poll)
             };
-            if let Some(r) = r {
+            if let Some(Some(r)) = r {
                 return r;
             }
             let stuck = cur.0 & DISK_BIT == 0

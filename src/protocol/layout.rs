@@ -49,7 +49,13 @@
 //!                another (a dead letter handed over, ack.rs): producers'
 //!                scans read it before and after the pins and scan again if
 //!                it changed (group.rs)
-//!   912..1024    reserved (zero)
+//!   912 NEXT DUE: u64 CLOCK_REALTIME ns at which the earliest message
+//!                scheduled for later delivery is due, 0 when none is known: a
+//!                hint for polling processes, never above the true earliest
+//!                (staged/schedule.rs)
+//!   920 STAGE SEQ: u64 the last id given to a scheduled message or a
+//!                transaction (staged/)
+//!   928..1024    reserved (zero)
 //!   1024 SPILL slot, laid out like a group slot's first 144 bytes (spill.rs):
 //!        1024 state u64   SLOT_FREE / SLOT_CREATING / SLOT_ACTIVE + generation
 //!        1152 FRONT u128  = seq << 64 | pos: while ACTIVE, every record below it
@@ -222,7 +228,7 @@ use crate::sync::{AtomicU128, AtomicU64};
 /// The eight bytes every queue file starts with.
 pub const MAGIC: [u8; 8] = *b"SHMQUEUE";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 /// Size of the header block.
 pub const HEADER_SIZE: usize = 2048;
 /// Size of a record header.
@@ -241,6 +247,11 @@ pub fn valid_name(name: &[u8]) -> bool {
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
+/// The producer name under which a queue publishes the scheduled messages
+/// that come due (staged/schedule.rs): not a valid name for users (`#`),
+/// so none can take it.
+pub const RELEASER_NAME: &str = "#scheduled";
+
 /// Smallest ring (loom models use tiny rings; real queues are far larger).
 pub const MIN_CAPACITY: u64 = 64;
 /// Largest ring: keeps (tail.seq - head.seq) below 2^31, which the 32-bit
@@ -298,6 +309,10 @@ pub const OFF_STALL_WAITS: usize = 784;
 pub const OFF_DEAD_LETTERS: usize = 896;
 /// Counter of pins moved between ack entries (ack.rs, `hand_over`).
 pub const OFF_PIN_MOVES: usize = 904;
+/// When the earliest scheduled message is due (a hint: staged/schedule.rs).
+pub const OFF_NEXT_DUE: usize = 912;
+/// The last id given to a scheduled message or a transaction.
+pub const OFF_STAGE_SEQ: usize = 920;
 
 /// Bytes per producer registry slot (registry.rs).
 pub const PRODUCER_SLOT_SIZE: usize = 128;
@@ -909,6 +924,19 @@ impl<'a, R: Region> Header<'a, R> {
     #[inline]
     pub(crate) fn pin_moves(&self) -> &'a AtomicU64 {
         self.region.u64_at(OFF_PIN_MOVES)
+    }
+
+    /// When the earliest scheduled message is due, 0 if none is known
+    /// (staged/schedule.rs).
+    #[inline]
+    pub(crate) fn next_due(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_NEXT_DUE)
+    }
+
+    /// The last id given to a scheduled message or a transaction.
+    #[inline]
+    pub(crate) fn stage_seq(&self) -> &'a AtomicU64 {
+        self.region.u64_at(OFF_STAGE_SEQ)
     }
 
     /// The spill FRONT's state word (spill.rs).

@@ -50,6 +50,60 @@ pub(in crate::queue) struct Inner {
     pub(in crate::queue) spill: Option<Spill>,
     /// When this process last reaped because a wake found nobody (ns).
     pub(in crate::queue) last_sleeper_reap: AtomicU64,
+    /// The staging directory (scheduled messages, prepared transactions).
+    pub(in crate::queue) staged: Staging,
+}
+
+/// Where a queue keeps what is staged (`crate::staged`): next to its file
+/// (`<path>.staged`), or for a queue in memory, a temporary directory that
+/// goes with it.
+pub(in crate::queue) struct Staging {
+    pub(in crate::queue) dir: PathBuf,
+    /// Mode the directory is created with.
+    pub(in crate::queue) mode: u32,
+    /// Removed when the queue is dropped (a queue in memory).
+    pub(in crate::queue) temporary: bool,
+}
+
+impl Staging {
+    /// For the queue file at `path` of mode `file_mode`: the directory
+    /// `<canonical path>.staged`, open to whom the file is open.
+    fn beside(path: &Path, file_mode: u32) -> Staging {
+        // At creation the file is not at its path yet: its directory is.
+        let path = path.canonicalize().unwrap_or_else(|_| {
+            match (path.parent().map(Path::canonicalize), path.file_name()) {
+                (Some(Ok(d)), Some(n)) => d.join(n),
+                _ => path.to_owned(),
+            }
+        });
+        let mut dir = path.into_os_string();
+        dir.push(".staged");
+        let group = if file_mode & 0o060 != 0 { 0o070 } else { 0 };
+        let other = if file_mode & 0o006 != 0 { 0o007 } else { 0 };
+        Staging {
+            dir: PathBuf::from(dir),
+            mode: 0o700 | group | other,
+            temporary: false,
+        }
+    }
+
+    /// For a queue in memory.
+    fn temporary(nonce: u64) -> Staging {
+        Staging {
+            dir: std::env::temp_dir()
+                .join(format!("shmq-{}-{nonce:016x}.staged", std::process::id())),
+            mode: 0o700,
+            temporary: true,
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.staged.temporary {
+            let _ = std::fs::remove_dir_all(&self.staged.dir);
+        }
+    }
 }
 
 /// A handle to a queue; cheap to clone, shareable between threads. Producers and
@@ -97,7 +151,8 @@ pub(crate) struct Rounds<T> {
 }
 
 impl Queue {
-    /// Removes the queue at `path`: its file, and its spill directory's
+    /// Removes the queue at `path`: its file, its staging directory
+    /// (scheduled messages, prepared transactions), and its spill directory's
     /// log (segments, indexes, owner and lock files; the directory itself if
     /// nothing else is left in it). Processes that have the queue open keep
     /// using their mapping, which no new process can reach; a queue created
@@ -118,8 +173,20 @@ impl Queue {
     /// ```
     pub fn remove(path: impl AsRef<Path>) -> Result<(), OpenError> {
         let path = path.as_ref();
-        let spill = Queue::open(path)?.spill_options().map(|s| s.dir.clone());
+        let q = Queue::open(path)?;
+        let spill = q.spill_options().map(|s| s.dir.clone());
+        let staged = q.staged_dir().0.to_owned();
+        drop(q);
         std::fs::remove_file(path).map_err(io_err(format!("{}: cannot remove", path.display())))?;
+        match std::fs::remove_dir_all(&staged) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(OpenError::Io {
+                    what: format!("{}: cannot remove", staged.display()),
+                    source: e,
+                })
+            }
+            _ => {}
+        }
         if let Some(dir) = spill {
             let what = |f: &str| format!("{}: cannot remove {f}", dir.display());
             let segs = list_segments(&dir).map_err(io_err(what("the log")))?;
@@ -214,6 +281,9 @@ impl Queue {
         spill: Option<SpillOptions>,
     ) -> Result<Queue, OpenError> {
         let spill = open_spill(spill, nonce, &geo)?;
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_or(0o600, |m| m.permissions().mode());
+        let staged = Staging::beside(path, mode);
         let map = MmapOptions::new()
             .len(geo.file_size())
             .populate()
@@ -228,6 +298,7 @@ impl Queue {
                 admin: Mutex::new(()),
                 last_sleeper_reap: AtomicU64::new(0),
                 spill,
+                staged,
             }),
         })
     }
@@ -355,6 +426,12 @@ impl Queue {
 
     pub(crate) fn ring(&self) -> &Ring<RawRegion> {
         &self.inner.ring
+    }
+
+    /// The staging directory: scheduled messages and prepared transactions
+    /// (`crate::staged`), and the mode it is created with.
+    pub(crate) fn staged_dir(&self) -> (&Path, u32) {
+        (&self.inner.staged.dir, self.inner.staged.mode)
     }
 
     /// The spill log's process-local side, if the queue has one.

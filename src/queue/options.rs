@@ -407,6 +407,17 @@ impl Queue {
                 })?;
                 let _ = std::fs::remove_file(&tmp);
             }
+            // What an earlier queue at this path left staged is not this
+            // queue's.
+            match std::fs::remove_dir_all(q.staged_dir().0) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(OpenError::Io {
+                        what: format!("{}: cannot clear", q.staged_dir().0.display()),
+                        source: e,
+                    })
+                }
+                _ => {}
+            }
             if let Some(sp) = &spill {
                 write_spill_owner(&sp.dir, nonce, path)?;
                 if sp.journal() {
@@ -450,6 +461,7 @@ impl Queue {
                 admin: Mutex::new(()),
                 last_sleeper_reap: AtomicU64::new(0),
                 spill: open_spill(spill, nonce, &geo)?,
+                staged: super::Staging::temporary(nonce),
             }),
         })
     }

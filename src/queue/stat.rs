@@ -47,6 +47,8 @@ pub struct Stat {
     pub names: Vec<NameStat>,
     /// The spill log, if the queue has one.
     pub spill: Option<SpillStat>,
+    /// Messages scheduled for later and prepared transactions.
+    pub staged: crate::staged::StagedStat,
 }
 
 /// A dead member [`Queue::gc`] removed.
@@ -286,6 +288,7 @@ impl Queue {
             })
             .collect();
         Stat {
+            staged: crate::staged::stat(self.staged_dir().0),
             geometry: ring.geo,
             tail_seq,
             tail_pos,

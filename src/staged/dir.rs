@@ -1,0 +1,233 @@
+//! A queue's staging directory: listing, writing and reading staged files
+//! (file.rs gives their names and format).
+
+use super::file::{decode, Staged};
+use crate::error::Reason;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// What a staged file's name says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Name {
+    /// A scheduled message; `releasing`: claimed as the releaser's pseq.
+    Scheduled {
+        due_ns: u64,
+        id: u64,
+        releasing: Option<u64>,
+    },
+    /// A prepared transaction; `committing`: its commit was decided, to be
+    /// published from that pseq of its producer.
+    Txn {
+        producer: u64,
+        txid: u64,
+        committing: Option<u64>,
+    },
+}
+
+/// The name of scheduled message `id`, due at `due_ns`.
+pub(crate) fn scheduled_name(due_ns: u64, id: u64) -> String {
+    format!("d-{due_ns:020}-{id:020}")
+}
+
+/// The name of transaction `txid` of producer `producer`, prepared.
+pub(crate) fn txn_name(producer: u64, txid: u64) -> String {
+    format!("t-{producer:016x}-{txid:020}")
+}
+
+/// The prefix of every staged file of producer `producer`'s transactions.
+pub(crate) fn txn_prefix(producer: u64) -> String {
+    format!("t-{producer:016x}-")
+}
+
+/// The prefix of every scheduled message's file.
+pub(crate) const SCHEDULED_PREFIX: &str = "d-";
+
+/// `base` (a name above) marked with `pseq`: `.r` (release) or `.c` (commit).
+pub(crate) fn marked(base: &str, mark: char, pseq: u64) -> String {
+    format!("{base}.{mark}{pseq}")
+}
+
+/// Parses a staged file's name; `None` for anything else (temporary,
+/// damaged, foreign files).
+pub(crate) fn parse_name(n: &str) -> Option<Name> {
+    let (base, mark) = match n.split_once('.') {
+        Some((b, m)) => (b, Some(m)),
+        None => (n, None),
+    };
+    let mark_of = |c: char| -> Option<Option<u64>> {
+        match mark {
+            None => Some(None),
+            Some(m) => m.strip_prefix(c)?.parse().ok().map(Some),
+        }
+    };
+    if let Some(rest) = base.strip_prefix("d-") {
+        let (due, id) = rest.split_once('-')?;
+        if due.len() != 20 || id.len() != 20 {
+            return None;
+        }
+        return Some(Name::Scheduled {
+            due_ns: due.parse().ok()?,
+            id: id.parse().ok()?,
+            releasing: mark_of('r')?,
+        });
+    }
+    let rest = base.strip_prefix("t-")?;
+    let (producer, txid) = rest.split_once('-')?;
+    if producer.len() != 16 || txid.len() != 20 {
+        return None;
+    }
+    Some(Name::Txn {
+        producer: u64::from_str_radix(producer, 16).ok()?,
+        txid: txid.parse().ok()?,
+        committing: mark_of('c')?,
+    })
+}
+
+/// The staged files in `dir` with their parsed names, sorted by name
+/// (scheduled messages by due time, then schedule order). A missing
+/// directory holds none.
+pub(crate) fn list(dir: &Path) -> io::Result<Vec<(String, Name)>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let Ok(n) = e?.file_name().into_string() else {
+            continue;
+        };
+        if let Some(p) = parse_name(&n) {
+            out.push((n, p));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Files refused as damaged (`….bad`) in `dir`.
+pub(crate) fn damaged(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".bad"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Writes `bytes` as `dir/name`, whole or not at all: under a temporary
+/// name, then renamed. Creates `dir` (mode `dir_mode`) if missing. `sync`:
+/// flushed to the device (file and directory) before this returns.
+pub(crate) fn write_new(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    dir_mode: u32,
+    sync: bool,
+) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(dir_mode)
+        .create(dir)?;
+    let tmp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
+    let r = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600 | (dir_mode & 0o066))
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join(name))?;
+        if sync {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// Why a staged file could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// Not there (someone else published or removed it).
+    Gone,
+    Io(io::Error),
+    Damaged(Reason),
+}
+
+/// Reads and checks `dir/name` for a queue of `max_msg`.
+pub(crate) fn read(dir: &Path, name: &str, max_msg: usize) -> Result<Staged, ReadError> {
+    match std::fs::read(dir.join(name)) {
+        Ok(b) => decode(&b, max_msg).map_err(ReadError::Damaged),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ReadError::Gone),
+        Err(e) => Err(ReadError::Io(e)),
+    }
+}
+
+/// Moves a damaged file aside (`….bad`), out of every listing but
+/// `damaged`.
+pub(crate) fn quarantine(dir: &Path, name: &str) {
+    let _ = std::fs::rename(dir.join(name), dir.join(format!("{name}.bad")));
+}
+
+/// Removes `dir/name`; a file already gone is fine.
+pub(crate) fn remove(dir: &Path, name: &str) -> io::Result<()> {
+    match std::fs::remove_file(dir.join(name)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Renames `dir/from` to `dir/to`; `Ok(false)` if `from` is gone.
+pub(crate) fn rename(dir: &Path, from: &str, to: &str) -> io::Result<bool> {
+    match std::fs::rename(dir.join(from), dir.join(to)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back_and_sort_by_due_time() {
+        let a = scheduled_name(5, 9);
+        let b = scheduled_name(40, 1);
+        assert!(a < b);
+        assert_eq!(
+            parse_name(&marked(&a, 'r', 12)),
+            Some(Name::Scheduled {
+                due_ns: 5,
+                id: 9,
+                releasing: Some(12)
+            })
+        );
+        let t = txn_name(0xab, 3);
+        assert_eq!(
+            parse_name(&t),
+            Some(Name::Txn {
+                producer: 0xab,
+                txid: 3,
+                committing: None
+            })
+        );
+        assert_eq!(parse_name(&marked(&t, 'r', 1)), None);
+        assert_eq!(parse_name(&format!("{t}.bad")), None);
+        assert_eq!(parse_name(".tmp-1-d-x"), None);
+        assert_eq!(parse_name("d-1-2"), None);
+    }
+}
