@@ -1,9 +1,9 @@
 //! Command-line definitions.
 
-use crate::parse::{parse_duration, parse_fsync, parse_mode, parse_size};
+use crate::parse::{parse_duration, parse_fsync, parse_mode, parse_size, parse_wall_time};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Brokerless shared-memory message queue.
 #[derive(Parser, Debug)]
@@ -29,6 +29,11 @@ pub enum Cmd {
     },
     /// Send one message per line of stdin, or generated messages.
     Send(SendArgs),
+    /// List, commit or abort prepared transactions (send --transaction).
+    Txn {
+        #[command(subcommand)]
+        cmd: TxnCmd,
+    },
     /// Receive as a member of a group; several receivers of one group share its messages.
     Recv(RecvArgs),
     /// Show geometry, tail, groups, lag and members.
@@ -57,6 +62,10 @@ pub enum Cmd {
     ///                        spilled, spill_bytes, rounds, transfers, errors,
     ///                        recoveries, last_errno, front_seq, round}, or null
     ///                        without a spill log; round: {pid, secs} or null
+    ///   staged               {scheduled, next_due_ns, transactions, damaged}:
+    ///                        messages scheduled for later (send --delay),
+    ///                        when the next is due, prepared transactions,
+    ///                        staged files moved aside as damaged
     #[command(
         verbatim_doc_comment,
         about = "Show geometry, tail, groups, lag and members"
@@ -351,6 +360,59 @@ pub struct SendArgs {
     /// key's messages to its members one at a time, in order.
     #[arg(long, conflicts_with_all = ["pseq", "batch", "count"])]
     pub keyed: bool,
+    /// Deliver each message this long from now (e.g. 10s, 5m): no group
+    /// sees it before; then it is published (and gets its sequence
+    /// number). Kept in the queue's staging directory meanwhile; released by
+    /// any process attached to the queue (waiting receivers do it).
+    #[arg(long, value_parser = parse_duration,
+          conflicts_with_all = ["pseq", "batch", "deliver_at", "transaction"])]
+    pub delay: Option<Duration>,
+    /// Deliver each message at this wall-clock time: RFC 3339 in UTC
+    /// (2026-12-05T18:00:00Z) or seconds since the Unix epoch.
+    #[arg(long, value_parser = parse_wall_time,
+          conflicts_with_all = ["pseq", "batch", "transaction"])]
+    pub deliver_at: Option<SystemTime>,
+    /// Send all of stdin (or --count messages) as one transaction of the
+    /// producer: prepared at end of input (written and flushed to the
+    /// staging directory), then committed: every group sees all of it at
+    /// once, with consecutive sequence numbers, or none of it. Killed
+    /// before the prepare, nothing is published; after it, the transaction
+    /// stays prepared for `shmq txn` or the producer's next run to resolve.
+    #[arg(long, requires = "producer", conflicts_with_all = ["pseq", "batch"])]
+    pub transaction: bool,
+}
+
+/// `shmq txn`: prepared transactions.
+#[derive(Subcommand, Debug)]
+pub enum TxnCmd {
+    /// List the prepared transactions of every producer name.
+    List {
+        /// The queue file.
+        path: PathBuf,
+        /// One JSON object per line: id, producer, producer_id, state
+        /// (prepared or committing), messages, bytes, prepared_ns.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Commit a prepared transaction: publish all its messages at once,
+    /// exactly once (attaches as the producer: refused while it runs).
+    Commit {
+        /// The queue file.
+        path: PathBuf,
+        /// The producer name it was prepared under.
+        producer: String,
+        /// Its id (txn list).
+        txid: u64,
+    },
+    /// Abort a prepared transaction: none of its messages is ever published.
+    Abort {
+        /// The queue file.
+        path: PathBuf,
+        /// The producer name it was prepared under.
+        producer: String,
+        /// Its id (txn list).
+        txid: u64,
+    },
 }
 
 /// `shmq recv`: receive a group's messages, one per line on stdout.

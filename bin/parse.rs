@@ -39,6 +39,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("'{s}' is not a duration (use e.g. 500ms, 2s): {e}"))
 }
 
+/// A wall-clock time: RFC 3339 in UTC (`2026-12-05T18:00:00Z`, or with a
+/// space and no zone) or seconds since the Unix epoch (`1764957600.5`).
+pub fn parse_wall_time(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_rfc3339_weak(s).map_err(|e| {
+        format!("'{s}' is not a time (use RFC 3339 in UTC, 2026-12-05T18:00:00Z, or seconds since the epoch): {e}")
+    })
+}
+
 /// `never`, `segment`, `always`, `interval=100ms`.
 pub fn parse_fsync(s: &str) -> Result<shmq::Fsync, String> {
     match s {
@@ -74,6 +87,16 @@ mod tests {
         assert_eq!(parse_mode("0660"), Ok(0o660));
         assert!(parse_mode("999").is_err());
         assert!(parse_mode("7777").is_err());
+    }
+
+    #[test]
+    fn wall_times() {
+        let t = parse_wall_time("1970-01-01T00:00:10Z").unwrap();
+        assert_eq!(t, std::time::UNIX_EPOCH + Duration::from_secs(10));
+        let t = parse_wall_time("10.5").unwrap();
+        assert_eq!(t, std::time::UNIX_EPOCH + Duration::from_millis(10_500));
+        assert!(parse_wall_time("tomorrow").is_err());
+        assert!(parse_wall_time("-1").is_err());
     }
 
     #[test]

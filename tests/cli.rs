@@ -92,6 +92,9 @@ fn every_command_takes_path_then_name_then_options() {
         (&["group", "rm"], "group rm <PATH> <GROUP>"),
         (&["group", "seek"], "group seek <PATH> <GROUP> <TO>"),
         (&["producer", "rm"], "producer rm <PATH> <NAME>"),
+        (&["txn", "list"], "txn list [OPTIONS] <PATH>"),
+        (&["txn", "commit"], "txn commit <PATH> <PRODUCER> <TXID>"),
+        (&["txn", "abort"], "txn abort <PATH> <PRODUCER> <TXID>"),
     ];
     for (cmd, usage) in usages {
         let help = ok(&[cmd, &["--help"][..]].concat());
@@ -214,8 +217,14 @@ fn stat_json_keys_are_the_library_field_names() {
             "producers",
             "names",
             "spill",
+            "staged",
         ]),
         "Stat: {s}"
+    );
+    assert_eq!(
+        keys(&s["staged"]),
+        sorted(&["scheduled", "next_due_ns", "transactions", "damaged"]),
+        "StagedStat: {s}"
     );
     assert_eq!(
         keys(&s["geometry"]),

@@ -28,5 +28,10 @@ pub fn run(path: &Path) -> Result<(), String> {
             String::new()
         }
     );
+    match q.release_due() {
+        Ok(0) => {}
+        Ok(n) => println!("{n} scheduled message(s) released (due)"),
+        Err(e) => println!("releasing scheduled messages failed: {e}"),
+    }
     Ok(())
 }

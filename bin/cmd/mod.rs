@@ -11,6 +11,7 @@ mod recv;
 mod send;
 mod spill;
 mod stat;
+mod txn;
 
 use crate::cli::{Cli, Cmd};
 
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Cmd::Group { cmd } => group::run(cmd),
         Cmd::Producer { cmd } => producer::run(cmd),
         Cmd::Send(args) => send::run(&args),
+        Cmd::Txn { cmd } => txn::run(cmd),
         Cmd::Recv(args) => recv::run(&args),
         Cmd::Stat { path, json } => stat::run(&path, json),
         Cmd::Check { path, json } => check::run(&path, json),

@@ -1,7 +1,7 @@
 //! `shmq send`
 
 use crate::cli::SendArgs;
-use shmq::{Producer, Queue, SendError, SendOptions};
+use shmq::{Due, Producer, Queue, SendError, SendOptions};
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
@@ -66,10 +66,26 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
         keyed: a.keyed,
         batch: a.batch.map(|n| n as usize),
         pending: Vec::new(),
+        due: match (a.delay, a.deliver_at) {
+            (Some(d), _) => Some(Due::After(d)),
+            (None, Some(t)) => Some(Due::At(t)),
+            (None, None) => None,
+        },
+        scheduled: 0,
+        next_due: None,
+        transaction: a.transaction,
     };
     let result =
         send_all(&q, &mut |m| s.one(m), a.count, a.size, a.interval).and_then(|()| s.flush());
-    let (seqs, skipped) = (s.seqs, s.skipped);
+    if s.scheduled > 0 {
+        let due = s.next_due.unwrap_or(0);
+        let secs = due as f64 / 1e9;
+        println!(
+            "scheduled {}, the first due at {secs:.3} (Unix time)",
+            crate::cmd::count(s.scheduled, "message")
+        );
+    }
+    let (seqs, skipped, scheduled) = (s.seqs, s.skipped, s.scheduled);
     // What was sent is reported (on stdout) even when a later message failed
     // (an error before anything was sent stays the one line it is).
     match seqs.first {
@@ -78,7 +94,7 @@ pub fn run(a: &SendArgs) -> Result<(), String> {
             crate::cmd::count(seqs.count, "message"),
             seqs.last
         ),
-        None if result.is_ok() => println!("sent 0 messages"),
+        None if result.is_ok() && scheduled == 0 => println!("sent 0 messages"),
         None => {}
     }
     if let Some(f) = skipped.first {
@@ -102,28 +118,58 @@ struct Sender {
     /// Each message is `KEY<TAB>PAYLOAD`.
     keyed: bool,
     batch: Option<usize>,
-    /// Messages of the batch being gathered.
+    /// Messages of the batch (or transaction) being gathered.
     pending: Vec<Vec<u8>>,
+    /// Schedule each message instead (--delay, --deliver-at).
+    due: Option<Due>,
+    scheduled: u64,
+    /// When the first scheduled message is due (ns).
+    next_due: Option<u64>,
+    /// All messages are one transaction, prepared and committed by `flush`.
+    transaction: bool,
+}
+
+/// The options of message `i` (1-based, for errors), and its payload:
+/// `msg` itself, or with `keyed`, what follows its key and tab.
+fn options(
+    msg: &[u8],
+    i: u64,
+    keyed: bool,
+    ttl: Option<Duration>,
+) -> Result<(&[u8], SendOptions<'_>), String> {
+    let mut opts = SendOptions::new();
+    if let Some(t) = ttl {
+        opts = opts.ttl(t);
+    }
+    if !keyed {
+        return Ok((msg, opts));
+    }
+    let Some(tab) = msg.iter().position(|&b| b == b'\t') else {
+        return Err(format!(
+            "message {i}: no tab: --keyed reads KEY<TAB>PAYLOAD lines"
+        ));
+    };
+    Ok((&msg[tab + 1..], opts.key(&msg[..tab])))
 }
 
 impl Sender {
     /// Sends `msg`, or adds it to the batch (sent once full).
     fn one(&mut self, msg: &[u8]) -> Result<(), String> {
+        if self.transaction {
+            self.pending.push(msg.to_vec());
+            return Ok(());
+        }
         let Some(n) = self.batch else {
-            let i = self.seqs.count + self.skipped.count + 1;
-            let mut opts = SendOptions::new();
-            if let Some(t) = self.ttl {
-                opts = opts.ttl(t);
-            }
-            let mut msg = msg;
-            if self.keyed {
-                let Some(tab) = msg.iter().position(|&b| b == b'\t') else {
-                    return Err(format!(
-                        "message {i}: no tab: --keyed reads KEY<TAB>PAYLOAD lines"
-                    ));
-                };
-                opts = opts.key(&msg[..tab]);
-                msg = &msg[tab + 1..];
+            let i = self.seqs.count + self.skipped.count + self.scheduled + 1;
+            let (msg, opts) = options(msg, i, self.keyed, self.ttl)?;
+            if let Some(due) = self.due {
+                let s = self
+                    .p
+                    .schedule(msg, due, &opts)
+                    .map_err(|e| format!("message {i}: {e}"))?;
+                self.scheduled += 1;
+                self.next_due = Some(self.next_due.map_or(s.due_ns, |d| d.min(s.due_ns)));
+                return Ok(());
             }
             match publish(&mut self.p, msg, self.pseq, &opts, self.timeout) {
                 Ok(seq) => self.seqs.note(seq),
@@ -140,8 +186,12 @@ impl Sender {
         Ok(())
     }
 
-    /// Sends the batch gathered so far, if any, with one claim.
+    /// Sends the batch gathered so far, if any, with one claim; or the
+    /// transaction, prepared then committed.
     fn flush(&mut self) -> Result<(), String> {
+        if self.transaction {
+            return self.commit_transaction();
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -161,6 +211,34 @@ impl Sender {
             self.seqs.note(first + k);
         }
         self.pending.clear();
+        Ok(())
+    }
+}
+
+impl Sender {
+    /// Prepares every message gathered as one transaction, then commits it.
+    fn commit_transaction(&mut self) -> Result<(), String> {
+        let msgs = std::mem::take(&mut self.pending);
+        let mut tx = self.p.begin().map_err(|e| e.to_string())?;
+        let id = tx.id();
+        for (k, m) in msgs.iter().enumerate() {
+            let i = k as u64 + 1;
+            let (msg, opts) = options(m, i, self.keyed, self.ttl)?;
+            tx.send_with(msg, &opts)
+                .map_err(|e| format!("transaction {id}, message {i}: {e}"))?;
+        }
+        let prepared = tx.prepare().map_err(|e| format!("transaction {id}: {e}"))?;
+        println!(
+            "transaction {id}: prepared {}",
+            crate::cmd::count(msgs.len() as u64, "message")
+        );
+        let first = prepared
+            .commit()
+            .map_err(|e| format!("transaction {id} stays prepared (shmq txn): {e}"))?;
+        for k in 0..msgs.len() as u64 {
+            self.seqs.note(first + k);
+        }
+        println!("transaction {id}: committed");
         Ok(())
     }
 }

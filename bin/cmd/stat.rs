@@ -105,6 +105,12 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                     "secs": secs(t),
                 })),
             })),
+            "staged": {
+                "scheduled": s.staged.scheduled,
+                "next_due_ns": s.staged.next_due_ns,
+                "transactions": s.staged.transactions,
+                "damaged": s.staged.damaged,
+            },
         });
         println!("{obj}");
         return Ok(());
@@ -188,6 +194,28 @@ pub fn run(path: &Path, json: bool) -> Result<(), String> {
                 sp.errors
             );
         }
+    }
+    let st = &s.staged;
+    if st.scheduled > 0 {
+        let due = st.next_due_ns.unwrap_or(0) as i128 - shmq::clock::now_ns() as i128;
+        let when = if due >= 0 {
+            format!("in {:.3} s", due as f64 / 1e9)
+        } else {
+            format!("{:.3} s ago, not released yet", -due as f64 / 1e9)
+        };
+        println!("scheduled {} message(s), the next due {when}", st.scheduled);
+    }
+    if st.transactions > 0 {
+        println!(
+            "txns      {} prepared transaction(s) (shmq txn list)",
+            st.transactions
+        );
+    }
+    if st.damaged > 0 {
+        println!(
+            "staged    {} DAMAGED file(s) moved aside (shmq check)",
+            st.damaged
+        );
     }
     if s.groups.is_empty() {
         println!("groups    none");

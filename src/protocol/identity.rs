@@ -146,7 +146,7 @@ pub fn name_of_id<R: Region>(ring: &Ring<R>, id: u64) -> Option<Vec<u8>> {
     (after == gen).then_some(name)
 }
 
-fn find_identity<R: Region>(ring: &Ring<R>, name: &[u8]) -> Option<usize> {
+pub(crate) fn find_identity<R: Region>(ring: &Ring<R>, name: &[u8]) -> Option<usize> {
     (0..ring.geo.max_producers as usize).find(|&i| identity_name(ring, i).as_deref() == Some(name))
 }
 

@@ -541,8 +541,9 @@ impl Queue {
     /// [`ProducerError::NameInUse`] while a live producer is attached
     /// under it; [`ProducerError::Unsettled`] if its dead producer's
     /// last publish cannot be settled yet (try again);
-    /// [`ProducerError::UnknownName`], [`ProducerError::InvalidName`],
-    /// [`ProducerError::Io`].
+    /// [`ProducerError::PendingTransactions`] while transactions prepared
+    /// under it are not resolved; [`ProducerError::UnknownName`],
+    /// [`ProducerError::InvalidName`], [`ProducerError::Io`].
     ///
     /// ```
     /// let q = shmq::QueueOptions::new().in_memory()?;
@@ -561,6 +562,21 @@ impl Queue {
         // A dead producer still attached under the name is settled and
         // detached first.
         registry::recover_claims(ring, liveness::is_alive);
+        // Its prepared transactions would belong to nobody.
+        if let Some(i) = identity::find_identity(ring, name.as_bytes()) {
+            let prefix = crate::staged::dir::txn_prefix(identity::identity_id(ring, i));
+            let count = crate::staged::dir::list(self.staged_dir().0)
+                .map_err(ProducerError::Io)?
+                .iter()
+                .filter(|(n, _)| n.starts_with(&prefix))
+                .count();
+            if count > 0 {
+                return Err(ProducerError::PendingTransactions {
+                    name: name.to_owned(),
+                    count,
+                });
+            }
+        }
         identity::remove_identity(ring, name.as_bytes(), |s| self.name_owner(s))
             .map_err(|refused| self.name_refused(name, refused))
     }

@@ -55,6 +55,36 @@ impl CheckReport {
     }
 }
 
+/// The staging directory: every scheduled message and prepared
+/// transaction reads back whole (staged/file.rs), none was moved aside as
+/// damaged, and none is overdue by more than a minute (nothing releases
+/// them: no process polls, or releasing fails).
+fn check_staged(q: &crate::Queue, r: &mut CheckReport) {
+    use crate::staged::dir;
+    let (d, _) = q.staged_dir();
+    for bad in dir::damaged(d) {
+        r.problems.push(format!(
+            "staged file {}: damaged, moved aside",
+            d.join(bad).display()
+        ));
+    }
+    let now = crate::os::clock::now_ns();
+    for (name, parsed) in dir::list(d).unwrap_or_default() {
+        if let Err(dir::ReadError::Damaged(why)) = dir::read(d, &name, q.geo().max_msg as usize) {
+            r.problems
+                .push(format!("staged file {}: {why}", d.join(&name).display()));
+        }
+        if let dir::Name::Scheduled { due_ns, .. } = parsed {
+            if now.saturating_sub(due_ns) > 60_000_000_000 {
+                r.problems.push(format!(
+                    "scheduled message {name}: due {} s ago and not released (no process polls the queue, or releasing fails: Queue::release_due says why)",
+                    now.saturating_sub(due_ns) / 1_000_000_000
+                ));
+            }
+        }
+    }
+}
+
 /// The table of producer names: valid names, none twice, and each name's
 /// owner a registered producer publishing under it (and the other way round).
 fn check_names(ring: &Ring<RawRegion>, r: &mut CheckReport) {
@@ -412,6 +442,7 @@ impl crate::queue::Queue {
                 crate::queue::check::check_log(ring, reader, &mut r);
             }
             crate::queue::check::check_acks(ring, reader.as_mut(), &mut r);
+            check_staged(self, &mut r);
             r
         };
         let mut r = pass();
