@@ -298,9 +298,9 @@ fn members_killed_at_random_while_messages_come_due_lose_and_duplicate_nothing()
     let groups = ["a", "b"];
     let mut next = 0;
     let mut members: Vec<(usize, Child)> = Vec::new();
-    for g in 0..2 {
+    for (g, name) in groups.iter().enumerate() {
         for _ in 0..2 {
-            members.push((g, spawn_member(&path, dir.path(), groups[g], next)));
+            members.push((g, spawn_member(&path, dir.path(), name, next)));
             next += 1;
         }
     }
