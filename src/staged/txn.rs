@@ -297,6 +297,7 @@ impl<'p> Transaction<'p> {
             true,
         )
         .map_err(io_err(dir, "cannot prepare a transaction"))?;
+        crate::spill::rounds::crash_point("txn-prepared");
         Ok(Prepared {
             p: self.p,
             id: self.id,
