@@ -62,7 +62,7 @@ fn a_commit_publishes_all_at_once_in_order_with_consecutive_seqs_among_other_pro
             tx.send(format!("tx {t} part {k}").as_bytes()).unwrap();
         }
         let n = tx.len() as u64;
-        let first = if t % 2 == 0 {
+        let first = if t.is_multiple_of(2) {
             tx.prepare().unwrap().commit().unwrap()
         } else {
             tx.commit().unwrap()
@@ -379,7 +379,7 @@ fn helper_txn_loop() {
         }
     };
     for t in p.pending_transactions().unwrap() {
-        if t.id % 2 == 0 {
+        if t.id.is_multiple_of(2) {
             p.commit_prepared(t.id).unwrap();
             line(format!("committed {}", t.id));
         } else {
@@ -398,12 +398,12 @@ fn helper_txn_loop() {
         for k in 0..n {
             tx.send(format!("t{id} {k}/{n}").as_bytes()).unwrap();
         }
-        if x % 5 == 0 {
+        if x.is_multiple_of(5) {
             continue; // dropped: rolled back
         }
         let prepared = tx.prepare().unwrap();
         std::thread::sleep(Duration::from_micros(x % 300));
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             prepared.abort().unwrap();
             line(format!("aborted {id}"));
         } else {
