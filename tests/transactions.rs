@@ -56,7 +56,7 @@ fn a_commit_publishes_all_at_once_in_order_with_consecutive_seqs_among_other_pro
         })
     };
     let mut p = q.producer().name("payments").attach().unwrap();
-    for t in 0..50 {
+    for t in 0..50u64 {
         let mut tx = p.begin().unwrap();
         for k in 0..1 + t % 7 {
             tx.send(format!("tx {t} part {k}").as_bytes()).unwrap();
