@@ -40,6 +40,19 @@
 //!   when published): no member of any group gets one, and a group with
 //!   explicit acks and a dead-letter group gives each up there (the checker
 //!   treats it as a message given up);
+//! - delayed delivery: anonymous producers schedule some messages (due in
+//!   up to 40 ms): each is published exactly once (by the queue's releasing
+//!   producer, identified by its payload) and owed to every group like any
+//!   other, and no member takes one before it is due;
+//! - transactions: named producers send some runs of messages as one, committed
+//!   directly, prepared then committed, or prepared then aborted (its counters
+//!   are sent again); a successor resolves what a killed one left prepared
+//!   (commits or aborts at random): a committed one under consecutive
+//!   sequence numbers, an aborted one never (it would be published twice), a
+//!   prepared one never vanishes (committed, aborted, found pending by a
+//!   later incarnation, or published by the commit its producer died in) and
+//!   none is found pending that was not prepared or was resolved; nothing is
+//!   left staged at the end;
 //! - ordering by key: some messages carry one of four keys and some groups
 //!   are ordered by key: every delivery of a key's message starts after
 //!   every settled hold (acked or nacked) of the key's earlier messages ended
@@ -77,8 +90,9 @@
 //!
 //! `model_checker_catches_planted_defects` checks the checker: a delivery
 //! left out of a log, one logged twice, one with a wrong digest, an
-//! expired message sent with no time to live and a keyed delivery logged as
-//! taken too early must each be reported.
+//! expired message sent with no time to live, a keyed delivery logged as
+//! taken too early and a scheduled message sent at once must each be
+//! reported.
 //!
 //! A seed replays the same scenario and the same random decisions; the
 //! interleaving of the processes is the machine's, so a replay repeats the
@@ -91,7 +105,7 @@ use shmq::{
     Ack, Fsync, GroupError, Queue, QueueOptions, RecvError, SendError, SpillOptions, StartAt,
     WaitStrategy,
 };
-use shmq::{Geometry, ProducerError, SendOptions};
+use shmq::{Due, Geometry, ProducerError, SendOptions};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -220,6 +234,10 @@ struct Scenario {
     ttl: bool,
     /// Producers send some messages with a key (`msg_key`).
     keys: bool,
+    /// Anonymous producers schedule some messages for later (`msg_delay`).
+    delays: bool,
+    /// Named producers send some messages as transactions.
+    txns: bool,
     max_kills: u32,
     max_stops: u32,
     /// Percent of killed consumer-only workers restarted during the chaos.
@@ -536,6 +554,8 @@ impl Scenario {
             batch_max: 2 + r.below(7) as usize,
             ttl: false,
             keys: false,
+            delays: false,
+            txns: false,
             max_kills: r.below(11) as u32,
             max_stops: r.below(6) as u32,
             restart_pct: 30 + r.below(71),
@@ -585,7 +605,23 @@ impl Scenario {
         for g in sc.groups.iter_mut().filter(|g| !g.dlq) {
             g.ordered = sc.keys && chance(&mut r3, 60);
         }
+        // Delayed delivery and transactions.
+        sc.delays = chance(&mut r3, 50);
+        sc.txns = chance(&mut r3, 50);
         sc
+    }
+
+    /// How long after it is scheduled producer `p`'s message `i` is due, if
+    /// it is scheduled (`Producer::schedule`) rather than sent: only an
+    /// anonymous producer's (a scheduled message takes no pseq, so a named
+    /// producer's successor could not tell it was scheduled), never a
+    /// doomed one.
+    fn msg_delay(&self, p: usize, i: usize) -> Option<Duration> {
+        if !self.delays || self.producers[p].named || self.doomed(p, i) {
+            return None;
+        }
+        let x = mix(&[self.seed, 14, p as u64, i as u64]);
+        (x % 100 < 12).then(|| Duration::from_millis((x >> 8) % 40))
     }
 
     /// The key producer `p` sends its message `i` with, if any: one of a
@@ -947,6 +983,10 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
     let mut i = if cfg.named {
         let last = prod.last_pseq();
         log.put(format!("I {} {}", prod.id().unwrap(), opt(last)));
+        // What a predecessor prepared and did not resolve, before anything
+        // else is published under the name.
+        resolve_pending(&mut prod, &mut log, &mut rng);
+        let last = prod.last_pseq();
         // A restarted producer may resend what it was not told about: a
         // pseq already committed must be refused.
         if let (Some(l), true) = (last, env.inc > 0 && chance(&mut rng, 60)) {
@@ -980,6 +1020,116 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
             op if ttl.is_some() || key.is_some() => op % 60,
             op => op,
         };
+        if let Some(delay) = sc.msg_delay(p, i) {
+            log.put(format!("A {c} 1"));
+            let mut opts = SendOptions::new();
+            if let Some(t) = ttl {
+                opts = opts.ttl(t);
+            }
+            if let Some(k) = &key {
+                opts = opts.key(k.as_bytes());
+            }
+            let res = match mutation() {
+                // Planted: sent at once, as if it were due.
+                "delay" => prod
+                    .send_with(&msg, &opts)
+                    .map(|_| wall_ns() + delay.as_nanos() as u64),
+                _ => prod
+                    .schedule(&msg, Due::After(delay), &opts)
+                    .map(|s| s.due_ns)
+                    .map_err(|e| match e {
+                        shmq::StagedError::Send(e) => e,
+                        e => panic!("schedule: {e}"),
+                    }),
+            };
+            match res {
+                Ok(due) => log.put(format!("Y {c} {due}")),
+                Err(e) => log.put(format!("E schedule {c}: {e}")),
+            }
+            i += 1;
+            continue;
+        }
+        if cfg.named && sc.txns && prod.next_pseq() == Some(c) && chance(&mut rng, 12) {
+            // A transaction of consecutive counters from the next pseq (its
+            // messages are numbered from there at the commit).
+            let half = prod.max_batch_bytes();
+            let want = 1 + rng.below(sc.batch_max as u64) as usize;
+            let (mut n, mut bytes) = (0, 0);
+            while n < want && i + n < cfg.plan.len() && cfg.plan[i + n] == c + n as u64 {
+                // Room for a key block and a TTL too.
+                let b = Geometry::record_bytes(cfg.lens[i + n] + 32, true);
+                if bytes + b > half {
+                    break;
+                }
+                bytes += b;
+                n += 1;
+            }
+            let n = n.max(1);
+            log.put(format!("A {c} {n}"));
+            let mut tx = match prod.begin() {
+                Ok(tx) => tx,
+                Err(e) => {
+                    log.put(format!("E begin {c}: {e}"));
+                    continue;
+                }
+            };
+            let mut fits = true;
+            for j in i..i + n {
+                let mut opts = SendOptions::new();
+                if let Some(t) = sc.msg_ttl(p, j) {
+                    opts = opts.ttl(t);
+                }
+                let k = sc.msg_key(p, j);
+                if let Some(k) = &k {
+                    opts = opts.key(k.as_bytes());
+                }
+                if let Err(e) = tx.send_with(&sc.payload(p, j), &opts) {
+                    log.put(format!("E txn send {c}+{n}: {e}"));
+                    fits = false;
+                    break;
+                }
+            }
+            if !fits {
+                i += n;
+                continue;
+            }
+            let how = rng.below(3);
+            let (id, committed) = if how == 0 {
+                ("-".to_owned(), tx.commit())
+            } else {
+                match tx.prepare() {
+                    Ok(prepared) => {
+                        let id = prepared.id();
+                        log.put(format!("R {id} {c} {n}"));
+                        if how == 1 {
+                            (id.to_string(), prepared.commit())
+                        } else {
+                            match prepared.abort() {
+                                Ok(()) => log.put(format!("B {id}")),
+                                Err(e) => log.put(format!("E abort {id}: {e}")),
+                            }
+                            // Its counters are sent again.
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        log.put(format!("E prepare {c}+{n}: {e}"));
+                        continue;
+                    }
+                }
+            };
+            match committed {
+                Ok(first) => {
+                    for k in 0..n as u64 {
+                        log.put(format!("P {} {}", c + k, first + k));
+                    }
+                    log.put(format!("T {id} {c} {n} {first}"));
+                }
+                Err(e) => log.put(format!("E commit {c}+{n}: {e}")),
+            }
+            i += n;
+            continue;
+        }
         if cfg.named && prod.next_pseq() != Some(c) {
             // A gap in the numbering: explicit pseqs.
             log.put(format!("A {c} 1"));
@@ -1097,6 +1247,37 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
     }
     log.put("DONE".into());
     let _ = File::create(ctl(&env.dir, &format!("done.p{p}")));
+}
+
+/// Resolves the transactions a named producer's predecessor prepared and
+/// left (`G`): commits (`A`, `P`, `T`) or aborts (`B`) each, at random.
+fn resolve_pending(prod: &mut shmq::Producer, log: &mut Log, rng: &mut FuzzRng) {
+    let pending = match prod.pending_transactions() {
+        Ok(p) => p,
+        Err(e) => return log.put(format!("E pending: {e}")),
+    };
+    for t in pending {
+        log.put(format!("G {} {}", t.id, t.messages));
+        if chance(rng, 50) && t.messages > 0 {
+            let c = prod.next_pseq().unwrap();
+            let n = t.messages as u64;
+            log.put(format!("A {c} {n}"));
+            match prod.commit_prepared(t.id) {
+                Ok(first) => {
+                    for k in 0..n {
+                        log.put(format!("P {} {}", c + k, first + k));
+                    }
+                    log.put(format!("T {} {c} {n} {first}", t.id));
+                }
+                Err(e) => log.put(format!("E commit_prepared {}: {e}", t.id)),
+            }
+        } else {
+            match prod.abort_prepared(t.id) {
+                Ok(()) => log.put(format!("B {}", t.id)),
+                Err(e) => log.put(format!("E abort_prepared {}: {e}", t.id)),
+            }
+        }
+    }
 }
 
 /// A delivery's metadata, from a `Message` or a `Meta`.
@@ -1618,7 +1799,10 @@ impl Controller<'_> {
         let inc = self.ws[w].incs.len() as u32;
         let err = File::create(self.dir.join("logs").join(format!("w{w}.i{inc}.err"))).unwrap();
         // A crash point of the library where this incarnation kills itself.
-        const POINTS: [&str; 7] = [
+        const POINTS: [&str; 10] = [
+            "staged-marked",
+            "staged-published",
+            "txn-prepared",
             "producer-written",
             "producer-batch-rest-committed",
             "producer-committed",
@@ -2314,6 +2498,9 @@ impl Controller<'_> {
             );
             done &= g.lag == 0 && g.pending == 0 && unacked == 0 && entries == 0;
         }
+        // Scheduled messages all released (members release them).
+        let _ = write!(snap, "scheduled {}", st.staged.scheduled);
+        done &= st.staged.scheduled == 0;
         (snap, done)
     }
 
@@ -2963,6 +3150,17 @@ struct ProdInc {
     abandoned: Vec<u64>,
     probes: Vec<String>,
     done: bool,
+    /// Scheduled for later: (counter, due ns).
+    scheduled: Vec<(u64, u64)>,
+    /// Transactions prepared: (id, first counter, messages).
+    prepared: Vec<(u64, u64, u64)>,
+    /// Transactions committed (id, if prepared), first counter, messages,
+    /// first sequence number.
+    committed_txns: Vec<(Option<u64>, u64, u64, u64)>,
+    /// Prepared transactions aborted.
+    aborted_txns: Vec<u64>,
+    /// Transactions found pending after attaching (a predecessor's).
+    found: Vec<u64>,
 }
 
 fn check_model(w: &World) -> (Vec<String>, String) {
@@ -2997,6 +3195,22 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                                     .confirmed
                                     .push((t[1].parse().unwrap(), t[2].parse().unwrap())),
                                 "Z" => pi.abandoned.push(t[1].parse().unwrap()),
+                                "Y" => pi
+                                    .scheduled
+                                    .push((t[1].parse().unwrap(), t[2].parse().unwrap())),
+                                "R" => pi.prepared.push((
+                                    t[1].parse().unwrap(),
+                                    t[2].parse().unwrap(),
+                                    t[3].parse().unwrap(),
+                                )),
+                                "T" => pi.committed_txns.push((
+                                    t[1].parse().ok(),
+                                    t[2].parse().unwrap(),
+                                    t[3].parse().unwrap(),
+                                    t[4].parse().unwrap(),
+                                )),
+                                "B" => pi.aborted_txns.push(t[1].parse().unwrap()),
+                                "G" => pi.found.push(t[1].parse().unwrap()),
                                 "X" => pi.probes.push(l.clone()),
                                 "S" => {
                                     let (a, b): (u64, u64) =
@@ -3224,11 +3438,20 @@ fn check_model(w: &World) -> (Vec<String>, String) {
         Some((v.len(), fnv(&v)))
     };
     let group_of = |d: &Deliv| insts[d.inst].group;
+    let releaser = w
+        .stat
+        .names
+        .iter()
+        .find(|n| n.name == shmq::RELEASER_NAME)
+        .map(|n| n.id);
     let mut ident: Vec<Option<(usize, u64)>> = Vec::with_capacity(ds.len());
     for d in &ds {
         let g = group_of(d);
         let gname = &sc.groups[g].name;
-        let id = if let Some((id, pseq)) = d.tag {
+        // A scheduled message carries the releasing producer's tag: it is
+        // identified by its payload, as an anonymous one.
+        let tag = d.tag.filter(|&(id, _)| Some(id) != releaser);
+        let id = if let Some((id, pseq)) = tag {
             match id_role.get(&id) {
                 Some(&p) => Some((p, pseq)),
                 None => {
@@ -3350,6 +3573,89 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                 "p{p}#{c}, an abandoned zero-copy claim, was delivered as {seqs:?}"
             ));
         }
+    }
+    // Scheduled messages: each published (exactly once: above), none
+    // delivered before it was due.
+    let ordinary_initial = sc.groups.iter().any(|g| !g.dlq && g.life == Life::Initial);
+    for (p, incs) in prods.iter().enumerate() {
+        for pi in incs {
+            for &(c, due) in &pi.scheduled {
+                // A payload shorter than its header says nothing of whose
+                // it is: such a delivery is not identified (above).
+                let known = sc
+                    .index_of(p, c)
+                    .is_some_and(|i| sc.producers[p].lens[i] >= 12);
+                if ordinary_initial && known && !pc_seqs.contains_key(&(p, c)) {
+                    fails.push(format!(
+                        "p{p}#{c}, scheduled to be due at {due}, was never published"
+                    ));
+                }
+                for (i, d) in ds.iter().enumerate() {
+                    if ident[i] == Some((p, c)) && d.at_ns != 0 && d.at_ns < due {
+                        fails.push(format!(
+                            "{} took p{p}#{c} (seq {}) {} us before it was due",
+                            insts[d.inst].name,
+                            d.seq,
+                            (due - d.at_ns) / 1000
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // Transactions: each committed one under consecutive sequence numbers
+    // (its P lines); each prepared one committed or aborted where it was
+    // prepared, found pending by a later incarnation, or published (its
+    // producer killed in the middle of the commit); none found pending that
+    // was not prepared, or was resolved.
+    for (p, incs) in prods.iter().enumerate() {
+        for (n, pi) in incs.iter().enumerate() {
+            for &(id, c, k) in &pi.prepared {
+                let here = pi.aborted_txns.contains(&id)
+                    || pi.committed_txns.iter().any(|t| t.0 == Some(id));
+                let later = incs[n + 1..].iter().any(|x| x.found.contains(&id));
+                let published = (0..k).all(|j| pc_seqs.contains_key(&(p, c + j)));
+                if !(here || later || published) {
+                    fails.push(format!(
+                        "p{p} incarnation {n}: prepared transaction {id} (#{c}+{k}) vanished: not committed, aborted, found pending after, or published"
+                    ));
+                }
+            }
+            for &id in &pi.found {
+                let prepared_before = incs[..n]
+                    .iter()
+                    .any(|x| x.prepared.iter().any(|t| t.0 == id));
+                let resolved_before = incs[..n].iter().any(|x| {
+                    x.aborted_txns.contains(&id) || x.committed_txns.iter().any(|t| t.0 == Some(id))
+                });
+                if !prepared_before || resolved_before {
+                    fails.push(format!(
+                        "p{p} incarnation {n} found transaction {id} pending, which was {}",
+                        if prepared_before {
+                            "resolved before"
+                        } else {
+                            "never prepared"
+                        }
+                    ));
+                }
+            }
+            for &(_, c, k, first) in &pi.committed_txns {
+                for j in 0..k {
+                    if let Some(seqs) = pc_seqs.get(&(p, c + j)) {
+                        if !seqs.contains(&(first + j)) {
+                            fails.push(format!(
+                                "p{p}: transaction #{c}+{k} committed from seq {first}, but #{} was delivered as {seqs:?}",
+                                c + j
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let st = &w.stat.staged;
+    if st.scheduled != 0 || st.transactions != 0 || st.damaged != 0 {
+        fails.push(format!("left staged at the end: {st:?}"));
     }
     // A restarted named producer's last pseq was committed: delivered.
     for (p, incs) in prods.iter().enumerate() {
@@ -3900,6 +4206,15 @@ fn check_model(w: &World) -> (Vec<String>, String) {
         insts.len(),
         insts.iter().filter(|i| i.killed).count()
     );
+    let all = || prods.iter().flatten();
+    let stats = format!(
+        "{stats}, {} scheduled, transactions: {} prepared, {} committed, {} aborted, {} found pending",
+        all().map(|pi| pi.scheduled.len()).sum::<usize>(),
+        all().map(|pi| pi.prepared.len()).sum::<usize>(),
+        all().map(|pi| pi.committed_txns.len()).sum::<usize>(),
+        all().map(|pi| pi.aborted_txns.len()).sum::<usize>(),
+        all().map(|pi| pi.found.len()).sum::<usize>()
+    );
     (fails, stats)
 }
 
@@ -3958,6 +4273,12 @@ fn model_checker_catches_planted_defects() {
                 .groups
                 .iter()
                 .any(|g| g.ordered && g.policy == Policy::Explicit)
+            && (0..sc.producers.len()).any(|p| {
+                (0..sc.producers[p].plan.len()).any(|i| {
+                    sc.msg_delay(p, i)
+                        .is_some_and(|d| d >= Duration::from_millis(10))
+                })
+            })
     };
     let seed = (0..).find(|&s| quiet(&Scenario::generate(s))).unwrap();
     for (m, want) in [
@@ -3966,6 +4287,7 @@ fn model_checker_catches_planted_defects() {
         ("garble", "differs from the"),
         ("ttl", "sent with a time to live of 0, was handed to"),
         ("order", "before the hold of seq"),
+        ("delay", "before it was due"),
     ] {
         let r = run_seed(seed, Some(m));
         eprintln!(
