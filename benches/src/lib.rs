@@ -11,6 +11,7 @@ pub mod harness;
 mod keyed;
 mod plot;
 mod spill;
+mod staged;
 mod worker;
 
 pub use endpoint::Mechanism;
@@ -38,6 +39,10 @@ pub enum Test {
     Spill,
     /// A group ordered by key against the same group unordered (threads).
     Keyed,
+    /// Delayed delivery: lateness of scheduled messages (threads).
+    Delay,
+    /// Transactions against plain sends and batches: publish cost.
+    Txn,
     /// Ping-pong, throughput, wake-up, and spill at 64 B.
     All,
 }
@@ -781,6 +786,25 @@ pub fn run(test: Test, o: Opts) -> Result<(), String> {
         cpus,
         capacity: o.capacity,
     };
+    if test == Test::Delay {
+        let r = staged::run_delay(&ctx, o.msgs)?;
+        if o.json {
+            r.json_lines().iter().for_each(|l| println!("{l}"));
+        } else {
+            r.print();
+        }
+        return Ok(());
+    }
+    if test == Test::Txn {
+        let size = o.sizes.first().copied().unwrap_or(64);
+        let r = staged::run_txn(&ctx, size, o.msgs)?;
+        if o.json {
+            r.json_lines().iter().for_each(|l| println!("{l}"));
+        } else {
+            r.print();
+        }
+        return Ok(());
+    }
     if test == Test::Keyed {
         let size = o.sizes.first().copied().unwrap_or(64);
         let r = keyed::run(&ctx, size, o.msgs)?;

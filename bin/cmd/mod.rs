@@ -53,7 +53,13 @@ pub fn run(cli: Cli) -> Result<(), String> {
         } => {
             let sizes: Vec<usize> = if !size.is_empty() {
                 size.iter().map(|&s| s as usize).collect()
-            } else if matches!(test, shmq_bench::Test::Throughput | shmq_bench::Test::Keyed) {
+            } else if matches!(
+                test,
+                shmq_bench::Test::Throughput
+                    | shmq_bench::Test::Keyed
+                    | shmq_bench::Test::Delay
+                    | shmq_bench::Test::Txn
+            ) {
                 vec![64]
             } else if test == shmq_bench::Test::Spill {
                 vec![64, 4096]
