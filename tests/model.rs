@@ -1097,6 +1097,9 @@ fn producer_role(env: &Env, sc: &Scenario, r: usize, p: usize) {
             let (id, committed) = if how == 0 {
                 ("-".to_owned(), tx.commit())
             } else {
+                // Killed inside the prepare (after its file is written, at
+                // crash point txn-prepared), it may be prepared or not.
+                log.put(format!("Q {}", tx.id()));
                 match tx.prepare() {
                     Ok(prepared) => {
                         let id = prepared.id();
@@ -3161,6 +3164,8 @@ struct ProdInc {
     aborted_txns: Vec<u64>,
     /// Transactions found pending after attaching (a predecessor's).
     found: Vec<u64>,
+    /// Transactions about to be prepared.
+    preparing: Vec<u64>,
 }
 
 fn check_model(w: &World) -> (Vec<String>, String) {
@@ -3211,6 +3216,7 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                                 )),
                                 "B" => pi.aborted_txns.push(t[1].parse().unwrap()),
                                 "G" => pi.found.push(t[1].parse().unwrap()),
+                                "Q" => pi.preparing.push(t[1].parse().unwrap()),
                                 "X" => pi.probes.push(l.clone()),
                                 "S" => {
                                     let (a, b): (u64, u64) =
@@ -3638,9 +3644,7 @@ fn check_model(w: &World) -> (Vec<String>, String) {
                 }
             }
             for &id in &pi.found {
-                let prepared_before = incs[..n]
-                    .iter()
-                    .any(|x| x.prepared.iter().any(|t| t.0 == id));
+                let prepared_before = incs[..n].iter().any(|x| x.preparing.contains(&id));
                 let resolved_before = incs[..n].iter().any(|x| {
                     x.aborted_txns.contains(&id) || x.committed_txns.iter().any(|t| t.0 == Some(id))
                 });
