@@ -43,9 +43,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// space and no zone) or seconds since the Unix epoch (`1764957600.5`).
 pub fn parse_wall_time(s: &str) -> Result<std::time::SystemTime, String> {
     if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs));
-        }
+        return Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| std::time::UNIX_EPOCH.checked_add(d))
+            .ok_or_else(|| format!("'{s}' is not a time: seconds since the epoch out of range"));
     }
     humantime::parse_rfc3339_weak(s).map_err(|e| {
         format!("'{s}' is not a time (use RFC 3339 in UTC, 2026-12-05T18:00:00Z, or seconds since the epoch): {e}")
@@ -97,6 +98,8 @@ mod tests {
         assert_eq!(t, std::time::UNIX_EPOCH + Duration::from_millis(10_500));
         assert!(parse_wall_time("tomorrow").is_err());
         assert!(parse_wall_time("-1").is_err());
+        assert!(parse_wall_time("1e30").is_err());
+        assert!(parse_wall_time("NaN").is_err());
     }
 
     #[test]

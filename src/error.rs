@@ -314,6 +314,13 @@ pub enum SendError {
     /// A per-producer sequence number too large (numbers stay below
     /// `u64::MAX`).
     PseqOutOfRange(u64),
+    /// A named producer's transaction commit failed and the mark it had put
+    /// on the transaction's file could not be taken off (the staging
+    /// directory fails): nothing is published under the name until it is
+    /// ([`Producer::pending_transactions`](crate::Producer::pending_transactions)
+    /// or any send tries again), or the mark's pseq could go to another
+    /// message.
+    MarkUnsettled,
     /// A message key longer than [`MAX_KEY`](crate::MAX_KEY).
     KeyTooLong {
         /// Length given.
@@ -347,6 +354,10 @@ impl fmt::Display for SendError {
             SendError::PseqOutOfRange(p) => {
                 write!(f, "per-producer sequence number {p} is out of range")
             }
+            SendError::MarkUnsettled => write!(
+                f,
+                "a transaction's commit mark could not be settled (the staging directory fails): nothing is published under this producer until it is"
+            ),
             SendError::KeyTooLong { len, max } => {
                 write!(f, "key of {len} bytes is longer than the longest, {max}")
             }
@@ -663,9 +674,6 @@ pub enum StagedError {
     NotNamed,
     /// No prepared transaction of this producer with that id.
     UnknownTransaction(u64),
-    /// The transaction's commit was decided already (its producer died
-    /// while publishing it): it can only be committed, which finishes it.
-    Committing(u64),
     /// A staged file is damaged (moved aside as `….bad`; `shmq check`
     /// lists it).
     Damaged {
@@ -697,10 +705,6 @@ impl fmt::Display for StagedError {
             StagedError::UnknownTransaction(t) => {
                 write!(f, "no prepared transaction {t} of this producer")
             }
-            StagedError::Committing(t) => write!(
-                f,
-                "transaction {t} is being committed already: it can only be committed"
-            ),
             StagedError::Damaged { file, reason } => {
                 write!(f, "{}: damaged staged file: {reason}", file.display())
             }

@@ -121,6 +121,9 @@ pub struct Producer {
     next_front_check: u64,
     /// A named producer's name, id and next pseq.
     named: Option<Named>,
+    /// A transaction's commit mark was left on its file at this producer's
+    /// next pseq (publish.rs): settled before anything is published.
+    pub(crate) mark_left: bool,
 }
 
 /// What a named producer keeps in its own memory.
@@ -157,6 +160,7 @@ impl Producer {
             next_spill_check: 0,
             next_front_check: 0,
             named: None,
+            mark_left: false,
         }
     }
 
@@ -265,7 +269,11 @@ impl Producer {
                 None => Ok(None),
             };
         };
-        let (next, first) = (named.next, explicit.unwrap_or(named.next));
+        let (id, next) = (named.id, named.next);
+        if self.mark_left {
+            self.settle_mark(id, next)?;
+        }
+        let first = explicit.unwrap_or(next);
         if first < next {
             identity::note_duplicate(self.q.ring(), i);
             return Err(SendError::Duplicate {
@@ -278,7 +286,18 @@ impl Producer {
             return Err(SendError::PseqOutOfRange(first));
         }
         self.pc.pseq = first;
-        Ok(Some((named.id, first)))
+        Ok(Some((id, first)))
+    }
+
+    /// Takes off a commit mark left at pseq `next` (`mark_left`).
+    #[cold]
+    fn settle_mark(&mut self, id: u64, next: u64) -> Result<(), SendError> {
+        let (dir, _) = self.q.staged_dir();
+        let prefix = crate::staged::dir::txn_prefix(id);
+        crate::staged::publish::settle(dir, &prefix, 'c', next)
+            .map_err(|_| SendError::MarkUnsettled)?;
+        self.mark_left = false;
+        Ok(())
     }
 
     /// Commits a claim's records (see `claim::commit_claim`); a named
@@ -1157,7 +1176,7 @@ impl Queue {
     /// Attaches a producer under `name` (see [`ProducerBuilder::name`]).
     fn named_producer(&self, name: &str) -> Result<Producer, ProducerError> {
         validate_name(name).map_err(ProducerError::InvalidName)?;
-        let p = self.named_producer_unchecked(name)?;
+        let p = self.named_producer_unchecked(name, true)?;
         // A commit its dead predecessor decided but did not publish is
         // prepared again; one it published is finished (publish.rs).
         if let (Some(id), Some(next)) = (p.id(), p.next_pseq()) {
@@ -1172,8 +1191,17 @@ impl Queue {
 
     /// Attaches a producer under `name`, which may be one of the queue's
     /// own (`RELEASER_NAME`) that users cannot name.
-    pub(crate) fn named_producer_unchecked(&self, name: &str) -> Result<Producer, ProducerError> {
-        let _g = self.admin(true).map_err(ProducerError::Io)?;
+    /// `block`: wait for the admin lock; without, a lock held elsewhere
+    /// fails with [`ProducerError::Io`] of kind `WouldBlock`.
+    pub(crate) fn named_producer_unchecked(
+        &self,
+        name: &str,
+        block: bool,
+    ) -> Result<Producer, ProducerError> {
+        let _g = self
+            .admin(block)
+            .map_err(ProducerError::Io)?
+            .ok_or_else(|| ProducerError::Io(std::io::ErrorKind::WouldBlock.into()))?;
         let ring = self.ring();
         let slot = self.register_producer()?;
         match identity::attach_identity(ring, name.as_bytes(), slot, |s| self.name_owner(s)) {

@@ -418,7 +418,14 @@ fn shmq_send_delay_and_deliver_at_with_stat_check_and_a_damaged_file() {
     assert!(common::shmq(&["recv", p, "g", "--count", "1"]).contains("old"));
     // A damaged staged file: moved aside when its turn comes, the others
     // released; stat and check say so.
-    let staged = PathBuf::from(format!("{}.staged", path.canonicalize().unwrap().display()));
+    // The queue's own directory: `<path>.staged/<nonce>`.
+    let root = PathBuf::from(format!("{}.staged", path.canonicalize().unwrap().display()));
+    let staged = std::fs::read_dir(&root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::write(staged.join(format!("d-{:020}-{:020}", 1, 999)), b"garbage").unwrap();
     send_lines(&path, &["--delay", "1ms"], &["fine"]);
     std::thread::sleep(Duration::from_millis(5));

@@ -452,6 +452,9 @@ impl Consumer {
             w => (w / 4).clamp(1_000_000, UPKEEP_EVERY.as_nanos() as u64),
         };
         self.acks.next_upkeep = now + every;
+        // A scheduled message whose hint a crash lost is found within a
+        // second by any member (staged/schedule.rs).
+        self.q.rescan_if_changed();
         self.q.reap_dead_members_of(self.g);
         ack::maintain(ring, self.g, now);
         // Holds of ours that others ended (expired): off our list.

@@ -70,7 +70,9 @@ fn check_staged(q: &crate::Queue, r: &mut CheckReport) {
     }
     let now = crate::os::clock::now_ns();
     for (name, parsed) in dir::list(d).unwrap_or_default() {
-        if let Err(dir::ReadError::Damaged(why)) = dir::read(d, &name, q.geo().max_msg as usize) {
+        if let Err(dir::ReadError::Damaged(why)) =
+            dir::read(d, &name, q.geo().max_msg as usize, q.geo().capacity)
+        {
             r.problems
                 .push(format!("staged file {}: {why}", d.join(&name).display()));
         }

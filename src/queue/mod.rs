@@ -52,11 +52,18 @@ pub(in crate::queue) struct Inner {
     pub(in crate::queue) last_sleeper_reap: AtomicU64,
     /// The staging directory (scheduled messages, prepared transactions).
     pub(in crate::queue) staged: Staging,
+    /// This process's releases of scheduled messages: (wall-clock ns before
+    /// which polls do not try again, the current back-off in ns).
+    pub(in crate::queue) release_retry: Mutex<(u64, u64)>,
+    /// The staging directory's modification time at this process's last
+    /// look at it (`Queue::rescan_if_changed`).
+    pub(in crate::queue) staged_mtime: Mutex<Option<std::time::SystemTime>>,
 }
 
-/// Where a queue keeps what is staged (`crate::staged`): next to its file
-/// (`<path>.staged`), or for a queue in memory, a temporary directory that
-/// goes with it.
+/// Where a queue keeps what is staged (`crate::staged`): next to its file,
+/// in `<path>.staged/<nonce>` (the queue's own: a queue made later at the
+/// path, or one that replaced it, has another nonce), or for a queue in
+/// memory, a temporary directory that goes with it.
 pub(in crate::queue) struct Staging {
     pub(in crate::queue) dir: PathBuf,
     /// Mode the directory is created with.
@@ -66,22 +73,25 @@ pub(in crate::queue) struct Staging {
 }
 
 impl Staging {
-    /// For the queue file at `path` of mode `file_mode`: the directory
-    /// `<canonical path>.staged`, open to whom the file is open.
-    fn beside(path: &Path, file_mode: u32) -> Staging {
-        // At creation the file is not at its path yet: its directory is.
-        let path = path.canonicalize().unwrap_or_else(|_| {
-            match (path.parent().map(Path::canonicalize), path.file_name()) {
-                (Some(Ok(d)), Some(n)) => d.join(n),
-                _ => path.to_owned(),
-            }
-        });
-        let mut dir = path.into_os_string();
-        dir.push(".staged");
-        let group = if file_mode & 0o060 != 0 { 0o070 } else { 0 };
-        let other = if file_mode & 0o006 != 0 { 0o007 } else { 0 };
+    /// For queue `nonce` in the file at `path` of mode `file_mode`: the
+    /// directory `<real path>.staged/<nonce>`, open to whom the file is
+    /// writable. `creating`: the file is not at `path` yet (it will be,
+    /// as a file, not a link): its real path is its directory's and its
+    /// name; an open follows links to the file.
+    fn beside(path: &Path, file_mode: u32, nonce: u64, creating: bool) -> Staging {
+        let by_parent = || match (path.parent().map(Path::canonicalize), path.file_name()) {
+            (Some(Ok(d)), Some(n)) => d.join(n),
+            _ => path.to_owned(),
+        };
+        let real = if creating {
+            by_parent()
+        } else {
+            path.canonicalize().unwrap_or_else(|_| by_parent())
+        };
+        let group = if file_mode & 0o020 != 0 { 0o070 } else { 0 };
+        let other = if file_mode & 0o002 != 0 { 0o007 } else { 0 };
         Staging {
-            dir: PathBuf::from(dir),
+            dir: staged_root(&real).join(format!("{nonce:016x}")),
             mode: 0o700 | group | other,
             temporary: false,
         }
@@ -96,6 +106,14 @@ impl Staging {
             temporary: true,
         }
     }
+}
+
+/// The directory that holds the staging directories of the queues made at
+/// the real path `path` (each in a subdirectory named by its nonce).
+pub(in crate::queue) fn staged_root(path: &Path) -> PathBuf {
+    let mut dir = path.as_os_str().to_owned();
+    dir.push(".staged");
+    PathBuf::from(dir)
 }
 
 impl Drop for Inner {
@@ -175,7 +193,12 @@ impl Queue {
         let path = path.as_ref();
         let q = Queue::open(path)?;
         let spill = q.spill_options().map(|s| s.dir.clone());
-        let staged = q.staged_dir().0.to_owned();
+        // Every queue's made at this path (each in its nonce's directory).
+        let staged = q
+            .staged_dir()
+            .0
+            .parent()
+            .map_or_else(|| q.staged_dir().0.to_owned(), Path::to_owned);
         drop(q);
         std::fs::remove_file(path).map_err(io_err(format!("{}: cannot remove", path.display())))?;
         match std::fs::remove_dir_all(&staged) {
@@ -270,7 +293,7 @@ impl Queue {
         if let Some(sp) = &p.spill {
             claim_spill_dir(&sp.dir, p.nonce, path)?;
         }
-        Self::map(file, path, p.geo, p.nonce, p.spill)
+        Self::map(file, path, p.geo, p.nonce, p.spill, false)
     }
 
     fn map(
@@ -279,11 +302,12 @@ impl Queue {
         geo: Geometry,
         nonce: u64,
         spill: Option<SpillOptions>,
+        creating: bool,
     ) -> Result<Queue, OpenError> {
         let spill = open_spill(spill, nonce, &geo)?;
         use std::os::unix::fs::PermissionsExt;
         let mode = file.metadata().map_or(0o600, |m| m.permissions().mode());
-        let staged = Staging::beside(path, mode);
+        let staged = Staging::beside(path, mode, nonce, creating);
         let map = MmapOptions::new()
             .len(geo.file_size())
             .populate()
@@ -299,6 +323,8 @@ impl Queue {
                 last_sleeper_reap: AtomicU64::new(0),
                 spill,
                 staged,
+                release_retry: Mutex::new((0, 0)),
+                staged_mtime: Mutex::new(None),
             }),
         })
     }
@@ -432,6 +458,31 @@ impl Queue {
     /// (`crate::staged`), and the mode it is created with.
     pub(crate) fn staged_dir(&self) -> (&Path, u32) {
         (&self.inner.staged.dir, self.inner.staged.mode)
+    }
+
+    /// This process's back-off of scheduled-message releases:
+    /// `(retry at, back-off)` (staged/schedule.rs).
+    pub(crate) fn release_retry(&self) -> std::sync::MutexGuard<'_, (u64, u64)> {
+        self.inner
+            .release_retry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the staging directory changed since this process last
+    /// asked (its modification time); a directory not there has not.
+    pub(crate) fn staged_changed(&self) -> bool {
+        let now = std::fs::metadata(&self.inner.staged.dir)
+            .and_then(|m| m.modified())
+            .ok();
+        let mut last = self
+            .inner
+            .staged_mtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let changed = now.is_some() && now != *last;
+        *last = now;
+        changed
     }
 
     /// The spill log's process-local side, if the queue has one.

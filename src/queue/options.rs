@@ -389,7 +389,15 @@ impl Queue {
                     "{}: cannot write the header",
                     path.display()
                 )))?;
-            let q = Self::map(file, path, geo, nonce, spill.clone())?;
+            let q = Self::map(file, path, geo, nonce, spill.clone(), true)?;
+            // What earlier queues at this path left staged is theirs (their
+            // nonces' directories), and would only pile up: cleared before
+            // the new queue is visible, so none of its own is.
+            let root = q.staged_dir().0.parent().map(Path::to_owned);
+            if let Some(root) = root.filter(|r| r.exists()) {
+                std::fs::remove_dir_all(&root)
+                    .map_err(io_err(format!("{}: cannot clear", root.display())))?;
+            }
             // Zero-initialised memory is a valid empty queue except for HEAD and
             // TAIL, which are (0, 0) too: nothing else to set.
             if opts.replace {
@@ -406,17 +414,6 @@ impl Queue {
                     },
                 })?;
                 let _ = std::fs::remove_file(&tmp);
-            }
-            // What an earlier queue at this path left staged is not this
-            // queue's.
-            match std::fs::remove_dir_all(q.staged_dir().0) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(OpenError::Io {
-                        what: format!("{}: cannot clear", q.staged_dir().0.display()),
-                        source: e,
-                    })
-                }
-                _ => {}
             }
             if let Some(sp) = &spill {
                 write_spill_owner(&sp.dir, nonce, path)?;
@@ -462,6 +459,8 @@ impl Queue {
                 last_sleeper_reap: AtomicU64::new(0),
                 spill: open_spill(spill, nonce, &geo)?,
                 staged: super::Staging::temporary(nonce),
+                release_retry: std::sync::Mutex::new((0, 0)),
+                staged_mtime: std::sync::Mutex::new(None),
             }),
         })
     }

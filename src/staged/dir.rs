@@ -1,7 +1,7 @@
 //! A queue's staging directory: listing, writing and reading staged files
 //! (file.rs gives their names and format).
 
-use super::file::{decode, Staged};
+use super::file::{decode, Staged, KIND_SCHEDULED, KIND_TXN};
 use crate::error::Reason;
 use std::fs::File;
 use std::io::{self, Write};
@@ -129,10 +129,18 @@ pub(crate) fn write_new(
     dir_mode: u32,
     sync: bool,
 ) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(dir_mode)
-        .create(dir)?;
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(dir_mode)
+            .create(dir)?;
+        // Exactly that mode, whatever the umask (the queue file's users
+        // all need it); a directory another user made is left as it is.
+        use std::os::unix::fs::PermissionsExt;
+        for d in [Some(dir), dir.parent()].into_iter().flatten() {
+            let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(dir_mode));
+        }
+    }
     let tmp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
     let r = (|| {
         let mut f = std::fs::OpenOptions::new()
@@ -148,7 +156,11 @@ pub(crate) fn write_new(
         }
         std::fs::rename(&tmp, dir.join(name))?;
         if sync {
-            File::open(dir)?.sync_all()?;
+            // Not flushed: not there either (the caller is told it failed).
+            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                let _ = std::fs::remove_file(dir.join(name));
+                return Err(e);
+            }
         }
         Ok(())
     })();
@@ -167,13 +179,47 @@ pub(crate) enum ReadError {
     Damaged(Reason),
 }
 
-/// Reads and checks `dir/name` for a queue of `max_msg`.
-pub(crate) fn read(dir: &Path, name: &str, max_msg: usize) -> Result<Staged, ReadError> {
-    match std::fs::read(dir.join(name)) {
-        Ok(b) => decode(&b, max_msg).map_err(ReadError::Damaged),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ReadError::Gone),
-        Err(e) => Err(ReadError::Io(e)),
+/// Reads and checks `dir/name` for a queue of `max_msg` whose claims take
+/// at most `max_bytes`: its content must be what its name says (kind, id,
+/// due time or producer).
+pub(crate) fn read(
+    dir: &Path,
+    name: &str,
+    max_msg: usize,
+    max_bytes: u64,
+) -> Result<Staged, ReadError> {
+    let path = dir.join(name);
+    let io = |e: io::Error| match e.kind() {
+        io::ErrorKind::NotFound => ReadError::Gone,
+        _ => ReadError::Io(e),
+    };
+    // Bounded before it is read: every message of it in one claim.
+    let len = std::fs::metadata(&path).map_err(io)?.len();
+    if len > max_bytes.saturating_add(4096) {
+        return Err(ReadError::Damaged(Reason::new(format!(
+            "{len} bytes: more than a claim takes"
+        ))));
     }
+    let s = decode(&std::fs::read(&path).map_err(io)?, max_msg).map_err(ReadError::Damaged)?;
+    let base = name.split_once('.').map_or(name, |(b, _)| b);
+    let fits = match parse_name(base) {
+        Some(Name::Scheduled { due_ns, id, .. }) => {
+            s.kind == KIND_SCHEDULED
+                && s.id == id
+                && s.due_or_producer == due_ns
+                && s.msgs.len() == 1
+        }
+        Some(Name::Txn { producer, txid, .. }) => {
+            s.kind == KIND_TXN && s.id == txid && s.due_or_producer == producer
+        }
+        None => false,
+    };
+    if !fits {
+        return Err(ReadError::Damaged(Reason::new(
+            "its content is not what its name says",
+        )));
+    }
+    Ok(s)
 }
 
 /// Moves a damaged file aside (`….bad`), out of every listing but
@@ -202,6 +248,42 @@ pub(crate) fn rename(dir: &Path, from: &str, to: &str) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_whose_content_is_not_what_its_name_says_is_refused() {
+        use crate::staged::file::{encode, StagedMsg};
+        let d = std::env::temp_dir().join(format!("shmq-dir-test-{}", std::process::id()));
+        let s = Staged {
+            kind: KIND_SCHEDULED,
+            id: 4,
+            due_or_producer: 10,
+            made_ns: 0,
+            msgs: vec![StagedMsg::default()],
+        };
+        write_new(&d, &scheduled_name(10, 4), &encode(&s), 0o700, false).unwrap();
+        assert!(read(&d, &scheduled_name(10, 4), 100, 1 << 20).is_ok());
+        // The same bytes under another due time, id, or kind of name.
+        for name in [
+            scheduled_name(11, 4),
+            scheduled_name(10, 5),
+            txn_name(10, 4),
+        ] {
+            write_new(&d, &name, &encode(&s), 0o700, false).unwrap();
+            assert!(
+                matches!(read(&d, &name, 100, 1 << 20), Err(ReadError::Damaged(_))),
+                "{name}"
+            );
+        }
+        // Larger than a claim takes: refused before it is read.
+        assert!(read(&d, &scheduled_name(10, 4), 100, 0).is_ok());
+        let big = vec![0u8; 8192];
+        write_new(&d, &scheduled_name(12, 6), &big, 0o700, false).unwrap();
+        assert!(matches!(
+            read(&d, &scheduled_name(12, 6), 100, 1024),
+            Err(ReadError::Damaged(_))
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn names_read_back_and_sort_by_due_time() {

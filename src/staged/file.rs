@@ -200,8 +200,14 @@ pub(crate) fn decode(b: &[u8], max_msg: usize) -> Result<Staged, Reason> {
         if key_len > MAX_KEY {
             return Err(bad("key longer than MAX_KEY"));
         }
-        if len > max_msg {
-            return Err(bad("payload longer than the queue's max_msg"));
+        // The key block counts against max_msg with the payload.
+        let key_block = if flags & 2 != 0 {
+            key_block(key_len)
+        } else {
+            0
+        };
+        if len.saturating_add(key_block) > max_msg {
+            return Err(bad("payload (and key) longer than the queue's max_msg"));
         }
         at += MSG_HEADER;
         if b.len() - at < key_len + len {
@@ -264,7 +270,11 @@ mod tests {
             d[i] ^= 0x40;
             assert!(decode(&d, 100).is_err(), "byte {i}");
         }
-        // A queue with a smaller max_msg refuses the payload.
+        // A queue with a smaller max_msg refuses the payload; the key block
+        // (8-byte hash, 4-byte length, key padded) counts with it.
         assert!(decode(&b, 0).is_err());
+        assert_eq!(key_block(1), 24);
+        assert!(decode(&b, 24).is_err());
+        assert!(decode(&b, 25).is_ok());
     }
 }

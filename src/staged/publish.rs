@@ -45,7 +45,9 @@ pub(crate) fn settle(dir: &Path, prefix: &str, mark: char, next: u64) -> io::Res
             continue;
         };
         let base = name.split_once('.').map_or(name.as_str(), |(b, _)| b);
-        debug_assert!(name.ends_with(&format!(".{mark}{p}")));
+        if name != dir::marked(base, mark, p) {
+            continue; // not a mark this code makes (`.r05`): left alone
+        }
         if p < next {
             dir::remove(dir, &name)?;
         } else {
@@ -71,14 +73,15 @@ pub(crate) enum Outcome {
 
 /// Publishes staged file `base` in `dir` (not marked), exactly once, as
 /// pseqs from `next` of the calling identity, through `publish(msgs,
-/// pseq)`; checked for a queue of `max_msg`. A damaged file is moved aside
-/// (`….bad`) and reported.
+/// pseq)`; checked for a queue of `max_msg` whose claims take at most
+/// `max_bytes`. A damaged file is moved aside (`….bad`) and reported. An
+/// error after the mark leaves the mark only if taking it off failed too.
 pub(crate) fn publish_once(
     dir: &Path,
     base: &str,
     mark: char,
     next: u64,
-    max_msg: usize,
+    (max_msg, max_bytes): (usize, u64),
     publish: &mut Publish<'_>,
 ) -> Result<Outcome, StagedError> {
     let io = |what: String| move |source| StagedError::Io { what, source };
@@ -90,11 +93,11 @@ pub(crate) fn publish_once(
     }
     crate::spill::rounds::crash_point("staged-marked");
     let unmark = || dir::rename(dir, &marked, base);
-    let staged = match dir::read(dir, &marked, max_msg) {
+    let staged = match dir::read(dir, &marked, max_msg, max_bytes) {
         Ok(s) => s,
         Err(dir::ReadError::Gone) => return Ok(Outcome::Gone),
         Err(dir::ReadError::Io(e)) => {
-            let _ = unmark();
+            unmark().map_err(io(format!("{}: cannot unmark {base}", dir.display())))?;
             return Err(StagedError::Io {
                 what: format!("{}: cannot read {base}", dir.display()),
                 source: e,

@@ -26,15 +26,36 @@
 //! in its file (a crash of every process loses nothing) until one is.
 //!
 //! # The hint
-//! NEXT DUE is never above the earliest due time in the directory, so no
-//! poller sleeps past one. It is lowered (a CAS loop, to the minimum) after
-//! a file is written, and raised only by the releaser, by one CAS from the
-//! value it read *before* listing the directory to the earliest due time
-//! it left in it: a file written after that listing lowers the hint after
-//! that read, so either the CAS fails (the hint stays low) or the file's
-//! own lowering comes after it. A releaser that dies leaves the hint as it
-//! was, at or below every file it left. A hint too low costs a poll that
-//! finds nothing due, and that poll corrects it.
+//! NEXT DUE is never above the earliest due time in the directory for
+//! long, so no poller sleeps past one. It is lowered (a CAS loop, to the
+//! minimum) after a file is written, and raised only by the releaser, by
+//! one CAS from the value it read before listing the directory to the
+//! earliest due time it left in it; after a raise it lists the directory
+//! again and lowers the hint to what it finds. A file renamed into place
+//! before that second listing is in it; one renamed after it lowers the
+//! hint itself, after the raise. (Without the second listing, a message
+//! scheduled while a release runs, due later than the hint the releaser
+//! read, would lower nothing and be overwritten by the raise.) A releaser
+//! that dies leaves the hint as it was, at or below every file it left. A
+//! scheduler killed between its rename and its lowering leaves a file the
+//! hint may not cover: members look again at the directory when it changed
+//! (at upkeep, at most once a second each), so do a member attaching and
+//! [`Queue::release_due`]. A hint too low costs a poll that finds nothing
+//! due, and that poll corrects it.
+//!
+//! # Polling without a storm
+//! A poll that finds something due but cannot release it all (another
+//! process holds the name or the admin lock, the ring is full) makes this
+//! process wait before it tries again: 1 ms, doubling up to 100 ms, reset
+//! by a release that leaves nothing due. Polls never block: the admin lock
+//! and the ring are tried, not waited for (a member must never wait for
+//! room its own group holds).
+//!
+//! # The releasing name
+//! [`RELEASER_NAME`] takes one slot of the table of producer names
+//! (`max_producers`), made by the first `schedule` (refused with
+//! [`ProducerError::NamesFull`] if there is none), so that a message is
+//! never scheduled that could not be released.
 
 use super::dir::{self, Name, SCHEDULED_PREFIX};
 use super::file::{encode, Staged, StagedMsg, KIND_SCHEDULED};
@@ -86,7 +107,7 @@ impl Producer {
     /// comes: until then no group sees it; then it is published like a
     /// message sent at that moment, and gets its sequence number then. A
     /// TTL counts from then. Kept in a file in the queue's staging
-    /// directory (`<queue path>.staged`) until released, so it survives
+    /// directory (`<queue path>.staged/<nonce>`) until released, so it survives
     /// every process crashing; released by any attached process that polls
     /// (members waiting for messages do), within milliseconds of its due
     /// time while a member waits. Each scheduled message is published
@@ -128,6 +149,7 @@ impl Producer {
 fn schedule(q: &Queue, msg: &[u8], due: Due, opts: &SendOptions) -> Result<Scheduled, StagedError> {
     let m = StagedMsg::new(msg, opts);
     m.check(q.geo().max_msg as usize)?;
+    ensure_releaser(q)?;
     let ring = q.ring();
     let now = now_ns();
     let due_ns = due.ns(now);
@@ -162,6 +184,20 @@ fn schedule(q: &Queue, msg: &[u8], due: Due, opts: &SendOptions) -> Result<Sched
     Ok(Scheduled { id, due_ns })
 }
 
+/// Makes sure the queue's releasing producer has its name, so that a
+/// message is not scheduled that could never be released (the table of
+/// names full): refused then, with [`ProducerError::NamesFull`].
+fn ensure_releaser(q: &Queue) -> Result<(), StagedError> {
+    if crate::protocol::identity::find_identity(q.ring(), RELEASER_NAME.as_bytes()).is_some() {
+        return Ok(());
+    }
+    match q.named_producer_unchecked(RELEASER_NAME, true) {
+        Err(e @ ProducerError::NamesFull { .. }) => Err(e.into()),
+        // Made, or in use; or not now (the registry full): made when due.
+        _ => Ok(()),
+    }
+}
+
 /// The NEXT DUE hint: when the earliest scheduled message is due (ns),
 /// 0 if none is known.
 #[inline]
@@ -184,12 +220,156 @@ fn lower_hint<R: Region>(ring: &Ring<R>, due: u64) {
     }
 }
 
-/// What a waiting member calls: releases what is due if the hint says so,
-/// leaving errors for `stat`, `check` and [`Queue::release_due`] to show.
-/// Whether it released any.
+/// The first wait after a release that left a due message behind (a full
+/// ring, the releasing name held elsewhere); doubled up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: u64 = 1_000_000;
+/// The longest wait between two release attempts of one process.
+const BACKOFF_MAX: u64 = 100_000_000;
+
+/// What a polling process calls (a waiting member, upkeep, `try_recv`):
+/// releases what is due if the hint says so and this process is not
+/// backing off, leaving errors for `stat`, `check` and
+/// [`Queue::release_due`] to show. Whether it released any.
 pub(crate) fn poll(q: &Queue) -> bool {
     let hint = next_due(q.ring());
-    hint != 0 && hint <= now_ns() && q.release_due().is_ok_and(|n| n > 0)
+    if hint == 0 {
+        return false;
+    }
+    let now = now_ns();
+    if hint > now || now < q.release_retry().0 {
+        return false;
+    }
+    let r = release(q, false);
+    let mut retry = q.release_retry();
+    if r.left_due {
+        // Not all released: another process holds the name or the admin
+        // lock, the ring is full, a file cannot be read. Try again later,
+        // not at every poll of every member.
+        retry.1 = (retry.1 * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        retry.0 = now + retry.1;
+    } else {
+        *retry = (0, 0);
+    }
+    r.released > 0
+}
+
+/// What a release did.
+struct Release {
+    released: usize,
+    /// A due message is still there (or may be: the release did not run).
+    left_due: bool,
+    error: Option<StagedError>,
+}
+
+/// Releases what is due now. `block`: wait for the admin lock (else a lock
+/// held elsewhere leaves it for later).
+fn release(q: &Queue, block: bool) -> Release {
+    let mut out = Release {
+        released: 0,
+        left_due: true,
+        error: None,
+    };
+    let ring = q.ring();
+    // SeqCst: read before the directory is listed (module docs).
+    let hint = ring.header().next_due().load(Ordering::SeqCst);
+    let now = now_ns();
+    if hint == 0 || hint > now {
+        out.left_due = false;
+        return out;
+    }
+    let mut p = match q.named_producer_unchecked(RELEASER_NAME, block) {
+        Ok(p) => p,
+        // Another thread or process is releasing, or will: the name is
+        // held (or its dead holder not settled yet), the admin lock is.
+        Err(
+            ProducerError::NameInUse { .. }
+            | ProducerError::Unsettled { .. }
+            | ProducerError::RegistryFull { .. },
+        ) => return out,
+        Err(ProducerError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return out,
+        Err(e) => {
+            out.error = Some(e.into());
+            return out;
+        }
+    };
+    let (dir, _) = q.staged_dir();
+    let io = |source| StagedError::Io {
+        what: format!("{}: cannot release scheduled messages", dir.display()),
+        source,
+    };
+    let limits = (q.geo().max_msg as usize, q.geo().capacity);
+    if let Err(e) = publish::settle(dir, SCHEDULED_PREFIX, 'r', p.next_pseq().unwrap_or(0)) {
+        out.error = Some(io(e));
+        return out;
+    }
+    let files = match dir::list(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            out.error = Some(io(e));
+            return out;
+        }
+    };
+    let (mut left, mut stop) = (0u64, false);
+    let mut keep = |due: u64| left = if left == 0 { due } else { left.min(due) };
+    for (name, parsed) in files {
+        let Name::Scheduled {
+            due_ns,
+            releasing: None,
+            ..
+        } = parsed
+        else {
+            continue;
+        };
+        if stop || due_ns > now {
+            keep(due_ns);
+            continue;
+        }
+        let next = p.next_pseq().unwrap_or(0);
+        let mut send = |msgs: &[StagedMsg], pseq| {
+            // A scheduled file holds one message (file.rs checks the kind).
+            p.send_staged(msgs, Some(pseq), false)
+        };
+        match publish::publish_once(dir, &name, 'r', next, limits, &mut send) {
+            Ok(Outcome::Published(_)) => out.released += 1,
+            Ok(Outcome::Gone) => {}
+            Ok(Outcome::Refused(SendError::Full | SendError::Spill(_))) => {
+                keep(due_ns);
+                stop = true;
+            }
+            Ok(Outcome::Refused(e)) => {
+                // Refused for good (too large for this queue): never
+                // publishable, and it must not hold back the others.
+                dir::quarantine(dir, &name);
+                out.error.get_or_insert(StagedError::Damaged {
+                    file: dir.join(format!("{name}.bad")),
+                    reason: crate::error::Reason::new(e.to_string()),
+                });
+            }
+            Err(e @ StagedError::Damaged { .. }) => {
+                out.error.get_or_insert(e);
+            }
+            Err(e) => {
+                keep(due_ns);
+                stop = true;
+                out.error.get_or_insert(e);
+            }
+        }
+    }
+    // SeqCst: see the module docs. A failed CAS means a schedule lowered
+    // the hint meanwhile, and it stays. After a raise, a file renamed into
+    // place after the listing above lowers it again itself, and one renamed
+    // before it but after the listing is found by listing again.
+    if ring
+        .header()
+        .next_due()
+        .compare_exchange(hint, left, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+    {
+        q.rescan_scheduled();
+    }
+    drop(p);
+    out.left_due = left != 0 && left <= now_ns();
+    out
 }
 
 impl Queue {
@@ -204,8 +384,7 @@ impl Queue {
     /// # Errors
     /// [`StagedError::Io`]; [`StagedError::Damaged`] for a file that was
     /// moved aside (the others are released); [`StagedError::Producer`] if
-    /// the queue's releasing producer cannot attach (its name cannot be
-    /// made: the table of names is full).
+    /// the queue's releasing producer cannot attach.
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -220,84 +399,20 @@ impl Queue {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn release_due(&self) -> Result<usize, StagedError> {
-        let ring = self.ring();
-        // SeqCst: read before the directory is listed (module docs).
-        let hint = ring.header().next_due().load(Ordering::SeqCst);
-        let now = now_ns();
-        if hint == 0 || hint > now {
-            return Ok(0);
-        }
-        let mut p = match self.named_producer_unchecked(RELEASER_NAME) {
-            Ok(p) => p,
-            Err(
-                ProducerError::NameInUse { .. }
-                | ProducerError::Unsettled { .. }
-                | ProducerError::RegistryFull { .. },
-            ) => return Ok(0),
-            Err(e) => return Err(e.into()),
-        };
-        let (dir, _) = self.staged_dir();
-        let io = |source| StagedError::Io {
-            what: format!("{}: cannot release scheduled messages", dir.display()),
-            source,
-        };
-        let max_msg = self.geo().max_msg as usize;
-        publish::settle(dir, SCHEDULED_PREFIX, 'r', p.next_pseq().unwrap_or(0)).map_err(io)?;
-        let (mut released, mut left, mut error, mut stop) = (0, 0u64, None, false);
-        for (name, parsed) in dir::list(dir).map_err(io)? {
-            let Name::Scheduled {
-                due_ns,
-                releasing: None,
-                ..
-            } = parsed
-            else {
-                continue;
-            };
-            if stop || due_ns > now {
-                left = if left == 0 { due_ns } else { left.min(due_ns) };
-                continue;
-            }
-            let next = p.next_pseq().unwrap_or(0);
-            let mut send = |msgs: &[StagedMsg], pseq| p.send_staged(msgs, Some(pseq), false);
-            match publish::publish_once(dir, &name, 'r', next, max_msg, &mut send) {
-                Ok(Outcome::Published(_)) => released += 1,
-                Ok(Outcome::Gone) => {}
-                Ok(Outcome::Refused(e)) => {
-                    left = if left == 0 { due_ns } else { left.min(due_ns) };
-                    stop = true;
-                    if !matches!(e, SendError::Full) {
-                        error = Some(StagedError::Send(e));
-                    }
-                }
-                Err(e @ StagedError::Damaged { .. }) => {
-                    error.get_or_insert(e);
-                }
-                Err(e) => {
-                    left = if left == 0 { due_ns } else { left.min(due_ns) };
-                    stop = true;
-                    error = Some(e);
-                }
-            }
-        }
-        // SeqCst: see the module docs. A failed CAS means a schedule
-        // lowered the hint meanwhile, and it stays.
-        let _ = ring.header().next_due().compare_exchange(
-            hint,
-            left,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
-        drop(p);
-        match error {
+        // The directory says what is there, whatever the hint says.
+        self.rescan_scheduled();
+        let r = release(self, true);
+        match r.error {
             Some(e) => Err(e),
-            None => Ok(released),
+            None => Ok(r.released),
         }
     }
 
-    /// Sets the NEXT DUE hint from the staging directory, so that nothing
-    /// left there by processes that all died waits for a hint (a scheduler
-    /// killed between writing its file and lowering the hint, while a
-    /// releaser raised it). Called when a member attaches.
+    /// Lowers the NEXT DUE hint to the earliest due time in the staging
+    /// directory, so that nothing waits for a hint lost (a scheduler killed
+    /// between writing its file and lowering the hint, while a releaser
+    /// raised it). Called when a member attaches, by `release_due` and
+    /// after a releaser raised the hint.
     pub(crate) fn rescan_scheduled(&self) {
         let (dir, _) = self.staged_dir();
         if let Ok(files) = dir::list(dir) {
@@ -307,6 +422,14 @@ impl Queue {
             }) {
                 lower_hint(self.ring(), due);
             }
+        }
+    }
+
+    /// `rescan_scheduled` if the staging directory changed since this
+    /// process last looked (a member's upkeep).
+    pub(crate) fn rescan_if_changed(&self) {
+        if self.staged_changed() {
+            self.rescan_scheduled();
         }
     }
 }

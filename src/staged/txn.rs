@@ -175,9 +175,8 @@ impl Producer {
     ///
     /// # Errors
     /// [`StagedError::UnknownTransaction`] (never prepared, or resolved
-    /// already); [`StagedError::Send`] (with a spill log, [`SendError::Spill`]:
-    /// it stays prepared); [`StagedError::Io`], [`StagedError::Damaged`],
-    /// [`StagedError::NotNamed`].
+    /// already); [`StagedError::Io`] (it stays prepared),
+    /// [`StagedError::Damaged`], [`StagedError::NotNamed`].
     pub fn commit_prepared(&mut self, txid: u64) -> Result<u64, StagedError> {
         let (id, next) = self.settled_marks()?;
         let q = self.queue().clone();
@@ -185,7 +184,20 @@ impl Producer {
         let max_msg = q.geo().max_msg as usize;
         let base = dir::txn_name(id, txid);
         let mut send = |msgs: &[StagedMsg], pseq| self.send_staged(msgs, Some(pseq), true);
-        match publish::publish_once(dir, &base, 'c', next, max_msg, &mut send)? {
+        let r = publish::publish_once(
+            dir,
+            &base,
+            'c',
+            next,
+            (max_msg, q.geo().capacity),
+            &mut send,
+        );
+        if r.is_err() {
+            // Its mark may be left at our next pseq: settled before we
+            // publish anything (`number`).
+            self.mark_left = true;
+        }
+        match r? {
             Outcome::Published(seq) => Ok(seq),
             Outcome::Gone => Err(StagedError::UnknownTransaction(txid)),
             Outcome::Refused(e) => Err(StagedError::Send(e)),
@@ -221,6 +233,7 @@ impl Producer {
         let (dir, _) = self.queue().staged_dir();
         publish::settle(dir, &dir::txn_prefix(id), 'c', next)
             .map_err(io_err(dir, "cannot settle transactions"))?;
+        self.mark_left = false;
         Ok((id, next))
     }
 }
@@ -361,7 +374,7 @@ fn transactions(q: &Queue, only: Option<u64>) -> Result<Vec<PendingTransaction>,
         if only.is_some_and(|o| o != producer) {
             continue;
         }
-        let s = match dir::read(dir, &name, max_msg) {
+        let s = match dir::read(dir, &name, max_msg, q.geo().capacity) {
             Ok(s) => s,
             Err(dir::ReadError::Gone) => continue,
             Err(dir::ReadError::Io(e)) => return Err(io_err(dir, "cannot read")(e)),
