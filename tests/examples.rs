@@ -48,11 +48,17 @@ fn every_example_is_listed() {
             "exactly_once",
             "fan_out",
             "ordered",
+            "outbox",
             "quickstart",
             "spill",
             "work_queue"
         ]
     );
+}
+
+#[test]
+fn outbox() {
+    run("outbox");
 }
 
 #[test]
