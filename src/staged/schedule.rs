@@ -256,7 +256,8 @@ pub(crate) fn poll(q: &Queue) -> bool {
 /// What a release did.
 struct Release {
     released: usize,
-    /// A due message is still there (or may be: the release did not run).
+    /// A due message could not be released (or may not have been: the
+    /// release did not run).
     left_due: bool,
     error: Option<StagedError>,
 }
@@ -368,7 +369,9 @@ fn release(q: &Queue, block: bool) -> Release {
         q.rescan_scheduled();
     }
     drop(p);
-    out.left_due = left != 0 && left <= now_ns();
+    // Blocked, not merely something come due while it ran (that one the
+    // next poll releases at once).
+    out.left_due = stop;
     out
 }
 
