@@ -150,7 +150,7 @@ impl<'q> ConsumerBuilder<'q> {
         let (g, m) = self.q.attach_consumer(self.group)?;
         // Scheduled messages left by processes that all died are found
         // (and released, if due) by the next member (staged/schedule.rs).
-        self.q.rescan_scheduled();
+        let _ = self.q.rescan_scheduled();
         schedule::poll(self.q);
         let mut c = Consumer::new(self.q.clone(), g, m);
         c.ack = self.ack;
@@ -730,8 +730,10 @@ impl Consumer {
                 if due <= now {
                     schedule::poll(&q);
                     // Released, or another process is at it: look again
-                    // soon, not at once.
-                    every = every.min(Duration::from_millis(1));
+                    // soon, not at once; or when this process's back-off
+                    // ends (polls before would do nothing).
+                    let wait = schedule::backing_off(&q).unwrap_or_default();
+                    every = every.min(wait.max(Duration::from_millis(1)));
                 } else {
                     every = every.min(Duration::from_nanos(due - now));
                 }

@@ -79,9 +79,16 @@ impl Staging {
     /// as a file, not a link): its real path is its directory's and its
     /// name; an open follows links to the file.
     fn beside(path: &Path, file_mode: u32, nonce: u64, creating: bool) -> Staging {
-        let by_parent = || match (path.parent().map(Path::canonicalize), path.file_name()) {
-            (Some(Ok(d)), Some(n)) => d.join(n),
-            _ => path.to_owned(),
+        let by_parent = || {
+            // `q` has the parent "": the current directory.
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            match (parent.canonicalize(), path.file_name()) {
+                (Ok(d), Some(n)) => d.join(n),
+                _ => std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+            }
         };
         let real = if creating {
             by_parent()
@@ -193,23 +200,27 @@ impl Queue {
         let path = path.as_ref();
         let q = Queue::open(path)?;
         let spill = q.spill_options().map(|s| s.dir.clone());
-        // Every queue's made at this path (each in its nonce's directory).
-        let staged = q
-            .staged_dir()
-            .0
-            .parent()
-            .map_or_else(|| q.staged_dir().0.to_owned(), Path::to_owned);
+        // Every queue's made at this path (each in its nonce's directory),
+        // removed while the file is still there (no new queue can stage
+        // into it meanwhile). Not through a symbolic link: that removes the
+        // link, and the queue it points to stays, with its staged files.
+        let staged = q.staged_dir().0.parent().map(Path::to_owned);
         drop(q);
-        std::fs::remove_file(path).map_err(io_err(format!("{}: cannot remove", path.display())))?;
-        match std::fs::remove_dir_all(&staged) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(OpenError::Io {
-                    what: format!("{}: cannot remove", staged.display()),
-                    source: e,
-                })
+        let link = path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if let Some(staged) = staged.filter(|_| !link) {
+            match std::fs::remove_dir_all(&staged) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(OpenError::Io {
+                        what: format!("{}: cannot remove", staged.display()),
+                        source: e,
+                    })
+                }
+                _ => {}
             }
-            _ => {}
         }
+        std::fs::remove_file(path).map_err(io_err(format!("{}: cannot remove", path.display())))?;
         if let Some(dir) = spill {
             let what = |f: &str| format!("{}: cannot remove {f}", dir.display());
             let segs = list_segments(&dir).map_err(io_err(what("the log")))?;

@@ -390,14 +390,10 @@ impl Queue {
                     path.display()
                 )))?;
             let q = Self::map(file, path, geo, nonce, spill.clone(), true)?;
-            // What earlier queues at this path left staged is theirs (their
-            // nonces' directories), and would only pile up: cleared before
-            // the new queue is visible, so none of its own is.
-            let root = q.staged_dir().0.parent().map(Path::to_owned);
-            if let Some(root) = root.filter(|r| r.exists()) {
-                std::fs::remove_dir_all(&root)
-                    .map_err(io_err(format!("{}: cannot clear", root.display())))?;
-            }
+            // What earlier queues at this path staged stays in their
+            // nonces' directories, never this queue's (`Queue::gc` removes
+            // them): clearing here could race with another creator whose
+            // queue won the path and already staged.
             // Zero-initialised memory is a valid empty queue except for HEAD and
             // TAIL, which are (0, 0) too: nothing else to set.
             if opts.replace {

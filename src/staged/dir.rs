@@ -49,6 +49,10 @@ pub(crate) fn marked(base: &str, mark: char, pseq: u64) -> String {
     format!("{base}.{mark}{pseq}")
 }
 
+fn all_digits(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Parses a staged file's name; `None` for anything else (temporary,
 /// damaged, foreign files).
 pub(crate) fn parse_name(n: &str) -> Option<Name> {
@@ -56,26 +60,36 @@ pub(crate) fn parse_name(n: &str) -> Option<Name> {
         Some((b, m)) => (b, Some(m)),
         None => (n, None),
     };
+    // Canonical numbers only (no sign, no leading zero), so that a name
+    // reads back as the one `marked` makes.
     let mark_of = |c: char| -> Option<Option<u64>> {
         match mark {
             None => Some(None),
-            Some(m) => m.strip_prefix(c)?.parse().ok().map(Some),
+            Some(m) => {
+                let digits = m.strip_prefix(c)?;
+                let p: u64 = digits.parse().ok()?;
+                (p.to_string() == digits).then_some(Some(p))
+            }
         }
     };
     if let Some(rest) = base.strip_prefix("d-") {
         let (due, id) = rest.split_once('-')?;
-        if due.len() != 20 || id.len() != 20 {
+        if due.len() != 20 || id.len() != 20 || !all_digits(due) || !all_digits(id) {
             return None;
         }
         return Some(Name::Scheduled {
-            due_ns: due.parse().ok()?,
+            // 0 is "none" in the header's hint: never a due time.
+            due_ns: due.parse().ok().filter(|&d| d > 0)?,
             id: id.parse().ok()?,
             releasing: mark_of('r')?,
         });
     }
     let rest = base.strip_prefix("t-")?;
     let (producer, txid) = rest.split_once('-')?;
-    if producer.len() != 16 || txid.len() != 20 {
+    if producer.len() != 16 || txid.len() != 20 || !all_digits(txid) {
+        return None;
+    }
+    if !producer.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     Some(Name::Txn {
@@ -142,14 +156,21 @@ pub(crate) fn write_new(
         }
     }
     let tmp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
+    // A temporary file a killed writer left is ours to replace; a link
+    // planted there is not followed.
+    let _ = std::fs::remove_file(&tmp);
     let r = (|| {
+        let mode = 0o600 | (dir_mode & 0o066);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600 | (dir_mode & 0o066))
-            .custom_flags(libc::O_CLOEXEC)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&tmp)?;
+        // Exactly that mode, whatever the umask: the queue's other users
+        // release and resolve what this process staged.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         if sync {
             f.sync_all()?;
@@ -193,14 +214,31 @@ pub(crate) fn read(
         io::ErrorKind::NotFound => ReadError::Gone,
         _ => ReadError::Io(e),
     };
-    // Bounded before it is read: every message of it in one claim.
-    let len = std::fs::metadata(&path).map_err(io)?.len();
-    if len > max_bytes.saturating_add(4096) {
+    // A regular file only (no link followed, no FIFO waited on), bounded
+    // before it is read: every message of it in one claim.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => ReadError::Damaged(Reason::new("a symbolic link")),
+            _ => io(e),
+        })?;
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ReadError::Damaged(Reason::new("not a regular file")));
+    }
+    let limit = max_bytes.saturating_add(4096);
+    if meta.len() > limit {
         return Err(ReadError::Damaged(Reason::new(format!(
-            "{len} bytes: more than a claim takes"
+            "{} bytes: more than a claim takes",
+            meta.len()
         ))));
     }
-    let s = decode(&std::fs::read(&path).map_err(io)?, max_msg).map_err(ReadError::Damaged)?;
+    let mut b = Vec::new();
+    use std::io::Read;
+    f.take(limit + 1).read_to_end(&mut b).map_err(io)?;
+    let s = decode(&b, max_msg).map_err(ReadError::Damaged)?;
     let base = name.split_once('.').map_or(name, |(b, _)| b);
     let fits = match parse_name(base) {
         Some(Name::Scheduled { due_ns, id, .. }) => {
@@ -224,8 +262,9 @@ pub(crate) fn read(
 
 /// Moves a damaged file aside (`….bad`), out of every listing but
 /// `damaged`.
-pub(crate) fn quarantine(dir: &Path, name: &str) {
-    let _ = std::fs::rename(dir.join(name), dir.join(format!("{name}.bad")));
+/// Whether it was.
+pub(crate) fn quarantine(dir: &Path, name: &str) -> bool {
+    std::fs::rename(dir.join(name), dir.join(format!("{name}.bad"))).is_ok()
 }
 
 /// Removes `dir/name`; a file already gone is fine.
@@ -311,5 +350,10 @@ mod tests {
         assert_eq!(parse_name(&format!("{t}.bad")), None);
         assert_eq!(parse_name(".tmp-1-d-x"), None);
         assert_eq!(parse_name("d-1-2"), None);
+        // Only the canonical forms: no sign, no leading zero, no due 0.
+        assert_eq!(parse_name(&format!("{a}.r05")), None);
+        assert_eq!(parse_name(&format!("{a}.r+5")), None);
+        assert_eq!(parse_name(&scheduled_name(0, 1)), None);
+        assert_eq!(parse_name(&format!("d-+{:019}-{:020}", 1, 1)), None);
     }
 }

@@ -104,7 +104,8 @@ pub(crate) fn publish_once(
             });
         }
         Err(dir::ReadError::Damaged(reason)) => {
-            dir::quarantine(dir, &marked);
+            // Left where it is if this fails: read again, refused again.
+            let _ = dir::quarantine(dir, &marked);
             return Err(StagedError::Damaged {
                 file: dir.join(marked),
                 reason,

@@ -61,7 +61,7 @@ use super::dir::{self, Name, SCHEDULED_PREFIX};
 use super::file::{encode, Staged, StagedMsg, KIND_SCHEDULED};
 use super::publish::{self, Outcome};
 use crate::error::{ProducerError, SendError, StagedError};
-use crate::os::clock::now_ns;
+use crate::os::clock::{monotonic_ns, now_ns};
 use crate::protocol::layout::RELEASER_NAME;
 use crate::protocol::ring::Ring;
 use crate::protocol::wait::Event;
@@ -206,18 +206,21 @@ pub(crate) fn next_due<R: Region>(ring: &Ring<R>) -> u64 {
     ring.header().next_due().load(Ordering::Relaxed)
 }
 
-/// Lowers the hint to `due` if it is later (or unset).
-fn lower_hint<R: Region>(ring: &Ring<R>, due: u64) {
+/// Lowers the hint to `due` if it is later (or unset); whether it did.
+fn lower_hint<R: Region>(ring: &Ring<R>, due: u64) -> bool {
+    // 0 means "none": never a due time.
+    let due = due.max(1);
     let h = ring.header().next_due();
     // SeqCst: ordered after this process's rename of the file (a syscall)
     // and against the releaser's read and CAS (module docs).
     let mut cur = h.load(Ordering::SeqCst);
     while cur == 0 || due < cur {
         match h.compare_exchange_weak(cur, due, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => break,
+            Ok(_) => return true,
             Err(c) => cur = c,
         }
     }
+    false
 }
 
 /// The first wait after a release that left a due message behind (a full
@@ -232,33 +235,52 @@ const BACKOFF_MAX: u64 = 100_000_000;
 /// [`Queue::release_due`] to show. Whether it released any.
 pub(crate) fn poll(q: &Queue) -> bool {
     let hint = next_due(q.ring());
-    if hint == 0 {
+    if hint == 0 || hint > now_ns() {
         return false;
     }
-    let now = now_ns();
-    if hint > now || now < q.release_retry().0 {
+    let mono = monotonic_ns();
+    if mono < q.release_retry().0 {
         return false;
     }
     let r = release(q, false);
     let mut retry = q.release_retry();
-    if r.left_due {
-        // Not all released: another process holds the name or the admin
-        // lock, the ring is full, a file cannot be read. Try again later,
-        // not at every poll of every member.
-        retry.1 = (retry.1 * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-        retry.0 = now + retry.1;
-    } else {
-        *retry = (0, 0);
-    }
+    retry.1 = match r.blocked {
+        // Another thread or process is at it: look again soon.
+        Some(Blocked::Busy) => BACKOFF_MIN,
+        // Not all released (the ring full, a file that cannot be read):
+        // try again later, not at every poll of every member.
+        Some(Blocked::Stuck) => (retry.1 * 2).clamp(BACKOFF_MIN, BACKOFF_MAX),
+        None => 0,
+    };
+    retry.0 = if retry.1 == 0 { 0 } else { mono + retry.1 };
     r.released > 0
+}
+
+/// How long this process waits before its next release attempt, if it is
+/// backing off: a waiting member sleeps that long, not less (it would only
+/// wake to find polls suppressed).
+pub(crate) fn backing_off(q: &Queue) -> Option<Duration> {
+    let at = q.release_retry().0;
+    at.checked_sub(monotonic_ns())
+        .filter(|&d| d > 0)
+        .map(Duration::from_nanos)
+}
+
+/// Why a release left something due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Blocked {
+    /// The name or the admin lock is held elsewhere (being released).
+    Busy,
+    /// The ring is full, or a file could not be read or moved aside.
+    Stuck,
 }
 
 /// What a release did.
 struct Release {
     released: usize,
-    /// A due message could not be released (or may not have been: the
-    /// release did not run).
-    left_due: bool,
+    /// Why a due message could not be released (or may not have been: the
+    /// release did not run), if one could not.
+    blocked: Option<Blocked>,
     error: Option<StagedError>,
 }
 
@@ -267,7 +289,7 @@ struct Release {
 fn release(q: &Queue, block: bool) -> Release {
     let mut out = Release {
         released: 0,
-        left_due: true,
+        blocked: Some(Blocked::Busy),
         error: None,
     };
     let ring = q.ring();
@@ -275,7 +297,7 @@ fn release(q: &Queue, block: bool) -> Release {
     let hint = ring.header().next_due().load(Ordering::SeqCst);
     let now = now_ns();
     if hint == 0 || hint > now {
-        out.left_due = false;
+        out.blocked = None;
         return out;
     }
     let mut p = match q.named_producer_unchecked(RELEASER_NAME, block) {
@@ -289,10 +311,12 @@ fn release(q: &Queue, block: bool) -> Release {
         ) => return out,
         Err(ProducerError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return out,
         Err(e) => {
+            out.blocked = Some(Blocked::Stuck);
             out.error = Some(e.into());
             return out;
         }
     };
+    out.blocked = Some(Blocked::Stuck);
     let (dir, _) = q.staged_dir();
     let io = |source| StagedError::Io {
         what: format!("{}: cannot release scheduled messages", dir.display()),
@@ -310,7 +334,7 @@ fn release(q: &Queue, block: bool) -> Release {
             return out;
         }
     };
-    let (mut left, mut stop) = (0u64, false);
+    let (mut left, mut stop, mut stuck) = (0u64, false, false);
     let mut keep = |due: u64| left = if left == 0 { due } else { left.min(due) };
     for (name, parsed) in files {
         let Name::Scheduled {
@@ -340,18 +364,28 @@ fn release(q: &Queue, block: bool) -> Release {
             Ok(Outcome::Refused(e)) => {
                 // Refused for good (too large for this queue): never
                 // publishable, and it must not hold back the others.
-                dir::quarantine(dir, &name);
+                if !dir::quarantine(dir, &name) {
+                    keep(due_ns);
+                    stuck = true;
+                }
                 out.error.get_or_insert(StagedError::Damaged {
                     file: dir.join(format!("{name}.bad")),
                     reason: crate::error::Reason::new(e.to_string()),
                 });
             }
             Err(e @ StagedError::Damaged { .. }) => {
+                if dir.join(&name).exists() || dir.join(dir::marked(&name, 'r', next)).exists() {
+                    // Not moved aside: it would be tried at every poll.
+                    keep(due_ns);
+                    stuck = true;
+                }
                 out.error.get_or_insert(e);
             }
             Err(e) => {
+                // This file could not be read, or unmarked: the others
+                // go on; it is tried again after a back-off.
                 keep(due_ns);
-                stop = true;
+                stuck = true;
                 out.error.get_or_insert(e);
             }
         }
@@ -365,13 +399,16 @@ fn release(q: &Queue, block: bool) -> Release {
         .next_due()
         .compare_exchange(hint, left, Ordering::SeqCst, Ordering::SeqCst)
         .is_ok()
+        && q.rescan_scheduled().is_err()
     {
-        q.rescan_scheduled();
+        // Without the second listing the raise may hide a file: back to
+        // what was read (a poll too early costs nothing).
+        lower_hint(ring, hint);
     }
     drop(p);
     // Blocked, not merely something come due while it ran (that one the
     // next poll releases at once).
-    out.left_due = stop;
+    out.blocked = (stop || stuck).then_some(Blocked::Stuck);
     out
 }
 
@@ -403,7 +440,10 @@ impl Queue {
     /// ```
     pub fn release_due(&self) -> Result<usize, StagedError> {
         // The directory says what is there, whatever the hint says.
-        self.rescan_scheduled();
+        self.rescan_scheduled().map_err(|source| StagedError::Io {
+            what: format!("{}: cannot list", self.staged_dir().0.display()),
+            source,
+        })?;
         let r = release(self, true);
         match r.error {
             Some(e) => Err(e),
@@ -416,23 +456,27 @@ impl Queue {
     /// between writing its file and lowering the hint, while a releaser
     /// raised it). Called when a member attaches, by `release_due` and
     /// after a releaser raised the hint.
-    pub(crate) fn rescan_scheduled(&self) {
+    pub(crate) fn rescan_scheduled(&self) -> std::io::Result<()> {
         let (dir, _) = self.staged_dir();
-        if let Ok(files) = dir::list(dir) {
-            if let Some(due) = files.iter().find_map(|(_, n)| match n {
-                Name::Scheduled { due_ns, .. } => Some(*due_ns),
-                Name::Txn { .. } => None,
-            }) {
-                lower_hint(self.ring(), due);
+        let files = dir::list(dir)?;
+        if let Some(due) = files.iter().find_map(|(_, n)| match n {
+            Name::Scheduled { due_ns, .. } => Some(*due_ns),
+            Name::Txn { .. } => None,
+        }) {
+            if lower_hint(self.ring(), due) {
+                // Members waiting by the old hint plan again.
+                self.ring().notify(Event::Data);
             }
         }
+        Ok(())
     }
 
     /// `rescan_scheduled` if the staging directory changed since this
     /// process last looked (a member's upkeep).
     pub(crate) fn rescan_if_changed(&self) {
         if self.staged_changed() {
-            self.rescan_scheduled();
+            // A failure is looked at again at the next change, or attach.
+            let _ = self.rescan_scheduled();
         }
     }
 }

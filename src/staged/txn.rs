@@ -157,9 +157,10 @@ impl Producer {
     /// # Ok::<(), shmq::Error>(())
     /// ```
     pub fn pending_transactions(&mut self) -> Result<Vec<PendingTransaction>, StagedError> {
-        let Some(id) = self.id() else {
+        if self.id().is_none() {
             return Ok(Vec::new());
-        };
+        }
+        let (id, _) = self.settled_marks()?;
         Ok(transactions(self.queue(), Some(id))?
             .into_iter()
             .filter(|t| t.producer_id == id)
@@ -194,7 +195,8 @@ impl Producer {
         );
         if r.is_err() {
             // Its mark may be left at our next pseq: settled before we
-            // publish anything (`number`).
+            // publish anything (`number`). (Not set before the publish:
+            // `number`, inside it, would take our own mark off.)
             self.mark_left = true;
         }
         match r? {
