@@ -13,7 +13,7 @@ pub mod protocol;
 #[path = "../../src/region.rs"]
 pub mod region;
 
-pub use protocol::{ack, claim, group, identity, layout, order, registry, ring, spill, wait};
+pub use protocol::{ack, claim, due, group, identity, layout, order, registry, ring, spill, wait};
 
 pub mod loom_region;
 pub mod sync;

@@ -74,6 +74,7 @@ impl LoomRegion {
             OFF_SPILL_STATE,
             OFF_DEAD_LETTERS,
             OFF_PIN_MOVES,
+            OFF_NEXT_DUE,
         ] {
             u64s.insert(off, AtomicU64::new(0));
         }

@@ -6,6 +6,8 @@
 pub mod ack;
 #[path = "../../src/protocol/claim.rs"]
 pub mod claim;
+#[path = "../../src/protocol/due.rs"]
+pub mod due;
 #[path = "../../src/protocol/group.rs"]
 pub mod group;
 #[path = "../../src/protocol/identity.rs"]

@@ -4,7 +4,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use shmq_loom_tests::group::StartAt;
-use shmq_loom_tests::protocol::{ack, claim, group, identity, registry, spill};
+use shmq_loom_tests::protocol::{ack, claim, due, group, identity, registry, spill};
 use shmq_loom_tests::wait::Sleeper;
 use shmq_loom_tests::wait::WaitStrategy::{Block, Spin};
 use shmq_loom_tests::*;
@@ -1117,5 +1117,48 @@ fn a_message_adopted_from_a_hazard_stays_pinned() {
         assert_eq!((h.entry.seq, h.entry.deliveries_before()), (0, 0));
         ack::finish_hold(&r, g, a, &h, false).expect("held");
         producer.join().unwrap();
+    });
+}
+
+/// The NEXT DUE hint (protocol/due.rs): a message scheduled while the
+/// releaser releases another stays covered by the hint. The directory of
+/// scheduled messages is a mutex-guarded set here (a rename and a listing
+/// are each atomic in the file system). The message due at 10 is there; the
+/// releaser, at time 15, releases it while a scheduler adds one due at 20.
+/// Afterwards the hint must be 20 or earlier, never 0 (none) or later:
+/// with the releaser's second listing after its raise removed, loom finds
+/// the interleaving that hides the new message (the scheduler's lowering
+/// sees 10 and does nothing, then the raise sets 0).
+#[test]
+fn a_message_scheduled_during_a_release_stays_in_the_hint() {
+    model(|| {
+        let r = Arc::new(ring());
+        let dir = Arc::new(loom::sync::Mutex::new(std::collections::BTreeSet::new()));
+        dir.lock().unwrap().insert(10u64);
+        due::lower(&r, 10);
+        let (r2, dir2) = (r.clone(), dir.clone());
+        let scheduler = thread::spawn(move || {
+            dir2.lock().unwrap().insert(20u64);
+            due::lower(&r2, 20);
+        });
+        // The releaser.
+        let read = due::read(&r);
+        let left = {
+            let mut d = dir.lock().unwrap();
+            d.retain(|&due| due > 15);
+            d.iter().next().copied().unwrap_or(0)
+        };
+        if due::raise(&r, read, left) {
+            let first = dir.lock().unwrap().iter().next().copied();
+            if let Some(first) = first {
+                due::lower(&r, first);
+            }
+        }
+        scheduler.join().unwrap();
+        let hint = due::next_due(&r);
+        assert!(
+            hint != 0 && hint <= 20,
+            "hint {hint} hides the message due at 20"
+        );
     });
 }

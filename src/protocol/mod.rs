@@ -7,6 +7,7 @@
 //! - `ring`: the region's words by name (header, group and member slots,
 //!   producer and name slots, ack entries), records written, committed, read.
 //! - `claim`: how producers claim space and sequence numbers, and commit.
+//! - `due`: the NEXT DUE hint of messages scheduled for later.
 //! - `group`: consumer groups, their cursors and members' hazards.
 //! - `ack`: the ack tables: holds, redelivery, dead letters.
 //! - `order`: ordering by key within a group, over the ack table.
@@ -18,6 +19,7 @@
 
 pub mod ack;
 pub mod claim;
+pub mod due;
 pub mod group;
 pub mod identity;
 pub mod layout;

@@ -26,22 +26,17 @@
 //! in its file (a crash of every process loses nothing) until one is.
 //!
 //! # The hint
-//! NEXT DUE is never above the earliest due time in the directory for
-//! long, so no poller sleeps past one. It is lowered (a CAS loop, to the
-//! minimum) after a file is written, and raised only by the releaser, by
-//! one CAS from the value it read before listing the directory to the
-//! earliest due time it left in it; after a raise it lists the directory
-//! again and lowers the hint to what it finds. A file renamed into place
-//! before that second listing is in it; one renamed after it lowers the
-//! hint itself, after the raise. (Without the second listing, a message
-//! scheduled while a release runs, due later than the hint the releaser
-//! read, would lower nothing and be overwritten by the raise.) A releaser
-//! that dies leaves the hint as it was, at or below every file it left. A
-//! scheduler killed between its rename and its lowering leaves a file the
-//! hint may not cover: members look again at the directory when it changed
-//! (at upkeep, at most once a second each), so do a member attaching and
-//! [`Queue::release_due`]. A hint too low costs a poll that finds nothing
-//! due, and that poll corrects it.
+//! NEXT DUE is never above the earliest due time in the directory once
+//! the operations in progress finished, so no poller sleeps past one: its
+//! protocol (schedulers lower it, the releaser raises it from what it read
+//! before listing, then lists again) is in protocol/due.rs, model-checked
+//! by loom. A releaser that dies leaves the hint as it was, at or below
+//! every file it left. A scheduler killed between its rename and its
+//! lowering leaves a file the hint may not cover: members look again at the
+//! directory when it changed (at upkeep, at most once a second each), so do
+//! a member attaching and [`Queue::release_due`]; a look that lowers the
+//! hint wakes waiting members. A hint too low costs a poll that finds
+//! nothing due, and that poll corrects it.
 //!
 //! # Polling without a storm
 //! A poll that finds something due but cannot release it all (another
@@ -62,6 +57,7 @@ use super::file::{encode, Staged, StagedMsg, KIND_SCHEDULED};
 use super::publish::{self, Outcome};
 use crate::error::{ProducerError, SendError, StagedError};
 use crate::os::clock::{monotonic_ns, now_ns};
+use crate::protocol::due;
 use crate::protocol::layout::RELEASER_NAME;
 use crate::protocol::ring::Ring;
 use crate::protocol::wait::Event;
@@ -174,7 +170,7 @@ fn schedule(q: &Queue, msg: &[u8], due: Due, opts: &SendOptions) -> Result<Sched
         what: format!("{}: cannot schedule a message", dir.display()),
         source,
     })?;
-    lower_hint(ring, due_ns);
+    due::lower(ring, due_ns);
     // Waiting members plan their wait by the hint: they look again.
     ring.notify(Event::Data);
     if due_ns <= now {
@@ -198,29 +194,10 @@ fn ensure_releaser(q: &Queue) -> Result<(), StagedError> {
     }
 }
 
-/// The NEXT DUE hint: when the earliest scheduled message is due (ns),
-/// 0 if none is known.
+/// The NEXT DUE hint (protocol/due.rs): 0 if none is known.
 #[inline]
 pub(crate) fn next_due<R: Region>(ring: &Ring<R>) -> u64 {
-    // Relaxed: a hint; what it leads to is read from the directory.
-    ring.header().next_due().load(Ordering::Relaxed)
-}
-
-/// Lowers the hint to `due` if it is later (or unset); whether it did.
-fn lower_hint<R: Region>(ring: &Ring<R>, due: u64) -> bool {
-    // 0 means "none": never a due time.
-    let due = due.max(1);
-    let h = ring.header().next_due();
-    // SeqCst: ordered after this process's rename of the file (a syscall)
-    // and against the releaser's read and CAS (module docs).
-    let mut cur = h.load(Ordering::SeqCst);
-    while cur == 0 || due < cur {
-        match h.compare_exchange_weak(cur, due, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => return true,
-            Err(c) => cur = c,
-        }
-    }
-    false
+    due::next_due(ring)
 }
 
 /// The first wait after a release that left a due message behind (a full
@@ -293,8 +270,8 @@ fn release(q: &Queue, block: bool) -> Release {
         error: None,
     };
     let ring = q.ring();
-    // SeqCst: read before the directory is listed (module docs).
-    let hint = ring.header().next_due().load(Ordering::SeqCst);
+    // Read before the directory is listed (protocol/due.rs).
+    let hint = due::read(ring);
     let now = now_ns();
     if hint == 0 || hint > now {
         out.blocked = None;
@@ -394,16 +371,10 @@ fn release(q: &Queue, block: bool) -> Release {
     // the hint meanwhile, and it stays. After a raise, a file renamed into
     // place after the listing above lowers it again itself, and one renamed
     // before it but after the listing is found by listing again.
-    if ring
-        .header()
-        .next_due()
-        .compare_exchange(hint, left, Ordering::SeqCst, Ordering::SeqCst)
-        .is_ok()
-        && q.rescan_scheduled().is_err()
-    {
+    if due::raise(ring, hint, left) && q.rescan_scheduled().is_err() {
         // Without the second listing the raise may hide a file: back to
         // what was read (a poll too early costs nothing).
-        lower_hint(ring, hint);
+        due::lower(ring, hint);
     }
     drop(p);
     // Blocked, not merely something come due while it ran (that one the
@@ -463,7 +434,7 @@ impl Queue {
             Name::Scheduled { due_ns, .. } => Some(*due_ns),
             Name::Txn { .. } => None,
         }) {
-            if lower_hint(self.ring(), due) {
+            if due::lower(self.ring(), due) {
                 // Members waiting by the old hint plan again.
                 self.ring().notify(Event::Data);
             }
