@@ -333,6 +333,13 @@ impl Queue {
             if seq > next && back_to_log(next) {
                 continue 'dump;
             }
+            // HEAD passed `next`, which the log no longer holds either, but
+            // the log holds what lies between: from there, not from HEAD.
+            if let Some(floor) = self.log_floor_between(next, seq) {
+                next = floor;
+                seen = None;
+                continue 'dump;
+            }
             while shown < count && seq < end {
                 match ring.slot_at(pos) {
                     Slot::Pad { next: n } => pos = n,
@@ -346,11 +353,17 @@ impl Queue {
                     } => {
                         if rseq != seq {
                             // Overwritten under us: from the log if it has
-                            // it, else on from HEAD.
+                            // it (or, deleted there too, what the log holds
+                            // after it), else on from HEAD.
                             if back_to_log(next) {
                                 continue 'dump;
                             }
                             (seq, pos) = ring.head_now();
+                            if let Some(floor) = self.log_floor_between(next, seq) {
+                                next = floor;
+                                seen = None;
+                                continue 'dump;
+                            }
                             continue;
                         }
                         if seq < next {
@@ -381,6 +394,11 @@ impl Queue {
                                 continue 'dump;
                             }
                             (seq, pos) = ring.head_now();
+                            if let Some(floor) = self.log_floor_between(next, seq) {
+                                next = floor;
+                                seen = None;
+                                continue 'dump;
+                            }
                             continue;
                         }
                         if kind == KIND_MSG && flags_target(flags).is_none() {
@@ -400,12 +418,38 @@ impl Queue {
                         next = seq;
                         pos = after;
                     }
-                    Slot::Uncommitted | Slot::Bad => break,
+                    Slot::Uncommitted | Slot::Bad => {
+                        // A slot a later lap took (HEAD passed it: its
+                        // stamp is of another position): overwritten, as
+                        // above. Otherwise the end of what is committed.
+                        if ring.head_now().1 > pos {
+                            if back_to_log(next) {
+                                continue 'dump;
+                            }
+                            (seq, pos) = ring.head_now();
+                            if let Some(floor) = self.log_floor_between(next, seq) {
+                                next = floor;
+                                seen = None;
+                                continue 'dump;
+                            }
+                            continue;
+                        }
+                        break;
+                    }
                 }
             }
             break;
         }
         Ok(shown)
+    }
+
+    /// The log's oldest retained sequence number, if it lies above `next`
+    /// and below `head` (the ring's HEAD seq) and the log holds it: what a
+    /// dump that found `next` gone from both the log and the ring shows
+    /// next, rather than jump to HEAD over what the log still has.
+    fn log_floor_between(&self, next: u64, head: u64) -> Option<u64> {
+        let floor = self.log_floor()?;
+        (next < floor && floor < head && self.log_holds(floor)).then_some(floor)
     }
 
     /// Whether the spill log holds sequence number `seq` (it is retained
