@@ -341,8 +341,14 @@ impl Queue {
                 continue 'dump;
             }
             while shown < count && seq < end {
-                match ring.slot_at(pos) {
-                    Slot::Pad { next: n } => pos = n,
+                // Whether what was to be read next is gone from the ring:
+                // overwritten before or while it was copied, or its slot
+                // taken by a later lap (its stamp of another position).
+                let overtaken = match ring.slot_at(pos) {
+                    Slot::Pad { next: n } => {
+                        pos = n;
+                        false
+                    }
                     Slot::Record {
                         kind,
                         len,
@@ -350,22 +356,7 @@ impl Queue {
                         ts_ns,
                         flags,
                         next: after,
-                    } => {
-                        if rseq != seq {
-                            // Overwritten under us: from the log if it has
-                            // it (or, deleted there too, what the log holds
-                            // after it), else on from HEAD.
-                            if back_to_log(next) {
-                                continue 'dump;
-                            }
-                            (seq, pos) = ring.head_now();
-                            if let Some(floor) = self.log_floor_between(next, seq) {
-                                next = floor;
-                                seen = None;
-                                continue 'dump;
-                            }
-                            continue;
-                        }
+                    } if rseq == seq => {
                         if seq < next {
                             // Not shown: passed without a copy.
                             seq = seq.wrapping_add(1);
@@ -389,52 +380,44 @@ impl Queue {
                         crate::sync::fence(Ordering::Acquire);
                         let (_, hpos) = ring.head_now();
                         if hpos > pos {
-                            // Overwritten while copied: as above.
-                            if back_to_log(next) {
-                                continue 'dump;
+                            true
+                        } else {
+                            if kind == KIND_MSG && flags_target(flags).is_none() {
+                                shown += 1;
+                                let ext = strip_ext(flags, &mut payload);
+                                f(Retained {
+                                    seq,
+                                    ts_ns,
+                                    payload,
+                                    from_log: false,
+                                    producer: ext.producer,
+                                    ttl: ext.ttl.map(std::time::Duration::from_nanos),
+                                    key: ext.key.map(|(k, _)| k),
+                                });
                             }
-                            (seq, pos) = ring.head_now();
-                            if let Some(floor) = self.log_floor_between(next, seq) {
-                                next = floor;
-                                seen = None;
-                                continue 'dump;
-                            }
-                            continue;
+                            seq = seq.wrapping_add(1);
+                            next = seq;
+                            pos = after;
+                            false
                         }
-                        if kind == KIND_MSG && flags_target(flags).is_none() {
-                            shown += 1;
-                            let ext = strip_ext(flags, &mut payload);
-                            f(Retained {
-                                seq,
-                                ts_ns,
-                                payload,
-                                from_log: false,
-                                producer: ext.producer,
-                                ttl: ext.ttl.map(std::time::Duration::from_nanos),
-                                key: ext.key.map(|(k, _)| k),
-                            });
-                        }
-                        seq = seq.wrapping_add(1);
-                        next = seq;
-                        pos = after;
                     }
-                    Slot::Uncommitted | Slot::Bad => {
-                        // A slot a later lap took (HEAD passed it: its
-                        // stamp is of another position): overwritten, as
-                        // above. Otherwise the end of what is committed.
-                        if ring.head_now().1 > pos {
-                            if back_to_log(next) {
-                                continue 'dump;
-                            }
-                            (seq, pos) = ring.head_now();
-                            if let Some(floor) = self.log_floor_between(next, seq) {
-                                next = floor;
-                                seen = None;
-                                continue 'dump;
-                            }
-                            continue;
-                        }
-                        break;
+                    Slot::Record { .. } => true,
+                    // The end of what is committed, unless HEAD passed it.
+                    Slot::Uncommitted | Slot::Bad if ring.head_now().1 > pos => true,
+                    Slot::Uncommitted | Slot::Bad => break,
+                };
+                if overtaken {
+                    // From the log if it has `next`; or, deleted there too,
+                    // from what the log holds after it below HEAD; else on
+                    // from HEAD.
+                    if back_to_log(next) {
+                        continue 'dump;
+                    }
+                    (seq, pos) = ring.head_now();
+                    if let Some(floor) = self.log_floor_between(next, seq) {
+                        next = floor;
+                        seen = None;
+                        continue 'dump;
                     }
                 }
             }
