@@ -271,7 +271,8 @@ impl Producer {
         };
         let (id, next) = (named.id, named.next);
         if self.mark_left {
-            self.settle_mark(id, next)?;
+            self.settle_commit_marks()
+                .map_err(|_| SendError::MarkUnsettled)?;
         }
         let first = explicit.unwrap_or(next);
         if first < next {
@@ -289,13 +290,17 @@ impl Producer {
         Ok(Some((id, first)))
     }
 
-    /// Takes off a commit mark left at pseq `next` (`mark_left`).
+    /// Settles the commit marks on this named producer's transactions
+    /// (staged/publish.rs) at its next pseq: what its predecessor (or a
+    /// failed commit of its own, `mark_left`) left. Before anything is
+    /// published under the name: a mark left at pseq `next` would
+    /// otherwise read as published later. Nothing for an anonymous one.
     #[cold]
-    fn settle_mark(&mut self, id: u64, next: u64) -> Result<(), SendError> {
-        let (dir, _) = self.q.staged_dir();
-        let prefix = crate::staged::dir::txn_prefix(id);
-        crate::staged::publish::settle(dir, &prefix, 'c', next)
-            .map_err(|_| SendError::MarkUnsettled)?;
+    pub(crate) fn settle_commit_marks(&mut self) -> std::io::Result<()> {
+        if let (Some(id), Some(next)) = (self.id(), self.next_pseq()) {
+            let prefix = crate::staged::dir::txn_prefix(id);
+            crate::staged::publish::settle(self.q.staged_dir().0, &prefix, 'c', next)?;
+        }
         self.mark_left = false;
         Ok(())
     }
@@ -829,7 +834,9 @@ impl Producer {
 
     /// Publishes staged messages (a scheduled message, a transaction) in one
     /// claim: all or nothing for every group, with consecutive sequence
-    /// numbers, in order. A named producer numbers them from `pseq` (refused
+    /// numbers, in order. (`send_batch_mode` does the same for plain
+    /// messages, kept apart so that `send_batch` pays nothing for keys and
+    /// TTLs: one generic path for both was measurably slower.) A named producer numbers them from `pseq` (refused
     /// as a duplicate if it was committed already). `block`: wait while the
     /// ring is full, else fail with [`SendError::Full`]. Returns the first
     /// sequence number.
@@ -1176,16 +1183,10 @@ impl Queue {
     /// Attaches a producer under `name` (see [`ProducerBuilder::name`]).
     fn named_producer(&self, name: &str) -> Result<Producer, ProducerError> {
         validate_name(name).map_err(ProducerError::InvalidName)?;
-        let p = self.named_producer_unchecked(name, true)?;
+        let mut p = self.named_producer_unchecked(name, true)?;
         // A commit its dead predecessor decided but did not publish is
-        // prepared again; one it published is finished (publish.rs).
-        if let (Some(id), Some(next)) = (p.id(), p.next_pseq()) {
-            let prefix = crate::staged::dir::txn_prefix(id);
-            // Before anything is published under the name: a mark left
-            // at pseq `next` would otherwise read as published later.
-            crate::staged::publish::settle(self.staged_dir().0, &prefix, 'c', next)
-                .map_err(ProducerError::Io)?;
-        }
+        // prepared again; one it published is finished.
+        p.settle_commit_marks().map_err(ProducerError::Io)?;
         Ok(p)
     }
 

@@ -232,10 +232,10 @@ impl Producer {
         let (Some(id), Some(next)) = (self.id(), self.next_pseq()) else {
             return Err(StagedError::NotNamed);
         };
-        let (dir, _) = self.queue().staged_dir();
-        publish::settle(dir, &dir::txn_prefix(id), 'c', next)
-            .map_err(io_err(dir, "cannot settle transactions"))?;
-        self.mark_left = false;
+        self.settle_commit_marks().map_err(io_err(
+            self.queue().staged_dir().0,
+            "cannot settle transactions",
+        ))?;
         Ok((id, next))
     }
 }
