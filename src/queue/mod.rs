@@ -56,8 +56,9 @@ pub(in crate::queue) struct Inner {
     /// which polls do not try again, the current back-off in ns).
     pub(in crate::queue) release_retry: Mutex<(u64, u64)>,
     /// The staging directory's modification time at this process's last
-    /// look at it (`Queue::rescan_if_changed`).
-    pub(in crate::queue) staged_mtime: Mutex<Option<std::time::SystemTime>>,
+    /// look at it (`Queue::staged_changed`), and when that was (monotonic
+    /// ns).
+    pub(in crate::queue) staged_mtime: Mutex<(Option<std::time::SystemTime>, u64)>,
 }
 
 /// Where a queue keeps what is staged (`crate::staged`): next to its file,
@@ -335,7 +336,7 @@ impl Queue {
                 spill,
                 staged,
                 release_retry: Mutex::new((0, 0)),
-                staged_mtime: Mutex::new(None),
+                staged_mtime: Mutex::new((None, 0)),
             }),
         })
     }
@@ -481,18 +482,24 @@ impl Queue {
     }
 
     /// Whether the staging directory changed since this process last
-    /// asked (its modification time); a directory not there has not.
+    /// looked (its modification time), looking at most once a second (a
+    /// member's upkeep may run every millisecond); a directory not there
+    /// has not.
     pub(crate) fn staged_changed(&self) -> bool {
-        let now = std::fs::metadata(&self.inner.staged.dir)
-            .and_then(|m| m.modified())
-            .ok();
         let mut last = self
             .inner
             .staged_mtime
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let changed = now.is_some() && now != *last;
-        *last = now;
+        let now = crate::os::clock::monotonic_ns();
+        if now.saturating_sub(last.1) < 1_000_000_000 {
+            return false;
+        }
+        let mtime = std::fs::metadata(&self.inner.staged.dir)
+            .and_then(|m| m.modified())
+            .ok();
+        let changed = mtime.is_some() && mtime != last.0;
+        *last = (mtime, now);
         changed
     }
 

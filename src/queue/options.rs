@@ -456,7 +456,7 @@ impl Queue {
                 spill: open_spill(spill, nonce, &geo)?,
                 staged: super::Staging::temporary(nonce),
                 release_retry: std::sync::Mutex::new((0, 0)),
-                staged_mtime: std::sync::Mutex::new(None),
+                staged_mtime: std::sync::Mutex::new((None, 0)),
             }),
         })
     }
