@@ -57,12 +57,7 @@ pub fn run(cmd: TxnCmd) -> Result<(), String> {
             producer,
             txid,
         } => {
-            let q = Queue::open(&path).map_err(super::explain)?;
-            let mut p = q
-                .producer()
-                .name(&producer)
-                .attach()
-                .map_err(super::explain)?;
+            let mut p = attach(&path, &producer)?;
             let n = pending_messages(&mut p, txid)?;
             let first = p.commit_prepared(txid).map_err(super::explain)?;
             match n {
@@ -80,17 +75,19 @@ pub fn run(cmd: TxnCmd) -> Result<(), String> {
             producer,
             txid,
         } => {
-            let q = Queue::open(&path).map_err(super::explain)?;
-            let mut p = q
-                .producer()
-                .name(&producer)
-                .attach()
-                .map_err(super::explain)?;
+            let mut p = attach(&path, &producer)?;
             p.abort_prepared(txid).map_err(super::explain)?;
             println!("transaction {txid} aborted");
             Ok(())
         }
     }
+}
+
+/// The queue at `path`'s producer `name`, attached (refused while another
+/// process holds the name: its transactions are its own to resolve).
+fn attach(path: &std::path::Path, name: &str) -> Result<shmq::Producer, String> {
+    let q = Queue::open(path).map_err(super::explain)?;
+    q.producer().name(name).attach().map_err(super::explain)
 }
 
 /// How many messages prepared transaction `txid` of `p` has.
